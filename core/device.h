@@ -1,0 +1,34 @@
+// Where a tensor's storage lives: the host, or CUDA device N.
+#pragma once
+
+#include <string>
+
+namespace pixgrad {
+
+class Device {
+ public:
+  enum class Type { CPU, CUDA };
+
+  constexpr Device() = default;
+  constexpr Device(Type type, int index) : type_(type), index_(index) {}
+
+  static constexpr Device cpu() { return Device(Type::CPU, 0); }
+  static constexpr Device cuda(int index = 0) { return Device(Type::CUDA, index); }
+  // Parses "cpu", "cuda" or "cuda:N"; throws pixgrad::Error otherwise.
+  static Device parse(const std::string& text);
+
+  Type type() const { return type_; }
+  int index() const { return index_; }
+  bool is_cpu() const { return type_ == Type::CPU; }
+  bool is_cuda() const { return type_ == Type::CUDA; }
+  std::string str() const;
+
+  bool operator==(const Device& other) const { return type_ == other.type_ && index_ == other.index_; }
+  bool operator!=(const Device& other) const { return !(*this == other); }
+
+ private:
+  Type type_ = Type::CPU;
+  int index_ = 0;
+};
+
+}  // namespace pixgrad

@@ -1,0 +1,86 @@
+// The differentiable ops, PyTorch-style free functions. Each is defined, with
+// its backward beside its forward, in core/ops/<family>.cpp; the arithmetic
+// itself lives in kernels/cpu (and kernels/cuda).
+#pragma once
+
+#include <vector>
+
+#include "core/generator.h"
+#include "core/tensor.h"
+
+namespace pixgrad {
+
+// ---- convolution (NCHW; weights in PyTorch's layouts) ----
+struct ConvParams {
+  int64_t stride = 1;
+  int64_t padding = 0;
+};
+// weight [C_out, C_in, kH, kW]; bias [C_out] or undefined.
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(), ConvParams params = {});
+// weight [C_in, C_out, kH, kW]; bias [C_out] or undefined.
+// Output extent: (in - 1) * stride - 2 * padding + k.
+Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
+                        ConvParams params = {});
+
+// ---- normalisation and regularisation ----
+struct BatchNormParams {
+  bool training = true;
+  double momentum = 0.1;  // running = (1 - momentum) * running + momentum * batch statistic
+  double eps = 1e-5;
+};
+// Per-channel normalisation of [N, C, ...]. weight/bias [C] or undefined (no
+// affine). running_mean/running_var [C] or undefined; in training they are
+// updated in place (variance unbiased); in eval they normalise.
+Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, BatchNormParams params = {});
+// Zeroes each element with probability p and scales the rest by 1 / (1 - p);
+// the identity when !training. The mask is Philox-drawn from `generator`.
+Tensor dropout(const Tensor& input, double p, bool training = true, Generator& generator = default_generator());
+
+// ---- activations ----
+Tensor relu(const Tensor& input);
+Tensor leaky_relu(const Tensor& input, double negative_slope = 0.01);
+Tensor tanh(const Tensor& input);
+Tensor sigmoid(const Tensor& input);
+Tensor softplus(const Tensor& input);  // log(1 + exp(x)), stable for large |x|
+Tensor abs(const Tensor& input);
+Tensor neg(const Tensor& input);
+
+// ---- elementwise arithmetic (tensor operands must have equal shapes) ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double b);
+Tensor sub(const Tensor& a, double b);
+Tensor mul(const Tensor& a, double b);
+Tensor div(const Tensor& a, double b);
+
+// ---- shape ----
+// Joins tensors along `dim` (1 = channels for NCHW); other extents must match.
+Tensor concat(const std::vector<Tensor>& inputs, int64_t dim = 1);
+
+// ---- reductions and losses (to one-element tensors of shape []) ----
+Tensor sum(const Tensor& input);
+Tensor mean(const Tensor& input);
+// mean(|prediction - target|)
+Tensor l1_loss(const Tensor& prediction, const Tensor& target);
+
+// ---- in place, never recorded (optimisers, gradient accumulation) ----
+void add_(const Tensor& destination, const Tensor& source);  // destination += source
+void fill_(const Tensor& destination, double value);
+
+// Operators, as in PyTorch.
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator+(const Tensor& a, double b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, double b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, double b) { return div(a, b); }
+inline Tensor operator+(double a, const Tensor& b) { return add(b, a); }
+inline Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+
+}  // namespace pixgrad

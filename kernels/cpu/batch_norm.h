@@ -1,0 +1,31 @@
+// Batch normalisation over [N, C, S] (S = H*W), per channel c.
+#pragma once
+
+#include <cstdint>
+
+namespace pixgrad::kernels::cpu {
+
+struct BatchNormShape {
+  int64_t batch, channels, spatial;
+};
+
+// Training: normalises with the batch's mean and biased variance; writes them
+// as mean[c] and invstd[c] = 1/sqrt(var + eps) for the backward pass, and
+// unbiased_var[c] for the running-statistics update. weight/bias may be null.
+template <typename T>
+void batch_norm_forward_training(const BatchNormShape& s, const T* x, const T* weight, const T* bias, double eps,
+                                 T* y, T* mean, T* invstd, T* unbiased_var);
+
+// Eval: normalises with given per-channel mean and invstd.
+template <typename T>
+void batch_norm_forward_inference(const BatchNormShape& s, const T* x, const T* weight, const T* bias,
+                                  const T* mean, const T* invstd, T* y);
+
+// Gradients. With batch statistics (training) the mean and variance depend on
+// x, which adds the two reduction terms; with fixed statistics they do not.
+// grad_weight / grad_bias may be null when not needed.
+template <typename T>
+void batch_norm_backward(const BatchNormShape& s, const T* x, const T* grad_y, const T* weight, const T* mean,
+                         const T* invstd, bool batch_statistics, T* grad_x, T* grad_weight, T* grad_bias);
+
+}  // namespace pixgrad::kernels::cpu

@@ -1,0 +1,195 @@
+// 2-D convolution as matrix products, one image at a time.
+//
+// With col = im2col(x) of shape [Cin*kh*kw, OH*OW] and the weight viewed as
+// W[Cout, Cin*kh*kw] (PyTorch layout, no copy):
+//   forward          y  = W   x col                       (M=Cout,       N=OH*OW,       K=Cin*kh*kw)
+//   backward data    dx = col2im(W^T x dy)                (M=Cin*kh*kw,  N=OH*OW,       K=Cout)
+//   backward weight  dW = sum_b dy_b x col_b^T            (M=Cout,       N=Cin*kh*kw,   K=OH*OW)
+// The transposes are free: sgemm reads them during packing. A 1x1, stride-1,
+// unpadded convolution has col == x, so it skips im2col/col2im entirely.
+//
+// col is the only scratch memory; it lives in a per-thread growable buffer
+// (one image's worth, reused across images and calls). Each product is
+// threaded inside sgemm and each im2col/col2im over rows/channels, so batch 1
+// keeps both cores busy; images run one after another, which also lets
+// backward-weight accumulate the batch sum in place with beta = 1.
+//
+// A transposed convolution is the adjoint of the "mirror" convolution that
+// maps its output shape back to its input shape with the same weight tensor
+// ([Cin_t, Cout_t, kh, kw] is the mirror's [out, in, kh, kw]), so its three
+// passes are the mirror's backward-data, forward and backward-weight.
+
+#include "kernels/cpu/conv2d.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/im2col.h"
+
+namespace pixgrad::kernels::cpu {
+namespace {
+
+thread_local std::vector<float> tls_col;
+
+float* col_buffer(int64_t count) {
+  if (static_cast<int64_t>(tls_col.size()) < count) tls_col.resize(static_cast<size_t>(count));
+  return tls_col.data();
+}
+
+std::string describe(const Conv2dGeometry& g) {
+  return "batch=" + std::to_string(g.batch) + " in=[" + std::to_string(g.in_channels) + ", " +
+         std::to_string(g.in_height) + ", " + std::to_string(g.in_width) +
+         "] out_channels=" + std::to_string(g.out_channels) + " kernel=" +
+         std::to_string(g.kernel_h) + "x" + std::to_string(g.kernel_w) +
+         " stride=" + std::to_string(g.stride) + " padding=" + std::to_string(g.padding);
+}
+
+void check_geometry(const char* op, const Conv2dGeometry& g) {
+  const bool ok = g.batch >= 0 && g.in_channels > 0 && g.in_height > 0 && g.in_width > 0 &&
+                  g.out_channels > 0 && g.kernel_h > 0 && g.kernel_w > 0 && g.stride > 0 &&
+                  g.padding >= 0 && g.in_height + 2 * g.padding >= g.kernel_h &&
+                  g.in_width + 2 * g.padding >= g.kernel_w;
+  if (!ok) throw std::invalid_argument(std::string(op) + ": invalid geometry (" + describe(g) + ")");
+}
+
+Im2colGeometry unfold_geometry(const Conv2dGeometry& g) {
+  return {g.in_channels, g.in_height, g.in_width, g.kernel_h, g.kernel_w, g.stride, g.padding};
+}
+
+bool is_pointwise(const Conv2dGeometry& g) {
+  return g.kernel_h == 1 && g.kernel_w == 1 && g.stride == 1 && g.padding == 0;
+}
+
+// Minimum elements before a channel loop is worth threading.
+constexpr int64_t kParallelElements = int64_t{1} << 15;
+
+void add_bias(const float* bias, int64_t batch, int64_t channels, int64_t plane, float* out) {
+  const int64_t planes = batch * channels;
+#pragma omp parallel for schedule(static) if (planes * plane >= kParallelElements)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float value = bias[p % channels];
+    float* row = out + p * plane;
+    for (int64_t i = 0; i < plane; ++i) row[i] += value;
+  }
+}
+
+// grad_bias[c] = sum over batch and pixels of grad[b][c][:], accumulated in
+// double: a plane holds up to 128*128 terms per image.
+void sum_bias(const float* grad, int64_t batch, int64_t channels, int64_t plane,
+              float* grad_bias) {
+#pragma omp parallel for schedule(static) if (batch * channels * plane >= kParallelElements)
+  for (int64_t c = 0; c < channels; ++c) {
+    double total = 0.0;
+    for (int64_t b = 0; b < batch; ++b) {
+      const float* row = grad + (b * channels + c) * plane;
+      for (int64_t i = 0; i < plane; ++i) total += row[i];
+    }
+    grad_bias[c] = static_cast<float>(total);
+  }
+}
+
+Conv2dGeometry mirror_of(const ConvTranspose2dGeometry& t) {
+  return {t.batch, t.out_channels, t.out_height(), t.out_width(), t.in_channels,
+          t.kernel_h, t.kernel_w, t.stride, t.padding};
+}
+
+Conv2dGeometry checked_mirror(const char* op, const ConvTranspose2dGeometry& t) {
+  const bool ok = t.batch >= 0 && t.in_channels > 0 && t.in_height > 0 && t.in_width > 0 &&
+                  t.out_channels > 0 && t.kernel_h > 0 && t.kernel_w > 0 && t.stride > 0 &&
+                  t.padding >= 0 && t.out_height() > 0 && t.out_width() > 0;
+  if (!ok) {
+    throw std::invalid_argument(
+        std::string(op) + ": invalid geometry (batch=" + std::to_string(t.batch) + " in=[" +
+        std::to_string(t.in_channels) + ", " + std::to_string(t.in_height) + ", " +
+        std::to_string(t.in_width) + "] out_channels=" + std::to_string(t.out_channels) +
+        " kernel=" + std::to_string(t.kernel_h) + "x" + std::to_string(t.kernel_w) +
+        " stride=" + std::to_string(t.stride) + " padding=" + std::to_string(t.padding) + ")");
+  }
+  return mirror_of(t);
+}
+
+}  // namespace
+
+void conv2d_forward(const Conv2dGeometry& g, const float* input, const float* weight,
+                    const float* bias, float* output) {
+  check_geometry("conv2d_forward", g);
+  const Im2colGeometry u = unfold_geometry(g);
+  const int64_t plane = u.col_cols(), depth = u.col_rows();
+  const int64_t in_size = g.in_channels * g.in_height * g.in_width;
+  const int64_t out_size = g.out_channels * plane;
+  float* col = is_pointwise(g) ? nullptr : col_buffer(depth * plane);
+  for (int64_t b = 0; b < g.batch; ++b) {
+    const float* x = input + b * in_size;
+    if (col) im2col(u, x, col);
+    sgemm(false, false, g.out_channels, plane, depth, 1.0f, weight, depth, col ? col : x, plane,
+          0.0f, output + b * out_size, plane);
+  }
+  if (bias) add_bias(bias, g.batch, g.out_channels, plane, output);
+}
+
+void conv2d_backward_data(const Conv2dGeometry& g, const float* grad_output, const float* weight,
+                          float* grad_input) {
+  check_geometry("conv2d_backward_data", g);
+  const Im2colGeometry u = unfold_geometry(g);
+  const int64_t plane = u.col_cols(), depth = u.col_rows();
+  const int64_t in_size = g.in_channels * g.in_height * g.in_width;
+  const int64_t out_size = g.out_channels * plane;
+  if (is_pointwise(g)) {
+    for (int64_t b = 0; b < g.batch; ++b)
+      sgemm(true, false, depth, plane, g.out_channels, 1.0f, weight, depth,
+            grad_output + b * out_size, plane, 0.0f, grad_input + b * in_size, plane);
+    return;
+  }
+  float* col = col_buffer(depth * plane);
+  std::fill(grad_input, grad_input + g.batch * in_size, 0.0f);
+  for (int64_t b = 0; b < g.batch; ++b) {
+    sgemm(true, false, depth, plane, g.out_channels, 1.0f, weight, depth,
+          grad_output + b * out_size, plane, 0.0f, col, plane);
+    col2im(u, col, grad_input + b * in_size);
+  }
+}
+
+void conv2d_backward_weight(const Conv2dGeometry& g, const float* input,
+                            const float* grad_output, float* grad_weight, float* grad_bias) {
+  check_geometry("conv2d_backward_weight", g);
+  const Im2colGeometry u = unfold_geometry(g);
+  const int64_t plane = u.col_cols(), depth = u.col_rows();
+  const int64_t in_size = g.in_channels * g.in_height * g.in_width;
+  const int64_t out_size = g.out_channels * plane;
+  if (g.batch == 0) std::fill(grad_weight, grad_weight + g.out_channels * depth, 0.0f);
+  float* col = is_pointwise(g) ? nullptr : col_buffer(depth * plane);
+  for (int64_t b = 0; b < g.batch; ++b) {
+    const float* x = input + b * in_size;
+    if (col) im2col(u, x, col);
+    sgemm(false, true, g.out_channels, depth, plane, 1.0f, grad_output + b * out_size, plane,
+          col ? col : x, plane, b == 0 ? 0.0f : 1.0f, grad_weight, depth);
+  }
+  if (grad_bias) sum_bias(grad_output, g.batch, g.out_channels, plane, grad_bias);
+}
+
+void conv_transpose2d_forward(const ConvTranspose2dGeometry& g, const float* input,
+                              const float* weight, const float* bias, float* output) {
+  const Conv2dGeometry mirror = checked_mirror("conv_transpose2d_forward", g);
+  conv2d_backward_data(mirror, input, weight, output);
+  if (bias) add_bias(bias, g.batch, g.out_channels, g.out_height() * g.out_width(), output);
+}
+
+void conv_transpose2d_backward_data(const ConvTranspose2dGeometry& g, const float* grad_output,
+                                    const float* weight, float* grad_input) {
+  const Conv2dGeometry mirror = checked_mirror("conv_transpose2d_backward_data", g);
+  conv2d_forward(mirror, grad_output, weight, nullptr, grad_input);
+}
+
+void conv_transpose2d_backward_weight(const ConvTranspose2dGeometry& g, const float* input,
+                                      const float* grad_output, float* grad_weight,
+                                      float* grad_bias) {
+  const Conv2dGeometry mirror = checked_mirror("conv_transpose2d_backward_weight", g);
+  conv2d_backward_weight(mirror, grad_output, input, grad_weight, nullptr);
+  if (grad_bias)
+    sum_bias(grad_output, g.batch, g.out_channels, g.out_height() * g.out_width(), grad_bias);
+}
+
+}  // namespace pixgrad::kernels::cpu

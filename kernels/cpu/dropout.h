@@ -1,0 +1,14 @@
+// Dropout masks from Philox (core/philox.h): element i is kept when uniform
+// number i of the stream at (seed, offset) is >= p, so a CUDA kernel given the
+// same seed and offset draws the same mask.
+#pragma once
+
+#include <cstdint>
+
+namespace pixgrad::kernels::cpu {
+
+// mask[i] = kept ? 1 / (1 - p) : 0
+template <typename T>
+void dropout_mask(T* mask, int64_t n, double p, uint64_t seed, uint64_t offset);
+
+}  // namespace pixgrad::kernels::cpu

@@ -1,0 +1,831 @@
+// SGEMM, row-major: C = alpha * op(A) * op(B) + beta * C.
+//
+// Every C[i][j] is a K-long dot product, so the work is 2*M*N*K flops against
+// only M*K + K*N + M*N distinct values. A naive loop is memory bound; this
+// follows the BLIS decomposition to make it compute bound instead:
+//
+//   for jc (NC columns of C)            B block  KC x NC  -> shared, L3
+//     for pc (KC of the K dimension)    pack B block into NR-wide column panels
+//       for ic (MC rows of C)           A block  MC x KC  -> per thread, L2
+//         pack A block into MR-tall row panels
+//         for jr (NR columns)           B micro-panel KC x NR stays in L1
+//           for ir (MR rows)            micro-kernel: MR x NR tile of C in registers
+//
+// Packing copies each block once into the exact order the micro-kernel reads
+// it (unit stride, aligned, zero-padded to whole MR/NR tiles), so the inner
+// loop never branches on edges or strides, and transposed operands cost only a
+// transposition during packing. The micro-kernel keeps the whole MR x NR tile
+// of C in registers across the KC loop: per k it loads one NR-vector of B,
+// broadcasts MR scalars of A and issues MR*NR/width FMAs. With AVX-512 the
+// tile is 14 x 32 (28 zmm accumulators + 2 B vectors + 1 broadcast = 31 of 32
+// registers), with AVX2 it is 6 x 16 (12 + 2 + 1 of 16 ymm).
+//
+// Threads split the C block of each (jc, pc) step on a tm x tn grid chosen
+// from the shape: tall problems split rows (each thread packs its own A rows),
+// wide ones split the NR panels (e.g. M=64, N=16384), so both cores work even
+// when one dimension is a single tile. All threads pack disjoint panels of the
+// shared B block, then meet at a barrier before using it.
+//
+// Very skinny products (N or M of a few columns, e.g. the 2x2 and 1x1 U-Net
+// bottleneck layers with K=8192) would waste most of a 32-wide tile and are
+// bound by streaming the big operand anyway; they take a dot-product path
+// that reads the big matrix once, without packing it.
+//
+// The SIMD code is compiled per function with target attributes and chosen at
+// run time, so the library itself stays baseline x86-64.
+
+#include "kernels/cpu/gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PIXGRAD_X86 1
+#define PIXGRAD_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+#define PIXGRAD_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+namespace pixgrad::kernels::cpu {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Growable, 64-byte aligned scratch memory; one per calling thread, freed at
+// thread exit.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  ~AlignedBuffer() { std::free(data_); }
+
+  float* get(int64_t count) {
+    const auto bytes = static_cast<size_t>(round_up(std::max<int64_t>(count, 1) * 4, 64));
+    if (bytes > bytes_) {
+      std::free(data_);
+      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      bytes_ = data_ ? bytes : 0;
+      if (!data_) throw std::bad_alloc();
+    }
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+thread_local AlignedBuffer tls_workspace;
+
+// Packs rows [0, mc) x columns [0, kc) of op(A) (a points at its top-left
+// element) into ceil(mc/MR) panels of kc x MR, rows past mc zero.
+using PackAFn = void (*)(const float* a, int64_t lda, bool trans, int64_t mc, int64_t kc,
+                         float* dst);
+// Packs rows [0, kc) x columns [0, nc) of op(B) into ceil(nc/NR) panels of
+// kc x NR, columns past nc zero.
+using PackBFn = void (*)(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc,
+                         float* dst);
+// C[m x n] = alpha * Apanel * Bpanel + beta * C for one tile (m <= MR, n <= NR).
+using MicroFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                         int64_t m, int64_t n, float alpha, float beta);
+// Skinny path: C[i][j] for rows [i0, i1) of a product whose op(B) has at most
+// kSkinnyMax columns, given op(B) packed transposed as bt[n x K].
+using SkinnyFn = void (*)(bool trans_a, int64_t i0, int64_t i1, int64_t n, int64_t K,
+                          float alpha, const float* A, int64_t lda, const float* bt, float beta,
+                          float* C, int64_t rs_c, int64_t cs_c);
+
+struct GemmKernel {
+  int64_t mr, nr;
+  int64_t mc, kc, nc;
+  PackAFn pack_a;
+  PackBFn pack_b;
+  MicroFn micro;
+  SkinnyFn skinny;
+};
+
+constexpr int64_t kSkinnyMax = 8;
+
+// ---------------------------------------------------------------------------
+// Portable code: generic packing, micro-kernel and skinny kernel. The
+// templates are also instantiated inside target-attributed wrappers, where the
+// compiler vectorises them for that ISA.
+
+template <int MR>
+inline __attribute__((always_inline)) void pack_a_generic(const float* a, int64_t lda, bool trans,
+                                                          int64_t mc, int64_t kc, float* dst) {
+  for (int64_t i0 = 0; i0 < mc; i0 += MR, dst += MR * kc) {
+    const int64_t rows = std::min<int64_t>(MR, mc - i0);
+    for (int64_t k = 0; k < kc; ++k) {
+      if (rows == MR) {
+        for (int r = 0; r < MR; ++r)
+          dst[k * MR + r] = trans ? a[k * lda + i0 + r] : a[(i0 + r) * lda + k];
+      } else {
+        for (int r = 0; r < MR; ++r)
+          dst[k * MR + r] = r >= rows ? 0.0f : trans ? a[k * lda + i0 + r] : a[(i0 + r) * lda + k];
+      }
+    }
+  }
+}
+
+template <int NR>
+inline __attribute__((always_inline)) void pack_b_generic(const float* b, int64_t ldb, bool trans,
+                                                          int64_t kc, int64_t nc, float* dst) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += NR * kc) {
+    const int64_t cols = std::min<int64_t>(NR, nc - j0);
+    for (int64_t k = 0; k < kc; ++k) {
+      if (cols == NR) {
+        for (int j = 0; j < NR; ++j)
+          dst[k * NR + j] = trans ? b[(j0 + j) * ldb + k] : b[k * ldb + j0 + j];
+      } else {
+        for (int j = 0; j < NR; ++j)
+          dst[k * NR + j] = j >= cols ? 0.0f : trans ? b[(j0 + j) * ldb + k] : b[k * ldb + j0 + j];
+      }
+    }
+  }
+}
+
+template <int MR, int NR>
+inline __attribute__((always_inline)) void micro_generic(int64_t kc, const float* a,
+                                                         const float* b, float* c, int64_t ldc,
+                                                         int64_t m, int64_t n, float alpha,
+                                                         float beta) {
+  float acc[MR][NR] = {};
+  for (int64_t k = 0; k < kc; ++k, a += MR, b += NR)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      float& out = c[i * ldc + j];
+      out = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * out;
+    }
+  }
+}
+
+inline __attribute__((always_inline)) void store_skinny(float* out, float value, float alpha,
+                                                        float beta) {
+  *out = beta == 0.0f ? alpha * value : alpha * value + beta * *out;
+}
+
+// C[i][j] = sum_k op(A)[i][k] * bt[j][k]. Without transposition a row of A is
+// contiguous, so each output is a dot product over k (vectorised along k);
+// with it, A[k][i0..] is contiguous and the update is an axpy along i.
+inline __attribute__((always_inline)) void skinny_generic(bool trans_a, int64_t i0, int64_t i1,
+                                                          int64_t n, int64_t K, float alpha,
+                                                          const float* A, int64_t lda,
+                                                          const float* bt, float beta, float* C,
+                                                          int64_t rs_c, int64_t cs_c) {
+  if (!trans_a) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float* arow = A + i * lda;
+      for (int64_t j = 0; j < n; ++j) {
+        const float* brow = bt + j * K;
+        float sum = 0.0f;
+        for (int64_t k = 0; k < K; ++k) sum += arow[k] * brow[k];
+        store_skinny(C + i * rs_c + j * cs_c, sum, alpha, beta);
+      }
+    }
+    return;
+  }
+  constexpr int64_t kChunk = 64;
+  for (int64_t ib = i0; ib < i1; ib += kChunk) {
+    const int64_t len = std::min(kChunk, i1 - ib);
+    float acc[kSkinnyMax][kChunk] = {};
+    for (int64_t k = 0; k < K; ++k) {
+      const float* arow = A + k * lda + ib;
+      for (int64_t j = 0; j < n; ++j) {
+        const float bv = bt[j * K + k];
+        for (int64_t i = 0; i < len; ++i) acc[j][i] += arow[i] * bv;
+      }
+    }
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < len; ++i)
+        store_skinny(C + (ib + i) * rs_c + j * cs_c, acc[j][i], alpha, beta);
+  }
+}
+
+constexpr int kScalarMR = 4;
+constexpr int kScalarNR = 8;
+
+void pack_a_scalar(const float* a, int64_t lda, bool trans, int64_t mc, int64_t kc, float* dst) {
+  pack_a_generic<kScalarMR>(a, lda, trans, mc, kc, dst);
+}
+void pack_b_scalar(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc, float* dst) {
+  pack_b_generic<kScalarNR>(b, ldb, trans, kc, nc, dst);
+}
+void micro_scalar(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t m,
+                  int64_t n, float alpha, float beta) {
+  micro_generic<kScalarMR, kScalarNR>(kc, a, b, c, ldc, m, n, alpha, beta);
+}
+void skinny_scalar(bool trans_a, int64_t i0, int64_t i1, int64_t n, int64_t K, float alpha,
+                   const float* A, int64_t lda, const float* bt, float beta, float* C,
+                   int64_t rs_c, int64_t cs_c) {
+  skinny_generic(trans_a, i0, i1, n, K, alpha, A, lda, bt, beta, C, rs_c, cs_c);
+}
+
+const GemmKernel kScalarKernel{kScalarMR, kScalarNR, 128, 256, 2048,
+                               pack_a_scalar, pack_b_scalar, micro_scalar, skinny_scalar};
+
+#ifdef PIXGRAD_X86
+// ---------------------------------------------------------------------------
+// AVX2 + FMA: 6 x 16 tile in 12 ymm accumulators.
+
+constexpr int kAvx2MR = 6;
+constexpr int kAvx2NR = 16;
+
+PIXGRAD_AVX2 void pack_a_avx2(const float* a, int64_t lda, bool trans, int64_t mc, int64_t kc,
+                              float* dst) {
+  pack_a_generic<kAvx2MR>(a, lda, trans, mc, kc, dst);
+}
+PIXGRAD_AVX2 void pack_b_avx2(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc,
+                              float* dst) {
+  pack_b_generic<kAvx2NR>(b, ldb, trans, kc, nc, dst);
+}
+
+PIXGRAD_AVX2 void micro_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                             int64_t m, int64_t n, float alpha, float beta) {
+  __m256 acc0[kAvx2MR], acc1[kAvx2MR];
+#pragma GCC unroll 6
+  for (int i = 0; i < kAvx2MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k, a += kAvx2MR, b += kAvx2NR) {
+    const __m256 b0 = _mm256_load_ps(b);
+    const __m256 b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < kAvx2MR; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + i);
+      acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
+    }
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  const __m256 vb = _mm256_set1_ps(beta);
+  if (m == kAvx2MR && n == kAvx2NR) {
+#pragma GCC unroll 6
+    for (int i = 0; i < kAvx2MR; ++i) {
+      float* row = c + i * ldc;
+      __m256 r0 = _mm256_mul_ps(va, acc0[i]);
+      __m256 r1 = _mm256_mul_ps(va, acc1[i]);
+      if (beta != 0.0f) {
+        r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row), r0);
+        r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row + 8), r1);
+      }
+      _mm256_storeu_ps(row, r0);
+      _mm256_storeu_ps(row + 8, r1);
+    }
+    return;
+  }
+  alignas(32) float tile[kAvx2MR][kAvx2NR];
+#pragma GCC unroll 6
+  for (int i = 0; i < kAvx2MR; ++i) {
+    _mm256_store_ps(tile[i], acc0[i]);
+    _mm256_store_ps(tile[i] + 8, acc1[i]);
+  }
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) store_skinny(c + i * ldc + j, tile[i][j], alpha, beta);
+}
+
+PIXGRAD_AVX2 void skinny_avx2(bool trans_a, int64_t i0, int64_t i1, int64_t n, int64_t K,
+                              float alpha, const float* A, int64_t lda, const float* bt,
+                              float beta, float* C, int64_t rs_c, int64_t cs_c) {
+  skinny_generic(trans_a, i0, i1, n, K, alpha, A, lda, bt, beta, C, rs_c, cs_c);
+}
+
+const GemmKernel kAvx2Kernel{kAvx2MR, kAvx2NR, 144, 256, 2048,
+                             pack_a_avx2, pack_b_avx2, micro_avx2, skinny_avx2};
+
+// ---------------------------------------------------------------------------
+// AVX-512: 14 x 32 tile in 28 zmm accumulators.
+
+constexpr int kAvx512MR = 14;
+constexpr int kAvx512NR = 32;
+
+// Shuffles in their merge-masked form with a full mask: the plain intrinsics
+// pass an "undefined" operand that GCC 12 flags with -Wmaybe-uninitialized
+// once inlined (GCC bug 105593); these compile to the same instructions.
+constexpr __mmask16 kAll = 0xFFFF;
+PIXGRAD_AVX512 inline __m512 unpack_lo(__m512 a, __m512 b) {
+  return _mm512_mask_unpacklo_ps(a, kAll, a, b);
+}
+PIXGRAD_AVX512 inline __m512 unpack_hi(__m512 a, __m512 b) {
+  return _mm512_mask_unpackhi_ps(a, kAll, a, b);
+}
+template <int IMM>
+PIXGRAD_AVX512 inline __m512 shuffle_ps(__m512 a, __m512 b) {
+  return _mm512_mask_shuffle_ps(a, kAll, a, b, IMM);
+}
+template <int IMM>
+PIXGRAD_AVX512 inline __m512 shuffle_lanes(__m512 a, __m512 b) {
+  return _mm512_mask_shuffle_f32x4(a, kAll, a, b, IMM);
+}
+
+// In-register transpose of a 16 x 16 block: r[i] holds row i on entry and
+// column i on exit.
+PIXGRAD_AVX512 inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = unpack_lo(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = unpack_hi(r[2 * i], r[2 * i + 1]);
+  }
+  // Per 128-bit lane L, r[4g + c] now gathers rows 4g..4g+3 at column 4L + c.
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; ++g) {
+    r[4 * g + 0] = shuffle_ps<0x44>(t[4 * g + 0], t[4 * g + 2]);
+    r[4 * g + 1] = shuffle_ps<0xEE>(t[4 * g + 0], t[4 * g + 2]);
+    r[4 * g + 2] = shuffle_ps<0x44>(t[4 * g + 1], t[4 * g + 3]);
+    r[4 * g + 3] = shuffle_ps<0xEE>(t[4 * g + 1], t[4 * g + 3]);
+  }
+  // Transpose the 4 x 4 grid of 128-bit lanes for each c.
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    const __m512 u0 = shuffle_lanes<0x44>(r[c], r[4 + c]);
+    const __m512 u1 = shuffle_lanes<0xEE>(r[c], r[4 + c]);
+    const __m512 u2 = shuffle_lanes<0x44>(r[8 + c], r[12 + c]);
+    const __m512 u3 = shuffle_lanes<0xEE>(r[8 + c], r[12 + c]);
+    t[c] = shuffle_lanes<0x88>(u0, u2);
+    t[4 + c] = shuffle_lanes<0xDD>(u0, u2);
+    t[8 + c] = shuffle_lanes<0x88>(u1, u3);
+    t[12 + c] = shuffle_lanes<0xDD>(u1, u3);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+PIXGRAD_AVX512 inline __mmask16 tail_mask(int64_t count) {
+  return count >= 16 ? static_cast<__mmask16>(0xFFFF)
+                     : static_cast<__mmask16>((1u << std::max<int64_t>(count, 0)) - 1u);
+}
+
+PIXGRAD_AVX512 inline float horizontal_sum(__m512 v) {
+  v = _mm512_add_ps(v, shuffle_lanes<0x4E>(v, v));
+  v = _mm512_add_ps(v, shuffle_lanes<0xB1>(v, v));
+  v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, kAll, v, 0x4E));
+  v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, kAll, v, 0xB1));
+  return _mm512_cvtss_f32(v);
+}
+
+PIXGRAD_AVX512 void pack_a_avx512(const float* a, int64_t lda, bool trans, int64_t mc,
+                                  int64_t kc, float* dst) {
+  constexpr __mmask16 kPanelMask = (1u << kAvx512MR) - 1u;
+  for (int64_t i0 = 0; i0 < mc; i0 += kAvx512MR, dst += kAvx512MR * kc) {
+    const int64_t rows = std::min<int64_t>(kAvx512MR, mc - i0);
+    if (trans) {
+      const __mmask16 load_mask = tail_mask(rows);
+      for (int64_t k = 0; k < kc; ++k)
+        _mm512_mask_storeu_ps(dst + k * kAvx512MR, kPanelMask,
+                              _mm512_maskz_loadu_ps(load_mask, a + k * lda + i0));
+      continue;
+    }
+    const float* src = a + i0 * lda;
+    int64_t k = 0;
+    for (; k + 16 <= kc; k += 16) {
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < rows ? _mm512_loadu_ps(src + i * lda + k) : _mm512_setzero_ps();
+      transpose16(r);
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i)
+        _mm512_mask_storeu_ps(dst + (k + i) * kAvx512MR, kPanelMask, r[i]);
+    }
+    for (; k < kc; ++k)
+      for (int64_t i = 0; i < kAvx512MR; ++i)
+        dst[k * kAvx512MR + i] = i < rows ? src[i * lda + k] : 0.0f;
+  }
+}
+
+PIXGRAD_AVX512 void pack_b_avx512(const float* b, int64_t ldb, bool trans, int64_t kc,
+                                  int64_t nc, float* dst) {
+  for (int64_t j0 = 0; j0 < nc; j0 += kAvx512NR, dst += kAvx512NR * kc) {
+    const int64_t cols = std::min<int64_t>(kAvx512NR, nc - j0);
+    if (!trans) {
+      const __mmask16 m0 = tail_mask(cols);
+      const __mmask16 m1 = tail_mask(cols - 16);
+      const float* src = b + j0;
+      for (int64_t k = 0; k < kc; ++k) {
+        _mm512_store_ps(dst + k * kAvx512NR, _mm512_maskz_loadu_ps(m0, src + k * ldb));
+        _mm512_store_ps(dst + k * kAvx512NR + 16, _mm512_maskz_loadu_ps(m1, src + k * ldb + 16));
+      }
+      continue;
+    }
+    for (int half = 0; half < 2; ++half) {
+      const int64_t rows = std::clamp<int64_t>(cols - 16 * half, 0, 16);
+      const float* src = b + (j0 + 16 * half) * ldb;
+      float* out = dst + 16 * half;
+      int64_t k = 0;
+      for (; k + 16 <= kc; k += 16) {
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; ++i)
+          r[i] = i < rows ? _mm512_loadu_ps(src + i * ldb + k) : _mm512_setzero_ps();
+        transpose16(r);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; ++i) _mm512_store_ps(out + (k + i) * kAvx512NR, r[i]);
+      }
+      for (; k < kc; ++k)
+        for (int64_t i = 0; i < 16; ++i) out[k * kAvx512NR + i] = i < rows ? src[i * ldb + k] : 0.0f;
+    }
+  }
+}
+
+PIXGRAD_AVX512 void micro_avx512(int64_t kc, const float* a, const float* b, float* c,
+                                 int64_t ldc, int64_t m, int64_t n, float alpha, float beta) {
+  __m512 acc0[kAvx512MR], acc1[kAvx512MR];
+#pragma GCC unroll 14
+  for (int i = 0; i < kAvx512MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k, a += kAvx512MR, b += kAvx512NR) {
+    const __m512 b0 = _mm512_load_ps(b);
+    const __m512 b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < kAvx512MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+    }
+  }
+  const __mmask16 m0 = tail_mask(n);
+  const __mmask16 m1 = tail_mask(n - 16);
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 vb = _mm512_set1_ps(beta);
+  const bool read_c = beta != 0.0f;
+#pragma GCC unroll 14
+  for (int i = 0; i < kAvx512MR; ++i) {
+    if (i >= m) break;
+    float* row = c + i * ldc;
+    __m512 r0 = _mm512_mul_ps(va, acc0[i]);
+    __m512 r1 = _mm512_mul_ps(va, acc1[i]);
+    if (read_c) {
+      r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), r0);
+      r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), r1);
+    }
+    _mm512_mask_storeu_ps(row, m0, r0);
+    _mm512_mask_storeu_ps(row + 16, m1, r1);
+  }
+}
+
+// Dot-product form for !trans_a: 4 rows of A against COLS rows of bt at once,
+// so each bt vector loaded is used 4 times and each A vector COLS times.
+template <int COLS>
+PIXGRAD_AVX512 void skinny_rows_tile(int64_t i, int64_t rows, int64_t j0, int64_t K, float alpha,
+                                     const float* A, int64_t lda, const float* bt, float beta,
+                                     float* C, int64_t rs_c, int64_t cs_c) {
+  constexpr int kRows = 4;
+  const float* arow[kRows];
+  const float* brow[COLS];
+  __m512 acc[kRows][COLS];
+#pragma GCC unroll 4
+  for (int r = 0; r < kRows; ++r) {
+    arow[r] = A + (i + std::min<int64_t>(r, rows - 1)) * lda;
+#pragma GCC unroll 4
+    for (int j = 0; j < COLS; ++j) acc[r][j] = _mm512_setzero_ps();
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < COLS; ++j) brow[j] = bt + (j0 + j) * K;
+  for (int64_t k = 0; k < K; k += 16) {
+    const __mmask16 mask = tail_mask(K - k);
+    __m512 bv[COLS];
+#pragma GCC unroll 4
+    for (int j = 0; j < COLS; ++j) bv[j] = _mm512_maskz_loadu_ps(mask, brow[j] + k);
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 av = _mm512_maskz_loadu_ps(mask, arow[r] + k);
+#pragma GCC unroll 4
+      for (int j = 0; j < COLS; ++j) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < COLS; ++j)
+      store_skinny(C + (i + r) * rs_c + (j0 + j) * cs_c, horizontal_sum(acc[r][j]), alpha,
+                   beta);
+}
+
+// Axpy form for trans_a: A[k][i..i+64) is contiguous; C[i..i+64)[j] += A * bt[j][k].
+template <int COLS>
+PIXGRAD_AVX512 void skinny_cols_tile(int64_t i, int64_t len, int64_t j0, int64_t K, float alpha,
+                                     const float* A, int64_t lda, const float* bt, float beta,
+                                     float* C, int64_t rs_c, int64_t cs_c) {
+  constexpr int kVecs = 4;
+  __mmask16 masks[kVecs];
+  __m512 acc[COLS][kVecs];
+  const float* brow[COLS];
+#pragma GCC unroll 4
+  for (int v = 0; v < kVecs; ++v) masks[v] = tail_mask(len - 16 * v);
+#pragma GCC unroll 4
+  for (int j = 0; j < COLS; ++j) {
+    brow[j] = bt + (j0 + j) * K;
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) acc[j][v] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const float* arow = A + k * lda + i;
+    __m512 av[kVecs];
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) av[v] = _mm512_maskz_loadu_ps(masks[v], arow + 16 * v);
+#pragma GCC unroll 4
+    for (int j = 0; j < COLS; ++j) {
+      const __m512 bj = _mm512_set1_ps(brow[j][k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) acc[j][v] = _mm512_fmadd_ps(av[v], bj, acc[j][v]);
+    }
+  }
+  alignas(64) float tile[COLS][16 * kVecs];
+#pragma GCC unroll 4
+  for (int j = 0; j < COLS; ++j)
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) _mm512_store_ps(tile[j] + 16 * v, acc[j][v]);
+  for (int64_t j = 0; j < COLS; ++j)
+    for (int64_t r = 0; r < len; ++r)
+      store_skinny(C + (i + r) * rs_c + (j0 + j) * cs_c, tile[j][r], alpha, beta);
+}
+
+using SkinnyTileFn = void (*)(int64_t, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                              const float*, float, float*, int64_t, int64_t);
+
+PIXGRAD_AVX512 void skinny_avx512(bool trans_a, int64_t i0, int64_t i1, int64_t n, int64_t K,
+                                  float alpha, const float* A, int64_t lda, const float* bt,
+                                  float beta, float* C, int64_t rs_c, int64_t cs_c) {
+  static constexpr SkinnyTileFn kRowTiles[4] = {skinny_rows_tile<1>, skinny_rows_tile<2>,
+                                                skinny_rows_tile<3>, skinny_rows_tile<4>};
+  static constexpr SkinnyTileFn kColTiles[4] = {skinny_cols_tile<1>, skinny_cols_tile<2>,
+                                                skinny_cols_tile<3>, skinny_cols_tile<4>};
+  const int64_t step = trans_a ? 64 : 4;
+  for (int64_t i = i0; i < i1; i += step) {
+    const int64_t len = std::min(step, i1 - i);
+    for (int64_t j0 = 0; j0 < n; j0 += 4) {
+      const int64_t cols = std::min<int64_t>(4, n - j0);
+      (trans_a ? kColTiles : kRowTiles)[cols - 1](i, len, j0, K, alpha, A, lda, bt, beta, C,
+                                                  rs_c, cs_c);
+    }
+  }
+}
+
+const GemmKernel kAvx512Kernel{kAvx512MR, kAvx512NR, 168, 256, 4096,
+                               pack_a_avx512, pack_b_avx512, micro_avx512, skinny_avx512};
+#endif  // PIXGRAD_X86
+
+const GemmKernel& kernel_for(SgemmIsa isa) {
+  switch (isa) {
+#ifdef PIXGRAD_X86
+    case SgemmIsa::Avx512:
+      return kAvx512Kernel;
+    case SgemmIsa::Avx2:
+      return kAvx2Kernel;
+#endif
+    default:
+      return kScalarKernel;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Drivers.
+
+void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i) {
+    float* row = C + i * ldc;
+    if (beta == 0.0f)
+      std::fill(row, row + N, 0.0f);
+    else if (beta != 1.0f)
+      for (int64_t j = 0; j < N; ++j) row[j] *= beta;
+  }
+}
+
+// Splits `count` items into `parts` contiguous ranges; returns part `index`.
+void split_range(int64_t count, int64_t parts, int64_t index, int64_t& begin, int64_t& end) {
+  begin = count * index / parts;
+  end = count * (index + 1) / parts;
+}
+
+// Threads as a tm x tn grid over (MR-row tiles, NR-column panels): minimise the
+// largest per-thread tile count; on ties split rows, which duplicates no packing.
+void choose_grid(int threads, int64_t tiles_m, int64_t tiles_n, int& tm, int& tn) {
+  tm = threads;
+  tn = 1;
+  int64_t best = -1;
+  for (int d = threads; d >= 1; --d) {
+    if (threads % d != 0) continue;
+    const int64_t cost = ceil_div(tiles_m, d) * ceil_div(tiles_n, threads / d);
+    if (best < 0 || cost < best) {
+      best = cost;
+      tm = d;
+      tn = threads / d;
+    }
+  }
+}
+
+struct GemmProblem {
+  bool trans_a, trans_b;
+  int64_t M, N, K;
+  float alpha;
+  const float* A;
+  int64_t lda;
+  const float* B;
+  int64_t ldb;
+  float beta;
+  float* C;
+  int64_t ldc;
+
+  const float* a_at(int64_t row, int64_t col) const {
+    return trans_a ? A + col * lda + row : A + row * lda + col;
+  }
+  const float* b_at(int64_t row, int64_t col) const {
+    return trans_b ? B + col * ldb + row : B + row * ldb + col;
+  }
+};
+
+// One thread's share of the blocked product. Every thread of the team runs
+// the same jc/pc loops; B is packed cooperatively into b_pack.
+void blocked_thread(const GemmKernel& kern, const GemmProblem& p, int tid, int threads,
+                    int64_t kc_max, int64_t nc_max, float* b_pack, float* a_pack) {
+  const int64_t mr = kern.mr, nr = kern.nr;
+  int tm, tn;
+  choose_grid(threads, ceil_div(p.M, mr), ceil_div(std::min(p.N, nc_max), nr), tm, tn);
+  const int ti = tid / tn, tj = tid % tn;
+  int64_t tile_begin, tile_end;
+  split_range(ceil_div(p.M, mr), tm, ti, tile_begin, tile_end);
+  const int64_t row_begin = tile_begin * mr, row_end = std::min(p.M, tile_end * mr);
+  const int64_t my_rows = row_end - row_begin;
+  const int64_t mc_max =
+      my_rows > 0 ? round_up(ceil_div(my_rows, ceil_div(my_rows, kern.mc)), mr) : mr;
+
+  for (int64_t jc = 0; jc < p.N; jc += nc_max) {
+    const int64_t nc = std::min(nc_max, p.N - jc);
+    const int64_t panels = ceil_div(nc, nr);
+    for (int64_t pc = 0; pc < p.K; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, p.K - pc);
+      int64_t pb, pe;
+      split_range(panels, threads, tid, pb, pe);
+      if (pb < pe)
+        kern.pack_b(p.b_at(pc, jc + pb * nr), p.ldb, p.trans_b, kc,
+                    std::min(nc, pe * nr) - pb * nr, b_pack + pb * nr * kc);
+      if (threads > 1) {
+#pragma omp barrier
+      }
+      const float beta = pc == 0 ? p.beta : 1.0f;
+      int64_t qb, qe;
+      split_range(panels, tn, tj, qb, qe);
+      if (qb < qe) {
+        for (int64_t ic = row_begin; ic < row_end; ic += mc_max) {
+          const int64_t mc = std::min(mc_max, row_end - ic);
+          kern.pack_a(p.a_at(ic, pc), p.lda, p.trans_a, mc, kc, a_pack);
+          for (int64_t q = qb; q < qe; ++q) {
+            const int64_t jr = q * nr;
+            const int64_t n = std::min(nr, nc - jr);
+            const float* bp = b_pack + q * nr * kc;
+            for (int64_t ir = 0; ir < mc; ir += mr) {
+              kern.micro(kc, a_pack + ir * kc, bp, p.C + (ic + ir) * p.ldc + jc + jr, p.ldc,
+                         std::min(mr, mc - ir), n, p.alpha, beta);
+            }
+          }
+        }
+      }
+      if (threads > 1) {
+#pragma omp barrier
+      }
+    }
+  }
+}
+
+void gemm_blocked(const GemmKernel& kern, const GemmProblem& p, int threads) {
+  const int64_t kc_max = std::min(p.K, kern.kc);
+  const int64_t nc_max = std::min(round_up(p.N, kern.nr), kern.nc);
+  const int64_t b_size = kc_max * nc_max;
+  const int64_t a_size = round_up(kern.mc + kern.mr, kern.mr) * kc_max;
+  float* workspace = tls_workspace.get(b_size + threads * a_size);
+  if (threads == 1) {
+    blocked_thread(kern, p, 0, 1, kc_max, nc_max, workspace, workspace + b_size);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int tid = omp_get_thread_num();
+    blocked_thread(kern, p, tid, omp_get_num_threads(), kc_max, nc_max, workspace,
+                   workspace + b_size + tid * a_size);
+  }
+}
+
+// op(B) has n <= kSkinnyMax columns: copy it transposed (n x K, tiny) and let
+// threads split the rows of C. rs_c/cs_c let the caller pass a transposed C.
+void gemm_skinny(const GemmKernel& kern, bool trans_a, bool trans_b, int64_t M, int64_t n,
+                 int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                 float beta, float* C, int64_t rs_c, int64_t cs_c, int threads) {
+  float* bt = tls_workspace.get(n * K);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t k = 0; k < K; ++k) bt[j * K + k] = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+  // Row blocks of 64 keep the vector tails to the last block.
+  const int64_t blocks = ceil_div(M, 64);
+  threads = static_cast<int>(std::min<int64_t>(threads, blocks));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    int64_t bb, be;
+    split_range(blocks, omp_get_num_threads(), omp_get_thread_num(), bb, be);
+    if (bb < be)
+      kern.skinny(trans_a, bb * 64, std::min(M, be * 64), n, K, alpha, A, lda, bt, beta, C, rs_c,
+                  cs_c);
+  }
+}
+
+[[noreturn]] void bad_argument(const std::string& what, bool ta, bool tb, int64_t M, int64_t N,
+                               int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
+  throw std::invalid_argument("sgemm: " + what + " (trans_a=" + std::to_string(ta) +
+                              ", trans_b=" + std::to_string(tb) + ", M=" + std::to_string(M) +
+                              ", N=" + std::to_string(N) + ", K=" + std::to_string(K) +
+                              ", lda=" + std::to_string(lda) + ", ldb=" + std::to_string(ldb) +
+                              ", ldc=" + std::to_string(ldc) + ")");
+}
+
+void sgemm_with(const GemmKernel& kern, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                float beta, float* C, int64_t ldc) {
+  if (M < 0 || N < 0 || K < 0)
+    bad_argument("negative dimension", trans_a, trans_b, M, N, K, lda, ldb, ldc);
+  if (lda < std::max<int64_t>(1, trans_a ? M : K) || ldb < std::max<int64_t>(1, trans_b ? K : N) ||
+      ldc < std::max<int64_t>(1, N))
+    bad_argument("leading dimension too small", trans_a, trans_b, M, N, K, lda, ldb, ldc);
+  if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0.0f) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+
+  // About a megaflop per thread pays for waking it.
+  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * K;
+  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  threads = static_cast<int>(std::clamp(flops / 1.0e6, 1.0, static_cast<double>(threads)));
+
+  if (N <= kSkinnyMax && M >= N) {
+    gemm_skinny(kern, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1, threads);
+    return;
+  }
+  if (M <= kSkinnyMax) {
+    // C^T = op(B)^T op(A)^T: op(B)^T is op(B) read with the other transposition.
+    gemm_skinny(kern, !trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, 1, ldc,
+                threads);
+    return;
+  }
+  gemm_blocked(kern,
+               GemmProblem{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc},
+               threads);
+}
+
+}  // namespace
+
+bool sgemm_isa_supported(SgemmIsa isa) {
+  switch (isa) {
+    case SgemmIsa::Scalar:
+      return true;
+#ifdef PIXGRAD_X86
+    case SgemmIsa::Avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case SgemmIsa::Avx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+#endif
+    default:
+      return false;
+  }
+}
+
+SgemmIsa sgemm_best_isa() {
+  static const SgemmIsa best = [] {
+    if (sgemm_isa_supported(SgemmIsa::Avx512)) return SgemmIsa::Avx512;
+    if (sgemm_isa_supported(SgemmIsa::Avx2)) return SgemmIsa::Avx2;
+    return SgemmIsa::Scalar;
+  }();
+  return best;
+}
+
+const char* sgemm_isa_name(SgemmIsa isa) {
+  switch (isa) {
+    case SgemmIsa::Avx512:
+      return "avx512";
+    case SgemmIsa::Avx2:
+      return "avx2";
+    case SgemmIsa::Scalar:
+      return "scalar";
+  }
+  return "unknown";
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+           int64_t ldc) {
+  sgemm_with(kernel_for(sgemm_best_isa()), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+             beta, C, ldc);
+}
+
+void sgemm(SgemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+           float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+           float* C, int64_t ldc) {
+  if (!sgemm_isa_supported(isa))
+    throw std::invalid_argument(std::string("sgemm: instruction set ") + sgemm_isa_name(isa) +
+                                " is not supported by this CPU");
+  sgemm_with(kernel_for(isa), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace pixgrad::kernels::cpu

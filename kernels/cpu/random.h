@@ -1,0 +1,13 @@
+// Philox fills on the host (see core/philox.h for the stream layout).
+#pragma once
+
+#include <cstdint>
+
+namespace pixgrad::kernels::cpu {
+
+template <typename T>
+void fill_uniform(T* out, int64_t n, uint64_t seed, uint64_t offset, double low, double high);
+template <typename T>
+void fill_normal(T* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev);
+
+}  // namespace pixgrad::kernels::cpu
