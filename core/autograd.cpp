@@ -68,7 +68,7 @@ Tensor record(const char* op, Tensor output, std::vector<Tensor> inputs, Backwar
   return output;
 }
 
-void run_backward(const Tensor& root, const Tensor& gradient) {
+void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
   PIXGRAD_CHECK(root.defined(), "backward: called on an undefined tensor");
   PIXGRAD_CHECK(root.requires_grad(), "backward: tensor ", shape_str(root.shape()),
                 " does not require grad (no input of the ops that produced it requires grad)");
@@ -112,6 +112,7 @@ void run_backward(const Tensor& root, const Tensor& gradient) {
       }
     }
     // Free the saved tensors now: the graph is single-use, as in PyTorch.
+    if (retain_graph) continue;
     node->backward = nullptr;
     node->inputs.clear();
     node->released = true;

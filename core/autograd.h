@@ -49,7 +49,9 @@ bool any_requires_grad(const std::vector<Tensor>& inputs);
 // returns `output` either way. `backward` must return inputs.size() gradients.
 Tensor record(const char* op, Tensor output, std::vector<Tensor> inputs, BackwardFunction backward);
 
-// The engine behind Tensor::backward.
-void run_backward(const Tensor& root, const Tensor& gradient);
+// The engine behind Tensor::backward. With retain_graph the nodes keep their
+// saved tensors, so a second backward can run through the same graph (the
+// original Chainer trainer backpropagates through D twice from one forward).
+void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph = false);
 
 }  // namespace pixgrad

@@ -280,7 +280,15 @@ void Tensor::zero_grad() const { checked_impl(), impl_->grad.reset(); }
 
 const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked_impl().grad_fn; }
 
-void Tensor::backward(const Tensor& gradient) const { run_backward(*this, gradient); }
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  run_backward(*this, gradient, retain_graph);
+}
+
+void Tensor::unchain_backward() const {
+  checked_impl();
+  impl_->grad_fn.reset();
+  impl_->requires_grad = false;
+}
 
 Tensor Tensor::detach() const {
   auto view = std::make_shared<TensorImpl>();

@@ -92,9 +92,14 @@ class Tensor {
   void zero_grad() const;  // drops the accumulated gradient
   const std::shared_ptr<Node>& grad_fn() const;
   // Backpropagates from this tensor; `gradient` may be omitted for one-element tensors.
-  void backward(const Tensor& gradient = Tensor()) const;
-  // The same data, cut from the graph (Chainer's unchain_backward).
+  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
+  // A new handle to the same data, cut from the graph: the usual way to stop
+  // gradients (Chainer's unchain_backward, without touching this handle).
   Tensor detach() const;
+  // Cuts the graph above this tensor in place, like Chainer's
+  // Variable.unchain_backward(): every op that already consumed it stops
+  // backpropagating here.
+  void unchain_backward() const;
 
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }

@@ -93,3 +93,19 @@ TEST_CASE("only leaves can be flagged, only recorded inputs get gradients", "[au
   CHECK(x.grad().item() == Approx(4));
   CHECK_FALSE(constant.grad().defined());
 }
+
+TEST_CASE("retain_graph allows a second backward; unchain_backward cuts in place", "[autograd]") {
+  Tensor x = scalar_leaf(3);
+  Tensor w = scalar_leaf(2);
+  Tensor h = mul(x, x);      // 9, dh/dx = 6
+  Tensor y = mul(h, w);      // 18
+  y.backward(Tensor(), /*retain_graph=*/true);
+  CHECK(x.grad().item() == Approx(12));  // w * 2x
+  CHECK(w.grad().item() == Approx(9));
+  x.zero_grad();
+  w.zero_grad();
+  h.unchain_backward();  // the graph below h is cut for the mul that already consumed it
+  y.backward();
+  CHECK_FALSE(x.grad().defined());
+  CHECK(w.grad().item() == Approx(9));
+}

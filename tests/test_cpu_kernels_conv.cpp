@@ -260,6 +260,28 @@ TEST_CASE("sgemm handles the skinny U-Net shapes", "[cpu][gemm]") {
     }
 }
 
+TEST_CASE("sgemm streams a large write-once C from aligned storage", "[cpu][gemm]") {
+  // A 64-byte aligned, 16 MiB C with beta = 0 and one K slice takes the
+  // non-temporal store path (backward-weight of the U-Net bottleneck).
+  const int64_t M = 512, N = 8192, K = 4;
+  std::mt19937 rng(5);
+  const std::vector<float> A = random_vector(M * K, rng), B = random_vector(N * K, rng);
+  std::vector<float> storage(static_cast<size_t>(M * N + 16));
+  float* C = storage.data();
+  while (reinterpret_cast<uintptr_t>(C) % 64 != 0) ++C;
+  std::fill(C, C + M * N, std::numeric_limits<float>::quiet_NaN());
+  sgemm(false, true, M, N, K, 0.5f, A.data(), K, B.data(), K, 0.0f, C, N);
+  double worst = 0.0;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0.0;
+      for (int64_t k = 0; k < K; ++k) s += static_cast<double>(A[i * K + k]) * B[j * K + k];
+      const double err = std::fabs(0.5 * s - C[i * N + j]);
+      worst = std::isnan(C[i * N + j]) ? 1.0 : std::max(worst, err);
+    }
+  CHECK(worst < 1e-5);
+}
+
 TEST_CASE("sgemm degenerate sizes and scalars", "[cpu][gemm]") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (SgemmIsa isa : supported_isas()) {

@@ -39,6 +39,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
@@ -95,6 +96,12 @@ using PackBFn = void (*)(const float* b, int64_t ldb, bool trans, int64_t kc, in
 // C[m x n] = alpha * Apanel * Bpanel + beta * C for one tile (m <= MR, n <= NR).
 using MicroFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                          int64_t m, int64_t n, float alpha, float beta);
+// A full MR x NR tile reading op(A) in place (a points at the tile's first
+// row of op(A) at the current k offset); used when A would be packed for only
+// one or two NR panels, where packing costs as much as the product.
+using MicroDirectFn = void (*)(int64_t kc, const float* a, int64_t lda, bool trans,
+                               const float* b, float* c, int64_t ldc, int64_t n, float alpha,
+                               float beta);
 // Skinny path: C[i][j] for rows [i0, i1) of a product whose op(B) has at most
 // kSkinnyMax columns, given op(B) packed transposed as bt[n x K].
 using SkinnyFn = void (*)(bool trans_a, int64_t i0, int64_t i1, int64_t n, int64_t K,
@@ -107,8 +114,13 @@ struct GemmKernel {
   PackAFn pack_a;
   PackBFn pack_b;
   MicroFn micro;
+  MicroDirectFn micro_direct;  // nullptr: always pack A
+  MicroFn micro_stream;        // nullptr: no streaming stores
   SkinnyFn skinny;
 };
+
+// At most this many NR panels per A block: read A in place instead of packing.
+constexpr int64_t kDirectPanels = 2;
 
 constexpr int64_t kSkinnyMax = 8;
 
@@ -230,7 +242,8 @@ void skinny_scalar(bool trans_a, int64_t i0, int64_t i1, int64_t n, int64_t K, f
 }
 
 const GemmKernel kScalarKernel{kScalarMR, kScalarNR, 128, 256, 2048,
-                               pack_a_scalar, pack_b_scalar, micro_scalar, skinny_scalar};
+                               pack_a_scalar, pack_b_scalar, micro_scalar, nullptr, nullptr,
+                               skinny_scalar};
 
 #ifdef PIXGRAD_X86
 // ---------------------------------------------------------------------------
@@ -297,7 +310,8 @@ PIXGRAD_AVX2 void skinny_avx2(bool trans_a, int64_t i0, int64_t i1, int64_t n, i
 }
 
 const GemmKernel kAvx2Kernel{kAvx2MR, kAvx2NR, 144, 256, 2048,
-                             pack_a_avx2, pack_b_avx2, micro_avx2, skinny_avx2};
+                             pack_a_avx2, pack_b_avx2, micro_avx2, nullptr, nullptr,
+                             skinny_avx2};
 
 // ---------------------------------------------------------------------------
 // AVX-512: 14 x 32 tile in 28 zmm accumulators.
@@ -375,16 +389,27 @@ PIXGRAD_AVX512 void pack_a_avx512(const float* a, int64_t lda, bool trans, int64
   constexpr __mmask16 kPanelMask = (1u << kAvx512MR) - 1u;
   for (int64_t i0 = 0; i0 < mc; i0 += kAvx512MR, dst += kAvx512MR * kc) {
     const int64_t rows = std::min<int64_t>(kAvx512MR, mc - i0);
+    // A often comes straight from DRAM (a weight read once per call) in short
+    // row segments the hardware prefetcher does not pick up: fetch ahead by
+    // hand, 16 rows of A^T or the next panel's rows of A.
     if (trans) {
       const __mmask16 load_mask = tail_mask(rows);
-      for (int64_t k = 0; k < kc; ++k)
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* ahead = a + (k + 16) * lda + i0;
+        _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + kAvx512MR - 1), _MM_HINT_T0);
         _mm512_mask_storeu_ps(dst + k * kAvx512MR, kPanelMask,
                               _mm512_maskz_loadu_ps(load_mask, a + k * lda + i0));
+      }
       continue;
     }
     const float* src = a + i0 * lda;
+    const int64_t next_rows = std::clamp<int64_t>(mc - i0 - kAvx512MR, 0, kAvx512MR);
     int64_t k = 0;
     for (; k + 16 <= kc; k += 16) {
+      for (int64_t i = 0; i < next_rows; ++i)
+        _mm_prefetch(reinterpret_cast<const char*>(src + (kAvx512MR + i) * lda + k),
+                     _MM_HINT_T0);
       __m512 r[16];
 #pragma GCC unroll 16
       for (int i = 0; i < 16; ++i)
@@ -434,17 +459,36 @@ PIXGRAD_AVX512 void pack_b_avx512(const float* b, int64_t ldb, bool trans, int64
   }
 }
 
-PIXGRAD_AVX512 void micro_avx512(int64_t kc, const float* a, const float* b, float* c,
-                                 int64_t ldc, int64_t m, int64_t n, float alpha, float beta) {
+// Where the micro-kernel finds element (i, k) of its MR x kc slice of op(A):
+// a packed panel, or A itself when packing would cost more than it saves.
+struct PackedPanel {
+  const float* a;
+  float at(int64_t k, int i) const { return a[k * kAvx512MR + i]; }
+};
+struct RowsOfA {
+  const float* a;
+  int64_t lda;
+  float at(int64_t k, int i) const { return a[i * lda + k]; }
+};
+struct ColumnsOfA {
+  const float* a;
+  int64_t lda;
+  float at(int64_t k, int i) const { return a[k * lda + i]; }
+};
+
+template <bool STREAM = false, typename ASource>
+PIXGRAD_AVX512 inline __attribute__((always_inline)) void micro_avx512_tile(
+    int64_t kc, ASource a, const float* b, float* c, int64_t ldc, int64_t m, int64_t n,
+    float alpha, float beta) {
   __m512 acc0[kAvx512MR], acc1[kAvx512MR];
 #pragma GCC unroll 14
   for (int i = 0; i < kAvx512MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k, a += kAvx512MR, b += kAvx512NR) {
+  for (int64_t k = 0; k < kc; ++k, b += kAvx512NR) {
     const __m512 b0 = _mm512_load_ps(b);
     const __m512 b1 = _mm512_load_ps(b + 16);
 #pragma GCC unroll 14
     for (int i = 0; i < kAvx512MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
+      const __m512 ai = _mm512_set1_ps(a.at(k, i));
       acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
       acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
     }
@@ -460,6 +504,11 @@ PIXGRAD_AVX512 void micro_avx512(int64_t kc, const float* a, const float* b, flo
     float* row = c + i * ldc;
     __m512 r0 = _mm512_mul_ps(va, acc0[i]);
     __m512 r1 = _mm512_mul_ps(va, acc1[i]);
+    if (STREAM) {
+      _mm512_stream_ps(row, r0);
+      _mm512_stream_ps(row + 16, r1);
+      continue;
+    }
     if (read_c) {
       r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), r0);
       r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), r1);
@@ -468,6 +517,31 @@ PIXGRAD_AVX512 void micro_avx512(int64_t kc, const float* a, const float* b, flo
     _mm512_mask_storeu_ps(row + 16, m1, r1);
   }
 }
+
+PIXGRAD_AVX512 void micro_avx512(int64_t kc, const float* a, const float* b, float* c,
+                                 int64_t ldc, int64_t m, int64_t n, float alpha, float beta) {
+  micro_avx512_tile(kc, PackedPanel{a}, b, c, ldc, m, n, alpha, beta);
+}
+
+// Full tile, beta == 0, 64-byte aligned rows: non-temporal stores, for a C
+// far larger than the caches that is written once (no read-for-ownership).
+PIXGRAD_AVX512 void micro_stream_avx512(int64_t kc, const float* a, const float* b, float* c,
+                                        int64_t ldc, int64_t, int64_t, float alpha, float) {
+  micro_avx512_tile<true>(kc, PackedPanel{a}, b, c, ldc, kAvx512MR, kAvx512NR, alpha, 0.0f);
+}
+
+PIXGRAD_AVX512 void micro_direct_avx512(int64_t kc, const float* a, int64_t lda, bool trans,
+                                        const float* b, float* c, int64_t ldc, int64_t n,
+                                        float alpha, float beta) {
+  if (trans)
+    micro_avx512_tile(kc, ColumnsOfA{a, lda}, b, c, ldc, kAvx512MR, n, alpha, beta);
+  else
+    micro_avx512_tile(kc, RowsOfA{a, lda}, b, c, ldc, kAvx512MR, n, alpha, beta);
+}
+
+// Software prefetch distances of the streaming (skinny) kernels.
+constexpr int64_t kPrefetchFloats = 256;
+constexpr int64_t kPrefetchRows = 8;
 
 // Dot-product form for !trans_a: 4 rows of A against COLS rows of bt at once,
 // so each bt vector loaded is used 4 times and each A vector COLS times.
@@ -494,6 +568,9 @@ PIXGRAD_AVX512 void skinny_rows_tile(int64_t i, int64_t rows, int64_t j0, int64_
     for (int j = 0; j < COLS; ++j) bv[j] = _mm512_maskz_loadu_ps(mask, brow[j] + k);
 #pragma GCC unroll 4
     for (int r = 0; r < kRows; ++r) {
+      // Four concurrent row streams outrun the hardware prefetcher; asking
+      // 1 KiB ahead roughly doubles the DRAM bandwidth reached.
+      _mm_prefetch(reinterpret_cast<const char*>(arow[r] + k + kPrefetchFloats), _MM_HINT_T0);
       const __m512 av = _mm512_maskz_loadu_ps(mask, arow[r] + k);
 #pragma GCC unroll 4
       for (int j = 0; j < COLS; ++j) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
@@ -505,43 +582,52 @@ PIXGRAD_AVX512 void skinny_rows_tile(int64_t i, int64_t rows, int64_t j0, int64_
                    beta);
 }
 
-// Axpy form for trans_a: A[k][i..i+64) is contiguous; C[i..i+64)[j] += A * bt[j][k].
+// Axpy form for trans_a: A[k][i..] is contiguous, so C[i..][j] += A[k][i..] *
+// bt[j][k]. Streaming long row segments (2 KiB, STEP rows at a time) keeps
+// DRAM reads sequential; the accumulators for the segment live in L1.
+constexpr int64_t kColsWidth = 512;
+
+template <int COLS, int STEP>
+PIXGRAD_AVX512 inline void skinny_cols_step(int64_t k, int64_t i, int64_t len, int64_t j0,
+                                            int64_t K, const float* A, int64_t lda,
+                                            const float* bt, float (*acc)[kColsWidth]) {
+  const float* arow[STEP];
+  __m512 bv[STEP][COLS];
+#pragma GCC unroll 4
+  for (int r = 0; r < STEP; ++r) {
+    arow[r] = A + (k + r) * lda + i;
+#pragma GCC unroll 4
+    for (int j = 0; j < COLS; ++j) bv[r][j] = _mm512_set1_ps(bt[(j0 + j) * K + k + r]);
+  }
+  for (int64_t v = 0; v < len; v += 16) {
+    const __mmask16 mask = tail_mask(len - v);
+    __m512 sum[COLS];
+#pragma GCC unroll 4
+    for (int j = 0; j < COLS; ++j) sum[j] = _mm512_load_ps(acc[j] + v);
+#pragma GCC unroll 4
+    for (int r = 0; r < STEP; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(arow[r] + kPrefetchRows * lda + v), _MM_HINT_T0);
+      const __m512 av = _mm512_maskz_loadu_ps(mask, arow[r] + v);
+#pragma GCC unroll 4
+      for (int j = 0; j < COLS; ++j) sum[j] = _mm512_fmadd_ps(av, bv[r][j], sum[j]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < COLS; ++j) _mm512_store_ps(acc[j] + v, sum[j]);
+  }
+}
+
 template <int COLS>
 PIXGRAD_AVX512 void skinny_cols_tile(int64_t i, int64_t len, int64_t j0, int64_t K, float alpha,
                                      const float* A, int64_t lda, const float* bt, float beta,
                                      float* C, int64_t rs_c, int64_t cs_c) {
-  constexpr int kVecs = 4;
-  __mmask16 masks[kVecs];
-  __m512 acc[COLS][kVecs];
-  const float* brow[COLS];
-#pragma GCC unroll 4
-  for (int v = 0; v < kVecs; ++v) masks[v] = tail_mask(len - 16 * v);
-#pragma GCC unroll 4
-  for (int j = 0; j < COLS; ++j) {
-    brow[j] = bt + (j0 + j) * K;
-#pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) acc[j][v] = _mm512_setzero_ps();
-  }
-  for (int64_t k = 0; k < K; ++k) {
-    const float* arow = A + k * lda + i;
-    __m512 av[kVecs];
-#pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) av[v] = _mm512_maskz_loadu_ps(masks[v], arow + 16 * v);
-#pragma GCC unroll 4
-    for (int j = 0; j < COLS; ++j) {
-      const __m512 bj = _mm512_set1_ps(brow[j][k]);
-#pragma GCC unroll 4
-      for (int v = 0; v < kVecs; ++v) acc[j][v] = _mm512_fmadd_ps(av[v], bj, acc[j][v]);
-    }
-  }
-  alignas(64) float tile[COLS][16 * kVecs];
-#pragma GCC unroll 4
-  for (int j = 0; j < COLS; ++j)
-#pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) _mm512_store_ps(tile[j] + 16 * v, acc[j][v]);
+  alignas(64) float acc[COLS][kColsWidth];
+  for (int j = 0; j < COLS; ++j) std::fill(acc[j], acc[j] + round_up(len, 16), 0.0f);
+  int64_t k = 0;
+  for (; k + 4 <= K; k += 4) skinny_cols_step<COLS, 4>(k, i, len, j0, K, A, lda, bt, acc);
+  for (; k < K; ++k) skinny_cols_step<COLS, 1>(k, i, len, j0, K, A, lda, bt, acc);
   for (int64_t j = 0; j < COLS; ++j)
     for (int64_t r = 0; r < len; ++r)
-      store_skinny(C + (i + r) * rs_c + (j0 + j) * cs_c, tile[j][r], alpha, beta);
+      store_skinny(C + (i + r) * rs_c + (j0 + j) * cs_c, acc[j][r], alpha, beta);
 }
 
 using SkinnyTileFn = void (*)(int64_t, int64_t, int64_t, int64_t, float, const float*, int64_t,
@@ -554,7 +640,7 @@ PIXGRAD_AVX512 void skinny_avx512(bool trans_a, int64_t i0, int64_t i1, int64_t 
                                                 skinny_rows_tile<3>, skinny_rows_tile<4>};
   static constexpr SkinnyTileFn kColTiles[4] = {skinny_cols_tile<1>, skinny_cols_tile<2>,
                                                 skinny_cols_tile<3>, skinny_cols_tile<4>};
-  const int64_t step = trans_a ? 64 : 4;
+  const int64_t step = trans_a ? kColsWidth : 4;
   for (int64_t i = i0; i < i1; i += step) {
     const int64_t len = std::min(step, i1 - i);
     for (int64_t j0 = 0; j0 < n; j0 += 4) {
@@ -566,7 +652,8 @@ PIXGRAD_AVX512 void skinny_avx512(bool trans_a, int64_t i0, int64_t i1, int64_t 
 }
 
 const GemmKernel kAvx512Kernel{kAvx512MR, kAvx512NR, 168, 256, 4096,
-                               pack_a_avx512, pack_b_avx512, micro_avx512, skinny_avx512};
+                               pack_a_avx512, pack_b_avx512, micro_avx512, micro_direct_avx512,
+                               micro_stream_avx512, skinny_avx512};
 #endif  // PIXGRAD_X86
 
 const GemmKernel& kernel_for(SgemmIsa isa) {
@@ -638,11 +725,41 @@ struct GemmProblem {
   }
 };
 
+// Packed B is built a group of KC slices at a time, as many as fit this many
+// floats (8 MiB, well inside L3): the team synchronises twice per group, not
+// twice per slice, which matters most when another process steals a core
+// and every barrier can cost a scheduler time slice.
+constexpr int64_t kPackedBFloats = int64_t{1} << 21;
+
+// C of at least this many floats (16 MiB, half the L3) is stored with
+// streaming stores when it is written in one pass.
+constexpr int64_t kStreamFloats = int64_t{1} << 22;
+
+struct BlockPlan {
+  int64_t kc_max, nc_max;  // KC and NC block sizes
+  int64_t slices_per_group;
+  int64_t b_floats;        // shared packed-B buffer
+  int64_t a_floats;        // per-thread packed-A buffer
+};
+
+BlockPlan plan_blocks(const GemmKernel& kern, const GemmProblem& p) {
+  BlockPlan plan{};
+  plan.kc_max = std::min(p.K, kern.kc);
+  plan.nc_max = std::min(round_up(p.N, kern.nr), kern.nc);
+  const int64_t slice = plan.kc_max * plan.nc_max;
+  plan.slices_per_group =
+      std::clamp<int64_t>(kPackedBFloats / slice, 1, ceil_div(p.K, plan.kc_max));
+  plan.b_floats = plan.slices_per_group * slice;
+  plan.a_floats = round_up(kern.mc + kern.mr, kern.mr) * plan.kc_max;
+  return plan;
+}
+
 // One thread's share of the blocked product. Every thread of the team runs
-// the same jc/pc loops; B is packed cooperatively into b_pack.
-void blocked_thread(const GemmKernel& kern, const GemmProblem& p, int tid, int threads,
-                    int64_t kc_max, int64_t nc_max, float* b_pack, float* a_pack) {
+// the same jc / slice-group loops and packs its share of the group's B panels.
+void blocked_thread(const GemmKernel& kern, const GemmProblem& p, const BlockPlan& plan, int tid,
+                    int threads, float* b_pack, float* a_pack) {
   const int64_t mr = kern.mr, nr = kern.nr;
+  const int64_t kc_max = plan.kc_max, nc_max = plan.nc_max;
   int tm, tn;
   choose_grid(threads, ceil_div(p.M, mr), ceil_div(std::min(p.N, nc_max), nr), tm, tn);
   const int ti = tid / tn, tj = tid % tn;
@@ -652,34 +769,63 @@ void blocked_thread(const GemmKernel& kern, const GemmProblem& p, int tid, int t
   const int64_t my_rows = row_end - row_begin;
   const int64_t mc_max =
       my_rows > 0 ? round_up(ceil_div(my_rows, ceil_div(my_rows, kern.mc)), mr) : mr;
+  const int64_t slices = ceil_div(p.K, kc_max);
+  // A C written once (single K slice, beta 0) and too big to stay cached.
+  const bool stream = kern.micro_stream && slices == 1 && p.beta == 0.0f &&
+                      p.M * p.N >= kStreamFloats && p.ldc % 16 == 0 &&
+                      reinterpret_cast<uintptr_t>(p.C) % 64 == 0;
 
   for (int64_t jc = 0; jc < p.N; jc += nc_max) {
     const int64_t nc = std::min(nc_max, p.N - jc);
     const int64_t panels = ceil_div(nc, nr);
-    for (int64_t pc = 0; pc < p.K; pc += kc_max) {
-      const int64_t kc = std::min(kc_max, p.K - pc);
-      int64_t pb, pe;
-      split_range(panels, threads, tid, pb, pe);
-      if (pb < pe)
-        kern.pack_b(p.b_at(pc, jc + pb * nr), p.ldb, p.trans_b, kc,
-                    std::min(nc, pe * nr) - pb * nr, b_pack + pb * nr * kc);
+    const int64_t slice_floats = kc_max * panels * nr;
+    int64_t qb, qe;
+    split_range(panels, tn, tj, qb, qe);
+    const bool direct_a = kern.micro_direct && qe - qb <= kDirectPanels;
+
+    for (int64_t s0 = 0; s0 < slices; s0 += plan.slices_per_group) {
+      const int64_t s1 = std::min(slices, s0 + plan.slices_per_group);
+      // This thread's share of the group's (slice, panel) items.
+      int64_t wb, we;
+      split_range((s1 - s0) * panels, threads, tid, wb, we);
+      for (int64_t s = s0; s < s1; ++s) {
+        const int64_t first = std::max(wb - (s - s0) * panels, int64_t{0});
+        const int64_t last = std::min(we - (s - s0) * panels, panels);
+        if (first >= last) continue;
+        const int64_t pc = s * kc_max, kc = std::min(kc_max, p.K - pc);
+        kern.pack_b(p.b_at(pc, jc + first * nr), p.ldb, p.trans_b, kc,
+                    std::min(nc, last * nr) - first * nr,
+                    b_pack + (s - s0) * slice_floats + first * nr * kc);
+      }
       if (threads > 1) {
 #pragma omp barrier
       }
-      const float beta = pc == 0 ? p.beta : 1.0f;
-      int64_t qb, qe;
-      split_range(panels, tn, tj, qb, qe);
-      if (qb < qe) {
-        for (int64_t ic = row_begin; ic < row_end; ic += mc_max) {
+      for (int64_t s = s0; s < s1; ++s) {
+        const int64_t pc = s * kc_max, kc = std::min(kc_max, p.K - pc);
+        const float beta = pc == 0 ? p.beta : 1.0f;
+        const float* b_slice = b_pack + (s - s0) * slice_floats;
+        for (int64_t ic = row_begin; qb < qe && ic < row_end; ic += mc_max) {
           const int64_t mc = std::min(mc_max, row_end - ic);
-          kern.pack_a(p.a_at(ic, pc), p.lda, p.trans_a, mc, kc, a_pack);
+          // Direct mode still packs a ragged last panel (it needs zero rows).
+          const int64_t packed_from = direct_a ? mc / mr * mr : 0;
+          if (packed_from < mc)
+            kern.pack_a(p.a_at(ic + packed_from, pc), p.lda, p.trans_a, mc - packed_from, kc,
+                        a_pack);
           for (int64_t q = qb; q < qe; ++q) {
             const int64_t jr = q * nr;
             const int64_t n = std::min(nr, nc - jr);
-            const float* bp = b_pack + q * nr * kc;
+            const float* bp = b_slice + q * nr * kc;
             for (int64_t ir = 0; ir < mc; ir += mr) {
-              kern.micro(kc, a_pack + ir * kc, bp, p.C + (ic + ir) * p.ldc + jc + jr, p.ldc,
-                         std::min(mr, mc - ir), n, p.alpha, beta);
+              float* c = p.C + (ic + ir) * p.ldc + jc + jr;
+              if (ir < packed_from)
+                kern.micro_direct(kc, p.a_at(ic + ir, pc), p.lda, p.trans_a, bp, c, p.ldc, n,
+                                  p.alpha, beta);
+              else if (stream && n == nr && mc - ir >= mr)
+                kern.micro_stream(kc, a_pack + (ir - packed_from) * kc, bp, c, p.ldc, mr, nr,
+                                  p.alpha, beta);
+              else
+                kern.micro(kc, a_pack + (ir - packed_from) * kc, bp, c, p.ldc,
+                           std::min(mr, mc - ir), n, p.alpha, beta);
             }
           }
         }
@@ -689,23 +835,23 @@ void blocked_thread(const GemmKernel& kern, const GemmProblem& p, int tid, int t
       }
     }
   }
+#ifdef PIXGRAD_X86
+  if (stream) _mm_sfence();  // order the weakly-ordered streaming stores
+#endif
 }
 
 void gemm_blocked(const GemmKernel& kern, const GemmProblem& p, int threads) {
-  const int64_t kc_max = std::min(p.K, kern.kc);
-  const int64_t nc_max = std::min(round_up(p.N, kern.nr), kern.nc);
-  const int64_t b_size = kc_max * nc_max;
-  const int64_t a_size = round_up(kern.mc + kern.mr, kern.mr) * kc_max;
-  float* workspace = tls_workspace.get(b_size + threads * a_size);
+  const BlockPlan plan = plan_blocks(kern, p);
+  float* workspace = tls_workspace.get(plan.b_floats + threads * plan.a_floats);
   if (threads == 1) {
-    blocked_thread(kern, p, 0, 1, kc_max, nc_max, workspace, workspace + b_size);
+    blocked_thread(kern, p, plan, 0, 1, workspace, workspace + plan.b_floats);
     return;
   }
 #pragma omp parallel num_threads(threads)
   {
     const int tid = omp_get_thread_num();
-    blocked_thread(kern, p, tid, omp_get_num_threads(), kc_max, nc_max, workspace,
-                   workspace + b_size + tid * a_size);
+    blocked_thread(kern, p, plan, tid, omp_get_num_threads(), workspace,
+                   workspace + plan.b_floats + tid * plan.a_floats);
   }
 }
 

@@ -60,6 +60,9 @@ void im2col(const Im2colGeometry& g, const float* image, float* col) {
       std::fill(dst_row, dst_row + x_lo, 0.0f);
       if (g.stride == 1) {
         std::memcpy(dst_row + x_lo, src_row, sizeof(float) * (x_hi - x_lo));
+      } else if (g.stride == 2) {
+        // A constant stride lets the compiler vectorise the gather with shuffles.
+        for (int64_t ox = x_lo; ox < x_hi; ++ox) dst_row[ox] = src_row[(ox - x_lo) * 2];
       } else {
         for (int64_t ox = x_lo; ox < x_hi; ++ox) dst_row[ox] = src_row[(ox - x_lo) * g.stride];
       }
@@ -90,6 +93,8 @@ void col2im(const Im2colGeometry& g, const float* col, float* image) {
           const float* src_row = src + oy * out_w;
           if (g.stride == 1) {
             for (int64_t ox = x_lo; ox < x_hi; ++ox) dst_row[ox - x_lo] += src_row[ox];
+          } else if (g.stride == 2) {
+            for (int64_t ox = x_lo; ox < x_hi; ++ox) dst_row[(ox - x_lo) * 2] += src_row[ox];
           } else {
             for (int64_t ox = x_lo; ox < x_hi; ++ox)
               dst_row[(ox - x_lo) * g.stride] += src_row[ox];

@@ -1,0 +1,301 @@
+// Writing builds the whole header first (so a bad input fails before any file
+// is touched), then streams header and tensors into a temporary file that
+// replaces the target only once it is complete and on disk.
+//
+// Reading trusts nothing: every size is checked against the real file size
+// before it is used, and the header must describe the data buffer exactly
+// (tensors in any order, but together covering every byte once) — the checks
+// of the reference reader, plus a rejection of duplicate JSON keys, which a
+// JSON parser would otherwise resolve silently.
+#include "core/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian; this host is not");
+
+namespace pixgrad::safetensors {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the reference reader's limit
+constexpr int kMaxHeaderDepth = 128;               // serde_json's recursion limit; real headers nest 3 deep
+constexpr const char* kMetadataKey = "__metadata__";
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return "F32";
+    case DType::Float64: return "F64";
+    default: return nullptr;
+  }
+}
+
+// A name from the file, quoted and escaped so that the error stays on one line.
+std::string quoted(const std::string& text) { return json(text).dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// ---- writing ----
+
+[[noreturn]] void fail_write(const std::string& path, const std::string& reason) {
+  fail("safetensors: cannot write '", path, "': ", reason);
+}
+
+// Best effort: makes the rename itself durable. The new file is complete
+// either way, so a failure here is not worth failing the save for.
+void sync_directory_of(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+// Calls write_contents on "<path>.tmp", syncs it and renames it over `path`.
+void write_atomically(const std::string& path, const std::function<bool(std::FILE*)>& write_contents) {
+  const std::string temporary = path + ".tmp";
+  std::FILE* file = std::fopen(temporary.c_str(), "wb");
+  if (file == nullptr) fail_write(path, std::strerror(errno));
+  bool ok = write_contents(file) && std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
+  int error = errno;
+  if (std::fclose(file) != 0 && ok) ok = false, error = errno;
+  if (ok && std::rename(temporary.c_str(), path.c_str()) != 0) ok = false, error = errno;
+  if (!ok) {
+    std::remove(temporary.c_str());
+    fail_write(path, std::strerror(error));
+  }
+  sync_directory_of(path);
+}
+
+void write_u64_le(uint64_t value, unsigned char out[8]) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<unsigned char>(value >> (8 * i));
+}
+
+// ---- reading ----
+
+template <typename... Parts>
+[[noreturn]] void reject(const std::string& path, const Parts&... parts) {
+  fail("safetensors: '", path, "': ", parts...);
+}
+
+struct Entry {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  uint64_t begin, end;
+};
+
+using FilePointer = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
+
+void read_exactly(const std::string& path, std::FILE* file, void* destination, uint64_t bytes, const char* what) {
+  if (bytes > 0 && std::fread(destination, 1, bytes, file) != bytes)
+    reject(path, "could not read the ", what, " (", bytes, " bytes): ",
+           std::ferror(file) ? std::strerror(errno) : "unexpected end of file");
+}
+
+// A one-line summary of a JSON parse error, without raw (possibly binary) header bytes.
+std::string describe(const json::parse_error& error) {
+  std::string message = error.what();
+  const size_t start = message.find("] ");
+  message = start == std::string::npos ? message : message.substr(start + 2);
+  const size_t last_read = message.find("; last read");
+  if (last_read != std::string::npos) message.resize(last_read);
+  for (char& c : message)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  return message;
+}
+
+// Parses the header, rejecting duplicate keys (at any level) and deep nesting.
+json parse_header(const std::string& path, const std::string& text) {
+  std::vector<std::set<std::string>> open_objects;
+  auto check = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth > kMaxHeaderDepth) reject(path, "header nests deeper than ", kMaxHeaderDepth, " levels");
+    if (event == json::parse_event_t::object_start) open_objects.emplace_back();
+    if (event == json::parse_event_t::object_end) open_objects.pop_back();
+    if (event == json::parse_event_t::key && !open_objects.back().insert(parsed.get<std::string>()).second)
+      reject(path, "duplicate key ", quoted(parsed.get<std::string>()), " in the header");
+    return true;
+  };
+  if (text.empty() || text[0] != '{') reject(path, "header is not a JSON object (it must start with '{')");
+  try {
+    return json::parse(text, check);
+  } catch (const json::parse_error& error) {
+    reject(path, "header is not valid JSON: ", describe(error));
+  }
+}
+
+// Non-negative JSON integers, as uint64; false for anything else.
+bool as_unsigned(const json& value, uint64_t& out) {
+  if (!value.is_number_unsigned()) return false;
+  out = value.get<uint64_t>();
+  return true;
+}
+
+Entry parse_entry(const std::string& path, const std::string& name, const json& info) {
+  const std::string tensor = "tensor " + quoted(name) + ": ";
+  if (!info.is_object()) reject(path, tensor, "entry is not an object");
+  for (const auto& field : info.items())
+    if (field.key() != "dtype" && field.key() != "shape" && field.key() != "data_offsets")
+      reject(path, tensor, "unexpected field ", quoted(field.key()));
+  for (const char* field : {"dtype", "shape", "data_offsets"})
+    if (!info.contains(field)) reject(path, tensor, "missing field '", field, "'");
+
+  Entry entry;
+  entry.name = name;
+  const json& dtype = info["dtype"];
+  if (!dtype.is_string()) reject(path, tensor, "dtype is not a string");
+  if (dtype == "F32") {
+    entry.dtype = DType::Float32;
+  } else if (dtype == "F64") {
+    entry.dtype = DType::Float64;
+  } else {
+    reject(path, tensor, "unsupported dtype ", quoted(dtype.get<std::string>()), " (only F32 and F64 are read)");
+  }
+
+  // Bytes = element size * extents, refused as soon as the product could overflow.
+  const json& shape = info["shape"];
+  if (!shape.is_array()) reject(path, tensor, "shape is not a list");
+  uint64_t bytes = element_size(entry.dtype);
+  for (const json& extent_json : shape) {
+    uint64_t extent = 0;
+    if (!as_unsigned(extent_json, extent)) reject(path, tensor, "shape ", shape.dump(), " is not a list of non-negative integers");
+    if (extent > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+        (extent != 0 && bytes > std::numeric_limits<uint64_t>::max() / extent))
+      reject(path, tensor, "shape ", shape.dump(), " is too large (its byte size overflows)");
+    bytes *= extent;
+    entry.shape.push_back(static_cast<int64_t>(extent));
+  }
+
+  const json& offsets = info["data_offsets"];
+  if (!offsets.is_array() || offsets.size() != 2 || !as_unsigned(offsets[0], entry.begin) ||
+      !as_unsigned(offsets[1], entry.end))
+    reject(path, tensor, "data_offsets ", offsets.dump(), " is not a pair of non-negative integers");
+  if (entry.begin > entry.end) reject(path, tensor, "data_offsets ", offsets.dump(), " end before they begin");
+  if (entry.end - entry.begin != bytes)
+    reject(path, tensor, "data_offsets ", offsets.dump(), " span ", entry.end - entry.begin, " bytes, but ",
+           dtype.get<std::string>(), " ", shape.dump(), " needs ", bytes);
+  return entry;
+}
+
+std::map<std::string, std::string> parse_metadata(const std::string& path, const json& metadata) {
+  if (!metadata.is_object()) reject(path, "__metadata__ is not an object");
+  std::map<std::string, std::string> out;
+  for (const auto& item : metadata.items()) {
+    if (!item.value().is_string()) reject(path, "__metadata__ value for ", quoted(item.key()), " is not a string");
+    out[item.key()] = item.value().get<std::string>();
+  }
+  return out;
+}
+
+// Sorted by offset, the tensors must tile [0, buffer_bytes) exactly.
+void check_layout(const std::string& path, std::vector<Entry>& entries, uint64_t buffer_bytes) {
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+  uint64_t covered = 0;
+  for (const Entry& e : entries) {
+    const std::string where = "tensor " + quoted(e.name) + ": data_offsets [" + std::to_string(e.begin) + ", " +
+                              std::to_string(e.end) + "] ";
+    if (e.end > buffer_bytes) reject(path, where, "run past the end of the ", buffer_bytes, "-byte data buffer");
+    if (e.begin < covered) reject(path, where, "overlap another tensor's bytes (which end at ", covered, ")");
+    if (e.begin > covered) reject(path, where, "leave a gap: bytes ", covered, " to ", e.begin, " belong to no tensor");
+    covered = e.end;
+  }
+  if (covered != buffer_bytes)
+    reject(path, "the data buffer has ", buffer_bytes, " bytes but the tensors cover only ", covered,
+           " (trailing bytes)");
+}
+
+}  // namespace
+
+void save(const std::string& path, const std::map<std::string, Tensor>& tensors,
+          const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  std::vector<Tensor> host_tensors;
+  uint64_t offset = 0;
+  for (const auto& [name, tensor] : tensors) {
+    if (name == kMetadataKey) fail_write(path, "'__metadata__' cannot name a tensor");
+    if (!tensor.defined()) fail_write(path, "tensor " + quoted(name) + " is undefined");
+    const char* dtype = dtype_name(tensor.dtype());
+    if (dtype == nullptr) fail_write(path, "tensor " + quoted(name) + " has unsupported dtype " + to_string(tensor.dtype()));
+    host_tensors.push_back(tensor.to(Device::cpu()));
+    const uint64_t bytes = tensor.nbytes();
+    header[name] = {{"dtype", dtype}, {"shape", tensor.shape()}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  if (!metadata.empty()) header[kMetadataKey] = metadata;
+  std::string text = header.dump(-1, ' ', false, json::error_handler_t::strict);
+  text.append((8 - text.size() % 8) % 8, ' ');
+
+  write_atomically(path, [&](std::FILE* file) {
+    unsigned char length[8];
+    write_u64_le(text.size(), length);
+    if (std::fwrite(length, 1, 8, file) != 8 || std::fwrite(text.data(), 1, text.size(), file) != text.size())
+      return false;
+    for (const Tensor& tensor : host_tensors)
+      if (tensor.nbytes() > 0 && std::fwrite(tensor.raw_data(), 1, tensor.nbytes(), file) != tensor.nbytes())
+        return false;
+    return true;
+  });
+}
+
+File load(const std::string& path) {
+  FilePointer file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) reject(path, "cannot open: ", std::strerror(errno));
+  struct stat info {};
+  if (::fstat(::fileno(file.get()), &info) != 0) reject(path, "cannot stat: ", std::strerror(errno));
+  if (!S_ISREG(info.st_mode)) reject(path, "not a regular file");
+  const uint64_t file_bytes = static_cast<uint64_t>(info.st_size);
+
+  if (file_bytes < 8) reject(path, "file is ", file_bytes, " bytes, too short for the 8-byte header length");
+  unsigned char length_bytes[8];
+  read_exactly(path, file.get(), length_bytes, 8, "header length");
+  uint64_t header_bytes = 0;
+  for (int i = 0; i < 8; ++i) header_bytes |= static_cast<uint64_t>(length_bytes[i]) << (8 * i);
+  if (header_bytes > kMaxHeaderBytes)
+    reject(path, "header length ", header_bytes, " exceeds the limit of ", kMaxHeaderBytes, " bytes");
+  if (header_bytes > file_bytes - 8)
+    reject(path, "header length ", header_bytes, " exceeds the ", file_bytes - 8, " bytes that follow it");
+
+  std::string text(header_bytes, '\0');
+  read_exactly(path, file.get(), text.data(), header_bytes, "header");
+  const json header = parse_header(path, text);
+
+  File result;
+  std::vector<Entry> entries;
+  for (const auto& item : header.items()) {
+    if (item.key() == kMetadataKey) {
+      result.metadata = parse_metadata(path, item.value());
+    } else {
+      entries.push_back(parse_entry(path, item.key(), item.value()));
+    }
+  }
+  check_layout(path, entries, file_bytes - 8 - header_bytes);
+
+  // The entries now tile the data buffer in file order, so one sequential read fills them.
+  for (const Entry& entry : entries) {
+    Tensor tensor = Tensor::empty(entry.shape, Device::cpu(), entry.dtype);
+    read_exactly(path, file.get(), tensor.raw_data(), entry.end - entry.begin,
+                 ("data of tensor " + quoted(entry.name)).c_str());
+    result.tensors.emplace(entry.name, tensor);
+  }
+  return result;
+}
+
+}  // namespace pixgrad::safetensors

@@ -1,0 +1,29 @@
+// Adam, one fused pass per parameter tensor. With g = grad + weight_decay * p
+// (L2 decay added to the gradient, as in PyTorch's Adam and Chainer's
+// WeightDecay hook) and t the 1-based step:
+//   m = beta1 * m + (1 - beta1) * g
+//   v = beta2 * v + (1 - beta2) * g^2
+//   PyTorch: p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+//   Chainer: p -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
+// The two differ only in where eps sits relative to the bias correction,
+// which matters while v is tiny (early steps, rarely-updated weights).
+// The step-dependent scalars are formed once in double; the elementwise
+// work is memory-bound, so one read of p, g, m, v and one write of p, m, v.
+#pragma once
+
+#include <cstdint>
+
+namespace pixgrad::kernels::cpu {
+
+enum class EpsilonPlacement { PyTorch, Chainer };
+
+struct AdamStep {
+  double lr, beta1, beta2, eps, weight_decay;
+  int64_t step;  // t, counted from 1
+  EpsilonPlacement placement;
+};
+
+template <typename T>
+void adam_update(const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n);
+
+}  // namespace pixgrad::kernels::cpu

@@ -1,0 +1,46 @@
+// Conv2d and ConvTranspose2d: square kernels, PyTorch weight layouts, weights
+// drawn from Normal(0, 0.02) as in the pix2pix paper and its reference
+// trainers (PyTorch's own default, Kaiming-uniform, is not used).
+#pragma once
+
+#include <cstdint>
+
+#include "layers/module.h"
+
+namespace pixgrad::nn {
+
+class ConvOptions {
+ public:
+  ConvOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size)
+      : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
+  PIXGRAD_ARG(int64_t, in_channels);
+  PIXGRAD_ARG(int64_t, out_channels);
+  PIXGRAD_ARG(int64_t, kernel_size);
+  PIXGRAD_ARG(int64_t, stride) = 1;
+  PIXGRAD_ARG(int64_t, padding) = 0;
+  PIXGRAD_ARG(bool, bias) = true;
+};
+using Conv2dOptions = ConvOptions;
+using ConvTranspose2dOptions = ConvOptions;
+
+// weight [out, in, k, k], bias [out] (undefined without bias).
+class Conv2d : public Module {
+ public:
+  explicit Conv2d(const Conv2dOptions& options);
+  Tensor forward(const Tensor& input) override;
+
+  Conv2dOptions options;
+  Tensor weight, bias;
+};
+
+// weight [in, out, k, k], bias [out]; output extent (in - 1) * stride - 2 * padding + k.
+class ConvTranspose2d : public Module {
+ public:
+  explicit ConvTranspose2d(const ConvTranspose2dOptions& options);
+  Tensor forward(const Tensor& input) override;
+
+  ConvTranspose2dOptions options;
+  Tensor weight, bias;
+};
+
+}  // namespace pixgrad::nn

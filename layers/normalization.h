@@ -1,0 +1,76 @@
+// BatchNorm2d, InstanceNorm2d and Dropout, over pixgrad::batch_norm and
+// pixgrad::dropout. Affine weights start at one, biases at zero.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "layers/module.h"
+
+namespace pixgrad::nn {
+
+class BatchNorm2dOptions {
+ public:
+  explicit BatchNorm2dOptions(int64_t num_features) : num_features_(num_features) {}
+  PIXGRAD_ARG(int64_t, num_features);
+  PIXGRAD_ARG(double, eps) = 1e-5;
+  PIXGRAD_ARG(double, momentum) = 0.1;
+  PIXGRAD_ARG(bool, affine) = true;
+  PIXGRAD_ARG(bool, track_running_stats) = true;
+};
+
+// The state both norms share: affine weight and bias [C] (ones and zeros)
+// when affine, running_mean and running_var [C] buffers (zeros and ones)
+// when tracking running statistics.
+class NormBase : public Module {
+ public:
+  Tensor weight, bias;
+  Tensor running_mean, running_var;
+
+ protected:
+  NormBase(std::string name, int64_t num_features, double eps, bool affine, bool track_running_stats);
+};
+
+// Per-channel statistics over the batch and the plane. Training uses (and,
+// when tracked, updates) batch statistics; eval uses the running ones when
+// tracked, batch statistics otherwise.
+class BatchNorm2d : public NormBase {
+ public:
+  explicit BatchNorm2d(const BatchNorm2dOptions& options);
+  Tensor forward(const Tensor& input) override;
+
+  BatchNorm2dOptions options;
+};
+
+class InstanceNorm2dOptions {
+ public:
+  explicit InstanceNorm2dOptions(int64_t num_features) : num_features_(num_features) {}
+  PIXGRAD_ARG(int64_t, num_features);
+  PIXGRAD_ARG(double, eps) = 1e-5;
+  PIXGRAD_ARG(double, momentum) = 0.1;
+  PIXGRAD_ARG(bool, affine) = false;
+  PIXGRAD_ARG(bool, track_running_stats) = false;
+};
+
+// Statistics per sample and channel, over the plane only. When tracking, the
+// running statistics follow the batch average of the per-sample ones and
+// replace them in eval, as in PyTorch.
+class InstanceNorm2d : public NormBase {
+ public:
+  explicit InstanceNorm2d(const InstanceNorm2dOptions& options);
+  Tensor forward(const Tensor& input) override;
+
+  InstanceNorm2dOptions options;
+};
+
+// Zeroes elements with probability p in training (scaling the rest by
+// 1 / (1 - p)); the identity in eval.
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5);
+  Tensor forward(const Tensor& input) override;
+
+  double p;
+};
+
+}  // namespace pixgrad::nn

@@ -1,0 +1,43 @@
+// pix2pix's aligned layout: one file holds A (left half) and B (right half).
+// Each half is resized to load_size^2 and both get the same random crop and
+// flip, so input and target stay pixel-aligned.
+#include <filesystem>
+
+#include "core/error.h"
+#include "models/datasets/datasets.h"
+
+namespace pixgrad::data {
+
+AlignedDataset::AlignedDataset(const std::string& root, const std::string& split, AlignedOptions options)
+    : options_(options) {
+  PIXGRAD_CHECK(options.crop_size > 0 && options.crop_size <= options.load_size && options.load_size <= kMaxImageSide,
+                "AlignedDataset: need 0 < crop_size <= load_size <= ", kMaxImageSide, ", got crop_size ",
+                options.crop_size, " and load_size ", options.load_size);
+  files_ = list_image_files((std::filesystem::path(root) / split).string());
+}
+
+Example AlignedDataset::get(size_t index, uint64_t seed) const {
+  PIXGRAD_CHECK(index < files_.size(), "AlignedDataset: index ", index, " is out of range for ", files_.size(),
+                " examples");
+  const std::string& path = files_[index];
+  const Image both = load_image(path);
+  PIXGRAD_CHECK(both.width % 2 == 0, "image '", path, "': width ", both.width,
+                " is odd; expected A|B side by side");
+  const int half = both.width / 2;
+  const int load = options_.load_size;
+  const int crop_size = options_.crop_size;
+  auto prepare = [&](int x) {
+    const Image side = crop(both, x, 0, half, both.height);
+    return (side.width == load && side.height == load) ? side : resize_bilinear(side, load, load);
+  };
+  const Image a = prepare(0);
+  const Image b = prepare(half);
+  const Augmentation augmentation = draw_augmentation(seed, index, load, load, crop_size, crop_size, !options_.no_flip);
+  Tensor a_tensor = image_to_tensor(apply_augmentation(a, augmentation, crop_size, crop_size), path);
+  Tensor b_tensor = image_to_tensor(apply_augmentation(b, augmentation, crop_size, crop_size), path);
+  const std::string name = std::filesystem::path(path).stem().string();
+  if (options_.direction == Direction::AtoB) return {a_tensor, b_tensor, name};
+  return {b_tensor, a_tensor, name};
+}
+
+}  // namespace pixgrad::data

@@ -1,0 +1,267 @@
+// Decoding and encoding through stb_image / stb_image_write, compiled here
+// with only the JPEG and PNG decoders: every other format is refused, which
+// keeps the attack surface of the decoder small. Files are read by us (with a
+// size cap) and decoded from memory, so stb never touches the file system.
+#include "models/datasets/image.h"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "core/error.h"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_STATIC
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_NO_STDIO
+#define STBI_MAX_DIMENSIONS 8192
+#include <stb/stb_image.h>
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#define STBI_WRITE_NO_STDIO
+#include <stb/stb_image_write.h>
+#pragma GCC diagnostic pop
+
+namespace pixgrad::data {
+
+static_assert(STBI_MAX_DIMENSIONS == kMaxImageSide, "stb's limit and ours must agree");
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+constexpr std::array<uint8_t, 8> kPngSignature = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+[[noreturn]] void fail_image(const std::string& path, const std::string& problem) {
+  fail("image '", path, "': ", problem);
+}
+
+Bytes read_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const fs::file_status status = fs::status(path, error);
+  if (!fs::exists(status)) fail_image(path, "no such file");
+  if (fs::is_directory(status)) fail_image(path, "is a directory, not an image file");
+  const uintmax_t size = fs::file_size(path, error);
+  if (error) fail_image(path, "cannot read its size: " + error.message());
+  if (size == 0) fail_image(path, "the file is empty");
+  if (size > kMaxImageFileBytes) {
+    fail_image(path, "the file is " + std::to_string(size) + " bytes, over the " +
+                         std::to_string(kMaxImageFileBytes >> 20) + " MiB limit");
+  }
+  Bytes bytes(static_cast<size_t>(size));
+  std::ifstream in(path, std::ios::binary);
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()))) {
+    fail_image(path, "cannot read the file");
+  }
+  return bytes;
+}
+
+bool is_png(const Bytes& bytes) {
+  return bytes.size() >= kPngSignature.size() && std::equal(kPngSignature.begin(), kPngSignature.end(), bytes.begin());
+}
+
+bool is_jpeg(const Bytes& bytes) {
+  return bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+}
+
+uint32_t read_u32_be(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+void write_u32_be(uint8_t* p, uint32_t value) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(value >> (24 - 8 * i));
+}
+
+// The CRC-32 of PNG chunks (ISO 3309, reflected polynomial 0xEDB88320).
+uint32_t png_crc(const uint8_t* data, size_t length) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (size_t i = 0; i < length; ++i) {
+    crc ^= data[i];
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return crc ^ 0xFFFFFFFFu;
+}
+
+struct PngChunk {
+  size_t start;   // offset of the length field
+  uint32_t length;
+  std::string type;
+  const uint8_t* data(const Bytes& bytes) const { return bytes.data() + start + 8; }
+};
+
+// The chunks up to IEND, with every length checked against the buffer. stb
+// ignores what follows the last image data, so a PNG cut inside its final
+// chunks would decode silently; walking the chunks catches that too.
+std::vector<PngChunk> png_chunks(const std::string& path, const Bytes& bytes) {
+  std::vector<PngChunk> chunks;
+  size_t position = kPngSignature.size();
+  while (chunks.empty() || chunks.back().type != "IEND") {
+    if (bytes.size() - position < 12 || read_u32_be(bytes.data() + position) > bytes.size() - position - 12) {
+      fail_image(path, "truncated PNG: the chunk at byte " + std::to_string(position) +
+                           " runs past the end of the file");
+    }
+    const uint32_t length = read_u32_be(bytes.data() + position);
+    chunks.push_back({position, length, std::string(bytes.begin() + position + 4, bytes.begin() + position + 8)});
+    position += 12 + size_t{length};
+  }
+  if (chunks.front().type != "IHDR" || chunks.front().length != 13) fail_image(path, "PNG without a valid IHDR chunk");
+  return chunks;
+}
+
+// stb leaves the reason empty on some failures.
+std::string failure_reason() {
+  const char* reason = stbi_failure_reason();
+  return reason && *reason ? reason : "no detail from the decoder";
+}
+
+// Checks the signature and the header's dimensions before any pixel is decoded.
+void check_header(const std::string& path, const Bytes& bytes) {
+  if (!is_png(bytes) && !is_jpeg(bytes)) fail_image(path, "not a JPEG or PNG file (unrecognised signature)");
+  if (is_png(bytes)) png_chunks(path, bytes);
+  int width = 0, height = 0, channels = 0;
+  if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels)) {
+    // stb refuses sides over STBI_MAX_DIMENSIONS here with the reason "too large".
+    fail_image(path, "corrupt or unsupported header (" + failure_reason() + "; at most " +
+                         std::to_string(kMaxImageSide) + " pixels a side)");
+  }
+  if (width <= 0 || height <= 0) fail_image(path, "empty image in the header");
+  if (channels < 1 || channels > 4) fail_image(path, "unsupported channel count " + std::to_string(channels));
+}
+
+// Decodes with `wanted` channels (0: the file's own count).
+Image decode(const std::string& path, const Bytes& bytes, int wanted) {
+  int width = 0, height = 0, channels = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> decoded(
+      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels, wanted),
+      stbi_image_free);
+  // stb tries each decoder in turn, so its reason can name the other format.
+  if (!decoded) {
+    fail_image(path, std::string("corrupt or truncated ") + (is_png(bytes) ? "PNG" : "JPEG") + " data (stb: " +
+                         failure_reason() + ")");
+  }
+  const int kept = wanted != 0 ? wanted : channels;
+  Image image;
+  image.width = width;
+  image.height = height;
+  image.channels = kept;
+  image.pixels.assign(decoded.get(), decoded.get() + static_cast<size_t>(width) * height * kept);
+  return image;
+}
+
+}  // namespace
+
+Image::Image(int width, int height, int channels, uint8_t fill)
+    : width(width), height(height), channels(channels) {
+  PIXGRAD_CHECK(width >= 0 && height >= 0 && channels >= 1 && channels <= 4, "Image: invalid size ", width, "x",
+                height, "x", channels);
+  pixels.assign(static_cast<size_t>(width) * height * channels, fill);
+}
+
+Image load_image(const std::string& path) {
+  const Bytes bytes = read_file(path);
+  check_header(path, bytes);
+  return decode(path, bytes, 0);
+}
+
+// stb expands a palette PNG to the palette's colours and offers no way to get
+// the indices. Rather than decoding PNG ourselves, we decode a copy of the file
+// whose palette (PLTE) is replaced by a full identity palette, entry i = grey
+// (i, i, i), with a correct CRC: stb's expansion then yields the index itself.
+// This stays exact when two entries share a colour, and an index past the
+// file's own palette comes out as itself, so it can be reported.
+Image load_label_image(const std::string& path) {
+  const Bytes bytes = read_file(path);
+  if (!is_png(bytes)) fail_image(path, "a label map must be a PNG file");
+  const std::vector<PngChunk> chunks = png_chunks(path, bytes);
+  check_header(path, bytes);
+  const uint8_t* header = chunks.front().data(bytes);
+  const int bit_depth = header[8];
+  const int color_type = header[9];
+  if (color_type == 0 && bit_depth == 8) return decode(path, bytes, 1);
+  if (color_type != 3 || bit_depth > 8) {
+    fail_image(path, "a label PNG must be palette-indexed or 8-bit greyscale, not colour type " +
+                         std::to_string(color_type) + " at " + std::to_string(bit_depth) + " bits");
+  }
+  const PngChunk* palette = nullptr;
+  for (const PngChunk& chunk : chunks) {
+    if (chunk.type != "PLTE") continue;
+    if (palette || chunk.length == 0 || chunk.length % 3 != 0 || chunk.length > 256 * 3) {
+      fail_image(path, "malformed PNG palette (PLTE chunk)");
+    }
+    palette = &chunk;
+  }
+  if (!palette) fail_image(path, "palette PNG without a PLTE chunk");
+  const uint32_t entries = palette->length / 3;
+
+  const uint32_t identity_entries = 1u << bit_depth;
+  Bytes identity(12 + 3 * size_t{identity_entries});
+  write_u32_be(identity.data(), 3 * identity_entries);
+  std::copy_n(bytes.begin() + palette->start + 4, 4, identity.begin() + 4);  // "PLTE"
+  for (uint32_t i = 0; i < 3 * identity_entries; ++i) identity[8 + i] = static_cast<uint8_t>(i / 3);
+  write_u32_be(identity.data() + 8 + 3 * identity_entries, png_crc(identity.data() + 4, 4 + 3 * identity_entries));
+  Bytes rewritten(bytes.begin(), bytes.begin() + palette->start);
+  rewritten.insert(rewritten.end(), identity.begin(), identity.end());
+  rewritten.insert(rewritten.end(), bytes.begin() + palette->start + 12 + palette->length, bytes.end());
+
+  const Image expanded = decode(path, rewritten, 3);
+  Image labels(expanded.width, expanded.height, 1);
+  for (size_t i = 0; i < labels.pixels.size(); ++i) {
+    labels.pixels[i] = expanded.pixels[3 * i];
+    if (labels.pixels[i] >= entries) {
+      fail_image(path, "palette index " + std::to_string(labels.pixels[i]) + " at (" +
+                           std::to_string(i % labels.width) + ", " + std::to_string(i / labels.width) +
+                           ") is outside the " + std::to_string(entries) + "-entry palette");
+    }
+  }
+  return labels;
+}
+
+void save_png(const std::string& path, const Image& image) {
+  if (image.channels < 1 || image.channels > 4 || image.width <= 0 || image.height <= 0 ||
+      image.pixels.size() != static_cast<size_t>(image.width) * image.height * image.channels) {
+    fail_image(path, "cannot save a " + std::to_string(image.width) + "x" + std::to_string(image.height) + "x" +
+                         std::to_string(image.channels) + " image holding " + std::to_string(image.pixels.size()) +
+                         " bytes");
+  }
+  Bytes encoded;
+  auto append = [](void* context, void* data, int size) {
+    auto* out = static_cast<Bytes*>(context);
+    out->insert(out->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+  };
+  if (!stbi_write_png_to_func(append, &encoded, image.width, image.height, image.channels, image.pixels.data(),
+                              image.width * image.channels)) {
+    fail_image(path, "PNG encoding failed");
+  }
+  // A reader (or a crash) never sees a half-written file: write aside, then rename.
+  const std::string temporary = path + ".tmp";
+  std::FILE* file = std::fopen(temporary.c_str(), "wb");
+  if (!file) fail_image(path, "cannot write '" + temporary + "': " + std::strerror(errno));
+  const bool written = std::fwrite(encoded.data(), 1, encoded.size(), file) == encoded.size();
+  const int write_errno = errno;
+  if (std::fclose(file) != 0 || !written) {
+    std::remove(temporary.c_str());
+    fail_image(path, "cannot write '" + temporary + "': " + std::strerror(written ? errno : write_errno));
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  if (error) {
+    std::remove(temporary.c_str());
+    fail_image(path, "cannot rename '" + temporary + "' into place: " + error.message());
+  }
+}
+
+}  // namespace pixgrad::data

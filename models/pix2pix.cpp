@@ -1,0 +1,167 @@
+#include "models/pix2pix.h"
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "core/ops.h"
+
+namespace pixgrad::models {
+
+namespace {
+
+void set_requires_grad(nn::Module& module, bool requires_grad) {
+  for (Tensor& parameter : module.parameters()) parameter.set_requires_grad(requires_grad);
+}
+
+// mean(softplus(-logits)) pushes logits up ("real"); mean(softplus(logits)) down.
+Tensor adversarial_loss(const Tensor& logits, bool real) { return mean(softplus(real ? neg(logits) : logits)); }
+
+std::map<std::string, Tensor> prefixed(const std::map<std::string, Tensor>& state, const std::string& prefix) {
+  std::map<std::string, Tensor> result;
+  for (const auto& [name, tensor] : state) result.emplace(prefix + name, tensor);
+  return result;
+}
+
+std::map<std::string, Tensor> with_prefix(const std::map<std::string, Tensor>& state, const std::string& prefix) {
+  std::map<std::string, Tensor> result;
+  for (const auto& [name, tensor] : state)
+    if (name.compare(0, prefix.size(), prefix) == 0) result.emplace(name.substr(prefix.size()), tensor);
+  return result;
+}
+
+}  // namespace
+
+Pix2PixOptions Pix2PixOptions::for_preset(Preset preset, int64_t input_channels, int64_t output_channels) {
+  Pix2PixOptions options;
+  options.preset = preset;
+  options.generator = UnetOptions::for_preset(preset, input_channels, output_channels);
+  options.discriminator = PatchGanOptions::for_preset(preset, input_channels, output_channels);
+  options.adam.lr = 2e-4;
+  options.adam.beta1 = 0.5;
+  options.adam.beta2 = 0.999;
+  options.adam.eps = 1e-8;
+  if (preset == Preset::Chainer) {
+    options.adam.weight_decay = 1e-5;  // the original trainer's WeightDecay hook
+    options.adam.placement = optim::EpsilonPlacement::Chainer;
+  }
+  return options;
+}
+
+Pix2Pix::Pix2Pix(const Pix2PixOptions& options)
+    : options_(options),
+      generator_(std::make_shared<UnetGenerator>(options.generator)),
+      discriminator_(std::make_shared<PatchGanDiscriminator>(options.discriminator)),
+      optimizer_g_(std::make_unique<optim::Adam>(generator_->parameters(), options.adam)),
+      optimizer_d_(std::make_unique<optim::Adam>(discriminator_->parameters(), options.adam)) {
+  PIXGRAD_CHECK(options.preset == options.generator.preset && options.preset == options.discriminator.preset,
+                "Pix2Pix: generator, discriminator and step must use the same preset");
+}
+
+StepLosses Pix2Pix::train_step(const Tensor& input, const Tensor& target) {
+  PIXGRAD_CHECK(input.device() == device_ && target.device() == device_, "pix2pix step: batch on ",
+                input.device().str(), "/", target.device().str(), " but the model is on ", device_.str());
+  PIXGRAD_CHECK(target.dim() == 4 && target.size(1) == options_.generator.output_channels, "pix2pix step: target ",
+                shape_str(target.shape()), " is not [N, ", options_.generator.output_channels, ", H, W]");
+  generator_->train();
+  discriminator_->train();
+  return options_.preset == Preset::Paper ? step_paper(input, target) : step_chainer(input, target);
+}
+
+StepLosses Pix2Pix::step_paper(const Tensor& input, const Tensor& target) {
+  StepLosses losses;
+  const Tensor fake = generator_->forward(input);
+
+  // D: fake (detached) first, then real — the reference's order, which also
+  // fixes the order of the running-statistics updates.
+  set_requires_grad(*discriminator_, true);
+  optimizer_d_->zero_grad();
+  const Tensor loss_d_fake = adversarial_loss(discriminator_->forward(input, fake.detach()), false);
+  const Tensor loss_d_real = adversarial_loss(discriminator_->forward(input, target), true);
+  const Tensor loss_d = mul(add(loss_d_fake, loss_d_real), 0.5);
+  loss_d.backward();
+  optimizer_d_->step();
+
+  // G against the updated D, whose parameters get no gradient.
+  set_requires_grad(*discriminator_, false);
+  optimizer_g_->zero_grad();
+  const Tensor loss_g_adv = adversarial_loss(discriminator_->forward(input, fake), true);
+  const Tensor loss_g_l1 = l1_loss(fake, target);
+  const Tensor loss_g = add(mul(loss_g_adv, options_.lambda_adv), mul(loss_g_l1, options_.lambda_l1));
+  loss_g.backward();
+  optimizer_g_->step();
+  set_requires_grad(*discriminator_, true);
+
+  losses.g_total = loss_g.item();
+  losses.g_adv = loss_g_adv.item();
+  losses.g_l1 = loss_g_l1.item();
+  losses.d_total = loss_d.item();
+  losses.d_real = loss_d_real.item();
+  losses.d_fake = loss_d_fake.item();
+  return losses;
+}
+
+StepLosses Pix2Pix::step_chainer(const Tensor& input, const Tensor& target) {
+  StepLosses losses;
+  const Tensor fake = generator_->forward(input);
+  const Tensor logits_fake = discriminator_->forward(input, fake);
+  const Tensor logits_real = discriminator_->forward(input, target);
+
+  const Tensor loss_g_adv = adversarial_loss(logits_fake, true);
+  const Tensor loss_g_l1 = l1_loss(fake, target);
+  const Tensor loss_g = add(mul(loss_g_adv, options_.lambda_adv), mul(loss_g_l1, options_.lambda_l1));
+  const Tensor loss_d_real = adversarial_loss(logits_real, true);
+  const Tensor loss_d_fake = adversarial_loss(logits_fake, false);
+  const Tensor loss_d = add(loss_d_real, loss_d_fake);
+
+  // G: backpropagate through D into G, keeping D's graph for D's own update.
+  optimizer_g_->zero_grad();
+  loss_g.backward(Tensor(), /*retain_graph=*/true);
+  optimizer_g_->step();
+
+  // D: the original clears D's gradients (which the G loss also reached) and
+  // cuts the graph at G(x) (unchain_backward), then backpropagates D's loss.
+  optimizer_d_->zero_grad();
+  fake.unchain_backward();
+  loss_d.backward();
+  optimizer_d_->step();
+
+  losses.g_total = loss_g.item();
+  losses.g_adv = loss_g_adv.item();
+  losses.g_l1 = loss_g_l1.item();
+  losses.d_total = loss_d.item();
+  losses.d_real = loss_d_real.item();
+  losses.d_fake = loss_d_fake.item();
+  return losses;
+}
+
+Tensor Pix2Pix::translate(const Tensor& input) {
+  NoGradGuard no_grad;
+  return generator_->forward(input.to(device_));
+}
+
+void Pix2Pix::to(Device device) {
+  generator_->to(device);
+  discriminator_->to(device);
+  device_ = device;
+}
+
+void Pix2Pix::set_learning_rate(double lr) {
+  optimizer_g_->set_lr(lr);
+  optimizer_d_->set_lr(lr);
+}
+
+std::map<std::string, Tensor> Pix2Pix::state_dict() const {
+  std::map<std::string, Tensor> state = prefixed(generator_->state_dict(), "G.");
+  state.merge(prefixed(discriminator_->state_dict(), "D."));
+  state.merge(optimizer_g_->state_dict("optimizer_G."));
+  state.merge(optimizer_d_->state_dict("optimizer_D."));
+  return state;
+}
+
+void Pix2Pix::load_state_dict(const std::map<std::string, Tensor>& state) {
+  generator_->load_state_dict(with_prefix(state, "G."));
+  discriminator_->load_state_dict(with_prefix(state, "D."));
+  optimizer_g_->load_state_dict(state, "optimizer_G.");
+  optimizer_d_->load_state_dict(state, "optimizer_D.");
+}
+
+}  // namespace pixgrad::models

@@ -1,0 +1,75 @@
+// The pix2pix model and its training step (Isola et al. 2016):
+//   G loss = lambda_L1 * mean|G(x) - y| + lambda_adv * mean(softplus(-D(x, G(x))))
+//   D loss = mean(softplus(-D(x, y))) + mean(softplus(D(x, G(x))))
+// with each preset's update order:
+//   paper   — D first, on the detached G(x), its loss halved; then G against
+//             the updated D (D's parameters frozen meanwhile).
+//   chainer — one forward pass: D(x, G(x)) and D(x, y) computed once; G is
+//             updated from it, then D from the same activations.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "layers/optim.h"
+#include "models/patchgan.h"
+#include "models/unet.h"
+
+namespace pixgrad::models {
+
+struct Pix2PixOptions {
+  Preset preset = Preset::Paper;
+  UnetOptions generator;
+  PatchGanOptions discriminator;
+  double lambda_l1 = 100;
+  double lambda_adv = 1;
+  optim::AdamOptions adam;
+
+  // Input/output channels: 3/3 for facades photos, 12/3 for CMP label maps.
+  static Pix2PixOptions for_preset(Preset preset, int64_t input_channels, int64_t output_channels);
+};
+
+struct StepLosses {
+  double g_total = 0;  // what G minimises
+  double g_adv = 0;    // mean(softplus(-D(x, G(x)))), before lambda_adv
+  double g_l1 = 0;     // mean|G(x) - y|, before lambda_L1
+  double d_total = 0;  // what D minimises (halved in the paper preset)
+  double d_real = 0;   // mean(softplus(-D(x, y)))
+  double d_fake = 0;   // mean(softplus(D(x, G(x))))
+};
+
+class Pix2Pix {
+ public:
+  explicit Pix2Pix(const Pix2PixOptions& options);
+
+  // One optimisation step on a batch (input x, target y), [N, C, H, W] each.
+  StepLosses train_step(const Tensor& input, const Tensor& target);
+  // G(x) without recording a graph, in G's current train/eval mode.
+  Tensor translate(const Tensor& input);
+
+  void to(Device device);
+  Device device() const { return device_; }
+  void set_learning_rate(double lr);
+
+  // Everything a checkpoint needs: "G.*", "D.*", "optimizer_G.*", "optimizer_D.*".
+  std::map<std::string, Tensor> state_dict() const;
+  void load_state_dict(const std::map<std::string, Tensor>& state);
+
+  const Pix2PixOptions& options() const { return options_; }
+  UnetGenerator& generator() { return *generator_; }
+  PatchGanDiscriminator& discriminator() { return *discriminator_; }
+
+ private:
+  StepLosses step_paper(const Tensor& input, const Tensor& target);
+  StepLosses step_chainer(const Tensor& input, const Tensor& target);
+
+  Pix2PixOptions options_;
+  std::shared_ptr<UnetGenerator> generator_;
+  std::shared_ptr<PatchGanDiscriminator> discriminator_;
+  std::unique_ptr<optim::Adam> optimizer_g_;
+  std::unique_ptr<optim::Adam> optimizer_d_;
+  Device device_ = Device::cpu();
+};
+
+}  // namespace pixgrad::models

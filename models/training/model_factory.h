@@ -1,0 +1,26 @@
+// Building the model, the datasets and the device a TrainConfig describes;
+// shared by train_pix2pix and pix2pix_translate so both build the same thing.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/device.h"
+#include "models/datasets/datasets.h"
+#include "models/pix2pix.h"
+#include "models/training/train_config.h"
+
+namespace pixgrad::training {
+
+models::Pix2PixOptions pix2pix_options(const TrainConfig& config);
+
+// `augment`: the training pipeline (resize to load_size, random crop, flip);
+// otherwise a deterministic one (resize straight to crop_size, no flip), for
+// previews and evaluation.
+std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std::string& split, bool augment);
+
+// "auto" picks the GPU when one is usable and pixgrad has CUDA kernels for
+// it, else the CPU; "cpu", "cuda", "cuda:N" are taken as they are.
+Device resolve_device(const std::string& name);
+
+}  // namespace pixgrad::training

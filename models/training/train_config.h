@@ -1,0 +1,72 @@
+// Everything that defines a training run. It is written into every checkpoint
+// (as JSON metadata) so that a resumed run, or pix2pix_translate, rebuilds
+// exactly the same model and data pipeline.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace pixgrad::training {
+
+struct TrainConfig {
+  // data
+  std::string dataset;             // root folder
+  std::string format = "aligned";  // aligned | cmp
+  std::string direction = "AtoB";  // aligned only: AtoB | BtoA
+  std::string train_split = "train";
+  std::string test_split = "test";
+  int load_size = 286;
+  int crop_size = 256;
+  bool no_flip = false;
+  int workers = 2;
+  // model
+  std::string preset = "paper";  // paper | chainer
+  int ngf = 64;
+  int ndf = 64;
+  int num_downs = 0;      // 0: the preset's (paper 8, chainer 7)
+  int n_layers = 3;       // paper discriminator
+  std::string norm = "batch";
+  bool no_dropout = false;
+  // optimisation
+  int batch_size = 1;
+  int epochs = 200;
+  int decay_epochs = -1;             // linear schedule: epochs of decay at the end (-1: half of epochs)
+  std::string schedule = "";         // linear | constant ("" = the preset's: paper linear, chainer constant)
+  double lr = 2e-4;
+  double beta1 = 0.5;
+  double lambda_l1 = 100;
+  uint64_t seed = 0;
+  int64_t max_iterations = 0;        // stop after this many iterations in total (0 = run all epochs)
+  // reporting
+  std::string device = "auto";
+  std::string output = "out";
+  int64_t log_interval = 100;        // iterations per log.jsonl record and console report
+  int64_t snapshot_interval = 1000;  // iterations per checkpoint, preview grid and loss plot
+  int64_t eval_interval = 0;         // iterations per test-split evaluation (0 = never)
+  int preview_count = 5;             // test images in the preview grid
+
+  // The preset's schedule when `schedule` is empty.
+  std::string effective_schedule() const;
+  // Channels of the model's input and output for this dataset format.
+  int64_t input_channels() const;
+  int64_t output_channels() const;
+};
+
+nlohmann::json to_json(const TrainConfig& config);
+// Throws pixgrad::Error naming the field on a missing or mistyped value.
+TrainConfig config_from_json(const nlohmann::json& json);
+// The configuration a resumed run continues with: the checkpoint's, with the
+// run-steering options (epochs, output, device, intervals...) taken from
+// `requested` where they were given explicitly. An explicitly given option
+// that changes what is trained (preset, sizes, seed...) is an error naming it.
+TrainConfig merge_for_resume(const TrainConfig& saved, const TrainConfig& requested,
+                             const std::set<std::string>& explicit_fields, const std::string& checkpoint_path);
+// "crop_size" -> "crop-size": the command-line spelling of a field.
+std::string option_name(const std::string& field);
+// Checks ranges and combinations; throws a one-line pixgrad::Error.
+void validate(const TrainConfig& config);
+
+}  // namespace pixgrad::training
