@@ -33,6 +33,8 @@ struct Options {
   int threads = 0;
   std::string json_path;
   bool skip_gemm = false;
+  bool gemm_only = false;
+  std::string isa;
 };
 
 struct Record {
@@ -87,9 +89,10 @@ class Bench {
     double bytes = 0;
     for (size_t s : sizes) bytes += 4.0 * static_cast<double>(s);
     const int sets = rotation_sets(bytes);
+    // One random set, copied: the values only need to be ordinary floats.
     std::vector<std::vector<std::vector<float>>> buffers(static_cast<size_t>(sets));
-    for (auto& set : buffers)
-      for (size_t s : sizes) set.push_back(random_buffer(s, rng_));
+    for (size_t s : sizes) buffers[0].push_back(random_buffer(s, rng_));
+    for (size_t i = 1; i < buffers.size(); ++i) buffers[i] = buffers[0];
     const double ms = median_ms(sets, warmup_, reps_, [&](int i) { call(buffers[i]); });
     const double gflops = flops / (ms * 1e6);
     std::printf("%-26s %-16s %-44s %10.3f %10.1f\n", layer.c_str(), pass.c_str(), shape.c_str(),
@@ -188,7 +191,7 @@ void bench_networks(Bench& bench) {
                {1, p.cin, p.size, p.size, p.cout, 4, 4, p.stride, 1});
 }
 
-void bench_gemm(Bench& bench) {
+void bench_gemm(Bench& bench, cpu::SgemmIsa isa) {
   struct Shape {
     int64_t M, N, K;
     bool ta, tb;
@@ -205,10 +208,11 @@ void bench_gemm(Bench& bench) {
     const std::string shape = "M" + std::to_string(s.M) + " N" + std::to_string(s.N) + " K" +
                               std::to_string(s.K) + " " + (s.ta ? "T" : "N") + (s.tb ? "T" : "N");
     const size_t a = s.M * s.K, b = s.K * s.N, c = s.M * s.N;
-    bench.measure("sgemm", cpu::sgemm_isa_name(cpu::sgemm_best_isa()), shape,
-                  2.0 * s.M * s.N * s.K, {a, b, c}, [&](auto& v) {
-                    cpu::sgemm(s.ta, s.tb, s.M, s.N, s.K, 1.0f, v[0].data(), s.ta ? s.M : s.K,
-                               v[1].data(), s.tb ? s.K : s.N, 0.0f, v[2].data(), s.N);
+    bench.measure("sgemm", cpu::sgemm_isa_name(isa), shape, 2.0 * s.M * s.N * s.K, {a, b, c},
+                  [&](auto& v) {
+                    cpu::sgemm(isa, s.ta, s.tb, s.M, s.N, s.K, 1.0f, v[0].data(),
+                               s.ta ? s.M : s.K, v[1].data(), s.tb ? s.K : s.N, 0.0f,
+                               v[2].data(), s.N);
                   });
   }
 }
@@ -233,17 +237,31 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--json", options.json_path, "Write one JSON record per measurement to FILE");
   app.add_flag("--skip-gemm", options.skip_gemm, "Leave out the plain SGEMM sweep");
+  app.add_flag("--gemm-only", options.gemm_only, "Run only the plain SGEMM sweep");
+  app.add_option("--isa", options.isa,
+                 "Instruction set of the SGEMM sweep (default: the best this CPU supports)")
+      ->check(CLI::IsMember({"avx512", "avx2", "scalar"}));
   CLI11_PARSE(app, argc, argv);
+
+  cpu::SgemmIsa gemm_isa = cpu::sgemm_best_isa();
+  for (cpu::SgemmIsa isa : {cpu::SgemmIsa::Avx512, cpu::SgemmIsa::Avx2, cpu::SgemmIsa::Scalar})
+    if (options.isa == cpu::sgemm_isa_name(isa)) gemm_isa = isa;
+  if (!cpu::sgemm_isa_supported(gemm_isa)) {
+    std::cerr << "bench_kernels: this CPU does not support --isa " << options.isa << "\n";
+    return 1;
+  }
 
   if (options.quick && app.count("--reps") == 0) options.reps = 3;
   if (options.threads > 0) omp_set_num_threads(options.threads);
 
-  std::printf("cpu: %s, %d threads, sgemm isa: %s, %d reps (median)\n\n", cpu_model().c_str(),
-              omp_get_max_threads(), cpu::sgemm_isa_name(cpu::sgemm_best_isa()), options.reps);
+  std::printf("cpu: %s, %d threads, convolutions on %s, sgemm sweep on %s, %d reps (median)\n\n",
+              cpu_model().c_str(), omp_get_max_threads(),
+              cpu::sgemm_isa_name(cpu::sgemm_best_isa()), cpu::sgemm_isa_name(gemm_isa),
+              options.reps);
   Bench bench(options);
   bench.print_header();
-  bench_networks(bench);
-  if (!options.skip_gemm) bench_gemm(bench);
+  if (!options.gemm_only) bench_networks(bench);
+  if (!options.skip_gemm) bench_gemm(bench, gemm_isa);
 
   if (!options.json_path.empty()) {
     nlohmann::json records = nlohmann::json::array();

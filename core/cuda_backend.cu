@@ -39,6 +39,12 @@ int cuda_device_count(std::string* reason) {
   return count;
 }
 
+void synchronize(const Device& device) {
+  if (!device.is_cuda()) return;
+  PIXGRAD_CUDA_CHECK(cudaSetDevice(device.index()));
+  PIXGRAD_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
 namespace {
 
 void* device_allocate(size_t bytes, int device_index) {

@@ -12,5 +12,7 @@ int cuda_device_count(std::string* reason) {
   return 0;
 }
 
+void synchronize(const Device&) {}
+
 }  // namespace pixgrad
 #endif

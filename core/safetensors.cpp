@@ -21,10 +21,9 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
@@ -42,9 +41,12 @@ constexpr const char* kMetadataKey = "__metadata__";
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::Float32: return "F32";
-    case DType::Float64: return "F64";
-    default: return nullptr;
+    case DType::Float32:
+      return "F32";
+    case DType::Float64:
+      return "F64";
+    default:
+      return nullptr;
   }
 }
 
@@ -106,8 +108,8 @@ using FilePointer = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
 
 void read_exactly(const std::string& path, std::FILE* file, void* destination, uint64_t bytes, const char* what) {
   if (bytes > 0 && std::fread(destination, 1, bytes, file) != bytes)
-    reject(path, "could not read the ", what, " (", bytes, " bytes): ",
-           std::ferror(file) ? std::strerror(errno) : "unexpected end of file");
+    reject(path, "could not read the ", what, " (", bytes,
+           " bytes): ", std::ferror(file) ? std::strerror(errno) : "unexpected end of file");
 }
 
 // A one-line summary of a JSON parse error, without raw (possibly binary) header bytes.
@@ -175,7 +177,8 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   uint64_t bytes = element_size(entry.dtype);
   for (const json& extent_json : shape) {
     uint64_t extent = 0;
-    if (!as_unsigned(extent_json, extent)) reject(path, tensor, "shape ", shape.dump(), " is not a list of non-negative integers");
+    if (!as_unsigned(extent_json, extent))
+      reject(path, tensor, "shape ", shape.dump(), " is not a list of non-negative integers");
     if (extent > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
         (extent != 0 && bytes > std::numeric_limits<uint64_t>::max() / extent))
       reject(path, tensor, "shape ", shape.dump(), " is too large (its byte size overflows)");
@@ -210,8 +213,8 @@ void check_layout(const std::string& path, std::vector<Entry>& entries, uint64_t
             [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
   uint64_t covered = 0;
   for (const Entry& e : entries) {
-    const std::string where = "tensor " + quoted(e.name) + ": data_offsets [" + std::to_string(e.begin) + ", " +
-                              std::to_string(e.end) + "] ";
+    const std::string where =
+        "tensor " + quoted(e.name) + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "] ";
     if (e.end > buffer_bytes) reject(path, where, "run past the end of the ", buffer_bytes, "-byte data buffer");
     if (e.begin < covered) reject(path, where, "overlap another tensor's bytes (which end at ", covered, ")");
     if (e.begin > covered) reject(path, where, "leave a gap: bytes ", covered, " to ", e.begin, " belong to no tensor");
@@ -233,14 +236,20 @@ void save(const std::string& path, const std::map<std::string, Tensor>& tensors,
     if (name == kMetadataKey) fail_write(path, "'__metadata__' cannot name a tensor");
     if (!tensor.defined()) fail_write(path, "tensor " + quoted(name) + " is undefined");
     const char* dtype = dtype_name(tensor.dtype());
-    if (dtype == nullptr) fail_write(path, "tensor " + quoted(name) + " has unsupported dtype " + to_string(tensor.dtype()));
+    if (dtype == nullptr)
+      fail_write(path, "tensor " + quoted(name) + " has unsupported dtype " + to_string(tensor.dtype()));
     host_tensors.push_back(tensor.to(Device::cpu()));
     const uint64_t bytes = tensor.nbytes();
     header[name] = {{"dtype", dtype}, {"shape", tensor.shape()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   if (!metadata.empty()) header[kMetadataKey] = metadata;
-  std::string text = header.dump(-1, ' ', false, json::error_handler_t::strict);
+  std::string text;
+  try {
+    text = header.dump(-1, ' ', false, json::error_handler_t::strict);
+  } catch (const json::type_error&) {
+    fail_write(path, "a tensor name or metadata string is not valid UTF-8");
+  }
   text.append((8 - text.size() % 8) % 8, ' ');
 
   write_atomically(path, [&](std::FILE* file) {

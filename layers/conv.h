@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "layers/module.h"
 
@@ -23,24 +24,29 @@ class ConvOptions {
 using Conv2dOptions = ConvOptions;
 using ConvTranspose2dOptions = ConvOptions;
 
-// weight [out, in, k, k], bias [out] (undefined without bias).
-class Conv2d : public Module {
+// What both convolutions share: the options, the weight and, when
+// options.bias(), the bias [out].
+class ConvBase : public Module {
+ public:
+  ConvOptions options;
+  Tensor weight, bias;
+
+ protected:
+  ConvBase(std::string name, const ConvOptions& options, const Shape& weight_shape);
+};
+
+// weight [out, in, k, k].
+class Conv2d : public ConvBase {
  public:
   explicit Conv2d(const Conv2dOptions& options);
   Tensor forward(const Tensor& input) override;
-
-  Conv2dOptions options;
-  Tensor weight, bias;
 };
 
-// weight [in, out, k, k], bias [out]; output extent (in - 1) * stride - 2 * padding + k.
-class ConvTranspose2d : public Module {
+// weight [in, out, k, k]; output extent (in - 1) * stride - 2 * padding + k.
+class ConvTranspose2d : public ConvBase {
  public:
   explicit ConvTranspose2d(const ConvTranspose2dOptions& options);
   Tensor forward(const Tensor& input) override;
-
-  ConvTranspose2dOptions options;
-  Tensor weight, bias;
 };
 
 }  // namespace pixgrad::nn

@@ -14,8 +14,7 @@ namespace {
 // every handle to it sees the change.
 void retarget(const Tensor& tensor, Device device, DType dtype) {
   if (tensor.device() == device && tensor.dtype() == dtype) return;
-  const Tensor moved =
-      tensor.dtype() == dtype ? tensor.to(device) : tensor.to(Device::cpu()).to(dtype).to(device);
+  const Tensor moved = tensor.dtype() == dtype ? tensor.to(device) : tensor.to(Device::cpu()).to(dtype).to(device);
   tensor.impl()->storage = moved.impl()->storage;
   tensor.impl()->offset = moved.impl()->offset;
   tensor.impl()->dtype = dtype;
@@ -65,8 +64,7 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> module) 
   children_.emplace_back(name, std::move(module));
 }
 
-void Module::collect(NamedTensors Module::*member, const std::string& prefix, bool recurse,
-                     NamedTensors& out) const {
+void Module::collect(NamedTensors Module::*member, const std::string& prefix, bool recurse, NamedTensors& out) const {
   for (const auto& [name, tensor] : this->*member) out.emplace_back(prefix + name, tensor);
   if (!recurse) return;
   for (const auto& [name, child] : children_) child->collect(member, prefix + name + ".", true, out);

@@ -35,8 +35,8 @@ void average_tiles(const Tensor& tiled, const Tensor& running) {
 
 NormBase::NormBase(std::string name, int64_t num_features, double eps, bool affine, bool track_running_stats)
     : Module(std::move(name)) {
-  PIXGRAD_CHECK(num_features > 0 && eps > 0, this->name(), ": invalid options (num_features ", num_features,
-                ", eps ", eps, ")");
+  PIXGRAD_CHECK(num_features > 0 && eps > 0, this->name(), ": invalid options (num_features ", num_features, ", eps ",
+                eps, ")");
   if (affine) {
     weight = register_parameter("weight", Tensor::ones({num_features}));
     bias = register_parameter("bias", Tensor::zeros({num_features}));
@@ -52,8 +52,7 @@ BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& o)
 
 Tensor BatchNorm2d::forward(const Tensor& input) {
   check_input("BatchNorm2d", input, options.num_features());
-  return batch_norm(input, weight, bias, running_mean, running_var,
-                    {is_training(), options.momentum(), options.eps()});
+  return batch_norm(input, weight, bias, running_mean, running_var, {is_training(), options.momentum(), options.eps()});
 }
 
 InstanceNorm2d::InstanceNorm2d(const InstanceNorm2dOptions& o)
@@ -71,8 +70,9 @@ Tensor InstanceNorm2d::forward(const Tensor& input) {
   const int64_t n = input.size(0);
   const Tensor tiled_mean = tile(running_mean, n), tiled_var = tile(running_var, n);
   const Tensor planes = input.reshape({1, n * c, input.size(2), input.size(3)});
-  const Tensor output =
-      batch_norm(planes, tile(weight, n), tile(bias, n), tiled_mean, tiled_var, {true, options.momentum(), options.eps()}).reshape(input.shape());
+  const Tensor output = batch_norm(planes, tile(weight, n), tile(bias, n), tiled_mean, tiled_var,
+                                   {true, options.momentum(), options.eps()})
+                            .reshape(input.shape());
   if (running_mean.defined()) {
     average_tiles(tiled_mean, running_mean);
     average_tiles(tiled_var, running_var);

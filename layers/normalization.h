@@ -9,15 +9,20 @@
 
 namespace pixgrad::nn {
 
-class BatchNorm2dOptions {
+// The options of both norms, which differ only in their (PyTorch's) defaults:
+// BatchNorm2d is affine and tracks running statistics, InstanceNorm2d neither.
+template <bool kAffineAndTrackingByDefault>
+class NormOptions {
  public:
-  explicit BatchNorm2dOptions(int64_t num_features) : num_features_(num_features) {}
+  explicit NormOptions(int64_t num_features) : num_features_(num_features) {}
   PIXGRAD_ARG(int64_t, num_features);
   PIXGRAD_ARG(double, eps) = 1e-5;
   PIXGRAD_ARG(double, momentum) = 0.1;
-  PIXGRAD_ARG(bool, affine) = true;
-  PIXGRAD_ARG(bool, track_running_stats) = true;
+  PIXGRAD_ARG(bool, affine) = kAffineAndTrackingByDefault;
+  PIXGRAD_ARG(bool, track_running_stats) = kAffineAndTrackingByDefault;
 };
+using BatchNorm2dOptions = NormOptions<true>;
+using InstanceNorm2dOptions = NormOptions<false>;
 
 // The state both norms share: affine weight and bias [C] (ones and zeros)
 // when affine, running_mean and running_var [C] buffers (zeros and ones)
@@ -40,16 +45,6 @@ class BatchNorm2d : public NormBase {
   Tensor forward(const Tensor& input) override;
 
   BatchNorm2dOptions options;
-};
-
-class InstanceNorm2dOptions {
- public:
-  explicit InstanceNorm2dOptions(int64_t num_features) : num_features_(num_features) {}
-  PIXGRAD_ARG(int64_t, num_features);
-  PIXGRAD_ARG(double, eps) = 1e-5;
-  PIXGRAD_ARG(double, momentum) = 0.1;
-  PIXGRAD_ARG(bool, affine) = false;
-  PIXGRAD_ARG(bool, track_running_stats) = false;
 };
 
 // Statistics per sample and channel, over the plane only. When tracking, the

@@ -19,8 +19,7 @@ void follow_device(Tensor& state, const Tensor& parameter) {
 
 const Tensor& lookup(const std::map<std::string, Tensor>& state, const std::string& key, const Shape& shape) {
   const auto found = state.find(key);
-  PIXGRAD_CHECK(found != state.end() && found->second.defined(), "optimizer load_state_dict: missing key '", key,
-                "'");
+  PIXGRAD_CHECK(found != state.end() && found->second.defined(), "optimizer load_state_dict: missing key '", key, "'");
   PIXGRAD_CHECK(found->second.shape() == shape, "optimizer load_state_dict: '", key, "' has shape ",
                 shape_str(found->second.shape()), " in the state but ", shape_str(shape), " in the optimizer");
   return found->second;
@@ -74,8 +73,8 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state, cons
   for (size_t i = 0; i < states_.size(); ++i) {
     const std::string base = prefix + std::to_string(i) + ".";
     const double step = lookup(state, base + "step", {}).item();
-    PIXGRAD_CHECK(step >= 0 && step == std::floor(step) && step < 9007199254740992.0,
-                  "optimizer load_state_dict: '", base, "step' is ", step, ", not a step count");
+    PIXGRAD_CHECK(step >= 0 && step == std::floor(step) && step < 9007199254740992.0, "optimizer load_state_dict: '",
+                  base, "step' is ", step, ", not a step count");
     steps.push_back(static_cast<int64_t>(step));
     for (const auto& entry : states_[i].tensors) lookup(state, base + entry.first, entry.second.shape());
   }
@@ -102,8 +101,8 @@ Adam::Adam(std::vector<Tensor> parameters, AdamOptions adam_options)
 }
 
 void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& state) {
-  const kernels::cpu::AdamStep step{lr(),          options.beta1, options.beta2,    options.eps,
-                                    options.weight_decay, state.step,    options.placement};
+  const kernels::cpu::AdamStep step{lr(),       options.beta1,    options.beta2, options.eps, options.weight_decay,
+                                    state.step, options.placement};
   const Tensor& exp_avg = state.tensors[0].second;
   const Tensor& exp_avg_sq = state.tensors[1].second;
   dispatch_floating(parameter.dtype(), "Adam", [&](auto zero) {

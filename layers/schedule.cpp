@@ -17,8 +17,8 @@ double ConstantSchedule::factor(int epoch) const {
 
 LinearDecaySchedule::LinearDecaySchedule(int constant_epochs, int decay_epochs)
     : constant_epochs_(constant_epochs), decay_epochs_(decay_epochs) {
-  PIXGRAD_CHECK(constant_epochs >= 0 && decay_epochs >= 0, "LinearDecaySchedule: epoch counts must be non-negative, got ",
-                constant_epochs, " and ", decay_epochs);
+  PIXGRAD_CHECK(constant_epochs >= 0 && decay_epochs >= 0,
+                "LinearDecaySchedule: epoch counts must be non-negative, got ", constant_epochs, " and ", decay_epochs);
 }
 
 double LinearDecaySchedule::factor(int epoch) const {

@@ -1,6 +1,9 @@
 #include "models/pix2pix.h"
 
+#include <chrono>
+
 #include "core/autograd.h"
+#include "core/cuda_info.h"
 #include "core/error.h"
 #include "core/ops.h"
 
@@ -14,6 +17,27 @@ void set_requires_grad(nn::Module& module, bool requires_grad) {
 
 // mean(softplus(-logits)) pushes logits up ("real"); mean(softplus(logits)) down.
 Tensor adversarial_loss(const Tensor& logits, bool real) { return mean(softplus(real ? neg(logits) : logits)); }
+
+// Adds the time since the last lap to a phase, when timing is on.
+class PhaseClock {
+ public:
+  PhaseClock(bool on, Device device, PhaseTimes& times) : on_(on), device_(device) {
+    if (on_) times = PhaseTimes();
+    last_ = std::chrono::steady_clock::now();
+  }
+  void lap(double& phase) {
+    if (!on_) return;
+    synchronize(device_);
+    const auto now = std::chrono::steady_clock::now();
+    phase += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  bool on_;
+  Device device_;
+  std::chrono::steady_clock::time_point last_;
+};
 
 std::map<std::string, Tensor> prefixed(const std::map<std::string, Tensor>& state, const std::string& prefix) {
   std::map<std::string, Tensor> result;
@@ -68,7 +92,9 @@ StepLosses Pix2Pix::train_step(const Tensor& input, const Tensor& target) {
 
 StepLosses Pix2Pix::step_paper(const Tensor& input, const Tensor& target) {
   StepLosses losses;
+  PhaseClock clock(timing_, device_, phase_times_);
   const Tensor fake = generator_->forward(input);
+  clock.lap(phase_times_.g_forward);
 
   // D: fake (detached) first, then real — the reference's order, which also
   // fixes the order of the running-statistics updates.
@@ -78,7 +104,9 @@ StepLosses Pix2Pix::step_paper(const Tensor& input, const Tensor& target) {
   const Tensor loss_d_real = adversarial_loss(discriminator_->forward(input, target), true);
   const Tensor loss_d = mul(add(loss_d_fake, loss_d_real), 0.5);
   loss_d.backward();
+  clock.lap(phase_times_.d_forward_backward);
   optimizer_d_->step();
+  clock.lap(phase_times_.optimizer);
 
   // G against the updated D, whose parameters get no gradient.
   set_requires_grad(*discriminator_, false);
@@ -86,8 +114,11 @@ StepLosses Pix2Pix::step_paper(const Tensor& input, const Tensor& target) {
   const Tensor loss_g_adv = adversarial_loss(discriminator_->forward(input, fake), true);
   const Tensor loss_g_l1 = l1_loss(fake, target);
   const Tensor loss_g = add(mul(loss_g_adv, options_.lambda_adv), mul(loss_g_l1, options_.lambda_l1));
+  clock.lap(phase_times_.d_forward_backward);
   loss_g.backward();
+  clock.lap(phase_times_.g_backward);
   optimizer_g_->step();
+  clock.lap(phase_times_.optimizer);
   set_requires_grad(*discriminator_, true);
 
   losses.g_total = loss_g.item();
@@ -101,7 +132,9 @@ StepLosses Pix2Pix::step_paper(const Tensor& input, const Tensor& target) {
 
 StepLosses Pix2Pix::step_chainer(const Tensor& input, const Tensor& target) {
   StepLosses losses;
+  PhaseClock clock(timing_, device_, phase_times_);
   const Tensor fake = generator_->forward(input);
+  clock.lap(phase_times_.g_forward);
   const Tensor logits_fake = discriminator_->forward(input, fake);
   const Tensor logits_real = discriminator_->forward(input, target);
 
@@ -111,18 +144,23 @@ StepLosses Pix2Pix::step_chainer(const Tensor& input, const Tensor& target) {
   const Tensor loss_d_real = adversarial_loss(logits_real, true);
   const Tensor loss_d_fake = adversarial_loss(logits_fake, false);
   const Tensor loss_d = add(loss_d_real, loss_d_fake);
+  clock.lap(phase_times_.d_forward_backward);
 
   // G: backpropagate through D into G, keeping D's graph for D's own update.
   optimizer_g_->zero_grad();
   loss_g.backward(Tensor(), /*retain_graph=*/true);
+  clock.lap(phase_times_.g_backward);
   optimizer_g_->step();
+  clock.lap(phase_times_.optimizer);
 
   // D: the original clears D's gradients (which the G loss also reached) and
   // cuts the graph at G(x) (unchain_backward), then backpropagates D's loss.
   optimizer_d_->zero_grad();
   fake.unchain_backward();
   loss_d.backward();
+  clock.lap(phase_times_.d_forward_backward);
   optimizer_d_->step();
+  clock.lap(phase_times_.optimizer);
 
   losses.g_total = loss_g.item();
   losses.g_adv = loss_g_adv.item();

@@ -39,6 +39,15 @@ struct StepLosses {
   double d_fake = 0;   // mean(softplus(D(x, G(x))))
 };
 
+// Where a training step's time goes, in seconds (filled when timing is on).
+struct PhaseTimes {
+  double g_forward = 0;           // G(x)
+  double d_forward_backward = 0;  // D's forward passes, D's loss and its backward
+  double g_backward = 0;          // G's loss backward (through D into G)
+  double optimizer = 0;           // both Adam updates
+  double total() const { return g_forward + d_forward_backward + g_backward + optimizer; }
+};
+
 class Pix2Pix {
  public:
   explicit Pix2Pix(const Pix2PixOptions& options);
@@ -47,6 +56,11 @@ class Pix2Pix {
   StepLosses train_step(const Tensor& input, const Tensor& target);
   // G(x) without recording a graph, in G's current train/eval mode.
   Tensor translate(const Tensor& input);
+
+  // Times each phase of train_step (synchronising the device between
+  // phases, so only for benchmarks); see last_phase_times().
+  void set_timing(bool on) { timing_ = on; }
+  const PhaseTimes& last_phase_times() const { return phase_times_; }
 
   void to(Device device);
   Device device() const { return device_; }
@@ -70,6 +84,8 @@ class Pix2Pix {
   std::unique_ptr<optim::Adam> optimizer_g_;
   std::unique_ptr<optim::Adam> optimizer_d_;
   Device device_ = Device::cpu();
+  bool timing_ = false;
+  PhaseTimes phase_times_;
 };
 
 }  // namespace pixgrad::models

@@ -94,7 +94,7 @@ TEST_CASE("only leaves can be flagged, only recorded inputs get gradients", "[au
   CHECK_FALSE(constant.grad().defined());
 }
 
-TEST_CASE("retain_graph allows a second backward; unchain_backward cuts in place", "[autograd]") {
+TEST_CASE("retain_graph allows a second backward, unchain_backward cuts in place", "[autograd]") {
   Tensor x = scalar_leaf(3);
   Tensor w = scalar_leaf(2);
   Tensor h = mul(x, x);      // 9, dh/dx = 6

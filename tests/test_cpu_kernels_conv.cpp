@@ -208,12 +208,16 @@ std::vector<Conv2dGeometry> conv_geometries() {
       for (int64_t stride : {1, 2})
         for (int64_t padding : {0, 1, 2})
           out.push_back({batch, 3, 9, 7, 5, k, k, stride, padding});
-  // Non-square kernels, more channels, a pointwise layer and a U-Net-like one.
+  // Non-square kernels, more channels, a pointwise layer and U-Net-like ones.
   out.push_back({2, 4, 8, 11, 6, 3, 1, 1, 1});
   out.push_back({1, 5, 10, 6, 3, 2, 4, 2, 1});
   out.push_back({2, 17, 6, 5, 33, 1, 1, 1, 0});
   out.push_back({1, 16, 16, 16, 32, 4, 4, 2, 1});
   out.push_back({1, 64, 4, 4, 40, 4, 4, 2, 1});
+  // Few output channels and a col over 1 MiB: run in bands of output rows,
+  // with a ragged last band.
+  out.push_back({2, 64, 32, 32, 2, 4, 4, 1, 1});
+  out.push_back({1, 128, 40, 40, 1, 4, 4, 2, 1});
   return out;
 }
 

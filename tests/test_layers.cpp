@@ -1,7 +1,6 @@
 // Modules (layers/): registration and dotted names, train/eval, the norm
 // layers against hand computations, state dicts, initialisation.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <memory>
 
@@ -28,8 +27,7 @@ struct Block : nn::Module {
     conv = register_module("conv", std::make_shared<nn::Conv2d>(nn::Conv2dOptions(2, 3, 3).padding(1)));
     head = register_module("head", std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
                                        std::make_shared<nn::BatchNorm2d>(nn::BatchNorm2dOptions(3)),
-                                       std::make_shared<nn::LeakyReLU>(0.2),
-                                       std::make_shared<nn::Dropout>(0.5)}));
+                                       std::make_shared<nn::LeakyReLU>(0.2), std::make_shared<nn::Dropout>(0.5)}));
   }
   Tensor forward(const Tensor& input) override { return head->forward(conv->forward(input)); }
 

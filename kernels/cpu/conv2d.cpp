@@ -63,6 +63,20 @@ bool is_pointwise(const Conv2dGeometry& g) {
   return g.kernel_h == 1 && g.kernel_w == 1 && g.stride == 1 && g.padding == 0;
 }
 
+// Output rows per product. A layer with few output channels uses each col
+// entry in a handful of flops, so its product is one pass over col: for a large
+// plane (29 MiB of col for PatchGAN's last layer) that pass would go to DRAM
+// and back. Such layers run in bands of output rows whose col stays in L2.
+// Wider layers reuse col across many output channels and keep one product.
+constexpr int64_t kBandFloats = int64_t{1} << 18;  // 1 MiB of col
+constexpr int64_t kBandMaxChannels = 16;
+
+int64_t rows_per_band(const Conv2dGeometry& g, const Im2colGeometry& u) {
+  const int64_t out_h = u.out_height();
+  if (g.out_channels > kBandMaxChannels || is_pointwise(g)) return out_h;
+  return std::clamp<int64_t>(kBandFloats / (u.col_rows() * u.out_width()), 1, out_h);
+}
+
 // Minimum elements before a channel loop is worth threading.
 constexpr int64_t kParallelElements = int64_t{1} << 15;
 
@@ -117,15 +131,22 @@ void conv2d_forward(const Conv2dGeometry& g, const float* input, const float* we
                     const float* bias, float* output) {
   check_geometry("conv2d_forward", g);
   const Im2colGeometry u = unfold_geometry(g);
-  const int64_t plane = u.col_cols(), depth = u.col_rows();
+  const int64_t plane = u.col_cols(), depth = u.col_rows(), out_w = u.out_width();
   const int64_t in_size = g.in_channels * g.in_height * g.in_width;
   const int64_t out_size = g.out_channels * plane;
-  float* col = is_pointwise(g) ? nullptr : col_buffer(depth * plane);
+  const bool pointwise = is_pointwise(g);
+  const int64_t band_rows = rows_per_band(g, u);
+  float* col = pointwise ? nullptr : col_buffer(depth * band_rows * out_w);
   for (int64_t b = 0; b < g.batch; ++b) {
     const float* x = input + b * in_size;
-    if (col) im2col(u, x, col);
-    sgemm(false, false, g.out_channels, plane, depth, 1.0f, weight, depth, col ? col : x, plane,
-          0.0f, output + b * out_size, plane);
+    for (int64_t oy = 0; oy < u.out_height(); oy += band_rows) {
+      const int64_t oy_end = std::min(u.out_height(), oy + band_rows);
+      const int64_t n = (oy_end - oy) * out_w;
+      if (!pointwise) im2col(u, x, oy, oy_end, col);
+      sgemm(false, false, g.out_channels, n, depth, 1.0f, weight, depth,
+            pointwise ? x + oy * out_w : col, pointwise ? plane : n, 0.0f,
+            output + b * out_size + oy * out_w, plane);
+    }
   }
   if (bias) add_bias(bias, g.batch, g.out_channels, plane, output);
 }
@@ -134,7 +155,7 @@ void conv2d_backward_data(const Conv2dGeometry& g, const float* grad_output, con
                           float* grad_input) {
   check_geometry("conv2d_backward_data", g);
   const Im2colGeometry u = unfold_geometry(g);
-  const int64_t plane = u.col_cols(), depth = u.col_rows();
+  const int64_t plane = u.col_cols(), depth = u.col_rows(), out_w = u.out_width();
   const int64_t in_size = g.in_channels * g.in_height * g.in_width;
   const int64_t out_size = g.out_channels * plane;
   if (is_pointwise(g)) {
@@ -143,12 +164,17 @@ void conv2d_backward_data(const Conv2dGeometry& g, const float* grad_output, con
             grad_output + b * out_size, plane, 0.0f, grad_input + b * in_size, plane);
     return;
   }
-  float* col = col_buffer(depth * plane);
+  const int64_t band_rows = rows_per_band(g, u);
+  float* col = col_buffer(depth * band_rows * out_w);
   std::fill(grad_input, grad_input + g.batch * in_size, 0.0f);
   for (int64_t b = 0; b < g.batch; ++b) {
-    sgemm(true, false, depth, plane, g.out_channels, 1.0f, weight, depth,
-          grad_output + b * out_size, plane, 0.0f, col, plane);
-    col2im(u, col, grad_input + b * in_size);
+    for (int64_t oy = 0; oy < u.out_height(); oy += band_rows) {
+      const int64_t oy_end = std::min(u.out_height(), oy + band_rows);
+      const int64_t n = (oy_end - oy) * out_w;
+      sgemm(true, false, depth, n, g.out_channels, 1.0f, weight, depth,
+            grad_output + b * out_size + oy * out_w, plane, 0.0f, col, n);
+      col2im(u, col, oy, oy_end, grad_input + b * in_size);
+    }
   }
 }
 
@@ -156,16 +182,24 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const float* input,
                             const float* grad_output, float* grad_weight, float* grad_bias) {
   check_geometry("conv2d_backward_weight", g);
   const Im2colGeometry u = unfold_geometry(g);
-  const int64_t plane = u.col_cols(), depth = u.col_rows();
+  const int64_t plane = u.col_cols(), depth = u.col_rows(), out_w = u.out_width();
   const int64_t in_size = g.in_channels * g.in_height * g.in_width;
   const int64_t out_size = g.out_channels * plane;
   if (g.batch == 0) std::fill(grad_weight, grad_weight + g.out_channels * depth, 0.0f);
-  float* col = is_pointwise(g) ? nullptr : col_buffer(depth * plane);
+  const bool pointwise = is_pointwise(g);
+  const int64_t band_rows = rows_per_band(g, u);
+  float* col = pointwise ? nullptr : col_buffer(depth * band_rows * out_w);
   for (int64_t b = 0; b < g.batch; ++b) {
     const float* x = input + b * in_size;
-    if (col) im2col(u, x, col);
-    sgemm(false, true, g.out_channels, depth, plane, 1.0f, grad_output + b * out_size, plane,
-          col ? col : x, plane, b == 0 ? 0.0f : 1.0f, grad_weight, depth);
+    for (int64_t oy = 0; oy < u.out_height(); oy += band_rows) {
+      const int64_t oy_end = std::min(u.out_height(), oy + band_rows);
+      const int64_t n = (oy_end - oy) * out_w;
+      if (!pointwise) im2col(u, x, oy, oy_end, col);
+      const bool first = b == 0 && oy == 0;
+      sgemm(false, true, g.out_channels, depth, n, 1.0f, grad_output + b * out_size + oy * out_w,
+            plane, pointwise ? x + oy * out_w : col, pointwise ? plane : n,
+            first ? 0.0f : 1.0f, grad_weight, depth);
+    }
   }
   if (grad_bias) sum_bias(grad_output, g.batch, g.out_channels, plane, grad_bias);
 }

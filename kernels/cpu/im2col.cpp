@@ -36,27 +36,32 @@ bool worth_threads(int64_t elements) { return elements >= (int64_t{1} << 16); }
 
 }  // namespace
 
-void im2col(const Im2colGeometry& g, const float* image, float* col) {
+void im2col(const Im2colGeometry& g, const float* image, int64_t oy_begin, int64_t oy_end,
+            float* col) {
   const int64_t out_h = g.out_height(), out_w = g.out_width();
-  const int64_t plane = out_h * out_w;
+  oy_begin = std::max<int64_t>(oy_begin, 0);
+  oy_end = std::min(oy_end, out_h);
+  if (out_w <= 0 || oy_begin >= oy_end) return;
+  const int64_t band = (oy_end - oy_begin) * out_w;
   const int64_t rows = g.col_rows();
   const int64_t window = g.kernel_h * g.kernel_w;
-  if (out_h <= 0 || out_w <= 0) return;
-#pragma omp parallel for schedule(static) if (worth_threads(rows * plane))
+#pragma omp parallel for schedule(static) if (worth_threads(rows * band))
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t c = r / window;
     const int64_t i = r / g.kernel_w % g.kernel_h;
     const int64_t j = r % g.kernel_w;
     const float* src = image + c * g.height * g.width;
-    float* dst = col + r * plane;
+    float* dst = col + r * band;  // row oy of the band at (oy - oy_begin) * out_w
     int64_t y_lo, y_hi, x_lo, x_hi;
     valid_range(i - g.padding, g.stride, g.height, out_h, y_lo, y_hi);
     valid_range(j - g.padding, g.stride, g.width, out_w, x_lo, x_hi);
-    std::fill(dst, dst + y_lo * out_w, 0.0f);
+    y_lo = std::clamp(y_lo, oy_begin, oy_end);
+    y_hi = std::clamp(y_hi, y_lo, oy_end);
+    std::fill(dst, dst + (y_lo - oy_begin) * out_w, 0.0f);
     for (int64_t oy = y_lo; oy < y_hi; ++oy) {
       const float* src_row = src + (oy * g.stride - g.padding + i) * g.width +
                              (x_lo * g.stride - g.padding + j);
-      float* dst_row = dst + oy * out_w;
+      float* dst_row = dst + (oy - oy_begin) * out_w;
       std::fill(dst_row, dst_row + x_lo, 0.0f);
       if (g.stride == 1) {
         std::memcpy(dst_row + x_lo, src_row, sizeof(float) * (x_hi - x_lo));
@@ -68,29 +73,38 @@ void im2col(const Im2colGeometry& g, const float* image, float* col) {
       }
       std::fill(dst_row + x_hi, dst_row + out_w, 0.0f);
     }
-    std::fill(dst + y_hi * out_w, dst + plane, 0.0f);
+    std::fill(dst + (y_hi - oy_begin) * out_w, dst + band, 0.0f);
   }
 }
 
-void col2im(const Im2colGeometry& g, const float* col, float* image) {
+void im2col(const Im2colGeometry& g, const float* image, float* col) {
+  im2col(g, image, 0, g.out_height(), col);
+}
+
+void col2im(const Im2colGeometry& g, const float* col, int64_t oy_begin, int64_t oy_end,
+            float* image) {
   const int64_t out_h = g.out_height(), out_w = g.out_width();
-  const int64_t plane = out_h * out_w;
+  oy_begin = std::max<int64_t>(oy_begin, 0);
+  oy_end = std::min(oy_end, out_h);
+  if (out_w <= 0 || oy_begin >= oy_end) return;
+  const int64_t band = (oy_end - oy_begin) * out_w;
   const int64_t window = g.kernel_h * g.kernel_w;
-  if (out_h <= 0 || out_w <= 0) return;
-#pragma omp parallel for schedule(static) if (worth_threads(g.col_rows() * plane))
+#pragma omp parallel for schedule(static) if (worth_threads(g.col_rows() * band))
   for (int64_t c = 0; c < g.channels; ++c) {
     float* dst = image + c * g.height * g.width;
     for (int64_t i = 0; i < g.kernel_h; ++i) {
       int64_t y_lo, y_hi;
       valid_range(i - g.padding, g.stride, g.height, out_h, y_lo, y_hi);
+      y_lo = std::clamp(y_lo, oy_begin, oy_end);
+      y_hi = std::clamp(y_hi, y_lo, oy_end);
       for (int64_t j = 0; j < g.kernel_w; ++j) {
         int64_t x_lo, x_hi;
         valid_range(j - g.padding, g.stride, g.width, out_w, x_lo, x_hi);
-        const float* src = col + (c * window + i * g.kernel_w + j) * plane;
+        const float* src = col + (c * window + i * g.kernel_w + j) * band;
         for (int64_t oy = y_lo; oy < y_hi; ++oy) {
           float* dst_row = dst + (oy * g.stride - g.padding + i) * g.width +
                            (x_lo * g.stride - g.padding + j);
-          const float* src_row = src + oy * out_w;
+          const float* src_row = src + (oy - oy_begin) * out_w;
           if (g.stride == 1) {
             for (int64_t ox = x_lo; ox < x_hi; ++ox) dst_row[ox - x_lo] += src_row[ox];
           } else if (g.stride == 2) {
@@ -103,6 +117,10 @@ void col2im(const Im2colGeometry& g, const float* col, float* image) {
       }
     }
   }
+}
+
+void col2im(const Im2colGeometry& g, const float* col, float* image) {
+  col2im(g, col, 0, g.out_height(), image);
 }
 
 }  // namespace pixgrad::kernels::cpu

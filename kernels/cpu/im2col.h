@@ -23,9 +23,20 @@ struct Im2colGeometry {
 // a convolution is weight[out, in*kh*kw] x col. Overwrites col.
 void im2col(const Im2colGeometry& g, const float* image, float* col);
 
+// Only output rows [oy_begin, oy_end): col is
+// [channels * kernel_h * kernel_w][(oy_end - oy_begin) * out_width], the
+// matching column band of the full col (a convolution can then be run in bands
+// whose col stays in cache).
+void im2col(const Im2colGeometry& g, const float* image, int64_t oy_begin, int64_t oy_end,
+            float* col);
+
 // Adjoint of im2col: adds every col entry into the image pixel it was read
 // from (overlapping windows sum). Accumulates into image; zero it first for a
 // plain fold.
 void col2im(const Im2colGeometry& g, const float* col, float* image);
+
+// Adjoint of the banded im2col: accumulates a band of output rows.
+void col2im(const Im2colGeometry& g, const float* col, int64_t oy_begin, int64_t oy_end,
+            float* image);
 
 }  // namespace pixgrad::kernels::cpu

@@ -10,15 +10,12 @@ namespace pixgrad::data {
 
 AlignedDataset::AlignedDataset(const std::string& root, const std::string& split, AlignedOptions options)
     : options_(options) {
-  PIXGRAD_CHECK(options.crop_size > 0 && options.crop_size <= options.load_size && options.load_size <= kMaxImageSide,
-                "AlignedDataset: need 0 < crop_size <= load_size <= ", kMaxImageSide, ", got crop_size ",
-                options.crop_size, " and load_size ", options.load_size);
+  detail::check_crop_options("AlignedDataset", options.load_size, options.crop_size);
   files_ = list_image_files((std::filesystem::path(root) / split).string());
 }
 
 Example AlignedDataset::get(size_t index, uint64_t seed) const {
-  PIXGRAD_CHECK(index < files_.size(), "AlignedDataset: index ", index, " is out of range for ", files_.size(),
-                " examples");
+  detail::check_index("AlignedDataset", index, files_.size());
   const std::string& path = files_[index];
   const Image both = load_image(path);
   PIXGRAD_CHECK(both.width % 2 == 0, "image '", path, "': width ", both.width,

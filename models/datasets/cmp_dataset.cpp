@@ -35,9 +35,7 @@ std::string numbered_path(const std::string& root, int number, const char* exten
 }  // namespace
 
 CmpDataset::CmpDataset(const std::string& root, const std::string& split, CmpOptions options) : options_(options) {
-  PIXGRAD_CHECK(options.crop_size > 0 && options.crop_size <= options.load_size && options.load_size <= kMaxImageSide,
-                "CmpDataset: need 0 < crop_size <= load_size <= ", kMaxImageSide, ", got crop_size ",
-                options.crop_size, " and load_size ", options.load_size);
+  detail::check_crop_options("CmpDataset", options.load_size, options.crop_size);
   int first = 1, last = 378;
   if (split == "train") {
     last = 299;
@@ -69,8 +67,7 @@ CmpDataset::CmpDataset(const std::string& root, const std::string& split, CmpOpt
 }
 
 Example CmpDataset::get(size_t index, uint64_t seed) const {
-  PIXGRAD_CHECK(index < photos_.size(), "CmpDataset: index ", index, " is out of range for ", photos_.size(),
-                " examples");
+  detail::check_index("CmpDataset", index, photos_.size());
   const std::string& photo_path = photos_[index];
   const std::string& label_path = labels_[index];
   const Image photo = load_image(photo_path);

@@ -56,6 +56,20 @@ Tensor labels_to_one_hot(const Image& labels, int classes, int first_value, cons
   return tensor;
 }
 
+namespace detail {
+
+void check_crop_options(const char* dataset, int load_size, int crop_size) {
+  PIXGRAD_CHECK(crop_size > 0 && crop_size <= load_size && load_size <= kMaxImageSide, dataset,
+                ": need 0 < crop_size <= load_size <= ", kMaxImageSide, ", got crop_size ", crop_size,
+                " and load_size ", load_size);
+}
+
+void check_index(const char* dataset, size_t index, size_t size) {
+  PIXGRAD_CHECK(index < size, dataset, ": index ", index, " is out of range for ", size, " examples");
+}
+
+}  // namespace detail
+
 std::vector<std::string> list_image_files(const std::string& directory) {
   namespace fs = std::filesystem;
   std::error_code error;

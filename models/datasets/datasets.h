@@ -49,6 +49,13 @@ Tensor labels_to_one_hot(const Image& labels, int classes, int first_value, cons
 // Image files (.jpg, .jpeg, .png, any case) directly in `directory`, sorted by name.
 std::vector<std::string> list_image_files(const std::string& directory);
 
+namespace detail {
+// Throws "<dataset>: ..." unless 0 < crop_size <= load_size <= kMaxImageSide.
+void check_crop_options(const char* dataset, int load_size, int crop_size);
+// Throws "<dataset>: index ... is out of range" unless index < size.
+void check_index(const char* dataset, size_t index, size_t size);
+}  // namespace detail
+
 enum class Direction { AtoB, BtoA };
 
 struct AlignedOptions {

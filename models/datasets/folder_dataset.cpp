@@ -18,8 +18,7 @@ FolderDataset::FolderDataset(const std::string& directory_or_file, FolderOptions
 }
 
 Example FolderDataset::get(size_t index, uint64_t /*seed: nothing is random here*/) const {
-  PIXGRAD_CHECK(index < files_.size(), "FolderDataset: index ", index, " is out of range for ", files_.size(),
-                " examples");
+  detail::check_index("FolderDataset", index, files_.size());
   const std::string& path = files_[index];
   Image image = load_image(path);
   const int load = options_.load_size;

@@ -153,7 +153,9 @@ Image plot_losses(const std::vector<std::pair<std::string, std::vector<double>>>
   }
   const std::string top_label = format_value(high), bottom_label = format_value(low);
   const std::string end_label = std::to_string(length > 0 ? length - 1 : 0);
-  const int left = 4 * scale + std::max(text_width(top_label, scale), text_width(bottom_label, scale)) + 3 * scale;
+  const int label_width = std::max({text_width(top_label, scale), text_width(bottom_label, scale),
+                                    text_width(format_value((low + high) / 2), scale)});
+  const int left = 4 * scale + label_width + 3 * scale;
   const int top = legend_y + line_height + 3 * scale;
   const int right = width - 1 - 3 * scale - text_width(end_label, scale) / 2;
   const int bottom = height - 1 - line_height - 2 * scale;
@@ -161,7 +163,10 @@ Image plot_losses(const std::vector<std::pair<std::string, std::vector<double>>>
                 " leaves no room for the chart after the legend of ", series.size(), " series");
 
   // Axes, a middle grid line, and the range labels.
-  canvas.line(left, (top + bottom) / 2, right, (top + bottom) / 2, kGridLine);
+  const int middle = (top + bottom) / 2;
+  const std::string middle_label = format_value((low + high) / 2);
+  canvas.line(left, middle, right, middle, kGridLine);
+  canvas.text(left - 3 * scale - text_width(middle_label, scale), middle - 2 * scale, middle_label, scale, kInk);
   canvas.line(left, top, left, bottom, kInk);
   canvas.line(left, bottom, right, bottom, kInk);
   canvas.text(left - 3 * scale - text_width(top_label, scale), top - 2 * scale, top_label, scale, kInk);

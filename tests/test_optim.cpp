@@ -1,0 +1,195 @@
+// Optimisers (layers/optim.h) against scalar reference loops written in double.
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "gradcheck.h"
+#include "layers/optim.h"
+
+using namespace pixgrad;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const std::vector<double> kStart{0.5, -1.25, 2.0, 0.0, -0.03, 1e-3};
+
+// A different, fixed gradient for each step.
+std::vector<double> gradient_at(int step) {
+  std::vector<double> g;
+  for (size_t i = 0; i < kStart.size(); ++i) g.push_back(std::sin(1.7 * static_cast<double>(i) + step) * (i + 1) * 0.1);
+  return g;
+}
+
+Tensor parameter(DType dtype) {
+  Tensor p = Tensor::from_vector(kStart, {static_cast<int64_t>(kStart.size())}).to(dtype);
+  return p.set_requires_grad();
+}
+
+void set_gradient(const Tensor& p, int step) {
+  p.set_grad(Tensor::from_vector(gradient_at(step), p.shape()).to(p.dtype()));
+}
+
+std::vector<double> reference_adam(const optim::AdamOptions& o, int steps) {
+  std::vector<double> p = kStart, m(p.size(), 0.0), v(p.size(), 0.0);
+  for (int t = 1; t <= steps; ++t) {
+    const std::vector<double> grad = gradient_at(t);
+    const double c1 = 1 - std::pow(o.beta1, t), c2 = 1 - std::pow(o.beta2, t);
+    for (size_t i = 0; i < p.size(); ++i) {
+      const double g = grad[i] + o.weight_decay * p[i];
+      m[i] = o.beta1 * m[i] + (1 - o.beta1) * g;
+      v[i] = o.beta2 * v[i] + (1 - o.beta2) * g * g;
+      if (o.placement == optim::EpsilonPlacement::PyTorch)
+        p[i] -= o.lr / c1 * m[i] / (std::sqrt(v[i]) / std::sqrt(c2) + o.eps);
+      else
+        p[i] -= o.lr * std::sqrt(c2) / c1 * m[i] / (std::sqrt(v[i]) + o.eps);
+    }
+  }
+  return p;
+}
+
+std::vector<double> reference_sgd(const optim::SGDOptions& o, int steps) {
+  std::vector<double> p = kStart, buffer(p.size(), 0.0);
+  for (int t = 1; t <= steps; ++t) {
+    const std::vector<double> grad = gradient_at(t);
+    for (size_t i = 0; i < p.size(); ++i) {
+      const double g = grad[i] + o.weight_decay * p[i];
+      buffer[i] = t == 1 ? g : o.momentum * buffer[i] + g;
+      p[i] -= o.lr * (o.momentum != 0 ? buffer[i] : g);
+    }
+  }
+  return p;
+}
+
+template <typename Optimizer>
+void run_steps(Optimizer& optimizer, const Tensor& p, int first, int last) {
+  for (int t = first; t <= last; ++t) {
+    set_gradient(p, t);
+    optimizer.step();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("Adam matches the reference update for both epsilon placements", "[optim][adam]") {
+  const int steps = 6;
+  for (const auto placement : {optim::EpsilonPlacement::PyTorch, optim::EpsilonPlacement::Chainer}) {
+    for (const double weight_decay : {0.0, 0.1}) {
+      optim::AdamOptions options;
+      options.lr = 0.01;
+      options.beta1 = 0.5;
+      options.eps = 1e-3;  // large, so that where it sits shows
+      options.weight_decay = weight_decay;
+      options.placement = placement;
+      const std::vector<double> expected = reference_adam(options, steps);
+      INFO("placement " << (placement == optim::EpsilonPlacement::PyTorch ? "PyTorch" : "Chainer") << ", weight_decay "
+                        << weight_decay);
+      for (const DType dtype : {DType::Float64, DType::Float32}) {
+        const Tensor p = parameter(dtype);
+        optim::Adam adam({p}, options);
+        run_steps(adam, p, 1, steps);
+        const double tolerance = dtype == DType::Float64 ? 1e-14 : 1e-6;
+        CHECK(testing::max_relative_error(p.to_double_vector(), expected) < tolerance);
+        CHECK(p.is_leaf());
+      }
+    }
+  }
+  // The placements really differ while v is small.
+  optim::AdamOptions chainer;
+  chainer.eps = 1e-3;
+  chainer.placement = optim::EpsilonPlacement::Chainer;
+  optim::AdamOptions pytorch = chainer;
+  pytorch.placement = optim::EpsilonPlacement::PyTorch;
+  CHECK(testing::max_relative_error(reference_adam(chainer, 2), reference_adam(pytorch, 2)) > 1e-6);
+}
+
+TEST_CASE("SGD with momentum and weight decay matches the reference update", "[optim][sgd]") {
+  for (const double momentum : {0.0, 0.9}) {
+    const optim::SGDOptions options{0.05, momentum, 0.01};
+    const Tensor p = parameter(DType::Float64);
+    optim::SGD sgd({p}, options);
+    run_steps(sgd, p, 1, 5);
+    INFO("momentum " << momentum);
+    CHECK(testing::max_relative_error(p.to_double_vector(), reference_sgd(options, 5)) < 1e-14);
+    CHECK(sgd.state_dict("").count("0.momentum_buffer") == (momentum != 0 ? 1u : 0u));
+  }
+}
+
+TEST_CASE("Optimisers skip parameters without a gradient and follow set_lr", "[optim]") {
+  const Tensor a = parameter(DType::Float32), b = parameter(DType::Float32);
+  optim::Adam adam({a, b});
+  CHECK(adam.lr() == 1e-3);
+  set_gradient(a, 1);
+  adam.step();
+  CHECK(b.to_double_vector() == parameter(DType::Float32).to_double_vector());
+  const auto state = adam.state_dict("opt.");
+  CHECK(state.at("opt.0.step").item() == 1.0);
+  CHECK(state.at("opt.1.step").item() == 0.0);
+
+  // Twice the rate, twice the first step (the first Adam step is lr * sign(g) up to eps).
+  const Tensor c = parameter(DType::Float64), d = parameter(DType::Float64);
+  optim::Adam slow({c}), fast({d});
+  fast.set_lr(2e-3);
+  set_gradient(c, 1);
+  set_gradient(d, 1);
+  slow.step();
+  fast.step();
+  for (size_t i = 0; i < kStart.size(); ++i)
+    CHECK(d.to_double_vector()[i] - kStart[i] == Approx(2 * (c.to_double_vector()[i] - kStart[i])));
+
+  adam.zero_grad();
+  CHECK_FALSE(a.grad().defined());
+}
+
+TEST_CASE("Adam minimises a quadratic through autograd", "[optim][adam]") {
+  const Tensor target = Tensor::from_vector(std::vector<float>{1.0f, -2.0f, 0.5f, 3.0f}, {4});
+  Tensor p = Tensor::zeros({4}).set_requires_grad();
+  optim::AdamOptions options;
+  options.lr = 0.05;
+  optim::Adam adam({p}, options);
+  for (int i = 0; i < 500; ++i) {
+    adam.zero_grad();
+    const Tensor difference = p - target;
+    sum(difference * difference).backward();
+    adam.step();
+  }
+  CHECK(testing::max_relative_error(p.to_double_vector(), target.to_double_vector()) < 1e-2);
+}
+
+TEST_CASE("Optimiser state_dict round trip continues bit-identically", "[optim][state_dict]") {
+  optim::AdamOptions options;
+  options.lr = 0.02;
+  options.placement = optim::EpsilonPlacement::Chainer;
+  const Tensor p = parameter(DType::Float32);
+  optim::Adam original({p}, options);
+  run_steps(original, p, 1, 3);
+
+  const std::map<std::string, Tensor> state = original.state_dict("optimizer_g.");
+  CHECK(state.size() == 3);
+  CHECK(state.at("optimizer_g.0.step").dtype() == DType::Float64);
+  CHECK(state.at("optimizer_g.0.exp_avg").shape() == p.shape());
+
+  Tensor copy = p.detach().clone().set_requires_grad();
+  optim::Adam resumed({copy}, options);
+  std::map<std::string, Tensor> shared = state;
+  shared["optimizer_d.0.step"] = Tensor::zeros({});  // other optimisers' keys are ignored
+  resumed.load_state_dict(shared, "optimizer_g.");
+  run_steps(original, p, 4, 7);
+  run_steps(resumed, copy, 4, 7);
+  CHECK(copy.to_vector() == p.to_vector());
+  const auto a = original.state_dict(""), b = resumed.state_dict("");
+  for (const auto& [key, tensor] : a) CHECK(b.at(key).to_vector() == tensor.to_vector());
+
+  std::map<std::string, Tensor> missing = state;
+  missing.erase("optimizer_g.0.exp_avg_sq");
+  CHECK_THROWS_WITH(resumed.load_state_dict(missing, "optimizer_g."),
+                    Contains("missing key 'optimizer_g.0.exp_avg_sq'"));
+  std::map<std::string, Tensor> misshaped = state;
+  misshaped["optimizer_g.0.exp_avg"] = Tensor::zeros({2, 3});
+  CHECK_THROWS_WITH(resumed.load_state_dict(misshaped, "optimizer_g."),
+                    Contains("'optimizer_g.0.exp_avg' has shape [2, 3] in the state but [6] in the optimizer"));
+  std::map<std::string, Tensor> bad_step = state;
+  bad_step["optimizer_g.0.step"] = Tensor::full({}, 2.5, Device::cpu(), DType::Float64);
+  CHECK_THROWS_WITH(resumed.load_state_dict(bad_step, "optimizer_g."), Contains("not a step count"));
+  CHECK_THROWS_WITH(resumed.load_state_dict(state, "other."), Contains("missing key 'other.0.step'"));
+}

@@ -1,0 +1,85 @@
+// The U-Net and PatchGAN presets: shapes, parameter counts against the
+// references' published totals, and the errors bad inputs get.
+#include <catch2/catch.hpp>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "gradcheck.h"
+#include "models/patchgan.h"
+#include "models/unet.h"
+
+using namespace pixgrad;
+using namespace pixgrad::models;
+using Catch::Matchers::Contains;
+
+namespace {
+int64_t parameter_count(const nn::Module& module) {
+  int64_t count = 0;
+  for (const Tensor& p : module.parameters()) count += p.numel();
+  return count;
+}
+}  // namespace
+
+TEST_CASE("paper presets have the reference's parameter counts", "[models]") {
+  // The PyTorch reference prints 54.414 M for unet_256 and 2.769 M for the
+  // 70x70 PatchGAN on 6 channels, both with batch norm.
+  UnetGenerator generator(UnetOptions::for_preset(Preset::Paper, 3, 3));
+  CHECK(parameter_count(generator) == Approx(54.414e6).margin(0.0005e6));
+  PatchGanDiscriminator discriminator(PatchGanOptions::for_preset(Preset::Paper, 3, 3));
+  CHECK(parameter_count(discriminator) == Approx(2.769e6).margin(0.0005e6));
+  UnetOptions unet_128 = UnetOptions::for_preset(Preset::Paper, 3, 3);
+  unet_128.num_downs = 7;
+  CHECK(parameter_count(UnetGenerator(unet_128)) == Approx(41.829e6).margin(0.0005e6));
+}
+
+TEST_CASE("generators map [N, C_in, H, W] to [N, C_out, H, W]", "[models]") {
+  NoGradGuard no_grad;
+  SECTION("paper, 6 downsamplings at 64x64, batch 2") {
+    UnetOptions options = UnetOptions::for_preset(Preset::Paper, 3, 3);
+    options.ngf = 4;
+    options.num_downs = 6;
+    UnetGenerator generator(options);
+    const Tensor out = generator.forward(testing::random_tensor({2, 3, 64, 64}, 1, DType::Float32));
+    CHECK(out.shape() == Shape{2, 3, 64, 64});
+    for (double v : out.to_double_vector()) REQUIRE(std::abs(v) <= 1.0);  // tanh output
+  }
+  SECTION("chainer, 12-channel one-hot in, no tanh") {
+    UnetOptions options = UnetOptions::for_preset(Preset::Chainer, 12, 3);
+    options.ngf = 4;
+    options.num_downs = 5;
+    UnetGenerator generator(options);
+    const Tensor out = generator.forward(testing::random_tensor({1, 12, 64, 64}, 2, DType::Float32));
+    CHECK(out.shape() == Shape{1, 3, 64, 64});
+  }
+}
+
+TEST_CASE("discriminators give one logit per patch", "[models]") {
+  NoGradGuard no_grad;
+  const Tensor x = testing::random_tensor({2, 3, 64, 64}, 3, DType::Float32);
+  const Tensor y = testing::random_tensor({2, 3, 64, 64}, 4, DType::Float32);
+  PatchGanOptions paper = PatchGanOptions::for_preset(Preset::Paper, 3, 3);
+  paper.ndf = 8;
+  // 64 -> 32 -> 16 -> 8 (stride 2) -> 7 -> 6 (stride 1, k4 p1)
+  CHECK(PatchGanDiscriminator(paper).forward(x, y).shape() == Shape{2, 1, 6, 6});
+  paper.pixel = true;
+  CHECK(PatchGanDiscriminator(paper).forward(x, y).shape() == Shape{2, 1, 64, 64});
+  PatchGanOptions chainer = PatchGanOptions::for_preset(Preset::Chainer, 3, 3);
+  chainer.ndf = 8;
+  CHECK(PatchGanDiscriminator(chainer).forward(x, y).shape() == Shape{2, 1, 4, 4});
+}
+
+TEST_CASE("models reject inputs of the wrong shape", "[models][errors]") {
+  UnetOptions options = UnetOptions::for_preset(Preset::Paper, 3, 3);
+  options.ngf = 2;
+  options.num_downs = 5;
+  UnetGenerator generator(options);
+  CHECK_THROWS_WITH(generator.forward(Tensor::zeros({1, 3, 48, 40})), Contains("multiples of 32"));
+  CHECK_THROWS_WITH(generator.forward(Tensor::zeros({1, 4, 64, 64})), Contains("[1, 4, 64, 64]"));
+  PatchGanOptions d_options = PatchGanOptions::for_preset(Preset::Paper, 3, 3);
+  d_options.ndf = 4;
+  PatchGanDiscriminator discriminator(d_options);
+  CHECK_THROWS_WITH(discriminator.forward(Tensor::zeros({1, 3, 32, 32}), Tensor::zeros({1, 3, 16, 16})),
+                    Contains("[1, 3, 16, 16]"));
+  options.num_downs = 4;
+  CHECK_THROWS_WITH(UnetGenerator(options), Contains("num_downs >= 5"));
+}

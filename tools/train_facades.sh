@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds pixgrad and trains pix2pix on the facades (labels -> photos), on the
+# GPU when one is usable, else on the CPU. Installs what is missing first.
+# Usage: bash tools/train_facades.sh [FACADES_DIR] [train_pix2pix options...]
+#   FACADES_DIR defaults to data/facades, downloaded there when missing;
+#   give e.g. ../shared/data/facades to use an existing copy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+data="${1:-data/facades}"
+[ $# -gt 0 ] && shift
+
+bash tools/install_deps.sh
+cmake -S . -B build -G Ninja
+cmake --build build -j"$(nproc)" --target train_pix2pix pix2pix_translate
+if [ ! -d "$data/train" ]; then
+  bash tools/download_dataset.sh facades "$(dirname "$data")"
+fi
+exec ./build/apps/train_pix2pix --dataset "$data" --direction BtoA --output out/facades "$@"
