@@ -12,10 +12,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -45,9 +47,31 @@ struct Record {
 // Buffer sets whose total size passes this are enough to flush the 32 MiB L3.
 constexpr double kRotationBytes = 96.0 * 1024 * 1024;
 
-std::vector<float> random_buffer(size_t count, std::mt19937& rng) {
+// 64-byte aligned like the framework's tensor storage (some kernel paths,
+// e.g. streaming stores, depend on it).
+template <typename T>
+struct CacheAligned {
+  using value_type = T;
+  CacheAligned() = default;
+  template <typename U>
+  CacheAligned(const CacheAligned<U>&) {}
+  T* allocate(size_t n) {
+    const size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <typename U>
+  bool operator==(const CacheAligned<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const CacheAligned<U>&) const { return false; }
+};
+using Buffer = std::vector<float, CacheAligned<float>>;
+
+Buffer random_buffer(size_t count, std::mt19937& rng) {
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(count);
+  Buffer v(count);
   for (float& x : v) x = dist(rng);
   return v;
 }
@@ -85,12 +109,12 @@ class Bench {
   // One buffer set is the operands of one call of the pass.
   void measure(const std::string& layer, const std::string& pass, const std::string& shape,
                double flops, const std::vector<size_t>& sizes,
-               const std::function<void(std::vector<std::vector<float>>&)>& call) {
+               const std::function<void(std::vector<Buffer>&)>& call) {
     double bytes = 0;
     for (size_t s : sizes) bytes += 4.0 * static_cast<double>(s);
     const int sets = rotation_sets(bytes);
     // One random set, copied: the values only need to be ordinary floats.
-    std::vector<std::vector<std::vector<float>>> buffers(static_cast<size_t>(sets));
+    std::vector<std::vector<Buffer>> buffers(static_cast<size_t>(sets));
     for (size_t s : sizes) buffers[0].push_back(random_buffer(s, rng_));
     for (size_t i = 1; i < buffers.size(); ++i) buffers[i] = buffers[0];
     const double ms = median_ms(sets, warmup_, reps_, [&](int i) { call(buffers[i]); });

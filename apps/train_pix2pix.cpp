@@ -17,8 +17,8 @@ using pixgrad::training::TrainConfig;
 // Registers every option; `explicit_fields` later learns which were given.
 void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
   app.add_option("--dataset", c.dataset, "Dataset root (aligned: with train/ and test/ folders of A|B images; "
-                                         "cmp: the CMP base folder), e.g. ../shared/data/facades")
-      ->required();
+                                         "cmp: the CMP base folder), e.g. ../shared/data/facades; "
+                                         "required unless --resume");
   app.add_option("--format", c.format, "Dataset layout: aligned | cmp")->capture_default_str();
   app.add_option("--direction", c.direction, "aligned only: AtoB (left half -> right half) | BtoA")
       ->capture_default_str();
@@ -37,6 +37,9 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
   app.add_option("--num-downs", c.num_downs, "U-Net downsamplings (0: the preset's, 8 paper / 7 chainer)")
       ->capture_default_str();
   app.add_option("--n-layers", c.n_layers, "paper discriminator: stride-2 layers (3 = 70x70 PatchGAN)")
+      ->capture_default_str();
+  app.add_option("--discriminator", c.discriminator, "paper discriminator: patch (n-layers PatchGAN) | pixel "
+                                                     "(1x1 PixelGAN)")
       ->capture_default_str();
   app.add_option("--norm", c.norm, "batch | instance | none")->capture_default_str();
   app.add_flag("--no-dropout", c.no_dropout, "No dropout in the generator");
@@ -58,7 +61,9 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
   app.add_option("--device", c.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--output", c.output, "Output folder")->capture_default_str();
   app.add_option("--resume", resume, "Continue from a checkpoint (e.g. out/checkpoint.safetensors)");
-  app.add_option("--log-interval", c.log_interval, "Iterations per log.jsonl record")->capture_default_str();
+  app.add_option("--log-interval,--display-interval", c.log_interval,
+                 "Iterations per log.jsonl record (and console line when not on a terminal)")
+      ->capture_default_str();
   app.add_option("--snapshot-interval", c.snapshot_interval,
                  "Iterations per checkpoint, preview grid and loss plot")
       ->capture_default_str();
@@ -96,6 +101,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (resume.empty() && config.dataset.empty()) throw pixgrad::Error("--dataset is required (unless --resume)");
     pixgrad::training::install_stop_handlers();
     pixgrad::training::Trainer trainer(config, resume, explicit_fields(app));
     const pixgrad::training::RunSummary summary = trainer.run();

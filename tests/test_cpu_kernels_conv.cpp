@@ -214,10 +214,10 @@ std::vector<Conv2dGeometry> conv_geometries() {
   out.push_back({2, 17, 6, 5, 33, 1, 1, 1, 0});
   out.push_back({1, 16, 16, 16, 32, 4, 4, 2, 1});
   out.push_back({1, 64, 4, 4, 40, 4, 4, 2, 1});
-  // Few output channels and a col over 1 MiB: run in bands of output rows,
+  // Few output channels and a col over 8 MiB: run in bands of output rows,
   // with a ragged last band.
-  out.push_back({2, 64, 32, 32, 2, 4, 4, 1, 1});
-  out.push_back({1, 128, 40, 40, 1, 4, 4, 2, 1});
+  out.push_back({1, 128, 35, 35, 2, 4, 4, 1, 1});
+  out.push_back({2, 256, 66, 66, 1, 4, 4, 2, 1});
   return out;
 }
 

@@ -24,12 +24,24 @@
 // from the shape: tall problems split rows (each thread packs its own A rows),
 // wide ones split the NR panels (e.g. M=64, N=16384), so both cores work even
 // when one dimension is a single tile. All threads pack disjoint panels of the
-// shared B block, then meet at a barrier before using it.
+// shared B block, then meet at a barrier before using it. B is packed as many
+// KC slices at a time as fit in 8 MiB, so the team meets twice per group of
+// slices rather than twice per slice: when another process shares the cores,
+// each barrier can cost a whole scheduler time slice.
 //
-// Very skinny products (N or M of a few columns, e.g. the 2x2 and 1x1 U-Net
-// bottleneck layers with K=8192) would waste most of a 32-wide tile and are
-// bound by streaming the big operand anyway; they take a dot-product path
-// that reads the big matrix once, without packing it.
+// Three departures from the textbook loop, all for the U-Net's shapes:
+//  - When a thread's A block feeds only one or two NR panels (N <= 64, the
+//    8x8..16x16 bottleneck layers with K = 8192), the transposing pack costs
+//    as much as the FMAs it feeds; the AVX-512 micro-kernel then broadcasts
+//    straight from A (14 row streams, which the L1 serves fine).
+//  - A C that is written once (one K slice, beta 0) and is larger than half
+//    the L3 (backward-weight of the bottleneck layers: a 16-32 MiB gradient
+//    from K = 1..4) goes out with non-temporal stores, skipping the
+//    read-for-ownership of every line.
+//  - Very skinny products (N or M of at most 8, e.g. the 2x2 and 1x1 layers)
+//    would waste most of a 32-wide tile and are bound by streaming the big
+//    operand anyway; they take a dot-product / axpy path that reads the big
+//    matrix once, without packing it, prefetching ahead of the hardware.
 //
 // The SIMD code is compiled per function with target attributes and chosen at
 // run time, so the library itself stays baseline x86-64.
@@ -186,8 +198,8 @@ inline __attribute__((always_inline)) void store_skinny(float* out, float value,
 }
 
 // C[i][j] = sum_k op(A)[i][k] * bt[j][k]. Without transposition a row of A is
-// contiguous, so each output is a dot product over k (vectorised along k);
-// with it, A[k][i0..] is contiguous and the update is an axpy along i.
+// contiguous, so each output is a dot product over k; with it, A[k][i0..] is
+// contiguous and the update is an axpy along i.
 inline __attribute__((always_inline)) void skinny_generic(bool trans_a, int64_t i0, int64_t i1,
                                                           int64_t n, int64_t K, float alpha,
                                                           const float* A, int64_t lda,
@@ -198,8 +210,15 @@ inline __attribute__((always_inline)) void skinny_generic(bool trans_a, int64_t 
       const float* arow = A + i * lda;
       for (int64_t j = 0; j < n; ++j) {
         const float* brow = bt + j * K;
+        // Independent partial sums, so the loop vectorises without reassociation.
+        constexpr int kLanes = 16;
+        float lanes[kLanes] = {};
+        int64_t k = 0;
+        for (; k + kLanes <= K; k += kLanes)
+          for (int l = 0; l < kLanes; ++l) lanes[l] += arow[k + l] * brow[k + l];
         float sum = 0.0f;
-        for (int64_t k = 0; k < K; ++k) sum += arow[k] * brow[k];
+        for (float lane : lanes) sum += lane;
+        for (; k < K; ++k) sum += arow[k] * brow[k];
         store_skinny(C + i * rs_c + j * cs_c, sum, alpha, beta);
       }
     }

@@ -15,6 +15,7 @@ models::Pix2PixOptions pix2pix_options(const TrainConfig& config) {
   options.generator.use_dropout = !config.no_dropout;
   options.discriminator.ndf = config.ndf;
   options.discriminator.n_layers = config.n_layers;
+  options.discriminator.pixel = config.discriminator == "pixel";
   options.discriminator.norm.kind = models::parse_norm(config.norm);
   options.lambda_l1 = config.lambda_l1;
   options.adam.lr = config.lr;

@@ -19,7 +19,7 @@ int64_t TrainConfig::output_channels() const { return 3; }
 // The fields that define what is trained — a resumed run must keep them ...
 #define PIXGRAD_TRAINING_FIELDS(X)                                                                         \
   X(format) X(direction) X(train_split) X(load_size) X(crop_size) X(no_flip) X(preset) X(ngf) X(ndf)       \
-  X(num_downs) X(n_layers) X(norm) X(no_dropout) X(batch_size) X(decay_epochs) X(schedule) X(lr) X(beta1) \
+  X(num_downs) X(n_layers) X(discriminator) X(norm) X(no_dropout) X(batch_size) X(decay_epochs) X(schedule) X(lr) X(beta1) \
   X(lambda_l1) X(seed)
 // ... and those that only steer the run, which a resumed run may change.
 #define PIXGRAD_RUN_FIELDS(X)                                                                       \
@@ -80,6 +80,9 @@ void validate(const TrainConfig& c) {
                 c.direction, "'");
   models::parse_preset(c.preset);
   models::parse_norm(c.norm);
+  PIXGRAD_CHECK(c.discriminator == "patch" || c.discriminator == "pixel", "--discriminator must be patch or pixel, not '",
+                c.discriminator, "'");
+  PIXGRAD_CHECK(c.discriminator == "patch" || c.preset == "paper", "--discriminator pixel needs --preset paper");
   const std::string schedule = c.effective_schedule();
   PIXGRAD_CHECK(schedule == "linear" || schedule == "constant", "--schedule must be linear or constant, not '",
                 schedule, "'");

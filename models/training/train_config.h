@@ -28,6 +28,7 @@ struct TrainConfig {
   int ndf = 64;
   int num_downs = 0;      // 0: the preset's (paper 8, chainer 7)
   int n_layers = 3;       // paper discriminator
+  std::string discriminator = "patch";  // paper: patch | pixel
   std::string norm = "batch";
   bool no_dropout = false;
   // optimisation
