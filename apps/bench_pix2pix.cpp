@@ -48,11 +48,14 @@ int main(int argc, char** argv) {
   app.add_option("--iterations", iterations, "Timed steps per configuration")->capture_default_str();
   app.add_option("--warmup", warmup, "Untimed steps first")->capture_default_str();
   app.add_option("--device", device_name, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  std::string conv_impl;
+  app.add_option("--conv-impl", conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
   app.add_option("--json", json_path, "Also write the results as JSON");
   CLI11_PARSE(app, argc, argv);
 
   try {
     const Device device = training::resolve_device(device_name);
+    training::select_conv_impl(conv_impl);
     nlohmann::json results = nlohmann::json::array();
     std::printf("%-8s %5s %10s %8s %9s | %9s %9s %9s %9s\n", "preset", "batch", "s/iter", "iter/s", "images/s",
                 "G fwd", "D f+b", "G bwd", "optim");

@@ -41,7 +41,9 @@ Tensor load_input(const std::string& path, const training::TrainConfig& config, 
     const data::Image labels = data::resize_nearest(data::load_label_image(path), size, size);
     chw = data::labels_to_one_hot(labels, 12, 1, path);
   } else {
-    chw = data::image_to_tensor(data::resize_bilinear(data::to_rgb(data::load_image(path), path), size, size), path);
+    const data::Preprocessing pre = training::preprocessing(config);
+    chw = data::image_to_tensor(data::resize_photo(data::to_rgb(data::load_image(path), path), size, size, pre.resample),
+                                path, pre.pixel_divisor);
   }
   return chw.reshape({1, chw.size(0), chw.size(1), chw.size(2)});
 }
@@ -64,12 +66,16 @@ int main(int argc, char** argv) {
   app.add_flag("--eval", eval_mode, "Use running statistics and no dropout (default: batch statistics, dropout on)");
   app.add_option("--seed", seed, "Seed of the dropout masks")->capture_default_str();
   app.add_option("--device", device_name, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  std::string conv_impl;
+  app.add_option("--conv-impl", conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
   CLI11_PARSE(app, argc, argv);
 
   try {
     const training::Checkpoint checkpoint = training::load_checkpoint(checkpoint_path);
     const training::TrainConfig& config = checkpoint.config;
+    training::validate(config);
     if (size == 0) size = config.crop_size;
+    PIXGRAD_CHECK(size > 0, "--size must be positive, got ", size);
     models::UnetGenerator generator(training::pix2pix_options(config).generator);
     PIXGRAD_CHECK(size % generator.size_multiple() == 0, "--size ", size, " must be a multiple of ",
                   generator.size_multiple());
@@ -82,6 +88,7 @@ int main(int argc, char** argv) {
       fail("checkpoint '", checkpoint_path, "': ", error.what());
     }
     const Device device = training::resolve_device(device_name);
+    training::select_conv_impl(conv_impl);
     generator.to(device);
     generator.train(!eval_mode);
     default_generator().set_state(seed, 0);

@@ -1,20 +1,28 @@
-// Device storage for CUDA tensors: plain cudaMalloc / cudaMemcpy, every call
-// checked. (The caching allocator and pinned staging replace this with the
-// CUDA backend proper.)
+// The CUDA device backend: device discovery, one stream per device, a caching
+// allocator, and host<->device copies through pinned staging.
+//
+// Allocator: tensors are freed and reallocated with the same sizes every
+// training iteration, so freed blocks are kept in per-device free lists keyed
+// by their (rounded) size and handed out again; after the first iteration a
+// step makes no cudaMalloc or cudaFree. Reuse is safe without events because
+// every kernel and copy of a device runs on that device's single stream: work
+// queued before the free finishes before work queued after the reuse.
+//
+// Copies: pageable host memory cannot be copied asynchronously, so copies go
+// through one pinned staging buffer per device (grown on demand), in chunks,
+// synchronising the stream before the staging buffer is reused.
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cstring>
+#include <map>
 #include <mutex>
+#include <vector>
 
 #include "core/cuda_info.h"
 #include "core/error.h"
 #include "core/storage.h"
-
-#define PIXGRAD_CUDA_CHECK(call)                                                                   \
-  do {                                                                                             \
-    const cudaError_t status_ = (call);                                                            \
-    if (status_ != cudaSuccess)                                                                    \
-      ::pixgrad::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ", cudaGetErrorString(status_)); \
-  } while (0)
+#include "kernels/cuda/runtime.cuh"
 
 namespace pixgrad {
 
@@ -39,43 +47,175 @@ int cuda_device_count(std::string* reason) {
   return count;
 }
 
-void synchronize(const Device& device) {
-  if (!device.is_cuda()) return;
-  PIXGRAD_CUDA_CHECK(cudaSetDevice(device.index()));
-  PIXGRAD_CUDA_CHECK(cudaDeviceSynchronize());
-}
-
 namespace {
 
-void* device_allocate(size_t bytes, int device_index) {
-  void* pointer = nullptr;
-  PIXGRAD_CUDA_CHECK(cudaSetDevice(device_index));
-  PIXGRAD_CUDA_CHECK(cudaMalloc(&pointer, bytes == 0 ? 1 : bytes));
-  return pointer;
+constexpr int kMaxDevices = 16;
+constexpr size_t kRounding = 512;                  // allocation granularity
+constexpr size_t kStagingChunk = size_t{64} << 20;  // pinned staging buffer size
+
+size_t round_up(size_t bytes) { return std::max<size_t>(kRounding, (bytes + kRounding - 1) / kRounding * kRounding); }
+
+struct DeviceState {
+  std::mutex mutex;
+  cudaStream_t stream = nullptr;
+  std::multimap<size_t, void*> free_blocks;  // size -> block
+  std::map<void*, size_t> block_sizes;       // every block we own
+  CudaMemoryStats stats;
+  void* staging = nullptr;  // pinned host memory
+};
+
+DeviceState& state(int index) {
+  static DeviceState states[kMaxDevices];
+  PIXGRAD_CHECK(index >= 0 && index < kMaxDevices, "cuda: device index ", index, " out of range");
+  return states[index];
 }
 
-void device_deallocate(void* pointer, int device_index) {
-  // Destructors must not throw; a failed free at exit is not actionable.
-  cudaSetDevice(device_index);
-  cudaFree(pointer);
+thread_local int active_device = -1;
+
+cudaStream_t stream_of(int index) {
+  DeviceState& s = state(index);
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (!s.stream) PIXGRAD_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+  return s.stream;
 }
 
-void device_copy_to_host(void* host_destination, const void* source, size_t bytes, int device_index) {
-  PIXGRAD_CUDA_CHECK(cudaSetDevice(device_index));
-  PIXGRAD_CUDA_CHECK(cudaMemcpy(host_destination, source, bytes, cudaMemcpyDeviceToHost));
+void* device_allocate(size_t bytes, int index) {
+  cuda_activate(index);
+  const size_t size = round_up(bytes);
+  DeviceState& s = state(index);
+  std::lock_guard<std::mutex> lock(s.mutex);
+  void* block = nullptr;
+  // The smallest cached block that fits, if it wastes at most half of itself.
+  auto found = s.free_blocks.lower_bound(size);
+  if (found != s.free_blocks.end() && found->first <= 2 * size) {
+    block = found->second;
+    s.stats.bytes_cached -= static_cast<int64_t>(found->first);
+    s.free_blocks.erase(found);
+  } else {
+    cudaError_t status = cudaMalloc(&block, size);
+    if (status == cudaErrorMemoryAllocation && !s.free_blocks.empty()) {
+      // Out of memory: give the cache back and try once more.
+      cudaGetLastError();
+      for (auto& [cached_size, cached] : s.free_blocks) {
+        PIXGRAD_CUDA_CHECK(cudaFree(cached));
+        s.block_sizes.erase(cached);
+        ++s.stats.device_frees;
+      }
+      s.free_blocks.clear();
+      s.stats.bytes_cached = 0;
+      status = cudaMalloc(&block, size);
+    }
+    if (status != cudaSuccess) {
+      cudaGetLastError();
+      fail("cuda:", index, ": cannot allocate ", bytes, " bytes (", cudaGetErrorString(status), "; ",
+           s.stats.bytes_in_use, " bytes in use)");
+    }
+    ++s.stats.device_mallocs;
+    s.block_sizes[block] = size;
+  }
+  s.stats.bytes_in_use += static_cast<int64_t>(s.block_sizes[block]);
+  s.stats.peak_bytes_in_use = std::max(s.stats.peak_bytes_in_use, s.stats.bytes_in_use);
+  return block;
 }
 
-void device_copy_from_host(void* destination, const void* host_source, size_t bytes, int device_index) {
-  PIXGRAD_CUDA_CHECK(cudaSetDevice(device_index));
-  PIXGRAD_CUDA_CHECK(cudaMemcpy(destination, host_source, bytes, cudaMemcpyHostToDevice));
+void device_deallocate(void* pointer, int index) {
+  // Destructors must not throw: the block just goes back to the cache.
+  DeviceState& s = state(index);
+  std::lock_guard<std::mutex> lock(s.mutex);
+  const auto known = s.block_sizes.find(pointer);
+  if (known == s.block_sizes.end()) return;
+  s.stats.bytes_in_use -= static_cast<int64_t>(known->second);
+  s.stats.bytes_cached += static_cast<int64_t>(known->second);
+  s.free_blocks.emplace(known->second, pointer);
 }
 
-void device_copy_on_device(void* destination, const void* source, size_t bytes, int device_index) {
-  PIXGRAD_CUDA_CHECK(cudaSetDevice(device_index));
-  PIXGRAD_CUDA_CHECK(cudaMemcpy(destination, source, bytes, cudaMemcpyDeviceToDevice));
+void* staging_buffer(int index) {
+  DeviceState& s = state(index);
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (!s.staging) PIXGRAD_CUDA_CHECK(cudaMallocHost(&s.staging, kStagingChunk));
+  return s.staging;
+}
+
+void device_copy_to_host(void* host_destination, const void* source, size_t bytes, int index) {
+  cuda_activate(index);
+  const cudaStream_t stream = stream_of(index);
+  char* staging = static_cast<char*>(staging_buffer(index));
+  for (size_t done = 0; done < bytes; done += kStagingChunk) {
+    const size_t chunk = std::min(kStagingChunk, bytes - done);
+    PIXGRAD_CUDA_CHECK(cudaMemcpyAsync(staging, static_cast<const char*>(source) + done, chunk,
+                                       cudaMemcpyDeviceToHost, stream));
+    PIXGRAD_CUDA_CHECK(cudaStreamSynchronize(stream));
+    std::memcpy(static_cast<char*>(host_destination) + done, staging, chunk);
+  }
+}
+
+void device_copy_from_host(void* destination, const void* host_source, size_t bytes, int index) {
+  cuda_activate(index);
+  const cudaStream_t stream = stream_of(index);
+  char* staging = static_cast<char*>(staging_buffer(index));
+  for (size_t done = 0; done < bytes; done += kStagingChunk) {
+    const size_t chunk = std::min(kStagingChunk, bytes - done);
+    // The previous chunk's copy must have left the staging buffer first.
+    PIXGRAD_CUDA_CHECK(cudaStreamSynchronize(stream));
+    std::memcpy(staging, static_cast<const char*>(host_source) + done, chunk);
+    PIXGRAD_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(destination) + done, staging, chunk,
+                                       cudaMemcpyHostToDevice, stream));
+  }
+  PIXGRAD_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+void device_copy_on_device(void* destination, const void* source, size_t bytes, int index) {
+  cuda_activate(index);
+  PIXGRAD_CUDA_CHECK(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDeviceToDevice, stream_of(index)));
 }
 
 }  // namespace
+
+void cuda_activate(int index) {
+  if (active_device == index) return;
+  PIXGRAD_CUDA_CHECK(cudaSetDevice(index));
+  active_device = index;
+}
+
+void synchronize(const Device& device) {
+  if (!device.is_cuda()) return;
+  cuda_activate(device.index());
+  PIXGRAD_CUDA_CHECK(cudaStreamSynchronize(stream_of(device.index())));
+}
+
+CudaMemoryStats cuda_memory_stats(int index) {
+  DeviceState& s = state(index);
+  std::lock_guard<std::mutex> lock(s.mutex);
+  return s.stats;
+}
+
+void cuda_empty_cache() {
+  for (int index = 0; index < std::min(kMaxDevices, cuda_device_count()); ++index) {
+    DeviceState& s = state(index);
+    std::lock_guard<std::mutex> lock(s.mutex);
+    if (s.free_blocks.empty()) continue;
+    cuda_activate(index);
+    if (s.stream) PIXGRAD_CUDA_CHECK(cudaStreamSynchronize(s.stream));
+    for (auto& [size, block] : s.free_blocks) {
+      PIXGRAD_CUDA_CHECK(cudaFree(block));
+      s.block_sizes.erase(block);
+      ++s.stats.device_frees;
+    }
+    s.free_blocks.clear();
+    s.stats.bytes_cached = 0;
+  }
+}
+
+namespace cuda {
+
+int current_device() {
+  if (active_device < 0) cuda_activate(0);
+  return active_device;
+}
+
+cudaStream_t current_stream() { return stream_of(current_device()); }
+
+}  // namespace cuda
 
 const DeviceBackend& cuda_backend() {
   static const DeviceBackend backend{device_allocate, device_deallocate, device_copy_to_host, device_copy_from_host,

@@ -2,6 +2,8 @@
 // the real one otherwise.
 #include "core/cuda_info.h"
 
+#include "core/error.h"
+
 #ifndef PIXGRAD_WITH_CUDA
 namespace pixgrad {
 
@@ -13,6 +15,12 @@ int cuda_device_count(std::string* reason) {
 }
 
 void synchronize(const Device&) {}
+
+void cuda_activate(int) { fail("cuda: pixgrad was built without CUDA"); }
+
+CudaMemoryStats cuda_memory_stats(int) { return {}; }
+
+void cuda_empty_cache() {}
 
 }  // namespace pixgrad
 #endif

@@ -1,6 +1,7 @@
 #include "core/tensor.h"
 
 #include <algorithm>
+#include <limits>
 #include <cstring>
 #include <iomanip>
 #include <ostream>
@@ -12,6 +13,7 @@
 #include "core/ops.h"
 #include "core/philox.h"
 #include "kernels/cpu/random.h"
+#include "kernels/cuda/random.h"
 
 namespace pixgrad {
 
@@ -19,8 +21,11 @@ namespace {
 
 std::shared_ptr<TensorImpl> allocate(const Shape& shape, Device device, DType dtype) {
   const int64_t count = shape_numel(shape);
+  const size_t element = element_size(dtype);
+  PIXGRAD_CHECK(static_cast<uint64_t>(count) <= std::numeric_limits<size_t>::max() / 2 / element, "tensor ",
+                shape_str(shape), " of ", to_string(dtype), " is too large to allocate");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<size_t>(count) * element_size(dtype), device);
+  impl->storage = std::make_shared<Storage>(static_cast<size_t>(count) * element, device);
   impl->shape = shape;
   impl->dtype = dtype;
   return impl;
@@ -49,8 +54,9 @@ Tensor Tensor::zeros(const Shape& shape, Device device, DType dtype) { return fu
 Tensor Tensor::ones(const Shape& shape, Device device, DType dtype) { return full(shape, 1.0, device, dtype); }
 
 Tensor Tensor::full(const Shape& shape, double value, Device device, DType dtype) {
-  empty({0}, device, dtype);
-  return make_on(shape, device, dtype, [&](Tensor& host) { fill_(host, value); });
+  Tensor result = empty(shape, device, dtype);
+  fill_(result, value);
+  return result;
 }
 
 Tensor Tensor::uniform(const Shape& shape, double low, double high, Generator& generator, Device device,
@@ -58,11 +64,16 @@ Tensor Tensor::uniform(const Shape& shape, double low, double high, Generator& g
   empty({0}, device, dtype);  // validates device and dtype before consuming random numbers
   const int64_t count = shape_numel(shape);
   const uint64_t offset = generator.reserve(philox::uniform_blocks(count));
-  return make_on(shape, device, dtype, [&](Tensor& host) {
-    dispatch_floating(dtype, "uniform", [&](auto zero) {
-      kernels::cpu::fill_uniform(host.data<decltype(zero)>(), count, generator.seed(), offset, low, high);
-    });
-  });
+  Tensor result = empty(shape, device, dtype);
+  run_kernel(
+      "uniform", result,
+      [&](auto zero) {
+        kernels::cpu::fill_uniform(result.data<decltype(zero)>(), count, generator.seed(), offset, low, high);
+      },
+      PIXGRAD_CUDA_KERNEL([&] {
+        kernels::cuda::fill_uniform(result.data<float>(), count, generator.seed(), offset, low, high);
+      }));
+  return result;
 }
 
 Tensor Tensor::normal(const Shape& shape, double mean, double stddev, Generator& generator, Device device,
@@ -70,11 +81,16 @@ Tensor Tensor::normal(const Shape& shape, double mean, double stddev, Generator&
   empty({0}, device, dtype);
   const int64_t count = shape_numel(shape);
   const uint64_t offset = generator.reserve(philox::normal_blocks(count));
-  return make_on(shape, device, dtype, [&](Tensor& host) {
-    dispatch_floating(dtype, "normal", [&](auto zero) {
-      kernels::cpu::fill_normal(host.data<decltype(zero)>(), count, generator.seed(), offset, mean, stddev);
-    });
-  });
+  Tensor result = empty(shape, device, dtype);
+  run_kernel(
+      "normal", result,
+      [&](auto zero) {
+        kernels::cpu::fill_normal(result.data<decltype(zero)>(), count, generator.seed(), offset, mean, stddev);
+      },
+      PIXGRAD_CUDA_KERNEL([&] {
+        kernels::cuda::fill_normal(result.data<float>(), count, generator.seed(), offset, mean, stddev);
+      }));
+  return result;
 }
 
 Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape, Device device) {
@@ -185,7 +201,8 @@ Tensor Tensor::to(Device target) const {
 
 Tensor Tensor::to(DType target) const {
   if (dtype() == target) return *this;
-  require_cpu("to(dtype)", *this);
+  PIXGRAD_CHECK(is_cpu(), "to(dtype): converting ", to_string(dtype()), " to ", to_string(target), " needs a cpu tensor, not ",
+                device().str(), " (float64 lives on the cpu only)");
   Tensor result = empty(shape(), device(), target);
   const int64_t count = numel();
   dispatch_floating(dtype(), "to(dtype)", [&](auto from) {

@@ -6,6 +6,7 @@
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "kernels/cpu/sgd.h"
+#include "kernels/cuda/optim.h"
 
 namespace pixgrad::optim {
 
@@ -45,7 +46,6 @@ void Optimizer::step() {
     const Tensor& parameter = parameters_[i];
     const Tensor grad = parameter.grad();
     if (!grad.defined()) continue;
-    require_cpu("optimizer step", parameter);
     ParameterState& state = states_[i];
     for (auto& entry : state.tensors) follow_device(entry.second, parameter);
     ++state.step;
@@ -105,11 +105,18 @@ void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& s
                                     state.step, options.placement};
   const Tensor& exp_avg = state.tensors[0].second;
   const Tensor& exp_avg_sq = state.tensors[1].second;
-  dispatch_floating(parameter.dtype(), "Adam", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::adam_update<T>(step, parameter.data<T>(), grad.data<T>(), exp_avg.data<T>(), exp_avg_sq.data<T>(),
-                                 parameter.numel());
-  });
+  const int64_t n = parameter.numel();
+  run_kernel(
+      "Adam", parameter,
+      [&](auto zero) {
+        using T = decltype(zero);
+        kernels::cpu::adam_update<T>(step, parameter.data<T>(), grad.data<T>(), exp_avg.data<T>(),
+                                     exp_avg_sq.data<T>(), n);
+      },
+      PIXGRAD_CUDA_KERNEL([&] {
+        kernels::cuda::adam_update(step, parameter.data<float>(), grad.data<float>(), exp_avg.data<float>(),
+                                   exp_avg_sq.data<float>(), n);
+      }));
 }
 
 // ---- SGD ----
@@ -124,11 +131,19 @@ SGD::SGD(std::vector<Tensor> parameters, SGDOptions sgd_options)
 
 void SGD::update(const Tensor& parameter, const Tensor& grad, ParameterState& state) {
   const kernels::cpu::SgdStep step{lr(), options.momentum, options.weight_decay};
-  dispatch_floating(parameter.dtype(), "SGD", [&](auto zero) {
-    using T = decltype(zero);
-    T* buffer = state.tensors.empty() ? nullptr : state.tensors[0].second.data<T>();
-    kernels::cpu::sgd_update<T>(step, parameter.data<T>(), grad.data<T>(), buffer, parameter.numel());
-  });
+  const int64_t n = parameter.numel();
+  const Tensor buffer = state.tensors.empty() ? Tensor() : state.tensors[0].second;
+  run_kernel(
+      "SGD", parameter,
+      [&](auto zero) {
+        using T = decltype(zero);
+        kernels::cpu::sgd_update<T>(step, parameter.data<T>(), grad.data<T>(),
+                                    buffer.defined() ? buffer.data<T>() : nullptr, n);
+      },
+      PIXGRAD_CUDA_KERNEL([&] {
+        kernels::cuda::sgd_update(step, parameter.data<float>(), grad.data<float>(),
+                                  buffer.defined() ? buffer.data<float>() : nullptr, n);
+      }));
 }
 
 }  // namespace pixgrad::optim

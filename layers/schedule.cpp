@@ -23,7 +23,7 @@ LinearDecaySchedule::LinearDecaySchedule(int constant_epochs, int decay_epochs)
 
 double LinearDecaySchedule::factor(int epoch) const {
   check_epoch(epoch);
-  const double decayed = std::max(0, epoch + 1 - constant_epochs_);
+  const double decayed = std::max(0, epoch + 2 - constant_epochs_);
   return std::max(0.0, 1.0 - decayed / (decay_epochs_ + 1.0));
 }
 

@@ -16,14 +16,15 @@ class ConstantSchedule : public Schedule {
   double factor(int epoch) const override;
 };
 
-// pix2pix's "linear" policy: the initial rate for `constant_epochs` epochs,
-// then a linear decay over `decay_epochs` epochs towards (not reaching) zero:
-//   factor(epoch) = 1 - max(0, epoch + 1 - constant_epochs) / (decay_epochs + 1)
-// This is the reference trainer's lambda_rule(e) = 1 - max(0, e + epoch_count
-// - n_epochs) / (n_epochs_decay + 1) with epoch_count = 1, where LambdaLR's e
-// is the number of epochs already finished (the scheduler steps at the end of
-// each epoch). With 100 + 100 epochs, epochs 0..99 get 1, epoch 100 gets
-// 100/101 and the last, epoch 199, 1/101. Past the end the factor stays 0.
+// pix2pix's "linear" policy: the initial rate for the first epochs, then a
+// linear decay to zero over `decay_epochs` epochs:
+//   factor(epoch) = 1 - max(0, epoch + 2 - constant_epochs) / (decay_epochs + 1)
+// This is the current PyTorch reference: lambda_rule(e) = 1 - max(0, e +
+// epoch_count - n_epochs) / (n_epochs_decay + 1) with epoch_count = 1, and
+// train.py steps the scheduler at the *start* of every epoch, so the epoch we
+// number k (from 0) runs with lambda_rule(k + 1). With 100 + 100 epochs,
+// epochs 0..98 get 1, epoch 99 gets 100/101, and the last, epoch 199, runs at
+// 0, as the reference's does. Past the end the factor stays 0.
 class LinearDecaySchedule : public Schedule {
  public:
   LinearDecaySchedule(int constant_epochs, int decay_epochs);

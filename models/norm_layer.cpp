@@ -1,5 +1,6 @@
 #include "models/norm_layer.h"
 
+#include "layers/init.h"
 #include "layers/normalization.h"
 
 namespace pixgrad::models {
@@ -15,6 +16,16 @@ std::shared_ptr<nn::Module> make_norm(const NormSettings& settings, int64_t chan
     case NormKind::None: return nullptr;
   }
   return nullptr;
+}
+
+void reinitialise_batch_norm_weights(nn::Module& model) {
+  for (const auto& [name, child] : model.named_children()) {
+    if (auto norm = std::dynamic_pointer_cast<nn::BatchNorm2d>(child)) {
+      if (norm->weight.defined()) nn::init::normal_(norm->weight, 1.0, 0.02);
+    } else {
+      reinitialise_batch_norm_weights(*child);
+    }
+  }
 }
 
 }  // namespace pixgrad::models

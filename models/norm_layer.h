@@ -16,4 +16,9 @@ struct NormSettings {
 
 std::shared_ptr<nn::Module> make_norm(const NormSettings& settings, int64_t channels);
 
+// The PyTorch reference's init_weights: every BatchNorm2d weight ~ Normal(1,
+// 0.02) (the bias stays 0), drawn from the default generator in
+// registration order.
+void reinitialise_batch_norm_weights(nn::Module& model);
+
 }  // namespace pixgrad::models

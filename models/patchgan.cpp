@@ -33,7 +33,8 @@ PatchGanDiscriminator::PatchGanDiscriminator(const PatchGanOptions& options)
     : Module("PatchGanDiscriminator"), options_(options) {
   const int64_t ndf = options.ndf;
   PIXGRAD_CHECK(ndf > 0 && options.condition_channels > 0 && options.image_channels > 0,
-                "PatchGanDiscriminator: channel counts must be positive");
+                "PatchGanDiscriminator: channel counts must be positive (ndf ", ndf, ", condition ",
+                options.condition_channels, ", image ", options.image_channels, ")");
   // The reference gives convs a bias only when the norm is instance norm.
   const bool bias = options.norm.kind == NormKind::Instance;
   if (options.preset == Preset::Paper && options.pixel) {
@@ -42,7 +43,8 @@ PatchGanDiscriminator::PatchGanDiscriminator(const PatchGanOptions& options)
     add_layer(ndf, 2 * ndf, 1, 1, 0, bias, true, true);
     add_layer(2 * ndf, 1, 1, 1, 0, bias, false, false);
   } else if (options.preset == Preset::Paper) {
-    PIXGRAD_CHECK(options.n_layers >= 1, "PatchGanDiscriminator: n_layers must be >= 1, got ", options.n_layers);
+    PIXGRAD_CHECK(options.n_layers >= 1 && options.n_layers <= 8, "PatchGanDiscriminator: n_layers must be in 1..8, got ",
+                  options.n_layers);
     add_layer(options.condition_channels + options.image_channels, ndf, 4, 2, 1, true, false, true);
     int64_t width = ndf;
     for (int n = 1; n <= options.n_layers; ++n) {
@@ -67,6 +69,7 @@ PatchGanDiscriminator::PatchGanDiscriminator(const PatchGanOptions& options)
     add_layer(4 * ndf, 8 * ndf, 4, 2, 1, true, true, true);
     add_layer(8 * ndf, 1, 3, 1, 1, true, false, false);
   }
+  if (options.preset == Preset::Paper) reinitialise_batch_norm_weights(*this);
 }
 
 Tensor PatchGanDiscriminator::run(const Layer& layer, const Tensor& input) {

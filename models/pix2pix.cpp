@@ -15,6 +15,18 @@ void set_requires_grad(nn::Module& module, bool requires_grad) {
   for (Tensor& parameter : module.parameters()) parameter.set_requires_grad(requires_grad);
 }
 
+// Freezes a module's parameters for its lifetime, also when the step throws.
+class FrozenParameters {
+ public:
+  explicit FrozenParameters(nn::Module& module) : module_(module) { set_requires_grad(module_, false); }
+  ~FrozenParameters() { set_requires_grad(module_, true); }
+  FrozenParameters(const FrozenParameters&) = delete;
+  FrozenParameters& operator=(const FrozenParameters&) = delete;
+
+ private:
+  nn::Module& module_;
+};
+
 // mean(softplus(-logits)) pushes logits up ("real"); mean(softplus(logits)) down.
 Tensor adversarial_loss(const Tensor& logits, bool real) { return mean(softplus(real ? neg(logits) : logits)); }
 
@@ -98,7 +110,6 @@ StepLosses Pix2Pix::step_paper(const Tensor& input, const Tensor& target) {
 
   // D: fake (detached) first, then real — the reference's order, which also
   // fixes the order of the running-statistics updates.
-  set_requires_grad(*discriminator_, true);
   optimizer_d_->zero_grad();
   const Tensor loss_d_fake = adversarial_loss(discriminator_->forward(input, fake.detach()), false);
   const Tensor loss_d_real = adversarial_loss(discriminator_->forward(input, target), true);
@@ -109,7 +120,7 @@ StepLosses Pix2Pix::step_paper(const Tensor& input, const Tensor& target) {
   clock.lap(phase_times_.optimizer);
 
   // G against the updated D, whose parameters get no gradient.
-  set_requires_grad(*discriminator_, false);
+  const FrozenParameters frozen(*discriminator_);
   optimizer_g_->zero_grad();
   const Tensor loss_g_adv = adversarial_loss(discriminator_->forward(input, fake), true);
   const Tensor loss_g_l1 = l1_loss(fake, target);
@@ -119,7 +130,6 @@ StepLosses Pix2Pix::step_paper(const Tensor& input, const Tensor& target) {
   clock.lap(phase_times_.g_backward);
   optimizer_g_->step();
   clock.lap(phase_times_.optimizer);
-  set_requires_grad(*discriminator_, true);
 
   losses.g_total = loss_g.item();
   losses.g_adv = loss_g_adv.item();

@@ -5,7 +5,8 @@
 
 #include "core/error.h"
 #include "core/ops.h"
-#include "layers/activation.h"
+#include "layers/init.h"
+#include "layers/normalization.h"
 
 namespace pixgrad::models {
 
@@ -45,7 +46,9 @@ int64_t UnetGenerator::level_channels(int level) const {
 UnetGenerator::UnetGenerator(const UnetOptions& options) : Module("UnetGenerator"), options_(options) {
   const int n = options.num_downs;
   PIXGRAD_CHECK(options.ngf > 0 && options.input_channels > 0 && options.output_channels > 0,
-                "UnetGenerator: channel counts must be positive");
+                "UnetGenerator: channel counts must be positive (ngf ", options.ngf, ", input ",
+                options.input_channels, ", output ", options.output_channels, ")");
+  PIXGRAD_CHECK(n <= 12, "UnetGenerator: num_downs ", n, " is more than 12 downsamplings");
   if (options.preset == Preset::Paper) {
     PIXGRAD_CHECK(n >= 5, "UnetGenerator: the paper preset needs num_downs >= 5, got ", n);
     // The reference gives convs a bias only when the norm is instance norm.
@@ -54,16 +57,13 @@ UnetGenerator::UnetGenerator(const UnetOptions& options) : Module("UnetGenerator
       const int64_t in = i == 0 ? options.input_channels : level_channels(i - 1);
       down_convs_.push_back(register_module("down" + std::to_string(i), conv(in, level_channels(i), 4, 2, 1, bias)));
       const bool has_norm = i > 0 && i < n - 1;
-      down_norms_.push_back(has_norm ? register_module("down" + std::to_string(i) + "_norm",
-                                                       make_norm(options.norm, level_channels(i)))
-                                     : nullptr);
+      down_norms_.push_back(has_norm ? add_norm("down" + std::to_string(i) + "_norm", level_channels(i)) : nullptr);
     }
     for (int i = 0; i < n; ++i) {
       const int64_t in = i == n - 1 ? level_channels(i) : 2 * level_channels(i);
       const int64_t out = i == 0 ? options.output_channels : level_channels(i - 1);
       up_convs_.push_back(register_module("up" + std::to_string(i), deconv(in, out, i == 0 || bias)));
-      up_norms_.push_back(i > 0 ? register_module("up" + std::to_string(i) + "_norm", make_norm(options.norm, out))
-                                : nullptr);
+      up_norms_.push_back(i > 0 ? add_norm("up" + std::to_string(i) + "_norm", out) : nullptr);
       up_dropout_.push_back(options.use_dropout && i >= 4 && i <= n - 2);
     }
   } else {
@@ -72,18 +72,23 @@ UnetGenerator::UnetGenerator(const UnetOptions& options) : Module("UnetGenerator
     for (int i = 1; i <= n; ++i) {
       down_convs_.push_back(
           register_module("down" + std::to_string(i), conv(level_channels(i - 1), level_channels(i), 4, 2, 1, true)));
-      down_norms_.push_back(
-          register_module("down" + std::to_string(i) + "_norm", make_norm(options.norm, level_channels(i))));
+      down_norms_.push_back(add_norm("down" + std::to_string(i) + "_norm", level_channels(i)));
     }
     for (int j = 0; j < n; ++j) {
       const int64_t in = j == 0 ? level_channels(n) : 2 * level_channels(n - j);
       const int64_t out = level_channels(n - 1 - j);
       up_convs_.push_back(register_module("up" + std::to_string(j), deconv(in, out, true)));
-      up_norms_.push_back(register_module("up" + std::to_string(j) + "_norm", make_norm(options.norm, out)));
+      up_norms_.push_back(add_norm("up" + std::to_string(j) + "_norm", out));
       up_dropout_.push_back(options.use_dropout && j < 3);
     }
     output_conv_ = register_module("head", conv(2 * level_channels(0), options.output_channels, 3, 1, 1, true));
   }
+  if (options.preset == Preset::Paper) reinitialise_batch_norm_weights(*this);
+}
+
+std::shared_ptr<nn::Module> UnetGenerator::add_norm(const std::string& name, int64_t channels) {
+  std::shared_ptr<nn::Module> norm = make_norm(options_.norm, channels);
+  return norm ? register_module(name, norm) : nullptr;
 }
 
 Tensor UnetGenerator::forward(const Tensor& input) {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "layers/conv.h"
@@ -51,6 +52,8 @@ class UnetGenerator : public nn::Module {
   Tensor forward_paper(const Tensor& input);
   Tensor forward_chainer(const Tensor& input);
   int64_t level_channels(int level) const;
+  // Registers the preset's norm for `channels` (nullptr when the norm is none).
+  std::shared_ptr<nn::Module> add_norm(const std::string& name, int64_t channels);
 
   UnetOptions options_;
   std::shared_ptr<nn::Conv2d> input_conv_;  // chainer: the 3x3 stem; paper: unused

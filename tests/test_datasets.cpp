@@ -2,6 +2,8 @@
 // prefetching and error propagation on small synthetic datasets.
 #include <catch2/catch.hpp>
 
+#include "shared_data.h"
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -17,15 +19,11 @@ using namespace pixgrad::data;
 
 namespace {
 
-const std::string kData = PIXGRAD_SHARED_DATA;
+const std::string kData = testing::shared_data_root();
 const std::string kFacades = kData + "/facades";
 const std::string kCmp = kData + "/cmp_facade_base";
 
-bool have_data() {
-  if (std::filesystem::is_directory(kFacades) && std::filesystem::is_directory(kCmp)) return true;
-  WARN("no data under " << kData << "; skipped");
-  return false;
-}
+bool have_data() { return testing::have_shared_data(kFacades) && testing::have_shared_data(kCmp); }
 
 bool same(const Tensor& a, const Tensor& b) { return a.shape() == b.shape() && a.to_vector() == b.to_vector(); }
 
@@ -93,13 +91,13 @@ TEST_CASE("aligned facades: split sizes, shapes and range", "[datasets]") {
     CHECK(!example.name.empty());
   }
   CHECK_THROWS_WITH(train.get(400, 0), Catch::Contains("out of range"));
-  CHECK_THROWS_AS(AlignedDataset(kFacades, "train", AlignedOptions{Direction::AtoB, 256, 300, false}), Error);
+  CHECK_THROWS_AS(AlignedDataset(kFacades, "train", AlignedOptions{Direction::AtoB, 256, 300, false, {}}), Error);
 }
 
 TEST_CASE("aligned facades: BtoA takes the right half as input", "[datasets]") {
   if (!have_data()) return;
   // load_size = crop_size = 256 and no flip: the halves pass through untouched.
-  const AlignedOptions exact{Direction::AtoB, 256, 256, true};
+  const AlignedOptions exact{Direction::AtoB, 256, 256, true, {}};
   AlignedOptions swapped = exact;
   swapped.direction = Direction::BtoA;
   const AlignedDataset a_to_b(kFacades, "val", exact);
@@ -131,12 +129,12 @@ TEST_CASE("aligned facades: augmentation is a function of (index, seed)", "[data
   CHECK(differing == 4);
 
   // Flipping mirrors input and target together; no_flip never flips.
-  const AlignedDataset whole(kFacades, "train", AlignedOptions{Direction::AtoB, 256, 256, false});
+  const AlignedDataset whole(kFacades, "train", AlignedOptions{Direction::AtoB, 256, 256, false, {}});
   const Example plain = whole.get(7, seed_with_flip(false, 7));
   const Example flipped = whole.get(7, seed_with_flip(true, 7));
   CHECK(same(flipped.input, mirrored(plain.input)));
   CHECK(same(flipped.target, mirrored(plain.target)));
-  const AlignedDataset never(kFacades, "train", AlignedOptions{Direction::AtoB, 256, 256, true});
+  const AlignedDataset never(kFacades, "train", AlignedOptions{Direction::AtoB, 256, 256, true, {}});
   CHECK(same(never.get(7, seed_with_flip(true, 7)).input, plain.input));
 
   int flips = 0;
@@ -149,7 +147,7 @@ TEST_CASE("CMP base: splits, one-hot labels and photo targets", "[datasets]") {
   if (!have_data()) return;
   CHECK(CmpDataset(kCmp, "train").size() == 299);
   CHECK(CmpDataset(kCmp, "test").size() == 79);
-  CHECK(CmpDataset(kCmp, "all", CmpOptions{286, 256, false, 10, 19}).size() == 10);
+  CHECK(CmpDataset(kCmp, "all", CmpOptions{286, 256, false, 10, 19, {}}).size() == 10);
   CHECK_THROWS_WITH(CmpDataset(kCmp, "validation"), Catch::Contains("unknown split"));
 
   const CmpDataset test(kCmp, "test");

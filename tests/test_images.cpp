@@ -2,6 +2,8 @@
 // naming the file; resize/crop/flip agree with hand-computed values.
 #include <catch2/catch.hpp>
 
+#include "shared_data.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -20,7 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kData = PIXGRAD_SHARED_DATA;
+const std::string kData = pixgrad::testing::shared_data_root();
 
 // A fresh directory under the system temp dir, removed with everything in it.
 struct TempDir {
@@ -121,10 +123,7 @@ TEST_CASE("load_image refuses missing, empty, foreign and corrupt files", "[imag
 TEST_CASE("load_image refuses truncated JPEG and PNG files", "[images]") {
   const std::string photo = kData + "/facades/val/1.jpg";
   const std::string labels = kData + "/cmp_facade_base/cmp_b0001.png";
-  if (!fs::exists(photo) || !fs::exists(labels)) {
-    WARN("no data under " << kData << "; skipped");
-    return;
-  }
+  if (!pixgrad::testing::have_shared_data(photo) || !pixgrad::testing::have_shared_data(labels)) return;
   TempDir dir;
   for (const std::string& source : {photo, labels}) {
     const std::string bytes = read_bytes(source);
@@ -183,10 +182,7 @@ TEST_CASE("label PNGs are read as raw values", "[images]") {
 
   // A palette PNG: the indices come back, and map through the file's palette to what stb decodes as RGB.
   const std::string palette = kData + "/cmp_facade_base/cmp_b0001.png";
-  if (!fs::exists(palette)) {
-    WARN("no data under " << kData << "; skipped the palette check");
-    return;
-  }
+  if (!pixgrad::testing::have_shared_data(palette)) return;
   const Image indices = load_label_image(palette);
   const Image colours = load_image(palette);
   REQUIRE(colours.channels == 3);
@@ -213,18 +209,18 @@ TEST_CASE("bad label maps and bad A|B images name the file", "[images]") {
     Image labels(4, 3, 1, 5);
     labels.at(2, 1, 0) = bad;
     save_png(dir.file("cmp_b0001.png"), labels);
-    const CmpDataset dataset(dir.path.string(), "all", CmpOptions{4, 2, false, 0, 0});
+    const CmpDataset dataset(dir.path.string(), "all", CmpOptions{4, 2, false, 0, 0, {}});
     require_image_error([&] { dataset.get(0, 0); }, dir.file("cmp_b0001.png"),
                         "label value " + std::to_string(bad) + " at (2, 1)");
   }
   save_png(dir.file("cmp_b0001.png"), Image(5, 3, 1, 5));
-  const CmpDataset mismatched(dir.path.string(), "all", CmpOptions{4, 2, false, 0, 0});
+  const CmpDataset mismatched(dir.path.string(), "all", CmpOptions{4, 2, false, 0, 0, {}});
   require_image_error([&] { mismatched.get(0, 0); }, dir.file("cmp_b0001.png"), "differs from its photo");
 
   fs::create_directories(dir.path / "train");
   const std::string odd = (dir.path / "train" / "odd.png").string();
   save_png(odd, Image(513, 4, 3));
-  const AlignedDataset aligned(dir.path.string(), "train", AlignedOptions{Direction::AtoB, 8, 8, true});
+  const AlignedDataset aligned(dir.path.string(), "train", AlignedOptions{Direction::AtoB, 8, 8, true, {}});
   require_image_error([&] { aligned.get(0, 0); }, odd, "width 513 is odd; expected A|B side by side");
   CHECK_THROWS_WITH(AlignedDataset(dir.path.string(), "val"), Catch::Contains("is not a directory"));
   fs::create_directories(dir.path / "empty");

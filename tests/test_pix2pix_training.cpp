@@ -13,19 +13,16 @@
 #include "models/pix2pix.h"
 #include "models/training/checkpoint.h"
 #include "models/training/trainer.h"
+#include "shared_data.h"
 
 using namespace pixgrad;
 using Catch::Matchers::Contains;
 
 namespace {
 
-const std::string kFacades = std::string(PIXGRAD_SHARED_DATA) + "/facades";
+const std::string kFacades = testing::shared_data_root() + "/facades";
 
-bool have_data() {
-  if (std::filesystem::exists(kFacades)) return true;
-  WARN("no facades data at " << kFacades << "; test not run");
-  return false;
-}
+bool have_data() { return testing::have_shared_data(kFacades); }
 
 std::filesystem::path fresh_folder(const std::string& name) {
   const auto folder = std::filesystem::temp_directory_path() / ("pixgrad_test_" + name);

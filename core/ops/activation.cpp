@@ -3,6 +3,7 @@
 #include "core/dispatch.h"
 #include "core/ops.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cuda/elementwise.h"
 
 namespace pixgrad {
 
@@ -12,21 +13,31 @@ using kernels::cpu::UnaryOp;
 
 Tensor unary(const char* op, UnaryOp kind, const Tensor& input, double parameter = 0) {
   check_nonempty(op, input);
-  require_cpu(op, input);
   Tensor output = Tensor::empty_like(input);
-  dispatch_floating(input.dtype(), op, [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::unary_forward<T>(kind, input.data<T>(), output.data<T>(), input.numel(), parameter);
-  });
+  const int64_t n = input.numel();
+  run_kernel(
+      op, input,
+      [&](auto zero) {
+        using T = decltype(zero);
+        kernels::cpu::unary_forward<T>(kind, input.data<T>(), output.data<T>(), n, parameter);
+      },
+      PIXGRAD_CUDA_KERNEL(
+          [&] { kernels::cuda::unary_forward(kind, input.data<float>(), output.data<float>(), n, parameter); }));
   // Saved tensors are detached: a node must not own its own output's graph.
   const Tensor x = input.detach(), y = output.detach();
-  return record(op, output, {input}, [op, kind, parameter, x, y](const Tensor& grad_output) {
+  return record(op, output, {input}, [op, kind, parameter, x, y, n](const Tensor& grad_output) {
     Tensor grad_input = Tensor::empty_like(x);
-    dispatch_floating(x.dtype(), op, [&](auto zero) {
-      using T = decltype(zero);
-      kernels::cpu::unary_backward<T>(kind, x.data<T>(), y.data<T>(), grad_output.data<T>(), grad_input.data<T>(),
-                                      x.numel(), parameter);
-    });
+    run_kernel(
+        op, x,
+        [&](auto zero) {
+          using T = decltype(zero);
+          kernels::cpu::unary_backward<T>(kind, x.data<T>(), y.data<T>(), grad_output.data<T>(), grad_input.data<T>(),
+                                          n, parameter);
+        },
+        PIXGRAD_CUDA_KERNEL([&] {
+          kernels::cuda::unary_backward(kind, x.data<float>(), y.data<float>(), grad_output.data<float>(),
+                                        grad_input.data<float>(), n, parameter);
+        }));
     return std::vector<Tensor>{grad_input};
   });
 }

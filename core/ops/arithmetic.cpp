@@ -3,6 +3,7 @@
 #include "core/dispatch.h"
 #include "core/ops.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cuda/elementwise.h"
 
 namespace pixgrad {
 
@@ -14,23 +15,30 @@ Tensor binary_kernel(const char* op, BinaryOp kind, const Tensor& a, const Tenso
   check_nonempty(op, a, "first operand");
   check_nonempty(op, b, "second operand");
   check_same(op, a, b);
-  require_cpu(op, a);
   Tensor out = Tensor::empty_like(a);
-  dispatch_floating(a.dtype(), op, [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::binary_forward<T>(kind, a.data<T>(), b.data<T>(), out.data<T>(), a.numel());
-  });
+  const int64_t n = a.numel();
+  run_kernel(
+      op, a,
+      [&](auto zero) {
+        using T = decltype(zero);
+        kernels::cpu::binary_forward<T>(kind, a.data<T>(), b.data<T>(), out.data<T>(), n);
+      },
+      PIXGRAD_CUDA_KERNEL(
+          [&] { kernels::cuda::binary_forward(kind, a.data<float>(), b.data<float>(), out.data<float>(), n); }));
   return out;
 }
 
 Tensor scalar_kernel(const char* op, BinaryOp kind, const Tensor& a, double b) {
   check_nonempty(op, a);
-  require_cpu(op, a);
   Tensor out = Tensor::empty_like(a);
-  dispatch_floating(a.dtype(), op, [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::scalar_forward<T>(kind, a.data<T>(), b, out.data<T>(), a.numel());
-  });
+  const int64_t n = a.numel();
+  run_kernel(
+      op, a,
+      [&](auto zero) {
+        using T = decltype(zero);
+        kernels::cpu::scalar_forward<T>(kind, a.data<T>(), b, out.data<T>(), n);
+      },
+      PIXGRAD_CUDA_KERNEL([&] { kernels::cuda::scalar_forward(kind, a.data<float>(), b, out.data<float>(), n); }));
   return out;
 }
 
@@ -90,20 +98,26 @@ Tensor div(const Tensor& a, double b) {
 
 void add_(const Tensor& destination, const Tensor& source) {
   check_same("add_", destination, source);
-  require_cpu("add_", destination);
-  dispatch_floating(destination.dtype(), "add_", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::accumulate<T>(destination.data<T>(), source.data<T>(), destination.numel());
-  });
+  const int64_t n = destination.numel();
+  run_kernel(
+      "add_", destination,
+      [&](auto zero) {
+        using T = decltype(zero);
+        kernels::cpu::accumulate<T>(destination.data<T>(), source.data<T>(), n);
+      },
+      PIXGRAD_CUDA_KERNEL([&] { kernels::cuda::accumulate(destination.data<float>(), source.data<float>(), n); }));
 }
 
 void fill_(const Tensor& destination, double value) {
   PIXGRAD_CHECK(destination.defined(), "fill_: undefined tensor");
-  require_cpu("fill_", destination);
-  dispatch_floating(destination.dtype(), "fill_", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::fill<T>(destination.data<T>(), destination.numel(), value);
-  });
+  const int64_t n = destination.numel();
+  run_kernel(
+      "fill_", destination,
+      [&](auto zero) {
+        using T = decltype(zero);
+        kernels::cpu::fill<T>(destination.data<T>(), n, value);
+      },
+      PIXGRAD_CUDA_KERNEL([&] { kernels::cuda::fill(destination.data<float>(), n, value); }));
 }
 
 }  // namespace pixgrad

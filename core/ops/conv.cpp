@@ -9,6 +9,9 @@
 #include "kernels/cpu/conv2d_reference.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cuda/conv2d.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/reduce.h"
 
 namespace pixgrad {
 
@@ -52,13 +55,75 @@ T* pointer_or_null(const Tensor& tensor) {
   return tensor.defined() ? tensor.data<T>() : nullptr;
 }
 
+// The three passes on the device their tensors live on. Outputs are
+// overwritten; undefined bias / grad_bias tensors are skipped.
+void forward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) {
+  run_kernel(
+      "conv2d", x,
+      [&](auto zero) {
+        using T = decltype(zero);
+        ConvKernels<T>::forward(g, x.data<T>(), w.data<T>(), pointer_or_null<T>(b), y.data<T>());
+      },
+      PIXGRAD_CUDA_KERNEL([&] {
+        kernels::cuda::conv2d_forward(g, x.data<float>(), w.data<float>(), pointer_or_null<float>(b), y.data<float>());
+      }));
+}
+
+void backward_data(const Conv2dGeometry& g, const Tensor& dy, const Tensor& w, const Tensor& dx) {
+  run_kernel(
+      "conv2d backward-data", dy,
+      [&](auto zero) {
+        using T = decltype(zero);
+        ConvKernels<T>::backward_data(g, dy.data<T>(), w.data<T>(), dx.data<T>());
+      },
+      PIXGRAD_CUDA_KERNEL(
+          [&] { kernels::cuda::conv2d_backward_data(g, dy.data<float>(), w.data<float>(), dx.data<float>()); }));
+}
+
+void backward_weight(const Conv2dGeometry& g, const Tensor& x, const Tensor& dy, const Tensor& dw, const Tensor& db) {
+  run_kernel(
+      "conv2d backward-weight", x,
+      [&](auto zero) {
+        using T = decltype(zero);
+        ConvKernels<T>::backward_weight(g, x.data<T>(), dy.data<T>(), dw.data<T>(), pointer_or_null<T>(db));
+      },
+      PIXGRAD_CUDA_KERNEL([&] {
+        kernels::cuda::conv2d_backward_weight(g, x.data<float>(), dy.data<float>(), dw.data<float>(),
+                                              pointer_or_null<float>(db));
+      }));
+}
+
+// Per-channel bias of a [N, C, S] tensor: add it, or sum a gradient into it.
+void add_bias(const Tensor& y, const Tensor& bias, int64_t batch, int64_t channels, int64_t spatial) {
+  run_kernel(
+      "conv bias", y,
+      [&](auto zero) {
+        using T = decltype(zero);
+        kernels::cpu::add_per_channel<T>(y.data<T>(), bias.data<T>(), batch, channels, spatial);
+      },
+      PIXGRAD_CUDA_KERNEL([&] {
+        kernels::cuda::add_per_channel(y.data<float>(), bias.data<float>(), batch, channels, spatial);
+      }));
+}
+
+void sum_bias_gradient(const Tensor& dy, const Tensor& db, int64_t batch, int64_t channels, int64_t spatial) {
+  run_kernel(
+      "conv bias", dy,
+      [&](auto zero) {
+        using T = decltype(zero);
+        kernels::cpu::sum_per_channel<T>(dy.data<T>(), batch, channels, spatial, db.data<T>());
+      },
+      PIXGRAD_CUDA_KERNEL([&] {
+        kernels::cuda::sum_per_channel(dy.data<float>(), batch, channels, spatial, db.data<float>());
+      }));
+}
+
 // Shape checks shared by both ops; `weight_in_channels_dim` is 1 for conv2d's
 // [C_out, C_in, kH, kW] and 0 for conv_transpose2d's [C_in, C_out, kH, kW].
 void check_conv_arguments(const char* op, const Tensor& input, const Tensor& weight, const Tensor& bias,
                           ConvParams params, int weight_in_channels_dim) {
   check_nonempty(op, input);
   check_nonempty(op, weight, "weight");
-  require_cpu(op, input);
   PIXGRAD_CHECK(input.dim() == 4, op, ": input ", shape_str(input.shape()), " is not [N, C, H, W]");
   PIXGRAD_CHECK(weight.dim() == 4, op, ": weight ", shape_str(weight.shape()), " is not 4-d");
   PIXGRAD_CHECK(weight.dtype() == input.dtype() && weight.device() == input.device(), op, ": weight is ",
@@ -88,10 +153,7 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Con
                 "conv2d: kernel ", shape_str(weight.shape()), " is larger than the padded input ",
                 shape_str(input.shape()), " (padding ", params.padding, ")");
   Tensor output = Tensor::empty({g.batch, g.out_channels, g.out_height(), g.out_width()}, input.device(), input.dtype());
-  dispatch_floating(input.dtype(), "conv2d", [&](auto zero) {
-    using T = decltype(zero);
-    ConvKernels<T>::forward(g, input.data<T>(), weight.data<T>(), pointer_or_null<T>(bias), output.data<T>());
-  });
+  forward(g, input, weight, bias, output);
 
   const Tensor x = input.detach(), w = weight.detach();
   const bool input_needs = input.requires_grad(), weight_needs = weight.requires_grad();
@@ -100,12 +162,8 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Con
     Tensor grad_x = input_needs ? Tensor::empty_like(x) : Tensor();
     Tensor grad_w = weight_needs || bias_needs ? Tensor::empty_like(w) : Tensor();
     Tensor grad_b = bias_needs ? Tensor::empty({g.out_channels}, x.device(), x.dtype()) : Tensor();
-    dispatch_floating(x.dtype(), "conv2d", [&](auto zero) {
-      using T = decltype(zero);
-      if (input_needs) ConvKernels<T>::backward_data(g, g_out.data<T>(), w.data<T>(), grad_x.data<T>());
-      if (grad_w.defined())
-        ConvKernels<T>::backward_weight(g, x.data<T>(), g_out.data<T>(), grad_w.data<T>(), pointer_or_null<T>(grad_b));
-    });
+    if (input_needs) backward_data(g, g_out, w, grad_x);
+    if (grad_w.defined()) backward_weight(g, x, g_out, grad_w, grad_b);
     return std::vector<Tensor>{grad_x, weight_needs ? grad_w : Tensor(), grad_b};
   });
 }
@@ -123,12 +181,8 @@ Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor&
                               weight.size(2), weight.size(3), params.stride, params.padding};
   const int64_t out_channels = weight.size(1);
   Tensor output = Tensor::empty({input.size(0), out_channels, out_h, out_w}, input.device(), input.dtype());
-  dispatch_floating(input.dtype(), "conv_transpose2d", [&](auto zero) {
-    using T = decltype(zero);
-    ConvKernels<T>::backward_data(mirror, input.data<T>(), weight.data<T>(), output.data<T>());
-    if (bias.defined())
-      kernels::cpu::add_per_channel<T>(output.data<T>(), bias.data<T>(), input.size(0), out_channels, out_h * out_w);
-  });
+  backward_data(mirror, input, weight, output);
+  if (bias.defined()) add_bias(output, bias, input.size(0), out_channels, out_h * out_w);
 
   const Tensor x = input.detach(), w = weight.detach();
   const bool input_needs = input.requires_grad(), weight_needs = weight.requires_grad();
@@ -137,15 +191,9 @@ Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor&
     Tensor grad_x = input_needs ? Tensor::empty_like(x) : Tensor();
     Tensor grad_w = weight_needs ? Tensor::empty_like(w) : Tensor();
     Tensor grad_b = bias_needs ? Tensor::empty({out_channels}, x.device(), x.dtype()) : Tensor();
-    dispatch_floating(x.dtype(), "conv_transpose2d", [&](auto zero) {
-      using T = decltype(zero);
-      if (input_needs) ConvKernels<T>::forward(mirror, g_out.data<T>(), w.data<T>(), nullptr, grad_x.data<T>());
-      if (weight_needs)
-        ConvKernels<T>::backward_weight(mirror, g_out.data<T>(), x.data<T>(), grad_w.data<T>(), nullptr);
-      if (bias_needs)
-        kernels::cpu::sum_per_channel<T>(g_out.data<T>(), mirror.batch, out_channels, out_h * out_w,
-                                         grad_b.data<T>());
-    });
+    if (input_needs) forward(mirror, g_out, w, Tensor(), grad_x);
+    if (weight_needs) backward_weight(mirror, g_out, x, grad_w, Tensor());
+    if (bias_needs) sum_bias_gradient(g_out, grad_b, mirror.batch, out_channels, out_h * out_w);
     return std::vector<Tensor>{grad_x, grad_w, grad_b};
   });
 }

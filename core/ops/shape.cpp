@@ -4,6 +4,9 @@
 #include "core/autograd.h"
 #include "core/dispatch.h"
 #include "core/ops.h"
+#include "kernels/cuda/copy.h"
+
+#include <cstring>
 
 namespace pixgrad {
 
@@ -27,22 +30,33 @@ ConcatLayout concat_layout(const std::vector<Shape>& shapes, int64_t dim) {
   return layout;
 }
 
+// Copies `rows` rows of `row_bytes` between two pitched layouts on one device.
+void copy_rows(const Device& device, char* destination, int64_t destination_pitch, const char* source,
+               int64_t source_pitch, int64_t row_bytes, int64_t rows) {
+  if (device.is_cuda()) {
+    PIXGRAD_ON_CUDA_DEVICE(device, kernels::cuda::copy_rows(destination, destination_pitch, source, source_pitch,
+                                                            row_bytes, rows));
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(destination + r * destination_pitch, source + r * source_pitch, static_cast<size_t>(row_bytes));
+}
+
 // Copies between the result and its pieces; `gather` = pieces -> result.
+// Piece i occupies columns [offset_i, offset_i + chunk_i) of each result row.
 void copy_chunks(const ConcatLayout& layout, const Tensor& whole, const std::vector<Tensor>& pieces, bool gather) {
-  const size_t element = element_size(whole.dtype());
+  const int64_t element = static_cast<int64_t>(element_size(whole.dtype()));
   char* whole_bytes = static_cast<char*>(whole.raw_data());
-  for (int64_t r = 0; r < layout.outer; ++r) {
-    int64_t position = r * layout.row;
-    for (size_t i = 0; i < pieces.size(); ++i) {
-      char* piece_bytes = static_cast<char*>(pieces[i].raw_data()) + r * layout.chunk[i] * element;
-      char* slot = whole_bytes + position * element;
-      const size_t bytes = static_cast<size_t>(layout.chunk[i]) * element;
-      if (gather)
-        copy_bytes(slot, whole.device(), piece_bytes, pieces[i].device(), bytes);
-      else
-        copy_bytes(piece_bytes, pieces[i].device(), slot, whole.device(), bytes);
-      position += layout.chunk[i];
-    }
+  int64_t offset = 0;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    char* piece_bytes = static_cast<char*>(pieces[i].raw_data());
+    char* slot = whole_bytes + offset * element;
+    const int64_t chunk_bytes = layout.chunk[i] * element, row_bytes = layout.row * element;
+    if (gather)
+      copy_rows(whole.device(), slot, row_bytes, piece_bytes, chunk_bytes, chunk_bytes, layout.outer);
+    else
+      copy_rows(whole.device(), piece_bytes, chunk_bytes, slot, row_bytes, chunk_bytes, layout.outer);
+    offset += layout.chunk[i];
   }
 }
 

@@ -1,6 +1,8 @@
 #include "kernels/cpu/reduce.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace pixgrad::kernels::cpu {
 
@@ -8,20 +10,34 @@ namespace {
 constexpr int64_t kParallelThreshold = 1 << 15;
 }
 
-template <typename T>
-double sum(const T* x, int64_t n) {
+// Sums term(i) over [0, n) in fixed chunks whose partial sums are added in
+// chunk order: the same result for any thread count and any run (an OpenMP
+// reduction combines partials in whatever order threads finish).
+template <typename Term>
+double deterministic_sum(int64_t n, Term term) {
+  constexpr int64_t kChunk = 1 << 14;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
+#pragma omp parallel for if (n > kParallelThreshold)
+  for (int64_t c = 0; c < chunks; ++c) {
+    double total = 0;
+    const int64_t end = std::min(n, (c + 1) * kChunk);
+    for (int64_t i = c * kChunk; i < end; ++i) total += term(i);
+    partial[static_cast<size_t>(c)] = total;
+  }
   double total = 0;
-#pragma omp parallel for simd reduction(+ : total) if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) total += static_cast<double>(x[i]);
+  for (double p : partial) total += p;
   return total;
 }
 
 template <typename T>
+double sum(const T* x, int64_t n) {
+  return deterministic_sum(n, [=](int64_t i) { return static_cast<double>(x[i]); });
+}
+
+template <typename T>
 double sum_abs_difference(const T* a, const T* b, int64_t n) {
-  double total = 0;
-#pragma omp parallel for simd reduction(+ : total) if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) total += std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i]));
-  return total;
+  return deterministic_sum(n, [=](int64_t i) { return std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])); });
 }
 
 template <typename T>

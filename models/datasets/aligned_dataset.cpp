@@ -25,13 +25,15 @@ Example AlignedDataset::get(size_t index, uint64_t seed) const {
   const int crop_size = options_.crop_size;
   auto prepare = [&](int x) {
     const Image side = crop(both, x, 0, half, both.height);
-    return (side.width == load && side.height == load) ? side : resize_bilinear(side, load, load);
+    return resize_photo(side, load, load, options_.preprocessing.resample);
   };
   const Image a = prepare(0);
   const Image b = prepare(half);
-  const Augmentation augmentation = draw_augmentation(seed, index, load, load, crop_size, crop_size, !options_.no_flip);
-  Tensor a_tensor = image_to_tensor(apply_augmentation(a, augmentation, crop_size, crop_size), path);
-  Tensor b_tensor = image_to_tensor(apply_augmentation(b, augmentation, crop_size, crop_size), path);
+  const Preprocessing& pre = options_.preprocessing;
+  const Augmentation augmentation = draw_augmentation(seed, index, load, load, crop_size, crop_size, !options_.no_flip,
+                                                      pre.exclusive_crop_range);
+  Tensor a_tensor = image_to_tensor(apply_augmentation(a, augmentation, crop_size, crop_size), path, pre.pixel_divisor);
+  Tensor b_tensor = image_to_tensor(apply_augmentation(b, augmentation, crop_size, crop_size), path, pre.pixel_divisor);
   const std::string name = std::filesystem::path(path).stem().string();
   if (options_.direction == Direction::AtoB) return {a_tensor, b_tensor, name};
   return {b_tensor, a_tensor, name};

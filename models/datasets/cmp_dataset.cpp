@@ -84,11 +84,13 @@ Example CmpDataset::get(size_t index, uint64_t seed) const {
   const int width = portrait ? load : static_cast<int>(int64_t{photo.width} * load / photo.height);
   const int height = portrait ? static_cast<int>(int64_t{photo.height} * load / photo.width) : load;
   const Augmentation augmentation =
-      draw_augmentation(seed, index, width, height, crop_size, crop_size, !options_.no_flip);
-  const Image photo_crop = apply_augmentation(resize_bilinear(photo, width, height), augmentation, crop_size, crop_size);
+      draw_augmentation(seed, index, width, height, crop_size, crop_size, !options_.no_flip,
+                        options_.preprocessing.exclusive_crop_range);
+  const Image photo_crop = apply_augmentation(resize_photo(photo, width, height, options_.preprocessing.resample),
+                                              augmentation, crop_size, crop_size);
   const Image label_crop =
       apply_augmentation(resize_nearest(labels, width, height), augmentation, crop_size, crop_size);
-  return {labels_to_one_hot(label_crop, kClasses, kFirstClassValue, label_path), image_to_tensor(photo_crop, photo_path),
+  return {labels_to_one_hot(label_crop, kClasses, kFirstClassValue, label_path), image_to_tensor(photo_crop, photo_path, options_.preprocessing.pixel_divisor),
           std::filesystem::path(photo_path).stem().string()};
 }
 

@@ -11,15 +11,17 @@
 namespace pixgrad::data {
 
 Augmentation draw_augmentation(uint64_t seed, size_t index, int width, int height, int crop_width, int crop_height,
-                               bool allow_flip) {
+                               bool allow_flip, bool exclusive_range) {
   PIXGRAD_CHECK(crop_width <= width && crop_height <= height, "augmentation: crop ", crop_width, "x", crop_height,
                 " is larger than the ", width, "x", height, " image");
   // One Philox block per example: word 0 -> x, word 1 -> y, word 2 -> flip.
   // The modulo bias is below 2^-19 for any image side we accept (<= 8192).
   const philox::Block block = philox::block(seed, index);
   Augmentation augmentation;
-  augmentation.crop_x = static_cast<int>(block.word[0] % static_cast<uint32_t>(width - crop_width + 1));
-  augmentation.crop_y = static_cast<int>(block.word[1] % static_cast<uint32_t>(height - crop_height + 1));
+  const int extra = exclusive_range ? 0 : 1;
+  const auto range = [&](int size, int crop) { return static_cast<uint32_t>(std::max(1, size - crop + extra)); };
+  augmentation.crop_x = static_cast<int>(block.word[0] % range(width, crop_width));
+  augmentation.crop_y = static_cast<int>(block.word[1] % range(height, crop_height));
   augmentation.flip = allow_flip && (block.word[2] >> 31) != 0;
   return augmentation;
 }
@@ -29,13 +31,18 @@ Image apply_augmentation(const Image& image, const Augmentation& augmentation, i
   return augmentation.flip ? flip_horizontal(cropped) : cropped;
 }
 
-Tensor image_to_tensor(const Image& image, const std::string& path) {
+Image resize_photo(const Image& image, int width, int height, Resample resample) {
+  if (image.width == width && image.height == height) return image;
+  return resample == Resample::Bicubic ? resize_bicubic(image, width, height) : resize_bilinear(image, width, height);
+}
+
+Tensor image_to_tensor(const Image& image, const std::string& path, float divisor) {
   const Image rgb = to_rgb(image, path);
   const size_t plane = static_cast<size_t>(rgb.width) * rgb.height;
   Tensor tensor = Tensor::empty({3, rgb.height, rgb.width});
   float* out = tensor.data<float>();
   for (size_t i = 0; i < plane; ++i) {
-    for (int c = 0; c < 3; ++c) out[c * plane + i] = rgb.pixels[3 * i + c] / 127.5f - 1.0f;
+    for (int c = 0; c < 3; ++c) out[c * plane + i] = rgb.pixels[3 * i + c] / divisor - 1.0f;
   }
   return tensor;
 }

@@ -33,15 +33,27 @@ struct Augmentation {
   int crop_y = 0;
   bool flip = false;
 };
-// Crop offsets uniform in [0, width - crop_width] x [0, height - crop_height];
-// a flip with probability 1/2 unless `allow_flip` is false.
+// Crop offsets uniform in [0, width - crop_width] x [0, height - crop_height]
+// (with `exclusive_range`, [0, width - crop_width) as numpy's randint draws
+// them, 0 where that range is empty); a flip with probability 1/2 unless
+// `allow_flip` is false.
 Augmentation draw_augmentation(uint64_t seed, size_t index, int width, int height, int crop_width, int crop_height,
-                               bool allow_flip);
+                               bool allow_flip, bool exclusive_range = false);
+
+enum class Resample { Bilinear, Bicubic };
+
+// Where the reference pipelines differ in detail, a preset picks its own.
+struct Preprocessing {
+  Resample resample = Resample::Bilinear;  // photos (labels are always nearest)
+  float pixel_divisor = 127.5f;            // x / divisor - 1: 127.5 (PyTorch's Normalize(0.5, 0.5)), Chainer 128
+  bool exclusive_crop_range = false;       // Chainer's np.random.randint(0, w - 256)
+};
+Image resize_photo(const Image& image, int width, int height, Resample resample);
 // Crops (and flips) as `augmentation` says.
 Image apply_augmentation(const Image& image, const Augmentation& augmentation, int crop_width, int crop_height);
 
-// RGB (any channel count, converted with to_rgb) -> [3, H, W] float32 in [-1, 1]: x / 127.5 - 1.
-Tensor image_to_tensor(const Image& image, const std::string& path);
+// RGB (any channel count, converted with to_rgb) -> [3, H, W] float32: x / divisor - 1.
+Tensor image_to_tensor(const Image& image, const std::string& path, float divisor = 127.5f);
 // One channel of class values in [first_value, first_value + classes) -> [classes, H, W]
 // one-hot float32. Throws naming `path` and the position of any other value.
 Tensor labels_to_one_hot(const Image& labels, int classes, int first_value, const std::string& path);
@@ -63,6 +75,7 @@ struct AlignedOptions {
   int load_size = 286;  // each half is resized to load_size x load_size
   int crop_size = 256;  // then a random crop_size x crop_size window
   bool no_flip = false;
+  Preprocessing preprocessing;
 };
 
 // pix2pix's "aligned" layout: root/split/*.{jpg,png}, each image A|B side by
@@ -87,6 +100,7 @@ struct CmpOptions {
   // (train: 1..299, test: 300..378, all: 1..378, as the Chainer pix2pix).
   int first = 0;
   int last = 0;
+  Preprocessing preprocessing;
 };
 
 // The CMP Facade "base" set: cmp_bNNNN.jpg photos (target, 3 channels) with

@@ -52,6 +52,9 @@ Image resize_bilinear(const Image& image, int width, int height);
 // Nearest neighbour with half-pixel centres (PIL NEAREST, PyTorch "nearest-exact"):
 // output pixel x samples source floor((x + 0.5) * in / out). Keeps label values intact.
 Image resize_nearest(const Image& image, int width, int height);
+// Keys' cubic (a = -0.5) with PIL's antialiasing when shrinking: the
+// PyTorch pix2pix's BICUBIC resize.
+Image resize_bicubic(const Image& image, int width, int height);
 // The width x height window whose top-left corner is (x, y); must lie inside the image.
 Image crop(const Image& image, int x, int y, int width, int height);
 Image flip_horizontal(const Image& image);

@@ -22,12 +22,26 @@ struct Taps {
   std::vector<float> weights;
 };
 
-// Output pixel i has its centre at (i + 0.5) * scale in source coordinates; source
-// pixel j at j + 0.5. The triangle filter has radius max(scale, 1) there, so
-// shrinking averages over every source pixel under the output pixel.
-std::vector<Taps> triangle_taps(int in_size, int out_size) {
+// The resampling kernels, as functions of the distance in (scaled) pixels.
+double triangle(double d) { return std::max(0.0, 1.0 - std::abs(d)); }
+// Keys' cubic with a = -0.5 (PIL's BICUBIC, which the PyTorch pix2pix uses).
+double cubic(double d) {
+  constexpr double a = -0.5;
+  d = std::abs(d);
+  if (d < 1) return ((a + 2) * d - (a + 3)) * d * d + 1;
+  if (d < 2) return (((d - 5) * d + 8) * d - 4) * a;
+  return 0;
+}
+
+// Output pixel i has its centre at (i + 0.5) * scale in source coordinates;
+// source pixel j at j + 0.5. The kernel (of half-width `support`) is stretched
+// by max(scale, 1), so shrinking averages over every source pixel under the
+// output pixel (antialiasing), as PIL does.
+template <typename Kernel>
+std::vector<Taps> filter_taps(int in_size, int out_size, double support, Kernel kernel) {
   const double scale = static_cast<double>(in_size) / out_size;
-  const double radius = std::max(scale, 1.0);
+  const double stretch = std::max(scale, 1.0);
+  const double radius = support * stretch;
   std::vector<Taps> taps(out_size);
   for (int i = 0; i < out_size; ++i) {
     const double centre = (i + 0.5) * scale;
@@ -37,7 +51,7 @@ std::vector<Taps> triangle_taps(int in_size, int out_size) {
     double total = 0;
     std::vector<double> weights;
     for (int j = first; j <= last; ++j) {
-      const double w = std::max(0.0, 1.0 - std::abs(j + 0.5 - centre) / radius);
+      const double w = kernel((j + 0.5 - centre) / stretch);
       weights.push_back(w);
       total += w;
     }
@@ -47,14 +61,10 @@ std::vector<Taps> triangle_taps(int in_size, int out_size) {
   return taps;
 }
 
-}  // namespace
-
-Image resize_bilinear(const Image& image, int width, int height) {
-  check_target_size("resize_bilinear", image, width, height);
-  const std::vector<Taps> columns = triangle_taps(image.width, width);
-  const std::vector<Taps> rows = triangle_taps(image.height, height);
+// Separable resampling: the rows into a float buffer, then the columns, rounding once.
+Image resample(const Image& image, int width, int height, const std::vector<Taps>& columns,
+               const std::vector<Taps>& rows) {
   const int channels = image.channels;
-  // Separable: resample the rows into a float buffer, then the columns, rounding once.
   std::vector<float> horizontal(static_cast<size_t>(image.height) * width * channels);
   for (int y = 0; y < image.height; ++y) {
     for (int x = 0; x < width; ++x) {
@@ -82,6 +92,20 @@ Image resize_bilinear(const Image& image, int width, int height) {
     }
   }
   return out;
+}
+
+}  // namespace
+
+Image resize_bilinear(const Image& image, int width, int height) {
+  check_target_size("resize_bilinear", image, width, height);
+  return resample(image, width, height, filter_taps(image.width, width, 1.0, triangle),
+                  filter_taps(image.height, height, 1.0, triangle));
+}
+
+Image resize_bicubic(const Image& image, int width, int height) {
+  check_target_size("resize_bicubic", image, width, height);
+  return resample(image, width, height, filter_taps(image.width, width, 2.0, cubic),
+                  filter_taps(image.height, height, 2.0, cubic));
 }
 
 Image resize_nearest(const Image& image, int width, int height) {

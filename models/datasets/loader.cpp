@@ -1,6 +1,8 @@
 // The batch pipeline; loader.h describes the threading model.
 #include "models/datasets/loader.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -108,6 +110,9 @@ Batch DataLoader::load_batch(size_t batch) const {
 }
 
 void DataLoader::worker() {
+  // Workers run beside the training step, which already uses every core
+  // through OpenMP; a worker's own OpenMP regions stay single-threaded.
+  omp_set_num_threads(1);
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     work_available_.wait(lock, [&] {

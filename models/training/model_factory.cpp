@@ -2,6 +2,7 @@
 
 #include "core/cuda_info.h"
 #include "core/error.h"
+#include "kernels/cuda/conv2d.h"
 
 namespace pixgrad::training {
 
@@ -23,14 +24,30 @@ models::Pix2PixOptions pix2pix_options(const TrainConfig& config) {
   return options;
 }
 
+data::Preprocessing preprocessing(const TrainConfig& config) {
+  data::Preprocessing pre;
+  if (config.preset == "chainer") {
+    // facade_dataset.py: PIL bilinear resize, x / 128 - 1, np.random.randint crop offsets.
+    pre.resample = data::Resample::Bilinear;
+    pre.pixel_divisor = 128.0f;
+    pre.exclusive_crop_range = true;
+  } else {
+    // The PyTorch reference's get_transform: bicubic resize, Normalize(0.5, 0.5), random.randint offsets.
+    pre.resample = data::Resample::Bicubic;
+  }
+  return pre;
+}
+
 std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std::string& split, bool augment) {
   const int load_size = augment ? config.load_size : config.crop_size;
-  const bool no_flip = !augment || config.no_flip;
+  // The Chainer trainer never flips.
+  const bool no_flip = !augment || config.no_flip || config.preset == "chainer";
   if (config.format == "cmp") {
     data::CmpOptions options;
     options.load_size = load_size;
     options.crop_size = config.crop_size;
     options.no_flip = no_flip;
+    options.preprocessing = preprocessing(config);
     return std::make_shared<data::CmpDataset>(config.dataset, split, options);
   }
   data::AlignedOptions options;
@@ -38,16 +55,22 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std
   options.load_size = load_size;
   options.crop_size = config.crop_size;
   options.no_flip = no_flip;
+  options.preprocessing = preprocessing(config);
   return std::make_shared<data::AlignedDataset>(config.dataset, split, options);
 }
 
-// Whether the ops have CUDA kernels in this build. They arrive with the CUDA
-// backend; until then "auto" stays on the CPU even where a GPU is present.
-static bool cuda_kernels_built() { return false; }
-
 Device resolve_device(const std::string& name) {
   if (name != "auto") return Device::parse(name);
-  return cuda_kernels_built() && cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
+  return cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
+}
+
+void select_conv_impl(const std::string& name) {
+  if (name.empty()) return;
+#ifdef PIXGRAD_WITH_CUDA
+  kernels::cuda::set_conv_impl(kernels::cuda::parse_conv_impl(name));
+#else
+  PIXGRAD_CHECK(name == "handwritten", "--conv-impl ", name, ": pixgrad was built without CUDA");
+#endif
 }
 
 }  // namespace pixgrad::training

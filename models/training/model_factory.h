@@ -17,10 +17,16 @@ models::Pix2PixOptions pix2pix_options(const TrainConfig& config);
 // `augment`: the training pipeline (resize to load_size, random crop, flip);
 // otherwise a deterministic one (resize straight to crop_size, no flip), for
 // previews and evaluation.
+// The preset's reference pipeline details (resampling, pixel scaling, crop range).
+data::Preprocessing preprocessing(const TrainConfig& config);
 std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std::string& split, bool augment);
 
 // "auto" picks the GPU when one is usable and pixgrad has CUDA kernels for
 // it, else the CPU; "cpu", "cuda", "cuda:N" are taken as they are.
 Device resolve_device(const std::string& name);
+
+// Picks the CUDA convolution implementation: "handwritten" (ours), "cudnn"
+// or "cublas"; "" keeps the default (PIXGRAD_CONV_IMPL, else handwritten).
+void select_conv_impl(const std::string& name);
 
 }  // namespace pixgrad::training

@@ -19,11 +19,12 @@ int64_t TrainConfig::output_channels() const { return 3; }
 // The fields that define what is trained — a resumed run must keep them ...
 #define PIXGRAD_TRAINING_FIELDS(X)                                                                         \
   X(format) X(direction) X(train_split) X(load_size) X(crop_size) X(no_flip) X(preset) X(ngf) X(ndf)       \
-  X(num_downs) X(n_layers) X(discriminator) X(norm) X(no_dropout) X(batch_size) X(decay_epochs) X(schedule) X(lr) X(beta1) \
+  X(num_downs) X(n_layers) X(discriminator) X(norm) X(no_dropout) X(batch_size) X(epochs) X(decay_epochs) X(schedule)   \
+  X(lr) X(beta1) \
   X(lambda_l1) X(seed)
 // ... and those that only steer the run, which a resumed run may change.
 #define PIXGRAD_RUN_FIELDS(X)                                                                       \
-  X(dataset) X(test_split) X(workers) X(epochs) X(max_iterations) X(device) X(output) X(log_interval) \
+  X(dataset) X(test_split) X(workers) X(max_iterations) X(device) X(conv_impl) X(output) X(log_interval) \
   X(snapshot_interval) X(eval_interval) X(preview_count)
 #define PIXGRAD_CONFIG_FIELDS(X) PIXGRAD_TRAINING_FIELDS(X) PIXGRAD_RUN_FIELDS(X)
 
@@ -92,7 +93,12 @@ void validate(const TrainConfig& c) {
   PIXGRAD_CHECK(c.crop_size >= 1 && c.load_size >= c.crop_size, "--crop-size (", c.crop_size,
                 ") must be >= 1 and <= --load-size (", c.load_size, ")");
   PIXGRAD_CHECK(c.lr > 0 && c.beta1 >= 0 && c.beta1 < 1, "--lr must be > 0 and --beta1 in [0, 1)");
-  PIXGRAD_CHECK(c.ngf >= 1 && c.ndf >= 2, "--ngf must be >= 1 and --ndf >= 2");
+  PIXGRAD_CHECK(c.ngf >= 1 && c.ngf <= 1024 && c.ndf >= 2 && c.ndf <= 1024, "--ngf must be in 1..1024 and --ndf in 2..1024 (got ",
+                c.ngf, " and ", c.ndf, ")");
+  PIXGRAD_CHECK(c.num_downs >= 0 && c.num_downs <= 12 && (int64_t{1} << c.num_downs) <= c.crop_size,
+                "--num-downs ", c.num_downs, " must be in 0..12 with 2^num_downs <= --crop-size (", c.crop_size, ")");
+  PIXGRAD_CHECK(c.n_layers >= 1 && c.n_layers <= 8, "--n-layers must be in 1..8, got ", c.n_layers);
+  PIXGRAD_CHECK(c.crop_size <= 8192, "--crop-size ", c.crop_size, " exceeds 8192");
   PIXGRAD_CHECK(c.log_interval >= 1 && c.snapshot_interval >= 1 && c.eval_interval >= 0,
                 "--log-interval and --snapshot-interval must be >= 1, --eval-interval >= 0");
   PIXGRAD_CHECK(c.workers >= 1 && c.preview_count >= 0, "--workers must be >= 1 and --preview-count >= 0");

@@ -43,6 +43,7 @@ struct TrainConfig {
   int64_t max_iterations = 0;        // stop after this many iterations in total (0 = run all epochs)
   // reporting
   std::string device = "auto";
+  std::string conv_impl;             // CUDA convolutions: handwritten | cudnn | cublas ("" = default)
   std::string output = "out";
   int64_t log_interval = 100;        // iterations per log.jsonl record and console report
   int64_t snapshot_interval = 1000;  // iterations per checkpoint, preview grid and loss plot

@@ -80,6 +80,7 @@ struct Trainer::Impl {
   std::unique_ptr<models::Pix2Pix> model;
   TrainState state;
   std::unique_ptr<RunLog> log;
+  std::unique_ptr<optim::Schedule> schedule;
 
   Impl(const TrainConfig& requested, const std::string& resume, const std::set<std::string>& explicit_fields)
       : config(requested), files(requested.output) {
@@ -92,6 +93,7 @@ struct Trainer::Impl {
     validate(config);
     prepare_output_folder(config.output);
     device = resolve_device(config.device);
+    select_conv_impl(config.conv_impl);
     train_set = make_dataset(config, config.train_split, true);
     test_set = make_dataset(config, config.test_split, false);
 
@@ -109,13 +111,15 @@ struct Trainer::Impl {
       default_generator().set_state(state.rng_seed, state.rng_offset);
     }
     log = std::make_unique<RunLog>(files.log, state.iteration);
+    if (config.effective_schedule() == "constant") {
+      schedule = std::make_unique<optim::ConstantSchedule>();
+    } else {
+      const int decay = config.decay_epochs >= 0 ? config.decay_epochs : config.epochs / 2;
+      schedule = std::make_unique<optim::LinearDecaySchedule>(config.epochs - decay, decay);
+    }
   }
 
-  double learning_rate(int64_t epoch) const {
-    if (config.effective_schedule() == "constant") return config.lr;
-    const int decay = config.decay_epochs >= 0 ? config.decay_epochs : config.epochs / 2;
-    return config.lr * optim::LinearDecaySchedule(config.epochs - decay, decay).factor(static_cast<int>(epoch));
-  }
+  double learning_rate(int64_t epoch) const { return config.lr * schedule->factor(static_cast<int>(epoch)); }
 
   void save() {
     state.rng_seed = default_generator().seed();

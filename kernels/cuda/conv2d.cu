@@ -1,0 +1,163 @@
+// The CUDA convolution dispatcher: which implementation runs, and the checks
+// every implementation relies on.
+//
+// The choice is process-wide (an atomic, so reading it costs nothing on the
+// hot path): PIXGRAD_CONV_IMPL on first use, set_conv_impl afterwards (the
+// apps' --conv-impl). The three implementations compute the same function;
+// they differ in speed and in how many kernels they launch, never in results
+// beyond float rounding.
+//
+// Validation lives here so that the implementations can assume a sane
+// geometry with batch >= 1: an empty batch is handled once for all of them
+// (nothing to write, or a zero gradient), without launching anything.
+#include "kernels/cuda/conv2d.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/cuda/runtime.cuh"
+
+namespace pixgrad::kernels::cuda {
+namespace {
+
+constexpr int kUnset = -1;
+std::atomic<int> g_conv_impl{kUnset};
+
+ConvImpl impl_from_environment() {
+  const char* text = std::getenv("PIXGRAD_CONV_IMPL");
+  if (text == nullptr || text[0] == '\0') return ConvImpl::Handwritten;
+  try {
+    return parse_conv_impl(text);
+  } catch (const Error& error) {
+    fail("PIXGRAD_CONV_IMPL: ", error.what());
+  }
+}
+
+std::string describe(const cpu::Conv2dGeometry& g) {
+  std::ostringstream out;
+  out << "batch=" << g.batch << " in=[" << g.in_channels << ", " << g.in_height << ", " << g.in_width
+      << "] out_channels=" << g.out_channels << " kernel=" << g.kernel_h << "x" << g.kernel_w
+      << " stride=" << g.stride << " padding=" << g.padding;
+  return out.str();
+}
+
+void check_geometry(const char* op, ConvImpl impl, const cpu::Conv2dGeometry& g) {
+  const bool ok = g.batch >= 0 && g.in_channels > 0 && g.in_height > 0 && g.in_width > 0 && g.out_channels > 0 &&
+                  g.kernel_h > 0 && g.kernel_w > 0 && g.stride > 0 && g.padding >= 0 &&
+                  g.in_height + 2 * g.padding >= g.kernel_h && g.in_width + 2 * g.padding >= g.kernel_w;
+  if (!ok) fail(op, " (cuda, ", to_string(impl), "): invalid geometry (", describe(g), ")");
+}
+
+void check_pointer(const char* op, const char* role, const void* pointer) {
+  PIXGRAD_CHECK(pointer != nullptr, op, " (cuda): ", role, " is null");
+}
+
+}  // namespace
+
+ConvImpl parse_conv_impl(const std::string& text) {
+  if (text == "handwritten") return ConvImpl::Handwritten;
+  if (text == "cudnn") return ConvImpl::Cudnn;
+  if (text == "cublas") return ConvImpl::Cublas;
+  fail("conv impl: unknown '", text, "' (expected handwritten, cudnn or cublas)");
+}
+
+const char* to_string(ConvImpl impl) {
+  switch (impl) {
+    case ConvImpl::Handwritten: return "handwritten";
+    case ConvImpl::Cudnn: return "cudnn";
+    case ConvImpl::Cublas: return "cublas";
+  }
+  return "unknown";
+}
+
+ConvImpl conv_impl() {
+  int value = g_conv_impl.load(std::memory_order_acquire);
+  if (value == kUnset) {
+    // A bad variable throws here, on every call, until set_conv_impl is used.
+    int expected = kUnset;
+    g_conv_impl.compare_exchange_strong(expected, static_cast<int>(impl_from_environment()),
+                                        std::memory_order_acq_rel);
+    value = g_conv_impl.load(std::memory_order_acquire);
+  }
+  return static_cast<ConvImpl>(value);
+}
+
+void set_conv_impl(ConvImpl impl) { g_conv_impl.store(static_cast<int>(impl), std::memory_order_release); }
+
+void conv2d_forward(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* input, const float* weight,
+                    const float* bias, float* output) {
+  constexpr const char* op = "conv2d_forward";
+  check_geometry(op, impl, g);
+  if (g.batch == 0) return;
+  check_pointer(op, "input", input);
+  check_pointer(op, "weight", weight);
+  check_pointer(op, "output", output);
+  switch (impl) {
+    case ConvImpl::Handwritten: return detail::implicit_gemm_forward(g, input, weight, bias, output);
+    case ConvImpl::Cudnn: return detail::cudnn_forward(g, input, weight, bias, output);
+    case ConvImpl::Cublas: return detail::cublas_forward(g, input, weight, bias, output);
+  }
+  fail(op, ": unknown implementation ", static_cast<int>(impl));
+}
+
+void conv2d_backward_data(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* grad_output,
+                          const float* weight, float* grad_input) {
+  constexpr const char* op = "conv2d_backward_data";
+  check_geometry(op, impl, g);
+  if (g.batch == 0) return;
+  check_pointer(op, "grad_output", grad_output);
+  check_pointer(op, "weight", weight);
+  check_pointer(op, "grad_input", grad_input);
+  switch (impl) {
+    case ConvImpl::Handwritten: return detail::implicit_gemm_backward_data(g, grad_output, weight, grad_input);
+    case ConvImpl::Cudnn: return detail::cudnn_backward_data(g, grad_output, weight, grad_input);
+    case ConvImpl::Cublas: return detail::cublas_backward_data(g, grad_output, weight, grad_input);
+  }
+  fail(op, ": unknown implementation ", static_cast<int>(impl));
+}
+
+void conv2d_backward_weight(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* input,
+                            const float* grad_output, float* grad_weight, float* grad_bias) {
+  constexpr const char* op = "conv2d_backward_weight";
+  check_geometry(op, impl, g);
+  check_pointer(op, "grad_weight", grad_weight);
+  if (g.batch == 0) {
+    // The sum over an empty batch.
+    const cudaStream_t stream = ::pixgrad::cuda::current_stream();
+    const size_t weight_bytes =
+        sizeof(float) * static_cast<size_t>(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w);
+    PIXGRAD_CUDA_CHECK(cudaMemsetAsync(grad_weight, 0, weight_bytes, stream));
+    if (grad_bias)
+      PIXGRAD_CUDA_CHECK(cudaMemsetAsync(grad_bias, 0, sizeof(float) * static_cast<size_t>(g.out_channels), stream));
+    return;
+  }
+  check_pointer(op, "input", input);
+  check_pointer(op, "grad_output", grad_output);
+  switch (impl) {
+    case ConvImpl::Handwritten:
+      return detail::implicit_gemm_backward_weight(g, input, grad_output, grad_weight, grad_bias);
+    case ConvImpl::Cudnn: return detail::cudnn_backward_weight(g, input, grad_output, grad_weight, grad_bias);
+    case ConvImpl::Cublas: return detail::cublas_backward_weight(g, input, grad_output, grad_weight, grad_bias);
+  }
+  fail(op, ": unknown implementation ", static_cast<int>(impl));
+}
+
+void conv2d_forward(const cpu::Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+                    float* output) {
+  conv2d_forward(conv_impl(), g, input, weight, bias, output);
+}
+
+void conv2d_backward_data(const cpu::Conv2dGeometry& g, const float* grad_output, const float* weight,
+                          float* grad_input) {
+  conv2d_backward_data(conv_impl(), g, grad_output, weight, grad_input);
+}
+
+void conv2d_backward_weight(const cpu::Conv2dGeometry& g, const float* input, const float* grad_output,
+                            float* grad_weight, float* grad_bias) {
+  conv2d_backward_weight(conv_impl(), g, input, grad_output, grad_weight, grad_bias);
+}
+
+}  // namespace pixgrad::kernels::cuda

@@ -1,0 +1,87 @@
+// CUDA convolution kernels on raw device pointers: the same three passes and
+// layouts as kernels/cpu/conv2d.h (contiguous NCHW float32, weight
+// [out_channels, in_channels, kernel_h, kernel_w]), in three implementations:
+//
+//   Handwritten  implicit GEMM with shared-memory tiles (conv2d_implicit_gemm.cu)
+//   Cudnn        cuDNN's legacy convolution API, FP32 FMA math (conv2d_cudnn.cu)
+//   Cublas       explicit im2col/col2im + cuBLAS SGEMM (conv2d_cublas.cu)
+//
+// All three compute in plain FP32 (no TF32 tensor cores) and are deterministic:
+// the same inputs give bit-identical outputs run to run on the same GPU.
+//
+// This header is plain C++ (no CUDA types) so that g++-compiled code can
+// select the implementation. Everything here runs asynchronously on the
+// current device's stream (pixgrad::cuda::current_stream()).
+#pragma once
+
+#include <string>
+
+#include "kernels/cpu/conv2d.h"
+
+namespace pixgrad::kernels::cuda {
+
+enum class ConvImpl { Handwritten, Cudnn, Cublas };
+
+// The process-wide implementation used by the impl-less overloads below. On
+// first use it is read from the environment variable PIXGRAD_CONV_IMPL
+// (handwritten | cudnn | cublas; unset or empty means handwritten; anything
+// else throws pixgrad::Error). set_conv_impl overrides it.
+ConvImpl conv_impl();
+void set_conv_impl(ConvImpl impl);
+// "handwritten" | "cudnn" | "cublas"; anything else throws pixgrad::Error
+// "conv impl: unknown 'x' (expected handwritten, cudnn or cublas)".
+ConvImpl parse_conv_impl(const std::string& text);
+const char* to_string(ConvImpl impl);
+
+// Device pointers. Outputs are overwritten (grad_bias too); bias and
+// grad_bias may be nullptr. backward_weight sums over the batch. Invalid
+// geometry throws pixgrad::Error naming the op and the shapes.
+//   input [batch, in_channels, in_height, in_width]
+//   weight [out_channels, in_channels, kernel_h, kernel_w]; bias [out_channels]
+//   output [batch, out_channels, out_height, out_width]
+void conv2d_forward(const cpu::Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+                    float* output);
+void conv2d_backward_data(const cpu::Conv2dGeometry& g, const float* grad_output, const float* weight,
+                          float* grad_input);
+void conv2d_backward_weight(const cpu::Conv2dGeometry& g, const float* input, const float* grad_output,
+                            float* grad_weight, float* grad_bias);
+
+// The same with an explicit implementation (benchmarks, tests).
+void conv2d_forward(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* input, const float* weight,
+                    const float* bias, float* output);
+void conv2d_backward_data(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* grad_output,
+                          const float* weight, float* grad_input);
+void conv2d_backward_weight(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* input,
+                            const float* grad_output, float* grad_weight, float* grad_bias);
+
+// The implementations behind the dispatcher. They expect a geometry that the
+// dispatcher has validated, batch >= 1, and non-null input/output pointers.
+namespace detail {
+
+void implicit_gemm_forward(const cpu::Conv2dGeometry& g, const float* input, const float* weight,
+                           const float* bias, float* output);
+void implicit_gemm_backward_data(const cpu::Conv2dGeometry& g, const float* grad_output, const float* weight,
+                                 float* grad_input);
+void implicit_gemm_backward_weight(const cpu::Conv2dGeometry& g, const float* input, const float* grad_output,
+                                   float* grad_weight, float* grad_bias);
+// grad_bias[c] = sum over batch and pixels of grad_output[b][c], in a fixed
+// order (deterministic); shared by the handwritten and cuBLAS paths.
+void conv2d_bias_backward(const cpu::Conv2dGeometry& g, const float* grad_output, float* grad_bias);
+
+void cudnn_forward(const cpu::Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+                   float* output);
+void cudnn_backward_data(const cpu::Conv2dGeometry& g, const float* grad_output, const float* weight,
+                         float* grad_input);
+void cudnn_backward_weight(const cpu::Conv2dGeometry& g, const float* input, const float* grad_output,
+                           float* grad_weight, float* grad_bias);
+
+void cublas_forward(const cpu::Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+                    float* output);
+void cublas_backward_data(const cpu::Conv2dGeometry& g, const float* grad_output, const float* weight,
+                          float* grad_input);
+void cublas_backward_weight(const cpu::Conv2dGeometry& g, const float* input, const float* grad_output,
+                            float* grad_weight, float* grad_bias);
+
+}  // namespace detail
+
+}  // namespace pixgrad::kernels::cuda

@@ -1,0 +1,297 @@
+// cuBLAS convolution: explicit im2col / col2im around cublasSgemm, the GPU
+// twin of kernels/cpu/conv2d.cpp and a second yardstick for the handwritten
+// kernels (a good SGEMM fed by a copy, versus no copy at all).
+//
+// Math, per image b, with col_b = im2col(x_b) of shape [K = Cin*kh*kw][P = OH*OW]
+// (row (ci, r, s), column (oh, ow)) and W viewed as [Cout][K]:
+//   forward          y_b  = W x col_b                    [Cout][P]
+//   backward data    dx_b = col2im(W^T x dy_b)           col2im gathers: each input
+//                    pixel sums the col entries read from it, in a fixed order (no atomics)
+//   backward weight  dW   = sum_b dy_b x col_b^T          beta = 1 after the first image
+//
+// Column-major: cuBLAS sees a row-major R[rows][cols] as the column-major
+// matrix R^T (cols x rows, leading dimension cols). So each row-major
+// product C = A B is issued as C^T = B^T A^T with the operands swapped:
+//   forward          y_b^T [P x Cout]  = col_b^T [P x K] * W^T [K x Cout]
+//                    sgemm(N, N, m=P, n=Cout, k=K, A=col_b (ld P), B=W (ld K), C=y_b (ld P))
+//   backward data    col_b^T [P x K]   = dy_b^T [P x Cout] * W [Cout x K]
+//                    sgemm(N, T, m=P, n=K, k=Cout, A=dy_b (ld P), B=W (ld K), C=col_b (ld P))
+//   backward weight  dW^T [K x Cout]   = col_b [K x P] * dy_b^T [P x Cout]
+//                    sgemm(T, N, m=K, n=Cout, k=P, A=col_b (ld P), B=dy_b (ld P), C=dW (ld K))
+// Forward and backward data run a group of images as one strided-batched
+// call (W's batch stride is 0). A 1x1, stride-1, unpadded convolution has
+// col == x and skips im2col/col2im.
+//
+// Precision: CUBLAS_DEFAULT_MATH, set explicitly. cublasSgemm then computes in
+// FP32 FMA; TF32 tensor cores need CUBLAS_TF32_TENSOR_OP_MATH (or a _FAST_TF32
+// compute type) and BF16x9 emulation needs CUBLAS_FP32_EMULATED_BF16X9_MATH,
+// neither of which is set. Atomics stay disallowed (the default), so a GPU
+// gives the same bits every run.
+//
+// Memory: col is a scratch tensor from the caching allocator, for as many
+// images as fit in 256 MiB (at least one), reused across the groups of a call
+// (every use is ordered on the one stream). One cublasHandle per device,
+// created on first use and bound to that device's stream.
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/cuda/conv2d.h"
+#include "kernels/cuda/runtime.cuh"
+
+#define PIXGRAD_CUBLAS_CHECK(call)                                                                    \
+  do {                                                                                                \
+    const cublasStatus_t pixgrad_cublas_status_ = (call);                                             \
+    if (pixgrad_cublas_status_ != CUBLAS_STATUS_SUCCESS)                                              \
+      ::pixgrad::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ",                              \
+                      cublasGetStatusName(pixgrad_cublas_status_), " (",                              \
+                      cublasGetStatusString(pixgrad_cublas_status_), ")");                            \
+  } while (0)
+
+namespace pixgrad::kernels::cuda::detail {
+namespace {
+
+using cpu::Conv2dGeometry;
+
+constexpr int kThreads = 256;
+constexpr int kMaxDevices = 64;
+constexpr int64_t kMaxColFloats = int64_t{1} << 26;  // 256 MiB of col per group
+const float kOne = 1.0f;
+const float kZero = 0.0f;
+
+// ---- kernels -------------------------------------------------------------------
+
+// The geometry the kernels index with (all int: shape_of checks the range).
+struct ColShape {
+  int channels, height, width, kernel_h, kernel_w, stride, padding, out_h, out_w;
+};
+
+// col[row][p] of a group of images: row = (image, ci, r, s), p = (oh, ow).
+__host__ __device__ __forceinline__ float im2col_element(const ColShape& s, const float* image, int row, int p) {
+  const int taps = s.kernel_h * s.kernel_w, rows_per_image = s.channels * taps;
+  const int img = row / rows_per_image, k = row - img * rows_per_image;
+  const int c = k / taps, tap = k - c * taps;
+  const int r = tap / s.kernel_w, q = tap - r * s.kernel_w;
+  const int oh = p / s.out_w, ow = p - oh * s.out_w;
+  const int ih = oh * s.stride - s.padding + r, iw = ow * s.stride - s.padding + q;
+  if (ih < 0 || ih >= s.height || iw < 0 || iw >= s.width) return 0.0f;
+  return image[((img * s.channels + c) * s.height + ih) * s.width + iw];
+}
+
+// The sum of the col entries im2col read from input pixel `pixel` of
+// `plane` = (image, c), taps in (r, s) order.
+__host__ __device__ __forceinline__ float col2im_element(const ColShape& s, const float* col, int plane, int pixel) {
+  const int ih = pixel / s.width, iw = pixel - ih * s.width;
+  const int pixels = s.out_h * s.out_w, taps = s.kernel_h * s.kernel_w;
+  const int img = plane / s.channels, c = plane - img * s.channels;
+  const float* rows = col + (img * s.channels * taps + c * taps) * pixels;
+  float sum = 0.0f;
+  for (int r = 0; r < s.kernel_h; ++r) {
+    const int t = ih + s.padding - r;  // = oh * stride when row r of window oh covers ih
+    if (t < 0) break;                  // only decreases with r
+    if (t % s.stride != 0 || t / s.stride >= s.out_h) continue;
+    const int oh = t / s.stride;
+    for (int q = 0; q < s.kernel_w; ++q) {
+      const int u = iw + s.padding - q;
+      if (u < 0) break;
+      if (u % s.stride != 0 || u / s.stride >= s.out_w) continue;
+      sum += rows[(r * s.kernel_w + q) * pixels + oh * s.out_w + u / s.stride];
+    }
+  }
+  return sum;
+}
+
+// Grid: x over output pixels, y over col rows (grid-stride).
+__global__ void im2col_kernel(const ColShape s, const float* __restrict__ image, int rows, float* __restrict__ col) {
+  const int pixels = s.out_h * s.out_w;
+  const int p = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (p >= pixels) return;
+  for (int row = static_cast<int>(blockIdx.y); row < rows; row += static_cast<int>(gridDim.y))
+    col[row * pixels + p] = im2col_element(s, image, row, p);
+}
+
+// Grid: x over input pixels, y over planes (image, c) (grid-stride).
+__global__ void col2im_kernel(const ColShape s, const float* __restrict__ col, int planes,
+                              float* __restrict__ image) {
+  const int plane_size = s.height * s.width;
+  const int pixel = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (pixel >= plane_size) return;
+  for (int plane = static_cast<int>(blockIdx.y); plane < planes; plane += static_cast<int>(gridDim.y))
+    image[plane * plane_size + pixel] = col2im_element(s, col, plane, pixel);
+}
+
+// output[plane][p] += bias[plane % channels]. Grid: x over pixels, y over planes.
+__global__ void add_bias_kernel(float* __restrict__ output, const float* __restrict__ bias, int channels, int pixels,
+                                int planes) {
+  const int p = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (p >= pixels) return;
+  for (int plane = static_cast<int>(blockIdx.y); plane < planes; plane += static_cast<int>(gridDim.y))
+    output[static_cast<int64_t>(plane) * pixels + p] += __ldg(bias + plane % channels);
+}
+
+// ---- host side ---------------------------------------------------------------------
+
+std::mutex& handle_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+cublasHandle_t handle_for(int device) {
+  static cublasHandle_t handles[kMaxDevices] = {};
+  PIXGRAD_CHECK(device >= 0 && device < kMaxDevices, "cublas: device index ", device, " out of range");
+  const std::lock_guard<std::mutex> lock(handle_mutex());
+  if (!handles[device]) {
+    cublasHandle_t handle = nullptr;
+    PIXGRAD_CUBLAS_CHECK(cublasCreate(&handle));
+    PIXGRAD_CUBLAS_CHECK(cublasSetStream(handle, ::pixgrad::cuda::current_stream()));
+    PIXGRAD_CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));
+    PIXGRAD_CUBLAS_CHECK(cublasSetAtomicsMode(handle, CUBLAS_ATOMICS_NOT_ALLOWED));
+    PIXGRAD_CUBLAS_CHECK(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_HOST));
+    handles[device] = handle;
+  }
+  return handles[device];
+}
+
+unsigned int grid_y(int64_t rows) { return static_cast<unsigned int>(std::min<int64_t>(rows, 65535)); }
+unsigned int blocks(int64_t n) { return static_cast<unsigned int>((n + kThreads - 1) / kThreads); }
+
+// The sizes of one call, checked to fit the int arithmetic of the kernels and
+// of cuBLAS's dimensions.
+struct Shape2d {
+  int batch, channels, height, width, out_channels, kernel_h, kernel_w, stride, padding, out_h, out_w;
+  int depth;    // K = channels * kernel_h * kernel_w
+  int pixels;   // P = out_h * out_w
+  int group;    // images per im2col pass
+  bool pointwise;
+  int64_t in_image() const { return static_cast<int64_t>(channels) * height * width; }
+  ColShape col_shape() const { return {channels, height, width, kernel_h, kernel_w, stride, padding, out_h, out_w}; }
+  int64_t out_image() const { return static_cast<int64_t>(out_channels) * pixels; }
+};
+
+Shape2d shape_of(const char* op, const Conv2dGeometry& g) {
+  constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+  const int64_t depth = g.in_channels * g.kernel_h * g.kernel_w, pixels = g.out_height() * g.out_width();
+  const int64_t col_image = depth * pixels;
+  PIXGRAD_CHECK(g.batch * g.in_channels * g.in_height * g.in_width <= kIntMax &&
+                    g.batch * g.out_channels * pixels <= kIntMax && g.out_channels * depth <= kIntMax &&
+                    col_image <= kIntMax,
+                op, " (cuda, cublas): tensors too large for 32-bit indexing (batch=", g.batch, " in=[",
+                g.in_channels, ", ", g.in_height, ", ", g.in_width, "] out_channels=", g.out_channels, " kernel=",
+                g.kernel_h, "x", g.kernel_w, ")");
+  Shape2d s{};
+  s.batch = static_cast<int>(g.batch);
+  s.channels = static_cast<int>(g.in_channels);
+  s.height = static_cast<int>(g.in_height);
+  s.width = static_cast<int>(g.in_width);
+  s.out_channels = static_cast<int>(g.out_channels);
+  s.kernel_h = static_cast<int>(g.kernel_h);
+  s.kernel_w = static_cast<int>(g.kernel_w);
+  s.stride = static_cast<int>(g.stride);
+  s.padding = static_cast<int>(g.padding);
+  s.out_h = static_cast<int>(g.out_height());
+  s.out_w = static_cast<int>(g.out_width());
+  s.depth = static_cast<int>(depth);
+  s.pixels = static_cast<int>(pixels);
+  s.group = static_cast<int>(std::clamp<int64_t>(kMaxColFloats / std::max<int64_t>(col_image, 1), 1, g.batch));
+  s.pointwise = g.kernel_h == 1 && g.kernel_w == 1 && g.stride == 1 && g.padding == 0;
+  return s;
+}
+
+Tensor col_buffer(const Shape2d& s) {
+  if (s.pointwise) return Tensor();
+  return Tensor::empty({static_cast<int64_t>(s.group) * s.depth * s.pixels},
+                       Device::cuda(::pixgrad::cuda::current_device()));
+}
+
+// col for images [first, first + count) of `input`.
+void im2col(const Shape2d& s, const float* input, int first, int count, float* col, cudaStream_t stream) {
+  const int rows = count * s.depth;
+  const dim3 grid(blocks(s.pixels), grid_y(rows));
+  im2col_kernel<<<grid, kThreads, 0, stream>>>(s.col_shape(), input + first * s.in_image(), rows, col);
+  PIXGRAD_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void cublas_forward(const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+                    float* output) {
+  const Shape2d s = shape_of("conv2d_forward", g);
+  const cublasHandle_t handle = handle_for(::pixgrad::cuda::current_device());
+  const cudaStream_t stream = ::pixgrad::cuda::current_stream();
+  const Tensor col = col_buffer(s);
+  const int64_t col_image = static_cast<int64_t>(s.depth) * s.pixels;  // == in_image() when pointwise
+  for (int first = 0; first < s.batch; first += s.group) {
+    const int count = std::min(s.group, s.batch - first);
+    const float* columns = input + first * s.in_image();
+    if (!s.pointwise) {
+      im2col(s, input, first, count, col.data<float>(), stream);
+      columns = col.data<float>();
+    }
+    PIXGRAD_CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_N, CUBLAS_OP_N, s.pixels, s.out_channels,
+                                                   s.depth, &kOne, columns, s.pixels, col_image, weight, s.depth, 0,
+                                                   &kZero, output + first * s.out_image(), s.pixels, s.out_image(),
+                                                   count));
+  }
+  if (bias) {
+    const int planes = s.batch * s.out_channels;
+    add_bias_kernel<<<dim3(blocks(s.pixels), grid_y(planes)), kThreads, 0, stream>>>(output, bias, s.out_channels,
+                                                                                     s.pixels, planes);
+    PIXGRAD_CUDA_CHECK_LAUNCH();
+  }
+}
+
+void cublas_backward_data(const Conv2dGeometry& g, const float* grad_output, const float* weight,
+                          float* grad_input) {
+  const Shape2d s = shape_of("conv2d_backward_data", g);
+  const cublasHandle_t handle = handle_for(::pixgrad::cuda::current_device());
+  const cudaStream_t stream = ::pixgrad::cuda::current_stream();
+  const Tensor col = col_buffer(s);
+  const int64_t col_image = static_cast<int64_t>(s.depth) * s.pixels;
+  for (int first = 0; first < s.batch; first += s.group) {
+    const int count = std::min(s.group, s.batch - first);
+    float* columns = s.pointwise ? grad_input + first * s.in_image() : col.data<float>();
+    PIXGRAD_CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_N, CUBLAS_OP_T, s.pixels, s.depth,
+                                                   s.out_channels, &kOne, grad_output + first * s.out_image(),
+                                                   s.pixels, s.out_image(), weight, s.depth, 0, &kZero, columns,
+                                                   s.pixels, col_image, count));
+    if (!s.pointwise) {
+      const int planes = count * s.channels;
+      const dim3 grid(blocks(static_cast<int64_t>(s.height) * s.width), grid_y(planes));
+      col2im_kernel<<<grid, kThreads, 0, stream>>>(s.col_shape(), columns, planes, grad_input + first * s.in_image());
+      PIXGRAD_CUDA_CHECK_LAUNCH();
+    }
+  }
+}
+
+void cublas_backward_weight(const Conv2dGeometry& g, const float* input, const float* grad_output,
+                            float* grad_weight, float* grad_bias) {
+  const Shape2d s = shape_of("conv2d_backward_weight", g);
+  const cublasHandle_t handle = handle_for(::pixgrad::cuda::current_device());
+  const cudaStream_t stream = ::pixgrad::cuda::current_stream();
+  const Tensor col = col_buffer(s);
+  const int64_t col_image = static_cast<int64_t>(s.depth) * s.pixels;
+  for (int first = 0; first < s.batch; first += s.group) {
+    const int count = std::min(s.group, s.batch - first);
+    const float* columns = input + first * s.in_image();
+    if (!s.pointwise) {
+      im2col(s, input, first, count, col.data<float>(), stream);
+      columns = col.data<float>();
+    }
+    for (int i = 0; i < count; ++i) {
+      const float* beta = first + i == 0 ? &kZero : &kOne;
+      PIXGRAD_CUBLAS_CHECK(cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, s.depth, s.out_channels, s.pixels, &kOne,
+                                       columns + i * col_image, s.pixels,
+                                       grad_output + (first + i) * s.out_image(), s.pixels, beta, grad_weight,
+                                       s.depth));
+    }
+  }
+  if (grad_bias) conv2d_bias_backward(g, grad_output, grad_bias);
+}
+
+}  // namespace pixgrad::kernels::cuda::detail

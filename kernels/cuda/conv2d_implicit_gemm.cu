@@ -1,0 +1,844 @@
+// Handwritten CUDA convolution: the three passes as implicit GEMMs.
+//
+// Math. With the weight viewed as W[Cout, Cin*kh*kw] (PyTorch layout, no copy)
+// and col = im2col(x) never materialised:
+//
+//   forward          Y[co, (b,oh,ow)]   = sum_(ci,r,s)   W[co, (ci,r,s)] * X[b, ci, oh*st-p+r, ow*st-p+s]
+//                    M = Cout,  N = batch*OH*OW,  K = Cin*kh*kw
+//   backward data    dX[ci, (b,ih,iw)]  = sum_(co,r,s)   W[co, (ci,r,s)] * dY[b, co, (ih+p-r)/st, (iw+p-s)/st]
+//                    (only taps where both divisions are exact and in range)
+//   backward weight  dW[co, (ci,r,s)]   = sum_(b,oh,ow)  dY[b, co, oh, ow] * X[b, ci, oh*st-p+r, ow*st-p+s]
+//                    M = Cout,  N = Cin*kh*kw,  K = batch*OH*OW
+//
+// Backward data is a gather (one output element per input pixel, no atomics),
+// split by stride phase: the input pixels with ih % st == ph, iw % st == pw
+// all use the same taps r = r0 + st*t (r0 = (ph+p) % st), and then
+// oh = ih/st + (ph+p-r0)/st - t. Each phase is a dense GEMM with
+// M = Cin, N = batch*ceil((IH-ph)/st)*ceil((IW-pw)/st), K = Cout*Tr*Ts, so a
+// 4x4 stride-2 kernel does 4 taps per pixel instead of 16 mostly-zero ones.
+// The phases are independent GEMMs of one launch (blockIdx.z).
+//
+// One kernel template runs all three: an operation (ForwardOp, ...) says how
+// a row m of A, a column n of B and a reduction index k map to addresses.
+// Every A and B element is `base(m or n) + offset(k)`; B also has a row/column
+// pair `(row(n) + row(k), col(n) + col(k))` that must fall inside the
+// gathered image, which is how padding and invalid taps read as zeros. The
+// per-column part is computed once per thread; the per-k part once per
+// K-tile by BK threads, into a small table in shared memory.
+//
+// Tiling. A block computes a BM x BN tile of C with 256 threads, each holding a
+// TM x TN micro-tile in registers (128x128/8x8 for M > 64, 64x128/4x8,
+// 32x128/4x4, 8x256/2x4 for the thin layers: M = Cout or Cin is as small as
+// 1 or 3 in pix2pix). K advances in tiles of BK = 8: A (BK x BM) and B
+// (BK x BN) are staged k-major in shared memory, double buffered with one
+// __syncthreads per tile: tile t+1 is fetched from global memory into
+// registers before the FMAs on tile t and stored to the other buffer after
+// them, so the load latency hides behind the math. Rows are padded by 4
+// floats so that the transposing stores (k varies fastest across a warp) hit
+// 32 distinct banks, while the compute loop still reads float4 fragments.
+// A thread's micro-tile columns come in groups of 4 spread BN/2 apart, so a
+// warp's float4 reads of a B row are contiguous (conflict-free).
+//
+// Split-K. Deep, narrow layers (the U-Net bottleneck: M = 512, N = batch*1..64,
+// K = 8192; weight gradients: K = batch*OH*OW up to 2^20) give few output
+// tiles. The K range is then split over blockIdx.z until about two waves of
+// blocks exist; each split writes its partial tile to a scratch buffer and a
+// second kernel sums the splits in a fixed order, so results are identical
+// run to run (no atomics anywhere). The bias gradient is a two-pass
+// fixed-order sum in double.
+//
+// Index math is 32-bit: the launchers check that every (padded) tensor has
+// at most 2^30 elements, which bounds every intermediate offset below 2^31.
+// Divisions by runtime extents use multiply-high (FastDivmod).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/cuda/conv2d.h"
+#include "kernels/cuda/runtime.cuh"
+
+namespace pixgrad::kernels::cuda::detail {
+namespace {
+
+using cpu::Conv2dGeometry;
+
+// ---- integer division by a runtime constant ---------------------------------
+
+// q = n / d for 0 <= n < 2^31, 1 <= d < 2^31, as umulhi(n, m) >> shift with
+// L = ceil(log2 d), m = ceil(2^(31+L) / d) < 2^32 and shift = L - 1. With
+// m*d = 2^(31+L) + e, 0 <= e < d: n*m / 2^(31+L) = n/d + n*e / (d*2^(31+L)),
+// and n*e < 2^31 * 2^L makes the error below 1/d, too small to cross an
+// integer. d = 1 (L = 0) is a special case.
+struct FastDivmod {
+  int divisor = 1;
+  unsigned int multiplier = 0;
+  unsigned int shift = 0;
+
+  FastDivmod() = default;
+  explicit FastDivmod(int d) : divisor(d) {
+    if (d <= 1) {
+      divisor = 1;
+      return;
+    }
+    unsigned int log2_ceil = 0;
+    while ((uint64_t{1} << log2_ceil) < static_cast<uint64_t>(d)) ++log2_ceil;
+    const uint64_t numerator = uint64_t{1} << (31 + log2_ceil);
+    multiplier = static_cast<unsigned int>((numerator + static_cast<uint64_t>(d) - 1) / static_cast<uint64_t>(d));
+    shift = log2_ceil - 1;
+  }
+
+  __host__ __device__ __forceinline__ int div(int n) const {
+    if (divisor == 1) return n;
+#ifdef __CUDA_ARCH__
+    const unsigned int high = __umulhi(static_cast<unsigned int>(n), multiplier);
+#else
+    const unsigned int high = static_cast<unsigned int>((uint64_t{static_cast<unsigned int>(n)} * multiplier) >> 32);
+#endif
+    return static_cast<int>(high >> shift);
+  }
+  __host__ __device__ __forceinline__ void divmod(int n, int& quotient, int& remainder) const {
+    quotient = div(n);
+    remainder = n - quotient * divisor;
+  }
+};
+
+// `#pragma unroll` for the device pass only: the host compiler also sees the
+// __host__ __device__ functions below and would warn about the pragma.
+#ifdef __CUDA_ARCH__
+#define PIXGRAD_UNROLL _Pragma("unroll")
+#else
+#define PIXGRAD_UNROLL
+#endif
+
+// Read-only data path (the operands never alias an output); a plain load on the host.
+__host__ __device__ __forceinline__ float load_readonly(const float* address) {
+#ifdef __CUDA_ARCH__
+  return __ldg(address);
+#else
+  return *address;
+#endif
+}
+
+// ---- tiles -----------------------------------------------------------------------
+
+template <int BM_, int BN_, int TM_, int TN_>
+struct Tile {
+  static constexpr int BM = BM_, BN = BN_, BK = 8, TM = TM_, TN = TN_;
+  static constexpr int kThreads = (BM / TM) * (BN / TN);
+  static constexpr int kPad = 4;  // keeps rows 16-byte aligned, spreads transposing stores over banks
+  static_assert(kThreads == 256, "the loaders assume 256 threads");
+  static_assert(BM % TM == 0 && BN % TN == 0 && (TM == 2 || TM % 4 == 0) && (TN == 2 || TN % 4 == 0),
+                "micro-tiles are read as float2/float4 fragments");
+};
+
+using TileLarge = Tile<128, 128, 8, 8>;  // M > 64
+using TileMedium = Tile<64, 128, 4, 8>;  // 32 < M <= 64
+using TileSmall = Tile<32, 128, 4, 4>;   // 8 < M <= 32
+using TileTiny = Tile<8, 256, 2, 4>;     // M <= 8 (Cout = 1 or 3, Cin = 3 or 6)
+
+// ---- the three operations ----------------------------------------------------
+
+// A[m, k] = a[m * m_stride + offset_a(k)] (zero for m >= M or k outside the
+// split); B[k, n] = b[base(n) + offset_b(k)] when 0 <= row(n) + row(k) <
+// b_height and 0 <= col(n) + col(k) < b_width, else zero.
+struct GemmCommon {
+  const float* a;
+  const float* b;
+  float* partial;  // split-K scratch: [phase][split][M][n_capacity]
+  int M;
+  int m_stride;
+  int b_height, b_width;
+  int splits;       // K splits per phase (blockIdx.z = phase * splits + split)
+  int k_per_split;  // a multiple of BK
+  int n_capacity;   // the largest N over the phases of the launch
+};
+
+// Row of an invalid column (n >= N): far enough below zero that adding any
+// per-k row offset (at most 2^30 in magnitude) still fails the bounds test.
+constexpr int kInvalidRow = -(1 << 30);
+
+// Per-k entries of the decode table: {offset_a, offset_b, row, col}.
+// Per-n entries: {base, row, col}.
+
+struct ForwardOp {
+  static constexpr bool kBKFastest = false;  // B columns (output pixels) are contiguous
+  struct Params {
+    GemmCommon common;  // a = weight [Cout, K], b = input, M = Cout, m_stride = K
+    float* output;
+    const float* bias;
+    int K, N;
+    FastDivmod pixels, out_w;    // OH*OW, OW
+    FastDivmod taps, kernel_w;   // kh*kw, kw
+    int stride, padding;
+    int in_image, in_plane, in_w;  // Cin*H*W, H*W, W
+  };
+  __host__ __device__ static int k_size(const Params& p, int) { return p.K; }
+  __host__ __device__ static int n_size(const Params& p, int) { return p.N; }
+  // k = (ci, r, s)
+  __host__ __device__ static int4 decode_k(const Params& p, int, int k) {
+    int ci, tap, r, s;
+    p.taps.divmod(k, ci, tap);
+    p.kernel_w.divmod(tap, r, s);
+    return make_int4(k, ci * p.in_plane + r * p.in_w + s, r, s);
+  }
+  // n = (b, oh, ow): the window's top-left corner in the (unpadded) input
+  __host__ __device__ static int3 n_info(const Params& p, int, int n) {
+    if (n >= p.N) return make_int3(0, kInvalidRow, 0);
+    int b, pixel, oh, ow;
+    p.pixels.divmod(n, b, pixel);
+    p.out_w.divmod(pixel, oh, ow);
+    const int row = oh * p.stride - p.padding, col = ow * p.stride - p.padding;
+    return make_int3(b * p.in_image + row * p.in_w + col, row, col);
+  }
+  __host__ __device__ static void store(const Params& p, int, int m, int n, float value) {
+    int b, pixel;
+    p.pixels.divmod(n, b, pixel);
+    if (p.bias) value += load_readonly(p.bias + m);
+    p.output[(b * p.common.M + m) * p.pixels.divisor + pixel] = value;
+  }
+};
+
+// Up to 16 stride phases per launch (stride <= 4); larger strides take
+// several launches.
+constexpr int kMaxPhases = 16;
+
+struct DataPhase {
+  int K, N;                 // Cout*Tr*Ts, batch*rows*cols
+  FastDivmod pixels, cols;  // rows*cols, cols
+  FastDivmod taps, taps_w;  // Tr*Ts, Ts
+  int row_offset, col_offset;  // (ph+p-r0)/st, (pw+p-s0)/st
+  int first_r, first_s;        // r0, s0
+  int in_row, in_col;          // ph, pw
+};
+
+struct BackwardDataOp {
+  static constexpr bool kBKFastest = false;  // B columns (input pixels of a phase) are contiguous in dY
+  struct Params {
+    GemmCommon common;  // a = weight, b = grad_output, M = Cin, m_stride = kh*kw
+    float* grad_input;
+    int stride;
+    int kernel_w, weight_out_stride;        // kw, Cin*kh*kw
+    int out_image, out_plane, out_w;        // Cout*OH*OW, OH*OW, OW
+    int in_h, in_w;                         // IH, IW
+    DataPhase phases[kMaxPhases];
+  };
+  __host__ __device__ static int k_size(const Params& p, int phase) { return p.phases[phase].K; }
+  __host__ __device__ static int n_size(const Params& p, int phase) { return p.phases[phase].N; }
+  // k = (co, t, u): weight tap (r0 + st*t, s0 + st*u), dY at (row(n) - t, col(n) - u)
+  __host__ __device__ static int4 decode_k(const Params& p, int phase, int k) {
+    const DataPhase& f = p.phases[phase];
+    int co, tap, t, u;
+    f.taps.divmod(k, co, tap);
+    f.taps_w.divmod(tap, t, u);
+    const int r = f.first_r + p.stride * t, s = f.first_s + p.stride * u;
+    return make_int4(co * p.weight_out_stride + r * p.kernel_w + s, co * p.out_plane - t * p.out_w - u, -t, -u);
+  }
+  // n = (b, y, x): input pixel (ph + st*y, pw + st*x); dY row/col for t = u = 0
+  __host__ __device__ static int3 n_info(const Params& p, int phase, int n) {
+    const DataPhase& f = p.phases[phase];
+    if (n >= f.N) return make_int3(0, kInvalidRow, 0);
+    int b, pixel, y, x;
+    f.pixels.divmod(n, b, pixel);
+    f.cols.divmod(pixel, y, x);
+    const int row = y + f.row_offset, col = x + f.col_offset;
+    return make_int3(b * p.out_image + row * p.out_w + col, row, col);
+  }
+  __host__ __device__ static void store(const Params& p, int phase, int m, int n, float value) {
+    const DataPhase& f = p.phases[phase];
+    int b, pixel, y, x;
+    f.pixels.divmod(n, b, pixel);
+    f.cols.divmod(pixel, y, x);
+    const int ih = f.in_row + p.stride * y, iw = f.in_col + p.stride * x;
+    p.grad_input[((b * p.common.M + m) * p.in_h + ih) * p.in_w + iw] = value;
+  }
+};
+
+struct BackwardWeightOp {
+  static constexpr bool kBKFastest = true;  // both operands are contiguous along the pixels (K)
+  struct Params {
+    GemmCommon common;  // a = grad_output, b = input, M = Cout, m_stride = OH*OW
+    float* grad_weight;
+    int K, N;                     // batch*OH*OW, Cin*kh*kw
+    FastDivmod pixels, out_w;     // OH*OW, OW
+    FastDivmod taps, kernel_w;    // kh*kw, kw
+    int stride, padding;
+    int out_image;                // Cout*OH*OW
+    int in_image, in_plane, in_w; // Cin*H*W, H*W, W
+  };
+  __host__ __device__ static int k_size(const Params& p, int) { return p.K; }
+  __host__ __device__ static int n_size(const Params& p, int) { return p.N; }
+  // k = (b, oh, ow): the window's top-left corner in the input
+  __host__ __device__ static int4 decode_k(const Params& p, int, int k) {
+    int b, pixel, oh, ow;
+    p.pixels.divmod(k, b, pixel);
+    p.out_w.divmod(pixel, oh, ow);
+    const int row = oh * p.stride - p.padding, col = ow * p.stride - p.padding;
+    return make_int4(b * p.out_image + pixel, b * p.in_image + row * p.in_w + col, row, col);
+  }
+  // n = (ci, r, s)
+  __host__ __device__ static int3 n_info(const Params& p, int, int n) {
+    if (n >= p.N) return make_int3(0, kInvalidRow, 0);
+    int ci, tap, r, s;
+    p.taps.divmod(n, ci, tap);
+    p.kernel_w.divmod(tap, r, s);
+    return make_int3(ci * p.in_plane + r * p.in_w + s, r, s);
+  }
+  __host__ __device__ static void store(const Params& p, int, int m, int n, float value) {
+    p.grad_weight[m * p.N + n] = value;
+  }
+};
+
+// ---- the kernel ------------------------------------------------------------------
+//
+// The kernel is written as the per-thread steps between its barriers
+// (GemmThread's methods), all __host__ __device__: the kernel runs them in
+// order with __syncthreads between, and a host emulation can run them for 256
+// threads in turn to check the indexing without a GPU.
+
+template <class Cfg>
+struct GemmShared {
+  alignas(16) float a[2][Cfg::BK][Cfg::BM + Cfg::kPad];  // A tiles, k-major
+  alignas(16) float b[2][Cfg::BK][Cfg::BN + Cfg::kPad];  // B tiles, k-major
+  int4 k_table[2][Cfg::BK];                              // decoded k of the tile in flight
+};
+
+template <int V>
+__host__ __device__ __forceinline__ void load_fragment(const float* source, float* destination) {
+  if constexpr (V == 4) {
+    const float4 v = *reinterpret_cast<const float4*>(source);
+    destination[0] = v.x;
+    destination[1] = v.y;
+    destination[2] = v.z;
+    destination[3] = v.w;
+  } else {
+    static_assert(V == 2, "fragments are float2 or float4");
+    const float2 v = *reinterpret_cast<const float2*>(source);
+    destination[0] = v.x;
+    destination[1] = v.y;
+  }
+}
+
+template <class Op, class Cfg>
+struct GemmThread {
+  using Params = typename Op::Params;
+  static constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, TM = Cfg::TM, TN = Cfg::TN;
+  static constexpr int kThreads = Cfg::kThreads;
+  static constexpr int kAElements = BM * BK, kBElements = BK * BN;
+  static constexpr int kALoads = (kAElements + kThreads - 1) / kThreads;
+  static constexpr int kBLoads = kBElements / kThreads;
+  static_assert(kBElements % kThreads == 0 && (kAElements % kThreads == 0 || kAElements < kThreads),
+                "tile loads must divide evenly over the threads");
+  static constexpr int VA = TM < 4 ? TM : 4, VB = TN < 4 ? TN : 4;  // fragment vector widths
+  static constexpr int GA = TM / VA, GB = TN / VB;                  // fragment groups per thread
+  static constexpr int kThreadsN = BN / TN;
+  static constexpr bool kBKFastest = Op::kBKFastest;
+
+  int tid, phase, split, N, n_block, m_block, k_begin, k_end;
+  int a_base[kALoads];
+  bool a_valid[kALoads];
+  int3 b_info[kBLoads];
+  float a_next[kALoads], b_next[kBLoads];
+  float acc[TM][TN];
+
+  // Element j of this thread's share of a tile (unsigned: the divisions by
+  // BK and BN fold to shifts and masks).
+  __host__ __device__ unsigned int element(int j) const {
+    return static_cast<unsigned int>(tid) + static_cast<unsigned int>(j * kThreads);
+  }
+
+  // False when the whole block has nothing to do (a phase with fewer columns
+  // than the grid covers).
+  __host__ __device__ bool setup(const Params& p, int thread, uint3 block) {
+    const GemmCommon& c = p.common;
+    tid = thread;
+    phase = static_cast<int>(block.z) / c.splits;
+    split = static_cast<int>(block.z) - phase * c.splits;
+    N = Op::n_size(p, phase);
+    n_block = static_cast<int>(block.x) * BN;
+    if (n_block >= N) return false;
+    m_block = static_cast<int>(block.y) * BM;
+    // A split past this phase's K writes zeros, which the reduction needs.
+    k_begin = split * c.k_per_split;
+    const int K = Op::k_size(p, phase);
+    k_end = K < k_begin + c.k_per_split ? K : k_begin + c.k_per_split;
+    // A: element e = tid + j*256 of the tile is (k = e % BK, m = e / BK), k fastest.
+PIXGRAD_UNROLL
+    for (int j = 0; j < kALoads; ++j) {
+      const unsigned int e = element(j);
+      const int m = m_block + static_cast<int>(e / BK);
+      a_valid[j] = e < kAElements && m < c.M;
+      a_base[j] = a_valid[j] ? m * c.m_stride : 0;
+    }
+    // B: element e is (k = e / BN, n = e % BN), n fastest, or (k = e % BK, n = e / BK).
+PIXGRAD_UNROLL
+    for (int j = 0; j < kBLoads; ++j) {
+      const unsigned int e = element(j);
+      const int n_local = static_cast<int>(kBKFastest ? e / BK : e % BN);
+      b_info[j] = Op::n_info(p, phase, n_block + n_local);
+    }
+PIXGRAD_UNROLL
+    for (int i = 0; i < TM; ++i)
+PIXGRAD_UNROLL
+      for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+    return true;
+  }
+
+  __host__ __device__ void fill_table(const Params& p, GemmShared<Cfg>& s, int slot, int k0) const {
+    if (tid < BK) {
+      const int k = k0 + tid;
+      s.k_table[slot][tid] = k < k_end ? Op::decode_k(p, phase, k) : make_int4(0, 0, 0, 0);
+    }
+  }
+
+  // Global -> registers: the tile at k0, whose decoded k sit in table slot `slot`.
+  __host__ __device__ void load_tile(const Params& p, const GemmShared<Cfg>& s, int slot, int k0) {
+    const GemmCommon& c = p.common;
+PIXGRAD_UNROLL
+    for (int j = 0; j < kALoads; ++j) {
+      const int k_local = static_cast<int>(element(j) % BK);
+      const int offset = s.k_table[slot][k_local].x;
+      a_next[j] = a_valid[j] && k0 + k_local < k_end ? load_readonly(c.a + (a_base[j] + offset)) : 0.0f;
+    }
+PIXGRAD_UNROLL
+    for (int j = 0; j < kBLoads; ++j) {
+      const unsigned int e = element(j);
+      const int k_local = static_cast<int>(kBKFastest ? e % BK : e / BN);
+      const int4 t = s.k_table[slot][k_local];
+      const int row = b_info[j].y + t.z, col = b_info[j].z + t.w;
+      const bool inside = static_cast<unsigned int>(row) < static_cast<unsigned int>(c.b_height) &&
+                          static_cast<unsigned int>(col) < static_cast<unsigned int>(c.b_width);
+      b_next[j] = inside && k0 + k_local < k_end ? load_readonly(c.b + (b_info[j].x + t.y)) : 0.0f;
+    }
+  }
+
+  // Registers -> shared buffer `buffer`.
+  __host__ __device__ void store_tile(GemmShared<Cfg>& s, int buffer) const {
+PIXGRAD_UNROLL
+    for (int j = 0; j < kALoads; ++j) {
+      const unsigned int e = element(j);
+      if (e < kAElements) s.a[buffer][e % BK][e / BK] = a_next[j];
+    }
+PIXGRAD_UNROLL
+    for (int j = 0; j < kBLoads; ++j) {
+      const unsigned int e = element(j);
+      if (kBKFastest)
+        s.b[buffer][e % BK][e / BK] = b_next[j];
+      else
+        s.b[buffer][e / BN][e % BN] = b_next[j];
+    }
+  }
+
+  // Micro-tile: rows g*(BM/GA) + ty*VA + v, columns g*(BN/GB) + tx*VB + v.
+  __host__ __device__ int row_of(int i) const { return (i / VA) * (BM / GA) + (tid / kThreadsN) * VA + i % VA; }
+  __host__ __device__ int col_of(int j) const { return (j / VB) * (BN / GB) + (tid % kThreadsN) * VB + j % VB; }
+
+  __host__ __device__ void compute(const GemmShared<Cfg>& s, int buffer) {
+    const int ty = tid / kThreadsN, tx = tid % kThreadsN;
+PIXGRAD_UNROLL
+    for (int kk = 0; kk < BK; ++kk) {
+      float a_frag[TM], b_frag[TN];
+PIXGRAD_UNROLL
+      for (int g = 0; g < GA; ++g) load_fragment<VA>(&s.a[buffer][kk][g * (BM / GA) + ty * VA], &a_frag[g * VA]);
+PIXGRAD_UNROLL
+      for (int g = 0; g < GB; ++g) load_fragment<VB>(&s.b[buffer][kk][g * (BN / GB) + tx * VB], &b_frag[g * VB]);
+PIXGRAD_UNROLL
+      for (int i = 0; i < TM; ++i)
+PIXGRAD_UNROLL
+        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a_frag[i], b_frag[j], acc[i][j]);
+    }
+  }
+
+  __host__ __device__ void finish(const Params& p) const {
+    const GemmCommon& c = p.common;
+PIXGRAD_UNROLL
+    for (int i = 0; i < TM; ++i) {
+      const int m = m_block + row_of(i);
+      if (m >= c.M) continue;
+PIXGRAD_UNROLL
+      for (int j = 0; j < TN; ++j) {
+        const int n = n_block + col_of(j);
+        if (n >= N) continue;
+        if (c.splits == 1)
+          Op::store(p, phase, m, n, acc[i][j]);
+        else
+          c.partial[((static_cast<int64_t>(phase) * c.splits + split) * c.M + m) * c.n_capacity + n] = acc[i][j];
+      }
+    }
+  }
+};
+
+// Tile t uses buffer t % 2 and decode-table slot t % 2. Per iteration: fetch
+// tile t+1 (its table is ready), multiply tile t, store tile t+1, decode
+// tile t+2 into the slot tile t's fetch used, one barrier.
+template <class Op, class Cfg>
+__global__ void __launch_bounds__(Cfg::kThreads, 2) implicit_gemm_kernel(const __grid_constant__ typename Op::Params p) {
+  __shared__ GemmShared<Cfg> shared;
+  GemmThread<Op, Cfg> t;
+  if (!t.setup(p, static_cast<int>(threadIdx.x), blockIdx)) return;
+  t.fill_table(p, shared, 0, t.k_begin);
+  __syncthreads();
+  t.load_tile(p, shared, 0, t.k_begin);
+  t.store_tile(shared, 0);
+  t.fill_table(p, shared, 1, t.k_begin + Cfg::BK);
+  __syncthreads();
+  int buffer = 0;
+  for (int k0 = t.k_begin; k0 < t.k_end; k0 += Cfg::BK) {
+    const bool more = k0 + Cfg::BK < t.k_end;
+    if (more) t.load_tile(p, shared, buffer ^ 1, k0 + Cfg::BK);
+    t.compute(shared, buffer);
+    if (more) {
+      t.store_tile(shared, buffer ^ 1);
+      t.fill_table(p, shared, buffer, k0 + 2 * Cfg::BK);
+    }
+    __syncthreads();
+    buffer ^= 1;
+  }
+  t.finish(p);
+}
+
+// The sum of the K splits of output element (phase, m, n), in split order.
+template <class Op>
+__host__ __device__ void reduce_splits(const typename Op::Params& p, int phase, int m, int n) {
+  const GemmCommon& c = p.common;
+  const int64_t split_stride = static_cast<int64_t>(c.M) * c.n_capacity;
+  const float* source = c.partial + (static_cast<int64_t>(phase) * c.splits * c.M + m) * c.n_capacity + n;
+  float sum = 0.0f;
+  for (int s = 0; s < c.splits; ++s) sum += source[s * split_stride];
+  Op::store(p, phase, m, n, sum);
+}
+
+// Grid: x over columns, y over rows (grid-stride), z over phases.
+template <class Op>
+__global__ void splitk_reduce_kernel(const __grid_constant__ typename Op::Params p) {
+  const int phase = static_cast<int>(blockIdx.z);
+  const int n = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (n >= Op::n_size(p, phase)) return;
+  for (int m = static_cast<int>(blockIdx.y); m < p.common.M; m += static_cast<int>(gridDim.y))
+    reduce_splits<Op>(p, phase, m, n);
+}
+
+// ---- bias gradient ------------------------------------------------------------
+
+constexpr int kBiasThreads = 256;
+
+// Block (x, c) sums pixels [x*chunk, (x+1)*chunk) of channel c over the batch
+// in double, then a fixed-shape tree; partial[c][x].
+__global__ void __launch_bounds__(kBiasThreads)
+    bias_partial_kernel(const float* __restrict__ grad_output, int batch, int channels, int pixels, int chunk,
+                        double* __restrict__ partial) {
+  __shared__ double lanes[kBiasThreads];
+  const int begin = static_cast<int>(blockIdx.x) * chunk;
+  const int end = min(pixels, begin + chunk);
+  for (int c = static_cast<int>(blockIdx.y); c < channels; c += static_cast<int>(gridDim.y)) {
+    double sum = 0.0;
+    for (int b = 0; b < batch; ++b) {
+      const float* plane = grad_output + (static_cast<int64_t>(b) * channels + c) * pixels;
+      for (int i = begin + static_cast<int>(threadIdx.x); i < end; i += kBiasThreads) sum += __ldg(plane + i);
+    }
+    lanes[threadIdx.x] = sum;
+    __syncthreads();
+    for (int half = kBiasThreads / 2; half > 0; half /= 2) {
+      if (static_cast<int>(threadIdx.x) < half) lanes[threadIdx.x] += lanes[threadIdx.x + half];
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) partial[static_cast<int64_t>(c) * gridDim.x + blockIdx.x] = lanes[0];
+    __syncthreads();  // lanes is reused by the next channel
+  }
+}
+
+__global__ void bias_finish_kernel(const double* __restrict__ partial, int channels, int chunks,
+                                   float* __restrict__ grad_bias) {
+  const int c = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (c >= channels) return;
+  double sum = 0.0;
+  for (int i = 0; i < chunks; ++i) sum += partial[static_cast<int64_t>(c) * chunks + i];
+  grad_bias[c] = static_cast<float>(sum);
+}
+
+// ---- host side ---------------------------------------------------------------------
+
+constexpr int64_t kIndexLimit = int64_t{1} << 30;  // elements per tensor for 32-bit offsets
+constexpr int kMinTilesPerSplit = 4;                 // a split covers at least 4*BK of K
+constexpr int kMaxSplits = 256;
+constexpr int64_t kMaxPartialFloats = int64_t{1} << 26;  // 256 MiB of split-K scratch
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int to_int(int64_t value) { return static_cast<int>(value); }  // callers checked the range
+
+// Each gathered tensor, padded by a kernel's extent on every side, must stay
+// below 2^30 elements: then base(n) + offset(k) and every row/column sum fits
+// in an int (see kInvalidRow too).
+void check_index_range(const char* op, const Conv2dGeometry& g) {
+  const int64_t margin_h = 2 * g.padding + g.kernel_h, margin_w = 2 * g.padding + g.kernel_w;
+  const int64_t input = g.batch * g.in_channels * (g.in_height + margin_h) * (g.in_width + margin_w);
+  const int64_t output = g.batch * g.out_channels * (g.out_height() + margin_h) * (g.out_width() + margin_w);
+  const int64_t weight = g.out_channels * g.in_channels * g.kernel_h * g.kernel_w;
+  PIXGRAD_CHECK(input <= kIndexLimit && output <= kIndexLimit && weight <= kIndexLimit, op,
+                " (cuda, handwritten): tensors too large for 32-bit index math (batch=", g.batch, " in=[",
+                g.in_channels, ", ", g.in_height, ", ", g.in_width, "] out_channels=", g.out_channels, " kernel=",
+                g.kernel_h, "x", g.kernel_w, "); use PIXGRAD_CONV_IMPL=cudnn");
+}
+
+int multiprocessor_count() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> counts[kMaxDevices];
+  const int device = ::pixgrad::cuda::current_device();
+  int count = device >= 0 && device < kMaxDevices ? counts[device].load(std::memory_order_relaxed) : 0;
+  if (count == 0) {
+    PIXGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    if (device >= 0 && device < kMaxDevices) counts[device].store(count, std::memory_order_relaxed);
+  }
+  return count;
+}
+
+Device current_cuda_device() { return Device::cuda(::pixgrad::cuda::current_device()); }
+
+// How a launch of `tiles` output tiles over `k_tiles` K-tiles is split: only
+// when the tiles are fewer than two waves (two blocks per SM), into equal
+// runs of whole K-tiles, none empty, each at least kMinTilesPerSplit long.
+// A function of the shape and the SM count only, so a given GPU always sums
+// in the same order.
+struct SplitPlan {
+  int splits;
+  int k_per_split;
+};
+
+SplitPlan plan_splits(int64_t tiles, int64_t k_tiles, int bk, int64_t floats_per_split, int64_t sm_count) {
+  const int64_t target_blocks = 2 * sm_count;
+  int64_t splits = 1;
+  if (tiles < target_blocks && k_tiles >= 2 * kMinTilesPerSplit) {
+    splits = std::min({ceil_div(target_blocks, tiles), k_tiles / kMinTilesPerSplit, int64_t{kMaxSplits},
+                       std::max<int64_t>(1, kMaxPartialFloats / std::max<int64_t>(1, floats_per_split))});
+  }
+  const int64_t tiles_per_split = std::max<int64_t>(1, ceil_div(k_tiles, splits));
+  splits = k_tiles > 0 ? ceil_div(k_tiles, tiles_per_split) : 1;
+  return {to_int(splits), to_int(tiles_per_split * bk)};
+}
+
+// Fills in the split of `p` for tile configuration Cfg; the grid to launch.
+template <class Op, class Cfg>
+dim3 prepare_launch(typename Op::Params& p, int phases, int max_n, int max_k, int64_t sm_count) {
+  GemmCommon& c = p.common;
+  const int64_t grid_n = ceil_div(max_n, Cfg::BN), grid_m = ceil_div(c.M, Cfg::BM);
+  PIXGRAD_CHECK(grid_m <= 65535, "conv2d (cuda, handwritten): ", c.M, " channels are too many for one grid");
+  const SplitPlan plan = plan_splits(grid_n * grid_m * phases, ceil_div(max_k, Cfg::BK), Cfg::BK,
+                                     static_cast<int64_t>(phases) * c.M * max_n, sm_count);
+  c.splits = plan.splits;
+  c.k_per_split = plan.k_per_split;
+  c.n_capacity = max_n;
+  c.partial = nullptr;
+  return dim3(static_cast<unsigned int>(grid_n), static_cast<unsigned int>(grid_m),
+              static_cast<unsigned int>(phases * plan.splits));
+}
+
+// The GEMM and, when split, the scratch buffer and the reduction.
+template <class Op, class Cfg>
+void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
+  const dim3 grid = prepare_launch<Op, Cfg>(p, phases, max_n, max_k, multiprocessor_count());
+  const GemmCommon& c = p.common;
+  Tensor partial;  // freed after the launches are queued: the stream orders any reuse
+  if (c.splits > 1) {
+    partial = Tensor::empty({static_cast<int64_t>(phases) * c.splits * c.M * max_n}, current_cuda_device());
+    p.common.partial = partial.data<float>();
+  }
+  const cudaStream_t stream = ::pixgrad::cuda::current_stream();
+  implicit_gemm_kernel<Op, Cfg><<<grid, Cfg::kThreads, 0, stream>>>(p);
+  PIXGRAD_CUDA_CHECK_LAUNCH();
+  if (c.splits > 1) {
+    constexpr int kThreads = 256;
+    const dim3 reduce_grid(static_cast<unsigned int>(ceil_div(max_n, kThreads)),
+                           static_cast<unsigned int>(std::min(c.M, 65535)), static_cast<unsigned int>(phases));
+    splitk_reduce_kernel<Op><<<reduce_grid, kThreads, 0, stream>>>(p);
+    PIXGRAD_CUDA_CHECK_LAUNCH();
+  }
+}
+
+// The tile shape follows M (output channels, or input channels for backward
+// data): a 128-row tile on a 3-channel layer would compute 97% padding.
+template <class Op>
+void run(typename Op::Params& p, int phases, int max_n, int max_k) {
+  if (max_n <= 0 || p.common.M <= 0) return;
+  if (p.common.M > 64)
+    launch<Op, TileLarge>(p, phases, max_n, max_k);
+  else if (p.common.M > 32)
+    launch<Op, TileMedium>(p, phases, max_n, max_k);
+  else if (p.common.M > 8)
+    launch<Op, TileSmall>(p, phases, max_n, max_k);
+  else
+    launch<Op, TileTiny>(p, phases, max_n, max_k);
+}
+
+ForwardOp::Params forward_params(const Conv2dGeometry& g, const float* input, const float* weight,
+                                 const float* bias, float* output) {
+  const int out_h = to_int(g.out_height()), out_w = to_int(g.out_width());
+  ForwardOp::Params p{};
+  p.common.a = weight;
+  p.common.b = input;
+  p.common.M = to_int(g.out_channels);
+  p.common.m_stride = to_int(g.in_channels * g.kernel_h * g.kernel_w);
+  p.common.b_height = to_int(g.in_height);
+  p.common.b_width = to_int(g.in_width);
+  p.output = output;
+  p.bias = bias;
+  p.K = p.common.m_stride;
+  p.N = to_int(g.batch) * out_h * out_w;
+  p.pixels = FastDivmod(out_h * out_w);
+  p.out_w = FastDivmod(out_w);
+  p.taps = FastDivmod(to_int(g.kernel_h * g.kernel_w));
+  p.kernel_w = FastDivmod(to_int(g.kernel_w));
+  p.stride = to_int(g.stride);
+  p.padding = to_int(g.padding);
+  p.in_image = to_int(g.in_channels * g.in_height * g.in_width);
+  p.in_plane = to_int(g.in_height * g.in_width);
+  p.in_w = to_int(g.in_width);
+  return p;
+}
+
+// Calls launch_phases(params, count, max_n, max_k) once per group of up to
+// kMaxPhases stride phases (one group unless stride > 4).
+template <class LaunchPhases>
+void backward_data_launches(const Conv2dGeometry& g, const float* grad_output, const float* weight,
+                            float* grad_input, LaunchPhases&& launch_phases) {
+  const int batch = to_int(g.batch), in_h = to_int(g.in_height), in_w = to_int(g.in_width);
+  const int out_h = to_int(g.out_height()), out_w = to_int(g.out_width());
+  const int kernel_h = to_int(g.kernel_h), kernel_w = to_int(g.kernel_w);
+  const int stride = to_int(g.stride), padding = to_int(g.padding), out_channels = to_int(g.out_channels);
+  BackwardDataOp::Params p{};
+  p.common.a = weight;
+  p.common.b = grad_output;
+  p.common.M = to_int(g.in_channels);
+  p.common.m_stride = kernel_h * kernel_w;
+  p.common.b_height = out_h;
+  p.common.b_width = out_w;
+  p.grad_input = grad_input;
+  p.stride = stride;
+  p.kernel_w = kernel_w;
+  p.weight_out_stride = to_int(g.in_channels) * kernel_h * kernel_w;
+  p.out_image = out_channels * out_h * out_w;
+  p.out_plane = out_h * out_w;
+  p.out_w = out_w;
+  p.in_h = in_h;
+  p.in_w = in_w;
+  // Phase index i = ph * stride + pw.
+  const int64_t phase_count = static_cast<int64_t>(stride) * stride;
+  for (int64_t first = 0; first < phase_count; first += kMaxPhases) {
+    const int count = static_cast<int>(std::min<int64_t>(kMaxPhases, phase_count - first));
+    int max_n = 0, max_k = 0;
+    for (int i = 0; i < count; ++i) {
+      const int ph = static_cast<int>((first + i) / stride), pw = static_cast<int>((first + i) % stride);
+      const int r0 = (ph + padding) % stride, s0 = (pw + padding) % stride;
+      const int taps_h = r0 < kernel_h ? (kernel_h - r0 + stride - 1) / stride : 0;
+      const int taps_w = s0 < kernel_w ? (kernel_w - s0 + stride - 1) / stride : 0;
+      const int rows = ph < in_h ? (in_h - ph + stride - 1) / stride : 0;
+      const int cols = pw < in_w ? (in_w - pw + stride - 1) / stride : 0;
+      DataPhase& f = p.phases[i];
+      f.K = out_channels * taps_h * taps_w;
+      f.N = batch * rows * cols;
+      f.pixels = FastDivmod(rows * cols);
+      f.cols = FastDivmod(cols);
+      f.taps = FastDivmod(taps_h * taps_w);
+      f.taps_w = FastDivmod(taps_w);
+      f.row_offset = (ph + padding - r0) / stride;
+      f.col_offset = (pw + padding - s0) / stride;
+      f.first_r = r0;
+      f.first_s = s0;
+      f.in_row = ph;
+      f.in_col = pw;
+      max_n = std::max(max_n, f.N);
+      max_k = std::max(max_k, f.K);
+    }
+    launch_phases(p, count, max_n, max_k);
+  }
+}
+
+BackwardWeightOp::Params backward_weight_params(const Conv2dGeometry& g, const float* input,
+                                                const float* grad_output, float* grad_weight) {
+  const int out_h = to_int(g.out_height()), out_w = to_int(g.out_width());
+  BackwardWeightOp::Params p{};
+  p.common.a = grad_output;
+  p.common.b = input;
+  p.common.M = to_int(g.out_channels);
+  p.common.m_stride = out_h * out_w;
+  p.common.b_height = to_int(g.in_height);
+  p.common.b_width = to_int(g.in_width);
+  p.grad_weight = grad_weight;
+  p.K = to_int(g.batch) * out_h * out_w;
+  p.N = to_int(g.in_channels * g.kernel_h * g.kernel_w);
+  p.pixels = FastDivmod(out_h * out_w);
+  p.out_w = FastDivmod(out_w);
+  p.taps = FastDivmod(to_int(g.kernel_h * g.kernel_w));
+  p.kernel_w = FastDivmod(to_int(g.kernel_w));
+  p.stride = to_int(g.stride);
+  p.padding = to_int(g.padding);
+  p.out_image = to_int(g.out_channels) * out_h * out_w;
+  p.in_image = to_int(g.in_channels * g.in_height * g.in_width);
+  p.in_plane = to_int(g.in_height * g.in_width);
+  p.in_w = to_int(g.in_width);
+  return p;
+}
+
+// Bias gradient: enough blocks for two waves, each summing at least 1024
+// pixels of every image.
+struct BiasPlan {
+  int chunks, chunk;
+};
+
+BiasPlan plan_bias(int64_t channels, int64_t pixels, int64_t sm_count) {
+  const int64_t wanted = ceil_div(2 * sm_count, channels);
+  const int64_t most = std::max<int64_t>(1, ceil_div(pixels, 1024));
+  const int64_t chunk = ceil_div(pixels, std::clamp<int64_t>(wanted, 1, most));
+  return {to_int(ceil_div(pixels, chunk)), to_int(chunk)};
+}
+
+}  // namespace
+
+void implicit_gemm_forward(const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+                           float* output) {
+  check_index_range("conv2d_forward", g);
+  ForwardOp::Params p = forward_params(g, input, weight, bias, output);
+  run<ForwardOp>(p, 1, p.N, p.K);
+}
+
+void implicit_gemm_backward_data(const Conv2dGeometry& g, const float* grad_output, const float* weight,
+                                 float* grad_input) {
+  check_index_range("conv2d_backward_data", g);
+  backward_data_launches(g, grad_output, weight, grad_input,
+                         [](BackwardDataOp::Params& p, int phases, int max_n, int max_k) {
+                           run<BackwardDataOp>(p, phases, max_n, max_k);
+                         });
+}
+
+void implicit_gemm_backward_weight(const Conv2dGeometry& g, const float* input, const float* grad_output,
+                                   float* grad_weight, float* grad_bias) {
+  check_index_range("conv2d_backward_weight", g);
+  BackwardWeightOp::Params p = backward_weight_params(g, input, grad_output, grad_weight);
+  run<BackwardWeightOp>(p, 1, p.N, p.K);
+  if (grad_bias) conv2d_bias_backward(g, grad_output, grad_bias);
+}
+
+void conv2d_bias_backward(const Conv2dGeometry& g, const float* grad_output, float* grad_bias) {
+  const int64_t pixels = g.out_height() * g.out_width();
+  PIXGRAD_CHECK(pixels < kIndexLimit && g.out_channels < kIndexLimit && g.batch < kIndexLimit,
+                "conv2d bias gradient (cuda): ", g.out_channels, " channels of ", pixels, " pixels are too many");
+  const int channels = to_int(g.out_channels);
+  const BiasPlan plan = plan_bias(channels, pixels, multiprocessor_count());
+  // Doubles in a float tensor: the allocator's blocks are 512-byte aligned.
+  const Tensor partial = Tensor::empty({2 * static_cast<int64_t>(channels) * plan.chunks}, current_cuda_device());
+  double* partial_sums = reinterpret_cast<double*>(partial.data<float>());
+  const cudaStream_t stream = ::pixgrad::cuda::current_stream();
+  const dim3 grid(static_cast<unsigned int>(plan.chunks), static_cast<unsigned int>(std::min(channels, 65535)));
+  bias_partial_kernel<<<grid, kBiasThreads, 0, stream>>>(grad_output, to_int(g.batch), channels, to_int(pixels),
+                                                         plan.chunk, partial_sums);
+  PIXGRAD_CUDA_CHECK_LAUNCH();
+  bias_finish_kernel<<<static_cast<unsigned int>(ceil_div(channels, 256)), 256, 0, stream>>>(partial_sums, channels,
+                                                                                              plan.chunks, grad_bias);
+  PIXGRAD_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace pixgrad::kernels::cuda::detail

@@ -1,0 +1,12 @@
+// Dropout masks on CUDA: bit-identical to kernels/cpu/dropout.h for the same
+// (seed, offset), because both evaluate the same Philox stream (core/philox.h).
+#pragma once
+
+#include <cstdint>
+
+namespace pixgrad::kernels::cuda {
+
+// mask[i] = philox::uniform(seed, offset, i) >= float(p) ? float(1 / (1 - p)) : 0
+void dropout_mask(float* mask, int64_t n, double p, uint64_t seed, uint64_t offset);
+
+}  // namespace pixgrad::kernels::cuda

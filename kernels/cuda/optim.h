@@ -1,0 +1,17 @@
+// Fused optimizer steps on CUDA, the device twins of kernels/cpu/adam.h and
+// kernels/cpu/sgd.h: one pass over the parameter and its state.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/adam.h"
+#include "kernels/cpu/sgd.h"
+
+namespace pixgrad::kernels::cuda {
+
+void adam_update(const cpu::AdamStep& s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+                 int64_t n);
+// momentum_buffer may be null when momentum is zero.
+void sgd_update(const cpu::SgdStep& s, float* param, const float* grad, float* momentum_buffer, int64_t n);
+
+}  // namespace pixgrad::kernels::cuda

@@ -1,0 +1,36 @@
+// Shared by every CUDA source: error checking and the stream kernels run on.
+// Every runtime call and every launch is checked; a failure raises
+// pixgrad::Error with file:line and CUDA's error string.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/error.h"
+
+#define PIXGRAD_CUDA_CHECK(call)                                                                       \
+  do {                                                                                                 \
+    const cudaError_t pixgrad_status_ = (call);                                                        \
+    if (pixgrad_status_ != cudaSuccess)                                                                \
+      ::pixgrad::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ", cudaGetErrorString(pixgrad_status_)); \
+  } while (0)
+
+// After a <<<...>>> launch: configuration errors surface here, at the launch site.
+#define PIXGRAD_CUDA_CHECK_LAUNCH() PIXGRAD_CUDA_CHECK(cudaGetLastError())
+
+namespace pixgrad::cuda {
+
+// The one stream of the current device (created on first use). All kernels
+// and copies of that device are ordered on it, which is also what makes the
+// caching allocator's reuse of freed blocks safe.
+cudaStream_t current_stream();
+int current_device();
+
+// Blocks of `threads` covering n elements, capped for grid-stride loops.
+inline unsigned int blocks_for(int64_t n, int threads = 256, int64_t cap = 65535 * 8) {
+  const int64_t blocks = (n + threads - 1) / threads;
+  return static_cast<unsigned int>(blocks < 1 ? 1 : (blocks > cap ? cap : blocks));
+}
+
+}  // namespace pixgrad::cuda

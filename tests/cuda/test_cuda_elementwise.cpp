@@ -1,0 +1,141 @@
+// Activations and arithmetic on CUDA against the CPU ops: the output, and the
+// gradient of sum(op(x) * R) through autograd, on odd sizes.
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "compare.h"
+#include "core/ops.h"
+
+using namespace pixgrad;
+using namespace pixgrad::cuda_testing;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// Both devices compute in float32 with the same formulas; what differs is the
+// last bit of tanh/exp/log1p and the order of the large sums. 1e-5 is ~100
+// float epsilons: loose enough for that, tight enough to catch a wrong formula.
+constexpr double kTolerance = 1e-5;
+
+// One element, a few, more than a million (a prime, so no launch shape divides
+// it), and an NCHW tensor.
+const std::vector<Shape> kShapes{{1}, {7}, {1000003}, {3, 5, 7, 11}};
+
+std::vector<std::pair<std::string, std::function<Tensor(const Tensor&)>>> unary_ops() {
+  return {
+      {"relu", [](const Tensor& x) { return relu(x); }},
+      {"leaky_relu(0.2)", [](const Tensor& x) { return leaky_relu(x, 0.2); }},
+      {"tanh", [](const Tensor& x) { return tanh(x); }},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }},
+      {"softplus", [](const Tensor& x) { return softplus(x); }},
+      {"abs", [](const Tensor& x) { return abs(x); }},
+      {"neg", [](const Tensor& x) { return neg(x); }},
+  };
+}
+
+std::vector<std::pair<std::string, Function>> binary_ops() {
+  return {
+      {"add", [](const std::vector<Tensor>& in) { return add(in[0], in[1]); }},
+      {"sub", [](const std::vector<Tensor>& in) { return sub(in[0], in[1]); }},
+      {"mul", [](const std::vector<Tensor>& in) { return mul(in[0], in[1]); }},
+      {"div", [](const std::vector<Tensor>& in) { return div(in[0], in[1]); }},
+  };
+}
+
+std::vector<std::pair<std::string, Function>> scalar_ops() {
+  return {
+      {"x + 0.75", [](const std::vector<Tensor>& in) { return add(in[0], 0.75); }},
+      {"x - -1.5", [](const std::vector<Tensor>& in) { return sub(in[0], -1.5); }},
+      {"x * -3.25", [](const std::vector<Tensor>& in) { return mul(in[0], -3.25); }},
+      {"x / 0.3", [](const std::vector<Tensor>& in) { return div(in[0], 0.3); }},
+      {"2.5 + x", [](const std::vector<Tensor>& in) { return 2.5 + in[0]; }},
+      {"1.5 * x", [](const std::vector<Tensor>& in) { return 1.5 * in[0]; }},
+      {"-x", [](const std::vector<Tensor>& in) { return -in[0]; }},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("unary ops on CUDA match the CPU, forward and backward", "[cuda][elementwise]") {
+  uint64_t seed = 100;
+  for (const auto& [name, op] : unary_ops()) {
+    const Function f = [op = op](const std::vector<Tensor>& in) { return op(in[0]); };
+    for (const Shape& shape : kShapes) {
+      // [-4, 4] exercises the curved part; [-40, 40] the saturated tails.
+      for (const double range : {4.0, 40.0}) {
+        INFO(name << " on " << shape_str(shape) << ", inputs in [-" << range << ", " << range << ")");
+        check_against_cpu(f, {random_tensor(shape, ++seed, -range, range)}, kTolerance);
+      }
+    }
+  }
+}
+
+TEST_CASE("unary ops on CUDA match the CPU at zeros and huge |x|, element by element", "[cuda][elementwise]") {
+  // Signed zeros pick the subgradient conventions; +-88 and beyond reach
+  // exp's overflow and the denormal tails of softplus and sigmoid, where a
+  // naive log(1 + exp(x)) gives 0 or inf.
+  const Tensor x = Tensor::from_vector(std::vector<float>{-1000, -100, -88, -20, -1, -1e-30f, -0.0f, 0, 1e-30f, 1, 20,
+                                                          88, 100, 1000},
+                                       {14});
+  for (const auto& [name, op] : unary_ops()) {
+    INFO(name);
+    const Function f = [op = op](const std::vector<Tensor>& in) { return op(in[0]); };
+    const Evaluation cpu = evaluate(f, {x}, Device::cpu());
+    const Evaluation gpu = evaluate(f, {x}, kGpu);
+    const std::vector<double> expected = cpu.output.to_double_vector(), actual = gpu.output.to_double_vector();
+    const int64_t bad_output = first_mismatch(actual, expected, kTolerance, 1e-30);
+    INFO("first mismatch in the output: " << bad_output);
+    CHECK(bad_output == -1);
+    const std::vector<double> expected_grad = cpu.grads[0].to_double_vector(), grad = gpu.grads[0].to_double_vector();
+    const int64_t bad_grad = first_mismatch(grad, expected_grad, kTolerance, 1e-30);
+    INFO("first mismatch in the gradient: " << bad_grad);
+    CHECK(bad_grad == -1);
+    for (const double v : actual) CHECK(std::isfinite(v));
+  }
+}
+
+TEST_CASE("tensor-tensor arithmetic on CUDA matches the CPU, with gradients", "[cuda][elementwise]") {
+  uint64_t seed = 200;
+  for (const auto& [name, f] : binary_ops()) {
+    for (const Shape& shape : kShapes) {
+      INFO(name << " on " << shape_str(shape));
+      // The divisor stays away from zero.
+      check_against_cpu(f, {random_tensor(shape, ++seed, -2, 2), random_tensor(shape, ++seed, 0.5, 2)}, kTolerance);
+    }
+  }
+}
+
+TEST_CASE("tensor-scalar arithmetic on CUDA matches the CPU, with gradients", "[cuda][elementwise]") {
+  uint64_t seed = 300;
+  for (const auto& [name, f] : scalar_ops()) {
+    for (const Shape& shape : kShapes) {
+      INFO(name << " on " << shape_str(shape));
+      check_against_cpu(f, {random_tensor(shape, ++seed, -2, 2)}, kTolerance);
+    }
+  }
+}
+
+TEST_CASE("a chain of elementwise ops on CUDA matches the CPU, gradients summed over every use",
+          "[cuda][elementwise]") {
+  // x feeds four ops and y two, so their gradients are accumulated on the device.
+  const Function f = [](const std::vector<Tensor>& in) {
+    const Tensor& x = in[0];
+    const Tensor& y = in[1];
+    return softplus(mul(tanh(add(x, y)), sigmoid(x))) - leaky_relu(x * x, 0.2) / (abs(y) + 1.0) + relu(x);
+  };
+  for (const Shape& shape : kShapes) {
+    INFO(shape_str(shape));
+    check_against_cpu(f, {random_tensor(shape, 401, -3, 3), random_tensor(shape, 402, -3, 3)}, kTolerance);
+  }
+}
+
+TEST_CASE("arithmetic across devices is refused with both devices named", "[cuda][elementwise][errors]") {
+  const Tensor on_cpu = Tensor::ones({2, 3});
+  const Tensor on_gpu = Tensor::ones({2, 3}, kGpu);
+  CHECK_THROWS_WITH(add(on_cpu, on_gpu), Contains("add") && Contains("cpu") && Contains("cuda:0"));
+  CHECK_THROWS_WITH(mul(on_gpu, on_cpu), Contains("mul") && Contains("cpu") && Contains("cuda:0"));
+}
