@@ -2,6 +2,8 @@
 // references' published totals, and the errors bad inputs get.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "gradcheck.h"
@@ -82,4 +84,45 @@ TEST_CASE("models reject inputs of the wrong shape", "[models][errors]") {
                     Contains("[1, 3, 16, 16]"));
   options.num_downs = 4;
   CHECK_THROWS_WITH(UnetGenerator(options), Contains("num_downs >= 5"));
+}
+
+TEST_CASE("every norm kind builds and runs in both presets", "[models]") {
+  NoGradGuard no_grad;
+  for (const NormKind norm : {NormKind::Batch, NormKind::Instance, NormKind::None}) {
+    for (const Preset preset : {Preset::Paper, Preset::Chainer}) {
+      INFO(to_string(preset) << ", norm " << to_string(norm));
+      UnetOptions g = UnetOptions::for_preset(preset, 3, 3);
+      g.ngf = 4;
+      g.num_downs = 5;
+      g.norm.kind = norm;
+      PatchGanOptions d = PatchGanOptions::for_preset(preset, 3, 3);
+      d.ndf = 4;
+      d.norm.kind = norm;
+      const Tensor x = testing::random_tensor({2, 3, 64, 64}, 9, DType::Float32);
+      const Tensor y = UnetGenerator(g).forward(x);
+      CHECK(y.shape() == x.shape());
+      CHECK(PatchGanDiscriminator(d).forward(x, y).size(1) == 1);
+    }
+  }
+}
+
+TEST_CASE("the paper preset draws batch-norm weights from Normal(1, 0.02)", "[models]") {
+  UnetGenerator generator(UnetOptions::for_preset(Preset::Paper, 3, 3));
+  std::vector<double> weights;
+  for (const auto& [name, tensor] : generator.named_parameters())
+    if (name.find("_norm.weight") != std::string::npos)
+      for (double v : tensor.to_double_vector()) weights.push_back(v);
+  REQUIRE(weights.size() > 4000);
+  double mean = 0, squares = 0;
+  for (double v : weights) mean += v;
+  mean /= weights.size();
+  for (double v : weights) squares += (v - mean) * (v - mean);
+  CHECK(mean == Approx(1.0).margin(0.002));
+  CHECK(std::sqrt(squares / weights.size()) == Approx(0.02).epsilon(0.05));
+  // The Chainer preset keeps the library default of ones.
+  UnetOptions chainer = UnetOptions::for_preset(Preset::Chainer, 12, 3);
+  chainer.ngf = 4;
+  for (const auto& [name, tensor] : UnetGenerator(chainer).named_parameters())
+    if (name.find("_norm.weight") != std::string::npos)
+      for (double v : tensor.to_double_vector()) REQUIRE(v == 1.0);
 }

@@ -6,8 +6,10 @@
 //   Cudnn        cuDNN's legacy convolution API, FP32 FMA math (conv2d_cudnn.cu)
 //   Cublas       explicit im2col/col2im + cuBLAS SGEMM (conv2d_cublas.cu)
 //
-// All three compute in plain FP32 (no TF32 tensor cores) and are deterministic:
-// the same inputs give bit-identical outputs run to run on the same GPU.
+// All three compute in plain FP32 (no TF32 tensor cores) and use no atomics:
+// on a given GPU the handwritten and cuBLAS paths give bit-identical results
+// run to run; cuDNN does within a process (it times its candidate algorithms
+// once per geometry, so two processes may pick different ones).
 //
 // This header is plain C++ (no CUDA types) so that g++-compiled code can
 // select the implementation. Everything here runs asynchronously on the

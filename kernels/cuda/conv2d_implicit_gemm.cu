@@ -29,7 +29,7 @@
 // Tiling. A block computes a BM x BN tile of C with 256 threads, each holding a
 // TM x TN micro-tile in registers (128x128/8x8 for M > 64, 64x128/4x8,
 // 32x128/4x4, 8x256/2x4 for the thin layers: M = Cout or Cin is as small as
-// 1 or 3 in pix2pix). K advances in tiles of BK = 8: A (BK x BM) and B
+// 1 or 3 in pix2pix; 128x32/4x4 when N <= 32, the U-Net bottleneck). K advances in tiles of BK = 8: A (BK x BM) and B
 // (BK x BN) are staged k-major in shared memory, double buffered with one
 // __syncthreads per tile: tile t+1 is fetched from global memory into
 // registers before the FMAs on tile t and stored to the other buffer after
@@ -41,8 +41,8 @@
 //
 // Split-K. Deep, narrow layers (the U-Net bottleneck: M = 512, N = batch*1..64,
 // K = 8192; weight gradients: K = batch*OH*OW up to 2^20) give few output
-// tiles. The K range is then split over blockIdx.z until about two waves of
-// blocks exist; each split writes its partial tile to a scratch buffer and a
+// tiles. The K range is then split over blockIdx.z until the blocks fill one
+// wave (2 per SM); each split writes its partial tile to a scratch buffer and a
 // second kernel sums the splits in a fixed order, so results are identical
 // run to run (no atomics anywhere). The bias gradient is a two-pass
 // fixed-order sum in double.
@@ -140,6 +140,7 @@ using TileLarge = Tile<128, 128, 8, 8>;  // M > 64
 using TileMedium = Tile<64, 128, 4, 8>;  // 32 < M <= 64
 using TileSmall = Tile<32, 128, 4, 4>;   // 8 < M <= 32
 using TileTiny = Tile<8, 256, 2, 4>;     // M <= 8 (Cout = 1 or 3, Cin = 3 or 6)
+using TileNarrow = Tile<128, 32, 4, 4>;  // M > 32, N <= 32 (the U-Net bottleneck at small batch)
 
 // ---- the three operations ----------------------------------------------------
 
@@ -599,22 +600,26 @@ int multiprocessor_count() {
 
 Device current_cuda_device() { return Device::cuda(::pixgrad::cuda::current_device()); }
 
-// How a launch of `tiles` output tiles over `k_tiles` K-tiles is split: only
-// when the tiles are fewer than two waves (two blocks per SM), into equal
-// runs of whole K-tiles, none empty, each at least kMinTilesPerSplit long.
-// A function of the shape and the SM count only, so a given GPU always sums
-// in the same order.
+// How a launch of `tiles` output tiles over `k_tiles` K-tiles is split. Every
+// configuration keeps two blocks resident per SM (launch bounds: <= 128
+// registers), so 2*SMs blocks form one wave. With fewer than half a wave of
+// tiles, K is split so that tiles * splits still fits in one wave (more
+// would only add waves and partial-sum traffic), into equal runs of whole
+// K-tiles, none empty, each at least kMinTilesPerSplit long. A function of
+// the shape and the SM count only, so a given GPU always sums in the same
+// order.
 struct SplitPlan {
   int splits;
   int k_per_split;
 };
 
 SplitPlan plan_splits(int64_t tiles, int64_t k_tiles, int bk, int64_t floats_per_split, int64_t sm_count) {
-  const int64_t target_blocks = 2 * sm_count;
+  const int64_t resident_blocks = 2 * sm_count;
   int64_t splits = 1;
-  if (tiles < target_blocks && k_tiles >= 2 * kMinTilesPerSplit) {
-    splits = std::min({ceil_div(target_blocks, tiles), k_tiles / kMinTilesPerSplit, int64_t{kMaxSplits},
-                       std::max<int64_t>(1, kMaxPartialFloats / std::max<int64_t>(1, floats_per_split))});
+  if (k_tiles >= 2 * kMinTilesPerSplit) {
+    splits = std::min({resident_blocks / std::max<int64_t>(1, tiles), k_tiles / kMinTilesPerSplit,
+                       int64_t{kMaxSplits}, kMaxPartialFloats / std::max<int64_t>(1, floats_per_split)});
+    splits = std::max<int64_t>(1, splits);
   }
   const int64_t tiles_per_split = std::max<int64_t>(1, ceil_div(k_tiles, splits));
   splits = k_tiles > 0 ? ceil_div(k_tiles, tiles_per_split) : 1;
@@ -660,11 +665,14 @@ void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
 }
 
 // The tile shape follows M (output channels, or input channels for backward
-// data): a 128-row tile on a 3-channel layer would compute 97% padding.
+// data) and N: a 128-row tile on a 3-channel layer, or a 128-column tile on a
+// 1x1 bottleneck at batch 1, would compute almost nothing but padding.
 template <class Op>
 void run(typename Op::Params& p, int phases, int max_n, int max_k) {
   if (max_n <= 0 || p.common.M <= 0) return;
-  if (p.common.M > 64)
+  if (p.common.M > 32 && max_n <= 32)
+    launch<Op, TileNarrow>(p, phases, max_n, max_k);
+  else if (p.common.M > 64)
     launch<Op, TileLarge>(p, phases, max_n, max_k);
   else if (p.common.M > 32)
     launch<Op, TileMedium>(p, phases, max_n, max_k);
