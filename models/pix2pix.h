@@ -77,6 +77,8 @@ class Pix2Pix {
  private:
   StepLosses step_paper(const Tensor& input, const Tensor& target);
   StepLosses step_chainer(const Tensor& input, const Tensor& target);
+  // lambda_adv * adversarial + lambda_L1 * l1
+  Tensor generator_loss(const Tensor& adversarial, const Tensor& l1) const;
 
   Pix2PixOptions options_;
   std::shared_ptr<UnetGenerator> generator_;

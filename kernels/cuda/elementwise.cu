@@ -16,6 +16,7 @@
 // tanhf, expf and log1pf may differ from glibc's in the last bit or two.
 #include "kernels/cuda/elementwise.h"
 
+#include "kernels/cuda/device_helpers.cuh"
 #include "kernels/cuda/runtime.cuh"
 
 namespace pixgrad::kernels::cuda {
@@ -27,20 +28,6 @@ using cpu::UnaryOp;
 
 constexpr int kThreads = 256;
 
-template <int W>
-struct alignas(sizeof(float) * W) Pack {
-  float v[W];
-};
-
-template <int W>
-__device__ __forceinline__ Pack<W> load(const float* p) {
-  return *reinterpret_cast<const Pack<W>*>(p);
-}
-
-template <int W>
-__device__ __forceinline__ void store(float* p, const Pack<W>& value) {
-  *reinterpret_cast<Pack<W>*>(p) = value;
-}
 
 template <int W, typename Op, typename... Packs>
 __device__ __forceinline__ Pack<W> apply(const Op& op, const Packs&... packs) {

@@ -18,6 +18,7 @@
 
 #include <cmath>
 
+#include "kernels/cuda/device_helpers.cuh"
 #include "kernels/cuda/runtime.cuh"
 
 namespace pixgrad::kernels::cuda {
@@ -26,20 +27,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-template <int W>
-struct alignas(sizeof(float) * W) Pack {
-  float v[W];
-};
-
-template <int W>
-__device__ __forceinline__ Pack<W> load(const float* p) {
-  return *reinterpret_cast<const Pack<W>*>(p);
-}
-
-template <int W>
-__device__ __forceinline__ void store(float* p, const Pack<W>& value) {
-  *reinterpret_cast<Pack<W>*>(p) = value;
-}
 
 bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
