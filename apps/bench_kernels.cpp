@@ -15,19 +15,19 @@
 // layer's output; LeakyReLU and Adam over the paper generator's parameter
 // count; shapes from --shape; and the plain CPU SGEMM sweep.
 //
-// Method (docs/perf.md): the device's two ceilings are measured first (a
-// large copy, an FMA-bound loop). Each measurement cycles through enough
-// distinct operand sets that their total passes the last-level cache (CPU
-// L3, GPU L2), so every call reads its operands from DRAM; warm-up calls
-// come first (cuDNN picks its algorithm on the first call of a geometry);
-// the median of the timed calls is reported. On the GPU each call sits
-// between two CUDA events on pixgrad's stream, and a busy-wait queued ahead
-// of the timed calls keeps the host's launch latency out of them.
-// A row reports ms, GFLOP/s (convolutions and SGEMM) and GB/s (the fewest
-// bytes the call must move over its time), the percentage of the roofline
-// (the larger of FLOPs / FMA ceiling and bytes / copy ceiling, over the
-// time), and on the GPU the ratio to cuDNN's time, with the distance to the
-// goal for our convolutions.
+// Method (docs/perf.md): the device's two ceilings are measured first (the
+// best of several runs of a large copy and of an FMA-bound loop). Each
+// measurement cycles through enough distinct operand sets that their total
+// passes the last-level cache (CPU L3, GPU L2), so every call reads its
+// operands from DRAM; warm-up calls come first (cuDNN picks its algorithm
+// on the first call of a geometry); the median of the timed calls is
+// reported. On the GPU each call sits between two CUDA events on pixgrad's
+// stream, and a busy-wait queued ahead of the timed calls keeps the host's
+// launch latency out of them. A row reports ms, GFLOP/s (convolutions and
+// SGEMM), GB/s (the fewest bytes the call must move, over its time), the
+// percentage of the roofline (the larger of FLOPs / FMA ceiling and bytes /
+// copy ceiling, over the time), and on the GPU the ratio to cuDNN's time,
+// with the distance to the goal for our convolutions.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <omp.h>
@@ -202,7 +202,8 @@ struct HostBuffer {
   HostBuffer& operator=(const HostBuffer&) = delete;
 };
 
-// Copies 256 MiB between two buffers on all threads; GB/s of bytes read + written.
+// Copies 256 MiB between two buffers on all threads; the best of 10 copies,
+// in GB/s of bytes read + written.
 double cpu_copy_gbps() {
   const size_t count = size_t{64} << 20;
   HostBuffer source(count), destination(count);
@@ -212,7 +213,7 @@ double cpu_copy_gbps() {
     destination.data[i] = 0;
   }
   std::vector<double> times;
-  for (int rep = 0; rep < 6; ++rep) {
+  for (int rep = 0; rep < 11; ++rep) {
     const auto start = std::chrono::steady_clock::now();
 #pragma omp parallel
     {
@@ -225,7 +226,7 @@ double cpu_copy_gbps() {
     const auto stop = std::chrono::steady_clock::now();
     if (rep > 0) times.push_back(std::chrono::duration<double>(stop - start).count());
   }
-  return 2.0 * count * sizeof(float) / median(times) / 1e9;
+  return 2.0 * count * sizeof(float) / *std::min_element(times.begin(), times.end()) / 1e9;
 }
 
 // Independent FMA chains in registers, per thread; returns FLOPs done (and
@@ -269,12 +270,13 @@ double fma_loop_portable(int64_t iterations, float* keep) {
   return 2.0 * 8 * static_cast<double>(iterations);
 }
 
-// The FMA rate of all threads together, on the widest vectors the CPU has.
+// The FMA rate of all threads together, on the widest vectors the CPU has
+// (the best of 5 runs).
 double cpu_fma_gflops() {
   const cpu::SgemmIsa isa = cpu::sgemm_best_isa();
   const int64_t iterations = isa == cpu::SgemmIsa::Scalar ? 20'000'000 : 5'000'000;
   std::vector<double> rates;
-  for (int rep = 0; rep < 4; ++rep) {
+  for (int rep = 0; rep < 6; ++rep) {
     double flops = 0;
     float keep = 0;
     const auto start = std::chrono::steady_clock::now();
@@ -293,7 +295,7 @@ double cpu_fma_gflops() {
     if (keep == -1.0f) std::printf(" ");  // never: uses the chains' result
     if (rep > 0) rates.push_back(flops / seconds / 1e9);
   }
-  return median(rates);
+  return *std::max_element(rates.begin(), rates.end());
 }
 
 // ---- the benchmark ----------------------------------------------------------
@@ -568,7 +570,8 @@ constexpr double kBatchNormEps = 1e-5;
 void bench_batch_norm(Bench& bench, const std::vector<Impl>& impls, const NormShape& n) {
   const cpu::BatchNormShape s = n.shape;
   const int64_t elements = s.batch * s.channels * s.spatial, c = s.channels;
-  const std::string shape = std::to_string(s.batch) + "x" + std::to_string(s.channels) + "x" + std::to_string(s.spatial);
+  const std::string shape =
+      std::to_string(s.batch) + "x" + std::to_string(s.channels) + "x" + std::to_string(s.spatial);
   Workload forward{"batch_norm", n.layer, n.preset, "forward", shape, s.batch, n.forward_per_iteration, 0, 0, {}};
   // x, weight, bias, y, mean, invstd, unbiased_var
   forward.operands = {{elements}, {c, 0.5f, 1.5f}, {c}, {elements}, {c}, {c}, {c}};
@@ -634,8 +637,8 @@ std::vector<NormShape> norm_shapes(const std::vector<ConvLayer>& layers) {
 // ---- elementwise and Adam ---------------------------------------------------
 
 void bench_elementwise(Bench& bench, const std::vector<Impl>& impls, int64_t n, const std::string& preset) {
-  Workload w{"elementwise", preset == "paper" ? "leaky_relu (G params)" : "leaky_relu", preset, "forward", std::to_string(n), {}, {}, 0,
-             8.0 * static_cast<double>(n), {{n}, {n}}};
+  Workload w{"elementwise", preset == "paper" ? "leaky_relu (G params)" : "leaky_relu",
+             preset, "forward", std::to_string(n), {}, {}, 0, 8.0 * static_cast<double>(n), {{n}, {n}}};
   std::vector<ImplCall> calls;
   for (Impl impl : impls) {
     if (impl == Impl::Cpu)
@@ -938,6 +941,9 @@ int main(int argc, char** argv) {
       PIXGRAD_CHECK(op == "conv" || op == "bn" || op == "elementwise" || op == "adam", "--ops: unknown op '", op,
                     "' (expected conv, bn, elementwise, adam)");
 
+    std::vector<std::variant<ConvLayer, NormShape>> shapes;
+    for (const std::string& spec : options.shapes) shapes.push_back(parse_shape(spec));
+
     if (options.count_only) return count_only(presets, batches);
 
     cpu::SgemmIsa gemm_isa = cpu::sgemm_best_isa();
@@ -963,6 +969,7 @@ int main(int argc, char** argv) {
       impls.push_back(impl);
     }
     if (options.gemm_only) impls = {Impl::Cpu};
+    const bool run_cpu = std::find(impls.begin(), impls.end(), Impl::Cpu) != impls.end();
 
     std::printf("cpu: %s, %d threads, convolutions on %s, sgemm sweep on %s\n", cpu_model().c_str(),
                 omp_get_max_threads(), cpu::sgemm_isa_name(cpu::sgemm_best_isa()), cpu::sgemm_isa_name(gemm_isa));
@@ -976,7 +983,7 @@ int main(int argc, char** argv) {
                               {"gpu", nullptr}};
     nlohmann::json ceilings_json = {{"cpu", nullptr}, {"cuda", nullptr}};
     Ceilings cpu_ceilings;
-    if (contains(wanted, "cpu") && options.device != "cuda") {
+    if (run_cpu) {
       cpu_ceilings = {cpu_fma_gflops(), cpu_copy_gbps()};
       std::printf("cpu ceilings: FMA %.0f GFLOP/s, copy %.1f GB/s (read + write)\n", cpu_ceilings.gflops,
                   cpu_ceilings.gbps);
@@ -988,7 +995,8 @@ int main(int argc, char** argv) {
     if (gpu) {
       cuda_activate(0);
       const kernels::cuda::DeviceDescription d = kernels::cuda::describe_current_device();
-      gpu_ceilings = Ceilings{kernels::cuda::measure_fma_gflops(10), kernels::cuda::measure_copy_gbps(size_t{1} << 30, 10)};
+      gpu_ceilings =
+          Ceilings{kernels::cuda::measure_fma_gflops(10), kernels::cuda::measure_copy_gbps(size_t{1} << 30, 10)};
       gpu_rotation_bytes = std::max(kGpuRotationMinimumBytes, 3.0 * static_cast<double>(d.l2_bytes));
       std::printf("gpu: %s (sm_%d%d, %d SMs, L2 %.0f MB, %.1f GB); ceilings: FMA %.0f GFLOP/s, copy %.0f GB/s\n",
                   d.name.c_str(), d.compute_major, d.compute_minor, d.multiprocessors, d.l2_bytes / 1e6,
@@ -1016,20 +1024,19 @@ int main(int argc, char** argv) {
           if (contains(ops, "bn"))
             for (const NormShape& shape : norm_shapes(layers)) bench_batch_norm(bench, impls, shape);
         }
-      for (const std::string& spec : options.shapes) {
-        const auto parsed = parse_shape(spec);
-        if (const ConvLayer* layer = std::get_if<ConvLayer>(&parsed))
+      for (const auto& shape : shapes) {
+        if (const ConvLayer* layer = std::get_if<ConvLayer>(&shape))
           bench_conv(bench, impls, *layer);
         else
-          bench_batch_norm(bench, impls, std::get<NormShape>(parsed));
+          bench_batch_norm(bench, impls, std::get<NormShape>(shape));
       }
-      const int64_t elements =
-          options.elements > 0 ? options.elements : bench::iteration_cost(bench::preset_layers("paper", 1)).g_parameters;
+      const int64_t paper_g_parameters = bench::iteration_cost(bench::preset_layers("paper", 1)).g_parameters;
+      const int64_t elements = options.elements > 0 ? options.elements : paper_g_parameters;
       const std::string over = options.elements > 0 ? "custom" : "paper";
       if (contains(ops, "elementwise")) bench_elementwise(bench, impls, elements, over);
       if (contains(ops, "adam")) bench_adam(bench, impls, elements, over);
     }
-    if (!options.skip_gemm && contains(wanted, "cpu") && options.device != "cuda") bench_gemm(bench, gemm_isa);
+    if (!options.skip_gemm && run_cpu) bench_gemm(bench, gemm_isa);
 
     const std::vector<IterationTotal> totals = iteration_totals(bench.records());
     if (!totals.empty()) {

@@ -196,6 +196,9 @@ int main(int argc, char** argv) {
 
   try {
     const Device device = training::resolve_device(device_name);
+    std::string no_gpu;
+    PIXGRAD_CHECK(device.is_cpu() || cuda_device_count(&no_gpu) > 0, "--device ", device_name, ": no usable GPU (",
+                  no_gpu, ")");
     training::select_conv_impl(conv_impl);
     const std::string device_description = describe_device(device);
     std::vector<int> batch_sizes = parse_list(batches);

@@ -38,8 +38,12 @@ template <typename T>
 void unary_forward(UnaryOp op, const T* x, T* y, int64_t n, double parameter) {
   const T slope = static_cast<T>(parameter);
   switch (op) {
-    case UnaryOp::Relu: for_each_index(n, [=](int64_t i) { y[i] = x[i] > 0 ? x[i] : T(0); }); break;
-    case UnaryOp::LeakyRelu: for_each_index(n, [=](int64_t i) { y[i] = x[i] > 0 ? x[i] : slope * x[i]; }); break;
+    // Branch-free forms (exact: one of the two terms is zero), so the loops
+    // vectorise instead of mispredicting on random signs.
+    case UnaryOp::Relu: for_each_index(n, [=](int64_t i) { y[i] = std::max(x[i], T(0)); }); break;
+    case UnaryOp::LeakyRelu:
+      for_each_index(n, [=](int64_t i) { y[i] = std::max(x[i], T(0)) + slope * std::min(x[i], T(0)); });
+      break;
     case UnaryOp::Tanh: for_each_index(n, [=](int64_t i) { y[i] = std::tanh(x[i]); }); break;
     case UnaryOp::Sigmoid: for_each_index(n, [=](int64_t i) { y[i] = stable_sigmoid(x[i]); }); break;
     case UnaryOp::Softplus: for_each_index(n, [=](int64_t i) { y[i] = stable_softplus(x[i]); }); break;
@@ -53,10 +57,10 @@ void unary_backward(UnaryOp op, const T* x, const T* y, const T* grad_y, T* grad
   const T slope = static_cast<T>(parameter);
   switch (op) {
     case UnaryOp::Relu:
-      for_each_index(n, [=](int64_t i) { grad_x[i] = x[i] > 0 ? grad_y[i] : T(0); });
+      for_each_index(n, [=](int64_t i) { grad_x[i] = grad_y[i] * T(x[i] > 0); });
       break;
     case UnaryOp::LeakyRelu:
-      for_each_index(n, [=](int64_t i) { grad_x[i] = x[i] > 0 ? grad_y[i] : slope * grad_y[i]; });
+      for_each_index(n, [=](int64_t i) { grad_x[i] = grad_y[i] * (x[i] > 0 ? T(1) : slope); });
       break;
     case UnaryOp::Tanh:
       for_each_index(n, [=](int64_t i) { grad_x[i] = grad_y[i] * (T(1) - y[i] * y[i]); });

@@ -64,15 +64,10 @@ struct DeviceBuffer {
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
 };
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
-// Times `launch` `repetitions` times after one warm-up; returns the median ms.
+// Times `launch` `repetitions` times after one warm-up; returns the fastest
+// time in ms (a ceiling is the best the device can do).
 template <typename Launch>
-double median_ms(int repetitions, Launch launch) {
+double fastest_ms(int repetitions, Launch launch) {
   launch();
   EventTimer timer(repetitions);
   for (int i = 0; i < repetitions; ++i) {
@@ -80,7 +75,8 @@ double median_ms(int repetitions, Launch launch) {
     launch();
     timer.stop(i);
   }
-  return median(timer.elapsed_ms());
+  const std::vector<double> times = timer.elapsed_ms();
+  return *std::min_element(times.begin(), times.end());
 }
 
 }  // namespace
@@ -146,7 +142,7 @@ double measure_copy_gbps(size_t bytes, int repetitions) {
   const cudaStream_t stream = pixgrad::cuda::current_stream();
   const DeviceBuffer source(bytes), destination(bytes);
   PIXGRAD_CUDA_CHECK(cudaMemsetAsync(source.pointer, 0x5a, bytes, stream));
-  const double ms = median_ms(repetitions, [&] {
+  const double ms = fastest_ms(repetitions, [&] {
     PIXGRAD_CUDA_CHECK(
         cudaMemcpyAsync(destination.pointer, source.pointer, bytes, cudaMemcpyDeviceToDevice, stream));
   });
@@ -158,7 +154,7 @@ double measure_fma_gflops(int repetitions) {
   const cudaStream_t stream = pixgrad::cuda::current_stream();
   const int blocks = describe_current_device().multiprocessors * kFmaBlocksPerMultiprocessor;
   const DeviceBuffer sink(sizeof(float) * static_cast<size_t>(blocks));
-  const double ms = median_ms(repetitions, [&] {
+  const double ms = fastest_ms(repetitions, [&] {
     fma_chains<<<blocks, kFmaThreads, 0, stream>>>(0.999999f, 1e-6f, kFmaIterations,
                                                    static_cast<float*>(sink.pointer));
     PIXGRAD_CUDA_CHECK_LAUNCH();

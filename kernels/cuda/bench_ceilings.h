@@ -32,11 +32,11 @@ struct DeviceDescription {
 };
 DeviceDescription describe_current_device();
 
-// Median over `repetitions` timed copies of `bytes` (after one warm-up), in
-// GB/s (1e9 bytes) counting 2 * bytes per copy. Allocates 2 * bytes with
+// The fastest of `repetitions` timed copies of `bytes` (after one warm-up),
+// in GB/s (1e9 bytes) counting 2 * bytes per copy. Allocates 2 * bytes with
 // cudaMalloc for the duration of the call.
 double measure_copy_gbps(size_t bytes, int repetitions);
-// Median over `repetitions` timed launches (after one warm-up), in GFLOP/s.
+// The fastest of `repetitions` timed launches (after one warm-up), in GFLOP/s.
 double measure_fma_gflops(int repetitions);
 
 // Spins the current stream for about `milliseconds` (by the GPU's global
