@@ -934,7 +934,17 @@ int main(int argc, char** argv) {
       PIXGRAD_CHECK(preset == "paper" || preset == "chainer", "--presets: unknown preset '", preset,
                     "' (expected paper, chainer or none)");
     std::vector<int64_t> batches;
-    for (const std::string& item : split(options.batches)) batches.push_back(std::stoll(item));
+    for (const std::string& item : split(options.batches)) {
+      size_t used = 0;
+      long long batch = 0;
+      try {
+        batch = std::stoll(item, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      PIXGRAD_CHECK(used == item.size() && batch > 0, "--batch-sizes: '", item, "' is not a positive integer");
+      batches.push_back(batch);
+    }
     std::sort(batches.begin(), batches.end());
     const std::vector<std::string> ops = split(options.ops);
     for (const std::string& op : ops)

@@ -180,7 +180,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", device_name, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--conv-impl", conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
   app.add_option("--input-channels", input_channels,
-                 "Input channels of random inputs: 3 or 12 (default: the preset's reference, paper 3, chainer 12)")
+                 "Input channels of random inputs: 3 or 12 (default: the preset's reference, paper 3, chainer "
+                 "12; with --dataset, --format decides)")
       ->check(CLI::IsMember({3, 12}));
   app.add_option("--dataset", data_config.dataset,
                  "Feed real batches from this dataset's train split through data::DataLoader (times the data phase)");
