@@ -53,9 +53,14 @@ template <typename T>
 void unary_forward(UnaryOp op, const T* x, T* y, int64_t n, double parameter) {
   const T slope = static_cast<T>(parameter);
   switch (op) {
-    // Vector selects rather than branches, which mispredict on random signs.
+    // Selects of existing values and unconditional arithmetic: GCC (with its
+    // default -ftrapping-math) will not if-convert a select that guards a
+    // multiply, and the branch it leaves mispredicts on random signs. Both
+    // forms are exact: one of the two terms is zero.
     case UnaryOp::Relu: map_values(n, x, y, [](T v) { return v > 0 ? v : T(0); }); break;
-    case UnaryOp::LeakyRelu: map_values(n, x, y, [=](T v) { return v > 0 ? v : slope * v; }); break;
+    case UnaryOp::LeakyRelu:
+      map_values(n, x, y, [=](T v) { return (v > 0 ? v : T(0)) + slope * (v < 0 ? v : T(0)); });
+      break;
     case UnaryOp::Tanh: for_each_index(n, [=](int64_t i) { y[i] = std::tanh(x[i]); }); break;
     case UnaryOp::Sigmoid: for_each_index(n, [=](int64_t i) { y[i] = stable_sigmoid(x[i]); }); break;
     case UnaryOp::Softplus: for_each_index(n, [=](int64_t i) { y[i] = stable_softplus(x[i]); }); break;
@@ -70,7 +75,7 @@ void unary_backward(UnaryOp op, const T* x, const T* y, const T* grad_y, T* grad
   switch (op) {
     case UnaryOp::Relu: map_pairs(n, x, grad_y, grad_x, [](T v, T g) { return v > 0 ? g : T(0); }); break;
     case UnaryOp::LeakyRelu:
-      map_pairs(n, x, grad_y, grad_x, [=](T v, T g) { return v > 0 ? g : slope * g; });
+      map_pairs(n, x, grad_y, grad_x, [=](T v, T g) { return g * (v > 0 ? T(1) : slope); });
       break;
     case UnaryOp::Tanh:
       for_each_index(n, [=](int64_t i) { grad_x[i] = grad_y[i] * (T(1) - y[i] * y[i]); });
