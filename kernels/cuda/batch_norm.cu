@@ -104,6 +104,19 @@ __device__ __forceinline__ double warp_total(const double* values, int64_t count
 }
 
 
+// y = x * scale + shift over this block's chunk of the channel; the rounded
+// intrinsics keep the result identical to the CPU's (no fused multiply-add).
+template <int W>
+__device__ __forceinline__ void apply_scale_shift(const float* x, const ChannelPacks& layout, float scale,
+                                                  float shift, float* y) {
+  for_each_pack_of_chunk(layout, [&](int64_t pack) {
+    Pack<W> v = load<W>(x + pack * W);
+#pragma unroll
+    for (int k = 0; k < W; ++k) v.v[k] = __fadd_rn(__fmul_rn(v.v[k], scale), shift);
+    store<W>(y + pack * W, v);
+  });
+}
+
 // ---- forward, training ----------------------------------------------------------
 // Grid (C, splits); partial arrays are [C][splits], indexed c * splits + chunk.
 
@@ -171,12 +184,7 @@ __global__ void normalize_training_kernel(const float* x, ChannelPacks layout, d
   }
   __syncthreads();
   const float scale = scale_shared, shift = shift_shared;
-  for_each_pack_of_chunk(layout, [&](int64_t pack) {
-    Pack<W> v = load<W>(x + pack * W);
-#pragma unroll
-    for (int k = 0; k < W; ++k) v.v[k] = __fadd_rn(__fmul_rn(v.v[k], scale), shift);
-    store<W>(y + pack * W, v);
-  });
+  apply_scale_shift<W>(x, layout, scale, shift, y);
 }
 
 // ---- forward, inference -----------------------------------------------------------
@@ -187,12 +195,7 @@ __global__ void normalize_inference_kernel(const float* x, ChannelPacks layout, 
   const int64_t c = blockIdx.x;
   const float scale = invstd[c] * (weight ? weight[c] : 1.0f);
   const float shift = __fsub_rn(bias ? bias[c] : 0.0f, __fmul_rn(mean[c], scale));
-  for_each_pack_of_chunk(layout, [&](int64_t pack) {
-    Pack<W> v = load<W>(x + pack * W);
-#pragma unroll
-    for (int k = 0; k < W; ++k) v.v[k] = __fadd_rn(__fmul_rn(v.v[k], scale), shift);
-    store<W>(y + pack * W, v);
-  });
+  apply_scale_shift<W>(x, layout, scale, shift, y);
 }
 
 // ---- backward -----------------------------------------------------------------

@@ -139,15 +139,20 @@ struct Trainer::Impl {
     default_generator() = rng;
   }
 
+  // G(x) for one test example, as a [C, H, W] tensor on the CPU.
+  Tensor generate(const data::Example& example) {
+    const Tensor& x = example.input;
+    const Tensor fake = model->translate(x.reshape({1, x.size(0), x.size(1), x.size(2)}));
+    return fake.to(Device::cpu()).reshape(example.target.shape());
+  }
+
   void write_preview() {
     if (config.preview_count == 0 || test_set->size() == 0) return;
     std::vector<std::vector<data::Image>> rows;
     without_side_effects([&] {
       for (size_t i = 0; i < std::min<size_t>(static_cast<size_t>(config.preview_count), test_set->size()); ++i) {
         const data::Example example = test_set->get(i, config.seed);
-        const Tensor fake = model->translate(example.input.reshape({1, example.input.size(0), example.input.size(1),
-                                                                     example.input.size(2)}));
-        const Tensor generated = fake.to(Device::cpu()).reshape(example.target.shape());
+        const Tensor generated = generate(example);
         rows.push_back({data::tensor_to_image(example.input), data::tensor_to_image(generated),
                         data::tensor_to_image(example.target)});
       }
@@ -172,8 +177,7 @@ struct Trainer::Impl {
     without_side_effects([&] {
       for (size_t i = 0; i < test_set->size(); ++i) {
         const data::Example example = test_set->get(i, config.seed);
-        const Shape one{1, example.input.size(0), example.input.size(1), example.input.size(2)};
-        const Tensor generated = model->translate(example.input.reshape(one)).to(Device::cpu()).reshape(example.target.shape());
+        const Tensor generated = generate(example);
         l1 += mean_absolute_error(generated, example.target);
         peak += psnr(generated, example.target);
         structure += ssim(generated, example.target);
