@@ -78,9 +78,8 @@ using namespace pixgrad;
 namespace cpu = kernels::cpu;
 using bench::ConvLayer;
 
-// The goal, "every convolution within 0.8x of cuDNN's time", read as:
-// our kernel reaches at least 0.8 of cuDNN's speed, i.e. our time is at most
-// cuDNN's time / 0.8 = 1.25 x cuDNN's time.
+// The project's goal for every convolution, "at least 0.8 of cuDNN's speed":
+// our time is at most cuDNN's time / 0.8 = 1.25 x cuDNN's time.
 constexpr double kCudnnSpeedGoal = 0.8;
 constexpr double kMaxRatioToCudnn = 1 / kCudnnSpeedGoal;
 
@@ -139,6 +138,7 @@ struct Options {
   std::vector<std::string> shapes;
   int64_t elements = 0;  // 0: the paper generator's parameter count
   bool count_only = false;
+  bool tf32 = false;
 };
 
 // A device's two measured ceilings.
@@ -166,9 +166,17 @@ struct Workload {
 
 using Call = std::function<void(const std::vector<float*>&)>;
 
+// What a convolution call ran, asked after it ran (cuDNN chooses on the first
+// call): {algorithm, math}.
+using Choice = std::pair<std::string, std::string>;
+using DescribeChoice = std::function<Choice()>;
+
 struct ImplCall {
+  ImplCall(Impl impl, Call call, DescribeChoice choice = {})
+      : impl(impl), call(std::move(call)), choice(std::move(choice)) {}
   Impl impl;
   Call call;
+  DescribeChoice choice;  // empty for ops without a choice
 };
 
 struct Record {
@@ -182,6 +190,7 @@ struct Record {
   std::string bound;  // "compute" | "memory": the larger roofline term
   std::optional<double> ratio_to_cudnn;
   std::optional<bool> meets_goal;
+  std::string algorithm, math;  // convolutions: what ran ("" elsewhere)
 };
 
 std::string record_key(const Workload& w) {
@@ -311,8 +320,8 @@ class Bench {
         generator_(12345) {}
 
   void print_header() const {
-    std::printf("%-8s %-30s %5s %-15s %-11s %10s %9s %8s %6s %8s  %s\n", "preset", "layer", "batch", "pass", "impl",
-                "ms", "GFLOP/s", "GB/s", "%roof", "/cuDNN", "goal");
+    std::printf("%-8s %-30s %5s %-15s %-11s %10s %9s %8s %6s %8s  %-12s %s\n", "preset", "layer", "batch", "pass",
+                "impl", "ms", "GFLOP/s", "GB/s", "%roof", "/cuDNN", "goal", "algorithm (math)");
   }
 
   // Runs the workload on each implementation in `calls` (in kAllImpls order).
@@ -335,7 +344,7 @@ class Bench {
     }
     for (const ImplCall& call : calls) {
       const double ms = device.is_cuda() ? time_gpu(pointers, call.call) : time_cpu(pointers, call.call);
-      report(workload, call.impl, device, ms);
+      report(workload, call.impl, device, ms, call.choice ? call.choice() : Choice{});
     }
     sets.clear();
     pointers.clear();
@@ -395,13 +404,15 @@ class Bench {
   }
 #endif
 
-  void report(const Workload& w, Impl impl, Device device, double ms) {
+  void report(const Workload& w, Impl impl, Device device, double ms, const Choice& choice) {
     const Ceilings& ceilings = device.is_cuda() ? *gpu_ceilings_ : cpu_ceilings_;
     Record r;
     r.workload = w;
     r.impl = impl;
     r.device = device.str();
     r.ms = ms;
+    r.algorithm = choice.first;
+    r.math = choice.second;
     if (w.flops > 0) r.gflops = w.flops / (ms * 1e6);
     r.gbps = w.bytes / (ms * 1e6);
     const double compute_ms = w.flops / (ceilings.gflops * 1e6);
@@ -422,9 +433,10 @@ class Bench {
                     *r.ratio_to_cudnn / kMaxRatioToCudnn);
     char gflops[16] = "-";
     if (r.gflops) std::snprintf(gflops, sizeof gflops, "%.1f", *r.gflops);
-    std::printf("%-8s %-30s %5s %-15s %-11s %10.4f %9s %8.1f %6.1f %8s  %s\n", w.preset.c_str(), w.layer.c_str(),
-                w.batch ? std::to_string(*w.batch).c_str() : "-", w.pass.c_str(), impl_name(impl), ms, gflops,
-                r.gbps, r.percent_of_peak, ratio, goal);
+    const std::string chosen = r.algorithm.empty() ? "" : r.algorithm + " (" + r.math + ")";
+    std::printf("%-8s %-30s %5s %-15s %-11s %10.4f %9s %8.1f %6.1f %8s  %-12s %s\n", w.preset.c_str(),
+                w.layer.c_str(), w.batch ? std::to_string(*w.batch).c_str() : "-", w.pass.c_str(), impl_name(impl), ms,
+                gflops, r.gbps, r.percent_of_peak, ratio, goal, chosen.c_str());
     std::fflush(stdout);
     records_.push_back(r);
   }
@@ -549,10 +561,32 @@ Call conv_call(Impl impl, const ConvLayer& l, Pass pass) {
   fail("bench_kernels: no ", impl_name(impl), " convolution in this build");
 }
 
+// What the implementation ran for a pass of the layer (a transposed layer
+// runs its mirror convolution's passes: forward as backward-data and back).
+DescribeChoice conv_choice(Impl impl, const ConvLayer& l, Pass pass) {
+  if (impl == Impl::Cpu) return [] { return Choice{"im2col+gemm", "fp32"}; };
+#ifdef PIXGRAD_WITH_CUDA
+  namespace cuda = kernels::cuda;
+  const cuda::ConvImpl ci = impl == Impl::Cudnn    ? cuda::ConvImpl::Cudnn
+                            : impl == Impl::Cublas ? cuda::ConvImpl::Cublas
+                                                   : cuda::ConvImpl::Handwritten;
+  cuda::ConvPass mirror = cuda::ConvPass::BackwardWeight;
+  if (pass == Pass::Forward) mirror = l.transposed ? cuda::ConvPass::BackwardData : cuda::ConvPass::Forward;
+  if (pass == Pass::BackwardData) mirror = l.transposed ? cuda::ConvPass::Forward : cuda::ConvPass::BackwardData;
+  const cpu::Conv2dGeometry g = l.geometry();
+  return [ci, mirror, g] {
+    const cuda::ConvChoice choice = cuda::conv_choice(ci, mirror, g);
+    return Choice{choice.algorithm, choice.math};
+  };
+#else
+  return {};
+#endif
+}
+
 void bench_conv(Bench& bench, const std::vector<Impl>& impls, const ConvLayer& layer) {
   for (Pass pass : kPasses) {
     std::vector<ImplCall> calls;
-    for (Impl impl : impls) calls.push_back({impl, conv_call(impl, layer, pass)});
+    for (Impl impl : impls) calls.push_back({impl, conv_call(impl, layer, pass), conv_choice(impl, layer, pass)});
     bench.run(conv_workload(layer, pass), calls);
   }
 }
@@ -878,6 +912,8 @@ nlohmann::json to_json(const Record& r) {
           {"bound", r.bound},
           {"ratio_to_cudnn", optional_json(r.ratio_to_cudnn)},
           {"meets_goal", r.meets_goal ? nlohmann::json(*r.meets_goal) : nlohmann::json(nullptr)},
+          {"algorithm", r.algorithm.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.algorithm)},
+          {"math", r.math.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.math)},
           {"per_iteration", w.per_iteration ? nlohmann::json(*w.per_iteration) : nlohmann::json(nullptr)}};
 }
 
@@ -914,6 +950,9 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_flag("--count-only", options.count_only,
                "Print the FLOPs and bytes of a training iteration per preset and batch, time nothing");
+  app.add_flag("--tf32", options.tf32,
+               "Let cuDNN and cuBLAS convolutions use TF32 tensor cores (default: plain FP32, FMA only); "
+               "each record says which math ran");
   app.add_flag("--skip-gemm", options.skip_gemm, "Leave out the plain CPU SGEMM sweep");
   app.add_flag("--gemm-only", options.gemm_only, "Run only the plain CPU SGEMM sweep");
   app.add_option("--isa", options.isa, "Instruction set of the SGEMM sweep (default: the best this CPU supports)")
@@ -955,6 +994,11 @@ int main(int argc, char** argv) {
     for (const std::string& spec : options.shapes) shapes.push_back(parse_shape(spec));
 
     if (options.count_only) return count_only(presets, batches);
+#ifdef PIXGRAD_WITH_CUDA
+    kernels::cuda::set_allow_tf32(options.tf32);
+#else
+    PIXGRAD_CHECK(!options.tf32, "--tf32: pixgrad was built without CUDA");
+#endif
 
     cpu::SgemmIsa gemm_isa = cpu::sgemm_best_isa();
     for (cpu::SgemmIsa isa : {cpu::SgemmIsa::Avx512, cpu::SgemmIsa::Avx2, cpu::SgemmIsa::Scalar})
@@ -1074,6 +1118,7 @@ int main(int argc, char** argv) {
           {"tool", "bench_kernels"},
           {"machine", machine},
           {"ceilings", ceilings_json},
+          {"tf32_allowed", options.tf32},
           {"goal", {{"conv_max_ratio_to_cudnn", kMaxRatioToCudnn},
                     {"meaning", "handwritten convolution time <= cuDNN time / 0.8"}}},
           {"records", records},

@@ -67,7 +67,7 @@ std::vector<int> parse_list(const std::string& text) {
   return values;
 }
 
-// The goals this project set itself (the issue; docs/pix2pix.md for chainer).
+// The goals this project sets itself (docs/perf.md; docs/pix2pix.md for chainer).
 struct Goal {
   std::string description;
   double seconds;
@@ -179,6 +179,10 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "Untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--device", device_name, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--conv-impl", conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
+  bool tf32 = false;
+  app.add_flag("--tf32", tf32,
+               "Let cuDNN and cuBLAS convolutions use TF32 tensor cores, as PyTorch does by default "
+               "(default: plain FP32)");
   app.add_option("--input-channels", input_channels,
                  "Input channels of random inputs: 3 or 12 (default: the preset's reference, paper 3, chainer "
                  "12; with --dataset, --format decides)")
@@ -201,11 +205,13 @@ int main(int argc, char** argv) {
     PIXGRAD_CHECK(device.is_cpu() || cuda_device_count(&no_gpu) > 0, "--device ", device_name, ": no usable GPU (",
                   no_gpu, ")");
     training::select_conv_impl(conv_impl);
+    training::select_tf32(tf32);
     const std::string device_description = describe_device(device);
     std::vector<int> batch_sizes = parse_list(batches);
     std::sort(batch_sizes.begin(), batch_sizes.end());
-    std::printf("device: %s (%s), convolutions: %s, %s inputs, %d warm-up + %d timed steps (median)\n",
+    std::printf("device: %s (%s), convolutions: %s%s, %s inputs, %d warm-up + %d timed steps (median)\n",
                 device.str().c_str(), device_description.c_str(), conv_impl_name(device).c_str(),
+                tf32 ? " (TF32 allowed)" : "",
                 data_config.dataset.empty() ? "random" : ("dataset " + data_config.dataset).c_str(), warmup,
                 iterations);
     if (device.is_cuda())
@@ -300,6 +306,7 @@ int main(int argc, char** argv) {
                            {"device", device.str()},
                            {"device_name", device_description},
                            {"conv_impl", conv_impl_name(device)},
+                           {"tf32", tf32},
                            {"iterations", iterations},
                            {"warmup", warmup},
                            {"seconds_per_iteration", seconds},

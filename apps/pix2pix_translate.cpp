@@ -68,6 +68,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", device_name, "auto | cpu | cuda | cuda:N")->capture_default_str();
   std::string conv_impl;
   app.add_option("--conv-impl", conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
+  bool tf32 = false;
+  app.add_flag("--tf32", tf32, "Let cuDNN and cuBLAS convolutions use TF32 tensor cores (default: plain FP32)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -89,6 +91,7 @@ int main(int argc, char** argv) {
     }
     const Device device = training::resolve_device(device_name);
     training::select_conv_impl(conv_impl);
+    training::select_tf32(tf32);
     generator.to(device);
     generator.train(!eval_mode);
     default_generator().set_state(seed, 0);

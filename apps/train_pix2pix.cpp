@@ -60,6 +60,7 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
 
   app.add_option("--device", c.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--conv-impl", c.conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
+  app.add_flag("--tf32", c.tf32, "Let cuDNN and cuBLAS convolutions use TF32 tensor cores (default: plain FP32)");
   app.add_option("--output", c.output, "Output folder")->capture_default_str();
   app.add_option("--resume", resume, "Continue from a checkpoint (e.g. out/checkpoint.safetensors)");
   app.add_option("--log-interval,--display-interval", c.log_interval,

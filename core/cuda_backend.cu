@@ -9,8 +9,10 @@
 // queued before the free finishes before work queued after the reuse.
 //
 // Copies: pageable host memory cannot be copied asynchronously, so copies go
-// through one pinned staging buffer per device (grown on demand), in chunks,
-// synchronising the stream before the staging buffer is reused.
+// through one pinned staging buffer per device, in chunks, synchronising the
+// stream before the staging buffer is reused (core/staging.h). A copy holds
+// the buffer from its first chunk to its last, so copies from several host
+// threads at once take turns instead of corrupting each other.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 
 #include "core/cuda_info.h"
 #include "core/error.h"
+#include "core/staging.h"
 #include "core/storage.h"
 #include "kernels/cuda/runtime.cuh"
 
@@ -61,7 +64,11 @@ struct DeviceState {
   std::multimap<size_t, void*> free_blocks;  // size -> block
   std::map<void*, size_t> block_sizes;       // every block we own
   CudaMemoryStats stats;
-  void* staging = nullptr;  // pinned host memory
+  StagingBuffer staging{kStagingChunk, [](size_t bytes) {
+                          void* pinned = nullptr;
+                          PIXGRAD_CUDA_CHECK(cudaMallocHost(&pinned, bytes));
+                          return pinned;
+                        }};
 };
 
 DeviceState& state(int index) {
@@ -129,39 +136,28 @@ void device_deallocate(void* pointer, int index) {
   s.free_blocks.emplace(known->second, pointer);
 }
 
-void* staging_buffer(int index) {
-  DeviceState& s = state(index);
-  std::lock_guard<std::mutex> lock(s.mutex);
-  if (!s.staging) PIXGRAD_CUDA_CHECK(cudaMallocHost(&s.staging, kStagingChunk));
-  return s.staging;
-}
+// The device side of a staged copy (core/staging.h): the device's stream.
+struct StreamCopies {
+  cudaStream_t stream;
+  void copy_to_staging(void* staging, const void* source, size_t bytes) {
+    PIXGRAD_CUDA_CHECK(cudaMemcpyAsync(staging, source, bytes, cudaMemcpyDeviceToHost, stream));
+  }
+  void copy_from_staging(void* destination, const void* staging, size_t bytes) {
+    PIXGRAD_CUDA_CHECK(cudaMemcpyAsync(destination, staging, bytes, cudaMemcpyHostToDevice, stream));
+  }
+  void wait() { PIXGRAD_CUDA_CHECK(cudaStreamSynchronize(stream)); }
+};
 
 void device_copy_to_host(void* host_destination, const void* source, size_t bytes, int index) {
   cuda_activate(index);
-  const cudaStream_t stream = stream_of(index);
-  char* staging = static_cast<char*>(staging_buffer(index));
-  for (size_t done = 0; done < bytes; done += kStagingChunk) {
-    const size_t chunk = std::min(kStagingChunk, bytes - done);
-    PIXGRAD_CUDA_CHECK(cudaMemcpyAsync(staging, static_cast<const char*>(source) + done, chunk,
-                                       cudaMemcpyDeviceToHost, stream));
-    PIXGRAD_CUDA_CHECK(cudaStreamSynchronize(stream));
-    std::memcpy(static_cast<char*>(host_destination) + done, staging, chunk);
-  }
+  StreamCopies copies{stream_of(index)};
+  state(index).staging.to_host(host_destination, source, bytes, copies);
 }
 
 void device_copy_from_host(void* destination, const void* host_source, size_t bytes, int index) {
   cuda_activate(index);
-  const cudaStream_t stream = stream_of(index);
-  char* staging = static_cast<char*>(staging_buffer(index));
-  for (size_t done = 0; done < bytes; done += kStagingChunk) {
-    const size_t chunk = std::min(kStagingChunk, bytes - done);
-    // The previous chunk's copy must have left the staging buffer first.
-    PIXGRAD_CUDA_CHECK(cudaStreamSynchronize(stream));
-    std::memcpy(staging, static_cast<const char*>(host_source) + done, chunk);
-    PIXGRAD_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(destination) + done, staging, chunk,
-                                       cudaMemcpyHostToDevice, stream));
-  }
-  PIXGRAD_CUDA_CHECK(cudaStreamSynchronize(stream));
+  StreamCopies copies{stream_of(index)};
+  state(index).staging.from_host(destination, host_source, bytes, copies);
 }
 
 void device_copy_on_device(void* destination, const void* source, size_t bytes, int index) {

@@ -12,9 +12,10 @@ namespace pixgrad::optim {
 
 namespace {
 
-// The state tensor follows its parameter when a module was moved in place
-// after the optimiser was built.
-void follow_device(Tensor& state, const Tensor& parameter) {
+// The state tensor follows its parameter when a module was moved or
+// converted in place after the optimiser was built.
+void follow_parameter(Tensor& state, const Tensor& parameter) {
+  if (state.dtype() != parameter.dtype()) state = state.to(Device::cpu()).to(parameter.dtype());
   if (state.device() != parameter.device()) state = state.to(parameter.device());
 }
 
@@ -47,7 +48,7 @@ void Optimizer::step() {
     const Tensor grad = parameter.grad();
     if (!grad.defined()) continue;
     ParameterState& state = states_[i];
-    for (auto& entry : state.tensors) follow_device(entry.second, parameter);
+    for (auto& entry : state.tensors) follow_parameter(entry.second, parameter);
     ++state.step;
     update(parameter, grad, state);
   }

@@ -126,7 +126,7 @@ StepLosses Pix2Pix::step_paper(const Tensor& input, const Tensor& target) {
   const Tensor loss_d = mul(add(loss_d_fake, loss_d_real), 0.5);
   loss_d.backward();
   clock.lap(phase_times_.d_forward_backward);
-  optimizer_d_->step();
+  update(Network::Discriminator);
   clock.lap(phase_times_.optimizer);
 
   // G against the updated D, whose parameters get no gradient.
@@ -138,7 +138,7 @@ StepLosses Pix2Pix::step_paper(const Tensor& input, const Tensor& target) {
   clock.lap(phase_times_.d_forward_backward);
   loss_g.backward();
   clock.lap(phase_times_.g_backward);
-  optimizer_g_->step();
+  update(Network::Generator);
   clock.lap(phase_times_.optimizer);
 
   return read_losses(loss_g, loss_g_adv, loss_g_l1, loss_d, loss_d_real, loss_d_fake);
@@ -163,7 +163,7 @@ StepLosses Pix2Pix::step_chainer(const Tensor& input, const Tensor& target) {
   optimizer_g_->zero_grad();
   loss_g.backward(Tensor(), /*retain_graph=*/true);
   clock.lap(phase_times_.g_backward);
-  optimizer_g_->step();
+  update(Network::Generator);
   clock.lap(phase_times_.optimizer);
 
   // D: the original clears D's gradients (which the G loss also reached) and
@@ -172,7 +172,7 @@ StepLosses Pix2Pix::step_chainer(const Tensor& input, const Tensor& target) {
   fake.unchain_backward();
   loss_d.backward();
   clock.lap(phase_times_.d_forward_backward);
-  optimizer_d_->step();
+  update(Network::Discriminator);
   clock.lap(phase_times_.optimizer);
 
   return read_losses(loss_g, loss_g_adv, loss_g_l1, loss_d, loss_d_real, loss_d_fake);
@@ -180,6 +180,12 @@ StepLosses Pix2Pix::step_chainer(const Tensor& input, const Tensor& target) {
 
 Tensor Pix2Pix::generator_loss(const Tensor& adversarial, const Tensor& l1) const {
   return add(mul(adversarial, options_.lambda_adv), mul(l1, options_.lambda_l1));
+}
+
+void Pix2Pix::update(Network network) {
+  const bool generator = network == Network::Generator;
+  if (before_update_) before_update_(network, generator ? static_cast<nn::Module&>(*generator_) : *discriminator_);
+  (generator ? optimizer_g_ : optimizer_d_)->step();
 }
 
 Tensor Pix2Pix::translate(const Tensor& input) {

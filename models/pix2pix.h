@@ -8,6 +8,7 @@
 //             updated from it, then D from the same activations.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,8 +49,17 @@ struct PhaseTimes {
   double total() const { return g_forward + d_forward_backward + g_backward + optimizer; }
 };
 
+// The network whose update is about to happen (see Pix2Pix::set_before_update).
+enum class Network { Generator, Discriminator };
+
 class Pix2Pix {
  public:
+  // Called in train_step after each backward pass, just before that
+  // network's optimiser update, while its parameters' .grad hold this step's
+  // gradients: for reading or changing them (logging, clipping, comparing
+  // devices). The hook must not start another step.
+  using BeforeUpdate = std::function<void(Network network, nn::Module& module)>;
+
   explicit Pix2Pix(const Pix2PixOptions& options);
 
   // One optimisation step on a batch (input x, target y), [N, C, H, W] each.
@@ -65,6 +75,8 @@ class Pix2Pix {
   void to(Device device);
   Device device() const { return device_; }
   void set_learning_rate(double lr);
+  // Replaces the hook (an empty function removes it).
+  void set_before_update(BeforeUpdate hook) { before_update_ = std::move(hook); }
 
   // Everything a checkpoint needs: "G.*", "D.*", "optimizer_G.*", "optimizer_D.*".
   std::map<std::string, Tensor> state_dict() const;
@@ -79,6 +91,8 @@ class Pix2Pix {
   StepLosses step_chainer(const Tensor& input, const Tensor& target);
   // lambda_adv * adversarial + lambda_L1 * l1
   Tensor generator_loss(const Tensor& adversarial, const Tensor& l1) const;
+  // Runs the before-update hook, if any, then the network's optimiser.
+  void update(Network network);
 
   Pix2PixOptions options_;
   std::shared_ptr<UnetGenerator> generator_;
@@ -88,6 +102,7 @@ class Pix2Pix {
   Device device_ = Device::cpu();
   bool timing_ = false;
   PhaseTimes phase_times_;
+  BeforeUpdate before_update_;
 };
 
 }  // namespace pixgrad::models

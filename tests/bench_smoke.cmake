@@ -44,7 +44,7 @@ endif()
 file(READ ${OUTPUT} json)
 
 # Fields every record must carry; the second list must also be non-null.
-set(fields op layer preset batch pass impl device shape ms gflops gbps percent_of_peak ratio_to_cudnn)
+set(fields op layer preset batch pass impl device shape ms gflops gbps percent_of_peak ratio_to_cudnn algorithm math)
 set(non_null op layer pass impl device shape ms gbps percent_of_peak)
 
 string(JSON count ERROR_VARIABLE error LENGTH "${json}" records)
@@ -75,6 +75,11 @@ foreach(i RANGE ${last})
   string(JSON gflops_type TYPE "${json}" records ${i} gflops)
   if(op STREQUAL "conv" AND gflops_type STREQUAL "NULL")
     message(FATAL_ERROR "${OUTPUT}: conv record ${i} has no GFLOP/s")
+  endif()
+  # A convolution says which algorithm and math ran (the CPU: im2col+gemm, fp32).
+  string(JSON math_type TYPE "${json}" records ${i} math)
+  if(op STREQUAL "conv" AND math_type STREQUAL "NULL")
+    message(FATAL_ERROR "${OUTPUT}: conv record ${i} does not say which math ran")
   endif()
 endforeach()
 message(STATUS "bench_kernels --json: ${count} records, each with ${fields}")

@@ -2,8 +2,8 @@
 // PyTorch (float64, on float32 inputs) again in pixgrad, on a given device,
 // and compares. Shared by tests/test_parity.cpp (CPU) and
 // tests/cuda/test_cuda_parity.cpp; header-only because the CUDA suite does not
-// link the CPU suite's helpers. The fixture folder is the compile definition
-// PIXGRAD_FIXTURES.
+// link the CPU suite's helpers. The fixture folder is found as
+// tests/test_paths.h says.
 //
 // The error of a comparison is max|actual - expected| / max|expected|: the
 // worst deviation measured against the tensor's own scale (relative error in
@@ -41,6 +41,7 @@
 #include "core/safetensors.h"
 #include "core/tensor.h"
 #include "models/pix2pix.h"
+#include "test_paths.h"
 
 namespace pixgrad::parity {
 
@@ -89,7 +90,7 @@ struct Fixture {
 
 inline Fixture load_fixture(const std::string& file) {
   Fixture fixture;
-  fixture.path = std::string(PIXGRAD_FIXTURES) + "/" + file;
+  fixture.path = testing::fixtures_dir() + "/" + file;
   safetensors::File loaded = safetensors::load(fixture.path);
   fixture.tensors = std::move(loaded.tensors);
   if (loaded.metadata.count("config")) fixture.config = nlohmann::json::parse(loaded.metadata.at("config"));

@@ -2,7 +2,7 @@
 // prefetching and error propagation on small synthetic datasets.
 #include <catch2/catch.hpp>
 
-#include "shared_data.h"
+#include "test_paths.h"
 
 #include <algorithm>
 #include <chrono>

@@ -2,7 +2,7 @@
 // naming the file; resize/crop/flip agree with hand-computed values.
 #include <catch2/catch.hpp>
 
-#include "shared_data.h"
+#include "test_paths.h"
 
 #include <unistd.h>
 

@@ -13,7 +13,7 @@
 #include "models/pix2pix.h"
 #include "models/training/checkpoint.h"
 #include "models/training/trainer.h"
-#include "shared_data.h"
+#include "test_paths.h"
 
 using namespace pixgrad;
 using Catch::Matchers::Contains;

@@ -282,20 +282,26 @@ def main():
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's)")
     parser.add_argument("--json", help="write one record per configuration to this file")
+    parser.add_argument("--tf32", choices=["off", "on"], default="off",
+                        help="CUDA: TF32 tensor cores in convolutions and matmuls; 'off' (plain FP32) compares "
+                             "with pixgrad's default, 'on' (PyTorch's default for cuDNN) with pixgrad --tf32")
     args = parser.parse_args()
 
     device = torch.device(args.device)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    tf32 = args.tf32 == "on"
     if device.type == "cuda":
-        # The same arithmetic as pixgrad's kernels and its cuDNN yardstick: plain FP32, no TF32.
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        # Plain FP32 (off) is the arithmetic of pixgrad's kernels and its cuDNN
+        # yardstick; on is PyTorch's default for cuDNN convolutions.
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = True
         name = torch.cuda.get_device_name(device)
     else:
         name = f"cpu, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__} on {name}; {args.warmup} warm-up + {args.iterations} timed steps (median)")
+    print(f"torch {torch.__version__} on {name}; TF32 {args.tf32}; {args.warmup} warm-up + {args.iterations} timed "
+          "steps (median)")
     print(f"{'mode':<20} {'batch':>5} {'s/iter':>10} {'iter/s':>8} {'images/s':>9}")
 
     records = []
@@ -304,7 +310,8 @@ def main():
             parser.error(f"unknown mode {mode!r} (expected {', '.join(MODES)})")
         for batch in sorted(int(b) for b in args.batch_sizes.split(",")):
             record = {"framework": "pytorch", "torch": torch.__version__, "device": args.device,
-                      "device_name": name, "mode": mode, "batch": batch, "size": args.size,
+                      "device_name": name, "mode": mode, "tf32": tf32 and device.type == "cuda", "batch": batch,
+                      "size": args.size,
                       "iterations": args.iterations, "warmup": args.warmup}
             try:
                 ran, seconds = MODES[mode](device, batch, args.size, args.warmup, args.iterations)

@@ -17,12 +17,14 @@ void adam_update(const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_
   const T step_size = static_cast<T>(chainer ? s.lr * std::sqrt(correction2) / correction1 : s.lr / correction1);
   const T v_scale = static_cast<T>(chainer ? 1.0 : 1.0 / std::sqrt(correction2));
   const T beta1 = static_cast<T>(s.beta1), beta2 = static_cast<T>(s.beta2);
+  // 1 - beta in double, then rounded: 1 - float(0.999) would be 1.3e-5 off.
+  const T one_minus_beta1 = static_cast<T>(1 - s.beta1), one_minus_beta2 = static_cast<T>(1 - s.beta2);
   const T eps = static_cast<T>(s.eps), decay = static_cast<T>(s.weight_decay);
 #pragma omp parallel for simd if (n > kParallelThreshold)
   for (int64_t i = 0; i < n; ++i) {
     const T g = grad[i] + decay * param[i];
-    const T m = beta1 * exp_avg[i] + (T(1) - beta1) * g;
-    const T v = beta2 * exp_avg_sq[i] + (T(1) - beta2) * g * g;
+    const T m = beta1 * exp_avg[i] + one_minus_beta1 * g;
+    const T v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g;
     exp_avg[i] = m;
     exp_avg_sq[i] = v;
     param[i] -= step_size * m / (std::sqrt(v) * v_scale + eps);

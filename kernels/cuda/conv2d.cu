@@ -25,6 +25,14 @@ namespace {
 
 constexpr int kUnset = -1;
 std::atomic<int> g_conv_impl{kUnset};
+std::atomic<int> g_allow_tf32{kUnset};
+
+bool tf32_from_environment() {
+  const char* text = std::getenv("PIXGRAD_TF32");
+  if (text == nullptr || text[0] == '\0' || std::string(text) == "0") return false;
+  if (std::string(text) == "1") return true;
+  fail("PIXGRAD_TF32: '", text, "' is neither 1 nor 0");
+}
 
 ConvImpl impl_from_environment() {
   const char* text = std::getenv("PIXGRAD_CONV_IMPL");
@@ -86,6 +94,36 @@ ConvImpl conv_impl() {
 }
 
 void set_conv_impl(ConvImpl impl) { g_conv_impl.store(static_cast<int>(impl), std::memory_order_release); }
+
+bool allow_tf32() {
+  int value = g_allow_tf32.load(std::memory_order_acquire);
+  if (value == kUnset) {
+    int expected = kUnset;
+    g_allow_tf32.compare_exchange_strong(expected, tf32_from_environment() ? 1 : 0, std::memory_order_acq_rel);
+    value = g_allow_tf32.load(std::memory_order_acquire);
+  }
+  return value == 1;
+}
+
+void set_allow_tf32(bool allow) { g_allow_tf32.store(allow ? 1 : 0, std::memory_order_release); }
+
+const char* to_string(ConvPass pass) {
+  switch (pass) {
+    case ConvPass::Forward: return "forward";
+    case ConvPass::BackwardData: return "backward_data";
+    case ConvPass::BackwardWeight: return "backward_weight";
+  }
+  return "unknown";
+}
+
+ConvChoice conv_choice(ConvImpl impl, ConvPass pass, const cpu::Conv2dGeometry& g) {
+  switch (impl) {
+    case ConvImpl::Handwritten: return {"implicit_gemm", "fp32"};
+    case ConvImpl::Cublas: return {"im2col+sgemm", allow_tf32() ? "tf32" : "fp32"};
+    case ConvImpl::Cudnn: return detail::cudnn_choice(pass, g);
+  }
+  return {};
+}
 
 void conv2d_forward(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* input, const float* weight,
                     const float* bias, float* output) {

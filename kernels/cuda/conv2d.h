@@ -6,10 +6,12 @@
 //   Cudnn        cuDNN's legacy convolution API, FP32 FMA math (conv2d_cudnn.cu)
 //   Cublas       explicit im2col/col2im + cuBLAS SGEMM (conv2d_cublas.cu)
 //
-// All three compute in plain FP32 (no TF32 tensor cores) and use no atomics:
-// on a given GPU the handwritten and cuBLAS paths give bit-identical results
-// run to run; cuDNN does within a process (it times its candidate algorithms
-// once per geometry, so two processes may pick different ones).
+// By default all three compute in plain FP32 (no TF32 tensor cores) and use
+// no atomics: on a given GPU the handwritten and cuBLAS paths give
+// bit-identical results run to run; cuDNN does within a process (it times its
+// candidate algorithms once per geometry, so two processes may pick
+// different ones). set_allow_tf32(true) lets cuDNN and cuBLAS use TF32 tensor
+// cores, for comparing speed at the precision PyTorch uses by default.
 //
 // This header is plain C++ (no CUDA types) so that g++-compiled code can
 // select the implementation. Everything here runs asynchronously on the
@@ -48,6 +50,30 @@ void conv2d_backward_data(const cpu::Conv2dGeometry& g, const float* grad_output
 void conv2d_backward_weight(const cpu::Conv2dGeometry& g, const float* input, const float* grad_output,
                             float* grad_weight, float* grad_bias);
 
+// TF32 tensor-core math (operands rounded to 10-bit mantissas, FP32
+// accumulation), process-wide. Off by default; on first use it is read from
+// PIXGRAD_TF32 ("1" on, "0" or unset off; anything else throws), and
+// set_allow_tf32 overrides it (the apps' --tf32). When on, cuDNN may choose
+// tensor-op algorithms and cuBLAS runs its TF32 GEMMs; the handwritten
+// kernels have no tensor-core path yet and stay FP32.
+bool allow_tf32();
+void set_allow_tf32(bool allow);
+
+// The three passes of a convolution.
+enum class ConvPass { Forward, BackwardData, BackwardWeight };
+const char* to_string(ConvPass pass);
+
+// What an implementation runs for a pass of geometry g under the current
+// settings, for benchmark records: the algorithm ("implicit_gemm" for the
+// handwritten kernels, "im2col+sgemm" for cuBLAS, cuDNN's algorithm name once
+// it has chosen one, else "") and the math ("fp32", "tf32", or for cuDNN its
+// math type: "fma", "default", "tensor_op", "tensor_op_allow_conversion").
+struct ConvChoice {
+  std::string algorithm;
+  std::string math;
+};
+ConvChoice conv_choice(ConvImpl impl, ConvPass pass, const cpu::Conv2dGeometry& g);
+
 // The same with an explicit implementation (benchmarks, tests).
 void conv2d_forward(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* input, const float* weight,
                     const float* bias, float* output);
@@ -76,6 +102,8 @@ void cudnn_backward_data(const cpu::Conv2dGeometry& g, const float* grad_output,
                          float* grad_input);
 void cudnn_backward_weight(const cpu::Conv2dGeometry& g, const float* input, const float* grad_output,
                            float* grad_weight, float* grad_bias);
+// cuDNN's choice for a pass of g on the current device and TF32 setting ({"", ""} before its first call).
+ConvChoice cudnn_choice(ConvPass pass, const cpu::Conv2dGeometry& g);
 
 void cublas_forward(const cpu::Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
                     float* output);

@@ -22,11 +22,11 @@
 // call (W's batch stride is 0). A 1x1, stride-1, unpadded convolution has
 // col == x and skips im2col/col2im.
 //
-// Precision: CUBLAS_DEFAULT_MATH, set explicitly. cublasSgemm then computes in
-// FP32 FMA; TF32 tensor cores need CUBLAS_TF32_TENSOR_OP_MATH (or a _FAST_TF32
-// compute type) and BF16x9 emulation needs CUBLAS_FP32_EMULATED_BF16X9_MATH,
-// neither of which is set. Atomics stay disallowed (the default), so a GPU
-// gives the same bits every run.
+// Precision: CUBLAS_DEFAULT_MATH, set explicitly before each call.
+// cublasSgemm then computes in FP32 FMA (BF16x9 emulation would need
+// CUBLAS_FP32_EMULATED_BF16X9_MATH, which is never set). With allow_tf32()
+// the mode is CUBLAS_TF32_TENSOR_OP_MATH: TF32 tensor cores. Atomics stay
+// disallowed (the default), so a GPU gives the same bits every run.
 //
 // Memory: col is a scratch tensor from the caching allocator, for as many
 // images as fit in 256 MiB (at least one), reused across the groups of a call
@@ -150,11 +150,15 @@ cublasHandle_t handle_for(int device) {
     cublasHandle_t handle = nullptr;
     PIXGRAD_CUBLAS_CHECK(cublasCreate(&handle));
     PIXGRAD_CUBLAS_CHECK(cublasSetStream(handle, ::pixgrad::cuda::current_stream()));
-    PIXGRAD_CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));
     PIXGRAD_CUBLAS_CHECK(cublasSetAtomicsMode(handle, CUBLAS_ATOMICS_NOT_ALLOWED));
     PIXGRAD_CUBLAS_CHECK(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_HOST));
     handles[device] = handle;
   }
+  // Plain FP32 (DEFAULT_MATH never lowers the precision of an SGEMM), or
+  // TF32 tensor cores when allowed; read on every call, as the switch may
+  // change between calls.
+  PIXGRAD_CUBLAS_CHECK(
+      cublasSetMathMode(handles[device], allow_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   return handles[device];
 }
 

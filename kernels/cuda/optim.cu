@@ -131,8 +131,8 @@ void adam_update(const cpu::AdamStep& s, float* param, const float* grad, float*
   scalars.v_scale = static_cast<float>(chainer ? 1.0 : 1.0 / std::sqrt(correction2));
   scalars.beta1 = static_cast<float>(s.beta1);
   scalars.beta2 = static_cast<float>(s.beta2);
-  scalars.one_minus_beta1 = 1.0f - scalars.beta1;
-  scalars.one_minus_beta2 = 1.0f - scalars.beta2;
+  scalars.one_minus_beta1 = static_cast<float>(1 - s.beta1);
+  scalars.one_minus_beta2 = static_cast<float>(1 - s.beta2);
   scalars.eps = static_cast<float>(s.eps);
   scalars.decay = static_cast<float>(s.weight_decay);
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();

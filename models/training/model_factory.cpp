@@ -73,4 +73,13 @@ void select_conv_impl(const std::string& name) {
 #endif
 }
 
+void select_tf32(bool allow) {
+  if (!allow) return;
+#ifdef PIXGRAD_WITH_CUDA
+  kernels::cuda::set_allow_tf32(true);
+#else
+  fail("--tf32: pixgrad was built without CUDA");
+#endif
+}
+
 }  // namespace pixgrad::training

@@ -28,5 +28,9 @@ Device resolve_device(const std::string& name);
 // Picks the CUDA convolution implementation: "handwritten" (ours), "cudnn"
 // or "cublas"; "" keeps the default (PIXGRAD_CONV_IMPL, else handwritten).
 void select_conv_impl(const std::string& name);
+// Lets cuDNN and cuBLAS convolutions use TF32 tensor cores (--tf32); false
+// keeps the default (PIXGRAD_TF32, else plain FP32). Without CUDA, asking for
+// it is an error.
+void select_tf32(bool allow);
 
 }  // namespace pixgrad::training

@@ -24,7 +24,7 @@ int64_t TrainConfig::output_channels() const { return 3; }
   X(lambda_l1) X(seed)
 // ... and those that only steer the run, which a resumed run may change.
 #define PIXGRAD_RUN_FIELDS(X)                                                                       \
-  X(dataset) X(test_split) X(workers) X(max_iterations) X(device) X(conv_impl) X(output) X(log_interval) \
+  X(dataset) X(test_split) X(workers) X(max_iterations) X(device) X(conv_impl) X(tf32) X(output) X(log_interval) \
   X(snapshot_interval) X(eval_interval) X(preview_count)
 #define PIXGRAD_CONFIG_FIELDS(X) PIXGRAD_TRAINING_FIELDS(X) PIXGRAD_RUN_FIELDS(X)
 

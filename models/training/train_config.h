@@ -44,6 +44,7 @@ struct TrainConfig {
   // reporting
   std::string device = "auto";
   std::string conv_impl;             // CUDA convolutions: handwritten | cudnn | cublas ("" = default)
+  bool tf32 = false;                 // let cuDNN/cuBLAS convolutions use TF32 tensor cores
   std::string output = "out";
   int64_t log_interval = 100;        // iterations per log.jsonl record and console report
   int64_t snapshot_interval = 1000;  // iterations per checkpoint, preview grid and loss plot

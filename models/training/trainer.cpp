@@ -94,6 +94,7 @@ struct Trainer::Impl {
     prepare_output_folder(config.output);
     device = resolve_device(config.device);
     select_conv_impl(config.conv_impl);
+    select_tf32(config.tf32);
     train_set = make_dataset(config, config.train_split, true);
     test_set = make_dataset(config, config.test_split, false);
 

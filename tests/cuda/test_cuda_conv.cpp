@@ -4,13 +4,14 @@
 // presets at 256x256, batch 1 and 4, read off the real models.
 #include <catch2/catch.hpp>
 
+#include <initializer_list>
 #include <memory>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "compare.h"
+#include "cuda_testing.h"
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "kernels/cuda/conv2d.h"
@@ -24,11 +25,8 @@ using kernels::cuda::ConvImpl;
 
 namespace {
 
-// A convolution output sums up to Cin*k*k = 16384 products (and a weight
-// gradient up to N*H*W = 262144) in float, in a different order on each
-// device and implementation; 1e-3 of the largest value allows for that. Math
-// with 10-bit mantissas (TF32 tensor cores) would not pass, on purpose.
-constexpr double kTolerance = 1e-3;
+// Every comparison uses kConvTolerance (tests/compare.h): per element, tight
+// enough that convolutions on TF32-rounded operands fail.
 
 const ConvImpl kImpls[] = {ConvImpl::Handwritten, ConvImpl::Cudnn, ConvImpl::Cublas};
 
@@ -63,27 +61,41 @@ int64_t output_extent(bool transposed, int64_t in, int64_t kernel, int64_t strid
   return transposed ? (in - 1) * stride - 2 * padding + kernel : (in + 2 * padding - kernel) / stride + 1;
 }
 
-// Checks every implementation against the CPU on one case; the CPU result is
-// computed once.
-void check_case(const ConvCase& c, uint64_t seed) {
-  INFO(describe(c));
+// Random input, weight and (if the case has one) bias for a case.
+std::vector<Tensor> case_inputs(const ConvCase& c, uint64_t seed) {
   const Shape weight_shape = c.transposed ? Shape{c.in_channels, c.out_channels, c.kernel, c.kernel}
                                           : Shape{c.out_channels, c.in_channels, c.kernel, c.kernel};
   std::vector<Tensor> inputs{random_tensor({c.batch, c.in_channels, c.height, c.width}, seed),
                              random_tensor(weight_shape, seed + 1)};
   if (c.bias) inputs.push_back(random_tensor({c.out_channels}, seed + 2));
+  return inputs;
+}
+
+// The case's op on (input, weight[, bias]).
+Function case_function(const ConvCase& c) {
   const ConvParams params{c.stride, c.padding};
-  const Function f = [&](const std::vector<Tensor>& in) {
+  return [c, params](const std::vector<Tensor>& in) {
     const Tensor bias = in.size() > 2 ? in[2] : Tensor();
     return c.transposed ? conv_transpose2d(in[0], in[1], bias, params) : conv2d(in[0], in[1], bias, params);
   };
+}
+
+// Checks every implementation against the CPU on one case, with the CUDA
+// inputs in each of `layouts`; the CPU result is computed once.
+void check_case(const ConvCase& c, uint64_t seed, std::initializer_list<Layout> layouts = {Layout::Aligned}) {
+  INFO(describe(c));
+  const std::vector<Tensor> inputs = case_inputs(c, seed);
+  const Function f = case_function(c);
   const Evaluation cpu = evaluate(f, inputs, Device::cpu());
   const ConvImplRestorer restorer;
   for (const ConvImpl impl : kImpls) {
     INFO(kernels::cuda::to_string(impl));
     kernels::cuda::set_conv_impl(impl);
     REQUIRE(kernels::cuda::conv_impl() == impl);
-    check_matches(evaluate(f, inputs, kGpu), cpu, kTolerance);
+    for (const Layout layout : layouts) {
+      INFO("CUDA inputs " << to_string(layout));
+      check_matches(evaluate(f, inputs, kGpu, layout), cpu, kConvTolerance);
+    }
   }
 }
 
@@ -182,8 +194,9 @@ ConvCase case_of(const ModelLayer& layer, int64_t batch) {
 
 }  // namespace
 
-TEST_CASE("conv2d and conv_transpose2d on CUDA match the CPU on small odd shapes, every implementation",
-          "[cuda][conv]") {
+TEST_CASE("conv2d and conv_transpose2d on CUDA match the CPU on small odd shapes, every implementation, "
+          "aligned and unaligned",
+          "[cuda][conv][small]") {
   // batch, in, out, height, width, kernel, stride, padding, bias
   const ConvCase shapes[] = {
       {false, 1, 1, 1, 5, 5, 3, 1, 0, false}, {false, 2, 3, 4, 7, 6, 3, 1, 1, true},
@@ -195,7 +208,7 @@ TEST_CASE("conv2d and conv_transpose2d on CUDA match the CPU on small odd shapes
   for (const bool transposed : {false, true}) {
     for (ConvCase c : shapes) {
       c.transposed = transposed;
-      check_case(c, seed += 10);
+      check_case(c, seed += 10, {Layout::Aligned, Layout::Unaligned});
     }
   }
 }
@@ -225,6 +238,68 @@ TEST_CASE("every convolution of the U-Net and PatchGAN presets on CUDA matches t
       if (!seen.insert(describe(c)).second) continue;
       INFO(layer.model << " layer " << layer.name << " at " << kImageSize << "x" << kImageSize);
       check_case(c, seed += 10);
+    }
+  }
+}
+
+namespace {
+
+// Sets the TF32 switch for the scope; puts back the setting in use before.
+class Tf32Scope {
+ public:
+  explicit Tf32Scope(bool allow) : saved_(kernels::cuda::allow_tf32()) { kernels::cuda::set_allow_tf32(allow); }
+  ~Tf32Scope() { kernels::cuda::set_allow_tf32(saved_); }
+  Tf32Scope(const Tf32Scope&) = delete;
+  Tf32Scope& operator=(const Tf32Scope&) = delete;
+
+ private:
+  bool saved_;
+};
+
+// Operands rounded to 10-bit mantissas miss float32 by up to ~2e-3 in units of
+// (|e| + rms) on the presets' layers (tests/test_compare.cpp measures the
+// same rounding on the CPU).
+constexpr Tolerance kTf32Tolerance{5e-3, 5e-3, 0};
+
+}  // namespace
+
+TEST_CASE("cuDNN runs FMA-math algorithms unless TF32 is allowed, and TF32 stays within TF32 rounding",
+          "[cuda][conv][tf32]") {
+  // A mid-size U-Net layer, and the innermost one.
+  const ConvCase cases[] = {{false, 2, 128, 256, 32, 32, 4, 2, 1, false}, {true, 1, 512, 512, 1, 1, 4, 2, 1, true}};
+  const ConvImplRestorer restorer;
+  uint64_t seed = 9000;
+  for (const ConvCase& c : cases) {
+    INFO(describe(c));
+    const std::vector<Tensor> inputs = case_inputs(c, seed += 10);
+    const Function f = case_function(c);
+    const Evaluation cpu = evaluate(f, inputs, Device::cpu());
+    // The geometry cuDNN sees: a transposed layer runs its mirror convolution.
+    const kernels::cpu::Conv2dGeometry g =
+        c.transposed ? kernels::cpu::Conv2dGeometry{c.batch, c.out_channels, (c.height - 1) * c.stride - 2 * c.padding + c.kernel,
+                                           (c.width - 1) * c.stride - 2 * c.padding + c.kernel, c.in_channels,
+                                           c.kernel, c.kernel, c.stride, c.padding}
+                     : kernels::cpu::Conv2dGeometry{c.batch, c.in_channels, c.height, c.width, c.out_channels,
+                                           c.kernel, c.kernel, c.stride, c.padding};
+    using kernels::cuda::ConvPass;
+    for (const bool tf32 : {false, true}) {
+      INFO("TF32 " << (tf32 ? "allowed" : "off"));
+      const Tf32Scope scope(tf32);
+      for (const ConvImpl impl : {ConvImpl::Cudnn, ConvImpl::Cublas}) {
+        INFO(kernels::cuda::to_string(impl));
+        kernels::cuda::set_conv_impl(impl);
+        check_matches(evaluate(f, inputs, kGpu), cpu, tf32 ? kTf32Tolerance : kConvTolerance);
+        for (const ConvPass pass : {ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardWeight}) {
+          const kernels::cuda::ConvChoice choice = kernels::cuda::conv_choice(impl, pass, g);
+          INFO(kernels::cuda::to_string(pass) << ": " << choice.algorithm << " (" << choice.math << ")");
+          CHECK_FALSE(choice.algorithm.empty());
+          if (impl == ConvImpl::Cudnn && !tf32) CHECK(choice.math == "fma");
+          if (impl == ConvImpl::Cublas) CHECK(choice.math == (tf32 ? "tf32" : "fp32"));
+          // Recorded for the log: which math cuDNN picked when it was free to.
+          if (impl == ConvImpl::Cudnn && tf32) WARN("cuDNN with TF32 allowed, " << kernels::cuda::to_string(pass)
+                                                    << ": " << choice.algorithm << " (" << choice.math << ")");
+        }
+      }
     }
   }
 }

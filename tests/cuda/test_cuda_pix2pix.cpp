@@ -1,15 +1,18 @@
 // A whole pix2pix training step on CUDA against the same step on the CPU, for
-// both presets; the caching allocator's steady state over later steps; and the
-// error for a device that is not there.
+// both presets: every G and D parameter gradient as the optimisers receive
+// it, element by element (the optimisers are compared on their own in
+// test_cuda_optim.cpp); then real steps: losses, running statistics, and the
+// caching allocator's steady state. Last, the error for a device that is not
+// there.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <string>
-#include <utility>
 
-#include "compare.h"
+#include "../step_gradients.h"
+#include "cuda_testing.h"
 #include "core/cuda_info.h"
 #include "core/error.h"
 #include "core/generator.h"
@@ -20,51 +23,6 @@ using namespace pixgrad::cuda_testing;
 using Catch::Matchers::Contains;
 
 namespace {
-
-// A step chains ~40 layers forward and back, batch norm over as few as 8
-// values per channel, and one Adam update of at most lr = 2e-4 per weight.
-// Float rounding differences grow through that chain to ~1e-5; 1e-3 is far
-// above that but below what a wrong kernel, mask or update order gives (and
-// an Adam update that went the other way moves a weight by 4e-4).
-constexpr double kTolerance = 1e-3;
-
-// Small versions of the presets: 32x32 images down to 1x1 (paper) or 2x2
-// (chainer, whose innermost level is normalised), as in the CPU training tests.
-models::Pix2PixOptions small_options(models::Preset preset) {
-  models::Pix2PixOptions options = models::Pix2PixOptions::for_preset(preset, 3, 3);
-  options.generator.ngf = 8;
-  options.generator.num_downs = preset == models::Preset::Paper ? 5 : 4;
-  options.discriminator.ndf = 8;
-  return options;
-}
-
-void check_losses(const models::StepLosses& gpu, const models::StepLosses& cpu) {
-  const std::pair<const char*, double models::StepLosses::*> fields[] = {
-      {"g_total", &models::StepLosses::g_total}, {"g_adv", &models::StepLosses::g_adv},
-      {"g_l1", &models::StepLosses::g_l1},       {"d_total", &models::StepLosses::d_total},
-      {"d_real", &models::StepLosses::d_real},   {"d_fake", &models::StepLosses::d_fake},
-  };
-  for (const auto& [name, field] : fields) {
-    INFO(name << ": cpu " << cpu.*field << ", cuda " << gpu.*field);
-    CHECK(std::isfinite(gpu.*field));
-    CHECK(std::abs(gpu.*field - cpu.*field) / std::max(1.0, std::abs(cpu.*field)) < kTolerance);
-  }
-}
-
-// Every entry of two state dicts (G, D and both optimisers), `tolerance` 0
-// meaning bit for bit.
-void check_states(const std::map<std::string, Tensor>& gpu, const std::map<std::string, Tensor>& cpu,
-                  double tolerance) {
-  REQUIRE(gpu.size() == cpu.size());
-  for (const auto& [name, expected] : cpu) {
-    INFO(name);
-    REQUIRE(gpu.count(name) == 1);
-    if (tolerance == 0)
-      CHECK(count_unequal(gpu.at(name), expected) == 0);
-    else
-      CHECK(relative_error(gpu.at(name), expected) < tolerance);
-  }
-}
 
 // The message of what `action` throws ("" if it does not throw).
 template <typename Action>
@@ -79,35 +37,76 @@ std::string error_message(Action&& action) {
 
 }  // namespace
 
-TEST_CASE("a pix2pix training step on CUDA matches the CPU step, and later steps allocate nothing",
+TEST_CASE("a pix2pix step on CUDA computes the CPU step's gradients for every G and D parameter",
           "[cuda][pix2pix]") {
   for (const models::Preset preset : {models::Preset::Paper, models::Preset::Chainer}) {
     INFO(models::to_string(preset) << " preset");
-    const models::Pix2PixOptions options = small_options(preset);
+    const models::Pix2PixOptions options = small_step_options(preset, /*lr=*/0);
     manual_seed(21);
     models::Pix2Pix on_cpu(options);
     manual_seed(21);
     models::Pix2Pix on_gpu(options);
     on_gpu.to(kGpu);
     REQUIRE(on_gpu.device() == kGpu);
-    check_states(on_gpu.state_dict(), on_cpu.state_dict(), 0);
 
     const Tensor input = random_tensor({2, 3, 32, 32}, 8001), target = random_tensor({2, 3, 32, 32}, 8002);
-    const Tensor gpu_input = input.to(kGpu), gpu_target = target.to(kGpu);
-
-    // Both steps start from the same generator state, so dropout (chainer's
-    // decoder) draws the same masks.
+    // Both steps start from the same generator state, so dropout draws the same masks.
     const Generator start = default_generator();
-    const models::StepLosses cpu_losses = on_cpu.train_step(input, target);
+    const StepGradients cpu = capture_step(on_cpu, input, target);
     const uint64_t cpu_end = default_generator().offset();
     default_generator().set_state(start.seed(), start.offset());
-    const models::StepLosses gpu_losses = on_gpu.train_step(gpu_input, gpu_target);
+    const StepGradients gpu = capture_step(on_gpu, input.to(kGpu), target.to(kGpu));
     CHECK(default_generator().offset() == cpu_end);
-    check_losses(gpu_losses, cpu_losses);
-    check_states(on_gpu.state_dict(), on_cpu.state_dict(), kTolerance);
+
+    REQUIRE(cpu.gradients.size() == on_cpu.generator().parameters().size() +
+                                        on_cpu.discriminator().parameters().size());
+    const std::map<std::string, std::string> failures = mismatched_gradients(gpu, cpu, kStepTolerance);
+    for (const auto& [name, why] : failures) UNSCOPED_INFO(name << ": " << why);
+    CHECK(failures.empty());
+    const Comparison losses = compare_losses(gpu.losses, cpu.losses, kStepTolerance);
+    INFO("losses: " << losses.describe());
+    CHECK(losses.passed());
+  }
+}
+
+TEST_CASE("pix2pix training steps on CUDA give the CPU's losses and running statistics, and later steps "
+          "allocate nothing",
+          "[cuda][pix2pix]") {
+  for (const models::Preset preset : {models::Preset::Paper, models::Preset::Chainer}) {
+    INFO(models::to_string(preset) << " preset");
+    const models::Pix2PixOptions options = small_step_options(preset, /*lr=*/2e-4);
+    manual_seed(21);
+    models::Pix2Pix on_cpu(options);
+    manual_seed(21);
+    models::Pix2Pix on_gpu(options);
+    on_gpu.to(kGpu);
+
+    const Tensor input = random_tensor({2, 3, 32, 32}, 8101), target = random_tensor({2, 3, 32, 32}, 8102);
+    const Tensor gpu_input = input.to(kGpu), gpu_target = target.to(kGpu);
+    // Two steps: the second runs on weights the first one updated.
+    for (int step = 0; step < 2; ++step) {
+      INFO("step " << step);
+      const Generator start = default_generator();
+      const models::StepLosses cpu_losses = on_cpu.train_step(input, target);
+      default_generator().set_state(start.seed(), start.offset());
+      const models::StepLosses gpu_losses = on_gpu.train_step(gpu_input, gpu_target);
+      const Comparison losses = compare_losses(gpu_losses, cpu_losses, kStepTolerance);
+      INFO("losses: " << losses.describe());
+      CHECK(losses.passed());
+      if (step > 0) continue;
+      // After the first step the running statistics are means and variances
+      // of activations (of the initial weights, and for the paper preset's D
+      // once more after its update): compared per element.
+      const std::map<std::string, Tensor> cpu_state = on_cpu.state_dict(), gpu_state = on_gpu.state_dict();
+      REQUIRE(cpu_state.size() == gpu_state.size());
+      for (const auto& [name, expected] : cpu_state) {
+        if (name.find("running_") == std::string::npos) continue;
+        INFO(name);
+        PIXGRAD_CHECK_CLOSE(gpu_state.at(name), expected, kStepTolerance);
+      }
+    }
 
     // Steady state: after two steps every block a step needs is cached.
-    on_gpu.train_step(gpu_input, gpu_target);
     synchronize(kGpu);
     const CudaMemoryStats warm = cuda_memory_stats(kGpu.index());
     for (int step = 0; step < 2; ++step) {
@@ -135,7 +134,7 @@ TEST_CASE("a CUDA device that is not there gives a one-line error naming it", "[
   CHECK_THAT(copy_error, Contains(name));
   CHECK(copy_error.find('\n') == std::string::npos);
 
-  models::Pix2Pix model(small_options(models::Preset::Paper));
+  models::Pix2Pix model(small_step_options(models::Preset::Paper));
   const std::string model_error = error_message([&] { model.to(missing); });
   CHECK_THAT(model_error, Contains(name));
   CHECK(model_error.find('\n') == std::string::npos);

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# CTest's rehearsal of the GPU check (no GPU needed): carries this build's
+# binaries, with the header-only dependencies and a facades slice, into a
+# copy of the tree elsewhere and runs `tools/gpu_check.sh --rehearse` there
+# with the build folder and ../shared out of reach (tools/rehearse_gpu_check.sh).
+# Usage: gpu_check_rehearsal.sh BUILD_DIR      (from the repository root)
+set -euo pipefail
+build="$(cd "$1" && pwd)"
+facades="${PIXGRAD_DATA:-../shared/data}/facades"
+if [ ! -d "$facades/train" ]; then
+  if [ "${PIXGRAD_ALLOW_MISSING_DATA:-}" = 1 ]; then
+    echo "SKIPPED: no facades at $facades (PIXGRAD_ALLOW_MISSING_DATA=1)"
+    exit 77
+  fi
+  echo "no facades at $facades: set PIXGRAD_DATA, or PIXGRAD_ALLOW_MISSING_DATA=1" >&2
+  exit 1
+fi
+work=$(mktemp -d /tmp/pixgrad-carry.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+bash tools/prepare_gpu_check.sh --from-build "$build" --output "$work/carry" "$facades"
+bash tools/rehearse_gpu_check.sh --carry "$work/carry"
