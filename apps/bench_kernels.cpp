@@ -52,6 +52,7 @@
 #include <variant>
 #include <vector>
 
+#include "apps/json_output.h"
 #include "apps/pix2pix_layers.h"
 #include "core/cuda_info.h"
 #include "core/generator.h"
@@ -92,6 +93,14 @@ constexpr int kMaxOperandSets = 256;
 // Measured in this order, so cuDNN's time is known when the others are reported.
 enum class Impl { Cudnn, Handwritten, Cublas, Cpu };
 constexpr Impl kAllImpls[] = {Impl::Cudnn, Impl::Handwritten, Impl::Cublas, Impl::Cpu};
+
+bool tf32_allowed() {
+#ifdef PIXGRAD_WITH_CUDA
+  return kernels::cuda::allow_tf32();
+#else
+  return false;
+#endif
+}
 
 const char* impl_name(Impl impl) {
   switch (impl) {
@@ -994,8 +1003,10 @@ int main(int argc, char** argv) {
     for (const std::string& spec : options.shapes) shapes.push_back(parse_shape(spec));
 
     if (options.count_only) return count_only(presets, batches);
+    // --tf32 turns TF32 on; without it PIXGRAD_TF32 decides (read now, so that a bad value fails at once).
 #ifdef PIXGRAD_WITH_CUDA
-    kernels::cuda::set_allow_tf32(options.tf32);
+    if (options.tf32) kernels::cuda::set_allow_tf32(true);
+    kernels::cuda::allow_tf32();
 #else
     PIXGRAD_CHECK(!options.tf32, "--tf32: pixgrad was built without CUDA");
 #endif
@@ -1068,15 +1079,44 @@ int main(int argc, char** argv) {
                 options.reps, options.gpu_reps, kCudnnSpeedGoal, kMaxRatioToCudnn);
 
     Bench bench(options, cpu_ceilings, gpu_ceilings, gpu_rotation_bytes);
+    // The JSON document, rewritten after every layer (`complete` false) so
+    // that a run stopped early keeps its measurements, and once at the end.
+    const auto write_results = [&](bool complete) {
+      if (options.json_path.empty()) return;
+      nlohmann::json records = nlohmann::json::array();
+      for (const Record& r : bench.records()) records.push_back(to_json(r));
+      nlohmann::json totals_json = nlohmann::json::array();
+      for (const IterationTotal& t : iteration_totals(bench.records()))
+        totals_json.push_back({{"preset", t.preset},
+                               {"batch", t.batch},
+                               {"impl", t.impl},
+                               {"conv_ms", t.conv_ms},
+                               {"batch_norm_ms", t.batch_norm_ms},
+                               {"conv_gflop", t.conv_gflop}});
+      apps::write_json_file(options.json_path,
+                            {{"tool", "bench_kernels"},
+                             {"complete", complete},
+                             {"machine", machine},
+                             {"ceilings", ceilings_json},
+                             {"tf32_allowed", tf32_allowed()},
+                             {"goal", {{"conv_max_ratio_to_cudnn", kMaxRatioToCudnn},
+                                       {"meaning", "handwritten convolution time <= cuDNN time / 0.8"}}},
+                             {"records", records},
+                             {"iteration_totals", totals_json}});
+    };
     bench.print_header();
     if (!options.gemm_only) {
       for (const int64_t batch : batches)
         for (const std::string& preset : presets) {
           const std::vector<ConvLayer> layers = bench::preset_layers(preset, batch);
           if (contains(ops, "conv"))
-            for (const ConvLayer& layer : layers) bench_conv(bench, impls, layer);
+            for (const ConvLayer& layer : layers) {
+              bench_conv(bench, impls, layer);
+              write_results(false);
+            }
           if (contains(ops, "bn"))
             for (const NormShape& shape : norm_shapes(layers)) bench_batch_norm(bench, impls, shape);
+          write_results(false);
         }
       for (const auto& shape : shapes) {
         if (const ConvLayer* layer = std::get_if<ConvLayer>(&shape))
@@ -1103,30 +1143,7 @@ int main(int argc, char** argv) {
                     t.conv_ms > 0 ? t.conv_gflop / (t.conv_ms / 1e3) : 0.0);
     }
 
-    if (!options.json_path.empty()) {
-      nlohmann::json records = nlohmann::json::array();
-      for (const Record& r : bench.records()) records.push_back(to_json(r));
-      nlohmann::json totals_json = nlohmann::json::array();
-      for (const IterationTotal& t : totals)
-        totals_json.push_back({{"preset", t.preset},
-                               {"batch", t.batch},
-                               {"impl", t.impl},
-                               {"conv_ms", t.conv_ms},
-                               {"batch_norm_ms", t.batch_norm_ms},
-                               {"conv_gflop", t.conv_gflop}});
-      const nlohmann::json out = {
-          {"tool", "bench_kernels"},
-          {"machine", machine},
-          {"ceilings", ceilings_json},
-          {"tf32_allowed", options.tf32},
-          {"goal", {{"conv_max_ratio_to_cudnn", kMaxRatioToCudnn},
-                    {"meaning", "handwritten convolution time <= cuDNN time / 0.8"}}},
-          {"records", records},
-          {"iteration_totals", totals_json}};
-      std::ofstream file(options.json_path);
-      PIXGRAD_CHECK(static_cast<bool>(file), "cannot write ", options.json_path);
-      file << out.dump(2) << "\n";
-    }
+    write_results(true);
     return 0;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "bench_kernels: %s\n", error.what());

@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/json_output.h"
 #include "apps/pix2pix_layers.h"
 #include "core/cuda_info.h"
 #include "core/generator.h"
@@ -96,6 +97,16 @@ std::string describe_device(const Device& device) {
   }
 #endif
   return device.is_cpu() ? "cpu" : device.str();
+}
+
+// Whether convolutions on `device` may use TF32 (--tf32 or PIXGRAD_TF32=1, on a GPU).
+bool tf32_in_effect(const Device& device) {
+#ifdef PIXGRAD_WITH_CUDA
+  return device.is_cuda() && kernels::cuda::allow_tf32();
+#else
+  (void)device;
+  return false;
+#endif
 }
 
 std::string conv_impl_name(const Device& device) {
@@ -211,7 +222,7 @@ int main(int argc, char** argv) {
     std::sort(batch_sizes.begin(), batch_sizes.end());
     std::printf("device: %s (%s), convolutions: %s%s, %s inputs, %d warm-up + %d timed steps (median)\n",
                 device.str().c_str(), device_description.c_str(), conv_impl_name(device).c_str(),
-                tf32 ? " (TF32 allowed)" : "",
+                tf32_in_effect(device) ? " (TF32 allowed)" : "",
                 data_config.dataset.empty() ? "random" : ("dataset " + data_config.dataset).c_str(), warmup,
                 iterations);
     if (device.is_cuda())
@@ -306,7 +317,7 @@ int main(int argc, char** argv) {
                            {"device", device.str()},
                            {"device_name", device_description},
                            {"conv_impl", conv_impl_name(device)},
-                           {"tf32", tf32},
+                           {"tf32", tf32_in_effect(device)},
                            {"iterations", iterations},
                            {"warmup", warmup},
                            {"seconds_per_iteration", seconds},
@@ -321,12 +332,9 @@ int main(int argc, char** argv) {
                            {"peak_is_upper_bound", peak_is_upper_bound},
                            {"device_bytes_in_use_after", in_use_bytes},
                            {"goal", goal_json}});
+        // After every configuration: a run stopped early keeps what it measured.
+        if (!json_path.empty()) apps::write_json_file(json_path, results);
       }
-    }
-    if (!json_path.empty()) {
-      std::ofstream file(json_path);
-      PIXGRAD_CHECK(static_cast<bool>(file), "cannot write ", json_path);
-      file << results.dump(2) << "\n";
     }
     return 0;
   } catch (const std::exception& error) {

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 
 namespace pixgrad {
 
@@ -30,7 +31,9 @@ class StagingBuffer {
   // (pinned) host memory; the buffer is never freed (it lives as long as the
   // process, like the device's stream).
   StagingBuffer(size_t chunk_bytes, std::function<void*(size_t)> allocate)
-      : chunk_bytes_(chunk_bytes), allocate_(std::move(allocate)) {}
+      : chunk_bytes_(chunk_bytes), allocate_(std::move(allocate)) {
+    if (chunk_bytes_ == 0) throw std::invalid_argument("StagingBuffer: the chunk size must be positive");
+  }
   StagingBuffer(const StagingBuffer&) = delete;
   StagingBuffer& operator=(const StagingBuffer&) = delete;
 
@@ -38,32 +41,53 @@ class StagingBuffer {
   void to_host(void* host_destination, const void* device_source, size_t bytes, Device& device) {
     const std::lock_guard<std::mutex> lock(mutex_);
     char* staging = buffer();
-    for (size_t done = 0; done < bytes; done += chunk_bytes_) {
-      const size_t chunk = std::min(chunk_bytes_, bytes - done);
-      device.copy_to_staging(staging, static_cast<const char*>(device_source) + done, chunk);
-      device.wait();
-      std::memcpy(static_cast<char*>(host_destination) + done, staging, chunk);
-    }
+    settle_on_error(device, [&] {
+      for (size_t done = 0; done < bytes; done += chunk_bytes_) {
+        const size_t chunk = std::min(chunk_bytes_, bytes - done);
+        device.copy_to_staging(staging, static_cast<const char*>(device_source) + done, chunk);
+        device.wait();
+        std::memcpy(static_cast<char*>(host_destination) + done, staging, chunk);
+      }
+    });
   }
 
   template <typename Device>
   void from_host(void* device_destination, const void* host_source, size_t bytes, Device& device) {
     const std::lock_guard<std::mutex> lock(mutex_);
     char* staging = buffer();
-    for (size_t done = 0; done < bytes; done += chunk_bytes_) {
-      const size_t chunk = std::min(chunk_bytes_, bytes - done);
-      // The previous chunk (this copy's, or the last copy's) must have left
-      // the buffer before it is refilled.
-      device.wait();
-      std::memcpy(staging, static_cast<const char*>(host_source) + done, chunk);
-      device.copy_from_staging(static_cast<char*>(device_destination) + done, staging, chunk);
-    }
-    device.wait();  // the buffer is free, and the data arrived, before the lock goes
+    settle_on_error(device, [&] {
+      for (size_t done = 0; done < bytes; done += chunk_bytes_) {
+        const size_t chunk = std::min(chunk_bytes_, bytes - done);
+        // The previous chunk (this copy's, or the last copy's) must have
+        // left the buffer before it is refilled.
+        device.wait();
+        std::memcpy(staging, static_cast<const char*>(host_source) + done, chunk);
+        device.copy_from_staging(static_cast<char*>(device_destination) + done, staging, chunk);
+      }
+      device.wait();  // the buffer is free, and the data arrived, before the lock goes
+    });
   }
 
   size_t chunk_bytes() const { return chunk_bytes_; }
 
  private:
+  // Runs `copy`; if it throws, first waits for the device to finish with
+  // the buffer (a queued chunk may still be reading or writing it), so that
+  // the next copy cannot overwrite bytes in flight, then rethrows.
+  template <typename Device, typename Copy>
+  static void settle_on_error(Device& device, Copy&& copy) {
+    try {
+      copy();
+    } catch (...) {
+      try {
+        device.wait();
+      } catch (...) {
+        // The copy's own error is the one to report.
+      }
+      throw;
+    }
+  }
+
   char* buffer() {
     if (!buffer_) buffer_ = static_cast<char*>(allocate_(chunk_bytes_));
     return buffer_;

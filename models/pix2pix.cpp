@@ -184,7 +184,9 @@ Tensor Pix2Pix::generator_loss(const Tensor& adversarial, const Tensor& l1) cons
 
 void Pix2Pix::update(Network network) {
   const bool generator = network == Network::Generator;
-  if (before_update_) before_update_(network, generator ? static_cast<nn::Module&>(*generator_) : *discriminator_);
+  // A copy: the hook may replace or remove itself while it runs.
+  if (const BeforeUpdate hook = before_update_)
+    hook(network, generator ? static_cast<nn::Module&>(*generator_) : *discriminator_);
   (generator ? optimizer_g_ : optimizer_d_)->step();
 }
 

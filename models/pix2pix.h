@@ -57,7 +57,10 @@ class Pix2Pix {
   // Called in train_step after each backward pass, just before that
   // network's optimiser update, while its parameters' .grad hold this step's
   // gradients: for reading or changing them (logging, clipping, comparing
-  // devices). The hook must not start another step.
+  // devices). It may replace or remove itself, but must not start another
+  // step. If it throws, the step ends there and the exception propagates:
+  // updates made earlier in the step stay (the paper preset updates D
+  // before G), so treat the model as mid-step.
   using BeforeUpdate = std::function<void(Network network, nn::Module& module)>;
 
   explicit Pix2Pix(const Pix2PixOptions& options);

@@ -10,7 +10,9 @@
 // is not excused by a large neighbour (a max-normalised error would excuse
 // it). The floor is for elements that are small only because their sum
 // cancelled: their rounding error comes from the terms of that sum, which are
-// of the size of the tensor's typical element, hence the RMS. `absolute` is
+// of the size of the tensor's typical element, hence the RMS. (One huge
+// element would raise the floor for all; the tests draw their inputs
+// uniformly, so none dominates.) `absolute` is
 // for values whose scale is known from elsewhere (a scalar sum of n terms, a
 // gradient that is zero in exact arithmetic).
 //
@@ -69,11 +71,15 @@ inline constexpr Tolerance kOptimizerTolerance{1e-5, 1e-6, 0};
 // summation order, and a wrong sign, term or scale is off by far more.
 inline constexpr Tolerance kStepTolerance{3e-4, 3e-4, 0};
 
+// Root mean square, scaled by the largest magnitude first so that the squares
+// neither overflow nor underflow.
 inline double rms(const std::vector<double>& values) {
-  if (values.empty()) return 0;
+  double largest = 0;
+  for (const double v : values) largest = std::max(largest, std::abs(v));
+  if (values.empty() || largest == 0 || !std::isfinite(largest)) return largest;
   double squares = 0;
-  for (const double v : values) squares += v * v;
-  return std::sqrt(squares / static_cast<double>(values.size()));
+  for (const double v : values) squares += (v / largest) * (v / largest);
+  return largest * std::sqrt(squares / static_cast<double>(values.size()));
 }
 
 // The absolute floor for batch norm's input gradient: kNormTolerance.floor

@@ -15,7 +15,11 @@ if [ ! -d "$facades/train" ]; then
   echo "no facades at $facades: set PIXGRAD_DATA, or PIXGRAD_ALLOW_MISSING_DATA=1" >&2
   exit 1
 fi
+if [ "$("$build/tests/pixgrad_cuda_tests" --list-test-names-only 2>/dev/null | grep -c .)" -eq 0 ]; then
+  echo "SKIPPED: this build has no CUDA, so there is no GPU check to rehearse"
+  exit 77
+fi
 work=$(mktemp -d /tmp/pixgrad-carry.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 bash tools/prepare_gpu_check.sh --from-build "$build" --output "$work/carry" "$facades"
-bash tools/rehearse_gpu_check.sh --carry "$work/carry"
+bash tools/rehearse_gpu_check.sh --carry "$work/carry" --hide "$build" --log "$build/gpu_check_rehearsal.log"

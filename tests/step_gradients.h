@@ -43,9 +43,22 @@ using GradientMutation = std::function<void(models::Network network, nn::Module&
 
 // Runs one train_step and returns every parameter gradient as the optimiser
 // was about to see it.
+// Removes a model's before-update hook when it goes, also when a check throws.
+class HookRemover {
+ public:
+  explicit HookRemover(models::Pix2Pix& model) : model_(model) {}
+  ~HookRemover() { model_.set_before_update({}); }
+  HookRemover(const HookRemover&) = delete;
+  HookRemover& operator=(const HookRemover&) = delete;
+
+ private:
+  models::Pix2Pix& model_;
+};
+
 inline StepGradients capture_step(models::Pix2Pix& model, const Tensor& input, const Tensor& target,
                                   const GradientMutation& mutate = {}) {
   StepGradients result;
+  const HookRemover remover(model);
   model.set_before_update([&](models::Network network, nn::Module& module) {
     if (mutate) mutate(network, module);
     const std::string prefix = network == models::Network::Generator ? "G." : "D.";
@@ -56,7 +69,6 @@ inline StepGradients capture_step(models::Pix2Pix& model, const Tensor& input, c
     }
   });
   result.losses = model.train_step(input, target);
-  model.set_before_update({});
   return result;
 }
 

@@ -9,8 +9,10 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <algorithm>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -119,4 +121,29 @@ TEST_CASE("staged copies from several threads at once never mix their bytes", "[
   CHECK(wrong_uploads == 0);
   CHECK(wrong_downloads == 0);
   CHECK(allocations == 1);
+}
+
+TEST_CASE("a staged copy that fails lets the device finish with the buffer before the next copy", "[staging]") {
+  std::vector<uint8_t> buffer(64);
+  StagingBuffer staging(buffer.size(), [&](size_t) { return static_cast<void*>(buffer.data()); });
+  SimulatedStream stream;
+  // The second chunk's copy fails after the first chunk is queued.
+  struct FailingCopies : SimulatedCopies {
+    int calls = 0;
+    void copy_from_staging(void* destination, const void* from, size_t bytes) {
+      if (++calls == 2) throw std::runtime_error("copy failed");
+      SimulatedCopies::copy_from_staging(destination, from, bytes);
+    }
+  } failing{{stream}};
+  const std::vector<uint8_t> host = pattern(200, 3, 4);
+  std::vector<uint8_t> device(200, 0);
+  CHECK_THROWS_WITH(staging.from_host(device.data(), host.data(), host.size(), failing), "copy failed");
+  // The queued first chunk arrived before the error left the copy.
+  CHECK(std::equal(device.begin(), device.begin() + 64, host.begin()));
+  // The buffer is usable again.
+  SimulatedCopies copies{stream};
+  std::vector<uint8_t> again(200, 0);
+  staging.from_host(again.data(), host.data(), host.size(), copies);
+  CHECK(again == host);
+  CHECK_THROWS(StagingBuffer(0, [](size_t) { return static_cast<void*>(nullptr); }));
 }

@@ -242,3 +242,55 @@ TEST_CASE("the optimiser check passes float32 against float64 and fails a wrong 
               .count("param.2") == 1);
   }
 }
+
+TEST_CASE("the before-update hook sees each network's gradients before its update, in the preset's order",
+          "[pix2pix][hook]") {
+  for (const models::Preset preset : {models::Preset::Paper, models::Preset::Chainer}) {
+    INFO(preset_name(preset) << " preset");
+    manual_seed(21);
+    models::Pix2Pix model(small_step_options(preset, /*lr=*/2e-4));
+    const Tensor input = testing::random_tensor({2, 3, 32, 32}, 8001, DType::Float32);
+    const Tensor target = testing::random_tensor({2, 3, 32, 32}, 8002, DType::Float32);
+    std::map<std::string, Tensor> before;
+    for (const auto& [name, tensor] : model.state_dict()) before[name] = tensor.clone();
+
+    std::vector<models::Network> order;
+    model.set_before_update([&](models::Network network, nn::Module& module) {
+      order.push_back(network);
+      const std::string prefix = network == models::Network::Generator ? "G." : "D.";
+      for (const auto& [name, parameter] : module.named_parameters()) {
+        INFO(prefix << name);
+        REQUIRE(parameter.grad().defined());
+        // Not updated yet: the parameter still holds its value from before the step.
+        CHECK(compare(parameter, before.at(prefix + name), {}).passed());
+      }
+    });
+    model.train_step(input, target);
+    model.set_before_update({});
+
+    const std::vector<models::Network> expected =
+        preset == models::Preset::Paper
+            ? std::vector<models::Network>{models::Network::Discriminator, models::Network::Generator}
+            : std::vector<models::Network>{models::Network::Generator, models::Network::Discriminator};
+    CHECK(order == expected);
+    // And after the step every network has moved.
+    const std::map<std::string, Tensor> after = model.state_dict();
+    for (const char* name : {"G.down1.weight", "D.layer1.weight"}) {
+      INFO(name);
+      CHECK_FALSE(compare(after.at(name), before.at(name), {}).passed());
+    }
+  }
+}
+
+TEST_CASE("a before-update hook may remove itself while it runs", "[pix2pix][hook]") {
+  manual_seed(21);
+  models::Pix2Pix model(small_step_options(models::Preset::Paper, /*lr=*/2e-4));
+  int calls = 0;
+  model.set_before_update([&](models::Network, nn::Module&) {
+    ++calls;
+    model.set_before_update({});  // destroys the function object that is running
+  });
+  model.train_step(testing::random_tensor({1, 3, 32, 32}, 1, DType::Float32),
+                   testing::random_tensor({1, 3, 32, 32}, 2, DType::Float32));
+  CHECK(calls == 1);
+}

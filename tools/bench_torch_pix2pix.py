@@ -34,9 +34,44 @@ import statistics
 import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+MODE_NAMES = ("eager", "cuda_graph", "compile")
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--batch-sizes", default="1,4,16")
+    parser.add_argument("--modes", default="eager,cuda_graph,compile")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--iterations", type=int, default=20, help="timed steps per configuration")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's)")
+    parser.add_argument("--json", help="write the records to this file (rewritten after each configuration)")
+    parser.add_argument("--tf32", choices=["off", "on"], default="off",
+                        help="CUDA: TF32 tensor cores in convolutions and matmuls; 'off' (plain FP32) compares "
+                             "with pixgrad's default, 'on' (PyTorch's default for cuDNN) with pixgrad --tf32")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the arguments and print the plan without importing PyTorch")
+    return parser
+
+
+# The arguments are checked before PyTorch is imported, so that a machine
+# without it can still check a command line (--dry-run).
+if __name__ == "__main__":
+    PARSER = make_parser()
+    ARGS = PARSER.parse_args()
+    for _mode in ARGS.modes.split(","):
+        if _mode not in MODE_NAMES:
+            PARSER.error(f"unknown mode {_mode!r} (expected {', '.join(MODE_NAMES)})")
+    if ARGS.dry_run:
+        print(f"would time modes {ARGS.modes} at batch sizes {ARGS.batch_sizes} on {ARGS.device}, TF32 {ARGS.tf32}, "
+              f"{ARGS.warmup} warm-up + {ARGS.iterations} timed steps" + (f", JSON to {ARGS.json}" if ARGS.json else ""))
+        sys.exit(0)
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 
 # ---- models -------------------------------------------------------------------
@@ -272,21 +307,9 @@ def bench_compile(device, batch, size, warmup, iterations):
 MODES = {"eager": bench_eager, "cuda_graph": bench_cuda_graph, "compile": bench_compile}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-sizes", default="1,4,16")
-    parser.add_argument("--modes", default="eager,cuda_graph,compile")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--iterations", type=int, default=20, help="timed steps per configuration")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's)")
-    parser.add_argument("--json", help="write one record per configuration to this file")
-    parser.add_argument("--tf32", choices=["off", "on"], default="off",
-                        help="CUDA: TF32 tensor cores in convolutions and matmuls; 'off' (plain FP32) compares "
-                             "with pixgrad's default, 'on' (PyTorch's default for cuDNN) with pixgrad --tf32")
-    args = parser.parse_args()
-
+def main(args):
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -306,8 +329,6 @@ def main():
 
     records = []
     for mode in args.modes.split(","):
-        if mode not in MODES:
-            parser.error(f"unknown mode {mode!r} (expected {', '.join(MODES)})")
         for batch in sorted(int(b) for b in args.batch_sizes.split(",")):
             record = {"framework": "pytorch", "torch": torch.__version__, "device": args.device,
                       "device_name": name, "mode": mode, "tf32": tf32 and device.type == "cuda", "batch": batch,
@@ -324,13 +345,13 @@ def main():
                 print(f"{mode:<20} {batch:>5} unavailable: {reason}")
             sys.stdout.flush()
             records.append(record)
+            if args.json:  # after every configuration, so that a run cut short keeps what it measured
+                with open(args.json, "w") as out:
+                    json.dump(records, out, indent=2)
+                    out.write("\n")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(records, out, indent=2)
-            out.write("\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -24,10 +24,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 from_build="" output=".gpu_carry" facades="../shared/data/facades"
+needs_value() { [ $# -ge 2 ] || { echo "prepare_gpu_check: $1 needs a value (see --help)" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --from-build) from_build="$2"; shift 2 ;;
-    --output) output="$2"; shift 2 ;;
+    --from-build) needs_value "$@"; from_build="$2"; shift 2 ;;
+    --output) needs_value "$@"; output="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "prepare_gpu_check: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) facades="$1"; shift ;;
@@ -50,16 +51,25 @@ binaries=("$build/tests/pixgrad_tests" "$build/tests/pixgrad_cuda_tests" "$build
 for binary in "${binaries[@]}"; do
   [ -x "$binary" ] || { echo "prepare_gpu_check: $binary is missing (build incomplete?)" >&2; exit 1; }
 done
-# A build without CUDA has a CUDA suite with no tests in it.
+# A build without CUDA has a CUDA suite with no tests in it: nothing to check on a GPU.
 cuda_tests=$("$build/tests/pixgrad_cuda_tests" --list-test-names-only 2>/dev/null | grep -c . || true)
 if [ "${cuda_tests:-0}" -eq 0 ]; then
-  echo "prepare_gpu_check: warning: $build was built without CUDA; the GPU steps will only say so"
-else
-  echo "prepare_gpu_check: $build has CUDA ($cuda_tests CUDA tests)"
+  echo "prepare_gpu_check: $build was built without CUDA (configure it with -DPIXGRAD_CUDA=ON)" >&2
+  exit 1
 fi
+echo "prepare_gpu_check: $build has CUDA ($cuda_tests CUDA tests)"
 
-rm -rf "$output"
+# Replace only an earlier carry (it holds our marker), never another folder.
+readonly marker="pixgrad-gpu-carry"
+if [ -e "$output" ]; then
+  if [ ! -f "$output/$marker" ]; then
+    echo "prepare_gpu_check: '$output' exists and is not a carry made by this script; not touching it" >&2
+    exit 1
+  fi
+  rm -rf "$output"
+fi
 mkdir -p "$output/bin" "$output/lib" "$output/data/facades/train" "$output/data/facades/test"
+echo "Made by tools/prepare_gpu_check.sh; replaced whole by its next run." > "$output/$marker"
 cp "${binaries[@]}" "$output/bin/"
 
 # Header-only dependencies as a relocatable prefix: the packages' CMake files
@@ -79,8 +89,15 @@ gomp="$(g++ -print-file-name=libgomp.so.1)"
 
 ls "$facades/train" | sort -n | head -n 100 | while read -r f; do cp "$facades/train/$f" "$output/data/facades/train/"; done
 ls "$facades/test" | sort -n | head -n 10 | while read -r f; do cp "$facades/test/$f" "$output/data/facades/test/"; done
-git rev-parse HEAD > "$output/commit" 2>/dev/null || echo unknown > "$output/commit"
-git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo "(with uncommitted changes)" >> "$output/commit"
+# The commit of the tree the binaries were built from (with --from-build, that build's source tree).
+source_tree=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt" 2>/dev/null)
+source_tree=${source_tree:-.}
+{
+  git -C "$source_tree" rev-parse HEAD 2>/dev/null || echo "unknown commit"
+  git -C "$source_tree" status --porcelain --untracked-files=no 2>/dev/null | grep -q . &&
+    echo "(with uncommitted changes)"
+  echo "built in $(cd "$build" && pwd) from $(cd "$source_tree" && pwd)"
+} > "$output/commit"
 
 carry_kib=$(du -sk "$output" | cut -f1)
 tree_kib=$(git ls-files -z 2>/dev/null | xargs -0 du -ck 2>/dev/null | tail -n 1 | cut -f1)

@@ -74,10 +74,11 @@ void select_conv_impl(const std::string& name) {
 }
 
 void select_tf32(bool allow) {
-  if (!allow) return;
 #ifdef PIXGRAD_WITH_CUDA
-  kernels::cuda::set_allow_tf32(true);
+  if (allow) kernels::cuda::set_allow_tf32(true);
+  kernels::cuda::allow_tf32();  // reads PIXGRAD_TF32 now, so that a bad value fails before any work
 #else
+  if (!allow) return;
   fail("--tf32: pixgrad was built without CUDA");
 #endif
 }

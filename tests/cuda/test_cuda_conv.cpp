@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <initializer_list>
+#include <cstdlib>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -28,7 +29,17 @@ namespace {
 // Every comparison uses kConvTolerance (tests/compare.h): per element, tight
 // enough that convolutions on TF32-rounded operands fail.
 
-const ConvImpl kImpls[] = {ConvImpl::Handwritten, ConvImpl::Cudnn, ConvImpl::Cublas};
+// Every implementation, or those PIXGRAD_TEST_CONV_IMPLS names (comma-separated,
+// e.g. "handwritten" for a compute-sanitizer run, where cuDNN's timed
+// algorithm search would take most of the time).
+std::vector<ConvImpl> impls_under_test() {
+  const char* names = std::getenv("PIXGRAD_TEST_CONV_IMPLS");
+  if (names == nullptr || *names == '\0') return {ConvImpl::Handwritten, ConvImpl::Cudnn, ConvImpl::Cublas};
+  std::vector<ConvImpl> impls;
+  std::stringstream list(names);
+  for (std::string name; std::getline(list, name, ',');) impls.push_back(kernels::cuda::parse_conv_impl(name));
+  return impls;
+}
 
 // Puts back, when it goes, the implementation in use when it was made.
 class ConvImplRestorer {
@@ -88,7 +99,7 @@ void check_case(const ConvCase& c, uint64_t seed, std::initializer_list<Layout> 
   const Function f = case_function(c);
   const Evaluation cpu = evaluate(f, inputs, Device::cpu());
   const ConvImplRestorer restorer;
-  for (const ConvImpl impl : kImpls) {
+  for (const ConvImpl impl : impls_under_test()) {
     INFO(kernels::cuda::to_string(impl));
     kernels::cuda::set_conv_impl(impl);
     REQUIRE(kernels::cuda::conv_impl() == impl);

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Summaries printed by tools/gpu_check.sh (standard library only).
+
+  speedups FOLDER   pixgrad's training step against PyTorch's at equal
+                    precision: bench_pix2pix.json with bench_torch.json (FP32,
+                    TF32 off) and bench_pix2pix_tf32.json with
+                    bench_torch_tf32.json (TF32 allowed in both). Files that
+                    are missing or cut short are said to be so.
+  training LOG      iterations/s and the last losses of a train_pix2pix log.jsonl.
+"""
+
+import json
+import math
+import os
+import sys
+
+PAIRS = (("bench_pix2pix.json", "bench_torch.json", "FP32"),
+         ("bench_pix2pix_tf32.json", "bench_torch_tf32.json", "TF32 allowed"))
+
+
+def load(path):
+    try:
+        with open(path) as file:
+            return json.load(file)
+    except FileNotFoundError:
+        print(f"  {os.path.basename(path)}: missing (the step did not run or wrote nothing)")
+    except (OSError, ValueError) as error:
+        print(f"  {os.path.basename(path)}: unreadable ({error})")
+    return []
+
+
+def speedups(folder):
+    compared = 0
+    for ours_file, theirs_file, label in PAIRS:
+        ours = {r["batch"]: r for r in load(os.path.join(folder, ours_file)) if r.get("preset") == "paper"}
+        theirs = [r for r in load(os.path.join(folder, theirs_file)) if r.get("status") == "ok"]
+        for record in theirs:
+            if record["batch"] not in ours:
+                continue
+            mine = ours[record["batch"]]["seconds_per_iteration"]
+            speedup = record["seconds_per_iteration"] / mine
+            line = (f"{label}: paper batch {record['batch']}: pixgrad {mine * 1e3:.2f} ms/iter, PyTorch "
+                    f"{record['mode']} {record['seconds_per_iteration'] * 1e3:.2f} ms/iter: pixgrad is "
+                    f"{speedup:.2f}x as fast")
+            if record["batch"] == 1 and record["mode"] == "eager":
+                line += f" (goal >= 4x: {'met' if speedup >= 4 else 'not met'})"
+            print(line)
+            compared += 1
+    if compared == 0:
+        print("no pair of pixgrad and PyTorch figures to compare")
+    return 0
+
+
+def training(log_path):
+    records = []
+    with open(log_path) as file:
+        for line in file:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("loss_G"), (int, float)):
+                records.append(record)
+    if not records:
+        print(f"{log_path}: no training record")
+        return 1
+    last = records[-1]
+    seconds = last.get("seconds_per_iteration")
+    rate = f"{1 / seconds:.1f}" if isinstance(seconds, (int, float)) and seconds > 0 else "?"
+    finite = all(isinstance(last.get(k), (int, float)) and math.isfinite(last[k]) for k in ("loss_G", "loss_D"))
+    print(f"iteration {last.get('iteration')}: {rate} iterations/s over the last records "
+          f"(G {last['loss_G']:.3f}, L1 {last.get('loss_L1', float('nan')):.4f}, D {last.get('loss_D', float('nan')):.4f})"
+          + ("" if finite else "  NON-FINITE LOSSES"))
+    return 0 if finite else 1
+
+
+def main(argv):
+    if len(argv) != 3 or argv[1] not in ("speedups", "training"):
+        print(__doc__)
+        return 2
+    return speedups(argv[2]) if argv[1] == "speedups" else training(argv[2])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
