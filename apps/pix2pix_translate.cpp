@@ -11,12 +11,14 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/generator.h"
 #include "models/datasets/datasets.h"
 #include "models/datasets/image.h"
 #include "models/datasets/preview.h"
 #include "models/training/checkpoint.h"
 #include "models/training/model_factory.h"
+#include "models/training/output_names.h"
 #include "models/training/progress.h"
 
 namespace {
@@ -70,6 +72,8 @@ int main(int argc, char** argv) {
   app.add_option("--conv-impl", conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
   bool tf32 = false;
   app.add_flag("--tf32", tf32, "Let cuDNN and cuBLAS convolutions use TF32 tensor cores (default: plain FP32)");
+  bool overwrite = false;
+  app.add_flag("--overwrite", overwrite, "Replace results already in --output (inputs are never replaced)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -97,9 +101,11 @@ int main(int argc, char** argv) {
     default_generator().set_state(seed, 0);
 
     const std::vector<std::string> files = input_files(input);
+    // Every output name is settled, and checked, before anything is written.
+    const std::vector<std::string> outputs = training::translation_outputs(files, output, overwrite);
     std::error_code error;
     std::filesystem::create_directories(output, error);
-    PIXGRAD_CHECK(!error, "output folder '", output, "': cannot create it: ", error.message());
+    PIXGRAD_CHECK(!error, "output folder '", io::printable(output), "': cannot create it: ", error.message());
 
     std::printf("translating %zu image(s) with the %s generator (%s mode) on %s\n", files.size(),
                 config.preset.c_str(), eval_mode ? "eval" : "test-time", device.str().c_str());
@@ -107,13 +113,11 @@ int main(int argc, char** argv) {
     NoGradGuard no_grad;
     for (size_t i = 0; i < files.size(); ++i) {
       const Tensor generated = generator.forward(load_input(files[i], config, size).to(device)).to(Device::cpu());
-      const std::string name = std::filesystem::path(files[i]).stem().string() + ".png";
-      data::save_png((std::filesystem::path(output) / name).string(),
-                     data::tensor_to_image(generated.reshape({generated.size(1), size, size})));
-      progress.update(static_cast<int64_t>(i + 1), name);
+      data::save_png(outputs[i], data::tensor_to_image(generated.reshape({generated.size(1), size, size})));
+      progress.update(static_cast<int64_t>(i + 1), io::printable(std::filesystem::path(outputs[i]).filename().string()));
     }
     progress.finish();
-    std::printf("wrote %zu PNG(s) to '%s'\n", files.size(), output.c_str());
+    std::printf("wrote %zu PNG(s) to '%s'\n", files.size(), io::printable(output).c_str());
     return 0;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "pix2pix_translate: %s\n", error.what());

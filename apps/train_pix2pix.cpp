@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "models/training/trainer.h"
 
 namespace {
@@ -61,7 +62,8 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
   app.add_option("--device", c.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--conv-impl", c.conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
   app.add_flag("--tf32", c.tf32, "Let cuDNN and cuBLAS convolutions use TF32 tensor cores (default: plain FP32)");
-  app.add_option("--output", c.output, "Output folder")->capture_default_str();
+  app.add_option("--output", c.output, "Output folder (with --resume: the checkpoint's folder unless given)")
+      ->capture_default_str();
   app.add_option("--resume", resume, "Continue from a checkpoint (e.g. out/checkpoint.safetensors)");
   app.add_option("--log-interval,--display-interval", c.log_interval,
                  "Iterations per log.jsonl record (and console line when not on a terminal)")
@@ -96,20 +98,28 @@ int main(int argc, char** argv) {
       "  train_pix2pix --dataset ../shared/data/facades --direction BtoA --output out/facades\n"
       "  train_pix2pix --dataset ../shared/data/cmp_facade_base --format cmp --preset chainer\n"
       "  train_pix2pix --dataset ../shared/data/facades --resume out/facades/checkpoint.safetensors\n"
-      "Ctrl-C saves a checkpoint before stopping.");
+      "Ctrl-C saves a checkpoint before stopping. A non-finite loss or gradient stops the run (exit status 3)\n"
+      "with the last good checkpoint kept and the diverged state in checkpoint.diverged.safetensors.");
   TrainConfig config;
   std::string resume;
+  bool overwrite = false;
   add_options(app, config, resume);
+  app.add_flag("--overwrite", overwrite,
+               "Start a new run in an --output folder that holds another run's checkpoint and log (the log is "
+               "kept and appended to)");
   CLI11_PARSE(app, argc, argv);
 
   try {
     if (resume.empty() && config.dataset.empty()) throw pixgrad::Error("--dataset is required (unless --resume)");
-    pixgrad::training::install_stop_handlers();
-    pixgrad::training::Trainer trainer(config, resume, explicit_fields(app));
+    std::set<std::string> given = explicit_fields(app);
+    given.erase("resume");
+    given.erase("overwrite");
+    pixgrad::training::Trainer trainer(config, resume, given, overwrite);
     const pixgrad::training::RunSummary summary = trainer.run();
+    if (summary.diverged) return 3;
     std::printf("%s after %lld iterations; checkpoint, log.jsonl, preview.png and loss.png are in '%s'\n",
                 summary.interrupted ? "stopped" : "done", static_cast<long long>(summary.iterations),
-                summary.output.c_str());
+                pixgrad::io::printable(summary.output).c_str());
     return summary.interrupted ? 130 : 0;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "train_pix2pix: %s\n", error.what());

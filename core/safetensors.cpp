@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian; this host is not");
 
@@ -104,16 +105,8 @@ struct Entry {
   uint64_t begin, end;
 };
 
-using FilePointer = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
-
-void read_exactly(const std::string& path, std::FILE* file, void* destination, uint64_t bytes, const char* what) {
-  if (bytes > 0 && std::fread(destination, 1, bytes, file) != bytes)
-    reject(path, "could not read the ", what, " (", bytes,
-           " bytes): ", std::ferror(file) ? std::strerror(errno) : "unexpected end of file");
-}
-
 // A one-line summary of a JSON parse error, without raw (possibly binary) header bytes.
-std::string describe(const json::parse_error& error) {
+std::string describe(const nlohmann::detail::exception& error) {
   std::string message = error.what();
   const size_t start = message.find("] ");
   message = start == std::string::npos ? message : message.substr(start + 2);
@@ -124,20 +117,64 @@ std::string describe(const json::parse_error& error) {
   return message;
 }
 
-// Parses the header, rejecting duplicate keys (at any level) and deep nesting.
-json parse_header(const std::string& path, const std::string& text) {
-  std::vector<std::set<std::string>> open_objects;
-  auto check = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth > kMaxHeaderDepth) reject(path, "header nests deeper than ", kMaxHeaderDepth, " levels");
-    if (event == json::parse_event_t::object_start) open_objects.emplace_back();
-    if (event == json::parse_event_t::object_end) open_objects.pop_back();
-    if (event == json::parse_event_t::key && !open_objects.back().insert(parsed.get<std::string>()).second)
-      reject(path, "duplicate key ", quoted(parsed.get<std::string>()), " in the header");
+// A first pass over the header that rejects what the JSON parser would
+// accept silently: a key repeated within an object (the parser keeps the last
+// one), nesting deeper than kMaxHeaderDepth. It keeps one set of keys per open
+// object, so the pass is linear in the header's size.
+class HeaderChecker : public nlohmann::json_sax<json> {
+ public:
+  explicit HeaderChecker(const std::string& path) : path_(path) {}
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    open_objects_.emplace_back();
+    return deeper();
+  }
+  bool key(string_t& name) override {
+    if (!open_objects_.back().insert(name).second) reject(path_, "duplicate key ", quoted(name), " in the header");
     return true;
-  };
+  }
+  bool end_object() override {
+    open_objects_.pop_back();
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override { return deeper(); }
+  bool end_array() override {
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& error) override {
+    reject(path_, "header is not valid JSON: ", describe(error));
+  }
+
+ private:
+  bool deeper() {
+    if (++depth_ > kMaxHeaderDepth) reject(path_, "header nests deeper than ", kMaxHeaderDepth, " levels");
+    return true;
+  }
+
+  const std::string& path_;
+  std::vector<std::set<std::string>> open_objects_;
+  int depth_ = 0;
+};
+
+// Parses the header: the checking pass, then an ordinary parse.
+json parse_header(const std::string& path, const std::string& text) {
   if (text.empty() || text[0] != '{') reject(path, "header is not a JSON object (it must start with '{')");
+  // The reference reader refuses a header with a NUL byte; a parser reading
+  // up to the first NUL would ignore whatever follows it.
+  if (text.find('\0') != std::string::npos) reject(path, "header contains a NUL byte");
+  HeaderChecker checker(path);
+  json::sax_parse(text, &checker);
   try {
-    return json::parse(text, check);
+    return json::parse(text);
   } catch (const json::parse_error& error) {
     reject(path, "header is not valid JSON: ", describe(error));
   }
@@ -264,17 +301,18 @@ void save(const std::string& path, const std::map<std::string, Tensor>& tensors,
   });
 }
 
-File load(const std::string& path) {
-  FilePointer file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!file) reject(path, "cannot open: ", std::strerror(errno));
-  struct stat info {};
-  if (::fstat(::fileno(file.get()), &info) != 0) reject(path, "cannot stat: ", std::strerror(errno));
-  if (!S_ISREG(info.st_mode)) reject(path, "not a regular file");
-  const uint64_t file_bytes = static_cast<uint64_t>(info.st_size);
+namespace {
 
+// Reads a whole safetensors file of `file_bytes` bytes, in order, through
+// `read(destination, bytes)` (false when the bytes could not be read).
+template <typename Read>
+File parse_file(const std::string& path, uint64_t file_bytes, Read&& read) {
+  const auto read_exactly = [&](void* destination, uint64_t bytes, const std::string& what) {
+    if (bytes > 0 && !read(destination, bytes)) reject(path, "could not read the ", what, " (", bytes, " bytes)");
+  };
   if (file_bytes < 8) reject(path, "file is ", file_bytes, " bytes, too short for the 8-byte header length");
   unsigned char length_bytes[8];
-  read_exactly(path, file.get(), length_bytes, 8, "header length");
+  read_exactly(length_bytes, 8, "header length");
   uint64_t header_bytes = 0;
   for (int i = 0; i < 8; ++i) header_bytes |= static_cast<uint64_t>(length_bytes[i]) << (8 * i);
   if (header_bytes > kMaxHeaderBytes)
@@ -283,7 +321,7 @@ File load(const std::string& path) {
     reject(path, "header length ", header_bytes, " exceeds the ", file_bytes - 8, " bytes that follow it");
 
   std::string text(header_bytes, '\0');
-  read_exactly(path, file.get(), text.data(), header_bytes, "header");
+  read_exactly(text.data(), header_bytes, "header");
   const json header = parse_header(path, text);
 
   File result;
@@ -300,11 +338,31 @@ File load(const std::string& path) {
   // The entries now tile the data buffer in file order, so one sequential read fills them.
   for (const Entry& entry : entries) {
     Tensor tensor = Tensor::empty(entry.shape, Device::cpu(), entry.dtype);
-    read_exactly(path, file.get(), tensor.raw_data(), entry.end - entry.begin,
-                 ("data of tensor " + quoted(entry.name)).c_str());
+    read_exactly(tensor.raw_data(), entry.end - entry.begin, "data of tensor " + quoted(entry.name));
     result.tensors.emplace(entry.name, tensor);
   }
   return result;
+}
+
+}  // namespace
+
+File load(const std::string& path) {
+  uint64_t file_bytes = 0;
+  // A FIFO or device would block or never end: only regular files are read.
+  const io::File file = io::open_regular_file(path, "safetensors:", &file_bytes);
+  return parse_file(path, file_bytes, [&](void* destination, uint64_t bytes) {
+    return std::fread(destination, 1, bytes, file.get()) == bytes;
+  });
+}
+
+File load_from_memory(const std::string& name, const uint8_t* data, size_t size) {
+  size_t position = 0;
+  return parse_file(name, size, [&](void* destination, uint64_t bytes) {
+    if (bytes > size - position) return false;
+    std::memcpy(destination, data + position, bytes);
+    position += bytes;
+    return true;
+  });
 }
 
 }  // namespace pixgrad::safetensors

@@ -8,6 +8,8 @@
 // Only F32 and F64 are read and written.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -30,5 +32,8 @@ struct File {
 // Reads a file as untrusted input, validating it as the reference reader
 // does; any problem is a one-line pixgrad::Error "safetensors: '<path>': <problem>".
 File load(const std::string& path);
+// The same for a file's bytes in memory (tests, fuzzing); `name` stands for
+// the path in errors.
+File load_from_memory(const std::string& name, const uint8_t* data, size_t size);
 
 }  // namespace pixgrad::safetensors

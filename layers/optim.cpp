@@ -43,15 +43,19 @@ Optimizer::Optimizer(std::vector<Tensor> parameters, double lr, const std::vecto
 
 void Optimizer::step() {
   NoGradGuard no_grad;
+  nonfinite_ = Tensor();
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const Tensor& parameter = parameters_[i];
     const Tensor grad = parameter.grad();
     if (!grad.defined()) continue;
+    if (!nonfinite_.defined()) nonfinite_ = Tensor::zeros({1}, parameter.device(), parameter.dtype());
     ParameterState& state = states_[i];
     for (auto& entry : state.tensors) follow_parameter(entry.second, parameter);
     ++state.step;
-    update(parameter, grad, state);
+    update(parameter, grad, state, nonfinite_);
   }
+  if (!nonfinite_.defined() && !parameters_.empty())
+    nonfinite_ = Tensor::zeros({1}, parameters_.front().device(), parameters_.front().dtype());
 }
 
 void Optimizer::zero_grad() {
@@ -101,7 +105,7 @@ Adam::Adam(std::vector<Tensor> parameters, AdamOptions adam_options)
                 options.eps, ", weight_decay ", options.weight_decay, ")");
 }
 
-void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& state) {
+void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) {
   const kernels::cpu::AdamStep step{lr(),       options.beta1,    options.beta2, options.eps, options.weight_decay,
                                     state.step, options.placement};
   const Tensor& exp_avg = state.tensors[0].second;
@@ -111,12 +115,13 @@ void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& s
       "Adam", parameter,
       [&](auto zero) {
         using T = decltype(zero);
-        kernels::cpu::adam_update<T>(step, parameter.data<T>(), grad.data<T>(), exp_avg.data<T>(),
-                                     exp_avg_sq.data<T>(), n);
+        if (!kernels::cpu::adam_update<T>(step, parameter.data<T>(), grad.data<T>(), exp_avg.data<T>(),
+                                          exp_avg_sq.data<T>(), n))
+          nonfinite.data<T>()[0] = 1;
       },
       PIXGRAD_CUDA_KERNEL([&] {
         kernels::cuda::adam_update(step, parameter.data<float>(), grad.data<float>(), exp_avg.data<float>(),
-                                   exp_avg_sq.data<float>(), n);
+                                   exp_avg_sq.data<float>(), n, nonfinite.data<float>());
       }));
 }
 
@@ -130,7 +135,7 @@ SGD::SGD(std::vector<Tensor> parameters, SGDOptions sgd_options)
                 options.lr, ", momentum ", options.momentum, ", weight_decay ", options.weight_decay, ")");
 }
 
-void SGD::update(const Tensor& parameter, const Tensor& grad, ParameterState& state) {
+void SGD::update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) {
   const kernels::cpu::SgdStep step{lr(), options.momentum, options.weight_decay};
   const int64_t n = parameter.numel();
   const Tensor buffer = state.tensors.empty() ? Tensor() : state.tensors[0].second;
@@ -138,12 +143,13 @@ void SGD::update(const Tensor& parameter, const Tensor& grad, ParameterState& st
       "SGD", parameter,
       [&](auto zero) {
         using T = decltype(zero);
-        kernels::cpu::sgd_update<T>(step, parameter.data<T>(), grad.data<T>(),
-                                    buffer.defined() ? buffer.data<T>() : nullptr, n);
+        if (!kernels::cpu::sgd_update<T>(step, parameter.data<T>(), grad.data<T>(),
+                                         buffer.defined() ? buffer.data<T>() : nullptr, n))
+          nonfinite.data<T>()[0] = 1;
       },
       PIXGRAD_CUDA_KERNEL([&] {
         kernels::cuda::sgd_update(step, parameter.data<float>(), grad.data<float>(),
-                                  buffer.defined() ? buffer.data<float>() : nullptr, n);
+                                  buffer.defined() ? buffer.data<float>() : nullptr, n, nonfinite.data<float>());
       }));
 }
 

@@ -21,6 +21,12 @@ class Optimizer {
 
   // One update of every parameter that has a gradient; never recorded by autograd.
   void step();
+  // A one-element tensor on the parameters' device (their dtype): 1 if a
+  // gradient of the last step() held a NaN or an infinity, else 0. The check
+  // rides along with the update kernels, and reading the flag is the only
+  // synchronisation it needs (pix2pix reads it with the step's losses).
+  // Undefined before the first step.
+  const Tensor& nonfinite_gradients() const { return nonfinite_; }
   // Drops the .grad of every parameter.
   void zero_grad();
 
@@ -46,13 +52,15 @@ class Optimizer {
 
   Optimizer(std::vector<Tensor> parameters, double lr, const std::vector<std::string>& state_names);
   // Updates parameter `parameter` (whose grad is defined) with `state`,
-  // already on the parameter's device, its step count already advanced.
-  virtual void update(const Tensor& parameter, const Tensor& grad, ParameterState& state) = 0;
+  // already on the parameter's device, its step count already advanced, and
+  // raises `nonfinite` (see nonfinite_gradients) on a NaN or infinite gradient.
+  virtual void update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) = 0;
 
  private:
   std::vector<Tensor> parameters_;
   std::vector<ParameterState> states_;
   double lr_;
+  Tensor nonfinite_;
 };
 
 using kernels::cpu::EpsilonPlacement;
@@ -73,7 +81,7 @@ class Adam : public Optimizer {
   AdamOptions options;  // options.lr is the initial rate; lr() is the current one
 
  protected:
-  void update(const Tensor& parameter, const Tensor& grad, ParameterState& state) override;
+  void update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) override;
 };
 
 struct SGDOptions {
@@ -89,7 +97,7 @@ class SGD : public Optimizer {
   SGDOptions options;
 
  protected:
-  void update(const Tensor& parameter, const Tensor& grad, ParameterState& state) override;
+  void update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) override;
 };
 
 }  // namespace pixgrad::optim

@@ -1,6 +1,10 @@
 #include "models/pix2pix.h"
 
 #include <chrono>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/autograd.h"
 #include "core/cuda_info.h"
@@ -51,15 +55,17 @@ class PhaseClock {
   std::chrono::steady_clock::time_point last_;
 };
 
-// The step's six loss tensors, read back to the host in one copy (one
-// device synchronisation instead of six).
+// The step's six loss tensors and both optimisers' non-finite-gradient
+// flags, read back to the host in one copy (one device synchronisation).
 StepLosses read_losses(const Tensor& g_total, const Tensor& g_adv, const Tensor& g_l1, const Tensor& d_total,
-                       const Tensor& d_real, const Tensor& d_fake) {
+                       const Tensor& d_real, const Tensor& d_fake, const Tensor& g_nonfinite,
+                       const Tensor& d_nonfinite) {
   NoGradGuard no_grad;
   std::vector<Tensor> scalars;
-  for (const Tensor& loss : {g_total, g_adv, g_l1, d_total, d_real, d_fake}) scalars.push_back(loss.reshape({1}));
+  for (const Tensor& value : {g_total, g_adv, g_l1, d_total, d_real, d_fake, g_nonfinite, d_nonfinite})
+    scalars.push_back(value.reshape({1}));
   const std::vector<double> v = concat(scalars, 0).to_double_vector();
-  return StepLosses{v[0], v[1], v[2], v[3], v[4], v[5]};
+  return StepLosses{v[0], v[1], v[2], v[3], v[4], v[5], v[6] == 0, v[7] == 0};
 }
 
 std::map<std::string, Tensor> prefixed(const std::map<std::string, Tensor>& state, const std::string& prefix) {
@@ -76,6 +82,21 @@ std::map<std::string, Tensor> with_prefix(const std::map<std::string, Tensor>& s
 }
 
 }  // namespace
+
+bool StepLosses::finite() const { return describe_nonfinite().empty(); }
+
+std::string StepLosses::describe_nonfinite() const {
+  std::string text;
+  const auto add = [&](const std::string& part) { text += (text.empty() ? "" : ", ") + part; };
+  const std::pair<const char*, double> losses[] = {{"loss_G", g_total},      {"loss_G_adv", g_adv},
+                                                   {"loss_L1", g_l1},        {"loss_D", d_total},
+                                                   {"loss_D_real", d_real}, {"loss_D_fake", d_fake}};
+  for (const auto& [name, value] : losses)
+    if (!std::isfinite(value)) add(std::string(name) + " " + (std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf"));
+  if (!g_gradients_finite) add("G's gradients");
+  if (!d_gradients_finite) add("D's gradients");
+  return text;
+}
 
 Pix2PixOptions Pix2PixOptions::for_preset(Preset preset, int64_t input_channels, int64_t output_channels) {
   Pix2PixOptions options;
@@ -141,7 +162,8 @@ StepLosses Pix2Pix::step_paper(const Tensor& input, const Tensor& target) {
   update(Network::Generator);
   clock.lap(phase_times_.optimizer);
 
-  return read_losses(loss_g, loss_g_adv, loss_g_l1, loss_d, loss_d_real, loss_d_fake);
+  return read_losses(loss_g, loss_g_adv, loss_g_l1, loss_d, loss_d_real, loss_d_fake,
+                     optimizer_g_->nonfinite_gradients(), optimizer_d_->nonfinite_gradients());
 }
 
 StepLosses Pix2Pix::step_chainer(const Tensor& input, const Tensor& target) {
@@ -175,7 +197,8 @@ StepLosses Pix2Pix::step_chainer(const Tensor& input, const Tensor& target) {
   update(Network::Discriminator);
   clock.lap(phase_times_.optimizer);
 
-  return read_losses(loss_g, loss_g_adv, loss_g_l1, loss_d, loss_d_real, loss_d_fake);
+  return read_losses(loss_g, loss_g_adv, loss_g_l1, loss_d, loss_d_real, loss_d_fake,
+                     optimizer_g_->nonfinite_gradients(), optimizer_d_->nonfinite_gradients());
 }
 
 Tensor Pix2Pix::generator_loss(const Tensor& adversarial, const Tensor& l1) const {

@@ -38,6 +38,13 @@ struct StepLosses {
   double d_total = 0;  // what D minimises (halved in the paper preset)
   double d_real = 0;   // mean(softplus(-D(x, y)))
   double d_fake = 0;   // mean(softplus(D(x, G(x))))
+  bool g_gradients_finite = true;  // no NaN or infinity among G's gradients this step
+  bool d_gradients_finite = true;  // ... nor among D's
+
+  // Every loss and every gradient finite: the step did not diverge.
+  bool finite() const;
+  // What was not finite, e.g. "loss_G nan, loss_D_fake inf, G's gradients"; "" if nothing.
+  std::string describe_nonfinite() const;
 };
 
 // Where a training step's time goes, in seconds (filled when timing is on).

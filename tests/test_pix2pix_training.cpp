@@ -12,8 +12,10 @@
 #include "models/datasets/datasets.h"
 #include "models/pix2pix.h"
 #include "models/training/checkpoint.h"
+#include "models/training/run_log.h"
 #include "models/training/trainer.h"
 #include "test_paths.h"
+#include "tiny_run.h"
 
 using namespace pixgrad;
 using Catch::Matchers::Contains;
@@ -23,33 +25,6 @@ namespace {
 const std::string kFacades = testing::shared_data_root() + "/facades";
 
 bool have_data() { return testing::have_shared_data(kFacades); }
-
-std::filesystem::path fresh_folder(const std::string& name) {
-  const auto folder = std::filesystem::temp_directory_path() / ("pixgrad_test_" + name);
-  std::filesystem::remove_all(folder);
-  return folder;
-}
-
-// A model small enough to train in seconds: 32x32 crops, down to 1x1 (paper,
-// whose innermost level has no norm) or 2x2 (chainer, which normalises it).
-training::TrainConfig tiny_config(const std::string& preset, const std::filesystem::path& output) {
-  training::TrainConfig config;
-  config.dataset = kFacades;
-  config.direction = "BtoA";
-  config.preset = preset;
-  config.load_size = 36;
-  config.crop_size = 32;
-  config.ngf = 8;
-  config.ndf = 8;
-  config.num_downs = preset == "paper" ? 5 : 4;
-  config.workers = 1;
-  config.output = output.string();
-  config.log_interval = 1;
-  config.snapshot_interval = 1000;
-  config.preview_count = 2;
-  config.seed = 7;
-  return config;
-}
 
 }  // namespace
 
@@ -94,12 +69,12 @@ TEST_CASE("a resumed run equals an uninterrupted one, bit for bit", "[training][
   if (!have_data()) return;
   for (const std::string preset : {"paper", "chainer"}) {
     SECTION(preset) {
-      const auto straight_dir = fresh_folder("straight_" + preset), split_dir = fresh_folder("split_" + preset);
-      training::TrainConfig straight = tiny_config(preset, straight_dir);
+      const auto straight_dir = testing::fresh_folder("straight_" + preset), split_dir = testing::fresh_folder("split_" + preset);
+      training::TrainConfig straight = testing::tiny_config(preset, straight_dir);
       straight.max_iterations = 7;
       training::Trainer(straight).run();
 
-      training::TrainConfig first = tiny_config(preset, split_dir);
+      training::TrainConfig first = testing::tiny_config(preset, split_dir);
       first.max_iterations = 4;
       CHECK(training::Trainer(first).run().iterations == 4);
       training::TrainConfig rest = first;
@@ -119,10 +94,10 @@ TEST_CASE("a resumed run equals an uninterrupted one, bit for bit", "[training][
         CHECK(tensor.to_vector() == b.tensors.at(name).to_vector());
       }
       // The log reads as one run: iterations 1..7 once each.
-      std::ifstream log(split_dir / "log.jsonl");
-      int lines = 0;
-      for (std::string line; std::getline(log, line);) ++lines;
-      CHECK(lines == 7);
+      const training::RunLog log((split_dir / "log.jsonl").string());
+      std::vector<int64_t> iterations;
+      for (const auto& record : log.training_records()) iterations.push_back(record["iteration"].get<int64_t>());
+      CHECK(iterations == std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7});
       std::filesystem::remove_all(straight_dir);
       std::filesystem::remove_all(split_dir);
     }
@@ -131,8 +106,8 @@ TEST_CASE("a resumed run equals an uninterrupted one, bit for bit", "[training][
 
 TEST_CASE("bad checkpoints and output folders give one-line errors", "[training][errors]") {
   if (!have_data()) return;
-  const auto folder = fresh_folder("bad_checkpoint");
-  training::TrainConfig config = tiny_config("paper", folder);
+  const auto folder = testing::fresh_folder("bad_checkpoint");
+  training::TrainConfig config = testing::tiny_config("paper", folder);
   config.max_iterations = 1;
   training::Trainer(config).run();
   const std::string checkpoint = (folder / "checkpoint.safetensors").string();

@@ -167,7 +167,7 @@ TEST_CASE("safetensors::load rejects malformed files with one-line messages", "[
   auto header = [](const std::string& body) { return "{" + body + "}"; };
 
   SECTION("missing or truncated") {
-    CHECK_THROWS_WITH(safetensors::load(directory.file("absent")), Contains("cannot open: No such file"));
+    CHECK_THROWS_WITH(safetensors::load(directory.file("absent")), Contains("no such file"));
     expect_rejected("", "file is 0 bytes, too short");
     expect_rejected(std::string("\x08\0\0", 3), "file is 3 bytes, too short");
     expect_rejected(file_with(header(kGoodEntry), 8).substr(0, 30),

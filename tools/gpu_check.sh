@@ -312,9 +312,10 @@ if [ "$rehearse" = 1 ]; then
     # System prefixes are ignored, as on a machine without these packages.
     scratch=$(mktemp -d /tmp/pixgrad-fallback-configure.XXXXXX)
     if configure_here "$scratch" "-DCMAKE_IGNORE_PREFIX_PATH=/usr;/usr/local" > "$scratch.log" 2>&1; then
-      found=$(grep -E "^(Catch2|CLI11|nlohmann_json)_DIR|^STB_INCLUDE_DIR" "$scratch/CMakeCache.txt")
+      found=$(grep -E "^(Catch2|CLI11|nlohmann_json)_DIR|^(STB|TURBOJPEG)_INCLUDE_DIR|^TURBOJPEG_LIBRARY" \
+        "$scratch/CMakeCache.txt")
       echo "$found" | sed 's/^/  /'
-      if [ "$(echo "$found" | grep -c "$carry/deps")" -ne 4 ]; then
+      if [ "$(echo "$found" | grep -c "$carry/deps")" -ne 6 ]; then
         failed "the fallback configure took a dependency from outside $carry/deps"
       else
         echo "  every header-only dependency comes from $carry/deps"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what pixgrad needs to build and test on Debian/Ubuntu: a C++17
-# compiler, CMake >= 3.25, Ninja, Catch2, stb, nlohmann-json and CLI11. The CUDA
-# toolkit is optional and not installed here: when it is present (nvcc in
-# /usr/local/cuda or on PATH) the CUDA backend is built as well.
+# compiler, CMake >= 3.25, Ninja, Catch2, stb, libjpeg-turbo (TurboJPEG),
+# nlohmann-json and CLI11. The CUDA toolkit is optional and not installed
+# here: when it is present (nvcc in /usr/local/cuda or on PATH) the CUDA
+# backend is built as well.
 set -euo pipefail
 
-packages=(cmake g++ ninja-build catch2 libstb-dev nlohmann-json3-dev libcli11-dev)
+packages=(cmake g++ ninja-build catch2 libstb-dev libturbojpeg0-dev nlohmann-json3-dev libcli11-dev)
 
 missing=()
 for package in "${packages[@]}"; do

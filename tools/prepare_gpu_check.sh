@@ -5,8 +5,9 @@
 #
 #   bin/      Release binaries for sm_90 (H100/H200): the carried build
 #   deps/     Catch2, CLI11, nlohmann-json and stb headers with their CMake
-#             package files, as an install prefix: a build on the GPU machine
-#             uses them if the carried binaries do not start there
+#             package files, and libjpeg-turbo's TurboJPEG, as an install
+#             prefix: a build on the GPU machine uses them if the carried
+#             binaries do not start there
 #   lib/      libgomp.so.1, searched last, in case the machine has no OpenMP runtime
 #   data/     a slice of the facades set (100 train, 10 test pairs)
 #   commit    the commit the binaries were built from
@@ -78,6 +79,10 @@ deps="$output/deps"
 mkdir -p "$deps/include/stb" "$deps/lib/cmake" "$deps/share/cmake"
 cp -r /usr/include/catch2 /usr/include/CLI /usr/include/nlohmann "$deps/include/"
 cp /usr/include/stb/stb_image.h /usr/include/stb/stb_image_write.h "$deps/include/stb/"
+turbojpeg_include=$(sed -n 's/^TURBOJPEG_INCLUDE_DIR:PATH=//p' "$build/CMakeCache.txt")
+turbojpeg_library=$(sed -n 's/^TURBOJPEG_LIBRARY:FILEPATH=//p' "$build/CMakeCache.txt")
+cp "${turbojpeg_include:-/usr/include}/turbojpeg.h" "$deps/include/"
+cp -L "${turbojpeg_library:-/usr/lib/x86_64-linux-gnu/libturbojpeg.a}" "$deps/lib/"
 cp -r /usr/lib/cmake/Catch2 "$deps/lib/cmake/"
 cp -r /usr/share/cmake/CLI11 /usr/share/cmake/nlohmann_json "$deps/share/cmake/"
 # Catch2's package file checks that its Catch2WithMain archive exists; pixgrad

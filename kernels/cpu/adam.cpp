@@ -9,7 +9,7 @@ constexpr int64_t kParallelThreshold = 1 << 15;
 }
 
 template <typename T>
-void adam_update(const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n) {
+bool adam_update(const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n) {
   const double t = static_cast<double>(s.step);
   const double correction1 = 1 - std::pow(s.beta1, t), correction2 = 1 - std::pow(s.beta2, t);
   // p -= step_size * m / (sqrt(v) * v_scale + eps), covering both placements.
@@ -20,8 +20,12 @@ void adam_update(const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_
   // 1 - beta in double, then rounded: 1 - float(0.999) would be 1.3e-5 off.
   const T one_minus_beta1 = static_cast<T>(1 - s.beta1), one_minus_beta2 = static_cast<T>(1 - s.beta2);
   const T eps = static_cast<T>(s.eps), decay = static_cast<T>(s.weight_decay);
-#pragma omp parallel for simd if (n > kParallelThreshold)
+  // g - g is 0 for a finite g and NaN for NaN or an infinity: a test that
+  // vectorises with the update, so the check costs no extra pass.
+  int nonfinite = 0;
+#pragma omp parallel for simd reduction(| : nonfinite) if (n > kParallelThreshold)
   for (int64_t i = 0; i < n; ++i) {
+    nonfinite |= !(grad[i] - grad[i] == T(0));
     const T g = grad[i] + decay * param[i];
     const T m = beta1 * exp_avg[i] + one_minus_beta1 * g;
     const T v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g;
@@ -29,9 +33,10 @@ void adam_update(const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_
     exp_avg_sq[i] = v;
     param[i] -= step_size * m / (std::sqrt(v) * v_scale + eps);
   }
+  return nonfinite == 0;
 }
 
-template void adam_update<float>(const AdamStep&, float*, const float*, float*, float*, int64_t);
-template void adam_update<double>(const AdamStep&, double*, const double*, double*, double*, int64_t);
+template bool adam_update<float>(const AdamStep&, float*, const float*, float*, float*, int64_t);
+template bool adam_update<double>(const AdamStep&, double*, const double*, double*, double*, int64_t);
 
 }  // namespace pixgrad::kernels::cpu

@@ -23,7 +23,9 @@ struct AdamStep {
   EpsilonPlacement placement;
 };
 
+// Returns false if a gradient element was NaN or infinite (the update is made
+// all the same; the caller decides what a diverged step means).
 template <typename T>
-void adam_update(const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n);
+bool adam_update(const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n);
 
 }  // namespace pixgrad::kernels::cpu

@@ -14,7 +14,8 @@ struct SgdStep {
 };
 
 // momentum_buffer may be null when momentum is zero.
+// Returns false if a gradient element was NaN or infinite (see adam_update).
 template <typename T>
-void sgd_update(const SgdStep& s, T* param, const T* grad, T* momentum_buffer, int64_t n);
+bool sgd_update(const SgdStep& s, T* param, const T* grad, T* momentum_buffer, int64_t n);
 
 }  // namespace pixgrad::kernels::cpu

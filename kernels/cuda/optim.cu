@@ -34,6 +34,11 @@ struct AdamScalars {
   float step_size, v_scale, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, decay;
 };
 
+// Marks a non-finite gradient; a rare, racy store of the same value.
+__device__ __forceinline__ void note_finite(float grad, float* nonfinite) {
+  if (nonfinite != nullptr && !isfinite(grad)) *nonfinite = 1.0f;
+}
+
 __device__ __forceinline__ void adam_element(const AdamScalars& s, float& p, float grad, float& m, float& v) {
   const float g = __fadd_rn(grad, __fmul_rn(s.decay, p));
   m = __fadd_rn(__fmul_rn(s.beta1, m), __fmul_rn(s.one_minus_beta1, g));
@@ -44,7 +49,7 @@ __device__ __forceinline__ void adam_element(const AdamScalars& s, float& p, flo
 
 template <int W>
 __global__ void adam_kernel(AdamScalars s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
-                            int64_t n) {
+                            int64_t n, float* nonfinite) {
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t packs = n / W;
@@ -53,14 +58,20 @@ __global__ void adam_kernel(AdamScalars s, float* param, const float* grad, floa
     Pack<W> p = load<W>(param + base), m = load<W>(exp_avg + base), v = load<W>(exp_avg_sq + base);
     const Pack<W> g = load<W>(grad + base);
 #pragma unroll
-    for (int k = 0; k < W; ++k) adam_element(s, p.v[k], g.v[k], m.v[k], v.v[k]);
+    for (int k = 0; k < W; ++k) {
+      note_finite(g.v[k], nonfinite);
+      adam_element(s, p.v[k], g.v[k], m.v[k], v.v[k]);
+    }
     store<W>(param + base, p);
     store<W>(exp_avg + base, m);
     store<W>(exp_avg_sq + base, v);
   }
   if constexpr (W > 1) {
     const int64_t tail = packs * W + first;  // fewer than W elements, one per thread
-    if (tail < n) adam_element(s, param[tail], grad[tail], exp_avg[tail], exp_avg_sq[tail]);
+    if (tail < n) {
+      note_finite(grad[tail], nonfinite);
+      adam_element(s, param[tail], grad[tail], exp_avg[tail], exp_avg_sq[tail]);
+    }
   }
 }
 
@@ -80,7 +91,8 @@ __device__ __forceinline__ void sgd_element(const SgdScalars& s, float& p, float
 
 // Without momentum, `buffer` is null and never read.
 template <int W, bool kMomentum>
-__global__ void sgd_kernel(SgdScalars s, float* param, const float* grad, float* buffer, int64_t n) {
+__global__ void sgd_kernel(SgdScalars s, float* param, const float* grad, float* buffer, int64_t n,
+                           float* nonfinite) {
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t packs = n / W;
@@ -90,7 +102,10 @@ __global__ void sgd_kernel(SgdScalars s, float* param, const float* grad, float*
     const Pack<W> g = load<W>(grad + base);
     if constexpr (kMomentum) b = load<W>(buffer + base);
 #pragma unroll
-    for (int k = 0; k < W; ++k) sgd_element<kMomentum>(s, p.v[k], g.v[k], b.v[k]);
+    for (int k = 0; k < W; ++k) {
+      note_finite(g.v[k], nonfinite);
+      sgd_element<kMomentum>(s, p.v[k], g.v[k], b.v[k]);
+    }
     store<W>(param + base, p);
     if constexpr (kMomentum) store<W>(buffer + base, b);
   }
@@ -99,6 +114,7 @@ __global__ void sgd_kernel(SgdScalars s, float* param, const float* grad, float*
     if (tail < n) {
       float b = 0.0f;
       if constexpr (kMomentum) b = buffer[tail];
+      note_finite(grad[tail], nonfinite);
       sgd_element<kMomentum>(s, param[tail], grad[tail], b);
       if constexpr (kMomentum) buffer[tail] = b;
     }
@@ -106,21 +122,21 @@ __global__ void sgd_kernel(SgdScalars s, float* param, const float* grad, float*
 }
 
 template <bool kMomentum>
-void launch_sgd(const SgdScalars& s, float* param, const float* grad, float* buffer, int64_t n) {
+void launch_sgd(const SgdScalars& s, float* param, const float* grad, float* buffer, int64_t n, float* nonfinite) {
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
   if (aligned16(param) && aligned16(grad) && aligned16(buffer))
     sgd_kernel<4, kMomentum><<<::pixgrad::cuda::blocks_for((n + 3) / 4, kThreads), kThreads, 0, stream>>>(
-        s, param, grad, buffer, n);
+        s, param, grad, buffer, n, nonfinite);
   else
-    sgd_kernel<1, kMomentum><<<::pixgrad::cuda::blocks_for(n, kThreads), kThreads, 0, stream>>>(s, param, grad,
-                                                                                                buffer, n);
+    sgd_kernel<1, kMomentum><<<::pixgrad::cuda::blocks_for(n, kThreads), kThreads, 0, stream>>>(
+        s, param, grad, buffer, n, nonfinite);
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
 void adam_update(const cpu::AdamStep& s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
-                 int64_t n) {
+                 int64_t n, float* nonfinite) {
   if (n <= 0) return;
   // The CPU's scalars, formed the same way (kernels/cpu/adam.cpp).
   const double t = static_cast<double>(s.step);
@@ -138,22 +154,23 @@ void adam_update(const cpu::AdamStep& s, float* param, const float* grad, float*
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
   if (aligned16(param) && aligned16(grad) && aligned16(exp_avg) && aligned16(exp_avg_sq))
     adam_kernel<4><<<::pixgrad::cuda::blocks_for((n + 3) / 4, kThreads), kThreads, 0, stream>>>(
-        scalars, param, grad, exp_avg, exp_avg_sq, n);
+        scalars, param, grad, exp_avg, exp_avg_sq, n, nonfinite);
   else
-    adam_kernel<1><<<::pixgrad::cuda::blocks_for(n, kThreads), kThreads, 0, stream>>>(scalars, param, grad, exp_avg,
-                                                                                      exp_avg_sq, n);
+    adam_kernel<1><<<::pixgrad::cuda::blocks_for(n, kThreads), kThreads, 0, stream>>>(
+        scalars, param, grad, exp_avg, exp_avg_sq, n, nonfinite);
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 
-void sgd_update(const cpu::SgdStep& s, float* param, const float* grad, float* momentum_buffer, int64_t n) {
+void sgd_update(const cpu::SgdStep& s, float* param, const float* grad, float* momentum_buffer, int64_t n,
+                float* nonfinite) {
   if (n <= 0) return;
   const SgdScalars scalars{static_cast<float>(s.lr), static_cast<float>(s.momentum),
                            static_cast<float>(s.weight_decay)};
   // As on the CPU: a null buffer or zero momentum is plain SGD.
   if (momentum_buffer == nullptr || s.momentum == 0)
-    launch_sgd<false>(scalars, param, grad, nullptr, n);
+    launch_sgd<false>(scalars, param, grad, nullptr, n, nonfinite);
   else
-    launch_sgd<true>(scalars, param, grad, momentum_buffer, n);
+    launch_sgd<true>(scalars, param, grad, momentum_buffer, n, nonfinite);
 }
 
 }  // namespace pixgrad::kernels::cuda

@@ -30,14 +30,18 @@ constexpr size_t kMaxImageFileBytes = size_t{64} << 20;
 // Widest / tallest image accepted; checked from the header, before the full decode.
 constexpr int kMaxImageSide = 8192;
 
-// Decodes a JPEG or PNG with its own channel count (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA).
+// Decodes a JPEG or PNG with its own channel count (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA;
+// a JPEG is 1 or 3). The file must be a regular file of at most kMaxImageFileBytes.
 Image load_image(const std::string& path);
+// The same for a file's bytes in memory; `name` stands for the path in errors.
+Image decode_image(const std::string& name, const std::vector<uint8_t>& bytes);
 
 // Reads a label PNG as one channel of raw values: the palette index for a
 // palette PNG (not the colour it maps to), the grey value for an 8-bit
 // greyscale PNG. Anything else (RGB, 16-bit, JPEG) is refused, because its
 // values are not class numbers.
 Image load_label_image(const std::string& path);
+Image decode_label_image(const std::string& name, const std::vector<uint8_t>& bytes);
 
 // Writes a 1-, 2-, 3- or 4-channel PNG atomically (to path + ".tmp", then renamed).
 void save_png(const std::string& path, const Image& image);

@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 
+#include "core/safetensors.h"
 #include "core/tensor.h"
 #include "models/training/train_config.h"
 
@@ -34,5 +35,7 @@ void save_checkpoint(const std::string& path, const std::map<std::string, Tensor
 // Throws a one-line pixgrad::Error naming the file for anything that is not
 // a pixgrad pix2pix checkpoint (wrong format, truncated, missing metadata).
 Checkpoint load_checkpoint(const std::string& path);
+// The same for a safetensors file already read (tests, fuzzing); `path` names it in errors.
+Checkpoint read_checkpoint(const std::string& path, safetensors::File file);
 
 }  // namespace pixgrad::training

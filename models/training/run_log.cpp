@@ -1,36 +1,65 @@
 #include "models/training/run_log.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
-#include <fstream>
+#include <filesystem>
+#include <sstream>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace pixgrad::training {
 
-RunLog::RunLog(const std::string& path, int64_t keep_through) : path_(path) {
-  std::vector<std::string> kept;
-  if (keep_through > 0) {
-    std::ifstream existing(path);
-    std::string line;
-    while (std::getline(existing, line)) {
-      const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (!record.is_object() || !record.contains("iteration") || !record["iteration"].is_number()) continue;
-      if (record["iteration"].get<int64_t>() > keep_through) continue;
-      kept.push_back(line);
-      if (record.contains("loss_G")) training_records_.push_back(record);
-    }
+namespace {
+
+bool is_number(const nlohmann::json& value) { return value.is_number(); }
+
+// The record with every non-finite number replaced by a string.
+nlohmann::json without_nonfinite(const nlohmann::json& record) {
+  if (record.is_number_float() && !std::isfinite(record.get<double>())) {
+    const double value = record.get<double>();
+    return std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf";
   }
-  // Rewrite the kept prefix through a temporary file, then append to it.
-  const std::string temporary = path + ".tmp";
-  std::FILE* out = std::fopen(temporary.c_str(), "w");
-  PIXGRAD_CHECK(out, "log '", temporary, "': cannot write: ", std::strerror(errno));
-  for (const std::string& line : kept) std::fprintf(out, "%s\n", line.c_str());
-  const bool written = std::fflush(out) == 0 && std::fclose(out) == 0;
-  PIXGRAD_CHECK(written && std::rename(temporary.c_str(), path.c_str()) == 0, "log '", path,
-                "': cannot write: ", std::strerror(errno));
-  file_ = std::fopen(path.c_str(), "a");
-  PIXGRAD_CHECK(file_, "log '", path, "': cannot append: ", std::strerror(errno));
+  if (record.is_object() || record.is_array()) {
+    nlohmann::json copy = record;
+    for (auto& item : copy) item = without_nonfinite(item);
+    return copy;
+  }
+  return record;
+}
+
+}  // namespace
+
+void apply_record(const nlohmann::json& record, std::vector<nlohmann::json>& records) {
+  if (!record.is_object() || !record.contains("iteration") || !is_number(record["iteration"])) return;
+  const double iteration = record["iteration"].get<double>();
+  const auto event = record.find("event");
+  if (event != record.end() && event->is_string()) {
+    if (*event == "start") records.clear();
+    if (*event == "resume") {
+      while (!records.empty() && records.back()["iteration"].get<double>() > iteration) records.pop_back();
+    }
+    return;
+  }
+  if (record.contains("loss_G") && is_number(record["loss_G"])) records.push_back(record);
+}
+
+std::vector<nlohmann::json> current_training_records(const std::vector<std::string>& lines) {
+  std::vector<nlohmann::json> records;
+  for (const std::string& line : lines)
+    apply_record(nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false), records);
+  return records;
+}
+
+RunLog::RunLog(const std::string& path) : path_(path) {
+  std::error_code error;
+  if (!std::filesystem::exists(path, error)) return;
+  const std::vector<uint8_t> bytes = io::read_regular_file(path, "log", kMaxLogBytes);
+  std::istringstream text(std::string(bytes.begin(), bytes.end()));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(text, line);) lines.push_back(line);
+  training_records_ = current_training_records(lines);
 }
 
 RunLog::~RunLog() {
@@ -38,10 +67,15 @@ RunLog::~RunLog() {
 }
 
 void RunLog::write(const nlohmann::json& record) {
-  const std::string line = record.dump();
+  if (!file_) {
+    file_ = std::fopen(path_.c_str(), "a");
+    PIXGRAD_CHECK(file_, "log '", path_, "': cannot append: ", std::strerror(errno));
+  }
+  const nlohmann::json written = without_nonfinite(record);
+  const std::string line = written.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   PIXGRAD_CHECK(std::fprintf(file_, "%s\n", line.c_str()) > 0 && std::fflush(file_) == 0, "log '", path_,
                 "': write failed: ", std::strerror(errno));
-  if (record.contains("loss_G")) training_records_.push_back(record);
+  apply_record(written, training_records_);
 }
 
 }  // namespace pixgrad::training

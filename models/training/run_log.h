@@ -1,7 +1,13 @@
-// log.jsonl: one JSON object per line — training records (iteration, epoch,
-// mean losses over the interval, seconds per iteration) and evaluation
-// records. Resuming first drops records past the checkpoint's iteration, so
-// the log reads as one uninterrupted run.
+// log.jsonl: one JSON object per line, only ever appended to, so that no
+// run's history is cut short. Records are
+//   training   {"iteration", "epoch", "loss_G", ..., "lr", "seconds_per_iteration"}
+//   evaluation {"iteration", "epoch", "eval": {...}}
+//   events     {"event": "start" | "resume" | "diverged" | "error" | "stopped", "iteration", ...}
+// A "start" event begins a new run in the folder (--overwrite): what came
+// before belongs to the replaced run. A "resume" event at iteration N
+// supersedes the records after N: the run went on from its checkpoint at N.
+// Non-finite numbers never reach the file (JSON has none); values that are
+// not numbers, and lines that do not parse, are skipped by the reader.
 #pragma once
 
 #include <cstdint>
@@ -13,23 +19,34 @@
 
 namespace pixgrad::training {
 
+// Applies one line's record to the current run's training records: a
+// training record is added, a "start" event clears them, a "resume" event at
+// N drops those after N; anything else is ignored.
+void apply_record(const nlohmann::json& record, std::vector<nlohmann::json>& records);
+// The current run's training records in a log's lines.
+std::vector<nlohmann::json> current_training_records(const std::vector<std::string>& lines);
+
 class RunLog {
  public:
-  // Opens `path` for appending. A resumed run passes its checkpoint's
-  // iteration and keeps the records up to it; a fresh run passes 0 and
-  // starts an empty log.
-  RunLog(const std::string& path, int64_t keep_through);
+  // Reads what `path` holds (at most kMaxLogBytes; a missing file is an empty
+  // log). Nothing is written until the first write().
+  explicit RunLog(const std::string& path);
   ~RunLog();
   RunLog(const RunLog&) = delete;
   RunLog& operator=(const RunLog&) = delete;
 
+  // Appends one record as a line, flushed. Numbers that are not finite are
+  // written as strings ("nan", "inf").
   void write(const nlohmann::json& record);
-  // Training records so far (earlier runs' included), for the loss plot.
+  // The current run's training records so far, earlier invocations'
+  // included (for the loss plot).
   const std::vector<nlohmann::json>& training_records() const { return training_records_; }
+
+  static constexpr uint64_t kMaxLogBytes = uint64_t{256} << 20;
 
  private:
   std::string path_;
-  std::FILE* file_ = nullptr;
+  std::FILE* file_ = nullptr;  // opened for appending on the first write
   std::vector<nlohmann::json> training_records_;
 };
 

@@ -1,9 +1,13 @@
 #include "models/training/train_config.h"
 
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <type_traits>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "models/presets.h"
 
 namespace pixgrad::training {
@@ -36,17 +40,64 @@ nlohmann::json to_json(const TrainConfig& config) {
   return json;
 }
 
+namespace {
+
+// Reading one field from untrusted JSON: the JSON type must match, integers
+// must fit the field's type (no silent wrap-around), floating values must be
+// finite and strings short and free of control characters.
+[[noreturn]] void bad_field(const char* field, const nlohmann::json& value, const char* expected) {
+  std::string shown = value.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
+  fail("training options: field '", field, "' is ", shown, ", not ", expected);
+}
+
+template <typename Integer>
+void read_field(const char* field, const nlohmann::json& value, Integer& out) {
+  if (value.is_number_unsigned()) {
+    const uint64_t v = value.get<uint64_t>();
+    if (v > static_cast<uint64_t>(std::numeric_limits<Integer>::max())) bad_field(field, value, "an integer in range");
+    out = static_cast<Integer>(v);
+  } else if (value.is_number_integer()) {
+    const int64_t v = value.get<int64_t>();
+    if (std::is_unsigned_v<Integer> || v < static_cast<int64_t>(std::numeric_limits<Integer>::min()) ||
+        v > static_cast<int64_t>(std::numeric_limits<Integer>::max()))
+      bad_field(field, value, "an integer in range");
+    out = static_cast<Integer>(v);
+  } else {
+    bad_field(field, value, "an integer");
+  }
+}
+
+void read_field(const char* field, const nlohmann::json& value, double& out) {
+  if (!value.is_number() || !std::isfinite(value.get<double>())) bad_field(field, value, "a finite number");
+  out = value.get<double>();
+}
+
+void read_field(const char* field, const nlohmann::json& value, bool& out) {
+  if (!value.is_boolean()) bad_field(field, value, "true or false");
+  out = value.get<bool>();
+}
+
+void read_field(const char* field, const nlohmann::json& value, std::string& out) {
+  if (!value.is_string()) bad_field(field, value, "a string");
+  out = value.get<std::string>();
+  check_text(field, out);
+}
+
+}  // namespace
+
+void check_text(const char* field, const std::string& text) {
+  PIXGRAD_CHECK(text.size() <= kMaxTextBytes, "training options: field '", field, "' is ", text.size(),
+                " bytes long (at most ", kMaxTextBytes, ")");
+  PIXGRAD_CHECK(io::printable(text) == text, "training options: field '", field, "' ('", io::printable(text),
+                "') holds control characters or malformed UTF-8");
+}
+
 TrainConfig config_from_json(const nlohmann::json& json) {
   PIXGRAD_CHECK(json.is_object(), "training options: expected a JSON object");
   TrainConfig config;
-#define PIXGRAD_READ(field)                                                                        \
-  if (json.contains(#field)) {                                                                     \
-    try {                                                                                          \
-      json.at(#field).get_to(config.field);                                                        \
-    } catch (const nlohmann::json::exception&) {                                                   \
-      fail("training options: field '" #field "' has the wrong type (", json.at(#field).dump(), ")"); \
-    }                                                                                              \
-  }
+#define PIXGRAD_READ(field) \
+  if (json.contains(#field)) read_field(#field, json.at(#field), config.field);
   PIXGRAD_CONFIG_FIELDS(PIXGRAD_READ)
 #undef PIXGRAD_READ
   return config;
@@ -76,32 +127,44 @@ std::string option_name(const std::string& field) {
 }
 
 void validate(const TrainConfig& c) {
-  PIXGRAD_CHECK(c.format == "aligned" || c.format == "cmp", "--format must be aligned or cmp, not '", c.format, "'");
+  PIXGRAD_CHECK(c.format == "aligned" || c.format == "cmp", "--format must be aligned or cmp, not '",
+                io::printable(c.format), "'");
   PIXGRAD_CHECK(c.direction == "AtoB" || c.direction == "BtoA", "--direction must be AtoB or BtoA, not '",
-                c.direction, "'");
+                io::printable(c.direction), "'");
   models::parse_preset(c.preset);
   models::parse_norm(c.norm);
   PIXGRAD_CHECK(c.discriminator == "patch" || c.discriminator == "pixel", "--discriminator must be patch or pixel, not '",
-                c.discriminator, "'");
+                io::printable(c.discriminator), "'");
   PIXGRAD_CHECK(c.discriminator == "patch" || c.preset == "paper", "--discriminator pixel needs --preset paper");
   const std::string schedule = c.effective_schedule();
   PIXGRAD_CHECK(schedule == "linear" || schedule == "constant", "--schedule must be linear or constant, not '",
-                schedule, "'");
-  PIXGRAD_CHECK(c.batch_size >= 1, "--batch-size must be >= 1");
-  PIXGRAD_CHECK(c.epochs >= 1, "--epochs must be >= 1");
-  PIXGRAD_CHECK(c.decay_epochs <= c.epochs, "--decay-epochs (", c.decay_epochs, ") exceeds --epochs (", c.epochs, ")");
+                io::printable(schedule), "'");
+  for (const auto& [name, text] : {std::pair<const char*, const std::string&>{"dataset", c.dataset},
+                                   {"train_split", c.train_split}, {"test_split", c.test_split},
+                                   {"output", c.output}, {"device", c.device}, {"conv_impl", c.conv_impl}})
+    check_text(name, text);
+  PIXGRAD_CHECK(c.batch_size >= 1 && c.batch_size <= 4096, "--batch-size must be in 1..4096, got ", c.batch_size);
+  PIXGRAD_CHECK(c.epochs >= 1 && c.epochs <= 1000000, "--epochs must be in 1..1000000, got ", c.epochs);
+  PIXGRAD_CHECK(c.decay_epochs >= -1 && c.decay_epochs <= c.epochs, "--decay-epochs must be -1 (half of --epochs) or in 0..",
+                c.epochs, ", got ", c.decay_epochs);
   PIXGRAD_CHECK(c.crop_size >= 1 && c.load_size >= c.crop_size, "--crop-size (", c.crop_size,
                 ") must be >= 1 and <= --load-size (", c.load_size, ")");
-  PIXGRAD_CHECK(c.lr > 0 && c.beta1 >= 0 && c.beta1 < 1, "--lr must be > 0 and --beta1 in [0, 1)");
+  PIXGRAD_CHECK(c.load_size <= 8192, "--load-size ", c.load_size, " exceeds 8192");
+  PIXGRAD_CHECK(std::isfinite(c.lr) && c.lr > 0 && c.lr <= 1, "--lr must be a number in (0, 1], got ", c.lr);
+  PIXGRAD_CHECK(std::isfinite(c.beta1) && c.beta1 >= 0 && c.beta1 < 1, "--beta1 must be in [0, 1), got ", c.beta1);
+  PIXGRAD_CHECK(std::isfinite(c.lambda_l1) && c.lambda_l1 >= 0 && c.lambda_l1 <= 1e6,
+                "--lambda-l1 must be a number in [0, 1e6], got ", c.lambda_l1);
   PIXGRAD_CHECK(c.ngf >= 1 && c.ngf <= 1024 && c.ndf >= 2 && c.ndf <= 1024, "--ngf must be in 1..1024 and --ndf in 2..1024 (got ",
                 c.ngf, " and ", c.ndf, ")");
   PIXGRAD_CHECK(c.num_downs >= 0 && c.num_downs <= 12 && (int64_t{1} << c.num_downs) <= c.crop_size,
                 "--num-downs ", c.num_downs, " must be in 0..12 with 2^num_downs <= --crop-size (", c.crop_size, ")");
   PIXGRAD_CHECK(c.n_layers >= 1 && c.n_layers <= 8, "--n-layers must be in 1..8, got ", c.n_layers);
   PIXGRAD_CHECK(c.crop_size <= 8192, "--crop-size ", c.crop_size, " exceeds 8192");
+  PIXGRAD_CHECK(c.max_iterations >= 0, "--max-iterations must be >= 0, got ", c.max_iterations);
   PIXGRAD_CHECK(c.log_interval >= 1 && c.snapshot_interval >= 1 && c.eval_interval >= 0,
                 "--log-interval and --snapshot-interval must be >= 1, --eval-interval >= 0");
-  PIXGRAD_CHECK(c.workers >= 1 && c.preview_count >= 0, "--workers must be >= 1 and --preview-count >= 0");
+  PIXGRAD_CHECK(c.workers >= 1 && c.workers <= 64 && c.preview_count >= 0 && c.preview_count <= 64,
+                "--workers must be in 1..64 and --preview-count in 0..64");
 }
 
 }  // namespace pixgrad::training

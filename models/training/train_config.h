@@ -3,6 +3,7 @@
 // exactly the same model and data pipeline.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -59,11 +60,18 @@ struct TrainConfig {
 };
 
 nlohmann::json to_json(const TrainConfig& config);
-// Throws pixgrad::Error naming the field on a missing or mistyped value.
+// Reads what to_json wrote, as untrusted input: throws pixgrad::Error naming
+// the field for a mistyped value, an integer out of its type's range, a
+// non-finite number, or an overlong or unprintable string (missing fields
+// keep their defaults).
 TrainConfig config_from_json(const nlohmann::json& json);
+// Strings of a configuration (paths, names): at most kMaxTextBytes, printable.
+inline constexpr size_t kMaxTextBytes = 4096;
+void check_text(const char* field, const std::string& text);
 // The configuration a resumed run continues with: the checkpoint's, with the
-// run-steering options (epochs, output, device, intervals...) taken from
-// `requested` where they were given explicitly. An explicitly given option
+// run-steering options (epochs, device, intervals...) taken from `requested`
+// where they were given explicitly. The output folder is never the
+// checkpoint's: the caller decides it from this command line. An explicitly given option
 // that changes what is trained (preset, sizes, seed...) is an error naming it.
 TrainConfig merge_for_resume(const TrainConfig& saved, const TrainConfig& requested,
                              const std::set<std::string>& explicit_fields, const std::string& checkpoint_path);

@@ -1,16 +1,19 @@
 #include "models/training/trainer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/generator.h"
 #include "layers/schedule.h"
 #include "models/datasets/loader.h"
@@ -18,27 +21,40 @@
 #include "models/training/metrics.h"
 #include "models/training/model_factory.h"
 #include "models/training/progress.h"
+#include "models/training/run_folder.h"
 #include "models/training/run_log.h"
 
 namespace pixgrad::training {
 
 namespace {
 
+namespace fs = std::filesystem;
+
 std::atomic<bool> stop_requested{false};
 
 extern "C" void request_stop(int) { stop_requested = true; }
 
-// Creates the folder and proves it writable before any work is done.
-void prepare_output_folder(const std::string& folder) {
-  std::error_code error;
-  std::filesystem::create_directories(folder, error);
-  PIXGRAD_CHECK(!error, "output folder '", folder, "': cannot create it: ", error.message());
-  const std::string probe = (std::filesystem::path(folder) / ".write_test").string();
-  std::ofstream out(probe);
-  PIXGRAD_CHECK(out.good(), "output folder '", folder, "': not writable");
-  out.close();
-  std::filesystem::remove(probe, error);
-}
+// Ctrl-C and SIGTERM ask the loop to save and stop, while the loop runs;
+// before and after it they end the program as usual (so a start that hangs
+// on a slow file can still be interrupted).
+class StopHandlers {
+ public:
+  StopHandlers() {
+    stop_requested = false;
+    previous_int_ = std::signal(SIGINT, request_stop);
+    previous_term_ = std::signal(SIGTERM, request_stop);
+  }
+  ~StopHandlers() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
+  StopHandlers(const StopHandlers&) = delete;
+  StopHandlers& operator=(const StopHandlers&) = delete;
+
+ private:
+  void (*previous_int_)(int) = SIG_DFL;
+  void (*previous_term_)(int) = SIG_DFL;
+};
 
 // Running means of the step losses between two log records.
 struct LossMeans {
@@ -57,16 +73,41 @@ struct LossMeans {
   }
 };
 
-}  // namespace
-
-void install_stop_handlers() {
-  std::signal(SIGINT, request_stop);
-  std::signal(SIGTERM, request_stop);
+// The folder a checkpoint lies in ("." for a bare file name).
+std::string folder_of(const std::string& file) {
+  const fs::path parent = fs::path(file).parent_path();
+  return parent.empty() ? "." : parent.string();
 }
 
+bool same_folder(const std::string& a, const std::string& b) {
+  std::error_code error;
+  return fs::weakly_canonical(a, error) == fs::weakly_canonical(b, error);
+}
+
+// Previews and checkpoints written inside the dataset would be read back as data.
+void check_output_outside_dataset(const TrainConfig& config) {
+  std::error_code error;
+  if (config.dataset.empty() || !fs::exists(config.dataset, error)) return;
+  const fs::path dataset = fs::weakly_canonical(config.dataset, error);
+  const fs::path output = fs::weakly_canonical(config.output, error);
+  const auto [end, unused] = std::mismatch(dataset.begin(), dataset.end(), output.begin(), output.end());
+  PIXGRAD_CHECK(end != dataset.end(), "--output '", io::printable(config.output), "' lies inside the dataset '",
+                io::printable(config.dataset), "': its previews would become training data; choose a folder elsewhere");
+}
+
+bool all_finite(const std::map<std::string, Tensor>& tensors) {
+  for (const auto& [name, tensor] : tensors)
+    for (const double v : tensor.to_double_vector())
+      if (!std::isfinite(v)) return false;
+  return true;
+}
+
+}  // namespace
+
 OutputFiles::OutputFiles(const std::string& folder) {
-  const std::filesystem::path root(folder);
+  const fs::path root(folder);
   checkpoint = (root / "checkpoint.safetensors").string();
+  diverged = (root / "checkpoint.diverged.safetensors").string();
   log = (root / "log.jsonl").string();
   preview = (root / "preview.png").string();
   loss_plot = (root / "loss.png").string();
@@ -75,23 +116,33 @@ OutputFiles::OutputFiles(const std::string& folder) {
 struct Trainer::Impl {
   TrainConfig config;
   OutputFiles files;
+  bool resumed = false;
   Device device;
   std::shared_ptr<data::Dataset> train_set, test_set;
   std::unique_ptr<models::Pix2Pix> model;
   TrainState state;
-  std::unique_ptr<RunLog> log;
   std::unique_ptr<optim::Schedule> schedule;
+  std::unique_ptr<RunFolder> folder;
+  std::unique_ptr<RunLog> log;
+  bool started = false;          // the log holds this invocation's start (or resume) event
+  int64_t saved_iteration = -1;  // of the last checkpoint this invocation wrote
 
-  Impl(const TrainConfig& requested, const std::string& resume, const std::set<std::string>& explicit_fields)
+  // Everything that can fail is checked before the output folder is touched;
+  // claiming the folder comes last, and nothing is written into it before
+  // the first step has completed.
+  Impl(const TrainConfig& requested, const std::string& resume, const std::set<std::string>& explicit_fields,
+       bool overwrite)
       : config(requested), files(requested.output) {
     std::optional<Checkpoint> checkpoint;
     if (!resume.empty()) {
       checkpoint = load_checkpoint(resume);
       config = merge_for_resume(checkpoint->config, requested, explicit_fields, resume);
-      files = OutputFiles(config.output);
+      // Where this run writes comes from this command line, never from the checkpoint.
+      config.output = explicit_fields.count("output") ? requested.output : folder_of(resume);
+      resumed = true;
     }
     validate(config);
-    prepare_output_folder(config.output);
+    check_output_outside_dataset(config);
     device = resolve_device(config.device);
     select_conv_impl(config.conv_impl);
     select_tf32(config.tf32);
@@ -109,35 +160,91 @@ struct Trainer::Impl {
     if (checkpoint) {
       model->load_state_dict(checkpoint->tensors);
       state = checkpoint->state;
+      PIXGRAD_CHECK(state.epoch <= config.epochs, "checkpoint '", io::printable(resume), "': it is at epoch ",
+                    state.epoch, ", past the run's ", config.epochs, " epochs");
       default_generator().set_state(state.rng_seed, state.rng_offset);
     }
-    log = std::make_unique<RunLog>(files.log, state.iteration);
     if (config.effective_schedule() == "constant") {
       schedule = std::make_unique<optim::ConstantSchedule>();
     } else {
       const int decay = config.decay_epochs >= 0 ? config.decay_epochs : config.epochs / 2;
       schedule = std::make_unique<optim::LinearDecaySchedule>(config.epochs - decay, decay);
     }
+    check_model_fits();
+
+    const bool continuing = checkpoint && same_folder(folder_of(resume), config.output);
+    folder = std::make_unique<RunFolder>(config.output, continuing, overwrite);
+    files = OutputFiles(config.output);
+    log = std::make_unique<RunLog>(files.log);
+    if (folder->replaces_a_run())
+      std::printf("--overwrite: this run replaces the run in '%s' (its log is kept, above this run's)\n",
+                  io::printable(config.output).c_str());
   }
 
   double learning_rate(int64_t epoch) const { return config.lr * schedule->factor(static_cast<int>(epoch)); }
 
-  void save() {
-    state.rng_seed = default_generator().seed();
-    state.rng_offset = default_generator().offset();
-    save_checkpoint(files.checkpoint, model->state_dict(), config, state);
-  }
-
-  // Runs `body` with G in its test-time mode, then restores G's buffers and
-  // the dropout stream, so previews and evaluation never change the run.
+  // Runs `body`, then restores G's and D's buffers (running statistics) and
+  // the dropout stream, so that previews, evaluation and checks never change
+  // the run.
   template <typename Body>
   void without_side_effects(Body body) {
     std::vector<std::pair<Tensor, Tensor>> saved;
-    for (const auto& [name, buffer] : model->generator().named_buffers()) saved.emplace_back(buffer, buffer.clone());
+    for (nn::Module* module : {static_cast<nn::Module*>(&model->generator()),
+                               static_cast<nn::Module*>(&model->discriminator())})
+      for (const auto& [name, buffer] : module->named_buffers()) saved.emplace_back(buffer, buffer.clone());
     const Generator rng = default_generator();
     body();
     for (auto& [buffer, copy] : saved) buffer.copy_(copy);
     default_generator() = rng;
+  }
+
+  // One forward pass of G and D at the run's crop and batch size, so that
+  // options that pass validation but do not fit the networks (a PatchGAN
+  // deeper than the crop, batch norm over a single value) fail now, with the
+  // options named, rather than at the first step.
+  void check_model_fits() {
+    without_side_effects([&] {
+      NoGradGuard no_grad;
+      const int64_t batch = config.batch_size, crop = config.crop_size;
+      try {
+        model->generator().train();
+        model->discriminator().train();
+        const Tensor input = Tensor::zeros({batch, config.input_channels(), crop, crop}, device);
+        const Tensor fake = model->generator().forward(input);
+        model->discriminator().forward(input, fake);
+      } catch (const Error& error) {
+        fail("these options do not fit the networks (--crop-size ", crop, ", --batch-size ", batch, ", preset ",
+             config.preset, "): ", error.what());
+      }
+    });
+  }
+
+  // The first write of this invocation: the event that tells a reader of
+  // the log where this run's records begin.
+  void ensure_started() {
+    if (started) return;
+    started = true;
+    nlohmann::json event = {{"event", resumed ? "resume" : "start"}, {"iteration", state.iteration}};
+    if (!resumed) event["options"] = to_json(config);
+    log->write(event);
+  }
+
+  void write_checkpoint(const std::string& path) {
+    state.rng_seed = default_generator().seed();
+    state.rng_offset = default_generator().offset();
+    const std::map<std::string, Tensor> tensors = model->state_dict();
+    if (path == files.checkpoint && !all_finite(tensors)) {
+      save_checkpoint(files.diverged, tensors, config, state);
+      fail("the parameters are no longer finite at iteration ", state.iteration, "; the state is in '",
+           io::printable(files.diverged), "' and the last good checkpoint is kept");
+    }
+    save_checkpoint(path, tensors, config, state);
+  }
+
+  void save() {
+    ensure_started();
+    write_checkpoint(files.checkpoint);
+    saved_iteration = state.iteration;
   }
 
   // G(x) for one test example, as a [C, H, W] tensor on the CPU.
@@ -163,13 +270,23 @@ struct Trainer::Impl {
 
   void write_loss_plot() {
     std::vector<double> l1, adv, d;
+    const auto number = [](const nlohmann::json& record, const char* key) {
+      const auto found = record.find(key);
+      return found != record.end() && found->is_number() ? found->get<double>() : 0.0;
+    };
     for (const nlohmann::json& record : log->training_records()) {
-      l1.push_back(record.value("loss_L1", 0.0));
-      adv.push_back(record.value("loss_G_adv", 0.0));
-      d.push_back(record.value("loss_D", 0.0));
+      l1.push_back(number(record, "loss_L1"));
+      adv.push_back(number(record, "loss_G_adv"));
+      d.push_back(number(record, "loss_D"));
     }
     if (l1.size() < 2) return;
     data::save_png(files.loss_plot, data::plot_losses({{"G L1", l1}, {"G adv", adv}, {"D", d}}, 640, 360));
+  }
+
+  void snapshot() {
+    save();
+    write_preview();
+    write_loss_plot();
   }
 
   void evaluate() {
@@ -207,6 +324,24 @@ struct Trainer::Impl {
     means = LossMeans();
   }
 
+  // A step whose losses or gradients are not finite: the run stops. The
+  // diverged state is written aside for diagnosis; the last good checkpoint
+  // stays as it is.
+  RunSummary diverge(const models::StepLosses& losses, RunSummary summary) {
+    ensure_started();
+    const std::string what = losses.describe_nonfinite();
+    write_checkpoint(files.diverged);
+    log->write({{"event", "diverged"}, {"iteration", state.iteration}, {"epoch", state.epoch}, {"detail", what}});
+    std::printf("\ndiverged at iteration %lld (epoch %lld): %s\n", static_cast<long long>(state.iteration),
+                static_cast<long long>(state.epoch), what.c_str());
+    std::printf("the state after that step is in '%s'; %s\n", io::printable(files.diverged).c_str(),
+                saved_iteration >= 0 || resumed ? "the last good checkpoint is kept" : "no checkpoint was written");
+    summary.iterations = state.iteration;
+    summary.diverged = true;
+    summary.output = config.output;
+    return summary;
+  }
+
   RunSummary run() {
     data::LoaderOptions loader_options;
     loader_options.batch_size = static_cast<size_t>(config.batch_size);
@@ -214,71 +349,118 @@ struct Trainer::Impl {
     loader_options.num_workers = config.workers;
     data::DataLoader loader(train_set, loader_options);
     const int64_t per_epoch = static_cast<int64_t>(loader.batches_per_epoch());
-    PIXGRAD_CHECK(per_epoch > 0, "dataset '", config.dataset, "': split '", config.train_split, "' has no images");
+    PIXGRAD_CHECK(per_epoch > 0, "dataset '", io::printable(config.dataset), "': split '",
+                  io::printable(config.train_split), "' has no images");
     int64_t total = per_epoch * config.epochs;
     if (config.max_iterations > 0) total = std::min(total, config.max_iterations);
+    PIXGRAD_CHECK(state.batches_done <= per_epoch && state.iteration <= per_epoch * config.epochs,
+                  "the checkpoint's position (iteration ", state.iteration, ", ", state.batches_done,
+                  " batches into epoch ", state.epoch, ") does not fit this dataset's ", per_epoch,
+                  " batches per epoch");
 
+    RunSummary summary;
+    summary.output = config.output;
     std::printf("pix2pix: preset %s, %s on %s, %zu training pairs, batch %d, %lld iterations (%d epochs)\n",
-                config.preset.c_str(), config.dataset.c_str(), device.str().c_str(), train_set->size(),
-                config.batch_size, static_cast<long long>(total), config.epochs);
+                config.preset.c_str(), io::printable(config.dataset).c_str(), device.str().c_str(),
+                train_set->size(), config.batch_size, static_cast<long long>(total), config.epochs);
     if (state.iteration > 0)
       std::printf("resuming at iteration %lld (epoch %lld, batch %lld)\n", static_cast<long long>(state.iteration),
                   static_cast<long long>(state.epoch), static_cast<long long>(state.batches_done));
+    if (state.iteration >= total) {
+      std::printf("nothing to do: the run is at iteration %lld of %lld\n", static_cast<long long>(state.iteration),
+                  static_cast<long long>(total));
+      summary.iterations = state.iteration;
+      return summary;
+    }
 
+    const StopHandlers stop_handlers;
     ProgressBar progress(total, state.iteration, config.log_interval);
     LossMeans means;
-    models::StepLosses latest;
-    RunSummary summary;
-    auto finish = [&](bool interrupted) {
-      progress.finish();
-      save();
-      write_preview();
-      write_loss_plot();
-      summary.iterations = state.iteration;
-      summary.interrupted = interrupted;
-      summary.output = config.output;
-      return summary;
-    };
+    bool in_step = false;
+    const int64_t first_iteration = state.iteration;
+    try {
+      for (; state.epoch < config.epochs; ++state.epoch, state.batches_done = 0) {
+        model->set_learning_rate(learning_rate(state.epoch));
+        loader.start_epoch(static_cast<uint64_t>(state.epoch), static_cast<size_t>(state.batches_done));
+        while (state.iteration < total) {
+          if (stop_requested) {
+            progress.finish();
+            std::printf("interrupted: saving a checkpoint at iteration %lld\n",
+                        static_cast<long long>(state.iteration));
+            if (state.iteration > first_iteration) {
+              if (means.count > 0) log_training(means);
+              snapshot();
+              log->write({{"event", "stopped"}, {"iteration", state.iteration}});
+            }
+            summary.iterations = state.iteration;
+            summary.interrupted = true;
+            return summary;
+          }
+          const auto started_at = std::chrono::steady_clock::now();
+          std::optional<data::Batch> batch = loader.next();
+          if (!batch) break;
+          in_step = true;
+          const models::StepLosses latest = model->train_step(batch->input.to(device), batch->target.to(device));
+          in_step = false;
+          ++state.iteration;
+          ++state.batches_done;
+          if (!latest.finite()) {
+            progress.finish();
+            return diverge(latest, summary);
+          }
+          ensure_started();
+          means.add(latest, std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count());
 
-    for (; state.epoch < config.epochs; ++state.epoch, state.batches_done = 0) {
-      model->set_learning_rate(learning_rate(state.epoch));
-      loader.start_epoch(static_cast<uint64_t>(state.epoch), static_cast<size_t>(state.batches_done));
-      while (state.iteration < total) {
-        if (stop_requested) {
-          progress.finish();
-          std::printf("interrupted: saving a checkpoint at iteration %lld\n", static_cast<long long>(state.iteration));
-          return finish(true);
+          char status[128];
+          std::snprintf(status, sizeof status, "epoch %lld  G %.3f (L1 %.4f)  D %.4f",
+                        static_cast<long long>(state.epoch), latest.g_total, latest.g_l1, latest.d_total);
+          progress.update(state.iteration, status);
+          if (state.iteration % config.log_interval == 0) log_training(means);
+          if (config.eval_interval > 0 && state.iteration % config.eval_interval == 0) evaluate();
+          if (state.iteration % config.snapshot_interval == 0) snapshot();
         }
-        const auto started = std::chrono::steady_clock::now();
-        std::optional<data::Batch> batch = loader.next();
-        if (!batch) break;
-        latest = model->train_step(batch->input.to(device), batch->target.to(device));
-        ++state.iteration;
-        ++state.batches_done;
-        means.add(latest, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-
-        char status[128];
-        std::snprintf(status, sizeof status, "epoch %lld  G %.3f (L1 %.4f)  D %.4f",
-                      static_cast<long long>(state.epoch), latest.g_total, latest.g_l1, latest.d_total);
-        progress.update(state.iteration, status);
-        if (state.iteration % config.log_interval == 0) log_training(means);
-        if (config.eval_interval > 0 && state.iteration % config.eval_interval == 0) evaluate();
-        if (state.iteration % config.snapshot_interval == 0) {
-          save();
-          write_preview();
-          write_loss_plot();
-        }
+        if (state.iteration >= total) break;
       }
-      if (state.iteration >= total) break;
+      if (means.count > 0) log_training(means);
+      progress.finish();
+      snapshot();
+    } catch (const std::exception& error) {
+      progress.finish();
+      save_after_error(error, in_step, first_iteration);
+      throw;
     }
-    if (means.count > 0) log_training(means);
-    return finish(false);
+    summary.iterations = state.iteration;
+    return summary;
+  }
+
+  // An error in the loop: the steps completed since the last checkpoint are
+  // saved if the model is between two steps; an error inside a step leaves
+  // the model half updated, so the last checkpoint is what is kept.
+  void save_after_error(const std::exception& error, bool in_step, int64_t first_iteration) {
+    const bool unsaved = state.iteration > std::max(saved_iteration, first_iteration);
+    try {
+      if (started) {
+        log->write({{"event", "error"}, {"iteration", state.iteration}, {"message", io::printable(error.what())}});
+      }
+      if (unsaved && !in_step) {
+        save();
+        std::fprintf(stderr, "error at iteration %lld: a checkpoint of the completed iterations is in '%s'\n",
+                     static_cast<long long>(state.iteration), io::printable(files.checkpoint).c_str());
+      } else if (unsaved) {
+        std::fprintf(stderr, "error inside iteration %lld: the model is half updated, so the last checkpoint is "
+                     "kept\n", static_cast<long long>(state.iteration + 1));
+      }
+    } catch (const std::exception& also) {
+      std::fprintf(stderr, "while saving after the error: %s\n", io::printable(also.what()).c_str());
+    }
   }
 };
 
-Trainer::Trainer(TrainConfig config, const std::string& resume, const std::set<std::string>& explicit_fields)
-    : impl_(std::make_unique<Impl>(config, resume, explicit_fields)) {}
+Trainer::Trainer(TrainConfig config, const std::string& resume, const std::set<std::string>& explicit_fields,
+                 bool overwrite)
+    : impl_(std::make_unique<Impl>(config, resume, explicit_fields, overwrite)) {}
 Trainer::~Trainer() = default;
 RunSummary Trainer::run() { return impl_->run(); }
+models::Pix2Pix& Trainer::model() { return *impl_->model; }
 
 }  // namespace pixgrad::training

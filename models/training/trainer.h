@@ -18,12 +18,15 @@ namespace pixgrad::training {
 // Files the trainer writes into the output folder.
 struct OutputFiles {
   explicit OutputFiles(const std::string& folder);
-  std::string checkpoint, log, preview, loss_plot;
+  std::string checkpoint;  // the last good state
+  std::string diverged;    // the state after a step that went non-finite, for diagnosis
+  std::string log, preview, loss_plot;
 };
 
 struct RunSummary {
-  int64_t iterations = 0;   // total completed, resumed ones included
+  int64_t iterations = 0;    // total completed, resumed ones included
   bool interrupted = false;  // stopped by SIGINT/SIGTERM (checkpoint written)
+  bool diverged = false;     // stopped at a non-finite loss or gradient (last good checkpoint kept)
   std::string output;        // the folder written to
 };
 
@@ -31,18 +34,27 @@ class Trainer {
  public:
   // `resume`: a checkpoint to continue from ("" starts afresh); the run then
   // continues with the checkpoint's options (see merge_for_resume), changed
-  // only where `explicit_fields` names a run-steering option of `config`.
-  Trainer(TrainConfig config, const std::string& resume = "", const std::set<std::string>& explicit_fields = {});
+  // only where `explicit_fields` names a run-steering option of `config`. It
+  // writes into config.output if `explicit_fields` names "output", else into
+  // the checkpoint's own folder. A folder holding another run is refused
+  // unless `overwrite` (see run_folder.h). Nothing is written until the first
+  // step has completed.
+  Trainer(TrainConfig config, const std::string& resume = "", const std::set<std::string>& explicit_fields = {},
+          bool overwrite = false);
   ~Trainer();
+  // Trains; while it runs, Ctrl-C (SIGINT) and SIGTERM save a checkpoint and
+  // stop after the current step. A non-finite loss or gradient stops the run
+  // (RunSummary::diverged). An exception between two steps saves the steps
+  // completed since the last checkpoint before it propagates.
   RunSummary run();
+  // The model being trained (e.g. to observe or change gradients with
+  // Pix2Pix::set_before_update).
+  models::Pix2Pix& model();
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-// Installs SIGINT/SIGTERM handlers that ask a running Trainer to save a
-// checkpoint and stop after the current step.
-void install_stop_handlers();
 
 }  // namespace pixgrad::training

@@ -1,0 +1,83 @@
+#include "core/file_io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace pixgrad::io {
+
+File open_regular_file(const std::string& path, const char* label, uint64_t* size) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) fail(label, " '", printable(path), "': no such file");
+  if (fd < 0) fail(label, " '", printable(path), "': cannot open: ", std::strerror(errno));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    const int error = errno;
+    ::close(fd);
+    fail(label, " '", printable(path), "': cannot stat: ", std::strerror(error));
+  }
+  if (!S_ISREG(info.st_mode)) {
+    ::close(fd);
+    fail(label, " '", printable(path), "': ", S_ISDIR(info.st_mode) ? "is a directory" : "is not a regular file");
+  }
+  // Back to blocking reads for an ordinary file.
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  std::FILE* file = ::fdopen(fd, "rb");
+  if (!file) {
+    const int error = errno;
+    ::close(fd);
+    fail(label, " '", printable(path), "': cannot open: ", std::strerror(error));
+  }
+  if (size) *size = static_cast<uint64_t>(info.st_size);
+  return File(file);
+}
+
+std::vector<uint8_t> read_regular_file(const std::string& path, const char* label, uint64_t max_bytes) {
+  uint64_t size = 0;
+  const File file = open_regular_file(path, label, &size);
+  if (size > max_bytes)
+    fail(label, " '", printable(path), "': the file is ", size, " bytes, over the limit of ", max_bytes);
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  if (size > 0 && std::fread(bytes.data(), 1, bytes.size(), file.get()) != bytes.size())
+    fail(label, " '", printable(path), "': cannot read the file: ",
+         std::ferror(file.get()) ? std::strerror(errno) : "it ended early");
+  return bytes;
+}
+
+std::string printable(const std::string& text) {
+  // Keeps well-formed UTF-8 (names may have accents); replaces control
+  // characters (C0, DEL, C1) and malformed bytes, which a terminal could
+  // take for escape sequences.
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    const size_t length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
+    bool valid = length > 0 && i + length <= text.size();
+    uint32_t code = length == 1 ? lead : length == 2 ? lead & 0x1F : length == 3 ? lead & 0x0F : lead & 0x07;
+    for (size_t k = 1; valid && k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      valid = (next >> 6) == 0x2;
+      code = (code << 6) | (next & 0x3F);
+    }
+    const uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    valid = valid && code >= smallest[length] && code <= 0x10FFFF && (code < 0xD800 || code > 0xDFFF);
+    if (!valid || code < 0x20 || (code >= 0x7F && code <= 0x9F)) {
+      out += '?';
+      i += valid ? length : 1;
+    } else {
+      out.append(text, i, length);
+      i += length;
+    }
+  }
+  return out;
+}
+
+}  // namespace pixgrad::io

@@ -1,0 +1,37 @@
+// Reading untrusted files: only regular files (a FIFO or a device given as a
+// checkpoint or an image would otherwise block forever or never end), with
+// the size checked against a limit before anything is allocated. Every
+// failure is a one-line pixgrad::Error "<label> '<path>': <problem>".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pixgrad::io {
+
+struct FileCloser {
+  void operator()(std::FILE* file) const {
+    if (file) std::fclose(file);
+  }
+};
+using File = std::unique_ptr<std::FILE, FileCloser>;
+
+// Opens `path` for reading if it is a regular file. The file is opened
+// without waiting (a FIFO with no writer would block the open itself) and
+// checked on the open descriptor, so nothing can swap it in between.
+// `label` starts every error ("image" gives "image '<path>': <problem>").
+// Returns the file and its size in bytes.
+File open_regular_file(const std::string& path, const char* label, uint64_t* size);
+
+// The whole file, refused before reading if it holds more than `max_bytes`.
+std::vector<uint8_t> read_regular_file(const std::string& path, const char* label, uint64_t max_bytes);
+
+// `text` with control characters and malformed UTF-8 replaced by '?', for
+// printing names and strings that come from files or the command line.
+std::string printable(const std::string& text);
+
+}  // namespace pixgrad::io
