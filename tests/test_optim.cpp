@@ -193,3 +193,32 @@ TEST_CASE("Optimiser state_dict round trip continues bit-identically", "[optim][
   CHECK_THROWS_WITH(resumed.load_state_dict(bad_step, "optimizer_g."), Contains("not a step count"));
   CHECK_THROWS_WITH(resumed.load_state_dict(state, "other."), Contains("missing key 'other.0.step'"));
 }
+
+TEST_CASE("Adam and SGD flag a NaN or infinite gradient in the step that read it", "[optim][nan]") {
+  for (const DType dtype : {DType::Float32, DType::Float64}) {
+    for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{100003}}) {
+      for (const double bad : {std::nan(""), double{INFINITY}, double{-INFINITY}, 0.25}) {
+        // The bad value at the first, a middle and the last element (vector body and tail alike).
+        for (const int64_t at : {int64_t{0}, n / 2, n - 1}) {
+          INFO(to_string(dtype) << ", n " << n << ", value " << bad << " at " << at);
+          Tensor param = Tensor::zeros({n}, Device::cpu(), dtype).set_requires_grad();
+          std::vector<double> grad(static_cast<size_t>(n), 0.5);
+          grad[static_cast<size_t>(at)] = bad;
+          param.set_grad(Tensor::from_vector(grad, {n}).to(dtype));
+          const double expected = std::isfinite(bad) ? 0 : 1;
+          optim::Adam adam({param});
+          CHECK_FALSE(adam.nonfinite_gradients().defined());
+          adam.step();
+          CHECK(adam.nonfinite_gradients().item() == expected);
+          optim::SGD sgd({param}, optim::SGDOptions{0.01, 0.9, 0});
+          sgd.step();
+          CHECK(sgd.nonfinite_gradients().item() == expected);
+          // The next step, with finite gradients, clears it.
+          param.set_grad(Tensor::full({n}, 0.5, Device::cpu(), dtype));
+          adam.step();
+          CHECK(adam.nonfinite_gradients().item() == 0);
+        }
+      }
+    }
+  }
+}

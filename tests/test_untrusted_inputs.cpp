@@ -221,3 +221,21 @@ TEST_CASE("damaged and crafted images give a one-line error", "[untrusted][image
                Contains("CRC"));
   }
 }
+
+TEST_CASE("a PNG with an empty IDAT chunk decodes like the same PNG without it", "[untrusted][images]") {
+  // stb copies a first, empty IDAT into a buffer it has not allocated yet
+  // (found by fuzz_image; undefined behaviour the sanitizer build stops on).
+  const fs::path folder = testing::fresh_folder("empty_idat");
+  fs::create_directories(folder);
+  data::Image image(5, 3, 3);
+  for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>(i * 17);
+  data::save_png((folder / "plain.png").string(), image);
+  const std::string plain = bytes_of(folder / "plain.png");
+  const size_t idat = plain.find("IDAT") - 4;  // the chunk starts with its length
+  // An empty IDAT chunk: length 0, type, and the CRC-32 of "IDAT" (0x35AF061E).
+  const std::string empty_chunk = std::string("\0\0\0\0IDAT", 8) + "\x35\xAF\x06\x1E";
+  const std::string with_empty = plain.substr(0, idat) + empty_chunk + plain.substr(idat);
+  const data::Image decoded = data::decode_image("with_empty", std::vector<uint8_t>(with_empty.begin(), with_empty.end()));
+  CHECK(decoded.pixels == image.pixels);
+  fs::remove_all(folder);
+}

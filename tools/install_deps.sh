@@ -3,10 +3,16 @@
 # compiler, CMake >= 3.25, Ninja, Catch2, stb, libjpeg-turbo (TurboJPEG),
 # nlohmann-json and CLI11. The CUDA toolkit is optional and not installed
 # here: when it is present (nvcc in /usr/local/cuda or on PATH) the CUDA
-# backend is built as well.
+# backend is built as well. With --fuzz it also installs clang with its
+# libFuzzer runtime and OpenMP, for tools/fuzz.sh.
 set -euo pipefail
 
 packages=(cmake g++ ninja-build catch2 libstb-dev libturbojpeg0-dev nlohmann-json3-dev libcli11-dev)
+case "${1:-}" in
+  --fuzz) packages+=(clang libclang-rt-dev libomp-dev) ;;
+  "") ;;
+  *) echo "install_deps: unknown argument '$1' (expected --fuzz or nothing)" >&2; exit 2 ;;
+esac
 
 missing=()
 for package in "${packages[@]}"; do

@@ -3,6 +3,7 @@
 // some steps; parameters and optimiser state compared afterwards.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
@@ -96,5 +97,35 @@ TEST_CASE("SGD on CUDA matches the CPU, with and without momentum", "[cuda][opti
       INFO("momentum " << momentum << ", weight_decay " << weight_decay);
       check_steps<optim::SGD>(optim::SGDOptions{0.05, momentum, weight_decay});
     }
+  }
+}
+
+TEST_CASE("Adam and SGD on CUDA flag a non-finite gradient as the CPU does, and only then", "[cuda][optim][nan]") {
+  for (const bool poisoned : {false, true}) {
+    INFO((poisoned ? "one gradient element NaN, one infinite" : "finite gradients"));
+    std::vector<Tensor> on_cpu, on_gpu;
+    for (size_t i = 0; i < kShapes.size(); ++i) {
+      const Tensor values = random_tensor(kShapes[i], 7200 + i);
+      on_cpu.push_back(leaf_on(values, Device::cpu()));
+      on_gpu.push_back(leaf_on(values, kGpu));
+      std::vector<float> grad = random_tensor(kShapes[i], 7300 + i).to_vector();
+      if (poisoned && i == 3) {
+        grad[12345] = std::nanf("");
+        grad[999999] = INFINITY;
+      }
+      on_cpu[i].set_grad(Tensor::from_vector(grad, kShapes[i]));
+      on_gpu[i].set_grad(Tensor::from_vector(grad, kShapes[i]).to(kGpu));
+    }
+    optim::Adam adam_cpu(on_cpu), adam_gpu(on_gpu);
+    adam_cpu.step();
+    adam_gpu.step();
+    CHECK(adam_gpu.nonfinite_gradients().is_cuda());
+    CHECK(adam_cpu.nonfinite_gradients().item() == (poisoned ? 1 : 0));
+    CHECK(adam_gpu.nonfinite_gradients().item() == (poisoned ? 1 : 0));
+    optim::SGD sgd_cpu(on_cpu, optim::SGDOptions{0.01, 0.9, 0}), sgd_gpu(on_gpu, optim::SGDOptions{0.01, 0.9, 0});
+    sgd_cpu.step();
+    sgd_gpu.step();
+    CHECK(sgd_cpu.nonfinite_gradients().item() == (poisoned ? 1 : 0));
+    CHECK(sgd_gpu.nonfinite_gradients().item() == (poisoned ? 1 : 0));
   }
 }

@@ -139,3 +139,20 @@ TEST_CASE("a CUDA device that is not there gives a one-line error naming it", "[
   CHECK_THAT(model_error, Contains(name));
   CHECK(model_error.find('\n') == std::string::npos);
 }
+
+TEST_CASE("a pix2pix step on CUDA reports a non-finite gradient with its losses", "[cuda][pix2pix][nan]") {
+  manual_seed(21);
+  models::Pix2Pix model(small_step_options(models::Preset::Paper, /*lr=*/2e-4));
+  model.to(kGpu);
+  const Tensor input = random_tensor({1, 3, 32, 32}, 8201).to(kGpu), target = random_tensor({1, 3, 32, 32}, 8202).to(kGpu);
+  CHECK(model.train_step(input, target).finite());
+  model.set_before_update([](models::Network network, nn::Module& module) {
+    if (network == models::Network::Generator) fill_(module.named_parameters().front().second.grad(), std::nan(""));
+  });
+  const models::StepLosses losses = model.train_step(input, target);
+  model.set_before_update({});
+  CHECK_FALSE(losses.g_gradients_finite);
+  CHECK(losses.d_gradients_finite);
+  CHECK_FALSE(losses.finite());
+  CHECK_THAT(losses.describe_nonfinite(), Contains("G's gradients"));
+}
