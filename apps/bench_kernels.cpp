@@ -55,6 +55,7 @@
 #include "apps/json_output.h"
 #include "apps/pix2pix_layers.h"
 #include "core/cuda_info.h"
+#include "core/file_io.h"
 #include "core/generator.h"
 #include "core/tensor.h"
 #include "kernels/cpu/adam.h"
@@ -1146,7 +1147,7 @@ int main(int argc, char** argv) {
     write_results(true);
     return 0;
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "bench_kernels: %s\n", error.what());
+    std::fprintf(stderr, "bench_kernels: %s\n", io::printable(error.what()).c_str());
     return 1;
   }
 }

@@ -37,6 +37,7 @@
 #include "apps/json_output.h"
 #include "apps/pix2pix_layers.h"
 #include "core/cuda_info.h"
+#include "core/file_io.h"
 #include "core/generator.h"
 #include "models/datasets/loader.h"
 #include "models/pix2pix.h"
@@ -338,7 +339,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "bench_pix2pix: %s\n", error.what());
+    std::fprintf(stderr, "bench_pix2pix: %s\n", io::printable(error.what()).c_str());
     return 1;
   }
 }

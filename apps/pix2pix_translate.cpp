@@ -4,6 +4,7 @@
 // running statistics and no dropout.
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -31,7 +32,9 @@ std::vector<std::string> input_files(const std::string& input) {
     PIXGRAD_CHECK(!files.empty(), "input '", input, "': no .jpg/.jpeg/.png files in this folder");
     return files;
   }
-  PIXGRAD_CHECK(std::filesystem::is_regular_file(input), "input '", input, "': no such file or folder");
+  PIXGRAD_CHECK(std::filesystem::exists(input), "input '", io::printable(input), "': no such file or folder");
+  PIXGRAD_CHECK(std::filesystem::is_regular_file(input), "input '", io::printable(input),
+                "': not a regular file or a folder");
   return {input};
 }
 
@@ -88,10 +91,14 @@ int main(int argc, char** argv) {
     std::map<std::string, Tensor> weights;
     for (const auto& [name, tensor] : checkpoint.tensors)
       if (name.rfind("G.", 0) == 0) weights.emplace(name.substr(2), tensor);
+    for (const auto& [name, tensor] : weights)
+      for (const double v : tensor.to_double_vector())
+        PIXGRAD_CHECK(std::isfinite(v), "checkpoint '", io::printable(checkpoint_path), "': G.", io::printable(name),
+                      " holds ", v, " (a diverged state?); translate with an earlier checkpoint");
     try {
       generator.load_state_dict(weights);
     } catch (const Error& error) {
-      fail("checkpoint '", checkpoint_path, "': ", error.what());
+      fail("checkpoint '", io::printable(checkpoint_path), "': ", error.what());
     }
     const Device device = training::resolve_device(device_name);
     training::select_conv_impl(conv_impl);
@@ -111,16 +118,29 @@ int main(int argc, char** argv) {
                 config.preset.c_str(), eval_mode ? "eval" : "test-time", device.str().c_str());
     training::ProgressBar progress(static_cast<int64_t>(files.size()), 0, 10);
     NoGradGuard no_grad;
+    // A damaged input is reported and skipped; the others are still translated.
+    std::vector<std::string> failures;
     for (size_t i = 0; i < files.size(); ++i) {
-      const Tensor generated = generator.forward(load_input(files[i], config, size).to(device)).to(Device::cpu());
-      data::save_png(outputs[i], data::tensor_to_image(generated.reshape({generated.size(1), size, size})));
+      try {
+        const Tensor generated = generator.forward(load_input(files[i], config, size).to(device)).to(Device::cpu());
+        data::save_png(outputs[i], data::tensor_to_image(generated.reshape({generated.size(1), size, size})));
+      } catch (const Error& error) {
+        failures.push_back(error.what());
+      }
       progress.update(static_cast<int64_t>(i + 1), io::printable(std::filesystem::path(outputs[i]).filename().string()));
     }
     progress.finish();
-    std::printf("wrote %zu PNG(s) to '%s'\n", files.size(), io::printable(output).c_str());
+    std::printf("wrote %zu PNG(s) to '%s'\n", files.size() - failures.size(), io::printable(output).c_str());
+    for (const std::string& failure : failures)
+      std::fprintf(stderr, "pix2pix_translate: skipped: %s\n", io::printable(failure).c_str());
+    if (!failures.empty()) {
+      std::fprintf(stderr, "pix2pix_translate: %zu of %zu input(s) could not be translated\n", failures.size(),
+                   files.size());
+      return 1;
+    }
     return 0;
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "pix2pix_translate: %s\n", error.what());
+    std::fprintf(stderr, "pix2pix_translate: %s\n", io::printable(error.what()).c_str());
     return 1;
   }
 }

@@ -98,8 +98,9 @@ int main(int argc, char** argv) {
       "  train_pix2pix --dataset ../shared/data/facades --direction BtoA --output out/facades\n"
       "  train_pix2pix --dataset ../shared/data/cmp_facade_base --format cmp --preset chainer\n"
       "  train_pix2pix --dataset ../shared/data/facades --resume out/facades/checkpoint.safetensors\n"
-      "Ctrl-C saves a checkpoint before stopping. A non-finite loss or gradient stops the run (exit status 3)\n"
-      "with the last good checkpoint kept and the diverged state in checkpoint.diverged.safetensors.");
+      "Ctrl-C saves a checkpoint before stopping. A non-finite loss or gradient stops the run with the last good\n"
+      "checkpoint kept and the diverged state in checkpoint.diverged.safetensors.\n"
+      "Exit status: 0 done, 1 error, 3 diverged, 130 interrupted; 100 and above: the command line was not understood.");
   TrainConfig config;
   std::string resume;
   bool overwrite = false;
@@ -117,12 +118,17 @@ int main(int argc, char** argv) {
     pixgrad::training::Trainer trainer(config, resume, given, overwrite);
     const pixgrad::training::RunSummary summary = trainer.run();
     if (summary.diverged) return 3;
-    std::printf("%s after %lld iterations; checkpoint, log.jsonl, preview.png and loss.png are in '%s'\n",
+    if (summary.trained == 0) {  // "nothing to do" was said, or stopped before a step: nothing written
+      if (summary.interrupted) std::printf("stopped before any step; nothing was written\n");
+      return summary.interrupted ? 130 : 0;
+    }
+    const std::string checkpoint = pixgrad::training::OutputFiles(summary.output).checkpoint;
+    std::printf("%s after %lld iterations; checkpoint '%s', with log.jsonl, preview.png and loss.png beside it\n",
                 summary.interrupted ? "stopped" : "done", static_cast<long long>(summary.iterations),
-                pixgrad::io::printable(summary.output).c_str());
+                pixgrad::io::printable(checkpoint).c_str());
     return summary.interrupted ? 130 : 0;
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "train_pix2pix: %s\n", error.what());
+    std::fprintf(stderr, "train_pix2pix: %s\n", pixgrad::io::printable(error.what()).c_str());
     return 1;
   }
 }

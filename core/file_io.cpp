@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
@@ -48,6 +49,69 @@ std::vector<uint8_t> read_regular_file(const std::string& path, const char* labe
     fail(label, " '", printable(path), "': cannot read the file: ",
          std::ferror(file.get()) ? std::strerror(errno) : "it ended early");
   return bytes;
+}
+
+namespace {
+
+// Best effort: makes a rename durable. The new file is complete either way.
+void sync_directory_of(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, const char* label,
+                           const std::function<bool(std::FILE*)>& write_contents) {
+  std::string temporary = path + ".tmp.XXXXXX";
+  const int fd = ::mkstemp(temporary.data());  // O_CREAT | O_EXCL: never an existing file or link
+  if (fd < 0) fail(label, " '", printable(path), "': cannot write: ", std::strerror(errno));
+  ::fchmod(fd, 0644);
+  std::FILE* file = ::fdopen(fd, "wb");
+  if (!file) {
+    const int error = errno;
+    ::close(fd);
+    ::unlink(temporary.c_str());
+    fail(label, " '", printable(path), "': cannot write: ", std::strerror(error));
+  }
+  bool ok = write_contents(file) && std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
+  int error = errno;
+  if (std::fclose(file) != 0 && ok) ok = false, error = errno;
+  if (ok && std::rename(temporary.c_str(), path.c_str()) != 0) ok = false, error = errno;
+  if (!ok) {
+    ::unlink(temporary.c_str());
+    fail(label, " '", printable(path), "': cannot write: ", std::strerror(error ? error : EIO));
+  }
+  sync_directory_of(path);
+}
+
+File open_for_appending(const std::string& path, const char* label) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ELOOP) fail(label, " '", printable(path), "': is a symbolic link; not writing through it");
+  if (fd < 0) fail(label, " '", printable(path), "': cannot append: ", std::strerror(errno));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    ::close(fd);
+    fail(label, " '", printable(path), "': is not a regular file");
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  char last = '\n';
+  if (info.st_size > 0 && ::pread(fd, &last, 1, info.st_size - 1) == 1 && last != '\n' && ::write(fd, "\n", 1) != 1) {
+    ::close(fd);
+    fail(label, " '", printable(path), "': cannot append: ", std::strerror(errno));
+  }
+  std::FILE* file = ::fdopen(fd, "a");
+  if (!file) {
+    const int error = errno;
+    ::close(fd);
+    fail(label, " '", printable(path), "': cannot append: ", std::strerror(error));
+  }
+  return File(file);
 }
 
 std::string printable(const std::string& text) {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,20 @@ File open_regular_file(const std::string& path, const char* label, uint64_t* siz
 
 // The whole file, refused before reading if it holds more than `max_bytes`.
 std::vector<uint8_t> read_regular_file(const std::string& path, const char* label, uint64_t max_bytes);
+
+// Writing files into folders a user may have prepared: nothing here follows
+// a symbolic link. A file is written to a new temporary beside it (created
+// exclusively, so an existing name or link there is never opened), flushed,
+// synced and renamed over `path`, which replaces a link at `path` rather than
+// writing through it. `write_contents` returns false on a write error. On
+// failure the old file is left as it was and a one-line pixgrad::Error
+// "<label> '<path>': cannot write: <reason>" is thrown.
+void write_file_atomically(const std::string& path, const char* label,
+                           const std::function<bool(std::FILE*)>& write_contents);
+// Opens `path` for appending, creating it if missing; refuses a symbolic
+// link or anything but a regular file. If the file does not end with a
+// newline (a write cut short), one is added, so the next line stands alone.
+File open_for_appending(const std::string& path, const char* label);
 
 // `text` with control characters and malformed UTF-8 replaced by '?', for
 // printing names and strings that come from files or the command line.

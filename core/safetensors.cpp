@@ -60,33 +60,6 @@ std::string quoted(const std::string& text) { return json(text).dump(-1, ' ', fa
   fail("safetensors: cannot write '", path, "': ", reason);
 }
 
-// Best effort: makes the rename itself durable. The new file is complete
-// either way, so a failure here is not worth failing the save for.
-void sync_directory_of(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  const std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
-// Calls write_contents on "<path>.tmp", syncs it and renames it over `path`.
-void write_atomically(const std::string& path, const std::function<bool(std::FILE*)>& write_contents) {
-  const std::string temporary = path + ".tmp";
-  std::FILE* file = std::fopen(temporary.c_str(), "wb");
-  if (file == nullptr) fail_write(path, std::strerror(errno));
-  bool ok = write_contents(file) && std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
-  int error = errno;
-  if (std::fclose(file) != 0 && ok) ok = false, error = errno;
-  if (ok && std::rename(temporary.c_str(), path.c_str()) != 0) ok = false, error = errno;
-  if (!ok) {
-    std::remove(temporary.c_str());
-    fail_write(path, std::strerror(error));
-  }
-  sync_directory_of(path);
-}
-
 void write_u64_le(uint64_t value, unsigned char out[8]) {
   for (int i = 0; i < 8; ++i) out[i] = static_cast<unsigned char>(value >> (8 * i));
 }
@@ -289,7 +262,7 @@ void save(const std::string& path, const std::map<std::string, Tensor>& tensors,
   }
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  write_atomically(path, [&](std::FILE* file) {
+  io::write_file_atomically(path, "safetensors:", [&](std::FILE* file) {
     unsigned char length[8];
     write_u64_le(text.size(), length);
     if (std::fwrite(length, 1, 8, file) != 8 || std::fwrite(text.data(), 1, text.size(), file) != text.size())

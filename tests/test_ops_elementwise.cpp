@@ -125,3 +125,19 @@ TEST_CASE("arithmetic on mismatched operands names op and shapes", "[ops][errors
   CHECK_THROWS_WITH(relu(Tensor::zeros({0, 3})), Contains("relu") && Contains("empty") && Contains("[0, 3]"));
   CHECK_THROWS_WITH(tanh(Tensor()), Contains("tanh") && Contains("undefined"));
 }
+
+TEST_CASE("relu and leaky_relu keep a NaN a NaN, as PyTorch does", "[ops][elementwise][nan]") {
+  // A diverged activation must not turn into a plausible zero downstream.
+  for (const DType dtype : {DType::Float32, DType::Float64}) {
+    INFO(to_string(dtype));
+    // Long enough for the vectorised body and the tail.
+    std::vector<double> values(37, -1.5);
+    values[0] = values[17] = values[36] = std::nan("");
+    const Tensor x = Tensor::from_vector(values, {37}).to(dtype);
+    for (const Tensor& y : {relu(x), leaky_relu(x, 0.2)}) {
+      const std::vector<double> out = y.to_double_vector();
+      for (const size_t i : {size_t{0}, size_t{17}, size_t{36}}) CHECK(std::isnan(out[i]));
+      CHECK(out[1] <= 0);
+    }
+  }
+}

@@ -80,12 +80,23 @@ TEST_CASE("a resumed run writes only into the folder its command line names", "[
   CHECK(bytes_of(original / "checkpoint.safetensors") == checkpoint_bytes);
   CHECK(bytes_of(original / "log.jsonl") == log_bytes);
 
+  // Another checkpoint resumed into a folder that holds a run would replace that run: refused.
+  fs::copy_file(original / "checkpoint.safetensors", copy / "renamed.safetensors");
+  CHECK_THROWS_WITH(training::Trainer(run_of(original, 5), (copy / "renamed.safetensors").string(), {"max_iterations"}),
+                    Contains("holds another run"));
+  CHECK(training::load_checkpoint((copy / "checkpoint.safetensors").string()).state.iteration == 4);
+
   // A checkpoint whose options name another output folder cannot steer the run there.
+  const fs::path forged_folder = testing::fresh_folder("resume_forged");
+  fs::create_directories(forged_folder);
   training::Checkpoint forged = training::load_checkpoint((copy / "checkpoint.safetensors").string());
   forged.config.output = forged_target.string();
-  training::save_checkpoint((copy / "forged.safetensors").string(), forged.tensors, forged.config, forged.state);
-  training::Trainer(run_of(original, 5), (copy / "forged.safetensors").string(), {"max_iterations"}).run();
+  training::save_checkpoint((forged_folder / "forged.safetensors").string(), forged.tensors, forged.config,
+                            forged.state);
+  training::Trainer(run_of(original, 5), (forged_folder / "forged.safetensors").string(), {"max_iterations"}).run();
   CHECK_FALSE(fs::exists(forged_target));
+  CHECK(training::load_checkpoint((forged_folder / "checkpoint.safetensors").string()).state.iteration == 5);
+  fs::remove_all(forged_folder);
 
   // An explicit --output is where a resumed run writes.
   const fs::path elsewhere = testing::fresh_folder("resume_elsewhere");
@@ -152,8 +163,7 @@ TEST_CASE("two runs cannot share an output folder", "[safety]") {
   const fs::path folder = testing::fresh_folder("locked");
   {
     const training::RunFolder first(folder.string(), false, false);
-    CHECK_THROWS_WITH(training::RunFolder(folder.string(), false, false),
-                      Contains("in use by another run") && Contains("process"));
+    CHECK_THROWS_WITH(training::RunFolder(folder.string(), false, false), Contains("in use by another run"));
   }
   // Released with its holder: the folder, which the first claim created and nothing filled, is gone again.
   CHECK_FALSE(fs::exists(folder));
@@ -308,9 +318,15 @@ TEST_CASE("translation outputs never replace an input, each other, or earlier re
   CHECK(outputs == std::vector<std::string>{(folder / "out" / "photo_jpg.png").string(),
                                             (folder / "out" / "photo_png.png").string(),
                                             (folder / "out" / "other.png").string()});
-  // Into the inputs' own folder: other.png is free, but photo.png would replace an input.
-  CHECK_THROWS_WITH(training::translation_outputs({inputs[1]}, (folder / "in").string(), true),
-                    Contains("is one of the inputs"));
+  // Into the inputs' own folder: refused, results there would be read as inputs next time.
+  CHECK_THROWS_WITH(training::translation_outputs({inputs[2]}, (folder / "in").string(), true),
+                    Contains("folder of the inputs"));
+  // An output that is an input (a single file translated into a folder holding it as photo.png).
+  fs::create_directories(folder / "elsewhere");
+  std::ofstream(folder / "elsewhere" / "photo.png") << "x";
+  CHECK_THROWS_WITH(training::translation_outputs({inputs[1], (folder / "elsewhere" / "photo.png").string()},
+                                                  (folder / "elsewhere").string(), true),
+                    Contains("folder of the inputs"));
   // An earlier result stays unless --overwrite.
   fs::create_directories(folder / "out");
   std::ofstream(folder / "out" / "other.png") << "earlier";
@@ -318,4 +334,74 @@ TEST_CASE("translation outputs never replace an input, each other, or earlier re
                     Contains("exists already") && Contains("--overwrite"));
   CHECK_NOTHROW(training::translation_outputs(inputs, (folder / "out").string(), true));
   fs::remove_all(folder);
+}
+
+TEST_CASE("a run never writes through a link in its folder, and a log cut mid-line is mended", "[safety]") {
+  if (!have_data()) return;
+  const fs::path folder = testing::fresh_folder("links"), victim = testing::fresh_folder("links_victim");
+  fs::create_directories(folder);
+  fs::create_directories(victim);
+  std::ofstream(victim / "precious") << "precious";
+  fs::create_symlink(victim / "precious", folder / "log.jsonl");
+  CHECK_THROWS_WITH(training::Trainer(run_of(folder, 1), "", {}, /*overwrite=*/true).run(),
+                    Contains("symbolic link"));
+  CHECK(bytes_of(victim / "precious") == "precious");
+
+  // A log whose last write was cut short: the next record starts a line of its own.
+  fs::remove(folder / "log.jsonl");
+  std::ofstream(folder / "log.jsonl") << R"({"iteration":1,"loss_G":2.0})" << "\n" << R"({"eve)";
+  training::Trainer(run_of(folder, 1), "", {}, /*overwrite=*/true).run();
+  const std::vector<std::string> lines = lines_of(folder / "log.jsonl");
+  REQUIRE(lines.size() >= 3);
+  CHECK(lines[1] == R"({"eve)");
+  CHECK(nlohmann::json::parse(lines[2])["event"] == "start");
+  fs::remove_all(folder);
+  fs::remove_all(victim);
+}
+
+TEST_CASE("a short last batch that does not fit the networks is refused before the run", "[safety]") {
+  if (!have_data()) return;
+  const fs::path folder = testing::fresh_folder("short_batch");
+  training::TrainConfig config = testing::tiny_config("chainer", folder);
+  config.num_downs = 5;   // the chainer U-Net normalises its innermost level, 1x1 at a 32-pixel crop
+  config.batch_size = 3;  // 400 pairs: 133 batches of 3 and a last one of 1
+  config.preview_count = 0;
+  CHECK_THROWS_WITH(training::Trainer(config), Contains("do not fit") && Contains("at a batch of 1"));
+  CHECK_FALSE(fs::exists(folder));
+}
+
+TEST_CASE("a checkpoint that cannot continue is refused at resume", "[safety][nan]") {
+  if (!have_data()) return;
+  const fs::path folder = testing::fresh_folder("bad_resume"), forged = testing::fresh_folder("bad_resume_forged");
+  training::Trainer(run_of(folder, 2)).run();
+  fs::create_directories(forged);
+  const training::Checkpoint good = training::load_checkpoint((folder / "checkpoint.safetensors").string());
+  const auto forge = [&](auto change) {
+    training::Checkpoint bad = good;
+    for (auto& [name, tensor] : bad.tensors) tensor = tensor.clone();
+    change(bad);
+    const std::string path = (forged / "checkpoint.safetensors").string();
+    training::save_checkpoint(path, bad.tensors, bad.config, bad.state);
+    return path;
+  };
+  SECTION("a NaN weight") {
+    const std::string path = forge([](training::Checkpoint& c) { fill_(c.tensors.at("G.down0.weight"), std::nan("")); });
+    CHECK_THROWS_WITH(training::Trainer(run_of(forged, 4), path, {"max_iterations"}),
+                      Contains("G.down0.weight") && Contains("diverged"));
+  }
+  SECTION("a negative second moment") {
+    const std::string path =
+        forge([](training::Checkpoint& c) { fill_(c.tensors.at("optimizer_G.0.exp_avg_sq"), -1.0); });
+    CHECK_THROWS_WITH(training::Trainer(run_of(forged, 4), path, {"max_iterations"}), Contains("exp_avg_sq"));
+  }
+  SECTION("a position that does not add up") {
+    const std::string path = forge([](training::Checkpoint& c) {
+      c.state.iteration = 799;
+      c.state.epoch = 0;
+    });
+    CHECK_THROWS_WITH(training::Trainer(run_of(forged, 900), path, {"max_iterations"}).run(),
+                      Contains("does not fit"));
+  }
+  fs::remove_all(folder);
+  fs::remove_all(forged);
 }

@@ -104,6 +104,7 @@ TEST_CASE("safetensors::save rejects what the format cannot hold before touching
   const std::string path = directory.file("x.safetensors");
   CHECK_THROWS_WITH(safetensors::save(path, {{"__metadata__", Tensor::ones({1})}}),
                     StartsWith("safetensors: cannot write '" + path + "': '__metadata__' cannot name a tensor"));
+  // (these are refused before any file is created)
   CHECK_THROWS_WITH(safetensors::save(path, {{"x", Tensor()}}), Contains("tensor \"x\" is undefined"));
   CHECK_THROWS_WITH(safetensors::save(path, {{"x", Tensor::ones({1})}}, {{"bad", "\xff"}}),
                     Contains("not valid UTF-8"));
@@ -118,9 +119,16 @@ TEST_CASE("safetensors::save is atomic: a failed write leaves the old file intac
   const std::string old_bytes = read_bytes(path);
   const std::map<std::string, Tensor> big{{"w", Tensor::zeros({1 << 18})}};
 
-  SECTION("the temporary file cannot be created") {
-    fs::create_directory(path + ".tmp");
-    CHECK_THROWS_WITH(safetensors::save(path, big), StartsWith("safetensors: cannot write '" + path + "': "));
+  SECTION("links where the files go are replaced, never written through") {
+    const std::string victim = directory.file("victim");
+    write_bytes(victim, "precious");
+    fs::create_symlink(victim, path + ".tmp");
+    safetensors::save(path, {{"w", Tensor::full({3}, 1.5)}});
+    fs::remove(path);
+    fs::create_symlink(victim, path);
+    safetensors::save(path, {{"w", Tensor::full({3}, 1.5)}});
+    CHECK(read_bytes(victim) == "precious");
+    CHECK_FALSE(fs::is_symlink(path));
     fs::remove(path + ".tmp");
   }
   SECTION("the write itself fails (file size limit)") {
@@ -131,10 +139,12 @@ TEST_CASE("safetensors::save is atomic: a failed write leaves the old file intac
     small.rlim_cur = 4096;
     REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
     CHECK_THROWS_WITH(safetensors::save(path, big),
-                      StartsWith("safetensors: cannot write '" + path + "': ") && Contains("too large"));
+                      StartsWith("safetensors: '" + path + "': cannot write: ") && Contains("too large"));
     ::setrlimit(RLIMIT_FSIZE, &saved);
     std::signal(SIGXFSZ, previous_handler);
-    CHECK_FALSE(fs::exists(path + ".tmp"));
+    CHECK(fs::directory_iterator(directory.path) != fs::directory_iterator());
+    for (const auto& entry : fs::directory_iterator(directory.path))
+      CHECK(entry.path().filename().string().find(".tmp") == std::string::npos);
   }
   SECTION("the directory is not writable") {
     fs::permissions(directory.path, fs::perms::owner_read | fs::perms::owner_exec);

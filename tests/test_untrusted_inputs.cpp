@@ -179,6 +179,8 @@ TEST_CASE("options that would make a run diverge or misbehave are refused", "[un
   refused([](training::TrainConfig& c) { c.lambda_l1 = -1; }, "--lambda-l1");
   refused([](training::TrainConfig& c) { c.decay_epochs = -5; }, "--decay-epochs");
   refused([](training::TrainConfig& c) { c.beta1 = std::nan(""); }, "--beta1");
+  refused([](training::TrainConfig& c) { c.beta1 = 0.9999999999999999; }, "--beta1");
+  refused([](training::TrainConfig& c) { c.train_split = "../elsewhere"; }, "--train-split");
   refused([](training::TrainConfig& c) { c.load_size = 100000; }, "--load-size");
   refused([](training::TrainConfig& c) { c.output = "out\n"; }, "output");
   training::TrainConfig fine;

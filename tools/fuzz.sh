@@ -37,13 +37,16 @@ mkdir -p "$work"
 [ -n "$keep" ] || trap 'rm -rf "$work"' EXIT
 IFS=, read -r -a names <<< "$targets"
 
-# fuzz_one NAME: fuzzes one target; its log ends with libFuzzer's totals.
+# fuzz_one NAME: fuzzes one target; its log ends with libFuzzer's totals,
+# and its exit status goes to $work/NAME/status.
 fuzz_one() {
-  local name=$1
+  local name=$1 rc=0
   mkdir -p "$work/$name/corpus" "$work/$name/findings"
-  cp tests/fuzz/corpus/"$name"/* "$work/$name/corpus/"
-  build-fuzz/tests/fuzz/fuzz_"$name" "$work/$name/corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$work/$name/findings/" > "$work/$name/log" 2>&1
+  cp tests/fuzz/corpus/"$name"/* "$work/$name/corpus/" &&
+    build-fuzz/tests/fuzz/fuzz_"$name" "$work/$name/corpus" -max_total_time="$seconds" -timeout=10 \
+      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/$name/findings/" > "$work/$name/log" 2>&1 ||
+    rc=$?
+  echo "$rc" > "$work/$name/status"
 }
 
 status=0
@@ -61,15 +64,19 @@ for entry in "${running[@]}"; do wait "${entry%%:*}" || true; done
 
 for name in "${names[@]}"; do
   log="$work/$name/log"
-  runs=$(grep -o "stat::number_of_executed_units: [0-9]*" "$log" | tail -n 1 | grep -o "[0-9]*$" || echo "?")
-  coverage=$(grep -o "cov: [0-9]* ft: [0-9]*" "$log" | tail -n 1 || echo "cov: ?")
-  corpus=$(ls "$work/$name/corpus" | wc -l)
-  findings=$(ls "$work/$name/findings" | wc -l)
-  echo "fuzz_$name: ${seconds}s, $runs executions, $coverage, corpus $corpus inputs, $findings finding(s)"
-  if [ "$findings" -gt 0 ] || grep -q -E "ERROR: (AddressSanitizer|libFuzzer)|runtime error:|SUMMARY: " "$log"; then
+  exit_status=$(cat "$work/$name/status" 2>/dev/null || echo "none")
+  runs=$(grep -o "stat::number_of_executed_units: [0-9]*" "$log" 2>/dev/null | tail -n 1 | grep -o "[0-9]*$" || true)
+  coverage=$(grep -o "cov: [0-9]* ft: [0-9]*" "$log" 2>/dev/null | tail -n 1 || true)
+  corpus=$(ls "$work/$name/corpus" 2>/dev/null | wc -l)
+  findings=$(ls "$work/$name/findings" 2>/dev/null | wc -l)
+  echo "fuzz_$name: ${seconds}s, ${runs:-?} executions, ${coverage:-cov: ?}, corpus $corpus inputs," \
+       "$findings finding(s), exit status $exit_status"
+  # A finding, a fuzzer that failed or never ran, or one that ran nothing, all fail.
+  if [ "$findings" -gt 0 ] || [ "$exit_status" != 0 ] || [ -z "$runs" ] || [ "$runs" -eq 0 ] ||
+     grep -q -E "ERROR: (AddressSanitizer|libFuzzer)|runtime error:|SUMMARY: " "$log" 2>/dev/null; then
     status=1
-    grep -E -m 5 "ERROR:|runtime error:|SUMMARY:" "$log" | sed 's/^/  /'
-    ls "$work/$name/findings" | sed "s|^|  reproducer: $work/$name/findings/|"
+    grep -E -m 5 "ERROR:|runtime error:|SUMMARY:" "$log" 2>/dev/null | sed 's/^/  /'
+    ls "$work/$name/findings" 2>/dev/null | sed "s|^|  reproducer: $work/$name/findings/|"
   fi
 done
 [ "$status" -eq 0 ] && echo "fuzz: no findings" || echo "fuzz: FINDINGS (kept in $work)"

@@ -3,7 +3,9 @@
 # GPU when one is usable, else on the CPU. Installs what is missing first.
 # Usage: bash tools/train_facades.sh [FACADES_DIR] [train_pix2pix options...]
 #   FACADES_DIR defaults to data/facades, downloaded there when missing;
-#   give e.g. ../shared/data/facades to use an existing copy.
+#   give e.g. ../shared/data/facades to use an existing copy. The run writes
+#   out/facades/ and uses --direction BtoA unless the options say otherwise
+#   (with --resume, beside the checkpoint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,4 +18,9 @@ cmake --build build -j"$(nproc)" --target train_pix2pix pix2pix_translate
 if [ ! -d "$data/train" ]; then
   bash tools/download_dataset.sh facades "$(dirname "$data")"
 fi
-exec ./build/apps/train_pix2pix --dataset "$data" --direction BtoA --output out/facades "$@"
+# The defaults below stand unless the extra arguments give their own.
+defaults=()
+given() { local option=$1; shift; for argument in "$@"; do [[ "$argument" == "$option" || "$argument" == "$option="* ]] && return 0; done; return 1; }
+given --direction "$@" || defaults+=(--direction BtoA)
+given --output "$@" || given --resume "$@" || defaults+=(--output out/facades)
+exec ./build/apps/train_pix2pix --dataset "$data" "${defaults[@]}" "$@"

@@ -56,10 +56,11 @@ void unary_forward(UnaryOp op, const T* x, T* y, int64_t n, double parameter) {
     // Selects of existing values and unconditional arithmetic: GCC (with its
     // default -ftrapping-math) will not if-convert a select that guards a
     // multiply, and the branch it leaves mispredicts on random signs. Both
-    // forms are exact: one of the two terms is zero.
-    case UnaryOp::Relu: map_values(n, x, y, [](T v) { return v > 0 ? v : T(0); }); break;
+    // forms are exact (one of the two terms is zero) and keep a NaN a NaN, as
+    // PyTorch does: a diverged value must not turn into a plausible zero.
+    case UnaryOp::Relu: map_values(n, x, y, [](T v) { return v > 0 || v != v ? v : T(0); }); break;
     case UnaryOp::LeakyRelu:
-      map_values(n, x, y, [=](T v) { return (v > 0 ? v : T(0)) + slope * (v < 0 ? v : T(0)); });
+      map_values(n, x, y, [=](T v) { return (v < 0 ? T(0) : v) + slope * (v < 0 ? v : T(0)); });
       break;
     case UnaryOp::Tanh: for_each_index(n, [=](int64_t i) { y[i] = std::tanh(x[i]); }); break;
     case UnaryOp::Sigmoid: for_each_index(n, [=](int64_t i) { y[i] = stable_sigmoid(x[i]); }); break;

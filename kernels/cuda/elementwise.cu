@@ -80,8 +80,8 @@ __device__ __forceinline__ float stable_sigmoid(float x) {
   return e / (1.0f + e);
 }
 
-struct Relu {
-  __device__ float operator()(float x) const { return x > 0.0f ? x : 0.0f; }
+struct Relu {  // NaN stays NaN, as on the CPU
+  __device__ float operator()(float x) const { return x > 0.0f || x != x ? x : 0.0f; }
 };
 struct LeakyRelu {
   float slope;

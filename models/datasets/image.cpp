@@ -58,7 +58,7 @@ constexpr bool kFuzzing = false;
 constexpr std::array<uint8_t, 8> kPngSignature = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
 [[noreturn]] void fail_image(const std::string& path, const std::string& problem) {
-  fail("image '", path, "': ", problem);
+  fail("image '", io::printable(path), "': ", problem);
 }
 
 Bytes read_file(const std::string& path) {
@@ -289,22 +289,10 @@ void save_png(const std::string& path, const Image& image) {
                               image.width * image.channels)) {
     fail_image(path, "PNG encoding failed");
   }
-  // A reader (or a crash) never sees a half-written file: write aside, then rename.
-  const std::string temporary = path + ".tmp";
-  std::FILE* file = std::fopen(temporary.c_str(), "wb");
-  if (!file) fail_image(path, "cannot write '" + temporary + "': " + std::strerror(errno));
-  const bool written = std::fwrite(encoded.data(), 1, encoded.size(), file) == encoded.size();
-  const int write_errno = errno;
-  if (std::fclose(file) != 0 || !written) {
-    std::remove(temporary.c_str());
-    fail_image(path, "cannot write '" + temporary + "': " + std::strerror(written ? errno : write_errno));
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::remove(temporary.c_str());
-    fail_image(path, "cannot rename '" + temporary + "' into place: " + error.message());
-  }
+  // A reader (or a crash) never sees a half-written file, and no link is followed.
+  io::write_file_atomically(path, "image", [&](std::FILE* file) {
+    return std::fwrite(encoded.data(), 1, encoded.size(), file) == encoded.size();
+  });
 }
 
 }  // namespace pixgrad::data

@@ -1,11 +1,10 @@
 // The output folder of a training run, claimed for as long as the run lasts:
 //   - created if missing (and removed again if the run leaves it empty);
-//   - locked (flock on <folder>/.pixgrad.lock): a second run on the same
-//     folder is refused, naming the process that holds it, and the lock goes
-//     with the process however it ends;
+//   - locked (flock on the folder itself): a second run on the same folder
+//     is refused, and the lock goes with the process however it ends;
 //   - refused if it holds another run's checkpoint or log, unless this run
-//     continues that run (a resume from the folder's own checkpoint) or the
-//     user said --overwrite.
+//     continues that run (a resume from the folder's own checkpoint.safetensors)
+//     or the user said --overwrite.
 // Every check happens before anything is written.
 #pragma once
 
@@ -21,18 +20,22 @@ class RunFolder {
   RunFolder& operator=(const RunFolder&) = delete;
 
   const std::string& path() const { return folder_; }
+  // Releases the lock now (and removes the folder if this claim created it
+  // and it is still empty); the destructor does the same.
+  void release();
   // True when the folder held another run's files and --overwrite allowed it.
   bool replaces_a_run() const { return replaces_; }
 
  private:
   std::string folder_;
-  std::string lock_path_;
   int lock_fd_ = -1;
   bool created_ = false;
   bool replaces_ = false;
 };
 
-// Files of a run that mark a folder as taken.
+// Files of a run that mark a folder as taken: "checkpoint.safetensors",
+// "log.jsonl" or both ("" if none).
+std::string run_files_in(const std::string& folder);
 bool holds_a_run(const std::string& folder);
 
 }  // namespace pixgrad::training

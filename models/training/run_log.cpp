@@ -58,7 +58,10 @@ RunLog::RunLog(const std::string& path) : path_(path) {
   const std::vector<uint8_t> bytes = io::read_regular_file(path, "log", kMaxLogBytes);
   std::istringstream text(std::string(bytes.begin(), bytes.end()));
   std::vector<std::string> lines;
-  for (std::string line; std::getline(text, line);) lines.push_back(line);
+  // Our lines are a few hundred bytes; a longer one is not ours (and a deeply
+  // nested one would cost the parser memory out of proportion).
+  for (std::string line; std::getline(text, line);)
+    if (line.size() <= kMaxLineBytes) lines.push_back(line);
   training_records_ = current_training_records(lines);
 }
 
@@ -67,14 +70,11 @@ RunLog::~RunLog() {
 }
 
 void RunLog::write(const nlohmann::json& record) {
-  if (!file_) {
-    file_ = std::fopen(path_.c_str(), "a");
-    PIXGRAD_CHECK(file_, "log '", path_, "': cannot append: ", std::strerror(errno));
-  }
+  if (!file_) file_ = io::open_for_appending(path_, "log").release();
   const nlohmann::json written = without_nonfinite(record);
   const std::string line = written.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  PIXGRAD_CHECK(std::fprintf(file_, "%s\n", line.c_str()) > 0 && std::fflush(file_) == 0, "log '", path_,
-                "': write failed: ", std::strerror(errno));
+  PIXGRAD_CHECK(std::fprintf(file_, "%s\n", line.c_str()) > 0 && std::fflush(file_) == 0, "log '",
+                io::printable(path_), "': write failed: ", std::strerror(errno));
   apply_record(written, training_records_);
 }
 

@@ -10,6 +10,7 @@
 // not numbers, and lines that do not parse, are skipped by the reader.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -42,7 +43,8 @@ class RunLog {
   // included (for the loss plot).
   const std::vector<nlohmann::json>& training_records() const { return training_records_; }
 
-  static constexpr uint64_t kMaxLogBytes = uint64_t{256} << 20;
+  static constexpr uint64_t kMaxLogBytes = uint64_t{64} << 20;
+  static constexpr size_t kMaxLineBytes = 64 * 1024;
 
  private:
   std::string path_;

@@ -143,6 +143,10 @@ void validate(const TrainConfig& c) {
                                    {"train_split", c.train_split}, {"test_split", c.test_split},
                                    {"output", c.output}, {"device", c.device}, {"conv_impl", c.conv_impl}})
     check_text(name, text);
+  for (const auto& [option, split] : {std::pair<const char*, const std::string&>{"--train-split", c.train_split},
+                                      {"--test-split", c.test_split}})
+    PIXGRAD_CHECK(!split.empty() && split != "." && split != ".." && split.find('/') == std::string::npos, option,
+                  " must name a folder inside the dataset, not '", io::printable(split), "'");
   PIXGRAD_CHECK(c.batch_size >= 1 && c.batch_size <= 4096, "--batch-size must be in 1..4096, got ", c.batch_size);
   PIXGRAD_CHECK(c.epochs >= 1 && c.epochs <= 1000000, "--epochs must be in 1..1000000, got ", c.epochs);
   PIXGRAD_CHECK(c.decay_epochs >= -1 && c.decay_epochs <= c.epochs, "--decay-epochs must be -1 (half of --epochs) or in 0..",
@@ -151,7 +155,9 @@ void validate(const TrainConfig& c) {
                 ") must be >= 1 and <= --load-size (", c.load_size, ")");
   PIXGRAD_CHECK(c.load_size <= 8192, "--load-size ", c.load_size, " exceeds 8192");
   PIXGRAD_CHECK(std::isfinite(c.lr) && c.lr > 0 && c.lr <= 1, "--lr must be a number in (0, 1], got ", c.lr);
-  PIXGRAD_CHECK(std::isfinite(c.beta1) && c.beta1 >= 0 && c.beta1 < 1, "--beta1 must be in [0, 1), got ", c.beta1);
+  // Closer to 1 and Adam's bias correction 1 - beta1^t rounds to nearly nothing.
+  PIXGRAD_CHECK(std::isfinite(c.beta1) && c.beta1 >= 0 && c.beta1 <= 0.999, "--beta1 must be in [0, 0.999], got ",
+                c.beta1);
   PIXGRAD_CHECK(std::isfinite(c.lambda_l1) && c.lambda_l1 >= 0 && c.lambda_l1 <= 1e6,
                 "--lambda-l1 must be a number in [0, 1e6], got ", c.lambda_l1);
   PIXGRAD_CHECK(c.ngf >= 1 && c.ngf <= 1024 && c.ndf >= 2 && c.ndf <= 1024, "--ngf must be in 1..1024 and --ndf in 2..1024 (got ",

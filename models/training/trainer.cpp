@@ -84,15 +84,36 @@ bool same_folder(const std::string& a, const std::string& b) {
   return fs::weakly_canonical(a, error) == fs::weakly_canonical(b, error);
 }
 
-// Previews and checkpoints written inside the dataset would be read back as data.
+bool inside(const fs::path& folder, const fs::path& path) {
+  const auto [end, unused] = std::mismatch(folder.begin(), folder.end(), path.begin(), path.end());
+  return end == folder.end();
+}
+
+// Previews and checkpoints written inside the dataset would be read back as
+// data. The dataset's folder and each split's folder are compared with their
+// links resolved (a split may be a link to a folder elsewhere).
 void check_output_outside_dataset(const TrainConfig& config) {
   std::error_code error;
   if (config.dataset.empty() || !fs::exists(config.dataset, error)) return;
-  const fs::path dataset = fs::weakly_canonical(config.dataset, error);
   const fs::path output = fs::weakly_canonical(config.output, error);
-  const auto [end, unused] = std::mismatch(dataset.begin(), dataset.end(), output.begin(), output.end());
-  PIXGRAD_CHECK(end != dataset.end(), "--output '", io::printable(config.output), "' lies inside the dataset '",
-                io::printable(config.dataset), "': its previews would become training data; choose a folder elsewhere");
+  for (const fs::path& data : {fs::path(config.dataset), fs::path(config.dataset) / config.train_split,
+                               fs::path(config.dataset) / config.test_split}) {
+    if (!fs::exists(data, error)) continue;
+    PIXGRAD_CHECK(!inside(fs::weakly_canonical(data, error), output), "--output '", io::printable(config.output),
+                  "' lies inside the dataset ('", io::printable(data.string()),
+                  "'): its previews would become training data; choose a folder elsewhere");
+  }
+}
+
+// A checkpoint to resume must hold a state that can continue: finite
+// numbers, and second moments that are not negative.
+void check_resumable(const std::string& path, const std::map<std::string, Tensor>& tensors) {
+  for (const auto& [name, tensor] : tensors) {
+    const bool second_moment = name.size() > 10 && name.compare(name.size() - 10, 10, "exp_avg_sq") == 0;
+    for (const double v : tensor.to_double_vector())
+      PIXGRAD_CHECK(std::isfinite(v) && (!second_moment || v >= 0), "checkpoint '", io::printable(path), "': ",
+                    io::printable(name), " holds ", v, " (a diverged state?); resume from an earlier checkpoint");
+  }
 }
 
 bool all_finite(const std::map<std::string, Tensor>& tensors) {
@@ -125,6 +146,7 @@ struct Trainer::Impl {
   std::unique_ptr<RunFolder> folder;
   std::unique_ptr<RunLog> log;
   bool started = false;          // the log holds this invocation's start (or resume) event
+  int64_t start_iteration = 0;   // where this invocation began (the checkpoint's iteration)
   int64_t saved_iteration = -1;  // of the last checkpoint this invocation wrote
 
   // Everything that can fail is checked before the output folder is touched;
@@ -142,6 +164,15 @@ struct Trainer::Impl {
       resumed = true;
     }
     validate(config);
+    if (!resumed && !config.dataset.empty()) {
+      // Stored as an absolute path, so that a resume from another directory finds it.
+      std::error_code error;
+      const fs::path absolute = fs::absolute(config.dataset, error);
+      if (!error) config.dataset = absolute.lexically_normal().string();
+    }
+    if (resumed && !explicit_fields.count("dataset") && !fs::exists(config.dataset))
+      fail("the dataset '", io::printable(config.dataset), "' named in checkpoint '", io::printable(resume),
+           "' is not there: give --dataset");
     check_output_outside_dataset(config);
     device = resolve_device(config.device);
     select_conv_impl(config.conv_impl);
@@ -158,8 +189,10 @@ struct Trainer::Impl {
     // Dropout draws from the default generator, on a stream of its own.
     default_generator().set_state(config.seed ^ 0x5DEECE66Dull, 0);
     if (checkpoint) {
+      check_resumable(resume, checkpoint->tensors);
       model->load_state_dict(checkpoint->tensors);
       state = checkpoint->state;
+      start_iteration = state.iteration;
       PIXGRAD_CHECK(state.epoch <= config.epochs, "checkpoint '", io::printable(resume), "': it is at epoch ",
                     state.epoch, ", past the run's ", config.epochs, " epochs");
       default_generator().set_state(state.rng_seed, state.rng_offset);
@@ -172,7 +205,10 @@ struct Trainer::Impl {
     }
     check_model_fits();
 
-    const bool continuing = checkpoint && same_folder(folder_of(resume), config.output);
+    // Continuing the folder's own run means resuming its own checkpoint file;
+    // any other checkpoint resumed there would replace that run.
+    const bool continuing =
+        checkpoint && same_folder(resume, (fs::path(config.output) / "checkpoint.safetensors").string());
     folder = std::make_unique<RunFolder>(config.output, continuing, overwrite);
     files = OutputFiles(config.output);
     log = std::make_unique<RunLog>(files.log);
@@ -202,21 +238,34 @@ struct Trainer::Impl {
   // options that pass validation but do not fit the networks (a PatchGAN
   // deeper than the crop, batch norm over a single value) fail now, with the
   // options named, rather than at the first step.
+  // Batches come in the full size and, when the split does not divide
+  // evenly, one smaller last one; previews and evaluation run G on one image.
   void check_model_fits() {
+    const int64_t full = config.batch_size;
+    const int64_t last = static_cast<int64_t>(train_set->size()) % full;
     without_side_effects([&] {
       NoGradGuard no_grad;
-      const int64_t batch = config.batch_size, crop = config.crop_size;
-      try {
-        model->generator().train();
-        model->discriminator().train();
-        const Tensor input = Tensor::zeros({batch, config.input_channels(), crop, crop}, device);
-        const Tensor fake = model->generator().forward(input);
-        model->discriminator().forward(input, fake);
-      } catch (const Error& error) {
-        fail("these options do not fit the networks (--crop-size ", crop, ", --batch-size ", batch, ", preset ",
-             config.preset, "): ", error.what());
+      model->generator().train();
+      model->discriminator().train();
+      for (const int64_t batch : {full, last}) {
+        if (batch > 0) fits(batch, true);
       }
+      if (config.preview_count > 0 || config.eval_interval > 0) fits(1, false);
     });
+  }
+
+  void fits(int64_t batch, bool with_discriminator) {
+    const int64_t crop = config.crop_size;
+    try {
+      const Tensor input = Tensor::zeros({batch, config.input_channels(), crop, crop}, device);
+      const Tensor fake = model->generator().forward(input);
+      if (with_discriminator) model->discriminator().forward(input, fake);
+    } catch (const Error& error) {
+      fail("these options do not fit the networks at a batch of ", batch, " (preset ", config.preset,
+           ", --crop-size ", crop, ", --batch-size ", config.batch_size, ", --num-downs ",
+           model->options().generator.num_downs, ", --n-layers ", config.n_layers, "): ", error.what(),
+           "; use a larger --crop-size or another --batch-size, or fewer --num-downs or --n-layers");
+    }
   }
 
   // The first write of this invocation: the event that tells a reader of
@@ -224,27 +273,31 @@ struct Trainer::Impl {
   void ensure_started() {
     if (started) return;
     started = true;
-    nlohmann::json event = {{"event", resumed ? "resume" : "start"}, {"iteration", state.iteration}};
-    if (!resumed) event["options"] = to_json(config);
+    // A run that replaces another (--overwrite) starts the log afresh, resumed or not.
+    const bool starts = !resumed || folder->replaces_a_run();
+    nlohmann::json event = {{"event", starts ? "start" : "resume"}, {"iteration", start_iteration}};
+    if (starts) event["options"] = to_json(config);
     log->write(event);
   }
 
-  void write_checkpoint(const std::string& path) {
+  // Writes the state to `path` and says whether every number in it is finite.
+  bool write_checkpoint(const std::string& path) {
     state.rng_seed = default_generator().seed();
     state.rng_offset = default_generator().offset();
     const std::map<std::string, Tensor> tensors = model->state_dict();
-    if (path == files.checkpoint && !all_finite(tensors)) {
-      save_checkpoint(files.diverged, tensors, config, state);
-      fail("the parameters are no longer finite at iteration ", state.iteration, "; the state is in '",
-           io::printable(files.diverged), "' and the last good checkpoint is kept");
-    }
-    save_checkpoint(path, tensors, config, state);
+    const bool finite = all_finite(tensors);
+    // A state that is not finite never replaces the last good checkpoint.
+    save_checkpoint(finite ? path : files.diverged, tensors, config, state);
+    return finite;
   }
 
-  void save() {
+  // Saves the checkpoint; false (and the state written aside) if the
+  // parameters are no longer finite, which a caller treats as divergence.
+  bool save() {
     ensure_started();
-    write_checkpoint(files.checkpoint);
+    if (!write_checkpoint(files.checkpoint)) return false;
     saved_iteration = state.iteration;
+    return true;
   }
 
   // G(x) for one test example, as a [C, H, W] tensor on the CPU.
@@ -283,10 +336,11 @@ struct Trainer::Impl {
     data::save_png(files.loss_plot, data::plot_losses({{"G L1", l1}, {"G adv", adv}, {"D", d}}, 640, 360));
   }
 
-  void snapshot() {
-    save();
+  bool snapshot() {
+    if (!save()) return false;
     write_preview();
     write_loss_plot();
+    return true;
   }
 
   void evaluate() {
@@ -327,9 +381,8 @@ struct Trainer::Impl {
   // A step whose losses or gradients are not finite: the run stops. The
   // diverged state is written aside for diagnosis; the last good checkpoint
   // stays as it is.
-  RunSummary diverge(const models::StepLosses& losses, RunSummary summary) {
+  RunSummary diverge(const std::string& what, RunSummary summary) {
     ensure_started();
-    const std::string what = losses.describe_nonfinite();
     write_checkpoint(files.diverged);
     log->write({{"event", "diverged"}, {"iteration", state.iteration}, {"epoch", state.epoch}, {"detail", what}});
     std::printf("\ndiverged at iteration %lld (epoch %lld): %s\n", static_cast<long long>(state.iteration),
@@ -337,6 +390,7 @@ struct Trainer::Impl {
     std::printf("the state after that step is in '%s'; %s\n", io::printable(files.diverged).c_str(),
                 saved_iteration >= 0 || resumed ? "the last good checkpoint is kept" : "no checkpoint was written");
     summary.iterations = state.iteration;
+    summary.trained = state.iteration - start_iteration;
     summary.diverged = true;
     summary.output = config.output;
     return summary;
@@ -353,10 +407,10 @@ struct Trainer::Impl {
                   io::printable(config.train_split), "' has no images");
     int64_t total = per_epoch * config.epochs;
     if (config.max_iterations > 0) total = std::min(total, config.max_iterations);
-    PIXGRAD_CHECK(state.batches_done <= per_epoch && state.iteration <= per_epoch * config.epochs,
+    PIXGRAD_CHECK(state.batches_done <= per_epoch && state.iteration == state.epoch * per_epoch + state.batches_done,
                   "the checkpoint's position (iteration ", state.iteration, ", ", state.batches_done,
                   " batches into epoch ", state.epoch, ") does not fit this dataset's ", per_epoch,
-                  " batches per epoch");
+                  " batches per epoch (has the dataset or --batch-size changed?)");
 
     RunSummary summary;
     summary.output = config.output;
@@ -367,8 +421,9 @@ struct Trainer::Impl {
       std::printf("resuming at iteration %lld (epoch %lld, batch %lld)\n", static_cast<long long>(state.iteration),
                   static_cast<long long>(state.epoch), static_cast<long long>(state.batches_done));
     if (state.iteration >= total) {
-      std::printf("nothing to do: the run is at iteration %lld of %lld\n", static_cast<long long>(state.iteration),
-                  static_cast<long long>(total));
+      std::printf("nothing to do: the run is at iteration %lld of %lld%s\n", static_cast<long long>(state.iteration),
+                  static_cast<long long>(total),
+                  config.max_iterations > 0 ? " (its --max-iterations; give a larger one, or 0 for all epochs)" : "");
       summary.iterations = state.iteration;
       return summary;
     }
@@ -389,10 +444,11 @@ struct Trainer::Impl {
                         static_cast<long long>(state.iteration));
             if (state.iteration > first_iteration) {
               if (means.count > 0) log_training(means);
-              snapshot();
+              if (!snapshot()) return diverge("the parameters are no longer finite", summary);
               log->write({{"event", "stopped"}, {"iteration", state.iteration}});
             }
             summary.iterations = state.iteration;
+            summary.trained = state.iteration - first_iteration;
             summary.interrupted = true;
             return summary;
           }
@@ -406,7 +462,7 @@ struct Trainer::Impl {
           ++state.batches_done;
           if (!latest.finite()) {
             progress.finish();
-            return diverge(latest, summary);
+            return diverge(latest.describe_nonfinite(), summary);
           }
           ensure_started();
           means.add(latest, std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count());
@@ -417,19 +473,23 @@ struct Trainer::Impl {
           progress.update(state.iteration, status);
           if (state.iteration % config.log_interval == 0) log_training(means);
           if (config.eval_interval > 0 && state.iteration % config.eval_interval == 0) evaluate();
-          if (state.iteration % config.snapshot_interval == 0) snapshot();
+          if (state.iteration % config.snapshot_interval == 0 && !snapshot()) {
+            progress.finish();
+            return diverge("the parameters are no longer finite", summary);
+          }
         }
         if (state.iteration >= total) break;
       }
       if (means.count > 0) log_training(means);
       progress.finish();
-      snapshot();
+      if (!snapshot()) return diverge("the parameters are no longer finite", summary);
     } catch (const std::exception& error) {
       progress.finish();
       save_after_error(error, in_step, first_iteration);
       throw;
     }
     summary.iterations = state.iteration;
+    summary.trained = state.iteration - first_iteration;
     return summary;
   }
 
@@ -438,12 +498,9 @@ struct Trainer::Impl {
   // the model half updated, so the last checkpoint is what is kept.
   void save_after_error(const std::exception& error, bool in_step, int64_t first_iteration) {
     const bool unsaved = state.iteration > std::max(saved_iteration, first_iteration);
+    // The checkpoint first: a log that cannot be written must not cost the steps.
     try {
-      if (started) {
-        log->write({{"event", "error"}, {"iteration", state.iteration}, {"message", io::printable(error.what())}});
-      }
-      if (unsaved && !in_step) {
-        save();
+      if (unsaved && !in_step && save()) {
         std::fprintf(stderr, "error at iteration %lld: a checkpoint of the completed iterations is in '%s'\n",
                      static_cast<long long>(state.iteration), io::printable(files.checkpoint).c_str());
       } else if (unsaved) {
@@ -452,6 +509,12 @@ struct Trainer::Impl {
       }
     } catch (const std::exception& also) {
       std::fprintf(stderr, "while saving after the error: %s\n", io::printable(also.what()).c_str());
+    }
+    try {
+      if (started)
+        log->write({{"event", "error"}, {"iteration", state.iteration}, {"message", io::printable(error.what())}});
+    } catch (const std::exception&) {
+      // The error itself is what the user sees.
     }
   }
 };

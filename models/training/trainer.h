@@ -25,6 +25,7 @@ struct OutputFiles {
 
 struct RunSummary {
   int64_t iterations = 0;    // total completed, resumed ones included
+  int64_t trained = 0;       // completed by this run() call
   bool interrupted = false;  // stopped by SIGINT/SIGTERM (checkpoint written)
   bool diverged = false;     // stopped at a non-finite loss or gradient (last good checkpoint kept)
   std::string output;        // the folder written to
