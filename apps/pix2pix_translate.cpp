@@ -10,17 +10,17 @@
 #include <string>
 #include <vector>
 
-#include "core/autograd.h"
-#include "core/error.h"
-#include "core/file_io.h"
-#include "core/generator.h"
-#include "models/datasets/datasets.h"
-#include "models/datasets/image.h"
-#include "models/datasets/preview.h"
-#include "models/training/checkpoint.h"
-#include "models/training/model_factory.h"
-#include "models/training/output_names.h"
-#include "models/training/progress.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/file_io.h>
+#include <pixgrad/core/generator.h>
+#include <pixgrad/data/datasets.h>
+#include <pixgrad/data/image.h>
+#include <pixgrad/training/preview.h>
+#include <pixgrad/training/checkpoint.h>
+#include <pixgrad/training/model_factory.h>
+#include <pixgrad/training/output_names.h>
+#include <pixgrad/training/progress.h>
 
 namespace {
 
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < files.size(); ++i) {
       try {
         const Tensor generated = generator.forward(load_input(files[i], config, size).to(device)).to(Device::cpu());
-        data::save_png(outputs[i], data::tensor_to_image(generated.reshape({generated.size(1), size, size})));
+        data::save_png(outputs[i], training::tensor_to_image(generated.reshape({generated.size(1), size, size})));
       } catch (const Error& error) {
         failures.push_back(error.what());
       }

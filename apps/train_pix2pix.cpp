@@ -7,9 +7,9 @@
 #include <set>
 #include <string>
 
-#include "core/error.h"
-#include "core/file_io.h"
-#include "models/training/trainer.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/file_io.h>
+#include <pixgrad/training/trainer.h>
 
 namespace {
 

@@ -1,10 +1,10 @@
-#include "core/autograd.h"
+#include <pixgrad/core/autograd.h>
 
 #include <unordered_map>
 #include <unordered_set>
 
-#include "core/error.h"
-#include "core/ops.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/ops.h>
 
 namespace pixgrad {
 

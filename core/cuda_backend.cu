@@ -21,11 +21,11 @@
 #include <mutex>
 #include <vector>
 
-#include "core/cuda_info.h"
-#include "core/error.h"
-#include "core/staging.h"
-#include "core/storage.h"
-#include "kernels/cuda/runtime.cuh"
+#include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/staging.h>
+#include <pixgrad/core/storage.h>
+#include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad {
 

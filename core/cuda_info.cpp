@@ -1,8 +1,8 @@
 // The answer for builds without the CUDA backend; core/cuda_backend.cu gives
 // the real one otherwise.
-#include "core/cuda_info.h"
+#include <pixgrad/core/cuda_info.h>
 
-#include "core/error.h"
+#include <pixgrad/core/error.h>
 
 #ifndef PIXGRAD_WITH_CUDA
 namespace pixgrad {

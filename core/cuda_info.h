@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "core/device.h"
+#include <pixgrad/core/device.h>
 
 namespace pixgrad {
 

@@ -1,8 +1,8 @@
-#include "core/device.h"
+#include <pixgrad/core/device.h>
 
 #include <cctype>
 
-#include "core/error.h"
+#include <pixgrad/core/error.h>
 
 namespace pixgrad {
 

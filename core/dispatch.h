@@ -1,9 +1,9 @@
 // Choosing the kernel for a tensor's dtype and device.
 #pragma once
 
-#include "core/cuda_info.h"
-#include "core/error.h"
-#include "core/tensor.h"
+#include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/tensor.h>
 
 namespace pixgrad {
 

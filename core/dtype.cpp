@@ -1,4 +1,4 @@
-#include "core/dtype.h"
+#include <pixgrad/core/dtype.h>
 
 namespace pixgrad {
 

@@ -1,4 +1,4 @@
-#include "core/file_io.h"
+#include <pixgrad/core/file_io.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "core/error.h"
+#include <pixgrad/core/error.h>
 
 namespace pixgrad::io {
 

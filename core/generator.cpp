@@ -1,4 +1,4 @@
-#include "core/generator.h"
+#include <pixgrad/core/generator.h>
 
 namespace pixgrad {
 

@@ -5,8 +5,8 @@
 
 #include <vector>
 
-#include "core/generator.h"
-#include "core/tensor.h"
+#include <pixgrad/core/generator.h>
+#include <pixgrad/core/tensor.h>
 
 namespace pixgrad {
 

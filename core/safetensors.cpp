@@ -7,7 +7,7 @@
 // (tensors in any order, but together covering every byte once) — the checks
 // of the reference reader, plus a rejection of duplicate JSON keys, which a
 // JSON parser would otherwise resolve silently.
-#include "core/safetensors.h"
+#include <pixgrad/core/safetensors.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -25,8 +25,8 @@
 #include <set>
 #include <vector>
 
-#include "core/error.h"
-#include "core/file_io.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/file_io.h>
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian; this host is not");
 

@@ -13,7 +13,7 @@
 #include <map>
 #include <string>
 
-#include "core/tensor.h"
+#include <pixgrad/core/tensor.h>
 
 namespace pixgrad::safetensors {
 

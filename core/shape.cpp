@@ -1,8 +1,8 @@
-#include "core/shape.h"
+#include <pixgrad/core/shape.h>
 
 #include <limits>
 
-#include "core/error.h"
+#include <pixgrad/core/error.h>
 
 namespace pixgrad {
 

@@ -1,11 +1,11 @@
-#include "core/storage.h"
+#include <pixgrad/core/storage.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
-#include "core/cuda_info.h"
-#include "core/error.h"
+#include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/error.h>
 
 namespace pixgrad {
 

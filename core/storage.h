@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "core/device.h"
+#include <pixgrad/core/device.h>
 
 namespace pixgrad {
 

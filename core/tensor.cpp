@@ -1,4 +1,4 @@
-#include "core/tensor.h"
+#include <pixgrad/core/tensor.h>
 
 #include <algorithm>
 #include <limits>
@@ -7,13 +7,13 @@
 #include <ostream>
 #include <sstream>
 
-#include "core/autograd.h"
-#include "core/dispatch.h"
-#include "core/error.h"
-#include "core/ops.h"
-#include "core/philox.h"
-#include "kernels/cpu/random.h"
-#include "kernels/cuda/random.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/dispatch.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/ops.h>
+#include <pixgrad/kernels/philox.h>
+#include <pixgrad/kernels/cpu/random.h>
+#include <pixgrad/kernels/cuda/random.h>
 
 namespace pixgrad {
 

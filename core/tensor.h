@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "core/device.h"
-#include "core/dtype.h"
-#include "core/generator.h"
-#include "core/shape.h"
-#include "core/storage.h"
+#include <pixgrad/core/device.h>
+#include <pixgrad/core/dtype.h>
+#include <pixgrad/core/generator.h>
+#include <pixgrad/core/shape.h>
+#include <pixgrad/core/storage.h>
 
 namespace pixgrad {
 

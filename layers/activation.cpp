@@ -1,6 +1,6 @@
-#include "layers/activation.h"
+#include <pixgrad/layers/activation.h>
 
-#include "core/ops.h"
+#include <pixgrad/core/ops.h>
 
 namespace pixgrad::nn {
 

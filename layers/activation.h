@@ -1,7 +1,7 @@
 // Activation modules, thin wrappers over the ops of the same names.
 #pragma once
 
-#include "layers/module.h"
+#include <pixgrad/layers/module.h>
 
 namespace pixgrad::nn {
 

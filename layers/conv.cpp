@@ -1,9 +1,9 @@
-#include "layers/conv.h"
+#include <pixgrad/layers/conv.h>
 
 #include <utility>
 
-#include "core/error.h"
-#include "core/ops.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/ops.h>
 
 namespace pixgrad::nn {
 

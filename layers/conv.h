@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "layers/module.h"
+#include <pixgrad/layers/module.h>
 
 namespace pixgrad::nn {
 

@@ -1,4 +1,4 @@
-#include "layers/init.h"
+#include <pixgrad/layers/init.h>
 
 namespace pixgrad::nn::init {
 

@@ -2,8 +2,8 @@
 // from a Philox generator, so seeding it makes a model reproducible.
 #pragma once
 
-#include "core/generator.h"
-#include "core/tensor.h"
+#include <pixgrad/core/generator.h>
+#include <pixgrad/core/tensor.h>
 
 namespace pixgrad::nn::init {
 

@@ -1,10 +1,10 @@
-#include "layers/module.h"
+#include <pixgrad/layers/module.h>
 
 #include <set>
 #include <sstream>
 
-#include "core/autograd.h"
-#include "core/error.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/error.h>
 
 namespace pixgrad::nn {
 

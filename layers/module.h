@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/tensor.h"
+#include <pixgrad/core/tensor.h>
 
 // Declares an option with a chaining setter and a getter, as libtorch's
 // TORCH_ARG does: `PIXGRAD_ARG(int64_t, stride) = 1;` gives `.stride(2)` and `.stride()`.

@@ -1,9 +1,9 @@
-#include "layers/normalization.h"
+#include <pixgrad/layers/normalization.h>
 
 #include <utility>
 
-#include "core/error.h"
-#include "core/ops.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/ops.h>
 
 namespace pixgrad::nn {
 

@@ -1,8 +1,8 @@
-#include "layers/sequential.h"
+#include <pixgrad/layers/sequential.h>
 
 #include <string>
 
-#include "core/error.h"
+#include <pixgrad/core/error.h>
 
 namespace pixgrad::nn {
 

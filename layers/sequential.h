@@ -5,7 +5,7 @@
 #include <memory>
 #include <vector>
 
-#include "layers/module.h"
+#include <pixgrad/layers/module.h>
 
 namespace pixgrad::nn {
 

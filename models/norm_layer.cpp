@@ -1,7 +1,7 @@
-#include "models/norm_layer.h"
+#include <pixgrad/models/norm_layer.h>
 
-#include "layers/init.h"
-#include "layers/normalization.h"
+#include <pixgrad/layers/init.h>
+#include <pixgrad/layers/normalization.h>
 
 namespace pixgrad::models {
 

@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "layers/module.h"
-#include "models/presets.h"
+#include <pixgrad/layers/module.h>
+#include <pixgrad/models/presets.h>
 
 namespace pixgrad::models {
 

@@ -1,10 +1,10 @@
-#include "models/patchgan.h"
+#include <pixgrad/models/patchgan.h>
 
 #include <algorithm>
 #include <string>
 
-#include "core/error.h"
-#include "core/ops.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/ops.h>
 
 namespace pixgrad::models {
 

@@ -15,10 +15,10 @@
 #include <memory>
 #include <vector>
 
-#include "layers/conv.h"
-#include "layers/module.h"
-#include "models/norm_layer.h"
-#include "models/presets.h"
+#include <pixgrad/layers/conv.h>
+#include <pixgrad/layers/module.h>
+#include <pixgrad/models/norm_layer.h>
+#include <pixgrad/models/presets.h>
 
 namespace pixgrad::models {
 

@@ -1,4 +1,4 @@
-#include "models/pix2pix.h"
+#include <pixgrad/models/pix2pix.h>
 
 #include <chrono>
 #include <cmath>
@@ -6,10 +6,10 @@
 #include <utility>
 #include <vector>
 
-#include "core/autograd.h"
-#include "core/cuda_info.h"
-#include "core/error.h"
-#include "core/ops.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/ops.h>
 
 namespace pixgrad::models {
 

@@ -13,9 +13,9 @@
 #include <memory>
 #include <string>
 
-#include "layers/optim.h"
-#include "models/patchgan.h"
-#include "models/unet.h"
+#include <pixgrad/optim/optimizer.h>
+#include <pixgrad/models/patchgan.h>
+#include <pixgrad/models/unet.h>
 
 namespace pixgrad::models {
 

@@ -1,6 +1,6 @@
-#include "models/presets.h"
+#include <pixgrad/models/presets.h>
 
-#include "core/error.h"
+#include <pixgrad/core/error.h>
 
 namespace pixgrad::models {
 

@@ -1,12 +1,12 @@
-#include "models/unet.h"
+#include <pixgrad/models/unet.h>
 
 #include <algorithm>
 #include <string>
 
-#include "core/error.h"
-#include "core/ops.h"
-#include "layers/init.h"
-#include "layers/normalization.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/ops.h>
+#include <pixgrad/layers/init.h>
+#include <pixgrad/layers/normalization.h>
 
 namespace pixgrad::models {
 

@@ -29,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "core/tensor.h"
+#include <pixgrad/core/tensor.h>
 
 namespace pixgrad::testing {
 

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/ops.h"
+#include <pixgrad/core/ops.h>
 
 namespace pixgrad::testing {
 

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/ops.h>
 
 namespace pixgrad::testing {
 

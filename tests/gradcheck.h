@@ -4,7 +4,7 @@
 #include <functional>
 #include <vector>
 
-#include "core/tensor.h"
+#include <pixgrad/core/tensor.h>
 
 namespace pixgrad::testing {
 

@@ -37,10 +37,10 @@
 #include <utility>
 #include <vector>
 
-#include "core/ops.h"
-#include "core/safetensors.h"
-#include "core/tensor.h"
-#include "models/pix2pix.h"
+#include <pixgrad/core/ops.h>
+#include <pixgrad/core/safetensors.h>
+#include <pixgrad/core/tensor.h>
+#include <pixgrad/models/pix2pix.h>
 #include "test_paths.h"
 
 namespace pixgrad::parity {

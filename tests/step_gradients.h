@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "compare.h"
-#include "models/pix2pix.h"
+#include <pixgrad/models/pix2pix.h>
 
 namespace pixgrad::testing {
 

@@ -1,8 +1,8 @@
 // The autograd engine: graph walking, accumulation, detach, no-grad, freeing.
 #include <catch2/catch.hpp>
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/ops.h>
 #include "gradcheck.h"
 
 using namespace pixgrad;

@@ -15,11 +15,11 @@
 #include <vector>
 
 #include "compare.h"
-#include "core/ops.h"
+#include <pixgrad/core/ops.h>
 #include "elementwise_cases.h"
 #include "gradcheck.h"
-#include "kernels/cpu/conv2d.h"
-#include "kernels/cpu/conv2d_reference.h"
+#include <pixgrad/kernels/cpu/conv2d.h>
+#include <pixgrad/kernels/cpu/conv2d_reference.h>
 
 using namespace pixgrad;
 using namespace pixgrad::testing;

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/conv2d.h"
-#include "kernels/cpu/gemm.h"
-#include "kernels/cpu/im2col.h"
+#include <pixgrad/kernels/cpu/conv2d.h>
+#include <pixgrad/kernels/cpu/gemm.h>
+#include <pixgrad/kernels/cpu/im2col.h>
 
 using namespace pixgrad::kernels::cpu;
 

@@ -10,9 +10,9 @@
 #include <set>
 #include <thread>
 
-#include "core/error.h"
-#include "models/datasets/datasets.h"
-#include "models/datasets/loader.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/data/datasets.h>
+#include <pixgrad/data/loader.h>
 
 using namespace pixgrad;
 using namespace pixgrad::data;

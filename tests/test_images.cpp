@@ -11,13 +11,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.h"
-#include "models/datasets/datasets.h"
-#include "models/datasets/image.h"
-#include "models/datasets/preview.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/data/datasets.h>
+#include <pixgrad/data/image.h>
+#include <pixgrad/training/preview.h>
 
 using namespace pixgrad;
 using namespace pixgrad::data;
+using namespace pixgrad::training;
 namespace fs = std::filesystem;
 
 namespace {

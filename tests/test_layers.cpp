@@ -4,15 +4,15 @@
 #include <cmath>
 #include <memory>
 
-#include "core/autograd.h"
-#include "core/error.h"
-#include "core/ops.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/ops.h>
 #include "gradcheck.h"
-#include "layers/activation.h"
-#include "layers/conv.h"
-#include "layers/init.h"
-#include "layers/normalization.h"
-#include "layers/sequential.h"
+#include <pixgrad/layers/activation.h>
+#include <pixgrad/layers/conv.h>
+#include <pixgrad/layers/init.h>
+#include <pixgrad/layers/normalization.h>
+#include <pixgrad/layers/sequential.h>
 
 using namespace pixgrad;
 using Catch::Matchers::Contains;

@@ -3,7 +3,7 @@
 // fast float kernels against the double path on the same inputs.
 #include <catch2/catch.hpp>
 
-#include "core/ops.h"
+#include <pixgrad/core/ops.h>
 #include "gradcheck.h"
 
 using namespace pixgrad;

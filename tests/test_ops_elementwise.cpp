@@ -5,7 +5,7 @@
 #include <cmath>
 #include <functional>
 
-#include "core/ops.h"
+#include <pixgrad/core/ops.h>
 #include "gradcheck.h"
 
 using namespace pixgrad;

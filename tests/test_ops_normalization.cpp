@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "core/ops.h"
-#include "core/philox.h"
+#include <pixgrad/core/ops.h>
+#include <pixgrad/kernels/philox.h>
 #include "gradcheck.h"
 
 using namespace pixgrad;

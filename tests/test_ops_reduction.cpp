@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "core/ops.h"
+#include <pixgrad/core/ops.h>
 #include "gradcheck.h"
 
 using namespace pixgrad;

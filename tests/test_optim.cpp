@@ -1,11 +1,11 @@
-// Optimisers (layers/optim.h) against scalar reference loops written in double.
+// Optimisers (optim/optimizer.h) against scalar reference loops written in double.
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "core/error.h"
-#include "core/ops.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/ops.h>
 #include "gradcheck.h"
-#include "layers/optim.h"
+#include <pixgrad/optim/optimizer.h>
 
 using namespace pixgrad;
 using Catch::Matchers::Contains;

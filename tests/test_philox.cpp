@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "core/philox.h"
-#include "core/tensor.h"
+#include <pixgrad/kernels/philox.h>
+#include <pixgrad/core/tensor.h>
 
 using namespace pixgrad;
 

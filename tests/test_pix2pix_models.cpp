@@ -4,11 +4,11 @@
 
 #include <cmath>
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/ops.h>
 #include "gradcheck.h"
-#include "models/patchgan.h"
-#include "models/unet.h"
+#include <pixgrad/models/patchgan.h>
+#include <pixgrad/models/unet.h>
 
 using namespace pixgrad;
 using namespace pixgrad::models;

@@ -7,13 +7,13 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/generator.h"
-#include "core/safetensors.h"
-#include "models/datasets/datasets.h"
-#include "models/pix2pix.h"
-#include "models/training/checkpoint.h"
-#include "models/training/run_log.h"
-#include "models/training/trainer.h"
+#include <pixgrad/core/generator.h>
+#include <pixgrad/core/safetensors.h>
+#include <pixgrad/data/datasets.h>
+#include <pixgrad/models/pix2pix.h>
+#include <pixgrad/training/checkpoint.h>
+#include <pixgrad/training/run_log.h>
+#include <pixgrad/training/trainer.h>
 #include "test_paths.h"
 #include "tiny_run.h"
 

@@ -17,13 +17,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
-#include "core/ops.h"
-#include "models/training/checkpoint.h"
-#include "models/training/output_names.h"
-#include "models/training/run_folder.h"
-#include "models/training/run_log.h"
-#include "models/training/trainer.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/ops.h>
+#include <pixgrad/training/checkpoint.h>
+#include <pixgrad/training/output_names.h>
+#include <pixgrad/training/run_folder.h>
+#include <pixgrad/training/run_log.h>
+#include <pixgrad/training/trainer.h>
 #include "test_paths.h"
 #include "tiny_run.h"
 

@@ -13,8 +13,8 @@
 #include <fstream>
 #include <iterator>
 
-#include "core/error.h"
-#include "core/safetensors.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/safetensors.h>
 #include "gradcheck.h"
 
 using namespace pixgrad;

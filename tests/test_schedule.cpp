@@ -1,8 +1,8 @@
-// Learning-rate schedules (layers/schedule.h).
+// Learning-rate schedules (optim/schedule.h).
 #include <catch2/catch.hpp>
 
-#include "core/error.h"
-#include "layers/schedule.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/optim/schedule.h>
 
 using namespace pixgrad;
 

@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/staging.h"
+#include <pixgrad/core/staging.h>
 
 using pixgrad::StagingBuffer;
 

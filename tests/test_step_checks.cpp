@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "compare.h"
-#include "core/generator.h"
-#include "core/ops.h"
+#include <pixgrad/core/generator.h>
+#include <pixgrad/core/ops.h>
 #include "gradcheck.h"
-#include "layers/optim.h"
+#include <pixgrad/optim/optimizer.h>
 #include "step_gradients.h"
 
 using namespace pixgrad;

@@ -1,10 +1,10 @@
 // Tensor creation, views, copies, and the errors misuse gets.
 #include <catch2/catch.hpp>
 
-#include "core/cuda_info.h"
-#include "core/error.h"
-#include "core/ops.h"
-#include "core/tensor.h"
+#include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/ops.h>
+#include <pixgrad/core/tensor.h>
 #include "gradcheck.h"
 
 using namespace pixgrad;

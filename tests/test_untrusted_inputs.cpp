@@ -17,11 +17,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
-#include "core/safetensors.h"
-#include "models/datasets/image.h"
-#include "models/training/checkpoint.h"
-#include "models/training/train_config.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/safetensors.h>
+#include <pixgrad/data/image.h>
+#include <pixgrad/training/checkpoint.h>
+#include <pixgrad/training/train_config.h>
 #include "test_paths.h"
 #include "tiny_run.h"
 

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <string>
 
-#include "models/training/train_config.h"
+#include <pixgrad/training/train_config.h>
 #include "test_paths.h"
 
 namespace pixgrad::testing {

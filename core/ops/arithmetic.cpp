@@ -1,9 +1,9 @@
 // add / sub / mul / div, tensor-tensor (equal shapes) and tensor-scalar.
-#include "core/autograd.h"
-#include "core/dispatch.h"
-#include "core/ops.h"
-#include "kernels/cpu/elementwise.h"
-#include "kernels/cuda/elementwise.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/dispatch.h>
+#include <pixgrad/core/ops.h>
+#include <pixgrad/kernels/cpu/elementwise.h>
+#include <pixgrad/kernels/cuda/elementwise.h>
 
 namespace pixgrad {
 

@@ -2,16 +2,16 @@
 // convolution kernels (forward, backward-data, backward-weight): a transposed
 // convolution is the backward-data pass of its "mirror" convolution, the one
 // that maps the transposed convolution's output back to its input.
-#include "core/autograd.h"
-#include "core/dispatch.h"
-#include "core/ops.h"
-#include "kernels/cpu/conv2d.h"
-#include "kernels/cpu/conv2d_reference.h"
-#include "kernels/cpu/elementwise.h"
-#include "kernels/cpu/reduce.h"
-#include "kernels/cuda/conv2d.h"
-#include "kernels/cuda/elementwise.h"
-#include "kernels/cuda/reduce.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/dispatch.h>
+#include <pixgrad/core/ops.h>
+#include <pixgrad/kernels/cpu/conv2d.h>
+#include <pixgrad/kernels/cpu/conv2d_reference.h>
+#include <pixgrad/kernels/cpu/elementwise.h>
+#include <pixgrad/kernels/cpu/reduce.h>
+#include <pixgrad/kernels/cuda/conv2d.h>
+#include <pixgrad/kernels/cuda/elementwise.h>
+#include <pixgrad/kernels/cuda/reduce.h>
 
 namespace pixgrad {
 

@@ -1,14 +1,14 @@
 // batch_norm and dropout.
 #include <cmath>
 
-#include "core/autograd.h"
-#include "core/dispatch.h"
-#include "core/ops.h"
-#include "core/philox.h"
-#include "kernels/cpu/batch_norm.h"
-#include "kernels/cpu/dropout.h"
-#include "kernels/cuda/batch_norm.h"
-#include "kernels/cuda/dropout.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/dispatch.h>
+#include <pixgrad/core/ops.h>
+#include <pixgrad/kernels/philox.h>
+#include <pixgrad/kernels/cpu/batch_norm.h>
+#include <pixgrad/kernels/cpu/dropout.h>
+#include <pixgrad/kernels/cuda/batch_norm.h>
+#include <pixgrad/kernels/cuda/dropout.h>
 
 namespace pixgrad {
 

@@ -1,12 +1,12 @@
 // Reductions to a one-element tensor, and the L1 loss. On CUDA the result
 // stays on the device: nothing here waits for the GPU.
-#include "core/autograd.h"
-#include "core/dispatch.h"
-#include "core/ops.h"
-#include "kernels/cpu/elementwise.h"
-#include "kernels/cpu/reduce.h"
-#include "kernels/cuda/elementwise.h"
-#include "kernels/cuda/reduce.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/dispatch.h>
+#include <pixgrad/core/ops.h>
+#include <pixgrad/kernels/cpu/elementwise.h>
+#include <pixgrad/kernels/cpu/reduce.h>
+#include <pixgrad/kernels/cuda/elementwise.h>
+#include <pixgrad/kernels/cuda/reduce.h>
 
 namespace pixgrad {
 

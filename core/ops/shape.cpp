@@ -1,10 +1,10 @@
 // concat: copies contiguous chunks. Viewing [d0..dk] as [outer, extent, inner]
 // around the joined dimension, input i contributes extent_i * inner elements
 // to each of the `outer` rows of the result.
-#include "core/autograd.h"
-#include "core/dispatch.h"
-#include "core/ops.h"
-#include "kernels/cuda/copy.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/dispatch.h>
+#include <pixgrad/core/ops.h>
+#include <pixgrad/kernels/cuda/copy.h>
 
 #include <cstring>
 

@@ -1,4 +1,4 @@
-#include "kernels/cpu/adam.h"
+#include <pixgrad/kernels/cpu/adam.h>
 
 #include <cmath>
 

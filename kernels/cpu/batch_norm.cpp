@@ -3,7 +3,7 @@
 // centred sum of squares — the stable two-pass variance), accumulating in
 // double. The backward pass needs sum(dy) and sum(dy * xhat) per channel,
 // then one more elementwise pass.
-#include "kernels/cpu/batch_norm.h"
+#include <pixgrad/kernels/cpu/batch_norm.h>
 
 #include <cmath>
 

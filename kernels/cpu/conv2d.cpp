@@ -20,15 +20,15 @@
 // ([Cin_t, Cout_t, kh, kw] is the mirror's [out, in, kh, kw]), so its three
 // passes are the mirror's backward-data, forward and backward-weight.
 
-#include "kernels/cpu/conv2d.h"
+#include <pixgrad/kernels/cpu/conv2d.h>
 
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/gemm.h"
-#include "kernels/cpu/im2col.h"
+#include <pixgrad/kernels/cpu/gemm.h>
+#include <pixgrad/kernels/cpu/im2col.h>
 
 namespace pixgrad::kernels::cpu {
 namespace {

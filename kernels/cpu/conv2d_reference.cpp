@@ -1,4 +1,4 @@
-#include "kernels/cpu/conv2d_reference.h"
+#include <pixgrad/kernels/cpu/conv2d_reference.h>
 
 #include <algorithm>
 

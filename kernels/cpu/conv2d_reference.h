@@ -3,7 +3,7 @@
 // yardstick the fast float kernels in conv2d.h are tested against.
 #pragma once
 
-#include "kernels/cpu/conv2d.h"
+#include <pixgrad/kernels/cpu/conv2d.h>
 
 namespace pixgrad::kernels::cpu {
 

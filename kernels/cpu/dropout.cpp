@@ -1,6 +1,6 @@
-#include "kernels/cpu/dropout.h"
+#include <pixgrad/kernels/cpu/dropout.h>
 
-#include "core/philox.h"
+#include <pixgrad/kernels/philox.h>
 
 namespace pixgrad::kernels::cpu {
 

@@ -1,4 +1,4 @@
-// Dropout masks from Philox (core/philox.h): element i is kept when uniform
+// Dropout masks from Philox (kernels/philox.h): element i is kept when uniform
 // number i of the stream at (seed, offset) is >= p, so a CUDA kernel given the
 // same seed and offset draws the same mask.
 #pragma once

@@ -1,7 +1,7 @@
 // Elementwise kernels: one pass, memory-bound. The op switch sits outside the
 // loop so that each loop body is a small lambda the compiler vectorises;
 // OpenMP only kicks in above a size where thread start-up is worth it.
-#include "kernels/cpu/elementwise.h"
+#include <pixgrad/kernels/cpu/elementwise.h>
 
 #include <algorithm>
 #include <cmath>

@@ -46,7 +46,7 @@
 // The SIMD code is compiled per function with target attributes and chosen at
 // run time, so the library itself stays baseline x86-64.
 
-#include "kernels/cpu/gemm.h"
+#include <pixgrad/kernels/cpu/gemm.h>
 
 #include <omp.h>
 

@@ -13,7 +13,7 @@
 // col2im walks the same ranges and accumulates; rows that share a channel add
 // into the same plane, so it parallelises over channels instead.
 
-#include "kernels/cpu/im2col.h"
+#include <pixgrad/kernels/cpu/im2col.h>
 
 #include <algorithm>
 #include <cstring>

@@ -1,6 +1,6 @@
-#include "kernels/cpu/random.h"
+#include <pixgrad/kernels/cpu/random.h>
 
-#include "core/philox.h"
+#include <pixgrad/kernels/philox.h>
 
 namespace pixgrad::kernels::cpu {
 

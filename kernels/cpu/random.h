@@ -1,4 +1,4 @@
-// Philox fills on the host (see core/philox.h for the stream layout).
+// Philox fills on the host (see kernels/philox.h for the stream layout).
 #pragma once
 
 #include <cstdint>

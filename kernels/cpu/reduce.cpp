@@ -1,4 +1,4 @@
-#include "kernels/cpu/reduce.h"
+#include <pixgrad/kernels/cpu/reduce.h>
 
 #include <algorithm>
 #include <cmath>

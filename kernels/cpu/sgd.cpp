@@ -1,4 +1,4 @@
-#include "kernels/cpu/sgd.h"
+#include <pixgrad/kernels/cpu/sgd.h>
 
 namespace pixgrad::kernels::cpu {
 

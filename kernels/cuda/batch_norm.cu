@@ -43,7 +43,7 @@
 // handwritten kernels: eps < CUDNN_BN_MIN_EPSILON (0 in cuDNN 9, 1e-5 in old
 // versions), M < 2, more than 2^31 - 1 elements, backward with fixed
 // statistics (cuDNN has none) or without grad_x (cuDNN always writes dx).
-#include "kernels/cuda/batch_norm.h"
+#include <pixgrad/kernels/cuda/batch_norm.h>
 
 #include <cudnn.h>
 
@@ -55,12 +55,12 @@
 #include <mutex>
 #include <type_traits>
 
-#include "core/device.h"
-#include "core/dtype.h"
-#include "core/tensor.h"
-#include "kernels/cuda/elementwise.h"
-#include "kernels/cuda/device_helpers.cuh"
-#include "kernels/cuda/runtime.cuh"
+#include <pixgrad/core/device.h>
+#include <pixgrad/core/dtype.h>
+#include <pixgrad/core/tensor.h>
+#include <pixgrad/kernels/cuda/elementwise.h>
+#include <pixgrad/kernels/cuda/device_helpers.cuh>
+#include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad::kernels::cuda {
 

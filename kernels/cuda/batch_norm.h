@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "kernels/cpu/batch_norm.h"
+#include <pixgrad/kernels/cpu/batch_norm.h>
 
 namespace pixgrad::kernels::cuda {
 

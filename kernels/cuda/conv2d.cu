@@ -10,15 +10,15 @@
 // Validation lives here so that the implementations can assume a sane
 // geometry with batch >= 1: an empty batch is handled once for all of them
 // (nothing to write, or a zero gradient), without launching anything.
-#include "kernels/cuda/conv2d.h"
+#include <pixgrad/kernels/cuda/conv2d.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <sstream>
 #include <string>
 
-#include "core/error.h"
-#include "kernels/cuda/runtime.cuh"
+#include <pixgrad/core/error.h>
+#include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad::kernels::cuda {
 namespace {

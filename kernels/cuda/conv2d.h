@@ -20,7 +20,7 @@
 
 #include <string>
 
-#include "kernels/cpu/conv2d.h"
+#include <pixgrad/kernels/cpu/conv2d.h>
 
 namespace pixgrad::kernels::cuda {
 

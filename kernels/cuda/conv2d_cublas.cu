@@ -39,11 +39,11 @@
 #include <limits>
 #include <mutex>
 
-#include "core/device.h"
-#include "core/error.h"
-#include "core/tensor.h"
-#include "kernels/cuda/conv2d.h"
-#include "kernels/cuda/runtime.cuh"
+#include <pixgrad/core/device.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/tensor.h>
+#include <pixgrad/kernels/cuda/conv2d.h>
+#include <pixgrad/kernels/cuda/runtime.cuh>
 
 #define PIXGRAD_CUBLAS_CHECK(call)                                                                    \
   do {                                                                                                \

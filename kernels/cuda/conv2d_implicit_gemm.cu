@@ -56,11 +56,11 @@
 #include <atomic>
 #include <cstdint>
 
-#include "core/device.h"
-#include "core/error.h"
-#include "core/tensor.h"
-#include "kernels/cuda/conv2d.h"
-#include "kernels/cuda/runtime.cuh"
+#include <pixgrad/core/device.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/tensor.h>
+#include <pixgrad/kernels/cuda/conv2d.h>
+#include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad::kernels::cuda::detail {
 namespace {

@@ -5,11 +5,11 @@
 // one plain cudaMemcpyAsync. cudaMemcpy2D refuses pitches above the device's
 // maximum (cudaDevAttrMaxPitch, 2^31 - 1 bytes on current GPUs); beyond it the
 // rows go one cudaMemcpyAsync each.
-#include "kernels/cuda/copy.h"
+#include <pixgrad/kernels/cuda/copy.h>
 
 #include <cstdint>
 
-#include "kernels/cuda/runtime.cuh"
+#include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad::kernels::cuda {
 

@@ -1,5 +1,5 @@
 // Dropout masks: mask[i] = u_i >= float(p) ? float(1 / (1 - p)) : 0, with u_i
-// uniform number i of the Philox stream at (seed, offset) (core/philox.h).
+// uniform number i of the Philox stream at (seed, offset) (kernels/philox.h).
 //
 // Memory: element i uses word i % 4 of Philox block offset + i / 4, so each
 // thread generates one block and writes its 4 elements, one float4 store when
@@ -10,10 +10,10 @@
 // arithmetic, the 24-bit-to-float conversion is exact, and the threshold and
 // keep scale are rounded to float on the host exactly as the CPU does, so the
 // comparison and the stored values are the same bits.
-#include "kernels/cuda/dropout.h"
+#include <pixgrad/kernels/cuda/dropout.h>
 
-#include "core/philox.h"
-#include "kernels/cuda/runtime.cuh"
+#include <pixgrad/kernels/philox.h>
+#include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad::kernels::cuda {
 

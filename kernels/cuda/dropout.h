@@ -1,5 +1,5 @@
 // Dropout masks on CUDA: bit-identical to kernels/cpu/dropout.h for the same
-// (seed, offset), because both evaluate the same Philox stream (core/philox.h).
+// (seed, offset), because both evaluate the same Philox stream (kernels/philox.h).
 #pragma once
 
 #include <cstdint>

@@ -14,10 +14,10 @@
 // nvcc from contracting the two into an FMA, so the ops built from + - * / give
 // the same bits as the CPU reference (built for baseline x86-64: no FMA).
 // tanhf, expf and log1pf may differ from glibc's in the last bit or two.
-#include "kernels/cuda/elementwise.h"
+#include <pixgrad/kernels/cuda/elementwise.h>
 
-#include "kernels/cuda/device_helpers.cuh"
-#include "kernels/cuda/runtime.cuh"
+#include <pixgrad/kernels/cuda/device_helpers.cuh>
+#include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad::kernels::cuda {
 

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "kernels/cpu/elementwise.h"
+#include <pixgrad/kernels/cpu/elementwise.h>
 
 namespace pixgrad::kernels::cuda {
 

@@ -14,12 +14,12 @@
 // and the square root and division are the IEEE-rounded ones, so nvcc forms no
 // FMA and a step gives the same bits as the CPU reference (baseline x86-64, no
 // FMA): a GPU run and a CPU run from the same state stay identical.
-#include "kernels/cuda/optim.h"
+#include <pixgrad/kernels/cuda/optim.h>
 
 #include <cmath>
 
-#include "kernels/cuda/device_helpers.cuh"
-#include "kernels/cuda/runtime.cuh"
+#include <pixgrad/kernels/cuda/device_helpers.cuh>
+#include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad::kernels::cuda {
 

@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
-#include "kernels/cpu/adam.h"
-#include "kernels/cpu/sgd.h"
+#include <pixgrad/kernels/cpu/adam.h>
+#include <pixgrad/kernels/cpu/sgd.h>
 
 namespace pixgrad::kernels::cuda {
 

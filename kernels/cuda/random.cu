@@ -1,6 +1,6 @@
 // Philox fills: out[i] = float(low) + float(high - low) * u_i, and
 // out[i] = float(mean) + float(stddev) * z_i, with u_i / z_i number i of the
-// uniform / normal stream at (seed, offset) (core/philox.h).
+// uniform / normal stream at (seed, offset) (kernels/philox.h).
 //
 // Memory: uniform element i uses word i % 4 of Philox block offset + i / 4, so
 // each thread generates one block and writes 4 elements (a float4 store when
@@ -13,10 +13,10 @@
 // are bit-identical. Normal fills go through logf and cosf, whose CUDA and
 // glibc versions may differ in the last bit or two (CUDA documents at most 1
 // and 2 ulp), so they match to a few ulp, not bitwise.
-#include "kernels/cuda/random.h"
+#include <pixgrad/kernels/cuda/random.h>
 
-#include "core/philox.h"
-#include "kernels/cuda/runtime.cuh"
+#include <pixgrad/kernels/philox.h>
+#include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad::kernels::cuda {
 

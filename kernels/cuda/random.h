@@ -1,5 +1,5 @@
 // Philox fills on CUDA, the device twins of kernels/cpu/random.h (stream
-// layout in core/philox.h). Uniform fills are bit-identical to the CPU;
+// layout in kernels/philox.h). Uniform fills are bit-identical to the CPU;
 // normal fills agree to the last bits of logf/cosf (see random.cu).
 #pragma once
 

@@ -16,15 +16,15 @@
 // contiguous chunks, one block per (channel, chunk), so a few channels with
 // 65536 elements each still fill the GPU; a block walks its chunk as (n, i)
 // pairs advanced by a fixed step, with no division per element.
-#include "kernels/cuda/reduce.h"
+#include <pixgrad/kernels/cuda/reduce.h>
 
 #include <cstdint>
 
-#include "core/device.h"
-#include "core/dtype.h"
-#include "core/tensor.h"
-#include "kernels/cuda/device_helpers.cuh"
-#include "kernels/cuda/runtime.cuh"
+#include <pixgrad/core/device.h>
+#include <pixgrad/core/dtype.h>
+#include <pixgrad/core/tensor.h>
+#include <pixgrad/kernels/cuda/device_helpers.cuh>
+#include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad::kernels::cuda {
 

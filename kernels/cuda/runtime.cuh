@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "core/error.h"
+#include <pixgrad/core/error.h>
 
 #define PIXGRAD_CUDA_CHECK(call)                                                                       \
   do {                                                                                                 \

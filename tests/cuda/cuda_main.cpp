@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <string>
 
-#include "core/cuda_info.h"
+#include <pixgrad/core/cuda_info.h>
 
 int main(int argc, char** argv) {
   Catch::Session session;

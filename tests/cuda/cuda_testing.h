@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "../compare.h"
-#include "core/ops.h"
-#include "core/tensor.h"
+#include <pixgrad/core/ops.h>
+#include <pixgrad/core/tensor.h>
 
 namespace pixgrad::cuda_testing {
 

@@ -13,12 +13,12 @@
 #include <vector>
 
 #include "cuda_testing.h"
-#include "core/autograd.h"
-#include "core/ops.h"
-#include "kernels/cuda/conv2d.h"
-#include "layers/conv.h"
-#include "models/patchgan.h"
-#include "models/unet.h"
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/ops.h>
+#include <pixgrad/kernels/cuda/conv2d.h>
+#include <pixgrad/layers/conv.h>
+#include <pixgrad/models/patchgan.h>
+#include <pixgrad/models/unet.h>
 
 using namespace pixgrad;
 using namespace pixgrad::cuda_testing;

@@ -10,7 +10,7 @@
 
 #include "../elementwise_cases.h"
 #include "cuda_testing.h"
-#include "core/ops.h"
+#include <pixgrad/core/ops.h>
 
 using namespace pixgrad;
 using namespace pixgrad::cuda_testing;

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "cuda_testing.h"
-#include "core/ops.h"
-#include "kernels/cuda/batch_norm.h"
+#include <pixgrad/core/ops.h>
+#include <pixgrad/kernels/cuda/batch_norm.h>
 
 using namespace pixgrad;
 using namespace pixgrad::cuda_testing;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cuda_testing.h"
-#include "layers/optim.h"
+#include <pixgrad/optim/optimizer.h>
 
 using namespace pixgrad;
 using namespace pixgrad::cuda_testing;

@@ -13,10 +13,10 @@
 
 #include "../step_gradients.h"
 #include "cuda_testing.h"
-#include "core/cuda_info.h"
-#include "core/error.h"
-#include "core/generator.h"
-#include "models/pix2pix.h"
+#include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/generator.h>
+#include <pixgrad/models/pix2pix.h>
 
 using namespace pixgrad;
 using namespace pixgrad::cuda_testing;

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "cuda_testing.h"
-#include "core/ops.h"
+#include <pixgrad/core/ops.h>
 
 using namespace pixgrad;
 using namespace pixgrad::cuda_testing;

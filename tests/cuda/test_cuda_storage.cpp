@@ -1,7 +1,7 @@
 // Device tensors: storage round trips and random draws that match the host.
 #include <catch2/catch.hpp>
 
-#include "core/tensor.h"
+#include <pixgrad/core/tensor.h>
 
 using pixgrad::Device;
 using pixgrad::Generator;

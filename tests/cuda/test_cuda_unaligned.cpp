@@ -13,18 +13,18 @@
 #include <vector>
 
 #include "cuda_testing.h"
-#include "core/cuda_info.h"
-#include "kernels/cpu/adam.h"
-#include "kernels/cpu/dropout.h"
-#include "kernels/cpu/elementwise.h"
-#include "kernels/cpu/random.h"
-#include "kernels/cpu/reduce.h"
-#include "kernels/cpu/sgd.h"
-#include "kernels/cuda/dropout.h"
-#include "kernels/cuda/elementwise.h"
-#include "kernels/cuda/optim.h"
-#include "kernels/cuda/random.h"
-#include "kernels/cuda/reduce.h"
+#include <pixgrad/core/cuda_info.h>
+#include <pixgrad/kernels/cpu/adam.h>
+#include <pixgrad/kernels/cpu/dropout.h>
+#include <pixgrad/kernels/cpu/elementwise.h>
+#include <pixgrad/kernels/cpu/random.h>
+#include <pixgrad/kernels/cpu/reduce.h>
+#include <pixgrad/kernels/cpu/sgd.h>
+#include <pixgrad/kernels/cuda/dropout.h>
+#include <pixgrad/kernels/cuda/elementwise.h>
+#include <pixgrad/kernels/cuda/optim.h>
+#include <pixgrad/kernels/cuda/random.h>
+#include <pixgrad/kernels/cuda/reduce.h>
 
 using namespace pixgrad;
 using namespace pixgrad::cuda_testing;

@@ -8,9 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
-#include "core/safetensors.h"
-#include "models/training/checkpoint.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/safetensors.h>
+#include <pixgrad/training/checkpoint.h>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

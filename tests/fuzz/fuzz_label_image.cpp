@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/error.h"
-#include "models/datasets/image.h"
+#include <pixgrad/core/error.h>
+#include <pixgrad/data/image.h>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

@@ -1,0 +1,345 @@
+// bench_pix2pix: end-to-end training-step speed of pix2pix — seconds per
+// iteration and images/s per preset and batch size (default 1, 4 and 16),
+// the median over timed steps after warm-up, with the time split into
+// phases (data, G forward, D forward/backward, G backward, optimiser), the
+// convolution FLOP rate the step reaches, the peak device memory, and each
+// configuration's distance to its goal.
+//
+// Inputs: random tensors of the training shape (the preset's reference
+// input: 3-channel images for paper, 12-channel one-hot label maps for
+// chainer), so the figures are the model's alone; or, with --dataset, real
+// batches from data::DataLoader (decoded on its worker threads, as in
+// train_pix2pix), whose wait for the next batch and upload to the device
+// form the data phase.
+//
+// On the GPU the step time is measured with no synchronisation inside the
+// step; the phases come from a second set of steps that synchronise between
+// phases (PhaseTimes), which the total would otherwise include. On the CPU
+// one set of steps gives both.
+//
+// Peak device memory is the caching allocator's high-water mark of bytes
+// handed to tensors (cuda_memory_stats().peak_bytes_in_use). It cannot be
+// reset, so configurations run from small to large batch; where an earlier
+// configuration had set a higher mark, the row reports it as an upper bound.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "json_output.h"
+#include "pix2pix_layers.h"
+#include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/file_io.h>
+#include <pixgrad/core/generator.h>
+#include <pixgrad/data/loader.h>
+#include <pixgrad/models/pix2pix.h>
+#include <pixgrad/training/model_factory.h>
+
+#ifdef PIXGRAD_WITH_CUDA
+#include "bench_ceilings.h"
+#include <pixgrad/kernels/cuda/conv2d.h>
+#endif
+
+namespace {
+
+using namespace pixgrad;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+std::vector<int> parse_list(const std::string& text) {
+  std::vector<int> values;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) values.push_back(std::stoi(item));
+  return values;
+}
+
+// The goals this project sets itself (docs/perf.md; docs/pix2pix.md for chainer).
+struct Goal {
+  std::string description;
+  double seconds;
+};
+
+std::optional<Goal> goal_for(const std::string& preset, int batch, const Device& device,
+                             const std::string& device_name) {
+  if (batch != 1) return std::nullopt;
+  if (device.is_cpu()) {
+    if (preset == "paper") return Goal{"paper batch 1 on the 2-core development CPU <= 2 s/iter", 2.0};
+    if (preset == "chainer") return Goal{"chainer batch 1 on the 2-core development CPU <= 5 s/iter", 5.0};
+    return std::nullopt;
+  }
+  if (preset != "paper") return std::nullopt;
+  const bool h100 = device_name.find("H100") != std::string::npos;
+  return Goal{std::string("paper batch 1 on an H100 <= 3 ms/iter") +
+                  (h100 ? "" : " (this GPU is " + device_name + ", not an H100: for reference)"),
+              0.003};
+}
+
+std::string describe_device(const Device& device) {
+#ifdef PIXGRAD_WITH_CUDA
+  if (device.is_cuda()) {
+    cuda_activate(device.index());
+    return bench::describe_current_device().name;
+  }
+#endif
+  return device.is_cpu() ? "cpu" : device.str();
+}
+
+// Whether convolutions on `device` may use TF32 (--tf32 or PIXGRAD_TF32=1, on a GPU).
+bool tf32_in_effect(const Device& device) {
+#ifdef PIXGRAD_WITH_CUDA
+  return device.is_cuda() && kernels::cuda::allow_tf32();
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+std::string conv_impl_name(const Device& device) {
+#ifdef PIXGRAD_WITH_CUDA
+  if (device.is_cuda()) return kernels::cuda::to_string(kernels::cuda::conv_impl());
+#endif
+  (void)device;
+  return "cpu";
+}
+
+// Where a step's batch comes from: fixed random tensors, or the loader.
+class BatchSource {
+ public:
+  BatchSource(const training::TrainConfig& config, int batch, int size, Device device) : device_(device) {
+    if (config.dataset.empty()) {
+      Generator generator(2);
+      input_ = Tensor::uniform({batch, config.input_channels(), size, size}, -1, 1, generator, device);
+      target_ = Tensor::uniform({batch, config.output_channels(), size, size}, -1, 1, generator, device);
+      return;
+    }
+    data::LoaderOptions options;
+    options.batch_size = static_cast<size_t>(batch);
+    options.num_workers = config.workers;
+    options.drop_last = true;  // every step sees a full batch
+    loader_ = std::make_unique<data::DataLoader>(training::make_dataset(config, "train", true), options);
+    PIXGRAD_CHECK(loader_->batches_per_epoch() > 0, "bench_pix2pix: --dataset ", config.dataset,
+                  ": the train split has fewer than ", batch, " images");
+    loader_->start_epoch(epoch_++);
+  }
+
+  // Makes the next batch current; returns the seconds spent waiting for it
+  // and copying it to the device (0 for random inputs).
+  double next() {
+    if (!loader_) return 0;
+    const Clock::time_point start = Clock::now();
+    std::optional<data::Batch> batch = loader_->next();
+    if (!batch) {
+      loader_->start_epoch(epoch_++);
+      batch = loader_->next();
+    }
+    input_ = batch->input.to(device_);
+    target_ = batch->target.to(device_);
+    synchronize(device_);
+    return seconds_since(start);
+  }
+
+  const Tensor& input() const { return input_; }
+  const Tensor& target() const { return target_; }
+
+ private:
+  Device device_;
+  std::unique_ptr<data::DataLoader> loader_;
+  uint64_t epoch_ = 0;
+  Tensor input_, target_;
+};
+
+struct Phases {
+  std::vector<double> data, g_forward, d_both, g_backward, optimizer;
+  void add(double data_seconds, const models::PhaseTimes& p) {
+    data.push_back(data_seconds);
+    g_forward.push_back(p.g_forward);
+    d_both.push_back(p.d_forward_backward);
+    g_backward.push_back(p.g_backward);
+    optimizer.push_back(p.optimizer);
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench_pix2pix: time pix2pix training steps (both presets, several batch sizes)"};
+  std::string presets = "paper,chainer", batches = "1,4,16", device_name = "auto", json_path, conv_impl;
+  int size = 256, iterations = 5, warmup = 2, input_channels = 0;
+  training::TrainConfig data_config;
+  app.add_option("--presets", presets, "Comma-separated: paper, chainer")->capture_default_str();
+  app.add_option("--batch-sizes", batches, "Comma-separated batch sizes (run smallest first)")->capture_default_str();
+  app.add_option("--size", size, "Image side")->capture_default_str();
+  app.add_option("--iterations", iterations, "Timed steps per configuration")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--warmup", warmup, "Untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--device", device_name, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  app.add_option("--conv-impl", conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
+  bool tf32 = false;
+  app.add_flag("--tf32", tf32,
+               "Let cuDNN and cuBLAS convolutions use TF32 tensor cores, as PyTorch does by default "
+               "(default: plain FP32)");
+  app.add_option("--input-channels", input_channels,
+                 "Input channels of random inputs: 3 or 12 (default: the preset's reference, paper 3, chainer "
+                 "12; with --dataset, --format decides)")
+      ->check(CLI::IsMember({3, 12}));
+  app.add_option("--dataset", data_config.dataset,
+                 "Feed real batches from this dataset's train split through data::DataLoader (times the data phase)");
+  app.add_option("--format", data_config.format, "With --dataset: aligned | cmp")
+      ->check(CLI::IsMember({"aligned", "cmp"}))
+      ->capture_default_str();
+  app.add_option("--direction", data_config.direction, "With --dataset, aligned: AtoB | BtoA")
+      ->check(CLI::IsMember({"AtoB", "BtoA"}))
+      ->capture_default_str();
+  app.add_option("--workers", data_config.workers, "With --dataset: loader threads")->capture_default_str();
+  app.add_option("--json", json_path, "Also write the results as JSON (one record per configuration)");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    const Device device = training::resolve_device(device_name);
+    std::string no_gpu;
+    PIXGRAD_CHECK(device.is_cpu() || cuda_device_count(&no_gpu) > 0, "--device ", device_name, ": no usable GPU (",
+                  no_gpu, ")");
+    training::select_conv_impl(conv_impl);
+    training::select_tf32(tf32);
+    const std::string device_description = describe_device(device);
+    std::vector<int> batch_sizes = parse_list(batches);
+    std::sort(batch_sizes.begin(), batch_sizes.end());
+    std::printf("device: %s (%s), convolutions: %s%s, %s inputs, %d warm-up + %d timed steps (median)\n",
+                device.str().c_str(), device_description.c_str(), conv_impl_name(device).c_str(),
+                tf32_in_effect(device) ? " (TF32 allowed)" : "",
+                data_config.dataset.empty() ? "random" : ("dataset " + data_config.dataset).c_str(), warmup,
+                iterations);
+    if (device.is_cuda())
+      std::printf("peak MiB: the allocator's high-water mark of tensor memory; '<=' where an earlier, larger "
+                  "configuration set it\n");
+    std::printf("%-8s %3s %5s %10s %8s %9s | %8s %8s %8s %8s %8s | %9s %9s\n", "preset", "in", "batch", "s/iter",
+                "iter/s", "images/s", "data", "G fwd", "D f+b", "G bwd", "optim", "conv TF/s", "peak MiB");
+
+    nlohmann::json results = nlohmann::json::array();
+    std::stringstream preset_list(presets);
+    for (std::string preset; std::getline(preset_list, preset, ',');) {
+      for (const int batch : batch_sizes) {
+        if (device.is_cuda()) cuda_empty_cache();  // the previous configuration's blocks
+        training::TrainConfig config = data_config;
+        config.preset = preset;
+        config.crop_size = size;
+        config.load_size = size * 286 / 256;
+        if (config.dataset.empty()) {
+          const int channels = input_channels > 0 ? input_channels
+                                                  : static_cast<int>(bench::preset_input_channels(preset));
+          config.format = channels == 12 ? "cmp" : "aligned";
+        }
+        manual_seed(1);
+        models::Pix2Pix model(training::pix2pix_options(config));
+        model.to(device);
+        BatchSource source(config, batch, size, device);
+        const int64_t peak_before = device.is_cuda() ? cuda_memory_stats(device.index()).peak_bytes_in_use : 0;
+
+        for (int i = 0; i < warmup; ++i) {
+          source.next();
+          model.train_step(source.input(), source.target());
+        }
+        synchronize(device);
+        // Whole steps, data included. On the CPU the phase clock costs
+        // nothing (synchronize is a no-op), so these steps give the phases too.
+        std::vector<double> totals;
+        Phases phases;
+        model.set_timing(device.is_cpu());
+        for (int i = 0; i < iterations; ++i) {
+          const Clock::time_point start = Clock::now();
+          const double data_seconds = source.next();
+          model.train_step(source.input(), source.target());
+          synchronize(device);
+          totals.push_back(seconds_since(start));
+          if (device.is_cpu()) phases.add(data_seconds, model.last_phase_times());
+        }
+        if (device.is_cuda()) {
+          model.set_timing(true);
+          for (int i = 0; i < iterations; ++i) {
+            const double data_seconds = source.next();
+            model.train_step(source.input(), source.target());
+            phases.add(data_seconds, model.last_phase_times());
+          }
+        }
+
+        const double seconds = median(totals);
+        const double conv_flops =
+            bench::iteration_cost(bench::preset_layers(preset, batch, size, source.input().size(1))).conv_flops;
+        char peak_text[32] = "-";
+        nlohmann::json peak_bytes = nullptr, in_use_bytes = nullptr;
+        bool peak_is_upper_bound = false;
+        if (device.is_cuda()) {
+          const CudaMemoryStats stats = cuda_memory_stats(device.index());
+          peak_is_upper_bound = stats.peak_bytes_in_use <= peak_before && peak_before > 0;
+          std::snprintf(peak_text, sizeof peak_text, "%s%.0f", peak_is_upper_bound ? "<=" : "",
+                        stats.peak_bytes_in_use / 1048576.0);
+          peak_bytes = stats.peak_bytes_in_use;
+          in_use_bytes = stats.bytes_in_use;
+        }
+        std::printf("%-8s %3lld %5d %10.4f %8.2f %9.2f | %8.4f %8.4f %8.4f %8.4f %8.4f | %9.2f %9s\n",
+                    preset.c_str(), static_cast<long long>(source.input().size(1)), batch, seconds, 1 / seconds,
+                    batch / seconds, median(phases.data), median(phases.g_forward), median(phases.d_both),
+                    median(phases.g_backward), median(phases.optimizer), conv_flops / seconds / 1e12, peak_text);
+
+        nlohmann::json goal_json = nullptr;
+        if (const std::optional<Goal> goal = goal_for(preset, batch, device, device_description)) {
+          const double ratio = seconds / goal->seconds;
+          std::printf("    goal: %s: %s (%.4g s/iter is %.2fx the goal)\n", goal->description.c_str(),
+                      ratio <= 1 ? "met" : "not met", seconds, ratio);
+          goal_json = {{"description", goal->description}, {"seconds", goal->seconds}, {"met", ratio <= 1},
+                       {"ratio", ratio}};
+        } else {
+          std::printf("    goal: none set for %s batch %d on %s\n", preset.c_str(), batch,
+                      device.is_cpu() ? "the CPU" : "the GPU");
+        }
+        std::fflush(stdout);
+        results.push_back({{"preset", preset},
+                           {"batch", batch},
+                           {"size", size},
+                           {"input_channels", source.input().size(1)},
+                           {"inputs", data_config.dataset.empty() ? "random" : "dataset"},
+                           {"device", device.str()},
+                           {"device_name", device_description},
+                           {"conv_impl", conv_impl_name(device)},
+                           {"tf32", tf32_in_effect(device)},
+                           {"iterations", iterations},
+                           {"warmup", warmup},
+                           {"seconds_per_iteration", seconds},
+                           {"images_per_second", batch / seconds},
+                           {"conv_gflop_per_iteration", conv_flops / 1e9},
+                           {"phases", {{"data", median(phases.data)},
+                                       {"g_forward", median(phases.g_forward)},
+                                       {"d_forward_backward", median(phases.d_both)},
+                                       {"g_backward", median(phases.g_backward)},
+                                       {"optimizer", median(phases.optimizer)}}},
+                           {"peak_device_bytes", peak_bytes},
+                           {"peak_is_upper_bound", peak_is_upper_bound},
+                           {"device_bytes_in_use_after", in_use_bytes},
+                           {"goal", goal_json}});
+        // After every configuration: a run stopped early keeps what it measured.
+        if (!json_path.empty()) apps::write_json_file(json_path, results);
+      }
+    }
+    return 0;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "bench_pix2pix: %s\n", io::printable(error.what()).c_str());
+    return 1;
+  }
+}

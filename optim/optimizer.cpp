@@ -1,0 +1,156 @@
+#include <pixgrad/optim/optimizer.h>
+
+#include <cmath>
+
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/dispatch.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/kernels/cpu/sgd.h>
+#include <pixgrad/kernels/cuda/optim.h>
+
+namespace pixgrad::optim {
+
+namespace {
+
+// The state tensor follows its parameter when a module was moved or
+// converted in place after the optimiser was built.
+void follow_parameter(Tensor& state, const Tensor& parameter) {
+  if (state.dtype() != parameter.dtype()) state = state.to(Device::cpu()).to(parameter.dtype());
+  if (state.device() != parameter.device()) state = state.to(parameter.device());
+}
+
+const Tensor& lookup(const std::map<std::string, Tensor>& state, const std::string& key, const Shape& shape) {
+  const auto found = state.find(key);
+  PIXGRAD_CHECK(found != state.end() && found->second.defined(), "optimizer load_state_dict: missing key '", key, "'");
+  PIXGRAD_CHECK(found->second.shape() == shape, "optimizer load_state_dict: '", key, "' has shape ",
+                shape_str(found->second.shape()), " in the state but ", shape_str(shape), " in the optimizer");
+  return found->second;
+}
+
+}  // namespace
+
+Optimizer::Optimizer(std::vector<Tensor> parameters, double lr, const std::vector<std::string>& state_names)
+    : parameters_(std::move(parameters)), lr_(lr) {
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const Tensor& parameter = parameters_[i];
+    PIXGRAD_CHECK(parameter.defined() && parameter.is_leaf(), "optimizer: parameter ", i,
+                  " is undefined or not a leaf");
+    ParameterState state;
+    for (const std::string& name : state_names) state.tensors.emplace_back(name, Tensor::zeros_like(parameter));
+    states_.push_back(std::move(state));
+  }
+}
+
+void Optimizer::step() {
+  NoGradGuard no_grad;
+  nonfinite_ = Tensor();
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const Tensor& parameter = parameters_[i];
+    const Tensor grad = parameter.grad();
+    if (!grad.defined()) continue;
+    if (!nonfinite_.defined()) nonfinite_ = Tensor::zeros({1}, parameter.device(), parameter.dtype());
+    ParameterState& state = states_[i];
+    for (auto& entry : state.tensors) follow_parameter(entry.second, parameter);
+    ++state.step;
+    update(parameter, grad, state, nonfinite_);
+  }
+  if (!nonfinite_.defined() && !parameters_.empty())
+    nonfinite_ = Tensor::zeros({1}, parameters_.front().device(), parameters_.front().dtype());
+}
+
+void Optimizer::zero_grad() {
+  for (const Tensor& parameter : parameters_) parameter.zero_grad();
+}
+
+std::map<std::string, Tensor> Optimizer::state_dict(const std::string& prefix) const {
+  std::map<std::string, Tensor> out;
+  for (size_t i = 0; i < states_.size(); ++i) {
+    const std::string base = prefix + std::to_string(i) + ".";
+    out[base + "step"] = Tensor::full({}, static_cast<double>(states_[i].step), Device::cpu(), DType::Float64);
+    for (const auto& [name, tensor] : states_[i].tensors)
+      out[base + name] = tensor.is_cpu() ? tensor.clone() : tensor.to(Device::cpu());
+  }
+  return out;
+}
+
+void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state, const std::string& prefix) {
+  std::vector<int64_t> steps;
+  for (size_t i = 0; i < states_.size(); ++i) {
+    const std::string base = prefix + std::to_string(i) + ".";
+    const double step = lookup(state, base + "step", {}).item();
+    PIXGRAD_CHECK(step >= 0 && step == std::floor(step) && step < 9007199254740992.0, "optimizer load_state_dict: '",
+                  base, "step' is ", step, ", not a step count");
+    steps.push_back(static_cast<int64_t>(step));
+    for (const auto& entry : states_[i].tensors) lookup(state, base + entry.first, entry.second.shape());
+  }
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < states_.size(); ++i) {
+    const std::string base = prefix + std::to_string(i) + ".";
+    states_[i].step = steps[i];
+    for (auto& [name, tensor] : states_[i].tensors) {
+      Tensor source = state.at(base + name);
+      if (source.dtype() != tensor.dtype()) source = source.to(Device::cpu()).to(tensor.dtype());
+      tensor.copy_(source);
+    }
+  }
+}
+
+// ---- Adam ----
+
+Adam::Adam(std::vector<Tensor> parameters, AdamOptions adam_options)
+    : Optimizer(std::move(parameters), adam_options.lr, {"exp_avg", "exp_avg_sq"}), options(adam_options) {
+  PIXGRAD_CHECK(options.lr >= 0 && options.eps >= 0 && options.weight_decay >= 0 && options.beta1 >= 0 &&
+                    options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1,
+                "Adam: invalid options (lr ", options.lr, ", betas ", options.beta1, ", ", options.beta2, ", eps ",
+                options.eps, ", weight_decay ", options.weight_decay, ")");
+}
+
+void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) {
+  const kernels::cpu::AdamStep step{lr(),       options.beta1,    options.beta2, options.eps, options.weight_decay,
+                                    state.step, options.placement};
+  const Tensor& exp_avg = state.tensors[0].second;
+  const Tensor& exp_avg_sq = state.tensors[1].second;
+  const int64_t n = parameter.numel();
+  run_kernel(
+      "Adam", parameter,
+      [&](auto zero) {
+        using T = decltype(zero);
+        if (!kernels::cpu::adam_update<T>(step, parameter.data<T>(), grad.data<T>(), exp_avg.data<T>(),
+                                          exp_avg_sq.data<T>(), n))
+          nonfinite.data<T>()[0] = 1;
+      },
+      PIXGRAD_CUDA_KERNEL([&] {
+        kernels::cuda::adam_update(step, parameter.data<float>(), grad.data<float>(), exp_avg.data<float>(),
+                                   exp_avg_sq.data<float>(), n, nonfinite.data<float>());
+      }));
+}
+
+// ---- SGD ----
+
+SGD::SGD(std::vector<Tensor> parameters, SGDOptions sgd_options)
+    : Optimizer(std::move(parameters), sgd_options.lr,
+                sgd_options.momentum != 0 ? std::vector<std::string>{"momentum_buffer"} : std::vector<std::string>{}),
+      options(sgd_options) {
+  PIXGRAD_CHECK(options.lr >= 0 && options.momentum >= 0 && options.weight_decay >= 0, "SGD: invalid options (lr ",
+                options.lr, ", momentum ", options.momentum, ", weight_decay ", options.weight_decay, ")");
+}
+
+void SGD::update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) {
+  const kernels::cpu::SgdStep step{lr(), options.momentum, options.weight_decay};
+  const int64_t n = parameter.numel();
+  const Tensor buffer = state.tensors.empty() ? Tensor() : state.tensors[0].second;
+  run_kernel(
+      "SGD", parameter,
+      [&](auto zero) {
+        using T = decltype(zero);
+        if (!kernels::cpu::sgd_update<T>(step, parameter.data<T>(), grad.data<T>(),
+                                         buffer.defined() ? buffer.data<T>() : nullptr, n))
+          nonfinite.data<T>()[0] = 1;
+      },
+      PIXGRAD_CUDA_KERNEL([&] {
+        kernels::cuda::sgd_update(step, parameter.data<float>(), grad.data<float>(),
+                                  buffer.defined() ? buffer.data<float>() : nullptr, n, nonfinite.data<float>());
+      }));
+}
+
+}  // namespace pixgrad::optim

@@ -1,0 +1,103 @@
+// Optimisers, in the PyTorch C++ frontend's vocabulary: construct with the
+// parameters to update; zero_grad(), backward(), step(). Parameters whose
+// .grad is undefined are skipped (and their step count does not advance).
+// The arithmetic lives in kernels/cpu/adam.* and kernels/cpu/sgd.*.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <pixgrad/core/tensor.h>
+#include <pixgrad/kernels/cpu/adam.h>
+
+namespace pixgrad::optim {
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+
+  // One update of every parameter that has a gradient; never recorded by autograd.
+  void step();
+  // A one-element tensor on the parameters' device (their dtype): 1 if a
+  // gradient of the last step() held a NaN or an infinity, else 0. The check
+  // rides along with the update kernels, and reading the flag is the only
+  // synchronisation it needs (pix2pix reads it with the step's losses).
+  // Undefined before the first step.
+  const Tensor& nonfinite_gradients() const { return nonfinite_; }
+  // Drops the .grad of every parameter.
+  void zero_grad();
+
+  double lr() const { return lr_; }
+  void set_lr(double lr) { lr_ = lr; }
+  const std::vector<Tensor>& parameters() const { return parameters_; }
+
+  // The optimiser's state for checkpoints, as CPU copies: for parameter i (in
+  // construction order) "<prefix><i>.step" (a float64 scalar: the number of
+  // updates it received) and "<prefix><i>.<name>" for each state tensor
+  // (Adam: exp_avg, exp_avg_sq; SGD with momentum: momentum_buffer).
+  std::map<std::string, Tensor> state_dict(const std::string& prefix) const;
+  // Restores what state_dict wrote; every key must be present with the right
+  // shape (checked before anything is copied). Keys outside the optimiser's
+  // own are ignored, so several optimisers can share one file.
+  void load_state_dict(const std::map<std::string, Tensor>& state, const std::string& prefix);
+
+ protected:
+  struct ParameterState {
+    int64_t step = 0;
+    std::vector<std::pair<std::string, Tensor>> tensors;  // zeros shaped like the parameter
+  };
+
+  Optimizer(std::vector<Tensor> parameters, double lr, const std::vector<std::string>& state_names);
+  // Updates parameter `parameter` (whose grad is defined) with `state`,
+  // already on the parameter's device, its step count already advanced, and
+  // raises `nonfinite` (see nonfinite_gradients) on a NaN or infinite gradient.
+  virtual void update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) = 0;
+
+ private:
+  std::vector<Tensor> parameters_;
+  std::vector<ParameterState> states_;
+  double lr_;
+  Tensor nonfinite_;
+};
+
+using kernels::cpu::EpsilonPlacement;
+
+struct AdamOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0;
+  EpsilonPlacement placement = EpsilonPlacement::PyTorch;
+};
+
+class Adam : public Optimizer {
+ public:
+  Adam(std::vector<Tensor> parameters, AdamOptions options = {});
+
+  AdamOptions options;  // options.lr is the initial rate; lr() is the current one
+
+ protected:
+  void update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) override;
+};
+
+struct SGDOptions {
+  double lr = 1e-3;
+  double momentum = 0;
+  double weight_decay = 0;
+};
+
+class SGD : public Optimizer {
+ public:
+  SGD(std::vector<Tensor> parameters, SGDOptions options = {});
+
+  SGDOptions options;
+
+ protected:
+  void update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) override;
+};
+
+}  // namespace pixgrad::optim

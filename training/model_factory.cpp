@@ -1,0 +1,86 @@
+#include <pixgrad/training/model_factory.h>
+
+#include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/kernels/cuda/conv2d.h>
+
+namespace pixgrad::training {
+
+models::Pix2PixOptions pix2pix_options(const TrainConfig& config) {
+  const models::Preset preset = models::parse_preset(config.preset);
+  models::Pix2PixOptions options =
+      models::Pix2PixOptions::for_preset(preset, config.input_channels(), config.output_channels());
+  options.generator.ngf = config.ngf;
+  if (config.num_downs > 0) options.generator.num_downs = config.num_downs;
+  options.generator.norm.kind = models::parse_norm(config.norm);
+  options.generator.use_dropout = !config.no_dropout;
+  options.discriminator.ndf = config.ndf;
+  options.discriminator.n_layers = config.n_layers;
+  options.discriminator.pixel = config.discriminator == "pixel";
+  options.discriminator.norm.kind = models::parse_norm(config.norm);
+  options.lambda_l1 = config.lambda_l1;
+  options.adam.lr = config.lr;
+  options.adam.beta1 = config.beta1;
+  return options;
+}
+
+data::Preprocessing preprocessing(const TrainConfig& config) {
+  data::Preprocessing pre;
+  if (config.preset == "chainer") {
+    // facade_dataset.py: PIL bilinear resize, x / 128 - 1, np.random.randint crop offsets.
+    pre.resample = data::Resample::Bilinear;
+    pre.pixel_divisor = 128.0f;
+    pre.exclusive_crop_range = true;
+  } else {
+    // The PyTorch reference's get_transform: bicubic resize, Normalize(0.5, 0.5), random.randint offsets.
+    pre.resample = data::Resample::Bicubic;
+  }
+  return pre;
+}
+
+std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std::string& split, bool augment) {
+  const int load_size = augment ? config.load_size : config.crop_size;
+  // The Chainer trainer never flips.
+  const bool no_flip = !augment || config.no_flip || config.preset == "chainer";
+  if (config.format == "cmp") {
+    data::CmpOptions options;
+    options.load_size = load_size;
+    options.crop_size = config.crop_size;
+    options.no_flip = no_flip;
+    options.preprocessing = preprocessing(config);
+    return std::make_shared<data::CmpDataset>(config.dataset, split, options);
+  }
+  data::AlignedOptions options;
+  options.direction = config.direction == "BtoA" ? data::Direction::BtoA : data::Direction::AtoB;
+  options.load_size = load_size;
+  options.crop_size = config.crop_size;
+  options.no_flip = no_flip;
+  options.preprocessing = preprocessing(config);
+  return std::make_shared<data::AlignedDataset>(config.dataset, split, options);
+}
+
+Device resolve_device(const std::string& name) {
+  if (name != "auto") return Device::parse(name);
+  return cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
+}
+
+void select_conv_impl(const std::string& name) {
+  if (name.empty()) return;
+#ifdef PIXGRAD_WITH_CUDA
+  kernels::cuda::set_conv_impl(kernels::cuda::parse_conv_impl(name));
+#else
+  PIXGRAD_CHECK(name == "handwritten", "--conv-impl ", name, ": pixgrad was built without CUDA");
+#endif
+}
+
+void select_tf32(bool allow) {
+#ifdef PIXGRAD_WITH_CUDA
+  if (allow) kernels::cuda::set_allow_tf32(true);
+  kernels::cuda::allow_tf32();  // reads PIXGRAD_TF32 now, so that a bad value fails before any work
+#else
+  if (!allow) return;
+  fail("--tf32: pixgrad was built without CUDA");
+#endif
+}
+
+}  // namespace pixgrad::training

@@ -1,0 +1,36 @@
+// Building the model, the datasets and the device a TrainConfig describes;
+// shared by train_pix2pix and pix2pix_translate so both build the same thing.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <pixgrad/core/device.h>
+#include <pixgrad/data/datasets.h>
+#include <pixgrad/models/pix2pix.h>
+#include <pixgrad/training/train_config.h>
+
+namespace pixgrad::training {
+
+models::Pix2PixOptions pix2pix_options(const TrainConfig& config);
+
+// `augment`: the training pipeline (resize to load_size, random crop, flip);
+// otherwise a deterministic one (resize straight to crop_size, no flip), for
+// previews and evaluation.
+// The preset's reference pipeline details (resampling, pixel scaling, crop range).
+data::Preprocessing preprocessing(const TrainConfig& config);
+std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std::string& split, bool augment);
+
+// "auto" picks the GPU when one is usable and pixgrad has CUDA kernels for
+// it, else the CPU; "cpu", "cuda", "cuda:N" are taken as they are.
+Device resolve_device(const std::string& name);
+
+// Picks the CUDA convolution implementation: "handwritten" (ours), "cudnn"
+// or "cublas"; "" keeps the default (PIXGRAD_CONV_IMPL, else handwritten).
+void select_conv_impl(const std::string& name);
+// Lets cuDNN and cuBLAS convolutions use TF32 tensor cores (--tf32); false
+// keeps the default (PIXGRAD_TF32, else plain FP32). Without CUDA, asking for
+// it is an error.
+void select_tf32(bool allow);
+
+}  // namespace pixgrad::training

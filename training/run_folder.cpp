@@ -1,0 +1,87 @@
+#include <pixgrad/training/run_folder.h>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/file_io.h>
+
+namespace pixgrad::training {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kRunFiles[] = {"checkpoint.safetensors", "log.jsonl"};
+
+std::string shown(const std::string& folder) { return io::printable(folder); }
+
+}  // namespace
+
+std::string run_files_in(const std::string& folder) {
+  std::error_code error;
+  std::string found;
+  for (const char* name : kRunFiles)
+    if (fs::exists(fs::symlink_status(fs::path(folder) / name, error))) found += (found.empty() ? "" : " and ") + std::string(name);
+  return found;
+}
+
+bool holds_a_run(const std::string& folder) { return !run_files_in(folder).empty(); }
+
+RunFolder::RunFolder(const std::string& folder, bool continuing, bool overwrite) : folder_(folder) {
+  std::error_code error;
+  if (fs::exists(fs::symlink_status(folder, error)) && !fs::is_directory(folder, error))
+    fail("output folder '", shown(folder), "': exists and is not a folder");
+  if (!fs::exists(folder, error)) {
+    fs::create_directories(folder, error);
+    if (error) fail("output folder '", shown(folder), "': cannot create it: ", error.message());
+    created_ = true;
+  }
+  // The folder itself is locked: no lock file to be a link, to be left
+  // behind, or to be unlinked while another run opens it.
+  lock_fd_ = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock_fd_ < 0) {
+    const int open_error = errno;
+    release();
+    fail("output folder '", shown(folder), "': cannot open it: ", std::strerror(open_error));
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    fail("output folder '", shown(folder), "' is in use by another run (which holds its lock)");
+  }
+  if (::access(folder.c_str(), W_OK) != 0) {
+    const int access_error = errno;
+    release();
+    fail("output folder '", shown(folder), "': not writable (", std::strerror(access_error), ")");
+  }
+  const std::string found = run_files_in(folder);
+  if (!continuing && !found.empty()) {
+    if (!overwrite) {
+      release();
+      const bool has_checkpoint = found.find("checkpoint") != std::string::npos;
+      fail("output folder '", shown(folder), "' holds another run (", found, "): choose another --output, ",
+           has_checkpoint ? "--resume its checkpoint, " : "", "or add --overwrite to replace it");
+    }
+    replaces_ = true;
+  }
+}
+
+void RunFolder::release() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // closing the last descriptor releases the lock
+  lock_fd_ = -1;
+  std::error_code error;
+  if (created_ && fs::is_empty(folder_, error)) fs::remove(folder_, error);
+  created_ = false;
+}
+
+RunFolder::~RunFolder() { release(); }
+
+}  // namespace pixgrad::training

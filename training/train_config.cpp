@@ -1,0 +1,176 @@
+#include <pixgrad/training/train_config.h>
+
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <type_traits>
+
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/file_io.h>
+#include <pixgrad/models/presets.h>
+
+namespace pixgrad::training {
+
+std::string TrainConfig::effective_schedule() const {
+  if (!schedule.empty()) return schedule;
+  return preset == "chainer" ? "constant" : "linear";
+}
+
+int64_t TrainConfig::input_channels() const { return format == "cmp" ? 12 : 3; }
+int64_t TrainConfig::output_channels() const { return 3; }
+
+// The fields that define what is trained — a resumed run must keep them ...
+#define PIXGRAD_TRAINING_FIELDS(X)                                                                         \
+  X(format) X(direction) X(train_split) X(load_size) X(crop_size) X(no_flip) X(preset) X(ngf) X(ndf)       \
+  X(num_downs) X(n_layers) X(discriminator) X(norm) X(no_dropout) X(batch_size) X(epochs) X(decay_epochs) X(schedule)   \
+  X(lr) X(beta1) \
+  X(lambda_l1) X(seed)
+// ... and those that only steer the run, which a resumed run may change.
+#define PIXGRAD_RUN_FIELDS(X)                                                                       \
+  X(dataset) X(test_split) X(workers) X(max_iterations) X(device) X(conv_impl) X(tf32) X(output) X(log_interval) \
+  X(snapshot_interval) X(eval_interval) X(preview_count)
+#define PIXGRAD_CONFIG_FIELDS(X) PIXGRAD_TRAINING_FIELDS(X) PIXGRAD_RUN_FIELDS(X)
+
+nlohmann::json to_json(const TrainConfig& config) {
+  nlohmann::json json;
+#define PIXGRAD_WRITE(field) json[#field] = config.field;
+  PIXGRAD_CONFIG_FIELDS(PIXGRAD_WRITE)
+#undef PIXGRAD_WRITE
+  return json;
+}
+
+namespace {
+
+// Reading one field from untrusted JSON: the JSON type must match, integers
+// must fit the field's type (no silent wrap-around), floating values must be
+// finite and strings short and free of control characters.
+[[noreturn]] void bad_field(const char* field, const nlohmann::json& value, const char* expected) {
+  std::string shown = value.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
+  fail("training options: field '", field, "' is ", shown, ", not ", expected);
+}
+
+template <typename Integer>
+void read_field(const char* field, const nlohmann::json& value, Integer& out) {
+  if (value.is_number_unsigned()) {
+    const uint64_t v = value.get<uint64_t>();
+    if (v > static_cast<uint64_t>(std::numeric_limits<Integer>::max())) bad_field(field, value, "an integer in range");
+    out = static_cast<Integer>(v);
+  } else if (value.is_number_integer()) {
+    const int64_t v = value.get<int64_t>();
+    if (std::is_unsigned_v<Integer> || v < static_cast<int64_t>(std::numeric_limits<Integer>::min()) ||
+        v > static_cast<int64_t>(std::numeric_limits<Integer>::max()))
+      bad_field(field, value, "an integer in range");
+    out = static_cast<Integer>(v);
+  } else {
+    bad_field(field, value, "an integer");
+  }
+}
+
+void read_field(const char* field, const nlohmann::json& value, double& out) {
+  if (!value.is_number() || !std::isfinite(value.get<double>())) bad_field(field, value, "a finite number");
+  out = value.get<double>();
+}
+
+void read_field(const char* field, const nlohmann::json& value, bool& out) {
+  if (!value.is_boolean()) bad_field(field, value, "true or false");
+  out = value.get<bool>();
+}
+
+void read_field(const char* field, const nlohmann::json& value, std::string& out) {
+  if (!value.is_string()) bad_field(field, value, "a string");
+  out = value.get<std::string>();
+  check_text(field, out);
+}
+
+}  // namespace
+
+void check_text(const char* field, const std::string& text) {
+  PIXGRAD_CHECK(text.size() <= kMaxTextBytes, "training options: field '", field, "' is ", text.size(),
+                " bytes long (at most ", kMaxTextBytes, ")");
+  PIXGRAD_CHECK(io::printable(text) == text, "training options: field '", field, "' ('", io::printable(text),
+                "') holds control characters or malformed UTF-8");
+}
+
+TrainConfig config_from_json(const nlohmann::json& json) {
+  PIXGRAD_CHECK(json.is_object(), "training options: expected a JSON object");
+  TrainConfig config;
+#define PIXGRAD_READ(field) \
+  if (json.contains(#field)) read_field(#field, json.at(#field), config.field);
+  PIXGRAD_CONFIG_FIELDS(PIXGRAD_READ)
+#undef PIXGRAD_READ
+  return config;
+}
+
+TrainConfig merge_for_resume(const TrainConfig& saved, const TrainConfig& requested,
+                             const std::set<std::string>& explicit_fields, const std::string& checkpoint_path) {
+  TrainConfig merged = saved;
+#define PIXGRAD_KEEP(field)                                                                                   \
+  if (explicit_fields.count(#field) && requested.field != saved.field)                                        \
+    fail("checkpoint '", checkpoint_path, "': it was trained with --", option_name(#field), " ", to_json(saved)[#field].dump(), \
+         ", this run asks for ", to_json(requested)[#field].dump());
+  PIXGRAD_TRAINING_FIELDS(PIXGRAD_KEEP)
+#undef PIXGRAD_KEEP
+#define PIXGRAD_STEER(field) \
+  if (explicit_fields.count(#field)) merged.field = requested.field;
+  PIXGRAD_RUN_FIELDS(PIXGRAD_STEER)
+#undef PIXGRAD_STEER
+  return merged;
+}
+
+std::string option_name(const std::string& field) {
+  std::string name = field;
+  for (char& c : name)
+    if (c == '_') c = '-';
+  return name;
+}
+
+void validate(const TrainConfig& c) {
+  PIXGRAD_CHECK(c.format == "aligned" || c.format == "cmp", "--format must be aligned or cmp, not '",
+                io::printable(c.format), "'");
+  PIXGRAD_CHECK(c.direction == "AtoB" || c.direction == "BtoA", "--direction must be AtoB or BtoA, not '",
+                io::printable(c.direction), "'");
+  models::parse_preset(c.preset);
+  models::parse_norm(c.norm);
+  PIXGRAD_CHECK(c.discriminator == "patch" || c.discriminator == "pixel", "--discriminator must be patch or pixel, not '",
+                io::printable(c.discriminator), "'");
+  PIXGRAD_CHECK(c.discriminator == "patch" || c.preset == "paper", "--discriminator pixel needs --preset paper");
+  const std::string schedule = c.effective_schedule();
+  PIXGRAD_CHECK(schedule == "linear" || schedule == "constant", "--schedule must be linear or constant, not '",
+                io::printable(schedule), "'");
+  for (const auto& [name, text] : {std::pair<const char*, const std::string&>{"dataset", c.dataset},
+                                   {"train_split", c.train_split}, {"test_split", c.test_split},
+                                   {"output", c.output}, {"device", c.device}, {"conv_impl", c.conv_impl}})
+    check_text(name, text);
+  for (const auto& [option, split] : {std::pair<const char*, const std::string&>{"--train-split", c.train_split},
+                                      {"--test-split", c.test_split}})
+    PIXGRAD_CHECK(!split.empty() && split != "." && split != ".." && split.find('/') == std::string::npos, option,
+                  " must name a folder inside the dataset, not '", io::printable(split), "'");
+  PIXGRAD_CHECK(c.batch_size >= 1 && c.batch_size <= 4096, "--batch-size must be in 1..4096, got ", c.batch_size);
+  PIXGRAD_CHECK(c.epochs >= 1 && c.epochs <= 1000000, "--epochs must be in 1..1000000, got ", c.epochs);
+  PIXGRAD_CHECK(c.decay_epochs >= -1 && c.decay_epochs <= c.epochs, "--decay-epochs must be -1 (half of --epochs) or in 0..",
+                c.epochs, ", got ", c.decay_epochs);
+  PIXGRAD_CHECK(c.crop_size >= 1 && c.load_size >= c.crop_size, "--crop-size (", c.crop_size,
+                ") must be >= 1 and <= --load-size (", c.load_size, ")");
+  PIXGRAD_CHECK(c.load_size <= 8192, "--load-size ", c.load_size, " exceeds 8192");
+  PIXGRAD_CHECK(std::isfinite(c.lr) && c.lr > 0 && c.lr <= 1, "--lr must be a number in (0, 1], got ", c.lr);
+  // Closer to 1 and Adam's bias correction 1 - beta1^t rounds to nearly nothing.
+  PIXGRAD_CHECK(std::isfinite(c.beta1) && c.beta1 >= 0 && c.beta1 <= 0.999, "--beta1 must be in [0, 0.999], got ",
+                c.beta1);
+  PIXGRAD_CHECK(std::isfinite(c.lambda_l1) && c.lambda_l1 >= 0 && c.lambda_l1 <= 1e6,
+                "--lambda-l1 must be a number in [0, 1e6], got ", c.lambda_l1);
+  PIXGRAD_CHECK(c.ngf >= 1 && c.ngf <= 1024 && c.ndf >= 2 && c.ndf <= 1024, "--ngf must be in 1..1024 and --ndf in 2..1024 (got ",
+                c.ngf, " and ", c.ndf, ")");
+  PIXGRAD_CHECK(c.num_downs >= 0 && c.num_downs <= 12 && (int64_t{1} << c.num_downs) <= c.crop_size,
+                "--num-downs ", c.num_downs, " must be in 0..12 with 2^num_downs <= --crop-size (", c.crop_size, ")");
+  PIXGRAD_CHECK(c.n_layers >= 1 && c.n_layers <= 8, "--n-layers must be in 1..8, got ", c.n_layers);
+  PIXGRAD_CHECK(c.crop_size <= 8192, "--crop-size ", c.crop_size, " exceeds 8192");
+  PIXGRAD_CHECK(c.max_iterations >= 0, "--max-iterations must be >= 0, got ", c.max_iterations);
+  PIXGRAD_CHECK(c.log_interval >= 1 && c.snapshot_interval >= 1 && c.eval_interval >= 0,
+                "--log-interval and --snapshot-interval must be >= 1, --eval-interval >= 0");
+  PIXGRAD_CHECK(c.workers >= 1 && c.workers <= 64 && c.preview_count >= 0 && c.preview_count <= 64,
+                "--workers must be in 1..64 and --preview-count in 0..64");
+}
+
+}  // namespace pixgrad::training

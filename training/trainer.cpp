@@ -1,0 +1,529 @@
+#include <pixgrad/training/trainer.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/file_io.h>
+#include <pixgrad/core/generator.h>
+#include <pixgrad/optim/schedule.h>
+#include <pixgrad/data/loader.h>
+#include <pixgrad/training/preview.h>
+#include <pixgrad/training/metrics.h>
+#include <pixgrad/training/model_factory.h>
+#include <pixgrad/training/progress.h>
+#include <pixgrad/training/run_folder.h>
+#include <pixgrad/training/run_log.h>
+
+namespace pixgrad::training {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::atomic<bool> stop_requested{false};
+
+extern "C" void request_stop(int) { stop_requested = true; }
+
+// Ctrl-C and SIGTERM ask the loop to save and stop, while the loop runs;
+// before and after it they end the program as usual (so a start that hangs
+// on a slow file can still be interrupted).
+class StopHandlers {
+ public:
+  StopHandlers() {
+    stop_requested = false;
+    previous_int_ = std::signal(SIGINT, request_stop);
+    previous_term_ = std::signal(SIGTERM, request_stop);
+  }
+  ~StopHandlers() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
+  StopHandlers(const StopHandlers&) = delete;
+  StopHandlers& operator=(const StopHandlers&) = delete;
+
+ private:
+  void (*previous_int_)(int) = SIG_DFL;
+  void (*previous_term_)(int) = SIG_DFL;
+};
+
+// Running means of the step losses between two log records.
+struct LossMeans {
+  models::StepLosses sum;
+  int64_t count = 0;
+  double seconds = 0;
+  void add(const models::StepLosses& l, double step_seconds) {
+    sum.g_total += l.g_total;
+    sum.g_adv += l.g_adv;
+    sum.g_l1 += l.g_l1;
+    sum.d_total += l.d_total;
+    sum.d_real += l.d_real;
+    sum.d_fake += l.d_fake;
+    seconds += step_seconds;
+    ++count;
+  }
+};
+
+// The folder a checkpoint lies in ("." for a bare file name).
+std::string folder_of(const std::string& file) {
+  const fs::path parent = fs::path(file).parent_path();
+  return parent.empty() ? "." : parent.string();
+}
+
+bool same_folder(const std::string& a, const std::string& b) {
+  std::error_code error;
+  return fs::weakly_canonical(a, error) == fs::weakly_canonical(b, error);
+}
+
+bool inside(const fs::path& folder, const fs::path& path) {
+  const auto [end, unused] = std::mismatch(folder.begin(), folder.end(), path.begin(), path.end());
+  return end == folder.end();
+}
+
+// Previews and checkpoints written inside the dataset would be read back as
+// data. The dataset's folder and each split's folder are compared with their
+// links resolved (a split may be a link to a folder elsewhere).
+void check_output_outside_dataset(const TrainConfig& config) {
+  std::error_code error;
+  if (config.dataset.empty() || !fs::exists(config.dataset, error)) return;
+  const fs::path output = fs::weakly_canonical(config.output, error);
+  for (const fs::path& data : {fs::path(config.dataset), fs::path(config.dataset) / config.train_split,
+                               fs::path(config.dataset) / config.test_split}) {
+    if (!fs::exists(data, error)) continue;
+    PIXGRAD_CHECK(!inside(fs::weakly_canonical(data, error), output), "--output '", io::printable(config.output),
+                  "' lies inside the dataset ('", io::printable(data.string()),
+                  "'): its previews would become training data; choose a folder elsewhere");
+  }
+}
+
+// A checkpoint to resume must hold a state that can continue: finite
+// numbers, and second moments that are not negative.
+void check_resumable(const std::string& path, const std::map<std::string, Tensor>& tensors) {
+  for (const auto& [name, tensor] : tensors) {
+    const bool second_moment = name.size() > 10 && name.compare(name.size() - 10, 10, "exp_avg_sq") == 0;
+    for (const double v : tensor.to_double_vector())
+      PIXGRAD_CHECK(std::isfinite(v) && (!second_moment || v >= 0), "checkpoint '", io::printable(path), "': ",
+                    io::printable(name), " holds ", v, " (a diverged state?); resume from an earlier checkpoint");
+  }
+}
+
+bool all_finite(const std::map<std::string, Tensor>& tensors) {
+  for (const auto& [name, tensor] : tensors)
+    for (const double v : tensor.to_double_vector())
+      if (!std::isfinite(v)) return false;
+  return true;
+}
+
+}  // namespace
+
+OutputFiles::OutputFiles(const std::string& folder) {
+  const fs::path root(folder);
+  checkpoint = (root / "checkpoint.safetensors").string();
+  diverged = (root / "checkpoint.diverged.safetensors").string();
+  log = (root / "log.jsonl").string();
+  preview = (root / "preview.png").string();
+  loss_plot = (root / "loss.png").string();
+}
+
+struct Trainer::Impl {
+  TrainConfig config;
+  OutputFiles files;
+  bool resumed = false;
+  Device device;
+  std::shared_ptr<data::Dataset> train_set, test_set;
+  std::unique_ptr<models::Pix2Pix> model;
+  TrainState state;
+  std::unique_ptr<optim::Schedule> schedule;
+  std::unique_ptr<RunFolder> folder;
+  std::unique_ptr<RunLog> log;
+  bool started = false;          // the log holds this invocation's start (or resume) event
+  int64_t start_iteration = 0;   // where this invocation began (the checkpoint's iteration)
+  int64_t saved_iteration = -1;  // of the last checkpoint this invocation wrote
+
+  // Everything that can fail is checked before the output folder is touched;
+  // claiming the folder comes last, and nothing is written into it before
+  // the first step has completed.
+  Impl(const TrainConfig& requested, const std::string& resume, const std::set<std::string>& explicit_fields,
+       bool overwrite)
+      : config(requested), files(requested.output) {
+    std::optional<Checkpoint> checkpoint;
+    if (!resume.empty()) {
+      checkpoint = load_checkpoint(resume);
+      config = merge_for_resume(checkpoint->config, requested, explicit_fields, resume);
+      // Where this run writes comes from this command line, never from the checkpoint.
+      config.output = explicit_fields.count("output") ? requested.output : folder_of(resume);
+      resumed = true;
+    }
+    validate(config);
+    if (!resumed && !config.dataset.empty()) {
+      // Stored as an absolute path, so that a resume from another directory finds it.
+      std::error_code error;
+      const fs::path absolute = fs::absolute(config.dataset, error);
+      if (!error) config.dataset = absolute.lexically_normal().string();
+    }
+    if (resumed && !explicit_fields.count("dataset") && !fs::exists(config.dataset))
+      fail("the dataset '", io::printable(config.dataset), "' named in checkpoint '", io::printable(resume),
+           "' is not there: give --dataset");
+    check_output_outside_dataset(config);
+    device = resolve_device(config.device);
+    select_conv_impl(config.conv_impl);
+    select_tf32(config.tf32);
+    train_set = make_dataset(config, config.train_split, true);
+    test_set = make_dataset(config, config.test_split, false);
+
+    manual_seed(config.seed);  // parameter initialisation
+    model = std::make_unique<models::Pix2Pix>(pix2pix_options(config));
+    const int64_t multiple = model->generator().size_multiple();
+    PIXGRAD_CHECK(config.crop_size % multiple == 0, "--crop-size ", config.crop_size, " must be a multiple of ",
+                  multiple, " for a U-Net with ", model->options().generator.num_downs, " downsamplings");
+    model->to(device);
+    // Dropout draws from the default generator, on a stream of its own.
+    default_generator().set_state(config.seed ^ 0x5DEECE66Dull, 0);
+    if (checkpoint) {
+      check_resumable(resume, checkpoint->tensors);
+      model->load_state_dict(checkpoint->tensors);
+      state = checkpoint->state;
+      start_iteration = state.iteration;
+      PIXGRAD_CHECK(state.epoch <= config.epochs, "checkpoint '", io::printable(resume), "': it is at epoch ",
+                    state.epoch, ", past the run's ", config.epochs, " epochs");
+      default_generator().set_state(state.rng_seed, state.rng_offset);
+    }
+    if (config.effective_schedule() == "constant") {
+      schedule = std::make_unique<optim::ConstantSchedule>();
+    } else {
+      const int decay = config.decay_epochs >= 0 ? config.decay_epochs : config.epochs / 2;
+      schedule = std::make_unique<optim::LinearDecaySchedule>(config.epochs - decay, decay);
+    }
+    check_model_fits();
+
+    // Continuing the folder's own run means resuming its own checkpoint file;
+    // any other checkpoint resumed there would replace that run.
+    const bool continuing =
+        checkpoint && same_folder(resume, (fs::path(config.output) / "checkpoint.safetensors").string());
+    folder = std::make_unique<RunFolder>(config.output, continuing, overwrite);
+    files = OutputFiles(config.output);
+    log = std::make_unique<RunLog>(files.log);
+    if (folder->replaces_a_run())
+      std::printf("--overwrite: this run replaces the run in '%s' (its log is kept, above this run's)\n",
+                  io::printable(config.output).c_str());
+  }
+
+  double learning_rate(int64_t epoch) const { return config.lr * schedule->factor(static_cast<int>(epoch)); }
+
+  // Runs `body`, then restores G's and D's buffers (running statistics) and
+  // the dropout stream, so that previews, evaluation and checks never change
+  // the run.
+  template <typename Body>
+  void without_side_effects(Body body) {
+    std::vector<std::pair<Tensor, Tensor>> saved;
+    for (nn::Module* module : {static_cast<nn::Module*>(&model->generator()),
+                               static_cast<nn::Module*>(&model->discriminator())})
+      for (const auto& [name, buffer] : module->named_buffers()) saved.emplace_back(buffer, buffer.clone());
+    const Generator rng = default_generator();
+    body();
+    for (auto& [buffer, copy] : saved) buffer.copy_(copy);
+    default_generator() = rng;
+  }
+
+  // One forward pass of G and D at the run's crop and batch size, so that
+  // options that pass validation but do not fit the networks (a PatchGAN
+  // deeper than the crop, batch norm over a single value) fail now, with the
+  // options named, rather than at the first step.
+  // Batches come in the full size and, when the split does not divide
+  // evenly, one smaller last one; previews and evaluation run G on one image.
+  void check_model_fits() {
+    const int64_t full = config.batch_size;
+    const int64_t last = static_cast<int64_t>(train_set->size()) % full;
+    without_side_effects([&] {
+      NoGradGuard no_grad;
+      model->generator().train();
+      model->discriminator().train();
+      for (const int64_t batch : {full, last}) {
+        if (batch > 0) fits(batch, true);
+      }
+      if (config.preview_count > 0 || config.eval_interval > 0) fits(1, false);
+    });
+  }
+
+  void fits(int64_t batch, bool with_discriminator) {
+    const int64_t crop = config.crop_size;
+    try {
+      const Tensor input = Tensor::zeros({batch, config.input_channels(), crop, crop}, device);
+      const Tensor fake = model->generator().forward(input);
+      if (with_discriminator) model->discriminator().forward(input, fake);
+    } catch (const Error& error) {
+      fail("these options do not fit the networks at a batch of ", batch, " (preset ", config.preset,
+           ", --crop-size ", crop, ", --batch-size ", config.batch_size, ", --num-downs ",
+           model->options().generator.num_downs, ", --n-layers ", config.n_layers, "): ", error.what(),
+           "; use a larger --crop-size or another --batch-size, or fewer --num-downs or --n-layers");
+    }
+  }
+
+  // The first write of this invocation: the event that tells a reader of
+  // the log where this run's records begin.
+  void ensure_started() {
+    if (started) return;
+    started = true;
+    // A run that replaces another (--overwrite) starts the log afresh, resumed or not.
+    const bool starts = !resumed || folder->replaces_a_run();
+    nlohmann::json event = {{"event", starts ? "start" : "resume"}, {"iteration", start_iteration}};
+    if (starts) event["options"] = to_json(config);
+    log->write(event);
+  }
+
+  // Writes the state to `path` and says whether every number in it is finite.
+  bool write_checkpoint(const std::string& path) {
+    state.rng_seed = default_generator().seed();
+    state.rng_offset = default_generator().offset();
+    const std::map<std::string, Tensor> tensors = model->state_dict();
+    const bool finite = all_finite(tensors);
+    // A state that is not finite never replaces the last good checkpoint.
+    save_checkpoint(finite ? path : files.diverged, tensors, config, state);
+    return finite;
+  }
+
+  // Saves the checkpoint; false (and the state written aside) if the
+  // parameters are no longer finite, which a caller treats as divergence.
+  bool save() {
+    ensure_started();
+    if (!write_checkpoint(files.checkpoint)) return false;
+    saved_iteration = state.iteration;
+    return true;
+  }
+
+  // G(x) for one test example, as a [C, H, W] tensor on the CPU.
+  Tensor generate(const data::Example& example) {
+    const Tensor& x = example.input;
+    const Tensor fake = model->translate(x.reshape({1, x.size(0), x.size(1), x.size(2)}));
+    return fake.to(Device::cpu()).reshape(example.target.shape());
+  }
+
+  void write_preview() {
+    if (config.preview_count == 0 || test_set->size() == 0) return;
+    std::vector<std::vector<data::Image>> rows;
+    without_side_effects([&] {
+      for (size_t i = 0; i < std::min<size_t>(static_cast<size_t>(config.preview_count), test_set->size()); ++i) {
+        const data::Example example = test_set->get(i, config.seed);
+        const Tensor generated = generate(example);
+        rows.push_back({tensor_to_image(example.input), tensor_to_image(generated),
+                        tensor_to_image(example.target)});
+      }
+    });
+    data::save_png(files.preview, make_grid(rows, 4));
+  }
+
+  void write_loss_plot() {
+    std::vector<double> l1, adv, d;
+    const auto number = [](const nlohmann::json& record, const char* key) {
+      const auto found = record.find(key);
+      return found != record.end() && found->is_number() ? found->get<double>() : 0.0;
+    };
+    for (const nlohmann::json& record : log->training_records()) {
+      l1.push_back(number(record, "loss_L1"));
+      adv.push_back(number(record, "loss_G_adv"));
+      d.push_back(number(record, "loss_D"));
+    }
+    if (l1.size() < 2) return;
+    data::save_png(files.loss_plot, plot_losses({{"G L1", l1}, {"G adv", adv}, {"D", d}}, 640, 360));
+  }
+
+  bool snapshot() {
+    if (!save()) return false;
+    write_preview();
+    write_loss_plot();
+    return true;
+  }
+
+  void evaluate() {
+    double l1 = 0, peak = 0, structure = 0;
+    size_t count = 0;
+    without_side_effects([&] {
+      for (size_t i = 0; i < test_set->size(); ++i) {
+        const data::Example example = test_set->get(i, config.seed);
+        const Tensor generated = generate(example);
+        l1 += mean_absolute_error(generated, example.target);
+        peak += psnr(generated, example.target);
+        structure += ssim(generated, example.target);
+        ++count;
+      }
+    });
+    if (count == 0) return;
+    log->write({{"iteration", state.iteration},
+                {"epoch", state.epoch},
+                {"eval", {{"split", config.test_split}, {"images", count}, {"l1", l1 / count},
+                          {"psnr", peak / count}, {"ssim", structure / count}}}});
+  }
+
+  void log_training(LossMeans& means) {
+    const double n = static_cast<double>(means.count);
+    log->write({{"iteration", state.iteration},
+                {"epoch", state.epoch},
+                {"loss_G", means.sum.g_total / n},
+                {"loss_G_adv", means.sum.g_adv / n},
+                {"loss_L1", means.sum.g_l1 / n},
+                {"loss_D", means.sum.d_total / n},
+                {"loss_D_real", means.sum.d_real / n},
+                {"loss_D_fake", means.sum.d_fake / n},
+                {"lr", learning_rate(state.epoch)},
+                {"seconds_per_iteration", means.seconds / n}});
+    means = LossMeans();
+  }
+
+  // A step whose losses or gradients are not finite: the run stops. The
+  // diverged state is written aside for diagnosis; the last good checkpoint
+  // stays as it is.
+  RunSummary diverge(const std::string& what, RunSummary summary) {
+    ensure_started();
+    write_checkpoint(files.diverged);
+    log->write({{"event", "diverged"}, {"iteration", state.iteration}, {"epoch", state.epoch}, {"detail", what}});
+    std::printf("\ndiverged at iteration %lld (epoch %lld): %s\n", static_cast<long long>(state.iteration),
+                static_cast<long long>(state.epoch), what.c_str());
+    std::printf("the state after that step is in '%s'; %s\n", io::printable(files.diverged).c_str(),
+                saved_iteration >= 0 || resumed ? "the last good checkpoint is kept" : "no checkpoint was written");
+    summary.iterations = state.iteration;
+    summary.trained = state.iteration - start_iteration;
+    summary.diverged = true;
+    summary.output = config.output;
+    return summary;
+  }
+
+  RunSummary run() {
+    data::LoaderOptions loader_options;
+    loader_options.batch_size = static_cast<size_t>(config.batch_size);
+    loader_options.seed = config.seed;
+    loader_options.num_workers = config.workers;
+    data::DataLoader loader(train_set, loader_options);
+    const int64_t per_epoch = static_cast<int64_t>(loader.batches_per_epoch());
+    PIXGRAD_CHECK(per_epoch > 0, "dataset '", io::printable(config.dataset), "': split '",
+                  io::printable(config.train_split), "' has no images");
+    int64_t total = per_epoch * config.epochs;
+    if (config.max_iterations > 0) total = std::min(total, config.max_iterations);
+    PIXGRAD_CHECK(state.batches_done <= per_epoch && state.iteration == state.epoch * per_epoch + state.batches_done,
+                  "the checkpoint's position (iteration ", state.iteration, ", ", state.batches_done,
+                  " batches into epoch ", state.epoch, ") does not fit this dataset's ", per_epoch,
+                  " batches per epoch (has the dataset or --batch-size changed?)");
+
+    RunSummary summary;
+    summary.output = config.output;
+    std::printf("pix2pix: preset %s, %s on %s, %zu training pairs, batch %d, %lld iterations (%d epochs)\n",
+                config.preset.c_str(), io::printable(config.dataset).c_str(), device.str().c_str(),
+                train_set->size(), config.batch_size, static_cast<long long>(total), config.epochs);
+    if (state.iteration > 0)
+      std::printf("resuming at iteration %lld (epoch %lld, batch %lld)\n", static_cast<long long>(state.iteration),
+                  static_cast<long long>(state.epoch), static_cast<long long>(state.batches_done));
+    if (state.iteration >= total) {
+      std::printf("nothing to do: the run is at iteration %lld of %lld%s\n", static_cast<long long>(state.iteration),
+                  static_cast<long long>(total),
+                  config.max_iterations > 0 ? " (its --max-iterations; give a larger one, or 0 for all epochs)" : "");
+      summary.iterations = state.iteration;
+      return summary;
+    }
+
+    const StopHandlers stop_handlers;
+    ProgressBar progress(total, state.iteration, config.log_interval);
+    LossMeans means;
+    bool in_step = false;
+    const int64_t first_iteration = state.iteration;
+    try {
+      for (; state.epoch < config.epochs; ++state.epoch, state.batches_done = 0) {
+        model->set_learning_rate(learning_rate(state.epoch));
+        loader.start_epoch(static_cast<uint64_t>(state.epoch), static_cast<size_t>(state.batches_done));
+        while (state.iteration < total) {
+          if (stop_requested) {
+            progress.finish();
+            std::printf("interrupted: saving a checkpoint at iteration %lld\n",
+                        static_cast<long long>(state.iteration));
+            if (state.iteration > first_iteration) {
+              if (means.count > 0) log_training(means);
+              if (!snapshot()) return diverge("the parameters are no longer finite", summary);
+              log->write({{"event", "stopped"}, {"iteration", state.iteration}});
+            }
+            summary.iterations = state.iteration;
+            summary.trained = state.iteration - first_iteration;
+            summary.interrupted = true;
+            return summary;
+          }
+          const auto started_at = std::chrono::steady_clock::now();
+          std::optional<data::Batch> batch = loader.next();
+          if (!batch) break;
+          in_step = true;
+          const models::StepLosses latest = model->train_step(batch->input.to(device), batch->target.to(device));
+          in_step = false;
+          ++state.iteration;
+          ++state.batches_done;
+          if (!latest.finite()) {
+            progress.finish();
+            return diverge(latest.describe_nonfinite(), summary);
+          }
+          ensure_started();
+          means.add(latest, std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count());
+
+          char status[128];
+          std::snprintf(status, sizeof status, "epoch %lld  G %.3f (L1 %.4f)  D %.4f",
+                        static_cast<long long>(state.epoch), latest.g_total, latest.g_l1, latest.d_total);
+          progress.update(state.iteration, status);
+          if (state.iteration % config.log_interval == 0) log_training(means);
+          if (config.eval_interval > 0 && state.iteration % config.eval_interval == 0) evaluate();
+          if (state.iteration % config.snapshot_interval == 0 && !snapshot()) {
+            progress.finish();
+            return diverge("the parameters are no longer finite", summary);
+          }
+        }
+        if (state.iteration >= total) break;
+      }
+      if (means.count > 0) log_training(means);
+      progress.finish();
+      if (!snapshot()) return diverge("the parameters are no longer finite", summary);
+    } catch (const std::exception& error) {
+      progress.finish();
+      save_after_error(error, in_step, first_iteration);
+      throw;
+    }
+    summary.iterations = state.iteration;
+    summary.trained = state.iteration - first_iteration;
+    return summary;
+  }
+
+  // An error in the loop: the steps completed since the last checkpoint are
+  // saved if the model is between two steps; an error inside a step leaves
+  // the model half updated, so the last checkpoint is what is kept.
+  void save_after_error(const std::exception& error, bool in_step, int64_t first_iteration) {
+    const bool unsaved = state.iteration > std::max(saved_iteration, first_iteration);
+    // The checkpoint first: a log that cannot be written must not cost the steps.
+    try {
+      if (unsaved && !in_step && save()) {
+        std::fprintf(stderr, "error at iteration %lld: a checkpoint of the completed iterations is in '%s'\n",
+                     static_cast<long long>(state.iteration), io::printable(files.checkpoint).c_str());
+      } else if (unsaved) {
+        std::fprintf(stderr, "error inside iteration %lld: the model is half updated, so the last checkpoint is "
+                     "kept\n", static_cast<long long>(state.iteration + 1));
+      }
+    } catch (const std::exception& also) {
+      std::fprintf(stderr, "while saving after the error: %s\n", io::printable(also.what()).c_str());
+    }
+    try {
+      if (started)
+        log->write({{"event", "error"}, {"iteration", state.iteration}, {"message", io::printable(error.what())}});
+    } catch (const std::exception&) {
+      // The error itself is what the user sees.
+    }
+  }
+};
+
+Trainer::Trainer(TrainConfig config, const std::string& resume, const std::set<std::string>& explicit_fields,
+                 bool overwrite)
+    : impl_(std::make_unique<Impl>(config, resume, explicit_fields, overwrite)) {}
+Trainer::~Trainer() = default;
+RunSummary Trainer::run() { return impl_->run(); }
+models::Pix2Pix& Trainer::model() { return *impl_->model; }
+
+}  // namespace pixgrad::training

@@ -1,0 +1,61 @@
+// The pix2pix training loop, as thin as the Chainer trainer it follows: the
+// loop steps the model; reporting is done by small pieces — the progress bar,
+// log.jsonl, checkpoints, preview grids, the loss plot, evaluation — each on
+// its own interval.
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <pixgrad/models/pix2pix.h>
+#include <pixgrad/training/checkpoint.h>
+#include <pixgrad/training/train_config.h>
+
+namespace pixgrad::training {
+
+// Files the trainer writes into the output folder.
+struct OutputFiles {
+  explicit OutputFiles(const std::string& folder);
+  std::string checkpoint;  // the last good state
+  std::string diverged;    // the state after a step that went non-finite, for diagnosis
+  std::string log, preview, loss_plot;
+};
+
+struct RunSummary {
+  int64_t iterations = 0;    // total completed, resumed ones included
+  int64_t trained = 0;       // completed by this run() call
+  bool interrupted = false;  // stopped by SIGINT/SIGTERM (checkpoint written)
+  bool diverged = false;     // stopped at a non-finite loss or gradient (last good checkpoint kept)
+  std::string output;        // the folder written to
+};
+
+class Trainer {
+ public:
+  // `resume`: a checkpoint to continue from ("" starts afresh); the run then
+  // continues with the checkpoint's options (see merge_for_resume), changed
+  // only where `explicit_fields` names a run-steering option of `config`. It
+  // writes into config.output if `explicit_fields` names "output", else into
+  // the checkpoint's own folder. A folder holding another run is refused
+  // unless `overwrite` (see run_folder.h). Nothing is written until the first
+  // step has completed.
+  Trainer(TrainConfig config, const std::string& resume = "", const std::set<std::string>& explicit_fields = {},
+          bool overwrite = false);
+  ~Trainer();
+  // Trains; while it runs, Ctrl-C (SIGINT) and SIGTERM save a checkpoint and
+  // stop after the current step. A non-finite loss or gradient stops the run
+  // (RunSummary::diverged). An exception between two steps saves the steps
+  // completed since the last checkpoint before it propagates.
+  RunSummary run();
+  // The model being trained (e.g. to observe or change gradients with
+  // Pix2Pix::set_before_update).
+  models::Pix2Pix& model();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+
+}  // namespace pixgrad::training
