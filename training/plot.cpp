@@ -114,8 +114,8 @@ std::string format_value(double value) {
 }  // namespace
 
 Image plot_losses(const std::vector<std::pair<std::string, std::vector<double>>>& series, int width, int height) {
-  PIXGRAD_CHECK(width >= 64 && height >= 48 && width <= kMaxImageSide && height <= kMaxImageSide,
-                "plot_losses: size ", width, "x", height, " is outside 64x48..", kMaxImageSide, "x", kMaxImageSide);
+  PIXGRAD_CHECK(width >= 64 && height >= 48 && width <= data::kMaxImageSide && height <= data::kMaxImageSide,
+                "plot_losses: size ", width, "x", height, " is outside 64x48..", data::kMaxImageSide, "x", data::kMaxImageSide);
   const int scale = (width >= 480 && height >= 320) ? 2 : 1;
   const int line_height = 7 * scale;
   double low = INFINITY, high = -INFINITY;

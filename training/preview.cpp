@@ -84,8 +84,8 @@ Image make_grid(const std::vector<std::vector<Image>>& rows, int padding) {
   PIXGRAD_CHECK(columns > 0 && cell_width > 0 && cell_height > 0, "make_grid: no images");
   const int64_t width = static_cast<int64_t>(columns) * (cell_width + padding) + padding;
   const int64_t height = static_cast<int64_t>(rows.size()) * (cell_height + padding) + padding;
-  PIXGRAD_CHECK(width <= kMaxImageSide && height <= kMaxImageSide, "make_grid: the grid would be ", width, "x",
-                height, ", over ", kMaxImageSide, " a side");
+  PIXGRAD_CHECK(width <= data::kMaxImageSide && height <= data::kMaxImageSide, "make_grid: the grid would be ", width, "x",
+                height, ", over ", data::kMaxImageSide, " a side");
   Image grid(static_cast<int>(width), static_cast<int>(height), 3);
   for (size_t r = 0; r < rows.size(); ++r) {
     for (size_t c = 0; c < rows[r].size(); ++c) {
