@@ -9,6 +9,7 @@
 namespace pixgrad {
 
 namespace {
+
 thread_local bool grad_mode = true;
 
 // Reverse-postorder DFS over nodes: every node comes before the nodes that
@@ -33,18 +34,144 @@ std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>
   return {postorder.rbegin(), postorder.rend()};
 }
 
-void accumulate_into_leaf(const Tensor& leaf, const Tensor& gradient) {
+Tensor sum_of(const Tensor& total, const Tensor& term) { return total.defined() ? add(total, term) : term; }
+
+// Where grad() collects its results: leaves by their storage handle, other
+// tensors by the node that produced them (whose pending gradient is theirs).
+struct Targets {
+  std::unordered_map<const TensorImpl*, size_t> leaves;
+  std::unordered_map<const Node*, size_t> producers;
+  std::vector<Tensor> gradients;
+  std::vector<bool> in_graph;
+
+  // The index of `input` among the targets, or -1.
+  long index_of(const Tensor& input) const {
+    if (const Node* producer = input.grad_fn().get()) {
+      const auto found = producers.find(producer);
+      return found == producers.end() ? -1 : static_cast<long>(found->second);
+    }
+    const auto found = leaves.find(input.impl());
+    return found == leaves.end() ? -1 : static_cast<long>(found->second);
+  }
+};
+
+void accumulate_into_leaf(const Tensor& leaf, const Tensor& gradient, bool create_graph) {
   const Tensor existing = leaf.grad();
-  if (!existing.defined()) {
-    leaf.set_grad(gradient.clone());
+  if (create_graph) {
+    // Keeps the gradient's graph; a new tensor, never the gradient itself,
+    // which other inputs may share.
+    leaf.set_grad(existing.defined() ? add(existing, gradient) : add(gradient, 0.0));
+  } else if (!existing.defined()) {
+    leaf.set_grad(gradient.clone());  // a gradient may be shared with other inputs: never alias it
   } else {
     add_(existing, gradient);
   }
 }
 
+// The walk shared by backward() (targets == nullptr: every leaf that requires
+// a gradient gets it in .grad) and grad() (only the targets, collected).
+void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool create_graph, Targets* targets) {
+  // Backward functions record only when the gradients must be differentiable.
+  const AutoGradMode mode(create_graph);
+  const std::shared_ptr<Node> root_node = root.grad_fn();
+  if (!root_node) {
+    if (!targets) accumulate_into_leaf(root, seed, create_graph);
+    return;
+  }
+  const std::vector<std::shared_ptr<Node>> order = topological_order(root_node);
+
+  // Which nodes must run: with targets, only those between the root and a
+  // target. Producers come after their consumers in `order`, so walk it back.
+  std::unordered_set<const Node*> must_run;
+  const auto input_needed = [&](const Tensor& input) {
+    if (!input.defined() || !input.requires_grad()) return false;
+    if (!targets) return true;
+    const Node* producer = input.grad_fn().get();
+    return targets->index_of(input) >= 0 || (producer && must_run.count(producer) > 0);
+  };
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    const Node& node = **it;
+    for (const Tensor& input : node.inputs) {
+      if (targets && input.defined() && targets->index_of(input) >= 0)
+        targets->in_graph[static_cast<size_t>(targets->index_of(input))] = true;
+      if (input_needed(input)) must_run.insert(&node);
+    }
+  }
+
+  std::unordered_map<Node*, Tensor> pending{{root_node.get(), seed}};
+  for (const std::shared_ptr<Node>& node : order) {
+    auto found = pending.find(node.get());
+    if (found == pending.end()) continue;  // no gradient reached this node
+    const Tensor grad_output = std::move(found->second);
+    pending.erase(found);
+    if (targets) {
+      const auto target = targets->producers.find(node.get());
+      if (target != targets->producers.end())
+        targets->gradients[target->second] = sum_of(targets->gradients[target->second], grad_output);
+    }
+    // Checked before skipping: a freed node has no inputs left to need it.
+    PIXGRAD_CHECK(!node->released, "backward: the graph through '", node->op,
+                  "' was already freed by an earlier backward(); pass retain_graph to keep it");
+    if (!must_run.count(node.get())) continue;
+    PIXGRAD_CHECK(!create_graph || node->double_backward == DoubleBackward::Supported, "backward: '", node->op,
+                  "' cannot be differentiated twice (create_graph): its backward is not itself differentiable "
+                  "(docs/core.md lists the ops that are)");
+
+    std::vector<bool> needs(node->inputs.size());
+    for (size_t i = 0; i < needs.size(); ++i) needs[i] = input_needed(node->inputs[i]);
+    const BackwardContext context(node->inputs, node->saved, needs, create_graph);
+    std::vector<Tensor> grads = node->backward(grad_output, context);
+    PIXGRAD_CHECK(grads.size() == node->inputs.size(), "backward: '", node->op, "' returned ", grads.size(),
+                  " gradients for ", node->inputs.size(), " inputs");
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const Tensor& input = node->inputs[i];
+      if (!needs[i] || !grads[i].defined()) continue;
+      PIXGRAD_CHECK(grads[i].shape() == input.shape(), "backward: '", node->op, "' gave a gradient of shape ",
+                    shape_str(grads[i].shape()), " for input ", i, " of shape ", shape_str(input.shape()));
+      if (Node* producer = input.grad_fn().get()) {
+        Tensor& slot = pending[producer];
+        slot = sum_of(slot, grads[i]);
+      } else if (targets) {
+        const long target = targets->index_of(input);
+        if (target >= 0)
+          targets->gradients[static_cast<size_t>(target)] = sum_of(targets->gradients[static_cast<size_t>(target)], grads[i]);
+      } else {
+        accumulate_into_leaf(input, grads[i], create_graph);
+      }
+    }
+    // Free the inputs and saved tensors now: the graph is single-use, as in PyTorch.
+    if (retain_graph) continue;
+    node->backward = nullptr;
+    node->inputs.clear();
+    node->saved.clear();
+    node->released = true;
+  }
+}
+
+// The gradient to start from: `gradient`, or 1 for a one-element root.
+Tensor seed_for(const char* what, const Tensor& root, const Tensor& gradient) {
+  PIXGRAD_CHECK(root.defined(), what, ": called on an undefined tensor");
+  PIXGRAD_CHECK(root.requires_grad(), what, ": tensor ", shape_str(root.shape()),
+                " does not require grad (no input of the ops that produced it requires grad)");
+  if (!gradient.defined()) {
+    PIXGRAD_CHECK(root.numel() == 1, what, ": tensor ", shape_str(root.shape()),
+                  " is not a scalar; pass a gradient of the same shape");
+    return Tensor::ones(root.shape(), root.device(), root.dtype());
+  }
+  check_same(what, gradient, root);
+  return gradient;
+}
+
 }  // namespace
 
+BackwardContext::BackwardContext(const std::vector<Tensor>& inputs, const std::vector<Tensor>& saved,
+                                 std::vector<bool> needs_input_grad, bool create_graph)
+    : inputs_(inputs), saved_(saved), needs_input_grad_(std::move(needs_input_grad)), create_graph_(create_graph) {}
+
 bool grad_mode_enabled() { return grad_mode; }
+
+AutoGradMode::AutoGradMode(bool enabled) : previous_(grad_mode) { grad_mode = enabled; }
+AutoGradMode::~AutoGradMode() { grad_mode = previous_; }
 
 NoGradGuard::NoGradGuard() : previous_(grad_mode) { grad_mode = false; }
 NoGradGuard::~NoGradGuard() { grad_mode = previous_; }
@@ -56,67 +183,61 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-Tensor record(const char* op, Tensor output, std::vector<Tensor> inputs, BackwardFunction backward) {
+Tensor record(const char* op, Tensor output, std::vector<Tensor> inputs, BackwardFunction backward,
+              std::vector<Tensor> saved, DoubleBackward double_backward) {
   if (!any_requires_grad(inputs)) return output;
   auto node = std::make_shared<Node>();
   node->op = op;
   node->inputs = std::move(inputs);
+  for (const Tensor& tensor : saved) node->saved.push_back(tensor.defined() ? tensor.detach() : Tensor());
   node->backward = std::move(backward);
-  node->output_shape = output.shape();
+  node->double_backward = double_backward;
   output.impl()->grad_fn = std::move(node);
   output.impl()->requires_grad = true;
   return output;
 }
 
-void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
-  PIXGRAD_CHECK(root.defined(), "backward: called on an undefined tensor");
-  PIXGRAD_CHECK(root.requires_grad(), "backward: tensor ", shape_str(root.shape()),
-                " does not require grad (no input of the ops that produced it requires grad)");
-  Tensor seed = gradient;
-  if (!seed.defined()) {
-    PIXGRAD_CHECK(root.numel() == 1, "backward: tensor ", shape_str(root.shape()),
-                  " is not a scalar; pass a gradient of the same shape");
-    seed = Tensor::ones(root.shape(), root.device(), root.dtype());
+void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph, bool create_graph) {
+  const Tensor seed = seed_for("backward", root, gradient);
+  run_graph(root, seed, retain_graph || create_graph, create_graph, nullptr);
+}
+
+std::vector<Tensor> grad(const Tensor& output, const std::vector<Tensor>& inputs, const Tensor& grad_output,
+                         const GradOptions& options) {
+  const Tensor seed = seed_for("grad", output, grad_output);
+  Targets targets;
+  targets.gradients.resize(inputs.size());
+  targets.in_graph.resize(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& input = inputs[i];
+    PIXGRAD_CHECK(input.defined() && input.requires_grad(), "grad: input ", i,
+                  input.defined() ? " " + shape_str(input.shape()) : std::string(),
+                  " does not require grad");
+    PIXGRAD_CHECK(targets.index_of(input) < 0, "grad: input ", i, " repeats input ", targets.index_of(input));
+    if (const Node* producer = input.grad_fn().get())
+      targets.producers[producer] = i;
+    else
+      targets.leaves[input.impl()] = i;
   }
-  check_same("backward (gradient vs tensor)", seed, root);
-
-  NoGradGuard no_grad;  // gradients are plain values: no higher-order graphs
-  const std::shared_ptr<Node> root_node = root.grad_fn();
-  if (!root_node) {
-    accumulate_into_leaf(root, seed);
-    return;
+  const long root_target = targets.index_of(output);
+  if (root_target >= 0) {  // d(output)/d(output)
+    targets.gradients[static_cast<size_t>(root_target)] = seed;
+    targets.in_graph[static_cast<size_t>(root_target)] = true;
   }
+  run_graph(output, seed, options.retain_graph(), options.create_graph(), &targets);
 
-  std::unordered_map<Node*, Tensor> pending{{root_node.get(), seed}};
-  for (const std::shared_ptr<Node>& node : topological_order(root_node)) {
-    PIXGRAD_CHECK(!node->released, "backward: the graph through '", node->op,
-                  "' was already freed by an earlier backward()");
-    auto found = pending.find(node.get());
-    if (found == pending.end()) continue;  // no gradient reached this node
-    const Tensor grad_output = std::move(found->second);
-    pending.erase(found);
-
-    std::vector<Tensor> grads = node->backward(grad_output);
-    PIXGRAD_CHECK(grads.size() == node->inputs.size(), "backward: '", node->op, "' returned ", grads.size(),
-                  " gradients for ", node->inputs.size(), " inputs");
-    for (size_t i = 0; i < grads.size(); ++i) {
-      const Tensor& input = node->inputs[i];
-      if (!input.defined() || !input.requires_grad() || !grads[i].defined()) continue;
-      PIXGRAD_CHECK(grads[i].shape() == input.shape(), "backward: '", node->op, "' gave a gradient of shape ",
-                    shape_str(grads[i].shape()), " for input ", i, " of shape ", shape_str(input.shape()));
-      if (Node* producer = input.grad_fn().get()) {
-        auto [slot, inserted] = pending.try_emplace(producer, grads[i]);
-        if (!inserted) slot->second = add(slot->second, grads[i]);
-      } else {
-        accumulate_into_leaf(input, grads[i]);
-      }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (targets.gradients[i].defined()) continue;
+    // Reached, but every path's gradient was zero (e.g. relu's second derivative).
+    if (targets.in_graph[i]) {
+      targets.gradients[i] = Tensor::zeros_like(inputs[i]);
+      continue;
     }
-    // Free the saved tensors now: the graph is single-use, as in PyTorch.
-    if (retain_graph) continue;
-    node->backward = nullptr;
-    node->inputs.clear();
-    node->released = true;
+    PIXGRAD_CHECK(options.allow_unused(), "grad: input ", i, " ", shape_str(inputs[i].shape()),
+                  " is not used to compute the output (GradOptions().allow_unused(true) returns an undefined "
+                  "gradient for it)");
   }
+  return targets.gradients;
 }
 
 }  // namespace pixgrad

@@ -26,6 +26,7 @@
 #include <pixgrad/core/staging.h>
 #include <pixgrad/core/storage.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
+#include <pixgrad/kernels/cuda/workspace.h>
 
 namespace pixgrad {
 
@@ -201,6 +202,34 @@ void cuda_empty_cache() {
     s.stats.bytes_cached = 0;
   }
 }
+
+namespace kernels::cuda {
+
+Workspace::Workspace(size_t bytes) {
+  if (bytes == 0) return;
+  device_ = ::pixgrad::cuda::current_device();
+  data_ = device_allocate(bytes, device_);
+}
+
+Workspace::~Workspace() {
+  if (data_) device_deallocate(data_, device_);
+}
+
+Workspace::Workspace(Workspace&& other) noexcept : data_(other.data_), device_(other.device_) {
+  other.data_ = nullptr;
+}
+
+Workspace& Workspace::operator=(Workspace&& other) noexcept {
+  if (this != &other) {
+    if (data_) device_deallocate(data_, device_);
+    data_ = other.data_;
+    device_ = other.device_;
+    other.data_ = nullptr;
+  }
+  return *this;
+}
+
+}  // namespace kernels::cuda
 
 namespace cuda {
 

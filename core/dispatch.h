@@ -1,9 +1,23 @@
 // Choosing the kernel for a tensor's dtype and device.
+//
+// An op calls run_kernel with one body, and the body names each kernel once,
+// unqualified, with the device tag it is given as its first argument
+// (kernels/device_tags.h): the tag picks the CPU or the CUDA overload.
+//
+//   run_kernel("relu", x, [&](auto on, auto zero) {
+//     using T = decltype(zero);  // float or double
+//     unary_forward(on, UnaryOp::Relu, x.data<T>(), y.data<T>(), n, 0);
+//   });
+//
+// On the host T is the tensor's dtype, float or double; CUDA kernels compute
+// in float32. In a build without CUDA the body is never instantiated with the
+// CUDA tag, so the CUDA kernels need not exist there.
 #pragma once
 
 #include <pixgrad/core/cuda_info.h>
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/tensor.h>
+#include <pixgrad/kernels/device_tags.h>
 
 namespace pixgrad {
 
@@ -17,38 +31,28 @@ decltype(auto) dispatch_floating(DType dtype, const char* op, Body&& body) {
   }
 }
 
-// The CUDA half of run_kernel: a body that launches CUDA kernels. In a build
-// without CUDA the body is not compiled at all (CUDA tensors cannot exist
-// there, so it could never run).
-#ifdef PIXGRAD_WITH_CUDA
-#define PIXGRAD_CUDA_KERNEL(...) __VA_ARGS__
-#else
-#define PIXGRAD_CUDA_KERNEL(...) [] { ::pixgrad::fail("pixgrad was built without CUDA"); }
-#endif
-
-// Runs `statement` with CUDA device `device` current; compiled only with CUDA.
-#ifdef PIXGRAD_WITH_CUDA
-#define PIXGRAD_ON_CUDA_DEVICE(device, ...)    \
-  do {                                         \
-    ::pixgrad::cuda_activate((device).index()); \
-    __VA_ARGS__;                               \
-  } while (0)
-#else
-#define PIXGRAD_ON_CUDA_DEVICE(device, ...) ::pixgrad::fail("pixgrad was built without CUDA")
-#endif
-
-// Runs an op's kernel where `like` lives: cpu_body(T{}) with T = float or
-// double on the host, cuda_body() on its CUDA device (float32 only).
-template <typename CpuBody, typename CudaBody>
-void run_kernel(const char* op, const Tensor& like, CpuBody&& cpu_body, CudaBody&& cuda_body) {
+// Runs body(tag, T{}) where `like` lives: the host's tag with its dtype, or
+// the GPU's tag with float on its CUDA device (made current first).
+template <typename Body>
+void run_kernel(const char* op, const Tensor& like, Body&& body) {
   if (like.is_cuda()) {
+#ifdef PIXGRAD_WITH_CUDA
     PIXGRAD_CHECK(like.dtype() == DType::Float32, op, ": CUDA kernels compute in float32, not ",
                   to_string(like.dtype()));
     cuda_activate(like.device().index());
-    cuda_body();
+    body(kernels::cuda::gpu, float{});
+#else
+    fail(op, ": pixgrad was built without CUDA");
+#endif
   } else {
-    dispatch_floating(like.dtype(), op, cpu_body);
+    dispatch_floating(like.dtype(), op, [&](auto zero) { body(kernels::cpu::host, zero); });
   }
+}
+
+// The data pointer of a tensor that may be undefined (optional operands).
+template <typename T>
+T* data_or_null(const Tensor& tensor) {
+  return tensor.defined() ? tensor.data<T>() : nullptr;
 }
 
 }  // namespace pixgrad

@@ -1,6 +1,9 @@
 // The differentiable ops, PyTorch-style free functions. Each is defined, with
 // its backward beside its forward, in core/ops/<family>.cpp; the arithmetic
-// itself lives in kernels/cpu (and kernels/cuda).
+// itself lives in kernels/cpu (and kernels/cuda). Backward passes can be
+// differentiated again (Tensor::backward / grad with create_graph, for
+// gradient penalties) except those of batch_norm, l1_loss, concat and
+// batch_slice, which say so when reached (docs/core.md).
 #pragma once
 
 #include <vector>
@@ -45,6 +48,8 @@ Tensor sigmoid(const Tensor& input);
 Tensor softplus(const Tensor& input);  // log(1 + exp(x)), stable for large |x|
 Tensor abs(const Tensor& input);
 Tensor neg(const Tensor& input);
+Tensor square(const Tensor& input);
+Tensor sqrt(const Tensor& input);  // the gradient at 0 is infinite, as in PyTorch
 
 // ---- elementwise arithmetic (tensor operands must have equal shapes) ----
 Tensor add(const Tensor& a, const Tensor& b);
@@ -60,9 +65,13 @@ Tensor div(const Tensor& a, double b);
 // Joins tensors along `dim` (1 = channels for NCHW); other extents must match.
 Tensor concat(const std::vector<Tensor>& inputs, int64_t dim = 1);
 
-// ---- reductions and losses (to one-element tensors of shape []) ----
+// ---- reductions and losses (to one-element tensors of shape [] unless a dimension is given) ----
 Tensor sum(const Tensor& input);
 Tensor mean(const Tensor& input);
+// Over one dimension (negative counts from the end), which the result drops:
+// sum(square(g).flatten(1), 1) is each sample's squared norm.
+Tensor sum(const Tensor& input, int64_t dim);
+Tensor mean(const Tensor& input, int64_t dim);
 // mean(|prediction - target|)
 Tensor l1_loss(const Tensor& prediction, const Tensor& target);
 

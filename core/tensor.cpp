@@ -65,14 +65,9 @@ Tensor Tensor::uniform(const Shape& shape, double low, double high, Generator& g
   const int64_t count = shape_numel(shape);
   const uint64_t offset = generator.reserve(philox::uniform_blocks(count));
   Tensor result = empty(shape, device, dtype);
-  run_kernel(
-      "uniform", result,
-      [&](auto zero) {
-        kernels::cpu::fill_uniform(result.data<decltype(zero)>(), count, generator.seed(), offset, low, high);
-      },
-      PIXGRAD_CUDA_KERNEL([&] {
-        kernels::cuda::fill_uniform(result.data<float>(), count, generator.seed(), offset, low, high);
-      }));
+  run_kernel("uniform", result, [&](auto on, auto zero) {
+    fill_uniform(on, result.data<decltype(zero)>(), count, generator.seed(), offset, low, high);
+  });
   return result;
 }
 
@@ -82,14 +77,9 @@ Tensor Tensor::normal(const Shape& shape, double mean, double stddev, Generator&
   const int64_t count = shape_numel(shape);
   const uint64_t offset = generator.reserve(philox::normal_blocks(count));
   Tensor result = empty(shape, device, dtype);
-  run_kernel(
-      "normal", result,
-      [&](auto zero) {
-        kernels::cpu::fill_normal(result.data<decltype(zero)>(), count, generator.seed(), offset, mean, stddev);
-      },
-      PIXGRAD_CUDA_KERNEL([&] {
-        kernels::cuda::fill_normal(result.data<float>(), count, generator.seed(), offset, mean, stddev);
-      }));
+  run_kernel("normal", result, [&](auto on, auto zero) {
+    fill_normal(on, result.data<decltype(zero)>(), count, generator.seed(), offset, mean, stddev);
+  });
   return result;
 }
 
@@ -245,13 +235,17 @@ Tensor Tensor::batch_slice(int64_t start, int64_t length) const {
   Tensor result(view);
   const Shape full_shape = shape();
   const int64_t first = start * per_item;
-  return record("batch_slice", result, {*this}, [full_shape, first](const Tensor& grad) {
-    Tensor whole = Tensor::zeros(full_shape, grad.device(), grad.dtype());
-    const int64_t span = grad.numel() * static_cast<int64_t>(element_size(grad.dtype()));
-    copy_bytes(static_cast<char*>(whole.raw_data()) + first * static_cast<int64_t>(element_size(grad.dtype())),
-               whole.device(), grad.raw_data(), grad.device(), static_cast<size_t>(span));
-    return std::vector<Tensor>{whole};
-  });
+  // The backward copies raw bytes: first-order only.
+  return record(
+      "batch_slice", result, {*this},
+      [full_shape, first](const Tensor& grad, const BackwardContext&) {
+        Tensor whole = Tensor::zeros(full_shape, grad.device(), grad.dtype());
+        const int64_t span = grad.numel() * static_cast<int64_t>(element_size(grad.dtype()));
+        copy_bytes(static_cast<char*>(whole.raw_data()) + first * static_cast<int64_t>(element_size(grad.dtype())),
+                   whole.device(), grad.raw_data(), grad.device(), static_cast<size_t>(span));
+        return std::vector<Tensor>{whole};
+      },
+      {}, DoubleBackward::Unsupported);
 }
 
 Tensor Tensor::reshape(const Shape& new_shape) const {
@@ -263,8 +257,20 @@ Tensor Tensor::reshape(const Shape& new_shape) const {
   view->grad.reset();
   view->grad_fn.reset();
   const Shape old_shape = shape();
-  return record("reshape", Tensor(view), {*this},
-                [old_shape](const Tensor& grad) { return std::vector<Tensor>{grad.reshape(old_shape)}; });
+  return record("reshape", Tensor(view), {*this}, [old_shape](const Tensor& grad, const BackwardContext&) {
+    return std::vector<Tensor>{grad.reshape(old_shape)};
+  });
+}
+
+Tensor Tensor::flatten(int64_t start_dim) const {
+  const int64_t rank = dim();
+  PIXGRAD_CHECK(start_dim >= 0 && start_dim < std::max<int64_t>(rank, 1), "flatten: start_dim ", start_dim,
+                " out of range for shape ", shape_str(shape()));
+  Shape flat(shape().begin(), shape().begin() + std::min(start_dim, rank));
+  int64_t rest = 1;
+  for (int64_t d = start_dim; d < rank; ++d) rest *= shape()[d];
+  flat.push_back(rest);
+  return reshape(flat);
 }
 
 // ---- autograd ----
@@ -297,8 +303,8 @@ void Tensor::zero_grad() const { checked_impl(), impl_->grad.reset(); }
 
 const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked_impl().grad_fn; }
 
-void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
-  run_backward(*this, gradient, retain_graph);
+void Tensor::backward(const Tensor& gradient, bool retain_graph, bool create_graph) const {
+  run_backward(*this, gradient, retain_graph, create_graph);
 }
 
 void Tensor::unchain_backward() const {

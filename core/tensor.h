@@ -81,6 +81,8 @@ class Tensor {
   Tensor batch_slice(int64_t start, int64_t length) const;
   // The same elements under another shape; shares storage. Recorded by autograd.
   Tensor reshape(const Shape& shape) const;
+  // Dimensions start_dim.. joined into one: [N, C, H, W].flatten(1) is [N, C*H*W].
+  Tensor flatten(int64_t start_dim = 0) const;
 
   // ---- autograd ----
   bool requires_grad() const;
@@ -91,8 +93,11 @@ class Tensor {
   void set_grad(const Tensor& grad) const;
   void zero_grad() const;  // drops the accumulated gradient
   const std::shared_ptr<Node>& grad_fn() const;
-  // Backpropagates from this tensor; `gradient` may be omitted for one-element tensors.
-  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
+  // Backpropagates from this tensor into the .grad of every leaf that needs
+  // it; `gradient` may be omitted for one-element tensors. retain_graph keeps
+  // the graph for another backward; create_graph records the gradients' own
+  // graph (core/autograd.h), as in PyTorch.
+  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false, bool create_graph = false) const;
   // A new handle to the same data, cut from the graph: the usual way to stop
   // gradients (Chainer's unchain_backward, without touching this handle).
   Tensor detach() const;

@@ -5,6 +5,7 @@
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/dispatch.h>
 #include <pixgrad/core/error.h>
+#include <pixgrad/kernels/cpu/adam.h>
 #include <pixgrad/kernels/cpu/sgd.h>
 #include <pixgrad/kernels/cuda/optim.h>
 
@@ -106,23 +107,16 @@ Adam::Adam(std::vector<Tensor> parameters, AdamOptions adam_options)
 }
 
 void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) {
-  const kernels::cpu::AdamStep step{lr(),       options.beta1,    options.beta2, options.eps, options.weight_decay,
+  const kernels::AdamStep step{lr(),       options.beta1,    options.beta2, options.eps, options.weight_decay,
                                     state.step, options.placement};
   const Tensor& exp_avg = state.tensors[0].second;
   const Tensor& exp_avg_sq = state.tensors[1].second;
   const int64_t n = parameter.numel();
-  run_kernel(
-      "Adam", parameter,
-      [&](auto zero) {
-        using T = decltype(zero);
-        if (!kernels::cpu::adam_update<T>(step, parameter.data<T>(), grad.data<T>(), exp_avg.data<T>(),
-                                          exp_avg_sq.data<T>(), n))
-          nonfinite.data<T>()[0] = 1;
-      },
-      PIXGRAD_CUDA_KERNEL([&] {
-        kernels::cuda::adam_update(step, parameter.data<float>(), grad.data<float>(), exp_avg.data<float>(),
-                                   exp_avg_sq.data<float>(), n, nonfinite.data<float>());
-      }));
+  run_kernel("Adam", parameter, [&](auto on, auto zero) {
+    using T = decltype(zero);
+    adam_update(on, step, parameter.data<T>(), grad.data<T>(), exp_avg.data<T>(), exp_avg_sq.data<T>(), n,
+                nonfinite.data<T>());
+  });
 }
 
 // ---- SGD ----
@@ -136,21 +130,13 @@ SGD::SGD(std::vector<Tensor> parameters, SGDOptions sgd_options)
 }
 
 void SGD::update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) {
-  const kernels::cpu::SgdStep step{lr(), options.momentum, options.weight_decay};
+  const kernels::SgdStep step{lr(), options.momentum, options.weight_decay};
   const int64_t n = parameter.numel();
   const Tensor buffer = state.tensors.empty() ? Tensor() : state.tensors[0].second;
-  run_kernel(
-      "SGD", parameter,
-      [&](auto zero) {
-        using T = decltype(zero);
-        if (!kernels::cpu::sgd_update<T>(step, parameter.data<T>(), grad.data<T>(),
-                                         buffer.defined() ? buffer.data<T>() : nullptr, n))
-          nonfinite.data<T>()[0] = 1;
-      },
-      PIXGRAD_CUDA_KERNEL([&] {
-        kernels::cuda::sgd_update(step, parameter.data<float>(), grad.data<float>(),
-                                  buffer.defined() ? buffer.data<float>() : nullptr, n, nonfinite.data<float>());
-      }));
+  run_kernel("SGD", parameter, [&](auto on, auto zero) {
+    using T = decltype(zero);
+    sgd_update(on, step, parameter.data<T>(), grad.data<T>(), data_or_null<T>(buffer), n, nonfinite.data<T>());
+  });
 }
 
 }  // namespace pixgrad::optim

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include <pixgrad/core/tensor.h>
-#include <pixgrad/kernels/cpu/adam.h>
+#include <pixgrad/kernels/optimizer_steps.h>
 
 namespace pixgrad::optim {
 
@@ -63,7 +63,7 @@ class Optimizer {
   Tensor nonfinite_;
 };
 
-using kernels::cpu::EpsilonPlacement;
+using kernels::EpsilonPlacement;
 
 struct AdamOptions {
   double lr = 1e-3;

@@ -18,6 +18,13 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, DType dtype = DType::Flo
 void check_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& f, const std::vector<Tensor>& inputs,
                      double eps = 1e-5, double tolerance = 1e-6);
 
+// Second order: with g_i the gradient of sum(f(inputs) * R) with respect to
+// input i, computed with create_graph, compares the autograd gradient of
+// h = sum_i sum(g_i * S_i) (S_i fixed random tensors) with central
+// differences of h. This is what a gradient penalty's backward does.
+void check_second_order_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                                  const std::vector<Tensor>& inputs, double eps = 1e-5, double tolerance = 1e-6);
+
 // max |a - b| / max(1, max |b|)
 double max_relative_error(const std::vector<double>& a, const std::vector<double>& b);
 

@@ -119,7 +119,8 @@ TEST_CASE("compare holds each element to its own magnitude, an RMS floor and an 
 
 TEST_CASE("the convolution tolerance passes float32 in another summation order and fails TF32-rounded operands",
           "[compare][conv]") {
-  using kernels::cpu::Conv2dGeometry;
+  using kernels::Conv2dGeometry;
+  using kernels::cpu::host;
   // Layers of the presets with the longest sums of each pass, smaller in
   // batch or width where that keeps the sum length: the chainer stem's
   // weight gradient (65,536 products at batch 1), the innermost 512-channel
@@ -168,7 +169,7 @@ TEST_CASE("the convolution tolerance passes float32 in another summation order a
     check_pass(
         "forward", outputs,
         [&](const float* in, const float* weight, const float*, float* out) {
-          kernels::cpu::conv2d_forward(g, in, weight, nullptr, out);
+          kernels::cpu::conv2d_forward(host, g, in, weight, nullptr, out);
         },
         [&](const auto* in, const auto* weight, const auto*, auto* out) {
           kernels::cpu::conv2d_forward_reference(g, in, weight, decltype(in)(nullptr), out);
@@ -176,7 +177,7 @@ TEST_CASE("the convolution tolerance passes float32 in another summation order a
     check_pass(
         "data gradient", inputs,
         [&](const float*, const float* weight, const float* grad, float* out) {
-          kernels::cpu::conv2d_backward_data(g, grad, weight, out);
+          kernels::cpu::conv2d_backward_data(host, g, grad, weight, out);
         },
         [&](const auto*, const auto* weight, const auto* grad, auto* out) {
           kernels::cpu::conv2d_backward_data_reference(g, grad, weight, out);
@@ -184,7 +185,7 @@ TEST_CASE("the convolution tolerance passes float32 in another summation order a
     check_pass(
         "weight gradient", weights,
         [&](const float* in, const float*, const float* grad, float* out) {
-          kernels::cpu::conv2d_backward_weight(g, in, grad, out, nullptr);
+          kernels::cpu::conv2d_backward_weight(host, g, in, grad, out, nullptr);
         },
         [&](const auto* in, const auto*, const auto* grad, auto* out) {
           kernels::cpu::conv2d_backward_weight_reference(g, in, grad, out, decltype(out)(nullptr));

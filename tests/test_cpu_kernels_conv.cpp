@@ -12,11 +12,15 @@
 #include <string>
 #include <vector>
 
+#include <pixgrad/core/ops.h>
+#include <pixgrad/core/tensor.h>
 #include <pixgrad/kernels/cpu/conv2d.h>
 #include <pixgrad/kernels/cpu/gemm.h>
 #include <pixgrad/kernels/cpu/im2col.h>
 
 using namespace pixgrad::kernels::cpu;
+using pixgrad::Tensor;
+using pixgrad::kernels::Conv2dGeometry;
 
 namespace {
 
@@ -369,18 +373,18 @@ TEST_CASE("conv2d passes match direct loops", "[cpu][conv]") {
     for (bool with_bias : {false, true}) {
       INFO("bias=" << with_bias);
       std::vector<float> y(d.dy.size(), std::numeric_limits<float>::quiet_NaN());
-      conv2d_forward(g, d.x.data(), d.w.data(), with_bias ? d.bias.data() : nullptr, y.data());
+      conv2d_forward(host, g, d.x.data(), d.w.data(), with_bias ? d.bias.data() : nullptr, y.data());
       CHECK(worst_error(y, naive_forward(g, d, with_bias), taps) <= 1.0);
     }
 
     std::vector<float> dx(d.x.size(), std::numeric_limits<float>::quiet_NaN());
-    conv2d_backward_data(g, d.dy.data(), d.w.data(), dx.data());
+    conv2d_backward_data(host, g, d.dy.data(), d.w.data(), dx.data());
     CHECK(worst_error(dx, naive_backward_data(g, d), g.out_channels * g.kernel_h * g.kernel_w) <=
           1.0);
 
     std::vector<float> dw(d.w.size(), std::numeric_limits<float>::quiet_NaN());
     std::vector<float> db(d.bias.size(), std::numeric_limits<float>::quiet_NaN());
-    conv2d_backward_weight(g, d.x.data(), d.dy.data(), dw.data(), db.data());
+    conv2d_backward_weight(host, g, d.x.data(), d.dy.data(), dw.data(), db.data());
     CHECK(worst_error(dw, naive_backward_weight(g, d), g.batch * plane) <= 1.0);
     CHECK(worst_error(db, naive_bias_grad(g.batch, g.out_channels, plane, d.dy), g.batch * plane) <=
           1.0);
@@ -393,16 +397,16 @@ TEST_CASE("conv2d backward passes satisfy the adjoint identities", "[cpu][conv]"
     INFO(describe(g));
     const ConvData d = random_conv_data(g, rng);
     std::vector<float> y(d.dy.size()), dx(d.x.size()), dw(d.w.size()), db(d.bias.size());
-    conv2d_forward(g, d.x.data(), d.w.data(), nullptr, y.data());
-    conv2d_backward_data(g, d.dy.data(), d.w.data(), dx.data());
-    conv2d_backward_weight(g, d.x.data(), d.dy.data(), dw.data(), db.data());
+    conv2d_forward(host, g, d.x.data(), d.w.data(), nullptr, y.data());
+    conv2d_backward_data(host, g, d.dy.data(), d.w.data(), dx.data());
+    conv2d_backward_weight(host, g, d.x.data(), d.dy.data(), dw.data(), db.data());
     const double lhs = dot(y, d.dy);
     // <conv(x; w), dy> is bilinear: equal to <x, dX> and to <w, dW>.
     CHECK(dot(d.x, dx) == Approx(lhs).epsilon(1e-4).margin(1e-4));
     CHECK(dot(d.w, dw) == Approx(lhs).epsilon(1e-4).margin(1e-4));
     // The bias term adds <bias, sum of dy per channel>.
     std::vector<float> yb(d.dy.size());
-    conv2d_forward(g, d.x.data(), d.w.data(), d.bias.data(), yb.data());
+    conv2d_forward(host, g, d.x.data(), d.w.data(), d.bias.data(), yb.data());
     CHECK(dot(yb, d.dy) == Approx(lhs + dot(d.bias, db)).epsilon(1e-4).margin(1e-4));
   }
 }
@@ -411,32 +415,50 @@ TEST_CASE("conv2d overwrites grad_weight for every batch size and rejects bad ge
           "[cpu][conv]") {
   const Conv2dGeometry empty{0, 2, 5, 5, 3, 3, 3, 1, 1};
   std::vector<float> dw(3 * 2 * 9, 5.0f), db(3, 5.0f);
-  conv2d_backward_weight(empty, nullptr, nullptr, dw.data(), db.data());
+  conv2d_backward_weight(host, empty, nullptr, nullptr, dw.data(), db.data());
   CHECK(std::all_of(dw.begin(), dw.end(), [](float v) { return v == 0.0f; }));
   CHECK(std::all_of(db.begin(), db.end(), [](float v) { return v == 0.0f; }));
 
   std::vector<float> buf(1024);
   const Conv2dGeometry too_small{1, 1, 2, 2, 1, 5, 5, 1, 0};
-  CHECK_THROWS_AS(conv2d_forward(too_small, buf.data(), buf.data(), nullptr, buf.data()),
+  CHECK_THROWS_AS(conv2d_forward(host, too_small, buf.data(), buf.data(), nullptr, buf.data()),
                   std::invalid_argument);
   const Conv2dGeometry zero_stride{1, 1, 4, 4, 1, 3, 3, 0, 1};
-  CHECK_THROWS_AS(conv2d_backward_data(zero_stride, buf.data(), buf.data(), buf.data()),
+  CHECK_THROWS_AS(conv2d_backward_data(host, zero_stride, buf.data(), buf.data(), buf.data()),
                   std::invalid_argument);
-  const ConvTranspose2dGeometry bad_t{1, 1, 1, 1, 1, 1, 1, 1, 1};
-  CHECK_THROWS_AS(conv_transpose2d_forward(bad_t, buf.data(), buf.data(), nullptr, buf.data()),
-                  std::invalid_argument);
+  // A transposed convolution runs as its mirror convolution, whose output
+  // (here the transposed layer's 1x1 input) the 1x1 kernel cannot produce
+  // from a 1 - 2 = -1 pixel extent.
+  const Tensor bad_input = Tensor::zeros({1, 1, 1, 1}), bad_weight = Tensor::zeros({1, 1, 1, 1});
+  CHECK_THROWS(pixgrad::conv_transpose2d(bad_input, bad_weight, Tensor(), {1, 1}));
 }
 
 // ---- conv_transpose2d ----------------------------------------------------------
 
+namespace {
+
+// Input [batch, in_channels, in_height, in_width] -> [batch, out_channels, ...].
+struct TransposedGeometry {
+  int64_t batch, in_channels, in_height, in_width, out_channels, kernel_h, kernel_w, stride, padding;
+  int64_t out_height() const { return (in_height - 1) * stride - 2 * padding + kernel_h; }
+  int64_t out_width() const { return (in_width - 1) * stride - 2 * padding + kernel_w; }
+};
+
+std::vector<float> values(const Tensor& t) { return t.to_vector(); }
+
+}  // namespace
+
+// The library computes a transposed convolution with the conv2d kernels (its
+// mirror convolution, core/ops/conv.cpp); checked here through the op and its
+// backward pass against the definition as a scatter.
 TEST_CASE("conv_transpose2d passes match a direct scatter", "[cpu][conv]") {
   std::mt19937 rng(31337);
-  const ConvTranspose2dGeometry geometries[] = {
+  const TransposedGeometry geometries[] = {
       {1, 3, 5, 4, 2, 4, 4, 2, 1},  {3, 2, 3, 3, 5, 3, 3, 1, 0}, {2, 4, 4, 6, 3, 3, 3, 2, 1},
       {1, 5, 2, 3, 4, 4, 4, 2, 2},  {2, 6, 3, 3, 7, 1, 1, 1, 0}, {1, 32, 1, 1, 16, 4, 4, 2, 1},
       {1, 24, 4, 4, 12, 4, 4, 2, 1},
   };
-  for (const ConvTranspose2dGeometry& g : geometries) {
+  for (const TransposedGeometry& g : geometries) {
     const int64_t oh = g.out_height(), ow = g.out_width();
     INFO("batch=" << g.batch << " in=" << g.in_channels << "x" << g.in_height << "x" << g.in_width
                   << " out=" << g.out_channels << "x" << oh << "x" << ow << " k=" << g.kernel_h
@@ -478,19 +500,23 @@ TEST_CASE("conv_transpose2d passes match a direct scatter", "[cpu][conv]") {
       y_bias_ref[k] += bias[k / static_cast<size_t>(oh * ow) % g.out_channels];
 
     const int64_t kk = g.kernel_h * g.kernel_w;
-    std::vector<float> y(dy.size(), std::numeric_limits<float>::quiet_NaN());
-    conv_transpose2d_forward(g, x.data(), w.data(), nullptr, y.data());
+    const pixgrad::ConvParams params{g.stride, g.padding};
+    const Tensor x_t = Tensor::from_vector(x, {g.batch, g.in_channels, g.in_height, g.in_width}).set_requires_grad();
+    const Tensor w_t =
+        Tensor::from_vector(w, {g.in_channels, g.out_channels, g.kernel_h, g.kernel_w}).set_requires_grad();
+    const Tensor bias_t = Tensor::from_vector(bias, {g.out_channels}).set_requires_grad();
+    const Tensor dy_t = Tensor::from_vector(dy, {g.batch, g.out_channels, oh, ow});
+    std::vector<float> y = values(pixgrad::conv_transpose2d(x_t.detach(), w_t.detach(), Tensor(), params));
     CHECK(worst_error(y, y_ref, g.in_channels * kk) <= 1.0);
-    conv_transpose2d_forward(g, x.data(), w.data(), bias.data(), y.data());
+    const Tensor y_bias = pixgrad::conv_transpose2d(x_t, w_t, bias_t, params);
+    y = values(y_bias);
     CHECK(worst_error(y, y_bias_ref, g.in_channels * kk) <= 1.0);
 
-    std::vector<float> dx(x.size(), std::numeric_limits<float>::quiet_NaN());
-    conv_transpose2d_backward_data(g, dy.data(), w.data(), dx.data());
+    y_bias.backward(dy_t);
+    const std::vector<float> dx = values(x_t.grad());
     CHECK(worst_error(dx, dx_ref, g.out_channels * kk) <= 1.0);
 
-    std::vector<float> dw(w.size(), std::numeric_limits<float>::quiet_NaN());
-    std::vector<float> db(bias.size(), std::numeric_limits<float>::quiet_NaN());
-    conv_transpose2d_backward_weight(g, x.data(), dy.data(), dw.data(), db.data());
+    const std::vector<float> dw = values(w_t.grad()), db = values(bias_t.grad());
     CHECK(worst_error(dw, dw_ref, g.batch * g.in_height * g.in_width) <= 1.0);
     CHECK(worst_error(db, naive_bias_grad(g.batch, g.out_channels, oh * ow, dy), g.batch * oh * ow) <=
           1.0);

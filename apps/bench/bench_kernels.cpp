@@ -506,67 +506,58 @@ Workload conv_workload(const ConvLayer& l, Pass pass) {
   return w;
 }
 
-Call conv_call(Impl impl, const ConvLayer& l, Pass pass) {
-  const cpu::Conv2dGeometry g = l.geometry();  // the mirror for a transposed layer
+// One implementation's three convolution passes; a transposed layer runs
+// its mirror convolution's (see ConvLayer::geometry): forward = mirror
+// backward-data, backward-data = mirror forward, backward-weight = mirror
+// backward-weight with the roles of x and dy swapped.
+template <class Forward, class BackwardData, class BackwardWeight>
+Call conv_pass_call(const ConvLayer& l, Pass pass, Forward forward, BackwardData backward_data,
+                    BackwardWeight backward_weight) {
+  const kernels::Conv2dGeometry g = l.geometry();
   const bool bias = l.bias && !l.transposed;
-  if (impl == Impl::Cpu) {
-    if (l.transposed) {
-      const cpu::ConvTranspose2dGeometry t = l.transposed_geometry();
-      switch (pass) {
-        case Pass::Forward:
-          return [t](const std::vector<float*>& p) { cpu::conv_transpose2d_forward(t, p[0], p[1], nullptr, p[2]); };
-        case Pass::BackwardData:
-          return [t](const std::vector<float*>& p) { cpu::conv_transpose2d_backward_data(t, p[0], p[1], p[2]); };
-        case Pass::BackwardWeight:
-          return [t](const std::vector<float*>& p) {
-            cpu::conv_transpose2d_backward_weight(t, p[0], p[1], p[2], nullptr);
-          };
-      }
-    }
-    switch (pass) {
-      case Pass::Forward:
-        return [g, bias](const std::vector<float*>& p) {
-          cpu::conv2d_forward(g, p[0], p[1], bias ? p[3] : nullptr, p[2]);
-        };
-      case Pass::BackwardData:
-        return [g](const std::vector<float*>& p) { cpu::conv2d_backward_data(g, p[0], p[1], p[2]); };
-      case Pass::BackwardWeight:
-        return [g, bias](const std::vector<float*>& p) {
-          cpu::conv2d_backward_weight(g, p[0], p[1], p[2], bias ? p[3] : nullptr);
-        };
-    }
+  switch (pass) {
+    case Pass::Forward:
+      if (l.transposed) return [=](const std::vector<float*>& p) { backward_data(g, p[0], p[1], p[2]); };
+      return [=](const std::vector<float*>& p) { forward(g, p[0], p[1], bias ? p[3] : nullptr, p[2]); };
+    case Pass::BackwardData:
+      if (l.transposed) return [=](const std::vector<float*>& p) { forward(g, p[0], p[1], nullptr, p[2]); };
+      return [=](const std::vector<float*>& p) { backward_data(g, p[0], p[1], p[2]); };
+    case Pass::BackwardWeight:
+      if (l.transposed) return [=](const std::vector<float*>& p) { backward_weight(g, p[1], p[0], p[2], nullptr); };
+      return [=](const std::vector<float*>& p) { backward_weight(g, p[0], p[1], p[2], bias ? p[3] : nullptr); };
   }
+  fail("bench_kernels: unknown convolution pass");
+}
+
+Call conv_call(Impl impl, const ConvLayer& l, Pass pass) {
+  if (impl == Impl::Cpu)
+    return conv_pass_call(
+        l, pass,
+        [](const auto& g, const float* x, const float* w, const float* b, float* y) {
+          cpu::conv2d_forward(cpu::host, g, x, w, b, y);
+        },
+        [](const auto& g, const float* dy, const float* w, float* dx) {
+          cpu::conv2d_backward_data(cpu::host, g, dy, w, dx);
+        },
+        [](const auto& g, const float* x, const float* dy, float* dw, float* db) {
+          cpu::conv2d_backward_weight(cpu::host, g, x, dy, dw, db);
+        });
 #ifdef PIXGRAD_WITH_CUDA
   namespace cuda = kernels::cuda;
   const cuda::ConvImpl ci = impl == Impl::Cudnn    ? cuda::ConvImpl::Cudnn
                             : impl == Impl::Cublas ? cuda::ConvImpl::Cublas
                                                    : cuda::ConvImpl::Handwritten;
-  if (l.transposed) {
-    // forward = mirror backward-data, backward-data = mirror forward,
-    // backward-weight = mirror backward-weight with the roles of x and dy swapped.
-    switch (pass) {
-      case Pass::Forward:
-        return [ci, g](const std::vector<float*>& p) { cuda::conv2d_backward_data(ci, g, p[0], p[1], p[2]); };
-      case Pass::BackwardData:
-        return [ci, g](const std::vector<float*>& p) { cuda::conv2d_forward(ci, g, p[0], p[1], nullptr, p[2]); };
-      case Pass::BackwardWeight:
-        return [ci, g](const std::vector<float*>& p) {
-          cuda::conv2d_backward_weight(ci, g, p[1], p[0], p[2], nullptr);
-        };
-    }
-  }
-  switch (pass) {
-    case Pass::Forward:
-      return [ci, g, bias](const std::vector<float*>& p) {
-        cuda::conv2d_forward(ci, g, p[0], p[1], bias ? p[3] : nullptr, p[2]);
-      };
-    case Pass::BackwardData:
-      return [ci, g](const std::vector<float*>& p) { cuda::conv2d_backward_data(ci, g, p[0], p[1], p[2]); };
-    case Pass::BackwardWeight:
-      return [ci, g, bias](const std::vector<float*>& p) {
-        cuda::conv2d_backward_weight(ci, g, p[0], p[1], p[2], bias ? p[3] : nullptr);
-      };
-  }
+  return conv_pass_call(
+      l, pass,
+      [ci](const auto& g, const float* x, const float* w, const float* b, float* y) {
+        cuda::conv2d_forward(cuda::gpu, ci, g, x, w, b, y);
+      },
+      [ci](const auto& g, const float* dy, const float* w, float* dx) {
+        cuda::conv2d_backward_data(cuda::gpu, ci, g, dy, w, dx);
+      },
+      [ci](const auto& g, const float* x, const float* dy, float* dw, float* db) {
+        cuda::conv2d_backward_weight(cuda::gpu, ci, g, x, dy, dw, db);
+      });
 #endif
   fail("bench_kernels: no ", impl_name(impl), " convolution in this build");
 }
@@ -583,7 +574,7 @@ DescribeChoice conv_choice(Impl impl, const ConvLayer& l, Pass pass) {
   cuda::ConvPass mirror = cuda::ConvPass::BackwardWeight;
   if (pass == Pass::Forward) mirror = l.transposed ? cuda::ConvPass::BackwardData : cuda::ConvPass::Forward;
   if (pass == Pass::BackwardData) mirror = l.transposed ? cuda::ConvPass::Forward : cuda::ConvPass::BackwardData;
-  const cpu::Conv2dGeometry g = l.geometry();
+  const kernels::Conv2dGeometry g = l.geometry();
   return [ci, mirror, g] {
     const cuda::ConvChoice choice = cuda::conv_choice(ci, mirror, g);
     return Choice{choice.algorithm, choice.math};
@@ -605,14 +596,14 @@ void bench_conv(Bench& bench, const std::vector<Impl>& impls, const ConvLayer& l
 
 struct NormShape {
   std::string preset, layer;
-  cpu::BatchNormShape shape;
+  kernels::BatchNormShape shape;
   std::optional<int> forward_per_iteration, backward_per_iteration;
 };
 
 constexpr double kBatchNormEps = 1e-5;
 
 void bench_batch_norm(Bench& bench, const std::vector<Impl>& impls, const NormShape& n) {
-  const cpu::BatchNormShape s = n.shape;
+  const kernels::BatchNormShape s = n.shape;
   const int64_t elements = s.batch * s.channels * s.spatial, c = s.channels;
   const std::string shape =
       std::to_string(s.batch) + "x" + std::to_string(s.channels) + "x" + std::to_string(s.spatial);
@@ -630,11 +621,11 @@ void bench_batch_norm(Bench& bench, const std::vector<Impl>& impls, const NormSh
     if (impl == Impl::Cublas) continue;
     if (impl == Impl::Cpu) {
       forward_calls.push_back({impl, [s](const std::vector<float*>& p) {
-                                 cpu::batch_norm_forward_training<float>(s, p[0], p[1], p[2], kBatchNormEps, p[3],
+                                 cpu::batch_norm_forward_training(cpu::host, s, p[0], p[1], p[2], kBatchNormEps, p[3],
                                                                          p[4], p[5], p[6]);
                                }});
       backward_calls.push_back({impl, [s](const std::vector<float*>& p) {
-                                  cpu::batch_norm_backward<float>(s, p[0], p[1], p[2], p[3], p[4], true, p[5], p[6],
+                                  cpu::batch_norm_backward(cpu::host, s, p[0], p[1], p[2], p[3], p[4], true, p[5], p[6],
                                                                   p[7]);
                                 }});
       continue;
@@ -644,12 +635,12 @@ void bench_batch_norm(Bench& bench, const std::vector<Impl>& impls, const NormSh
     const cuda::BatchNormImpl bi = impl == Impl::Cudnn ? cuda::BatchNormImpl::Cudnn : cuda::BatchNormImpl::Handwritten;
     forward_calls.push_back({impl, [s, bi](const std::vector<float*>& p) {
                                cuda::set_batch_norm_impl(bi);
-                               cuda::batch_norm_forward_training(s, p[0], p[1], p[2], kBatchNormEps, p[3], p[4], p[5],
+                               cuda::batch_norm_forward_training(cuda::gpu, s, p[0], p[1], p[2], kBatchNormEps, p[3], p[4], p[5],
                                                                  p[6]);
                              }});
     backward_calls.push_back({impl, [s, bi](const std::vector<float*>& p) {
                                 cuda::set_batch_norm_impl(bi);
-                                cuda::batch_norm_backward(s, p[0], p[1], p[2], p[3], p[4], true, p[5], p[6], p[7]);
+                                cuda::batch_norm_backward(cuda::gpu, s, p[0], p[1], p[2], p[3], p[4], true, p[5], p[6], p[7]);
                               }});
 #endif
   }
@@ -662,7 +653,7 @@ std::vector<NormShape> norm_shapes(const std::vector<ConvLayer>& layers) {
   std::vector<NormShape> shapes;
   for (const ConvLayer& l : layers) {
     if (!l.norm) continue;
-    const cpu::BatchNormShape s{l.batch, l.out_channels, l.out_height() * l.out_width()};
+    const kernels::BatchNormShape s{l.batch, l.out_channels, l.out_height() * l.out_width()};
     auto same = std::find_if(shapes.begin(), shapes.end(), [&](const NormShape& n) {
       return n.shape.channels == s.channels && n.shape.spatial == s.spatial;
     });
@@ -687,12 +678,12 @@ void bench_elementwise(Bench& bench, const std::vector<Impl>& impls, int64_t n, 
   for (Impl impl : impls) {
     if (impl == Impl::Cpu)
       calls.push_back({impl, [n](const std::vector<float*>& p) {
-                         cpu::unary_forward<float>(cpu::UnaryOp::LeakyRelu, p[0], p[1], n, 0.2);
+                         cpu::unary_forward(cpu::host, kernels::UnaryOp::LeakyRelu, p[0], p[1], n, 0.2);
                        }});
 #ifdef PIXGRAD_WITH_CUDA
     if (impl == Impl::Handwritten)
       calls.push_back({impl, [n](const std::vector<float*>& p) {
-                         kernels::cuda::unary_forward(cpu::UnaryOp::LeakyRelu, p[0], p[1], n, 0.2);
+                         kernels::cuda::unary_forward(kernels::cuda::gpu, kernels::UnaryOp::LeakyRelu, p[0], p[1], n, 0.2);
                        }});
 #endif
   }
@@ -703,17 +694,17 @@ void bench_adam(Bench& bench, const std::vector<Impl>& impls, int64_t n, const s
   // Reads p, g, m, v; writes p, m, v. v is kept positive.
   Workload w{"adam", preset == "paper" ? "adam (G params)" : "adam", preset, "step", std::to_string(n), {}, {}, 0,
              28.0 * static_cast<double>(n), {{n}, {n}, {n}, {n, 0.0f, 1.0f}}};
-  const cpu::AdamStep step{2e-4, 0.5, 0.999, 1e-8, 0.0, 10, cpu::EpsilonPlacement::PyTorch};
+  const kernels::AdamStep step{2e-4, 0.5, 0.999, 1e-8, 0.0, 10, kernels::EpsilonPlacement::PyTorch};
   std::vector<ImplCall> calls;
   for (Impl impl : impls) {
     if (impl == Impl::Cpu)
       calls.push_back({impl, [n, step](const std::vector<float*>& p) {
-                         cpu::adam_update<float>(step, p[0], p[1], p[2], p[3], n);
+                         cpu::adam_update(cpu::host, step, p[0], p[1], p[2], p[3], n, static_cast<float*>(nullptr));
                        }});
 #ifdef PIXGRAD_WITH_CUDA
     if (impl == Impl::Handwritten)
       calls.push_back({impl, [n, step](const std::vector<float*>& p) {
-                         kernels::cuda::adam_update(step, p[0], p[1], p[2], p[3], n);
+                         kernels::cuda::adam_update(kernels::cuda::gpu, step, p[0], p[1], p[2], p[3], n);
                        }});
 #endif
   }

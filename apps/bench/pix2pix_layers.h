@@ -31,7 +31,7 @@
 #include <vector>
 
 #include <pixgrad/core/error.h>
-#include <pixgrad/kernels/cpu/conv2d.h>
+#include <pixgrad/kernels/shapes.h>
 
 namespace pixgrad::bench {
 
@@ -56,12 +56,9 @@ struct ConvLayer {
   // The convolution whose three passes compute this layer's: itself, or for
   // a transposed layer its mirror (output and input swapped, same weight
   // tensor [in, out, k, k]); see core/ops/conv.cpp.
-  kernels::cpu::Conv2dGeometry geometry() const {
+  kernels::Conv2dGeometry geometry() const {
     if (transposed)
       return {batch, out_channels, out_height(), out_width(), in_channels, kernel, kernel, stride, padding};
-    return {batch, in_channels, height, width, out_channels, kernel, kernel, stride, padding};
-  }
-  kernels::cpu::ConvTranspose2dGeometry transposed_geometry() const {
     return {batch, in_channels, height, width, out_channels, kernel, kernel, stride, padding};
   }
   int64_t input_elements() const { return batch * in_channels * height * width; }

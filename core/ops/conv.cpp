@@ -1,121 +1,83 @@
-// conv2d and conv_transpose2d. Both are expressed through the three
-// convolution kernels (forward, backward-data, backward-weight): a transposed
-// convolution is the backward-data pass of its "mirror" convolution, the one
-// that maps the transposed convolution's output back to its input.
+// conv2d and conv_transpose2d over three differentiable primitives, one per
+// kernel pass of a convolution with geometry g:
+//
+//   convolve(x, w)        y  = F(x, w)    the forward pass
+//   convolve_data(dy, w)  dx = D(dy, w)   the backward-data pass
+//   convolve_weight(x, dy) dw = W(x, dy)  the backward-weight pass
+//
+// All three are bilinear and come from one form, <F(x, w), dy> = <x, D(dy, w)>
+// = <w, W(x, dy)>, so each one's gradients are the other two:
+//
+//   F: dx = D(g, w)   dw = W(x, g)
+//   D: ddy = F(g, w)  dw = W(g, dy)
+//   W: dx = D(dy, g)  ddy = F(x, g)
+//
+// which makes every backward differentiable again (gradient penalties). A
+// transposed convolution is D of its "mirror" convolution, the one that maps
+// the transposed convolution's output back to its input with the same weight
+// tensor. Bias gradients are per-channel sums (core/ops/internal.h).
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/dispatch.h>
 #include <pixgrad/core/ops.h>
+#include <pixgrad/core/ops/internal.h>
 #include <pixgrad/kernels/cpu/conv2d.h>
-#include <pixgrad/kernels/cpu/conv2d_reference.h>
 #include <pixgrad/kernels/cpu/elementwise.h>
-#include <pixgrad/kernels/cpu/reduce.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
 #include <pixgrad/kernels/cuda/elementwise.h>
-#include <pixgrad/kernels/cuda/reduce.h>
 
 namespace pixgrad {
 
 namespace {
 
-using kernels::cpu::Conv2dGeometry;
+using kernels::Conv2dGeometry;
 
-// float runs the fast im2col + SGEMM kernels; double (gradient checks) the
-// direct-loop definition.
-template <typename T>
-struct ConvKernels;
+Tensor convolve(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias);
+Tensor convolve_data(const Conv2dGeometry& g, const Tensor& dy, const Tensor& w);
+Tensor convolve_weight(const Conv2dGeometry& g, const Tensor& x, const Tensor& dy);
 
-template <>
-struct ConvKernels<float> {
-  static void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* b, float* y) {
-    kernels::cpu::conv2d_forward(g, x, w, b, y);
-  }
-  static void backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx) {
-    kernels::cpu::conv2d_backward_data(g, dy, w, dx);
-  }
-  static void backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db) {
-    kernels::cpu::conv2d_backward_weight(g, x, dy, dw, db);
-  }
-};
-
-template <>
-struct ConvKernels<double> {
-  static void forward(const Conv2dGeometry& g, const double* x, const double* w, const double* b, double* y) {
-    kernels::cpu::conv2d_forward_reference(g, x, w, b, y);
-  }
-  static void backward_data(const Conv2dGeometry& g, const double* dy, const double* w, double* dx) {
-    kernels::cpu::conv2d_backward_data_reference(g, dy, w, dx);
-  }
-  static void backward_weight(const Conv2dGeometry& g, const double* x, const double* dy, double* dw, double* db) {
-    kernels::cpu::conv2d_backward_weight_reference(g, x, dy, dw, db);
-  }
-};
-
-template <typename T>
-T* pointer_or_null(const Tensor& tensor) {
-  return tensor.defined() ? tensor.data<T>() : nullptr;
+// The bias gradient of an [N, C, H, W] output gradient.
+Tensor bias_gradient(const Tensor& dy) {
+  return detail::channel_sum(dy, {1, dy.size(0), dy.size(1), dy.size(2) * dy.size(3)}, {dy.size(1)});
 }
 
-// The three passes on the device their tensors live on. Outputs are
-// overwritten; undefined bias / grad_bias tensors are skipped.
-void forward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) {
-  run_kernel(
-      "conv2d", x,
-      [&](auto zero) {
-        using T = decltype(zero);
-        ConvKernels<T>::forward(g, x.data<T>(), w.data<T>(), pointer_or_null<T>(b), y.data<T>());
-      },
-      PIXGRAD_CUDA_KERNEL([&] {
-        kernels::cuda::conv2d_forward(g, x.data<float>(), w.data<float>(), pointer_or_null<float>(b), y.data<float>());
-      }));
+Tensor convolve(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias) {
+  Tensor y = Tensor::empty({g.batch, g.out_channels, g.out_height(), g.out_width()}, x.device(), x.dtype());
+  run_kernel("conv2d", x, [&](auto on, auto zero) {
+    using T = decltype(zero);
+    conv2d_forward(on, g, x.data<T>(), w.data<T>(), data_or_null<T>(bias), y.data<T>());
+  });
+  return record("conv2d", y, {x, w, bias}, [g](const Tensor& dy, const BackwardContext& context) {
+    return std::vector<Tensor>{
+        context.needs_input_grad(0) ? convolve_data(g, dy, context.input(1)) : Tensor(),
+        context.needs_input_grad(1) ? convolve_weight(g, context.input(0), dy) : Tensor(),
+        context.needs_input_grad(2) ? bias_gradient(dy) : Tensor()};
+  });
 }
 
-void backward_data(const Conv2dGeometry& g, const Tensor& dy, const Tensor& w, const Tensor& dx) {
-  run_kernel(
-      "conv2d backward-data", dy,
-      [&](auto zero) {
-        using T = decltype(zero);
-        ConvKernels<T>::backward_data(g, dy.data<T>(), w.data<T>(), dx.data<T>());
-      },
-      PIXGRAD_CUDA_KERNEL(
-          [&] { kernels::cuda::conv2d_backward_data(g, dy.data<float>(), w.data<float>(), dx.data<float>()); }));
+Tensor convolve_data(const Conv2dGeometry& g, const Tensor& dy, const Tensor& w) {
+  Tensor dx = Tensor::empty({g.batch, g.in_channels, g.in_height, g.in_width}, dy.device(), dy.dtype());
+  run_kernel("conv2d backward-data", dy, [&](auto on, auto zero) {
+    using T = decltype(zero);
+    conv2d_backward_data(on, g, dy.data<T>(), w.data<T>(), dx.data<T>());
+  });
+  return record("conv2d_backward_data", dx, {dy, w}, [g](const Tensor& grad, const BackwardContext& context) {
+    return std::vector<Tensor>{
+        context.needs_input_grad(0) ? convolve(g, grad, context.input(1), Tensor()) : Tensor(),
+        context.needs_input_grad(1) ? convolve_weight(g, grad, context.input(0)) : Tensor()};
+  });
 }
 
-void backward_weight(const Conv2dGeometry& g, const Tensor& x, const Tensor& dy, const Tensor& dw, const Tensor& db) {
-  run_kernel(
-      "conv2d backward-weight", x,
-      [&](auto zero) {
-        using T = decltype(zero);
-        ConvKernels<T>::backward_weight(g, x.data<T>(), dy.data<T>(), dw.data<T>(), pointer_or_null<T>(db));
-      },
-      PIXGRAD_CUDA_KERNEL([&] {
-        kernels::cuda::conv2d_backward_weight(g, x.data<float>(), dy.data<float>(), dw.data<float>(),
-                                              pointer_or_null<float>(db));
-      }));
-}
-
-// Per-channel bias of a [N, C, S] tensor: add it, or sum a gradient into it.
-void add_bias(const Tensor& y, const Tensor& bias, int64_t batch, int64_t channels, int64_t spatial) {
-  run_kernel(
-      "conv bias", y,
-      [&](auto zero) {
-        using T = decltype(zero);
-        kernels::cpu::add_per_channel<T>(y.data<T>(), bias.data<T>(), batch, channels, spatial);
-      },
-      PIXGRAD_CUDA_KERNEL([&] {
-        kernels::cuda::add_per_channel(y.data<float>(), bias.data<float>(), batch, channels, spatial);
-      }));
-}
-
-void sum_bias_gradient(const Tensor& dy, const Tensor& db, int64_t batch, int64_t channels, int64_t spatial) {
-  run_kernel(
-      "conv bias", dy,
-      [&](auto zero) {
-        using T = decltype(zero);
-        kernels::cpu::sum_per_channel<T>(dy.data<T>(), batch, channels, spatial, db.data<T>());
-      },
-      PIXGRAD_CUDA_KERNEL([&] {
-        kernels::cuda::sum_per_channel(dy.data<float>(), batch, channels, spatial, db.data<float>());
-      }));
+Tensor convolve_weight(const Conv2dGeometry& g, const Tensor& x, const Tensor& dy) {
+  Tensor dw = Tensor::empty({g.out_channels, g.in_channels, g.kernel_h, g.kernel_w}, x.device(), x.dtype());
+  run_kernel("conv2d backward-weight", x, [&](auto on, auto zero) {
+    using T = decltype(zero);
+    conv2d_backward_weight(on, g, x.data<T>(), dy.data<T>(), dw.data<T>(), static_cast<T*>(nullptr));
+  });
+  return record("conv2d_backward_weight", dw, {x, dy}, [g](const Tensor& grad, const BackwardContext& context) {
+    return std::vector<Tensor>{
+        context.needs_input_grad(0) ? convolve_data(g, context.input(1), grad) : Tensor(),
+        context.needs_input_grad(1) ? convolve(g, context.input(0), grad, Tensor()) : Tensor()};
+  });
 }
 
 // Shape checks shared by both ops; `weight_in_channels_dim` is 1 for conv2d's
@@ -152,20 +114,7 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Con
                     input.size(3) + 2 * params.padding >= weight.size(3),
                 "conv2d: kernel ", shape_str(weight.shape()), " is larger than the padded input ",
                 shape_str(input.shape()), " (padding ", params.padding, ")");
-  Tensor output = Tensor::empty({g.batch, g.out_channels, g.out_height(), g.out_width()}, input.device(), input.dtype());
-  forward(g, input, weight, bias, output);
-
-  const Tensor x = input.detach(), w = weight.detach();
-  const bool input_needs = input.requires_grad(), weight_needs = weight.requires_grad();
-  const bool bias_needs = bias.defined() && bias.requires_grad();
-  return record("conv2d", output, {input, weight, bias}, [=](const Tensor& g_out) {
-    Tensor grad_x = input_needs ? Tensor::empty_like(x) : Tensor();
-    Tensor grad_w = weight_needs || bias_needs ? Tensor::empty_like(w) : Tensor();
-    Tensor grad_b = bias_needs ? Tensor::empty({g.out_channels}, x.device(), x.dtype()) : Tensor();
-    if (input_needs) backward_data(g, g_out, w, grad_x);
-    if (grad_w.defined()) backward_weight(g, x, g_out, grad_w, grad_b);
-    return std::vector<Tensor>{grad_x, weight_needs ? grad_w : Tensor(), grad_b};
-  });
+  return convolve(g, input, weight, bias);
 }
 
 Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias, ConvParams params) {
@@ -179,23 +128,25 @@ Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor&
   // back to its input [N, C_in, H, W], with the same weight tensor.
   const Conv2dGeometry mirror{input.size(0), weight.size(1), out_h,         out_w,         weight.size(0),
                               weight.size(2), weight.size(3), params.stride, params.padding};
-  const int64_t out_channels = weight.size(1);
-  Tensor output = Tensor::empty({input.size(0), out_channels, out_h, out_w}, input.device(), input.dtype());
-  backward_data(mirror, input, weight, output);
-  if (bias.defined()) add_bias(output, bias, input.size(0), out_channels, out_h * out_w);
-
-  const Tensor x = input.detach(), w = weight.detach();
-  const bool input_needs = input.requires_grad(), weight_needs = weight.requires_grad();
-  const bool bias_needs = bias.defined() && bias.requires_grad();
-  return record("conv_transpose2d", output, {input, weight, bias}, [=](const Tensor& g_out) {
-    Tensor grad_x = input_needs ? Tensor::empty_like(x) : Tensor();
-    Tensor grad_w = weight_needs ? Tensor::empty_like(w) : Tensor();
-    Tensor grad_b = bias_needs ? Tensor::empty({out_channels}, x.device(), x.dtype()) : Tensor();
-    if (input_needs) forward(mirror, g_out, w, Tensor(), grad_x);
-    if (weight_needs) backward_weight(mirror, g_out, x, grad_w, Tensor());
-    if (bias_needs) sum_bias_gradient(g_out, grad_b, mirror.batch, out_channels, out_h * out_w);
-    return std::vector<Tensor>{grad_x, grad_w, grad_b};
-  });
+  Tensor output;
+  {
+    NoGradGuard no_grad;  // recorded below as one node, with the bias
+    output = convolve_data(mirror, input, weight);
+  }
+  if (bias.defined()) {
+    run_kernel("conv_transpose2d bias", output, [&](auto on, auto zero) {
+      using T = decltype(zero);
+      add_per_channel(on, output.data<T>(), bias.data<T>(), mirror.batch, mirror.in_channels, out_h * out_w);
+    });
+  }
+  // The gradients of D (see the top of this file) and the bias's.
+  return record("conv_transpose2d", output, {input, weight, bias},
+                [mirror](const Tensor& g, const BackwardContext& context) {
+                  return std::vector<Tensor>{
+                      context.needs_input_grad(0) ? convolve(mirror, g, context.input(1), Tensor()) : Tensor(),
+                      context.needs_input_grad(1) ? convolve_weight(mirror, g, context.input(0)) : Tensor(),
+                      context.needs_input_grad(2) ? bias_gradient(g) : Tensor()};
+                });
 }
 
 }  // namespace pixgrad

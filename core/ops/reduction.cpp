@@ -1,8 +1,10 @@
-// Reductions to a one-element tensor, and the L1 loss. On CUDA the result
-// stays on the device: nothing here waits for the GPU.
+// Reductions (to one element, or over one dimension), the per-channel sums
+// behind bias gradients, and the L1 loss. On CUDA results stay on the device:
+// nothing here waits for the GPU.
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/dispatch.h>
 #include <pixgrad/core/ops.h>
+#include <pixgrad/core/ops/internal.h>
 #include <pixgrad/kernels/cpu/elementwise.h>
 #include <pixgrad/kernels/cpu/reduce.h>
 #include <pixgrad/kernels/cuda/elementwise.h>
@@ -10,43 +12,85 @@
 
 namespace pixgrad {
 
-namespace {
+namespace detail {
 
-// A tensor shaped like `shape` filled with the one element of `scalar` times `scale`.
-Tensor broadcast_scalar(const Tensor& scalar, const Shape& shape, double scale) {
-  Tensor out = Tensor::empty(shape, scalar.device(), scalar.dtype());
-  const int64_t n = out.numel();
-  run_kernel(
-      "broadcast", scalar,
-      [&](auto zero) {
-        using T = decltype(zero);
-        kernels::cpu::fill<T>(out.data<T>(), n, scale * static_cast<double>(scalar.data<T>()[0]));
-      },
-      PIXGRAD_CUDA_KERNEL([&] { kernels::cuda::fill_from_scalar(out.data<float>(), n, scalar.data<float>(), scale); }));
-  return out;
+Tensor channel_sum(const Tensor& x, const ChannelGroups& layout, const Shape& out_shape) {
+  Tensor out = Tensor::empty(out_shape, x.device(), x.dtype());
+  const int64_t in_group = layout.batch * layout.channels * layout.spatial;
+  run_kernel("sum", x, [&](auto on, auto zero) {
+    using T = decltype(zero);
+    for (int64_t g = 0; g < layout.groups; ++g)
+      sum_per_channel(on, x.data<T>() + g * in_group, layout.batch, layout.channels, layout.spatial,
+                      out.data<T>() + g * layout.channels);
+  });
+  const Shape in_shape = x.shape();
+  return record(
+      "sum", out, {x},
+      [layout, in_shape](const Tensor& g, const BackwardContext&) {
+        return std::vector<Tensor>{channel_broadcast(g, layout, in_shape)};
+      });
 }
 
-}  // namespace
+Tensor channel_broadcast(const Tensor& v, const ChannelGroups& layout, const Shape& out_shape) {
+  const bool one_value = layout.groups == 1 && layout.channels == 1;
+  Tensor out = one_value ? Tensor::empty(out_shape, v.device(), v.dtype()) : Tensor::zeros(out_shape, v.device(), v.dtype());
+  const int64_t out_group = layout.batch * layout.channels * layout.spatial;
+  run_kernel("broadcast", v, [&](auto on, auto zero) {
+    using T = decltype(zero);
+    if (one_value) return fill_from_scalar(on, out.data<T>(), out_group, v.data<T>(), 1.0);
+    for (int64_t g = 0; g < layout.groups; ++g)
+      add_per_channel(on, out.data<T>() + g * out_group, v.data<T>() + g * layout.channels, layout.batch,
+                      layout.channels, layout.spatial);
+  });
+  const Shape in_shape = v.shape();
+  return record(
+      "broadcast", out, {v},
+      [layout, in_shape](const Tensor& g, const BackwardContext&) {
+        return std::vector<Tensor>{channel_sum(g, layout, in_shape)};
+      });
+}
+
+}  // namespace detail
 
 Tensor sum(const Tensor& input) {
   check_nonempty("sum", input);
   Tensor out = Tensor::empty({}, input.device(), input.dtype());
   const int64_t n = input.numel();
-  run_kernel(
-      "sum", input,
-      [&](auto zero) {
-        using T = decltype(zero);
-        out.data<T>()[0] = static_cast<T>(kernels::cpu::sum(input.data<T>(), n));
-      },
-      PIXGRAD_CUDA_KERNEL([&] { kernels::cuda::sum(input.data<float>(), n, out.data<float>()); }));
+  run_kernel("sum", input, [&](auto on, auto zero) {
+    using T = decltype(zero);
+    sum(on, input.data<T>(), n, out.data<T>());
+  });
   const Shape shape = input.shape();
-  return record("sum", out, {input},
-                [shape](const Tensor& g) { return std::vector<Tensor>{broadcast_scalar(g, shape, 1.0)}; });
+  return record("sum", out, {input}, [shape, n](const Tensor& g, const BackwardContext&) {
+    return std::vector<Tensor>{detail::channel_broadcast(g, {1, 1, 1, n}, shape)};
+  });
 }
 
 Tensor mean(const Tensor& input) {
   check_nonempty("mean", input);
   return div(sum(input), static_cast<double>(input.numel()));
+}
+
+Tensor sum(const Tensor& input, int64_t dim) {
+  check_nonempty("sum", input);
+  const int64_t rank = input.dim();
+  PIXGRAD_CHECK(dim >= -rank && dim < rank, "sum: dimension ", dim, " out of range for shape ",
+                shape_str(input.shape()));
+  if (dim < 0) dim += rank;
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d) outer *= input.size(d);
+  for (int64_t d = dim + 1; d < rank; ++d) inner *= input.size(d);
+  Shape out_shape = input.shape();
+  out_shape.erase(out_shape.begin() + dim);
+  // [outer, extent, inner] -> [outer, inner]; with inner == 1 one pass sums each row.
+  const detail::ChannelGroups layout = inner == 1 ? detail::ChannelGroups{1, 1, outer, input.size(dim)}
+                                                  : detail::ChannelGroups{outer, input.size(dim), inner, 1};
+  return detail::channel_sum(input, layout, out_shape);
+}
+
+Tensor mean(const Tensor& input, int64_t dim) {
+  const Tensor total = sum(input, dim);
+  return div(total, static_cast<double>(input.numel() / total.numel()));
 }
 
 Tensor l1_loss(const Tensor& prediction, const Tensor& target) {
@@ -56,36 +100,23 @@ Tensor l1_loss(const Tensor& prediction, const Tensor& target) {
   const int64_t count = prediction.numel();
   const double inverse_count = 1.0 / static_cast<double>(count);
   Tensor out = Tensor::empty({}, prediction.device(), prediction.dtype());
-  run_kernel(
-      "l1_loss", prediction,
-      [&](auto zero) {
-        using T = decltype(zero);
-        out.data<T>()[0] =
-            static_cast<T>(kernels::cpu::sum_abs_difference(prediction.data<T>(), target.data<T>(), count) *
-                           inverse_count);
-      },
-      PIXGRAD_CUDA_KERNEL([&] {
-        kernels::cuda::sum_abs_difference(prediction.data<float>(), target.data<float>(), count, out.data<float>());
-        kernels::cuda::scalar_forward(kernels::cpu::BinaryOp::Mul, out.data<float>(), inverse_count,
-                                      out.data<float>(), 1);
-      }));
-  const Tensor a = prediction.detach(), b = target.detach();
-  const bool target_needs = target.requires_grad();
-  return record("l1_loss", out, {prediction, target}, [a, b, count, inverse_count, target_needs](const Tensor& g) {
-    Tensor grad_a = Tensor::empty_like(a);
-    run_kernel(
-        "l1_loss", a,
-        [&](auto zero) {
-          using T = decltype(zero);
-          kernels::cpu::sign_of_difference(a.data<T>(), b.data<T>(), static_cast<double>(g.data<T>()[0]) * inverse_count,
-                                           grad_a.data<T>(), count);
-        },
-        PIXGRAD_CUDA_KERNEL([&] {
-          kernels::cuda::sign_of_difference(a.data<float>(), b.data<float>(), g.data<float>(), inverse_count,
-                                            grad_a.data<float>(), count);
-        }));
-    return std::vector<Tensor>{grad_a, target_needs ? neg(grad_a) : Tensor()};
+  run_kernel("l1_loss", prediction, [&](auto on, auto zero) {
+    using T = decltype(zero);
+    sum_abs_difference(on, prediction.data<T>(), target.data<T>(), count, inverse_count, out.data<T>());
   });
+  return record(
+      "l1_loss", out, {prediction, target},
+      [count, inverse_count](const Tensor& g, const BackwardContext& context) {
+        const Tensor& a = context.input(0);
+        const Tensor& b = context.input(1);
+        Tensor grad_a = Tensor::empty_like(a);
+        run_kernel("l1_loss", a, [&](auto on, auto zero) {
+          using T = decltype(zero);
+          sign_of_difference(on, a.data<T>(), b.data<T>(), g.data<T>(), inverse_count, grad_a.data<T>(), count);
+        });
+        return std::vector<Tensor>{grad_a, context.needs_input_grad(1) ? neg(grad_a) : Tensor()};
+      },
+      {}, DoubleBackward::Unsupported);
 }
 
 }  // namespace pixgrad

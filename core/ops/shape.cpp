@@ -4,9 +4,8 @@
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/dispatch.h>
 #include <pixgrad/core/ops.h>
+#include <pixgrad/kernels/cpu/copy.h>
 #include <pixgrad/kernels/cuda/copy.h>
-
-#include <cstring>
 
 namespace pixgrad {
 
@@ -30,18 +29,6 @@ ConcatLayout concat_layout(const std::vector<Shape>& shapes, int64_t dim) {
   return layout;
 }
 
-// Copies `rows` rows of `row_bytes` between two pitched layouts on one device.
-void copy_rows(const Device& device, char* destination, int64_t destination_pitch, const char* source,
-               int64_t source_pitch, int64_t row_bytes, int64_t rows) {
-  if (device.is_cuda()) {
-    PIXGRAD_ON_CUDA_DEVICE(device, kernels::cuda::copy_rows(destination, destination_pitch, source, source_pitch,
-                                                            row_bytes, rows));
-    return;
-  }
-  for (int64_t r = 0; r < rows; ++r)
-    std::memcpy(destination + r * destination_pitch, source + r * source_pitch, static_cast<size_t>(row_bytes));
-}
-
 // Copies between the result and its pieces; `gather` = pieces -> result.
 // Piece i occupies columns [offset_i, offset_i + chunk_i) of each result row.
 void copy_chunks(const ConcatLayout& layout, const Tensor& whole, const std::vector<Tensor>& pieces, bool gather) {
@@ -52,10 +39,12 @@ void copy_chunks(const ConcatLayout& layout, const Tensor& whole, const std::vec
     char* piece_bytes = static_cast<char*>(pieces[i].raw_data());
     char* slot = whole_bytes + offset * element;
     const int64_t chunk_bytes = layout.chunk[i] * element, row_bytes = layout.row * element;
-    if (gather)
-      copy_rows(whole.device(), slot, row_bytes, piece_bytes, chunk_bytes, chunk_bytes, layout.outer);
-    else
-      copy_rows(whole.device(), piece_bytes, chunk_bytes, slot, row_bytes, chunk_bytes, layout.outer);
+    run_kernel("concat", whole, [&](auto on, auto) {
+      if (gather)
+        copy_rows(on, slot, row_bytes, piece_bytes, chunk_bytes, chunk_bytes, layout.outer);
+      else
+        copy_rows(on, piece_bytes, chunk_bytes, slot, row_bytes, chunk_bytes, layout.outer);
+    });
     offset += layout.chunk[i];
   }
 }
@@ -88,12 +77,16 @@ Tensor concat(const std::vector<Tensor>& inputs, int64_t dim) {
   const ConcatLayout layout = concat_layout(shapes, dim);
   Tensor result = Tensor::empty(result_shape, first.device(), first.dtype());
   copy_chunks(layout, result, inputs, /*gather=*/true);
-  return record("concat", result, inputs, [layout, shapes](const Tensor& g) {
-    std::vector<Tensor> grads;
-    for (const Shape& shape : shapes) grads.push_back(Tensor::empty(shape, g.device(), g.dtype()));
-    copy_chunks(layout, g, grads, /*gather=*/false);
-    return grads;
-  });
+  // The backward copies raw chunks: first-order only.
+  return record(
+      "concat", result, inputs,
+      [layout, shapes](const Tensor& g, const BackwardContext&) {
+        std::vector<Tensor> grads;
+        for (const Shape& shape : shapes) grads.push_back(Tensor::empty(shape, g.device(), g.dtype()));
+        copy_chunks(layout, g, grads, /*gather=*/false);
+        return grads;
+      },
+      {}, DoubleBackward::Unsupported);
 }
 
 }  // namespace pixgrad

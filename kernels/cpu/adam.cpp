@@ -9,7 +9,8 @@ constexpr int64_t kParallelThreshold = 1 << 15;
 }
 
 template <typename T>
-bool adam_update(const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n) {
+void adam_update(Host, const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
+                 T* nonfinite_flag) {
   const double t = static_cast<double>(s.step);
   const double correction1 = 1 - std::pow(s.beta1, t), correction2 = 1 - std::pow(s.beta2, t);
   // p -= step_size * m / (sqrt(v) * v_scale + eps), covering both placements.
@@ -33,10 +34,11 @@ bool adam_update(const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_
     exp_avg_sq[i] = v;
     param[i] -= step_size * m / (std::sqrt(v) * v_scale + eps);
   }
-  return nonfinite == 0;
+  if (nonfinite != 0 && nonfinite_flag) nonfinite_flag[0] = T(1);
 }
 
-template bool adam_update<float>(const AdamStep&, float*, const float*, float*, float*, int64_t);
-template bool adam_update<double>(const AdamStep&, double*, const double*, double*, double*, int64_t);
+template void adam_update<float>(Host, const AdamStep&, float*, const float*, float*, float*, int64_t, float*);
+template void adam_update<double>(Host, const AdamStep&, double*, const double*, double*, double*, int64_t,
+                                  double*);
 
 }  // namespace pixgrad::kernels::cpu

@@ -13,19 +13,16 @@
 
 #include <cstdint>
 
+#include <pixgrad/kernels/device_tags.h>
+#include <pixgrad/kernels/optimizer_steps.h>
+
 namespace pixgrad::kernels::cpu {
 
-enum class EpsilonPlacement { PyTorch, Chainer };
-
-struct AdamStep {
-  double lr, beta1, beta2, eps, weight_decay;
-  int64_t step;  // t, counted from 1
-  EpsilonPlacement placement;
-};
-
-// Returns false if a gradient element was NaN or infinite (the update is made
-// all the same; the caller decides what a diverged step means).
+// nonfinite (may be null) is set to 1 if a gradient element is NaN or
+// infinite and left alone otherwise, as on the GPU (kernels/cuda/optim.h);
+// the update is made all the same: the caller decides what a diverged step means.
 template <typename T>
-bool adam_update(const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n);
+void adam_update(Host, const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
+                 T* nonfinite);
 
 }  // namespace pixgrad::kernels::cpu

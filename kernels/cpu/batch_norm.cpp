@@ -20,7 +20,7 @@ void for_each_plane(const BatchNormShape& s, T* base, int64_t c, Body body) {
 }  // namespace
 
 template <typename T>
-void batch_norm_forward_training(const BatchNormShape& s, const T* x, const T* weight, const T* bias, double eps,
+void batch_norm_forward_training(Host, const BatchNormShape& s, const T* x, const T* weight, const T* bias, double eps,
                                  T* y, T* mean, T* invstd, T* unbiased_var) {
   const double count = static_cast<double>(s.batch * s.spatial);
 #pragma omp parallel for schedule(static)
@@ -50,7 +50,7 @@ void batch_norm_forward_training(const BatchNormShape& s, const T* x, const T* w
 }
 
 template <typename T>
-void batch_norm_forward_inference(const BatchNormShape& s, const T* x, const T* weight, const T* bias,
+void batch_norm_forward_inference(Host, const BatchNormShape& s, const T* x, const T* weight, const T* bias,
                                   const T* mean, const T* invstd, T* y) {
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < s.batch; ++n) {
@@ -65,7 +65,7 @@ void batch_norm_forward_inference(const BatchNormShape& s, const T* x, const T* 
 }
 
 template <typename T>
-void batch_norm_backward(const BatchNormShape& s, const T* x, const T* grad_y, const T* weight, const T* mean,
+void batch_norm_backward(Host, const BatchNormShape& s, const T* x, const T* grad_y, const T* weight, const T* mean,
                          const T* invstd, bool batch_statistics, T* grad_x, T* grad_weight, T* grad_bias) {
   const double count = static_cast<double>(s.batch * s.spatial);
 #pragma omp parallel for schedule(static)
@@ -100,13 +100,34 @@ void batch_norm_backward(const BatchNormShape& s, const T* x, const T* grad_y, c
   }
 }
 
+template <typename T>
+void batch_norm_update_running(Host, int64_t channels, const T* mean, const T* unbiased_var, double momentum,
+                               T* running_mean, T* running_var) {
+  const T m = static_cast<T>(momentum);
+  for (int64_t c = 0; c < channels; ++c) {
+    running_mean[c] = (T(1) - m) * running_mean[c] + m * mean[c];
+    running_var[c] = (T(1) - m) * running_var[c] + m * unbiased_var[c];
+  }
+}
+
+template <typename T>
+void batch_norm_statistics_from_running(Host, int64_t channels, const T* running_mean, const T* running_var,
+                                        double eps, T* mean, T* invstd) {
+  for (int64_t c = 0; c < channels; ++c) {
+    mean[c] = running_mean[c];
+    invstd[c] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
+  }
+}
+
 #define PIXGRAD_INSTANTIATE(T)                                                                                  \
-  template void batch_norm_forward_training<T>(const BatchNormShape&, const T*, const T*, const T*, double, T*, \
-                                               T*, T*, T*);                                                     \
-  template void batch_norm_forward_inference<T>(const BatchNormShape&, const T*, const T*, const T*, const T*,  \
-                                                const T*, T*);                                                  \
-  template void batch_norm_backward<T>(const BatchNormShape&, const T*, const T*, const T*, const T*, const T*, \
-                                       bool, T*, T*, T*);
+  template void batch_norm_forward_training<T>(Host, const BatchNormShape&, const T*, const T*, const T*,       \
+                                               double, T*, T*, T*, T*);                                         \
+  template void batch_norm_forward_inference<T>(Host, const BatchNormShape&, const T*, const T*, const T*,      \
+                                                const T*, const T*, T*);                                        \
+  template void batch_norm_backward<T>(Host, const BatchNormShape&, const T*, const T*, const T*, const T*,     \
+                                       const T*, bool, T*, T*, T*);                                             \
+  template void batch_norm_update_running<T>(Host, int64_t, const T*, const T*, double, T*, T*);               \
+  template void batch_norm_statistics_from_running<T>(Host, int64_t, const T*, const T*, double, T*, T*);
 PIXGRAD_INSTANTIATE(float)
 PIXGRAD_INSTANTIATE(double)
 #undef PIXGRAD_INSTANTIATE

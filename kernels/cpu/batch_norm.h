@@ -3,29 +3,37 @@
 
 #include <cstdint>
 
-namespace pixgrad::kernels::cpu {
+#include <pixgrad/kernels/device_tags.h>
+#include <pixgrad/kernels/shapes.h>
 
-struct BatchNormShape {
-  int64_t batch, channels, spatial;
-};
+namespace pixgrad::kernels::cpu {
 
 // Training: normalises with the batch's mean and biased variance; writes them
 // as mean[c] and invstd[c] = 1/sqrt(var + eps) for the backward pass, and
 // unbiased_var[c] for the running-statistics update. weight/bias may be null.
 template <typename T>
-void batch_norm_forward_training(const BatchNormShape& s, const T* x, const T* weight, const T* bias, double eps,
+void batch_norm_forward_training(Host, const BatchNormShape& s, const T* x, const T* weight, const T* bias, double eps,
                                  T* y, T* mean, T* invstd, T* unbiased_var);
 
 // Eval: normalises with given per-channel mean and invstd.
 template <typename T>
-void batch_norm_forward_inference(const BatchNormShape& s, const T* x, const T* weight, const T* bias,
+void batch_norm_forward_inference(Host, const BatchNormShape& s, const T* x, const T* weight, const T* bias,
                                   const T* mean, const T* invstd, T* y);
 
 // Gradients. With batch statistics (training) the mean and variance depend on
 // x, which adds the two reduction terms; with fixed statistics they do not.
 // grad_weight / grad_bias may be null when not needed.
 template <typename T>
-void batch_norm_backward(const BatchNormShape& s, const T* x, const T* grad_y, const T* weight, const T* mean,
+void batch_norm_backward(Host, const BatchNormShape& s, const T* x, const T* grad_y, const T* weight, const T* mean,
                          const T* invstd, bool batch_statistics, T* grad_x, T* grad_weight, T* grad_bias);
+
+// running = (1 - momentum) * running + momentum * statistic, in T.
+template <typename T>
+void batch_norm_update_running(Host, int64_t channels, const T* mean, const T* unbiased_var, double momentum,
+                               T* running_mean, T* running_var);
+// mean = running_mean, invstd = T(1 / sqrt(double(running_var) + eps)).
+template <typename T>
+void batch_norm_statistics_from_running(Host, int64_t channels, const T* running_mean, const T* running_var,
+                                        double eps, T* mean, T* invstd);
 
 }  // namespace pixgrad::kernels::cpu

@@ -15,10 +15,6 @@
 // keeps both cores busy; images run one after another, which also lets
 // backward-weight accumulate the batch sum in place with beta = 1.
 //
-// A transposed convolution is the adjoint of the "mirror" convolution that
-// maps its output shape back to its input shape with the same weight tensor
-// ([Cin_t, Cout_t, kh, kw] is the mirror's [out, in, kh, kw]), so its three
-// passes are the mirror's backward-data, forward and backward-weight.
 
 #include <pixgrad/kernels/cpu/conv2d.h>
 
@@ -27,8 +23,10 @@
 #include <string>
 #include <vector>
 
+#include <pixgrad/kernels/cpu/conv2d_reference.h>
 #include <pixgrad/kernels/cpu/gemm.h>
 #include <pixgrad/kernels/cpu/im2col.h>
+#include <pixgrad/kernels/cpu/reduce.h>
 
 namespace pixgrad::kernels::cpu {
 namespace {
@@ -93,51 +91,9 @@ void add_bias(const float* bias, int64_t batch, int64_t channels, int64_t plane,
   }
 }
 
-// grad_bias[c] = sum over batch and pixels of grad[b][c][:], accumulated in
-// double (a plane holds up to 128*128 terms per image) over 8 interleaved
-// partial sums: one running sum would serialise on the add latency.
-void sum_bias(const float* grad, int64_t batch, int64_t channels, int64_t plane,
-              float* grad_bias) {
-  constexpr int kLanes = 8;
-#pragma omp parallel for schedule(static) if (batch * channels * plane >= kParallelElements)
-  for (int64_t c = 0; c < channels; ++c) {
-    double lanes[kLanes] = {};
-    for (int64_t b = 0; b < batch; ++b) {
-      const float* row = grad + (b * channels + c) * plane;
-      int64_t i = 0;
-      for (; i + kLanes <= plane; i += kLanes)
-        for (int l = 0; l < kLanes; ++l) lanes[l] += row[i + l];
-      for (; i < plane; ++i) lanes[0] += row[i];
-    }
-    double total = 0.0;
-    for (double lane : lanes) total += lane;
-    grad_bias[c] = static_cast<float>(total);
-  }
-}
-
-Conv2dGeometry mirror_of(const ConvTranspose2dGeometry& t) {
-  return {t.batch, t.out_channels, t.out_height(), t.out_width(), t.in_channels,
-          t.kernel_h, t.kernel_w, t.stride, t.padding};
-}
-
-Conv2dGeometry checked_mirror(const char* op, const ConvTranspose2dGeometry& t) {
-  const bool ok = t.batch >= 0 && t.in_channels > 0 && t.in_height > 0 && t.in_width > 0 &&
-                  t.out_channels > 0 && t.kernel_h > 0 && t.kernel_w > 0 && t.stride > 0 &&
-                  t.padding >= 0 && t.out_height() > 0 && t.out_width() > 0;
-  if (!ok) {
-    throw std::invalid_argument(
-        std::string(op) + ": invalid geometry (batch=" + std::to_string(t.batch) + " in=[" +
-        std::to_string(t.in_channels) + ", " + std::to_string(t.in_height) + ", " +
-        std::to_string(t.in_width) + "] out_channels=" + std::to_string(t.out_channels) +
-        " kernel=" + std::to_string(t.kernel_h) + "x" + std::to_string(t.kernel_w) +
-        " stride=" + std::to_string(t.stride) + " padding=" + std::to_string(t.padding) + ")");
-  }
-  return mirror_of(t);
-}
-
 }  // namespace
 
-void conv2d_forward(const Conv2dGeometry& g, const float* input, const float* weight,
+void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const float* weight,
                     const float* bias, float* output) {
   check_geometry("conv2d_forward", g);
   const Im2colGeometry u = unfold_geometry(g);
@@ -161,7 +117,7 @@ void conv2d_forward(const Conv2dGeometry& g, const float* input, const float* we
   if (bias) add_bias(bias, g.batch, g.out_channels, plane, output);
 }
 
-void conv2d_backward_data(const Conv2dGeometry& g, const float* grad_output, const float* weight,
+void conv2d_backward_data(Host, const Conv2dGeometry& g, const float* grad_output, const float* weight,
                           float* grad_input) {
   check_geometry("conv2d_backward_data", g);
   const Im2colGeometry u = unfold_geometry(g);
@@ -188,7 +144,7 @@ void conv2d_backward_data(const Conv2dGeometry& g, const float* grad_output, con
   }
 }
 
-void conv2d_backward_weight(const Conv2dGeometry& g, const float* input,
+void conv2d_backward_weight(Host host, const Conv2dGeometry& g, const float* input,
                             const float* grad_output, float* grad_weight, float* grad_bias) {
   check_geometry("conv2d_backward_weight", g);
   const Im2colGeometry u = unfold_geometry(g);
@@ -211,29 +167,26 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const float* input,
             first ? 0.0f : 1.0f, grad_weight, depth);
     }
   }
-  if (grad_bias) sum_bias(grad_output, g.batch, g.out_channels, plane, grad_bias);
+  if (grad_bias) sum_per_channel(host, grad_output, g.batch, g.out_channels, plane, grad_bias);
 }
 
-void conv_transpose2d_forward(const ConvTranspose2dGeometry& g, const float* input,
-                              const float* weight, const float* bias, float* output) {
-  const Conv2dGeometry mirror = checked_mirror("conv_transpose2d_forward", g);
-  conv2d_backward_data(mirror, input, weight, output);
-  if (bias) add_bias(bias, g.batch, g.out_channels, g.out_height() * g.out_width(), output);
+// float64 (gradient checks) runs the direct-loop definition.
+void conv2d_forward(Host, const Conv2dGeometry& g, const double* input, const double* weight, const double* bias,
+                    double* output) {
+  check_geometry("conv2d_forward", g);
+  conv2d_forward_reference(g, input, weight, bias, output);
 }
 
-void conv_transpose2d_backward_data(const ConvTranspose2dGeometry& g, const float* grad_output,
-                                    const float* weight, float* grad_input) {
-  const Conv2dGeometry mirror = checked_mirror("conv_transpose2d_backward_data", g);
-  conv2d_forward(mirror, grad_output, weight, nullptr, grad_input);
+void conv2d_backward_data(Host, const Conv2dGeometry& g, const double* grad_output, const double* weight,
+                          double* grad_input) {
+  check_geometry("conv2d_backward_data", g);
+  conv2d_backward_data_reference(g, grad_output, weight, grad_input);
 }
 
-void conv_transpose2d_backward_weight(const ConvTranspose2dGeometry& g, const float* input,
-                                      const float* grad_output, float* grad_weight,
-                                      float* grad_bias) {
-  const Conv2dGeometry mirror = checked_mirror("conv_transpose2d_backward_weight", g);
-  conv2d_backward_weight(mirror, grad_output, input, grad_weight, nullptr);
-  if (grad_bias)
-    sum_bias(grad_output, g.batch, g.out_channels, g.out_height() * g.out_width(), grad_bias);
+void conv2d_backward_weight(Host, const Conv2dGeometry& g, const double* input, const double* grad_output,
+                            double* grad_weight, double* grad_bias) {
+  check_geometry("conv2d_backward_weight", g);
+  conv2d_backward_weight_reference(g, input, grad_output, grad_weight, grad_bias);
 }
 
 }  // namespace pixgrad::kernels::cpu

@@ -1,55 +1,38 @@
+// CPU convolution kernels on raw pointers: contiguous NCHW tensors, PyTorch
+// weight layouts, the same signatures as the CUDA kernels
+// (kernels/cuda/conv2d.h) after the device tag. float runs im2col + our
+// SGEMM, multithreaded with OpenMP (call from one thread at a time per
+// process: they share a per-thread scratch buffer); double runs the
+// direct-loop definition (kernels/cpu/conv2d_reference.h), for gradient
+// checks. Invalid geometry throws std::invalid_argument naming the op and the
+// shapes.
+//
+// A transposed convolution needs no kernels of its own: it is the
+// backward-data pass of its mirror convolution (core/ops/conv.cpp).
 #pragma once
 
-#include <cstdint>
+#include <pixgrad/kernels/device_tags.h>
+#include <pixgrad/kernels/shapes.h>
 
-// CPU convolution kernels on raw pointers: contiguous NCHW float32 tensors,
-// PyTorch weight layouts. Multithreaded with OpenMP; call from one thread at
-// a time per process (they share a per-thread scratch buffer). Invalid
-// geometry throws std::invalid_argument naming the op and the shapes.
 namespace pixgrad::kernels::cpu {
-
-struct Conv2dGeometry {
-  int64_t batch, in_channels, in_height, in_width;
-  int64_t out_channels, kernel_h, kernel_w;
-  int64_t stride, padding;
-  int64_t out_height() const { return (in_height + 2 * padding - kernel_h) / stride + 1; }
-  int64_t out_width() const { return (in_width + 2 * padding - kernel_w) / stride + 1; }
-};
 
 // input [batch, in_channels, in_height, in_width]
 // weight [out_channels, in_channels, kernel_h, kernel_w]; bias [out_channels] or nullptr
 // output [batch, out_channels, out_height, out_width]
-void conv2d_forward(const Conv2dGeometry& g, const float* input, const float* weight,
-                    const float* bias, float* output);  // overwrites output
-void conv2d_backward_data(const Conv2dGeometry& g, const float* grad_output, const float* weight,
-                          float* grad_input);  // overwrites grad_input
-// Overwrites grad_weight (and grad_bias if non-null), summing over the batch.
-void conv2d_backward_weight(const Conv2dGeometry& g, const float* input,
-                            const float* grad_output, float* grad_weight, float* grad_bias);
+// Outputs are overwritten; backward_weight sums over the batch, and writes
+// grad_bias too when it is not null.
+void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+                    float* output);
+void conv2d_backward_data(Host, const Conv2dGeometry& g, const float* grad_output, const float* weight,
+                          float* grad_input);
+void conv2d_backward_weight(Host, const Conv2dGeometry& g, const float* input, const float* grad_output,
+                            float* grad_weight, float* grad_bias);
 
-// Transposed convolution (PyTorch ConvTranspose2d without output_padding or
-// dilation): the adjoint of the conv2d that maps [out_channels, out_height,
-// out_width] back to [in_channels, in_height, in_width] with the same weight.
-struct ConvTranspose2dGeometry {
-  int64_t batch, in_channels, in_height, in_width;
-  int64_t out_channels, kernel_h, kernel_w;
-  int64_t stride, padding;
-  int64_t out_height() const { return (in_height - 1) * stride - 2 * padding + kernel_h; }
-  int64_t out_width() const { return (in_width - 1) * stride - 2 * padding + kernel_w; }
-};
-
-// input [batch, in_channels, in_height, in_width]
-// weight [in_channels, out_channels, kernel_h, kernel_w]; bias [out_channels] or nullptr
-// output [batch, out_channels, out_height, out_width]
-void conv_transpose2d_forward(const ConvTranspose2dGeometry& g, const float* input,
-                              const float* weight, const float* bias,
-                              float* output);  // overwrites output
-void conv_transpose2d_backward_data(const ConvTranspose2dGeometry& g, const float* grad_output,
-                                    const float* weight,
-                                    float* grad_input);  // overwrites grad_input
-// Overwrites grad_weight (and grad_bias if non-null), summing over the batch.
-void conv_transpose2d_backward_weight(const ConvTranspose2dGeometry& g, const float* input,
-                                      const float* grad_output, float* grad_weight,
-                                      float* grad_bias);
+void conv2d_forward(Host, const Conv2dGeometry& g, const double* input, const double* weight, const double* bias,
+                    double* output);
+void conv2d_backward_data(Host, const Conv2dGeometry& g, const double* grad_output, const double* weight,
+                          double* grad_input);
+void conv2d_backward_weight(Host, const Conv2dGeometry& g, const double* input, const double* grad_output,
+                            double* grad_weight, double* grad_bias);
 
 }  // namespace pixgrad::kernels::cpu

@@ -3,7 +3,7 @@
 // yardstick the fast float kernels in conv2d.h are tested against.
 #pragma once
 
-#include <pixgrad/kernels/cpu/conv2d.h>
+#include <pixgrad/kernels/shapes.h>
 
 namespace pixgrad::kernels::cpu {
 

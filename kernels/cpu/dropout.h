@@ -5,10 +5,12 @@
 
 #include <cstdint>
 
+#include <pixgrad/kernels/device_tags.h>
+
 namespace pixgrad::kernels::cpu {
 
 // mask[i] = kept ? 1 / (1 - p) : 0
 template <typename T>
-void dropout_mask(T* mask, int64_t n, double p, uint64_t seed, uint64_t offset);
+void dropout_mask(Host, T* mask, int64_t n, double p, uint64_t seed, uint64_t offset);
 
 }  // namespace pixgrad::kernels::cpu

@@ -33,69 +33,38 @@ void map_pairs(int64_t n, const T* __restrict a, const T* __restrict b, T* __res
   for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
 }
 
-// log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, no
-// loss of the tiny result for very negative x.
-template <typename T>
-T stable_softplus(T x) {
-  return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x)));
-}
-
-template <typename T>
-T stable_sigmoid(T x) {
-  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
-  const T e = std::exp(x);
-  return e / (T(1) + e);
-}
-
 }  // namespace
 
 template <typename T>
-void unary_forward(UnaryOp op, const T* x, T* y, int64_t n, double parameter) {
-  const T slope = static_cast<T>(parameter);
-  switch (op) {
-    // Selects of existing values and unconditional arithmetic: GCC (with its
-    // default -ftrapping-math) will not if-convert a select that guards a
-    // multiply, and the branch it leaves mispredicts on random signs. Both
-    // forms are exact (one of the two terms is zero) and keep a NaN a NaN, as
-    // PyTorch does: a diverged value must not turn into a plausible zero.
-    case UnaryOp::Relu: map_values(n, x, y, [](T v) { return v > 0 || v != v ? v : T(0); }); break;
-    case UnaryOp::LeakyRelu:
-      map_values(n, x, y, [=](T v) { return (v < 0 ? T(0) : v) + slope * (v < 0 ? v : T(0)); });
-      break;
-    case UnaryOp::Tanh: for_each_index(n, [=](int64_t i) { y[i] = std::tanh(x[i]); }); break;
-    case UnaryOp::Sigmoid: for_each_index(n, [=](int64_t i) { y[i] = stable_sigmoid(x[i]); }); break;
-    case UnaryOp::Softplus: for_each_index(n, [=](int64_t i) { y[i] = stable_softplus(x[i]); }); break;
-    case UnaryOp::Abs: for_each_index(n, [=](int64_t i) { y[i] = std::abs(x[i]); }); break;
-    case UnaryOp::Neg: for_each_index(n, [=](int64_t i) { y[i] = -x[i]; }); break;
-  }
+void unary_forward(Host, UnaryOp op, const T* x, T* y, int64_t n, double parameter) {
+  const T p = static_cast<T>(parameter);
+  visit_unary(op, [&](auto unary) {
+    using Op = decltype(unary);
+    map_values(n, x, y, [=](T v) { return Op::forward(v, p); });
+  });
 }
 
 template <typename T>
-void unary_backward(UnaryOp op, const T* x, const T* y, const T* grad_y, T* grad_x, int64_t n, double parameter) {
-  const T slope = static_cast<T>(parameter);
-  switch (op) {
-    case UnaryOp::Relu: map_pairs(n, x, grad_y, grad_x, [](T v, T g) { return v > 0 ? g : T(0); }); break;
-    case UnaryOp::LeakyRelu:
-      map_pairs(n, x, grad_y, grad_x, [=](T v, T g) { return g * (v > 0 ? T(1) : slope); });
-      break;
-    case UnaryOp::Tanh:
-      for_each_index(n, [=](int64_t i) { grad_x[i] = grad_y[i] * (T(1) - y[i] * y[i]); });
-      break;
-    case UnaryOp::Sigmoid:
-      for_each_index(n, [=](int64_t i) { grad_x[i] = grad_y[i] * y[i] * (T(1) - y[i]); });
-      break;
-    case UnaryOp::Softplus:  // d/dx softplus(x) = sigmoid(x)
-      for_each_index(n, [=](int64_t i) { grad_x[i] = grad_y[i] * stable_sigmoid(x[i]); });
-      break;
-    case UnaryOp::Abs:  // subgradient 0 at 0, as in PyTorch
-      for_each_index(n, [=](int64_t i) { grad_x[i] = x[i] > 0 ? grad_y[i] : (x[i] < 0 ? -grad_y[i] : T(0)); });
-      break;
-    case UnaryOp::Neg: for_each_index(n, [=](int64_t i) { grad_x[i] = -grad_y[i]; }); break;
-  }
+void unary_backward(Host, UnaryOp op, const T* operand, const T* grad_y, T* grad_x, int64_t n, double parameter) {
+  const T p = static_cast<T>(parameter);
+  visit_unary(op, [&](auto unary) {
+    using Op = decltype(unary);
+    map_pairs(n, operand, grad_y, grad_x, [=](T v, T g) { return Op::backward(v, g, p); });
+  });
 }
 
 template <typename T>
-void binary_forward(BinaryOp op, const T* a, const T* b, T* out, int64_t n) {
+void unary_double_backward(Host, UnaryOp op, const T* operand, const T* grad_y, const T* grad_grad_x, T* out,
+                           int64_t n, double parameter) {
+  const T p = static_cast<T>(parameter);
+  visit_unary(op, [&](auto unary) {
+    using Op = decltype(unary);
+    for_each_index(n, [=](int64_t i) { out[i] = Op::double_backward(operand[i], grad_y[i], grad_grad_x[i], p); });
+  });
+}
+
+template <typename T>
+void binary_forward(Host, BinaryOp op, const T* a, const T* b, T* out, int64_t n) {
   switch (op) {
     case BinaryOp::Add: for_each_index(n, [=](int64_t i) { out[i] = a[i] + b[i]; }); break;
     case BinaryOp::Sub: for_each_index(n, [=](int64_t i) { out[i] = a[i] - b[i]; }); break;
@@ -105,7 +74,7 @@ void binary_forward(BinaryOp op, const T* a, const T* b, T* out, int64_t n) {
 }
 
 template <typename T>
-void scalar_forward(BinaryOp op, const T* a, double scalar, T* out, int64_t n) {
+void scalar_forward(Host, BinaryOp op, const T* a, double scalar, T* out, int64_t n) {
   const T s = static_cast<T>(scalar);
   switch (op) {
     case BinaryOp::Add: for_each_index(n, [=](int64_t i) { out[i] = a[i] + s; }); break;
@@ -116,34 +85,24 @@ void scalar_forward(BinaryOp op, const T* a, double scalar, T* out, int64_t n) {
 }
 
 template <typename T>
-void fill(T* out, int64_t n, double value) {
+void fill(Host, T* out, int64_t n, double value) {
   const T v = static_cast<T>(value);
   for_each_index(n, [=](int64_t i) { out[i] = v; });
 }
 
 template <typename T>
-void accumulate(T* destination, const T* source, int64_t n) {
+void fill_from_scalar(Host host, T* out, int64_t n, const T* scalar, double scale) {
+  fill(host, out, n, scale * static_cast<double>(scalar[0]));
+}
+
+template <typename T>
+void accumulate(Host, T* destination, const T* source, int64_t n) {
   for_each_index(n, [=](int64_t i) { destination[i] += source[i]; });
 }
 
-#define PIXGRAD_INSTANTIATE(T)                                                              \
-  template void unary_forward<T>(UnaryOp, const T*, T*, int64_t, double);                   \
-  template void unary_backward<T>(UnaryOp, const T*, const T*, const T*, T*, int64_t, double); \
-  template void binary_forward<T>(BinaryOp, const T*, const T*, T*, int64_t);               \
-  template void scalar_forward<T>(BinaryOp, const T*, double, T*, int64_t);                 \
-  template void fill<T>(T*, int64_t, double);                                               \
-  template void accumulate<T>(T*, const T*, int64_t);
-PIXGRAD_INSTANTIATE(float)
-PIXGRAD_INSTANTIATE(double)
-#undef PIXGRAD_INSTANTIATE
-
-}  // namespace pixgrad::kernels::cpu
-
-namespace pixgrad::kernels::cpu {
-
 template <typename T>
-void add_per_channel(T* x, const T* bias, int64_t batch, int64_t channels, int64_t spatial) {
-#pragma omp parallel for collapse(2) if (batch * channels * spatial > (1 << 15))
+void add_per_channel(Host, T* x, const T* bias, int64_t batch, int64_t channels, int64_t spatial) {
+#pragma omp parallel for collapse(2) if (batch * channels * spatial > kParallelThreshold)
   for (int64_t n = 0; n < batch; ++n)
     for (int64_t c = 0; c < channels; ++c) {
       T* plane = x + (n * channels + c) * spatial;
@@ -151,7 +110,18 @@ void add_per_channel(T* x, const T* bias, int64_t batch, int64_t channels, int64
     }
 }
 
-template void add_per_channel<float>(float*, const float*, int64_t, int64_t, int64_t);
-template void add_per_channel<double>(double*, const double*, int64_t, int64_t, int64_t);
+#define PIXGRAD_INSTANTIATE(T)                                                                      \
+  template void unary_forward<T>(Host, UnaryOp, const T*, T*, int64_t, double);                    \
+  template void unary_backward<T>(Host, UnaryOp, const T*, const T*, T*, int64_t, double);         \
+  template void unary_double_backward<T>(Host, UnaryOp, const T*, const T*, const T*, T*, int64_t, double); \
+  template void binary_forward<T>(Host, BinaryOp, const T*, const T*, T*, int64_t);                \
+  template void scalar_forward<T>(Host, BinaryOp, const T*, double, T*, int64_t);                  \
+  template void fill<T>(Host, T*, int64_t, double);                                                \
+  template void fill_from_scalar<T>(Host, T*, int64_t, const T*, double);                          \
+  template void accumulate<T>(Host, T*, const T*, int64_t);                                        \
+  template void add_per_channel<T>(Host, T*, const T*, int64_t, int64_t, int64_t);
+PIXGRAD_INSTANTIATE(float)
+PIXGRAD_INSTANTIATE(double)
+#undef PIXGRAD_INSTANTIATE
 
 }  // namespace pixgrad::kernels::cpu

@@ -1,41 +1,45 @@
-// Elementwise CPU kernels over contiguous arrays, for float and double.
-// These are the reference for the CUDA kernels and the no-GPU fallback.
+// Elementwise CPU kernels over contiguous arrays, for float and double: the
+// reference for the CUDA kernels (kernels/cuda/elementwise.h, the same
+// signatures after the device tag) and the no-GPU fallback. The unary
+// formulas are in kernels/elementwise_ops.h, shared with the GPU.
 #pragma once
 
 #include <cstdint>
 
+#include <pixgrad/kernels/device_tags.h>
+#include <pixgrad/kernels/elementwise_ops.h>
+
 namespace pixgrad::kernels::cpu {
 
-enum class UnaryOp { Relu, LeakyRelu, Tanh, Sigmoid, Softplus, Abs, Neg };
-enum class BinaryOp { Add, Sub, Mul, Div };
-
-// y = f(x); `parameter` is the negative slope of LeakyRelu.
+// y = f(x); `parameter` is the op's parameter (LeakyRelu's negative slope).
 template <typename T>
-void unary_forward(UnaryOp op, const T* x, T* y, int64_t n, double parameter = 0);
-// grad_x = grad_y * f'(x). Tanh and Sigmoid read the forward output y; the others read x.
+void unary_forward(Host, UnaryOp op, const T* x, T* y, int64_t n, double parameter);
+// grad_x = grad_y * f'(x). `operand` is y when unary_reads_output(op), else x.
 template <typename T>
-void unary_backward(UnaryOp op, const T* x, const T* y, const T* grad_y, T* grad_x, int64_t n,
-                    double parameter = 0);
+void unary_backward(Host, UnaryOp op, const T* operand, const T* grad_y, T* grad_x, int64_t n, double parameter);
+// out = grad_grad_x * grad_y * f''(x): the gradient with respect to x of
+// unary_backward's output, when grad_grad_x flows into it.
+template <typename T>
+void unary_double_backward(Host, UnaryOp op, const T* operand, const T* grad_y, const T* grad_grad_x, T* out,
+                           int64_t n, double parameter);
 
 // out = a (op) b, elementwise.
 template <typename T>
-void binary_forward(BinaryOp op, const T* a, const T* b, T* out, int64_t n);
+void binary_forward(Host, BinaryOp op, const T* a, const T* b, T* out, int64_t n);
 // out = a (op) scalar.
 template <typename T>
-void scalar_forward(BinaryOp op, const T* a, double scalar, T* out, int64_t n);
+void scalar_forward(Host, BinaryOp op, const T* a, double scalar, T* out, int64_t n);
 
 template <typename T>
-void fill(T* out, int64_t n, double value);
+void fill(Host, T* out, int64_t n, double value);
+// out[i] = T(scale * double(*scalar)); `scalar` is one element in the same memory as out.
+template <typename T>
+void fill_from_scalar(Host, T* out, int64_t n, const T* scalar, double scale);
 // destination += source
 template <typename T>
-void accumulate(T* destination, const T* source, int64_t n);
-
-}  // namespace pixgrad::kernels::cpu
-
-namespace pixgrad::kernels::cpu {
-
+void accumulate(Host, T* destination, const T* source, int64_t n);
 // x[n, c, s] += bias[c]   (x is [N, C, S])
 template <typename T>
-void add_per_channel(T* x, const T* bias, int64_t batch, int64_t channels, int64_t spatial);
+void add_per_channel(Host, T* x, const T* bias, int64_t batch, int64_t channels, int64_t spatial);
 
 }  // namespace pixgrad::kernels::cpu

@@ -3,11 +3,13 @@
 
 #include <cstdint>
 
+#include <pixgrad/kernels/device_tags.h>
+
 namespace pixgrad::kernels::cpu {
 
 template <typename T>
-void fill_uniform(T* out, int64_t n, uint64_t seed, uint64_t offset, double low, double high);
+void fill_uniform(Host, T* out, int64_t n, uint64_t seed, uint64_t offset, double low, double high);
 template <typename T>
-void fill_normal(T* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev);
+void fill_normal(Host, T* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev);
 
 }  // namespace pixgrad::kernels::cpu

@@ -31,47 +31,52 @@ double deterministic_sum(int64_t n, Term term) {
 }
 
 template <typename T>
-double sum(const T* x, int64_t n) {
-  return deterministic_sum(n, [=](int64_t i) { return static_cast<double>(x[i]); });
+void sum(Host, const T* x, int64_t n, T* out) {
+  out[0] = static_cast<T>(deterministic_sum(n, [=](int64_t i) { return static_cast<double>(x[i]); }));
 }
 
 template <typename T>
-double sum_abs_difference(const T* a, const T* b, int64_t n) {
-  return deterministic_sum(n, [=](int64_t i) { return std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])); });
+void sum_abs_difference(Host, const T* a, const T* b, int64_t n, double scale, T* out) {
+  const double total =
+      deterministic_sum(n, [=](int64_t i) { return std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])); });
+  out[0] = static_cast<T>(total * scale);
 }
 
 template <typename T>
-void sign_of_difference(const T* a, const T* b, double scale, T* grad_a, int64_t n) {
-  const T s = static_cast<T>(scale);
+void sign_of_difference(Host, const T* a, const T* b, const T* grad_scalar, double scale, T* grad_a, int64_t n) {
+  const T s = static_cast<T>(static_cast<double>(grad_scalar[0]) * scale);
 #pragma omp parallel for simd if (n > kParallelThreshold)
   for (int64_t i = 0; i < n; ++i) grad_a[i] = a[i] > b[i] ? s : (a[i] < b[i] ? -s : T(0));
 }
 
-template double sum<float>(const float*, int64_t);
-template double sum<double>(const double*, int64_t);
-template double sum_abs_difference<float>(const float*, const float*, int64_t);
-template double sum_abs_difference<double>(const double*, const double*, int64_t);
-template void sign_of_difference<float>(const float*, const float*, double, float*, int64_t);
-template void sign_of_difference<double>(const double*, const double*, double, double*, int64_t);
-
-}  // namespace pixgrad::kernels::cpu
-
-namespace pixgrad::kernels::cpu {
-
+// Per channel in double (a plane holds up to 128*128 terms per image) over 8
+// interleaved partial sums: one running sum would serialise on the add latency.
 template <typename T>
-void sum_per_channel(const T* x, int64_t batch, int64_t channels, int64_t spatial, T* out) {
-#pragma omp parallel for if (batch * channels * spatial > (1 << 15))
+void sum_per_channel(Host, const T* x, int64_t batch, int64_t channels, int64_t spatial, T* out) {
+  constexpr int kLanes = 8;
+#pragma omp parallel for schedule(static) if (batch * channels * spatial > kParallelThreshold)
   for (int64_t c = 0; c < channels; ++c) {
-    double total = 0;
-    for (int64_t n = 0; n < batch; ++n) {
-      const T* plane = x + (n * channels + c) * spatial;
-      for (int64_t i = 0; i < spatial; ++i) total += plane[i];
+    double lanes[kLanes] = {};
+    for (int64_t b = 0; b < batch; ++b) {
+      const T* row = x + (b * channels + c) * spatial;
+      int64_t i = 0;
+      for (; i + kLanes <= spatial; i += kLanes)
+        for (int l = 0; l < kLanes; ++l) lanes[l] += row[i + l];
+      for (; i < spatial; ++i) lanes[0] += row[i];
     }
+    double total = 0.0;
+    for (double lane : lanes) total += lane;
     out[c] = static_cast<T>(total);
   }
 }
 
-template void sum_per_channel<float>(const float*, int64_t, int64_t, int64_t, float*);
-template void sum_per_channel<double>(const double*, int64_t, int64_t, int64_t, double*);
+#define PIXGRAD_INSTANTIATE(T)                                                                   \
+  template void sum<T>(Host, const T*, int64_t, T*);                                            \
+  template void sum_abs_difference<T>(Host, const T*, const T*, int64_t, double, T*);           \
+  template void sign_of_difference<T>(Host, const T*, const T*, const T*, double, T*, int64_t); \
+  template void sum_per_channel<T>(Host, const T*, int64_t, int64_t, int64_t, T*);
+PIXGRAD_INSTANTIATE(float)
+PIXGRAD_INSTANTIATE(double)
+#undef PIXGRAD_INSTANTIATE
 
 }  // namespace pixgrad::kernels::cpu

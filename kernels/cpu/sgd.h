@@ -7,15 +7,13 @@
 
 #include <cstdint>
 
+#include <pixgrad/kernels/device_tags.h>
+#include <pixgrad/kernels/optimizer_steps.h>
+
 namespace pixgrad::kernels::cpu {
 
-struct SgdStep {
-  double lr, momentum, weight_decay;
-};
-
-// momentum_buffer may be null when momentum is zero.
-// Returns false if a gradient element was NaN or infinite (see adam_update).
+// momentum_buffer may be null when momentum is zero; nonfinite as in adam_update.
 template <typename T>
-bool sgd_update(const SgdStep& s, T* param, const T* grad, T* momentum_buffer, int64_t n);
+void sgd_update(Host, const SgdStep& s, T* param, const T* grad, T* momentum_buffer, int64_t n, T* nonfinite);
 
 }  // namespace pixgrad::kernels::cpu

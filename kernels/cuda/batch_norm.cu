@@ -55,18 +55,15 @@
 #include <mutex>
 #include <type_traits>
 
-#include <pixgrad/core/device.h>
-#include <pixgrad/core/dtype.h>
-#include <pixgrad/core/tensor.h>
 #include <pixgrad/kernels/cuda/elementwise.h>
 #include <pixgrad/kernels/cuda/device_helpers.cuh>
 #include <pixgrad/kernels/cuda/runtime.cuh>
+#include <pixgrad/kernels/cuda/workspace.h>
 
 namespace pixgrad::kernels::cuda {
 
 namespace {
 
-using cpu::BatchNormShape;
 
 constexpr int kThreads = 256;  // every kernel here runs blocks of exactly kThreads
 constexpr int kWarps = kThreads / 32;
@@ -324,10 +321,6 @@ dim3 channel_grid(const BatchNormShape& s, int64_t splits) {
   return dim3(static_cast<unsigned int>(s.channels), static_cast<unsigned int>(splits));
 }
 
-Tensor scratch(int64_t count, DType dtype) {
-  return Tensor::empty({count}, Device::cuda(::pixgrad::cuda::current_device()), dtype);
-}
-
 unsigned int vector_blocks(int64_t channels) { return ::pixgrad::cuda::blocks_for(channels, kThreads); }
 
 void forward_training_handwritten(const BatchNormShape& s, const float* x, const float* weight, const float* bias,
@@ -335,8 +328,8 @@ void forward_training_handwritten(const BatchNormShape& s, const float* x, const
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
   const int64_t splits = splits_for(s);
   const dim3 grid = channel_grid(s, splits);
-  const Tensor partials = scratch(2 * s.channels * splits, DType::Float64);
-  double* partial_sums = partials.data<double>();
+  const Workspace partials = Workspace::of<double>(2 * s.channels * splits);
+  double* partial_sums = partials.as<double>();
   double* partial_squares = partial_sums + s.channels * splits;
   const double count = static_cast<double>(s.batch * s.spatial);
   with_pack_width(packs_of_four(s, {x, y}), [&](auto width) {
@@ -371,12 +364,12 @@ void backward_handwritten(const BatchNormShape& s, const float* x, const float* 
   const int64_t splits = splits_for(s);
   // Without batch statistics and parameter gradients, dx needs no sums (the CPU's are multiplied by 0).
   const bool need_sums = batch_statistics || grad_weight || grad_bias;
-  Tensor partials;
+  Workspace partials;
   double* partial_dy = nullptr;
   double* partial_dy_xhat = nullptr;
   if (need_sums) {
-    partials = scratch(2 * s.channels * splits, DType::Float64);
-    partial_dy = partials.data<double>();
+    partials = Workspace::of<double>(2 * s.channels * splits);
+    partial_dy = partials.as<double>();
     partial_dy_xhat = partial_dy + s.channels * splits;
   }
   const double count = static_cast<double>(s.batch * s.spatial);
@@ -448,11 +441,11 @@ bool cudnn_chosen_for(const BatchNormShape& s) {
 
 // Per-channel float scratch [3][C]: block k at data + k * C.
 struct ChannelScratch {
-  Tensor tensor;
-  float* block(int64_t k, int64_t channels) const { return tensor.data<float>() + k * channels; }
+  Workspace memory;
+  float* block(int64_t k, int64_t channels) const { return memory.as<float>() + k * channels; }
 };
 
-ChannelScratch channel_scratch(int64_t channels) { return {scratch(3 * channels, DType::Float32)}; }
+ChannelScratch channel_scratch(int64_t channels) { return {Workspace::of<float>(3 * channels)}; }
 
 const float kOne = 1.0f, kZero = 0.0f;  // cuDNN's alpha / beta: y = 1 * result + 0 * y
 
@@ -464,7 +457,7 @@ void forward_training_cudnn(const BatchNormShape& s, const float* x, const float
   float* ones = vectors.block(0, C);
   float* zeros = vectors.block(1, C);
   float* running_mean = vectors.block(2, C);  // wanted only because cuDNN updates the running pair together
-  if (!weight) fill(ones, C, 1.0);
+  if (!weight) fill(gpu, ones, C, 1.0);
   const size_t bytes = static_cast<size_t>(C) * sizeof(float);
   if (!bias) PIXGRAD_CUDA_CHECK(cudaMemsetAsync(zeros, 0, bytes, stream));
   PIXGRAD_CUDA_CHECK(cudaMemsetAsync(running_mean, 0, bytes, stream));
@@ -485,7 +478,7 @@ void forward_inference_cudnn(const BatchNormShape& s, const float* x, const floa
   float* ones = vectors.block(0, C);
   float* zeros = vectors.block(1, C);
   float* variance = vectors.block(2, C);
-  if (!weight) fill(ones, C, 1.0);
+  if (!weight) fill(gpu, ones, C, 1.0);
   if (!bias) PIXGRAD_CUDA_CHECK(cudaMemsetAsync(zeros, 0, static_cast<size_t>(C) * sizeof(float), stream));
   variance_from_invstd_kernel<<<vector_blocks(C), kThreads, 0, stream>>>(C, invstd, kCudnnEpsilon, variance);
   PIXGRAD_CUDA_CHECK_LAUNCH();
@@ -502,7 +495,7 @@ void backward_cudnn(const BatchNormShape& s, const float* x, const float* grad_y
   const int64_t C = s.channels;
   const ChannelScratch vectors = channel_scratch(C);
   float* ones = vectors.block(0, C);
-  if (!weight) fill(ones, C, 1.0);
+  if (!weight) fill(gpu, ones, C, 1.0);
   const CudnnDescriptors d(s);
   check_cudnn(cudnnBatchNormalizationBackward(cudnn_handle(), CUDNN_BATCHNORM_SPATIAL, &kOne, &kZero, &kOne, &kZero,
                                               d.data.get(), x, d.data.get(), grad_y, d.data.get(), grad_x,
@@ -535,7 +528,7 @@ BatchNormImpl batch_norm_impl() {
 
 void set_batch_norm_impl(BatchNormImpl impl) { chosen_impl.store(static_cast<int>(impl), std::memory_order_relaxed); }
 
-void batch_norm_forward_training(const BatchNormShape& s, const float* x, const float* weight, const float* bias,
+void batch_norm_forward_training(Gpu, const BatchNormShape& s, const float* x, const float* weight, const float* bias,
                                  double eps, float* y, float* mean, float* invstd, float* unbiased_var) {
   if (s.channels <= 0) return;
   if (cudnn_chosen_for(s) && s.batch * s.spatial >= 2 && eps >= CUDNN_BN_MIN_EPSILON)
@@ -544,7 +537,7 @@ void batch_norm_forward_training(const BatchNormShape& s, const float* x, const 
     forward_training_handwritten(s, x, weight, bias, eps, y, mean, invstd, unbiased_var);
 }
 
-void batch_norm_forward_inference(const BatchNormShape& s, const float* x, const float* weight, const float* bias,
+void batch_norm_forward_inference(Gpu, const BatchNormShape& s, const float* x, const float* weight, const float* bias,
                                   const float* mean, const float* invstd, float* y) {
   if (s.channels <= 0 || s.batch * s.spatial <= 0) return;
   if (cudnn_chosen_for(s))
@@ -553,7 +546,7 @@ void batch_norm_forward_inference(const BatchNormShape& s, const float* x, const
     forward_inference_handwritten(s, x, weight, bias, mean, invstd, y);
 }
 
-void batch_norm_backward(const BatchNormShape& s, const float* x, const float* grad_y, const float* weight,
+void batch_norm_backward(Gpu, const BatchNormShape& s, const float* x, const float* grad_y, const float* weight,
                          const float* mean, const float* invstd, bool batch_statistics, float* grad_x,
                          float* grad_weight, float* grad_bias) {
   if (s.channels <= 0 || (!grad_x && !grad_weight && !grad_bias)) return;
@@ -563,7 +556,7 @@ void batch_norm_backward(const BatchNormShape& s, const float* x, const float* g
     backward_handwritten(s, x, grad_y, weight, mean, invstd, batch_statistics, grad_x, grad_weight, grad_bias);
 }
 
-void batch_norm_update_running(int64_t channels, const float* mean, const float* unbiased_var, double momentum,
+void batch_norm_update_running(Gpu, int64_t channels, const float* mean, const float* unbiased_var, double momentum,
                                float* running_mean, float* running_var) {
   if (channels <= 0) return;
   update_running_kernel<<<vector_blocks(channels), kThreads, 0, ::pixgrad::cuda::current_stream()>>>(
@@ -571,7 +564,7 @@ void batch_norm_update_running(int64_t channels, const float* mean, const float*
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 
-void batch_norm_statistics_from_running(int64_t channels, const float* running_mean, const float* running_var,
+void batch_norm_statistics_from_running(Gpu, int64_t channels, const float* running_mean, const float* running_var,
                                         double eps, float* mean, float* invstd) {
   if (channels <= 0) return;
   statistics_from_running_kernel<<<vector_blocks(channels), kThreads, 0, ::pixgrad::cuda::current_stream()>>>(

@@ -8,7 +8,8 @@
 
 #include <cstdint>
 
-#include <pixgrad/kernels/cpu/batch_norm.h>
+#include <pixgrad/kernels/device_tags.h>
+#include <pixgrad/kernels/shapes.h>
 
 namespace pixgrad::kernels::cuda {
 
@@ -18,20 +19,20 @@ void set_batch_norm_impl(BatchNormImpl impl);
 
 // weight/bias may be null (no affine). Writes y and, per channel, the batch
 // mean, invstd = 1/sqrt(biased var + eps) and the unbiased variance.
-void batch_norm_forward_training(const cpu::BatchNormShape& s, const float* x, const float* weight, const float* bias,
+void batch_norm_forward_training(Gpu, const BatchNormShape& s, const float* x, const float* weight, const float* bias,
                                  double eps, float* y, float* mean, float* invstd, float* unbiased_var);
-void batch_norm_forward_inference(const cpu::BatchNormShape& s, const float* x, const float* weight,
+void batch_norm_forward_inference(Gpu, const BatchNormShape& s, const float* x, const float* weight,
                                   const float* bias, const float* mean, const float* invstd, float* y);
 // Any of grad_x, grad_weight, grad_bias may be null.
-void batch_norm_backward(const cpu::BatchNormShape& s, const float* x, const float* grad_y, const float* weight,
+void batch_norm_backward(Gpu, const BatchNormShape& s, const float* x, const float* grad_y, const float* weight,
                          const float* mean, const float* invstd, bool batch_statistics, float* grad_x,
                          float* grad_weight, float* grad_bias);
 
 // running = (1 - momentum) * running + momentum * statistic, in float as on the CPU.
-void batch_norm_update_running(int64_t channels, const float* mean, const float* unbiased_var, double momentum,
+void batch_norm_update_running(Gpu, int64_t channels, const float* mean, const float* unbiased_var, double momentum,
                                float* running_mean, float* running_var);
 // mean = running_mean, invstd = float(1 / sqrt(double(running_var) + eps)).
-void batch_norm_statistics_from_running(int64_t channels, const float* running_mean, const float* running_var,
+void batch_norm_statistics_from_running(Gpu, int64_t channels, const float* running_mean, const float* running_var,
                                         double eps, float* mean, float* invstd);
 
 }  // namespace pixgrad::kernels::cuda

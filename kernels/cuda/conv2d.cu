@@ -44,7 +44,7 @@ ConvImpl impl_from_environment() {
   }
 }
 
-std::string describe(const cpu::Conv2dGeometry& g) {
+std::string describe(const Conv2dGeometry& g) {
   std::ostringstream out;
   out << "batch=" << g.batch << " in=[" << g.in_channels << ", " << g.in_height << ", " << g.in_width
       << "] out_channels=" << g.out_channels << " kernel=" << g.kernel_h << "x" << g.kernel_w
@@ -52,7 +52,7 @@ std::string describe(const cpu::Conv2dGeometry& g) {
   return out.str();
 }
 
-void check_geometry(const char* op, ConvImpl impl, const cpu::Conv2dGeometry& g) {
+void check_geometry(const char* op, ConvImpl impl, const Conv2dGeometry& g) {
   const bool ok = g.batch >= 0 && g.in_channels > 0 && g.in_height > 0 && g.in_width > 0 && g.out_channels > 0 &&
                   g.kernel_h > 0 && g.kernel_w > 0 && g.stride > 0 && g.padding >= 0 &&
                   g.in_height + 2 * g.padding >= g.kernel_h && g.in_width + 2 * g.padding >= g.kernel_w;
@@ -116,7 +116,7 @@ const char* to_string(ConvPass pass) {
   return "unknown";
 }
 
-ConvChoice conv_choice(ConvImpl impl, ConvPass pass, const cpu::Conv2dGeometry& g) {
+ConvChoice conv_choice(ConvImpl impl, ConvPass pass, const Conv2dGeometry& g) {
   switch (impl) {
     case ConvImpl::Handwritten: return {"implicit_gemm", "fp32"};
     case ConvImpl::Cublas: return {"im2col+sgemm", allow_tf32() ? "tf32" : "fp32"};
@@ -125,7 +125,7 @@ ConvChoice conv_choice(ConvImpl impl, ConvPass pass, const cpu::Conv2dGeometry& 
   return {};
 }
 
-void conv2d_forward(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* input, const float* weight,
+void conv2d_forward(Gpu, ConvImpl impl, const Conv2dGeometry& g, const float* input, const float* weight,
                     const float* bias, float* output) {
   constexpr const char* op = "conv2d_forward";
   check_geometry(op, impl, g);
@@ -141,7 +141,7 @@ void conv2d_forward(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* in
   fail(op, ": unknown implementation ", static_cast<int>(impl));
 }
 
-void conv2d_backward_data(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* grad_output,
+void conv2d_backward_data(Gpu, ConvImpl impl, const Conv2dGeometry& g, const float* grad_output,
                           const float* weight, float* grad_input) {
   constexpr const char* op = "conv2d_backward_data";
   check_geometry(op, impl, g);
@@ -157,7 +157,7 @@ void conv2d_backward_data(ConvImpl impl, const cpu::Conv2dGeometry& g, const flo
   fail(op, ": unknown implementation ", static_cast<int>(impl));
 }
 
-void conv2d_backward_weight(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* input,
+void conv2d_backward_weight(Gpu, ConvImpl impl, const Conv2dGeometry& g, const float* input,
                             const float* grad_output, float* grad_weight, float* grad_bias) {
   constexpr const char* op = "conv2d_backward_weight";
   check_geometry(op, impl, g);
@@ -183,19 +183,19 @@ void conv2d_backward_weight(ConvImpl impl, const cpu::Conv2dGeometry& g, const f
   fail(op, ": unknown implementation ", static_cast<int>(impl));
 }
 
-void conv2d_forward(const cpu::Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+void conv2d_forward(Gpu, const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
                     float* output) {
-  conv2d_forward(conv_impl(), g, input, weight, bias, output);
+  conv2d_forward(gpu, conv_impl(), g, input, weight, bias, output);
 }
 
-void conv2d_backward_data(const cpu::Conv2dGeometry& g, const float* grad_output, const float* weight,
+void conv2d_backward_data(Gpu, const Conv2dGeometry& g, const float* grad_output, const float* weight,
                           float* grad_input) {
-  conv2d_backward_data(conv_impl(), g, grad_output, weight, grad_input);
+  conv2d_backward_data(gpu, conv_impl(), g, grad_output, weight, grad_input);
 }
 
-void conv2d_backward_weight(const cpu::Conv2dGeometry& g, const float* input, const float* grad_output,
+void conv2d_backward_weight(Gpu, const Conv2dGeometry& g, const float* input, const float* grad_output,
                             float* grad_weight, float* grad_bias) {
-  conv2d_backward_weight(conv_impl(), g, input, grad_output, grad_weight, grad_bias);
+  conv2d_backward_weight(gpu, conv_impl(), g, input, grad_output, grad_weight, grad_bias);
 }
 
 }  // namespace pixgrad::kernels::cuda

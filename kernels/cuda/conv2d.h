@@ -20,7 +20,8 @@
 
 #include <string>
 
-#include <pixgrad/kernels/cpu/conv2d.h>
+#include <pixgrad/kernels/device_tags.h>
+#include <pixgrad/kernels/shapes.h>
 
 namespace pixgrad::kernels::cuda {
 
@@ -43,11 +44,11 @@ const char* to_string(ConvImpl impl);
 //   input [batch, in_channels, in_height, in_width]
 //   weight [out_channels, in_channels, kernel_h, kernel_w]; bias [out_channels]
 //   output [batch, out_channels, out_height, out_width]
-void conv2d_forward(const cpu::Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+void conv2d_forward(Gpu, const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
                     float* output);
-void conv2d_backward_data(const cpu::Conv2dGeometry& g, const float* grad_output, const float* weight,
+void conv2d_backward_data(Gpu, const Conv2dGeometry& g, const float* grad_output, const float* weight,
                           float* grad_input);
-void conv2d_backward_weight(const cpu::Conv2dGeometry& g, const float* input, const float* grad_output,
+void conv2d_backward_weight(Gpu, const Conv2dGeometry& g, const float* input, const float* grad_output,
                             float* grad_weight, float* grad_bias);
 
 // TF32 tensor-core math (operands rounded to 10-bit mantissas, FP32
@@ -72,44 +73,44 @@ struct ConvChoice {
   std::string algorithm;
   std::string math;
 };
-ConvChoice conv_choice(ConvImpl impl, ConvPass pass, const cpu::Conv2dGeometry& g);
+ConvChoice conv_choice(ConvImpl impl, ConvPass pass, const Conv2dGeometry& g);
 
 // The same with an explicit implementation (benchmarks, tests).
-void conv2d_forward(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* input, const float* weight,
+void conv2d_forward(Gpu, ConvImpl impl, const Conv2dGeometry& g, const float* input, const float* weight,
                     const float* bias, float* output);
-void conv2d_backward_data(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* grad_output,
+void conv2d_backward_data(Gpu, ConvImpl impl, const Conv2dGeometry& g, const float* grad_output,
                           const float* weight, float* grad_input);
-void conv2d_backward_weight(ConvImpl impl, const cpu::Conv2dGeometry& g, const float* input,
+void conv2d_backward_weight(Gpu, ConvImpl impl, const Conv2dGeometry& g, const float* input,
                             const float* grad_output, float* grad_weight, float* grad_bias);
 
 // The implementations behind the dispatcher. They expect a geometry that the
 // dispatcher has validated, batch >= 1, and non-null input/output pointers.
 namespace detail {
 
-void implicit_gemm_forward(const cpu::Conv2dGeometry& g, const float* input, const float* weight,
+void implicit_gemm_forward(const Conv2dGeometry& g, const float* input, const float* weight,
                            const float* bias, float* output);
-void implicit_gemm_backward_data(const cpu::Conv2dGeometry& g, const float* grad_output, const float* weight,
+void implicit_gemm_backward_data(const Conv2dGeometry& g, const float* grad_output, const float* weight,
                                  float* grad_input);
-void implicit_gemm_backward_weight(const cpu::Conv2dGeometry& g, const float* input, const float* grad_output,
+void implicit_gemm_backward_weight(const Conv2dGeometry& g, const float* input, const float* grad_output,
                                    float* grad_weight, float* grad_bias);
 // grad_bias[c] = sum over batch and pixels of grad_output[b][c], in a fixed
 // order (deterministic); shared by the handwritten and cuBLAS paths.
-void conv2d_bias_backward(const cpu::Conv2dGeometry& g, const float* grad_output, float* grad_bias);
+void conv2d_bias_backward(const Conv2dGeometry& g, const float* grad_output, float* grad_bias);
 
-void cudnn_forward(const cpu::Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+void cudnn_forward(const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
                    float* output);
-void cudnn_backward_data(const cpu::Conv2dGeometry& g, const float* grad_output, const float* weight,
+void cudnn_backward_data(const Conv2dGeometry& g, const float* grad_output, const float* weight,
                          float* grad_input);
-void cudnn_backward_weight(const cpu::Conv2dGeometry& g, const float* input, const float* grad_output,
+void cudnn_backward_weight(const Conv2dGeometry& g, const float* input, const float* grad_output,
                            float* grad_weight, float* grad_bias);
 // cuDNN's choice for a pass of g on the current device and TF32 setting ({"", ""} before its first call).
-ConvChoice cudnn_choice(ConvPass pass, const cpu::Conv2dGeometry& g);
+ConvChoice cudnn_choice(ConvPass pass, const Conv2dGeometry& g);
 
-void cublas_forward(const cpu::Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+void cublas_forward(const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
                     float* output);
-void cublas_backward_data(const cpu::Conv2dGeometry& g, const float* grad_output, const float* weight,
+void cublas_backward_data(const Conv2dGeometry& g, const float* grad_output, const float* weight,
                           float* grad_input);
-void cublas_backward_weight(const cpu::Conv2dGeometry& g, const float* input, const float* grad_output,
+void cublas_backward_weight(const Conv2dGeometry& g, const float* input, const float* grad_output,
                             float* grad_weight, float* grad_bias);
 
 }  // namespace detail

@@ -39,11 +39,10 @@
 #include <limits>
 #include <mutex>
 
-#include <pixgrad/core/device.h>
 #include <pixgrad/core/error.h>
-#include <pixgrad/core/tensor.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
+#include <pixgrad/kernels/cuda/workspace.h>
 
 #define PIXGRAD_CUBLAS_CHECK(call)                                                                    \
   do {                                                                                                \
@@ -57,7 +56,6 @@
 namespace pixgrad::kernels::cuda::detail {
 namespace {
 
-using cpu::Conv2dGeometry;
 
 constexpr int kThreads = 256;
 constexpr int kMaxDevices = 64;
@@ -207,10 +205,9 @@ Shape2d shape_of(const char* op, const Conv2dGeometry& g) {
   return s;
 }
 
-Tensor col_buffer(const Shape2d& s) {
-  if (s.pointwise) return Tensor();
-  return Tensor::empty({static_cast<int64_t>(s.group) * s.depth * s.pixels},
-                       Device::cuda(::pixgrad::cuda::current_device()));
+Workspace col_buffer(const Shape2d& s) {
+  if (s.pointwise) return Workspace();
+  return Workspace::of<float>(static_cast<int64_t>(s.group) * s.depth * s.pixels);
 }
 
 // col for images [first, first + count) of `input`.
@@ -228,14 +225,14 @@ void cublas_forward(const Conv2dGeometry& g, const float* input, const float* we
   const Shape2d s = shape_of("conv2d_forward", g);
   const cublasHandle_t handle = handle_for(::pixgrad::cuda::current_device());
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
-  const Tensor col = col_buffer(s);
+  const Workspace col = col_buffer(s);
   const int64_t col_image = static_cast<int64_t>(s.depth) * s.pixels;  // == in_image() when pointwise
   for (int first = 0; first < s.batch; first += s.group) {
     const int count = std::min(s.group, s.batch - first);
     const float* columns = input + first * s.in_image();
     if (!s.pointwise) {
-      im2col(s, input, first, count, col.data<float>(), stream);
-      columns = col.data<float>();
+      im2col(s, input, first, count, col.as<float>(), stream);
+      columns = col.as<float>();
     }
     PIXGRAD_CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_N, CUBLAS_OP_N, s.pixels, s.out_channels,
                                                    s.depth, &kOne, columns, s.pixels, col_image, weight, s.depth, 0,
@@ -255,11 +252,11 @@ void cublas_backward_data(const Conv2dGeometry& g, const float* grad_output, con
   const Shape2d s = shape_of("conv2d_backward_data", g);
   const cublasHandle_t handle = handle_for(::pixgrad::cuda::current_device());
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
-  const Tensor col = col_buffer(s);
+  const Workspace col = col_buffer(s);
   const int64_t col_image = static_cast<int64_t>(s.depth) * s.pixels;
   for (int first = 0; first < s.batch; first += s.group) {
     const int count = std::min(s.group, s.batch - first);
-    float* columns = s.pointwise ? grad_input + first * s.in_image() : col.data<float>();
+    float* columns = s.pointwise ? grad_input + first * s.in_image() : col.as<float>();
     PIXGRAD_CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_N, CUBLAS_OP_T, s.pixels, s.depth,
                                                    s.out_channels, &kOne, grad_output + first * s.out_image(),
                                                    s.pixels, s.out_image(), weight, s.depth, 0, &kZero, columns,
@@ -278,14 +275,14 @@ void cublas_backward_weight(const Conv2dGeometry& g, const float* input, const f
   const Shape2d s = shape_of("conv2d_backward_weight", g);
   const cublasHandle_t handle = handle_for(::pixgrad::cuda::current_device());
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
-  const Tensor col = col_buffer(s);
+  const Workspace col = col_buffer(s);
   const int64_t col_image = static_cast<int64_t>(s.depth) * s.pixels;
   for (int first = 0; first < s.batch; first += s.group) {
     const int count = std::min(s.group, s.batch - first);
     const float* columns = input + first * s.in_image();
     if (!s.pointwise) {
-      im2col(s, input, first, count, col.data<float>(), stream);
-      columns = col.data<float>();
+      im2col(s, input, first, count, col.as<float>(), stream);
+      columns = col.as<float>();
     }
     for (int i = 0; i < count; ++i) {
       const float* beta = first + i == 0 ? &kZero : &kOne;

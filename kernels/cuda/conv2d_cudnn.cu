@@ -42,11 +42,10 @@
 #include <string>
 #include <vector>
 
-#include <pixgrad/core/device.h>
 #include <pixgrad/core/error.h>
-#include <pixgrad/core/tensor.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
+#include <pixgrad/kernels/cuda/workspace.h>
 
 #define PIXGRAD_CUDNN_CHECK(call)                                                                     \
   do {                                                                                                \
@@ -59,7 +58,6 @@
 namespace pixgrad::kernels::cuda::detail {
 namespace {
 
-using cpu::Conv2dGeometry;
 
 constexpr int kMaxDevices = 64;
 constexpr size_t kMaxWorkspaceBytes = size_t{1} << 30;
@@ -308,14 +306,6 @@ void choose_backward_filter(cudnnHandle_t handle, Plan& plan, const Conv2dGeomet
   plan.backward_filter_ready = true;
 }
 
-// A scratch buffer of at least `bytes` (nullptr for none), owned by `holder`.
-void* workspace(size_t bytes, int device, Tensor& holder) {
-  if (bytes == 0) return nullptr;
-  const int64_t floats = static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float));
-  holder = Tensor::empty({floats}, Device::cuda(device));
-  return holder.data<float>();
-}
-
 }  // namespace
 
 void cudnn_forward(const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
@@ -325,8 +315,8 @@ void cudnn_forward(const Conv2dGeometry& g, const float* input, const float* wei
   const cudnnHandle_t handle = handle_for(device);
   Plan& plan = plan_for("conv2d_forward", device, g);
   if (!plan.forward_ready) choose_forward(handle, plan, g);
-  Tensor scratch;
-  void* space = workspace(plan.forward_workspace, device, scratch);
+  const Workspace scratch(plan.forward_workspace);
+  void* space = scratch.data();
   PIXGRAD_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution, plan.forward_math));
   PIXGRAD_CUDNN_CHECK(cudnnConvolutionForward(handle, &kOne, plan.input, input, plan.weight, weight,
                                               plan.convolution, plan.forward_algo, space, plan.forward_workspace,
@@ -341,8 +331,8 @@ void cudnn_backward_data(const Conv2dGeometry& g, const float* grad_output, cons
   const cudnnHandle_t handle = handle_for(device);
   Plan& plan = plan_for("conv2d_backward_data", device, g);
   if (!plan.backward_data_ready) choose_backward_data(handle, plan, g);
-  Tensor scratch;
-  void* space = workspace(plan.backward_data_workspace, device, scratch);
+  const Workspace scratch(plan.backward_data_workspace);
+  void* space = scratch.data();
   PIXGRAD_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution, plan.backward_data_math));
   PIXGRAD_CUDNN_CHECK(cudnnConvolutionBackwardData(handle, &kOne, plan.weight, weight, plan.output, grad_output,
                                                    plan.convolution, plan.backward_data_algo, space,
@@ -356,8 +346,8 @@ void cudnn_backward_weight(const Conv2dGeometry& g, const float* input, const fl
   const cudnnHandle_t handle = handle_for(device);
   Plan& plan = plan_for("conv2d_backward_weight", device, g);
   if (!plan.backward_filter_ready) choose_backward_filter(handle, plan, g);
-  Tensor scratch;
-  void* space = workspace(plan.backward_filter_workspace, device, scratch);
+  const Workspace scratch(plan.backward_filter_workspace);
+  void* space = scratch.data();
   PIXGRAD_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution, plan.backward_filter_math));
   PIXGRAD_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle, &kOne, plan.input, input, plan.output, grad_output,
                                                      plan.convolution, plan.backward_filter_algo, space,

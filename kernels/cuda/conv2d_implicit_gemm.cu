@@ -56,16 +56,14 @@
 #include <atomic>
 #include <cstdint>
 
-#include <pixgrad/core/device.h>
 #include <pixgrad/core/error.h>
-#include <pixgrad/core/tensor.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
+#include <pixgrad/kernels/cuda/workspace.h>
 
 namespace pixgrad::kernels::cuda::detail {
 namespace {
 
-using cpu::Conv2dGeometry;
 
 // ---- integer division by a runtime constant ---------------------------------
 
@@ -598,7 +596,6 @@ int multiprocessor_count() {
   return count;
 }
 
-Device current_cuda_device() { return Device::cuda(::pixgrad::cuda::current_device()); }
 
 // How a launch of `tiles` output tiles over `k_tiles` K-tiles is split. Every
 // configuration keeps two blocks resident per SM (launch bounds: <= 128
@@ -647,10 +644,10 @@ template <class Op, class Cfg>
 void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
   const dim3 grid = prepare_launch<Op, Cfg>(p, phases, max_n, max_k, multiprocessor_count());
   const GemmCommon& c = p.common;
-  Tensor partial;  // freed after the launches are queued: the stream orders any reuse
+  Workspace partial;  // given back after the launches are queued: the stream orders any reuse
   if (c.splits > 1) {
-    partial = Tensor::empty({static_cast<int64_t>(phases) * c.splits * c.M * max_n}, current_cuda_device());
-    p.common.partial = partial.data<float>();
+    partial = Workspace::of<float>(static_cast<int64_t>(phases) * c.splits * c.M * max_n);
+    p.common.partial = partial.as<float>();
   }
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
   implicit_gemm_kernel<Op, Cfg><<<grid, Cfg::kThreads, 0, stream>>>(p);
@@ -836,9 +833,8 @@ void conv2d_bias_backward(const Conv2dGeometry& g, const float* grad_output, flo
                 "conv2d bias gradient (cuda): ", g.out_channels, " channels of ", pixels, " pixels are too many");
   const int channels = to_int(g.out_channels);
   const BiasPlan plan = plan_bias(channels, pixels, multiprocessor_count());
-  // Doubles in a float tensor: the allocator's blocks are 512-byte aligned.
-  const Tensor partial = Tensor::empty({2 * static_cast<int64_t>(channels) * plan.chunks}, current_cuda_device());
-  double* partial_sums = reinterpret_cast<double*>(partial.data<float>());
+  const Workspace partial = Workspace::of<double>(2 * static_cast<int64_t>(channels) * plan.chunks);
+  double* partial_sums = partial.as<double>();
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
   const dim3 grid(static_cast<unsigned int>(plan.chunks), static_cast<unsigned int>(std::min(channels, 65535)));
   bias_partial_kernel<<<grid, kBiasThreads, 0, stream>>>(grad_output, to_int(g.batch), channels, to_int(pixels),

@@ -13,7 +13,7 @@
 
 namespace pixgrad::kernels::cuda {
 
-void copy_rows(void* destination, int64_t destination_pitch, const void* source, int64_t source_pitch,
+void copy_rows(Gpu, void* destination, int64_t destination_pitch, const void* source, int64_t source_pitch,
                int64_t row_bytes, int64_t rows) {
   if (row_bytes <= 0 || rows <= 0) return;
   PIXGRAD_CHECK(destination_pitch >= row_bytes && source_pitch >= row_bytes, "cuda copy_rows: rows of ", row_bytes,

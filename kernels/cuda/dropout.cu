@@ -41,7 +41,7 @@ __global__ void dropout_mask_kernel(float* mask, int64_t n, uint64_t seed, uint6
 
 }  // namespace
 
-void dropout_mask(float* mask, int64_t n, double p, uint64_t seed, uint64_t offset) {
+void dropout_mask(Gpu, float* mask, int64_t n, double p, uint64_t seed, uint64_t offset) {
   if (n <= 0) return;
   const float keep_scale = static_cast<float>(1.0 / (1.0 - p));
   const float threshold = static_cast<float>(p);

@@ -4,9 +4,11 @@
 
 #include <cstdint>
 
+#include <pixgrad/kernels/device_tags.h>
+
 namespace pixgrad::kernels::cuda {
 
 // mask[i] = philox::uniform(seed, offset, i) >= float(p) ? float(1 / (1 - p)) : 0
-void dropout_mask(float* mask, int64_t n, double p, uint64_t seed, uint64_t offset);
+void dropout_mask(Gpu, float* mask, int64_t n, double p, uint64_t seed, uint64_t offset);
 
 }  // namespace pixgrad::kernels::cuda

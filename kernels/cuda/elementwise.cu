@@ -9,11 +9,8 @@
 // add_per_channel walks planes (n, c) with grid.y and a plane's elements with
 // grid.x, so the channel is one modulo per plane, not a division per element.
 //
-// Math: the formulas of kernels/cpu/elementwise.cpp, including its stable
-// sigmoid and softplus. Where a product feeds a sum, __fmul_rn / __fadd_rn keep
-// nvcc from contracting the two into an FMA, so the ops built from + - * / give
-// the same bits as the CPU reference (built for baseline x86-64: no FMA).
-// tanhf, expf and log1pf may differ from glibc's in the last bit or two.
+// Math: the unary formulas are the CPU's, from kernels/elementwise_ops.h
+// (which also says how FMA contraction is kept out).
 #include <pixgrad/kernels/cuda/elementwise.h>
 
 #include <pixgrad/kernels/cuda/device_helpers.cuh>
@@ -23,8 +20,6 @@ namespace pixgrad::kernels::cuda {
 
 namespace {
 
-using cpu::BinaryOp;
-using cpu::UnaryOp;
 
 constexpr int kThreads = 256;
 
@@ -70,61 +65,21 @@ void launch_map(Op op, int64_t n, float* out, Inputs... inputs) {
 
 // ---- the ops ----------------------------------------------------------------
 
-// log(1 + e^x) = max(x, 0) + log1p(e^-|x|). `x < 0 ? 0 : x` is std::max(x, 0)
-// exactly, NaN and -0 included.
-__device__ __forceinline__ float stable_softplus(float x) { return (x < 0.0f ? 0.0f : x) + log1pf(expf(-fabsf(x))); }
-
-__device__ __forceinline__ float stable_sigmoid(float x) {
-  if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-  const float e = expf(x);
-  return e / (1.0f + e);
-}
-
-struct Relu {  // NaN stays NaN, as on the CPU
-  __device__ float operator()(float x) const { return x > 0.0f || x != x ? x : 0.0f; }
+// The shared formulas (kernels/elementwise_ops.h) as functors for launch_map.
+template <typename Op>
+struct UnaryForward {
+  float p;
+  __device__ float operator()(float x) const { return Op::forward(x, p); }
 };
-struct LeakyRelu {
-  float slope;
-  __device__ float operator()(float x) const { return x > 0.0f ? x : slope * x; }
+template <typename Op>
+struct UnaryBackward {
+  float p;
+  __device__ float operator()(float v, float dy) const { return Op::backward(v, dy, p); }
 };
-struct Tanh {
-  __device__ float operator()(float x) const { return tanhf(x); }
-};
-struct Sigmoid {
-  __device__ float operator()(float x) const { return stable_sigmoid(x); }
-};
-struct Softplus {
-  __device__ float operator()(float x) const { return stable_softplus(x); }
-};
-struct Abs {
-  __device__ float operator()(float x) const { return fabsf(x); }
-};
-struct Neg {
-  __device__ float operator()(float x) const { return -x; }
-};
-
-// Backward functors take (x or y, grad_y), whichever the derivative reads.
-struct ReluBackward {
-  __device__ float operator()(float x, float dy) const { return x > 0.0f ? dy : 0.0f; }
-};
-struct LeakyReluBackward {
-  float slope;
-  __device__ float operator()(float x, float dy) const { return x > 0.0f ? dy : slope * dy; }
-};
-struct TanhBackward {  // dy * (1 - y^2)
-  __device__ float operator()(float y, float dy) const { return __fmul_rn(dy, __fsub_rn(1.0f, __fmul_rn(y, y))); }
-};
-struct SigmoidBackward {  // dy * y * (1 - y)
-  __device__ float operator()(float y, float dy) const { return dy * y * (1.0f - y); }
-};
-struct SoftplusBackward {  // d/dx softplus(x) = sigmoid(x)
-  __device__ float operator()(float x, float dy) const { return dy * stable_sigmoid(x); }
-};
-struct AbsBackward {  // subgradient 0 at 0, as on the CPU
-  __device__ float operator()(float x, float dy) const { return x > 0.0f ? dy : (x < 0.0f ? -dy : 0.0f); }
-};
-struct NegBackward {
-  __device__ float operator()(float dy) const { return -dy; }
+template <typename Op>
+struct UnaryDoubleBackward {
+  float p;
+  __device__ float operator()(float v, float dy, float ddx) const { return Op::double_backward(v, dy, ddx, p); }
 };
 
 struct Add {
@@ -191,55 +146,45 @@ __global__ void add_per_channel_kernel(float* x, const float* bias, int64_t plan
 
 }  // namespace
 
-void unary_forward(UnaryOp op, const float* x, float* y, int64_t n, double parameter) {
-  const float slope = static_cast<float>(parameter);
-  switch (op) {
-    case UnaryOp::Relu: launch_map(Relu{}, n, y, x); return;
-    case UnaryOp::LeakyRelu: launch_map(LeakyRelu{slope}, n, y, x); return;
-    case UnaryOp::Tanh: launch_map(Tanh{}, n, y, x); return;
-    case UnaryOp::Sigmoid: launch_map(Sigmoid{}, n, y, x); return;
-    case UnaryOp::Softplus: launch_map(Softplus{}, n, y, x); return;
-    case UnaryOp::Abs: launch_map(Abs{}, n, y, x); return;
-    case UnaryOp::Neg: launch_map(Neg{}, n, y, x); return;
-  }
-  fail("cuda unary_forward: unknown op ", static_cast<int>(op));
+void unary_forward(Gpu, UnaryOp op, const float* x, float* y, int64_t n, double parameter) {
+  visit_unary(op, [&](auto unary) { launch_map(UnaryForward<decltype(unary)>{static_cast<float>(parameter)}, n, y, x); });
 }
 
-void unary_backward(UnaryOp op, const float* x, const float* y, const float* grad_y, float* grad_x, int64_t n,
+void unary_backward(Gpu, UnaryOp op, const float* operand, const float* grad_y, float* grad_x, int64_t n,
                     double parameter) {
-  const float slope = static_cast<float>(parameter);
-  switch (op) {
-    case UnaryOp::Relu: launch_map(ReluBackward{}, n, grad_x, x, grad_y); return;
-    case UnaryOp::LeakyRelu: launch_map(LeakyReluBackward{slope}, n, grad_x, x, grad_y); return;
-    case UnaryOp::Tanh: launch_map(TanhBackward{}, n, grad_x, y, grad_y); return;
-    case UnaryOp::Sigmoid: launch_map(SigmoidBackward{}, n, grad_x, y, grad_y); return;
-    case UnaryOp::Softplus: launch_map(SoftplusBackward{}, n, grad_x, x, grad_y); return;
-    case UnaryOp::Abs: launch_map(AbsBackward{}, n, grad_x, x, grad_y); return;
-    case UnaryOp::Neg: launch_map(NegBackward{}, n, grad_x, grad_y); return;
-  }
-  fail("cuda unary_backward: unknown op ", static_cast<int>(op));
+  visit_unary(op, [&](auto unary) {
+    launch_map(UnaryBackward<decltype(unary)>{static_cast<float>(parameter)}, n, grad_x, operand, grad_y);
+  });
 }
 
-void binary_forward(BinaryOp op, const float* a, const float* b, float* out, int64_t n) {
+void unary_double_backward(Gpu, UnaryOp op, const float* operand, const float* grad_y, const float* grad_grad_x,
+                           float* out, int64_t n, double parameter) {
+  visit_unary(op, [&](auto unary) {
+    launch_map(UnaryDoubleBackward<decltype(unary)>{static_cast<float>(parameter)}, n, out, operand, grad_y,
+               grad_grad_x);
+  });
+}
+
+void binary_forward(Gpu, BinaryOp op, const float* a, const float* b, float* out, int64_t n) {
   with_binary_op(op, [&](auto binary) { launch_map(binary, n, out, a, b); });
 }
 
-void scalar_forward(BinaryOp op, const float* a, double scalar, float* out, int64_t n) {
+void scalar_forward(Gpu, BinaryOp op, const float* a, double scalar, float* out, int64_t n) {
   const float s = static_cast<float>(scalar);
   with_binary_op(op, [&](auto binary) { launch_map(WithScalar<decltype(binary)>{binary, s}, n, out, a); });
 }
 
-void fill(float* out, int64_t n, double value) { launch_map(Constant{static_cast<float>(value)}, n, out); }
+void fill(Gpu, float* out, int64_t n, double value) { launch_map(Constant{static_cast<float>(value)}, n, out); }
 
-void accumulate(float* destination, const float* source, int64_t n) {
+void accumulate(Gpu, float* destination, const float* source, int64_t n) {
   launch_map(Add{}, n, destination, static_cast<const float*>(destination), source);
 }
 
-void fill_from_scalar(float* out, int64_t n, const float* scalar, double scale) {
+void fill_from_scalar(Gpu, float* out, int64_t n, const float* scalar, double scale) {
   launch_map(ScaledScalar{scalar, scale}, n, out);
 }
 
-void add_per_channel(float* x, const float* bias, int64_t batch, int64_t channels, int64_t spatial) {
+void add_per_channel(Gpu, float* x, const float* bias, int64_t batch, int64_t channels, int64_t spatial) {
   const int64_t planes = batch * channels;
   if (planes <= 0 || spatial <= 0) return;
   const unsigned int plane_blocks = static_cast<unsigned int>(planes < 65535 ? planes : 65535);

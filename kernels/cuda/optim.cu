@@ -135,13 +135,13 @@ void launch_sgd(const SgdScalars& s, float* param, const float* grad, float* buf
 
 }  // namespace
 
-void adam_update(const cpu::AdamStep& s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+void adam_update(Gpu, const AdamStep& s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                  int64_t n, float* nonfinite) {
   if (n <= 0) return;
   // The CPU's scalars, formed the same way (kernels/cpu/adam.cpp).
   const double t = static_cast<double>(s.step);
   const double correction1 = 1 - std::pow(s.beta1, t), correction2 = 1 - std::pow(s.beta2, t);
-  const bool chainer = s.placement == cpu::EpsilonPlacement::Chainer;
+  const bool chainer = s.placement == EpsilonPlacement::Chainer;
   AdamScalars scalars;
   scalars.step_size = static_cast<float>(chainer ? s.lr * std::sqrt(correction2) / correction1 : s.lr / correction1);
   scalars.v_scale = static_cast<float>(chainer ? 1.0 : 1.0 / std::sqrt(correction2));
@@ -161,7 +161,7 @@ void adam_update(const cpu::AdamStep& s, float* param, const float* grad, float*
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 
-void sgd_update(const cpu::SgdStep& s, float* param, const float* grad, float* momentum_buffer, int64_t n,
+void sgd_update(Gpu, const SgdStep& s, float* param, const float* grad, float* momentum_buffer, int64_t n,
                 float* nonfinite) {
   if (n <= 0) return;
   const SgdScalars scalars{static_cast<float>(s.lr), static_cast<float>(s.momentum),

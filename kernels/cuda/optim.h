@@ -4,18 +4,18 @@
 
 #include <cstdint>
 
-#include <pixgrad/kernels/cpu/adam.h>
-#include <pixgrad/kernels/cpu/sgd.h>
+#include <pixgrad/kernels/device_tags.h>
+#include <pixgrad/kernels/optimizer_steps.h>
 
 namespace pixgrad::kernels::cuda {
 
 // `nonfinite` (device memory, may be null) is set to 1 if a gradient element
 // is NaN or infinite, and left alone otherwise: one flag can collect a whole
 // step's updates and be read back with the step's losses.
-void adam_update(const cpu::AdamStep& s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+void adam_update(Gpu, const AdamStep& s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                  int64_t n, float* nonfinite = nullptr);
 // momentum_buffer may be null when momentum is zero.
-void sgd_update(const cpu::SgdStep& s, float* param, const float* grad, float* momentum_buffer, int64_t n,
+void sgd_update(Gpu, const SgdStep& s, float* param, const float* grad, float* momentum_buffer, int64_t n,
                 float* nonfinite = nullptr);
 
 }  // namespace pixgrad::kernels::cuda

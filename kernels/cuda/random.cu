@@ -51,7 +51,7 @@ __global__ void fill_normal_kernel(float* out, int64_t n, uint64_t seed, uint64_
 
 }  // namespace
 
-void fill_uniform(float* out, int64_t n, uint64_t seed, uint64_t offset, double low, double high) {
+void fill_uniform(Gpu, float* out, int64_t n, uint64_t seed, uint64_t offset, double low, double high) {
   if (n <= 0) return;
   const bool aligned = reinterpret_cast<uintptr_t>(out) % 16 == 0;
   fill_uniform_kernel<<<::pixgrad::cuda::blocks_for((n + 3) / 4, kThreads), kThreads, 0,
@@ -60,7 +60,7 @@ void fill_uniform(float* out, int64_t n, uint64_t seed, uint64_t offset, double 
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 
-void fill_normal(float* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev) {
+void fill_normal(Gpu, float* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev) {
   if (n <= 0) return;
   fill_normal_kernel<<<::pixgrad::cuda::blocks_for(n, kThreads), kThreads, 0, ::pixgrad::cuda::current_stream()>>>(
       out, n, seed, offset, static_cast<float>(mean), static_cast<float>(stddev));

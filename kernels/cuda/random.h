@@ -5,9 +5,11 @@
 
 #include <cstdint>
 
+#include <pixgrad/kernels/device_tags.h>
+
 namespace pixgrad::kernels::cuda {
 
-void fill_uniform(float* out, int64_t n, uint64_t seed, uint64_t offset, double low, double high);
-void fill_normal(float* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev);
+void fill_uniform(Gpu, float* out, int64_t n, uint64_t seed, uint64_t offset, double low, double high);
+void fill_normal(Gpu, float* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev);
 
 }  // namespace pixgrad::kernels::cuda

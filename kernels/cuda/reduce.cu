@@ -20,11 +20,10 @@
 
 #include <cstdint>
 
-#include <pixgrad/core/device.h>
-#include <pixgrad/core/dtype.h>
-#include <pixgrad/core/tensor.h>
 #include <pixgrad/kernels/cuda/device_helpers.cuh>
+#include <pixgrad/kernels/cuda/elementwise.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
+#include <pixgrad/kernels/cuda/workspace.h>
 
 namespace pixgrad::kernels::cuda {
 
@@ -89,9 +88,6 @@ __global__ void finish_sum_kernel(const double* partials, int64_t count, float* 
 
 bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
-Tensor scratch_doubles(int64_t count) {
-  return Tensor::empty({count}, Device::cuda(::pixgrad::cuda::current_device()), DType::Float64);
-}
 
 template <typename Term, typename... Inputs>
 void launch_total(Term term, int64_t n, float* out, Inputs... inputs) {
@@ -102,8 +98,8 @@ void launch_total(Term term, int64_t n, float* out, Inputs... inputs) {
   }
   const int64_t wanted = (n + kElementsPerBlock - 1) / kElementsPerBlock;
   const int64_t blocks = wanted < kMaxBlocks ? wanted : kMaxBlocks;
-  const Tensor partials = scratch_doubles(blocks);
-  double* partial = partials.data<double>();
+  const Workspace partials = Workspace::of<double>(blocks);
+  double* partial = partials.as<double>();
   const unsigned int grid = static_cast<unsigned int>(blocks);
   if ((aligned16(inputs) && ...))
     partial_sums_kernel<4><<<grid, kThreads, 0, stream>>>(term, n, partial, inputs...);
@@ -162,13 +158,14 @@ __global__ void finish_channel_sums_kernel(const double* partials, int64_t chann
 
 }  // namespace
 
-void sum(const float* x, int64_t n, float* out) { launch_total(Plain{}, n, out, x); }
+void sum(Gpu, const float* x, int64_t n, float* out) { launch_total(Plain{}, n, out, x); }
 
-void sum_abs_difference(const float* a, const float* b, int64_t n, float* out) {
+void sum_abs_difference(Gpu, const float* a, const float* b, int64_t n, double scale, float* out) {
   launch_total(AbsDifference{}, n, out, a, b);
+  scalar_forward(gpu, BinaryOp::Mul, out, scale, out, 1);
 }
 
-void sign_of_difference(const float* a, const float* b, const float* grad_scalar, double scale, float* grad_a,
+void sign_of_difference(Gpu, const float* a, const float* b, const float* grad_scalar, double scale, float* grad_a,
                         int64_t n) {
   if (n <= 0) return;
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
@@ -181,15 +178,15 @@ void sign_of_difference(const float* a, const float* b, const float* grad_scalar
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 
-void sum_per_channel(const float* x, int64_t batch, int64_t channels, int64_t spatial, float* out) {
+void sum_per_channel(Gpu, const float* x, int64_t batch, int64_t channels, int64_t spatial, float* out) {
   if (channels <= 0) return;
   PIXGRAD_CHECK(channels <= INT32_MAX, "cuda sum_per_channel: ", channels, " channels is too many for one grid");
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
   const int64_t elements = batch * spatial;
   const int64_t wanted = (elements + kElementsPerBlock - 1) / kElementsPerBlock;
   const int64_t splits = wanted < 1 ? 1 : (wanted > kMaxSplits ? kMaxSplits : wanted);
-  const Tensor partials = scratch_doubles(channels * splits);
-  double* partial = partials.data<double>();
+  const Workspace partials = Workspace::of<double>(channels * splits);
+  double* partial = partials.as<double>();
   const dim3 grid(static_cast<unsigned int>(channels), static_cast<unsigned int>(splits));
   if (spatial % 4 == 0 && aligned16(x))
     channel_partial_sums_kernel<4><<<grid, kThreads, 0, stream>>>(x, ChannelPacks{batch, channels, spatial / 4},

@@ -286,11 +286,11 @@ TEST_CASE("cuDNN runs FMA-math algorithms unless TF32 is allowed, and TF32 stays
     const Function f = case_function(c);
     const Evaluation cpu = evaluate(f, inputs, Device::cpu());
     // The geometry cuDNN sees: a transposed layer runs its mirror convolution.
-    const kernels::cpu::Conv2dGeometry g =
-        c.transposed ? kernels::cpu::Conv2dGeometry{c.batch, c.out_channels, (c.height - 1) * c.stride - 2 * c.padding + c.kernel,
+    const kernels::Conv2dGeometry g =
+        c.transposed ? kernels::Conv2dGeometry{c.batch, c.out_channels, (c.height - 1) * c.stride - 2 * c.padding + c.kernel,
                                            (c.width - 1) * c.stride - 2 * c.padding + c.kernel, c.in_channels,
                                            c.kernel, c.kernel, c.stride, c.padding}
-                     : kernels::cpu::Conv2dGeometry{c.batch, c.in_channels, c.height, c.width, c.out_channels,
+                     : kernels::Conv2dGeometry{c.batch, c.in_channels, c.height, c.width, c.out_channels,
                                            c.kernel, c.kernel, c.stride, c.padding};
     using kernels::cuda::ConvPass;
     for (const bool tf32 : {false, true}) {

@@ -29,7 +29,9 @@
 using namespace pixgrad;
 using namespace pixgrad::cuda_testing;
 namespace cpu = pixgrad::kernels::cpu;
-namespace gpu = pixgrad::kernels::cuda;
+namespace device = pixgrad::kernels::cuda;
+using cpu::host;
+using device::gpu;
 
 namespace {
 
@@ -91,8 +93,8 @@ const int64_t kShifts[] = {0, 1};
 
 TEST_CASE("elementwise kernels give the CPU's values on aligned and unaligned arrays, and stay inside them",
           "[cuda][elementwise][unaligned]") {
-  using cpu::BinaryOp;
-  using cpu::UnaryOp;
+  using pixgrad::kernels::BinaryOp;
+  using pixgrad::kernels::UnaryOp;
   for (const int64_t n : kSizes) {
     const std::vector<float> x = random_values(n, 11), y_grad = random_values(n, 12), b = random_values(n, 13, 0.5, 2);
     for (const int64_t shift : kShifts) {
@@ -101,44 +103,46 @@ TEST_CASE("elementwise kernels give the CPU's values on aligned and unaligned ar
                                UnaryOp::Softplus, UnaryOp::Abs, UnaryOp::Neg}) {
         INFO("unary op " << static_cast<int>(op));
         std::vector<float> y(x.size()), grad(x.size());
-        cpu::unary_forward(op, x.data(), y.data(), n, 0.2);
-        cpu::unary_backward(op, x.data(), y.data(), y_grad.data(), grad.data(), n, 0.2);
+        cpu::unary_forward(host, op, x.data(), y.data(), n, 0.2);
+        // The backward kernels read y or x, whichever the derivative is written in.
+        const bool reads_output = pixgrad::kernels::unary_reads_output(op);
+        cpu::unary_backward(host, op, reads_output ? y.data() : x.data(), y_grad.data(), grad.data(), n, 0.2);
         const DeviceArray dx(x, shift), dy(std::vector<float>(x.size()), shift), dgy(y_grad, shift),
             dgrad(std::vector<float>(x.size()), shift);
-        gpu::unary_forward(op, dx.get(), dy.get(), n, 0.2);
+        device::unary_forward(gpu, op, dx.get(), dy.get(), n, 0.2);
         check_close(dy.values(), y, kElementwiseTolerance);
         // Backward from the CPU's forward output, so that only the backward kernel is compared.
         const DeviceArray dy_cpu(y, shift);
-        gpu::unary_backward(op, dx.get(), dy_cpu.get(), dgy.get(), dgrad.get(), n, 0.2);
+        device::unary_backward(gpu, op, reads_output ? dy_cpu.get() : dx.get(), dgy.get(), dgrad.get(), n, 0.2);
         check_close(dgrad.values(), grad, kElementwiseTolerance);
       }
       for (const BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div}) {
         INFO("binary op " << static_cast<int>(op));
         std::vector<float> out(x.size()), scalar_out(x.size());
-        cpu::binary_forward(op, x.data(), b.data(), out.data(), n);
-        cpu::scalar_forward(op, x.data(), 0.3, scalar_out.data(), n);
+        cpu::binary_forward(host, op, x.data(), b.data(), out.data(), n);
+        cpu::scalar_forward(host, op, x.data(), 0.3, scalar_out.data(), n);
         const DeviceArray dx(x, shift), db(b, shift), dout(std::vector<float>(x.size()), shift),
             dscalar(std::vector<float>(x.size()), shift);
-        gpu::binary_forward(op, dx.get(), db.get(), dout.get(), n);
-        gpu::scalar_forward(op, dx.get(), 0.3, dscalar.get(), n);
+        device::binary_forward(gpu, op, dx.get(), db.get(), dout.get(), n);
+        device::scalar_forward(gpu, op, dx.get(), 0.3, dscalar.get(), n);
         check_close(dout.values(), out, kElementwiseTolerance);
         check_close(dscalar.values(), scalar_out, kElementwiseTolerance);
       }
       {
         INFO("fill and accumulate (in place)");
         std::vector<float> filled(x.size()), summed = x;
-        cpu::fill(filled.data(), n, -0.75);
-        cpu::accumulate(summed.data(), b.data(), n);
+        cpu::fill(host, filled.data(), n, -0.75);
+        cpu::accumulate(host, summed.data(), b.data(), n);
         const DeviceArray dfill(x, shift), dsum(x, shift), db(b, shift);
-        gpu::fill(dfill.get(), n, -0.75);
-        gpu::accumulate(dsum.get(), db.get(), n);
+        device::fill(gpu, dfill.get(), n, -0.75);
+        device::accumulate(gpu, dsum.get(), db.get(), n);
         check_close(dfill.values(), filled, {});
         check_close(dsum.values(), summed, {});
       }
       {
         INFO("fill_from_scalar (the scalar on the device)");
         const DeviceArray dscalar({2.5f}, 0), dout(x, shift);
-        gpu::fill_from_scalar(dout.get(), n, dscalar.get(), 1.0 / 3);
+        device::fill_from_scalar(gpu, dout.get(), n, dscalar.get(), 1.0 / 3);
         const std::vector<float> expected(x.size(), static_cast<float>(2.5 * (1.0 / 3)));
         check_close(dout.values(), expected, kElementwiseTolerance);
       }
@@ -158,11 +162,11 @@ TEST_CASE("per-channel kernels give the CPU's values on aligned and unaligned pl
     for (const int64_t shift : kShifts) {
       INFO("[" << batch << ", " << channels << ", " << spatial << "], shift " << shift);
       std::vector<float> added = x, sums(static_cast<size_t>(channels));
-      cpu::add_per_channel(added.data(), bias.data(), batch, channels, spatial);
-      cpu::sum_per_channel(x.data(), batch, channels, spatial, sums.data());
+      cpu::add_per_channel(host, added.data(), bias.data(), batch, channels, spatial);
+      cpu::sum_per_channel(host, x.data(), batch, channels, spatial, sums.data());
       const DeviceArray dadd(x, shift), dx(x, shift), dbias(bias, 0), dsums(std::vector<float>(sums.size()), 0);
-      gpu::add_per_channel(dadd.get(), dbias.get(), batch, channels, spatial);
-      gpu::sum_per_channel(dx.get(), batch, channels, spatial, dsums.get());
+      device::add_per_channel(gpu, dadd.get(), dbias.get(), batch, channels, spatial);
+      device::sum_per_channel(gpu, dx.get(), batch, channels, spatial, dsums.get());
       check_close(dadd.values(), added, {});
       double magnitude = 0;
       for (const float v : x) magnitude += std::abs(v);
@@ -183,14 +187,17 @@ TEST_CASE("reduction kernels give the CPU's values on aligned and unaligned arra
       INFO("n " << n << ", shift " << shift);
       const DeviceArray da(a, shift), db(b, shift), dsum({0.0f}, 0), dl1({0.0f}, 0), dscalar({1.5f}, 0),
           dgrad(std::vector<float>(a.size()), shift);
-      gpu::sum(da.get(), n, dsum.get());
-      gpu::sum_abs_difference(da.get(), db.get(), n, dl1.get());
-      gpu::sign_of_difference(da.get(), db.get(), dscalar.get(), 0.25, dgrad.get(), n);
-      check_close(dsum.values(), {static_cast<float>(cpu::sum(a.data(), n))}, Tolerance{1e-5, 0, 1e-6 * magnitude});
-      check_close(dl1.values(), {static_cast<float>(cpu::sum_abs_difference(a.data(), b.data(), n))},
-                  Tolerance{1e-5, 0, 1e-6 * difference});
+      device::sum(gpu, da.get(), n, dsum.get());
+      device::sum_abs_difference(gpu, da.get(), db.get(), n, 1.0, dl1.get());
+      device::sign_of_difference(gpu, da.get(), db.get(), dscalar.get(), 0.25, dgrad.get(), n);
+      float sum = 0, l1 = 0;
+      cpu::sum(host, a.data(), n, &sum);
+      cpu::sum_abs_difference(host, a.data(), b.data(), n, 1.0, &l1);
+      check_close(dsum.values(), {sum}, Tolerance{1e-5, 0, 1e-6 * magnitude});
+      check_close(dl1.values(), {l1}, Tolerance{1e-5, 0, 1e-6 * difference});
       std::vector<float> grad(a.size());
-      cpu::sign_of_difference(a.data(), b.data(), 1.5 * 0.25, grad.data(), n);
+      const float grad_scalar = 1.5f;
+      cpu::sign_of_difference(host, a.data(), b.data(), &grad_scalar, 0.25, grad.data(), n);
       check_close(dgrad.values(), grad, {});
     }
   }
@@ -202,13 +209,13 @@ TEST_CASE("Philox fills and dropout masks written to unaligned arrays equal the 
       INFO("n " << n << ", shift " << shift);
       const std::vector<float> zeros(static_cast<size_t>(n));
       std::vector<float> uniform(zeros.size()), normal(zeros.size()), mask(zeros.size());
-      cpu::fill_uniform(uniform.data(), n, 99, 3, -2.0, 3.0);
-      cpu::fill_normal(normal.data(), n, 99, 3, 0.5, 2.0);
-      cpu::dropout_mask(mask.data(), n, 0.3, 99, 3);
+      cpu::fill_uniform(host, uniform.data(), n, 99, 3, -2.0, 3.0);
+      cpu::fill_normal(host, normal.data(), n, 99, 3, 0.5, 2.0);
+      cpu::dropout_mask(host, mask.data(), n, 0.3, 99, 3);
       const DeviceArray duniform(zeros, shift), dnormal(zeros, shift), dmask(zeros, shift);
-      gpu::fill_uniform(duniform.get(), n, 99, 3, -2.0, 3.0);
-      gpu::fill_normal(dnormal.get(), n, 99, 3, 0.5, 2.0);
-      gpu::dropout_mask(dmask.get(), n, 0.3, 99, 3);
+      device::fill_uniform(gpu, duniform.get(), n, 99, 3, -2.0, 3.0);
+      device::fill_normal(gpu, dnormal.get(), n, 99, 3, 0.5, 2.0);
+      device::dropout_mask(gpu, dmask.get(), n, 0.3, 99, 3);
       check_close(duniform.values(), uniform, {});  // bit for bit
       check_close(dmask.values(), mask, {});
       check_close(dnormal.values(), normal, kElementwiseTolerance);  // logf, cosf: last bits
@@ -222,20 +229,20 @@ TEST_CASE("Adam and SGD kernels update unaligned arrays like the CPU", "[cuda][o
                              exp_avg = random_values(n, 43, -0.1, 0.1), exp_avg_sq = random_values(n, 44, 0, 0.01);
     for (const int64_t shift : kShifts) {
       INFO("n " << n << ", shift " << shift);
-      const cpu::AdamStep adam{0.01, 0.5, 0.999, 1e-8, 0.1, 3, cpu::EpsilonPlacement::PyTorch};
+      const pixgrad::kernels::AdamStep adam{0.01, 0.5, 0.999, 1e-8, 0.1, 3, pixgrad::kernels::EpsilonPlacement::PyTorch};
       std::vector<float> p = param, m = exp_avg, v = exp_avg_sq;
-      cpu::adam_update(adam, p.data(), grad.data(), m.data(), v.data(), n);
+      cpu::adam_update(host, adam, p.data(), grad.data(), m.data(), v.data(), n, static_cast<float*>(nullptr));
       const DeviceArray dp(param, shift), dg(grad, shift), dm(exp_avg, shift), dv(exp_avg_sq, shift);
-      gpu::adam_update(adam, dp.get(), dg.get(), dm.get(), dv.get(), n);
+      device::adam_update(gpu, adam, dp.get(), dg.get(), dm.get(), dv.get(), n);
       check_close(dp.values(), p, kOptimizerTolerance);
       check_close(dm.values(), m, kOptimizerTolerance);
       check_close(dv.values(), v, kOptimizerTolerance);
 
-      const cpu::SgdStep sgd{0.05, 0.9, 0.01};
+      const pixgrad::kernels::SgdStep sgd{0.05, 0.9, 0.01};
       std::vector<float> sp = param, buffer = exp_avg;
-      cpu::sgd_update(sgd, sp.data(), grad.data(), buffer.data(), n);
+      cpu::sgd_update(host, sgd, sp.data(), grad.data(), buffer.data(), n, static_cast<float*>(nullptr));
       const DeviceArray dsp(param, shift), dbuffer(exp_avg, shift);
-      gpu::sgd_update(sgd, dsp.get(), dg.get(), dbuffer.get(), n);
+      device::sgd_update(gpu, sgd, dsp.get(), dg.get(), dbuffer.get(), n);
       check_close(dsp.values(), sp, kOptimizerTolerance);
       check_close(dbuffer.values(), buffer, kOptimizerTolerance);
     }
