@@ -38,6 +38,7 @@
 // pix2pix step)
 #include <pixgrad/models/norm_layer.h>
 #include <pixgrad/models/patchgan.h>
+#include <pixgrad/models/penalties.h>
 #include <pixgrad/models/pix2pix.h>
 #include <pixgrad/models/presets.h>
 #include <pixgrad/models/unet.h>
