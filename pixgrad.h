@@ -20,6 +20,8 @@
 // layers: pixgrad::nn
 #include <pixgrad/layers/activation.h>
 #include <pixgrad/layers/conv.h>
+#include <pixgrad/layers/forward_hook.h>
+#include <pixgrad/layers/freeze.h>
 #include <pixgrad/layers/init.h>
 #include <pixgrad/layers/module.h>
 #include <pixgrad/layers/normalization.h>
@@ -34,12 +36,16 @@
 #include <pixgrad/data/image.h>
 #include <pixgrad/data/loader.h>
 
-// models: pixgrad::models (generators, discriminators, their norm layers, the
-// pix2pix step)
-#include <pixgrad/models/norm_layer.h>
-#include <pixgrad/models/patchgan.h>
+// models: pixgrad::models (GAN objectives and penalties, generators,
+// discriminators, the pix2pix model and its step strategies)
+#include <pixgrad/models/chainer_discriminator.h>
+#include <pixgrad/models/chainer_unet.h>
+#include <pixgrad/models/gan.h>
+#include <pixgrad/models/networks.h>
+#include <pixgrad/models/nlayer_discriminator.h>
 #include <pixgrad/models/penalties.h>
 #include <pixgrad/models/pix2pix.h>
+#include <pixgrad/models/pixel_discriminator.h>
 #include <pixgrad/models/presets.h>
 #include <pixgrad/models/unet.h>
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include <pixgrad/core/generator.h>
 #include <pixgrad/data/datasets.h>
 #include <pixgrad/data/image.h>
+#include <pixgrad/models/networks.h>
 #include <pixgrad/training/preview.h>
 #include <pixgrad/training/checkpoint.h>
 #include <pixgrad/training/model_factory.h>
@@ -85,9 +87,10 @@ int main(int argc, char** argv) {
     training::validate(config);
     if (size == 0) size = config.crop_size;
     PIXGRAD_CHECK(size > 0, "--size must be positive, got ", size);
-    models::UnetGenerator generator(training::pix2pix_options(config).generator);
-    PIXGRAD_CHECK(size % generator.size_multiple() == 0, "--size ", size, " must be a multiple of ",
-                  generator.size_multiple());
+    const models::Pix2PixOptions options = training::pix2pix_options(config);
+    const std::shared_ptr<nn::Module> generator = models::make_generator(options.preset, options.generator);
+    const int64_t multiple = options.generator.size_multiple();
+    PIXGRAD_CHECK(size % multiple == 0, "--size ", size, " must be a multiple of ", multiple);
     std::map<std::string, Tensor> weights;
     for (const auto& [name, tensor] : checkpoint.tensors)
       if (name.rfind("G.", 0) == 0) weights.emplace(name.substr(2), tensor);
@@ -96,15 +99,15 @@ int main(int argc, char** argv) {
         PIXGRAD_CHECK(std::isfinite(v), "checkpoint '", io::printable(checkpoint_path), "': G.", io::printable(name),
                       " holds ", v, " (a diverged state?); translate with an earlier checkpoint");
     try {
-      generator.load_state_dict(weights);
+      generator->load_state_dict(weights);
     } catch (const Error& error) {
       fail("checkpoint '", io::printable(checkpoint_path), "': ", error.what());
     }
-    const Device device = training::resolve_device(device_name);
+    const Device device = Device::parse(device_name);
     training::select_conv_impl(conv_impl);
     training::select_tf32(tf32);
-    generator.to(device);
-    generator.train(!eval_mode);
+    generator->to(device);
+    generator->train(!eval_mode);
     default_generator().set_state(seed, 0);
 
     const std::vector<std::string> files = input_files(input);
@@ -122,7 +125,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> failures;
     for (size_t i = 0; i < files.size(); ++i) {
       try {
-        const Tensor generated = generator.forward(load_input(files[i], config, size).to(device)).to(Device::cpu());
+        const Tensor generated = generator->forward(load_input(files[i], config, size).to(device)).to(Device::cpu());
         data::save_png(outputs[i], training::tensor_to_image(generated.reshape({generated.size(1), size, size})));
       } catch (const Error& error) {
         failures.push_back(error.what());

@@ -44,6 +44,10 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
       ->capture_default_str();
   app.add_option("--norm", c.norm, "batch | instance | none")->capture_default_str();
   app.add_flag("--no-dropout", c.no_dropout, "No dropout in the generator");
+  app.add_option("--gan-mode", c.gan_mode, "Adversarial objective: vanilla (cross-entropy with logits) | lsgan "
+                                           "(least squares) | wgangp (Wasserstein; as in the PyTorch reference's "
+                                           "pix2pix, without the gradient penalty) | hinge")
+      ->capture_default_str();
 
   app.add_option("--batch-size", c.batch_size, "Images per iteration")->capture_default_str();
   app.add_option("--epochs", c.epochs, "Epochs in total")->capture_default_str();

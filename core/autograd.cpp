@@ -91,10 +91,11 @@ void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool c
   };
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     const Node& node = **it;
-    for (const Tensor& input : node.inputs) {
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      const Tensor& input = node.inputs[i];
       if (targets && input.defined() && targets->index_of(input) >= 0)
         targets->in_graph[static_cast<size_t>(targets->index_of(input))] = true;
-      if (input_needed(input)) must_run.insert(&node);
+      if (node.input_required_grad[i] && input_needed(input)) must_run.insert(&node);
     }
   }
 
@@ -118,7 +119,7 @@ void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool c
                   "(docs/core.md lists the ops that are)");
 
     std::vector<bool> needs(node->inputs.size());
-    for (size_t i = 0; i < needs.size(); ++i) needs[i] = input_needed(node->inputs[i]);
+    for (size_t i = 0; i < needs.size(); ++i) needs[i] = node->input_required_grad[i] && input_needed(node->inputs[i]);
     const BackwardContext context(node->inputs, node->saved, needs, create_graph);
     std::vector<Tensor> grads = node->backward(grad_output, context);
     PIXGRAD_CHECK(grads.size() == node->inputs.size(), "backward: '", node->op, "' returned ", grads.size(),
@@ -189,6 +190,7 @@ Tensor record(const char* op, Tensor output, std::vector<Tensor> inputs, Backwar
   auto node = std::make_shared<Node>();
   node->op = op;
   node->inputs = std::move(inputs);
+  for (const Tensor& input : node->inputs) node->input_required_grad.push_back(input.defined() && input.requires_grad());
   for (const Tensor& tensor : saved) node->saved.push_back(tensor.defined() ? tensor.detach() : Tensor());
   node->backward = std::move(backward);
   node->double_backward = double_backward;

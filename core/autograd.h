@@ -63,6 +63,10 @@ struct Node {
   std::vector<Tensor> saved;
   BackwardFunction backward;
   DoubleBackward double_backward = DoubleBackward::Supported;
+  // Which inputs required a gradient when the op ran. As in PyTorch, an
+  // input frozen then gets no gradient even if unfrozen before backward;
+  // one cut from the graph since (unchain_backward) gets none either.
+  std::vector<bool> input_required_grad;
   bool released = false;  // set once backward has run and freed the inputs and saved tensors
 };
 

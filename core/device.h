@@ -14,7 +14,8 @@ class Device {
 
   static constexpr Device cpu() { return Device(Type::CPU, 0); }
   static constexpr Device cuda(int index = 0) { return Device(Type::CUDA, index); }
-  // Parses "cpu", "cuda" or "cuda:N"; throws pixgrad::Error otherwise.
+  // Parses "cpu", "cuda", "cuda:N", or "auto" (default_device()); throws
+  // pixgrad::Error otherwise.
   static Device parse(const std::string& text);
 
   Type type() const { return type_; }
@@ -30,5 +31,13 @@ class Device {
   Type type_ = Type::CPU;
   int index_ = 0;
 };
+
+// Whether this process can run on a CUDA device: pixgrad was built with the
+// CUDA backend and the runtime finds a device. Any error from the runtime
+// (no driver, driver too old, no device) counts as "no GPU". Like
+// torch::cuda::is_available().
+bool cuda_is_available();
+// The first CUDA device when cuda_is_available(), else the CPU.
+Device default_device();
 
 }  // namespace pixgrad

@@ -4,6 +4,7 @@
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/ops.h>
+#include <pixgrad/layers/forward_hook.h>
 
 namespace pixgrad::nn {
 
@@ -26,14 +27,15 @@ Conv2d::Conv2d(const Conv2dOptions& o)
     : ConvBase("Conv2d", o, {o.out_channels(), o.in_channels(), o.kernel_size(), o.kernel_size()}) {}
 
 Tensor Conv2d::forward(const Tensor& input) {
-  return conv2d(input, weight, bias, {options.stride(), options.padding()});
+  return apply_forward_hook(*this, input, conv2d(input, weight, bias, {options.stride(), options.padding()}));
 }
 
 ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o)
     : ConvBase("ConvTranspose2d", o, {o.in_channels(), o.out_channels(), o.kernel_size(), o.kernel_size()}) {}
 
 Tensor ConvTranspose2d::forward(const Tensor& input) {
-  return conv_transpose2d(input, weight, bias, {options.stride(), options.padding()});
+  return apply_forward_hook(*this, input,
+                            conv_transpose2d(input, weight, bias, {options.stride(), options.padding()}));
 }
 
 }  // namespace pixgrad::nn

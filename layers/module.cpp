@@ -90,6 +90,15 @@ std::vector<Tensor> Module::parameters(bool recurse) const {
 
 std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_children() const { return children_; }
 
+std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_modules() const {
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> out;
+  for (const auto& [name, child] : children_) {
+    out.emplace_back(name, child);
+    for (auto& [descendant, module] : child->named_modules()) out.emplace_back(name + "." + descendant, module);
+  }
+  return out;
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& entry : children_) entry.second->train(on);

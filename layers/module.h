@@ -12,19 +12,7 @@
 #include <vector>
 
 #include <pixgrad/core/tensor.h>
-
-// Declares an option with a chaining setter and a getter, as libtorch's
-// TORCH_ARG does: `PIXGRAD_ARG(int64_t, stride) = 1;` gives `.stride(2)` and `.stride()`.
-#define PIXGRAD_ARG(T, name)                \
- public:                                    \
-  auto& name(const T& new_value) {          \
-    name##_ = new_value;                    \
-    return *this;                           \
-  }                                         \
-  const T& name() const { return name##_; } \
-                                            \
- private:                                   \
-  T name##_
+#include <pixgrad/core/arg.h>
 
 namespace pixgrad::nn {
 
@@ -41,6 +29,9 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> named_parameters(bool recurse = true) const;
   std::vector<std::pair<std::string, Tensor>> named_buffers(bool recurse = true) const;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
+  // Every descendant (not the module itself) under its dotted name, depth
+  // first in registration order: "down0", "block", "block.0", ...
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules() const;
 
   // Training mode (batch statistics, active dropout); applies to all descendants.
   void train(bool on = true);
@@ -94,5 +85,12 @@ class Module {
   NamedTensors buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
 };
+
+// std::make_shared for modules, for building networks in one expression:
+// `nn::make<nn::Conv2d>(nn::Conv2dOptions(3, 64, 4).stride(2).padding(1))`.
+template <typename M, typename... Args>
+std::shared_ptr<M> make(Args&&... args) {
+  return std::make_shared<M>(std::forward<Args>(args)...);
+}
 
 }  // namespace pixgrad::nn

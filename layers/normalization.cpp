@@ -4,6 +4,7 @@
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/ops.h>
+#include <pixgrad/layers/forward_hook.h>
 
 namespace pixgrad::nn {
 
@@ -52,16 +53,20 @@ BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& o)
 
 Tensor BatchNorm2d::forward(const Tensor& input) {
   check_input("BatchNorm2d", input, options.num_features());
-  return batch_norm(input, weight, bias, running_mean, running_var, {is_training(), options.momentum(), options.eps()});
+  return apply_forward_hook(
+      *this, input,
+      batch_norm(input, weight, bias, running_mean, running_var, {is_training(), options.momentum(), options.eps()}));
 }
 
 InstanceNorm2d::InstanceNorm2d(const InstanceNorm2dOptions& o)
     : NormBase("InstanceNorm2d", o.num_features(), o.eps(), o.affine(), o.track_running_stats()), options(o) {}
 
+Tensor InstanceNorm2d::forward(const Tensor& input) { return apply_forward_hook(*this, input, normalize(input)); }
+
 // Instance norm is batch norm of a batch of one whose channels are the
 // (sample, channel) planes: input [N, C, H, W] viewed as [1, N * C, H, W],
 // with the per-channel weight, bias and running statistics repeated N times.
-Tensor InstanceNorm2d::forward(const Tensor& input) {
+Tensor InstanceNorm2d::normalize(const Tensor& input) {
   const int64_t c = options.num_features();
   check_input("InstanceNorm2d", input, c);
   if (running_mean.defined() && !is_training()) {
@@ -84,6 +89,8 @@ Dropout::Dropout(double probability) : Module("Dropout"), p(probability) {
   PIXGRAD_CHECK(p >= 0 && p <= 1, "Dropout: probability must be in [0, 1], got ", p);
 }
 
-Tensor Dropout::forward(const Tensor& input) { return dropout(input, p, is_training()); }
+Tensor Dropout::forward(const Tensor& input) {
+  return apply_forward_hook(*this, input, dropout(input, p, is_training()));
+}
 
 }  // namespace pixgrad::nn

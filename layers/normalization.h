@@ -56,6 +56,9 @@ class InstanceNorm2d : public NormBase {
   Tensor forward(const Tensor& input) override;
 
   InstanceNorm2dOptions options;
+
+ private:
+  Tensor normalize(const Tensor& input);
 };
 
 // Zeroes elements with probability p in training (scaling the rest by

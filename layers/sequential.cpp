@@ -3,6 +3,7 @@
 #include <string>
 
 #include <pixgrad/core/error.h>
+#include <pixgrad/layers/forward_hook.h>
 
 namespace pixgrad::nn {
 
@@ -17,7 +18,7 @@ void Sequential::push_back(std::shared_ptr<Module> module) {
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
   for (const auto& module : modules_) x = module->forward(x);
-  return x;
+  return apply_forward_hook(*this, input, x);
 }
 
 const std::shared_ptr<Module>& Sequential::operator[](size_t index) const {

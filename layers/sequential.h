@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <memory>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <pixgrad/layers/module.h>
@@ -13,6 +15,15 @@ class Sequential : public Module {
  public:
   Sequential() : Module("Sequential") {}
   explicit Sequential(const std::vector<std::shared_ptr<Module>>& modules);
+  // The modules in order, e.g.
+  //   nn::Sequential net(nn::make<nn::Conv2d>(nn::Conv2dOptions(3, 64, 4).stride(2).padding(1)),
+  //                      nn::make<nn::LeakyReLU>(0.2));
+  template <typename... Modules,
+            typename = std::enable_if_t<(sizeof...(Modules) > 0) &&
+                                        (std::is_convertible_v<Modules, std::shared_ptr<Module>> && ...)>>
+  explicit Sequential(Modules&&... modules) : Sequential() {
+    (push_back(std::forward<Modules>(modules)), ...);
+  }
 
   void push_back(std::shared_ptr<Module> module);
   Tensor forward(const Tensor& input) override;

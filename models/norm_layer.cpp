@@ -18,6 +18,10 @@ std::shared_ptr<nn::Module> make_norm(const NormSettings& settings, int64_t chan
   return nullptr;
 }
 
+Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input) {
+  return norm ? norm->forward(input) : input;
+}
+
 void reinitialise_batch_norm_weights(nn::Module& model) {
   for (const auto& [name, child] : model.named_children()) {
     if (auto norm = std::dynamic_pointer_cast<nn::BatchNorm2d>(child)) {

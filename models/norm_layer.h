@@ -15,6 +15,8 @@ struct NormSettings {
 };
 
 std::shared_ptr<nn::Module> make_norm(const NormSettings& settings, int64_t channels);
+// norm->forward(input), or `input` when there is no norm (nullptr).
+Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input);
 
 // The PyTorch reference's init_weights: every BatchNorm2d weight ~ Normal(1,
 // 0.02) (the bias stays 0), drawn from the default generator in

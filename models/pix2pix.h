@@ -1,11 +1,9 @@
-// The pix2pix model and its training step (Isola et al. 2016):
+// The pix2pix model (Isola et al. 2016): a generator G and a discriminator D
+// (models/networks.h), an Adam optimiser each, and a training step in the
+// preset's update order (models/pix2pix_step.h). With the vanilla objective
 //   G loss = lambda_L1 * mean|G(x) - y| + lambda_adv * mean(softplus(-D(x, G(x))))
 //   D loss = mean(softplus(-D(x, y))) + mean(softplus(D(x, G(x))))
-// with each preset's update order:
-//   paper   — D first, on the detached G(x), its loss halved; then G against
-//             the updated D (D's parameters frozen meanwhile).
-//   chainer — one forward pass: D(x, G(x)) and D(x, y) computed once; G is
-//             updated from it, then D from the same activations.
+// (models/gan.h has the others; the paper preset halves D's loss).
 #pragma once
 
 #include <functional>
@@ -13,51 +11,13 @@
 #include <memory>
 #include <string>
 
+#include <pixgrad/layers/module.h>
+#include <pixgrad/models/discriminator.h>
+#include <pixgrad/models/pix2pix_options.h>
+#include <pixgrad/models/pix2pix_step.h>
 #include <pixgrad/optim/optimizer.h>
-#include <pixgrad/models/patchgan.h>
-#include <pixgrad/models/unet.h>
 
 namespace pixgrad::models {
-
-struct Pix2PixOptions {
-  Preset preset = Preset::Paper;
-  UnetOptions generator;
-  PatchGanOptions discriminator;
-  double lambda_l1 = 100;
-  double lambda_adv = 1;
-  optim::AdamOptions adam;
-
-  // Input/output channels: 3/3 for facades photos, 12/3 for CMP label maps.
-  static Pix2PixOptions for_preset(Preset preset, int64_t input_channels, int64_t output_channels);
-};
-
-struct StepLosses {
-  double g_total = 0;  // what G minimises
-  double g_adv = 0;    // mean(softplus(-D(x, G(x)))), before lambda_adv
-  double g_l1 = 0;     // mean|G(x) - y|, before lambda_L1
-  double d_total = 0;  // what D minimises (halved in the paper preset)
-  double d_real = 0;   // mean(softplus(-D(x, y)))
-  double d_fake = 0;   // mean(softplus(D(x, G(x))))
-  bool g_gradients_finite = true;  // no NaN or infinity among G's gradients this step
-  bool d_gradients_finite = true;  // ... nor among D's
-
-  // Every loss and every gradient finite: the step did not diverge.
-  bool finite() const;
-  // What was not finite, e.g. "loss_G nan, loss_D_fake inf, G's gradients"; "" if nothing.
-  std::string describe_nonfinite() const;
-};
-
-// Where a training step's time goes, in seconds (filled when timing is on).
-struct PhaseTimes {
-  double g_forward = 0;           // G(x)
-  double d_forward_backward = 0;  // D's forward passes, D's loss and its backward
-  double g_backward = 0;          // G's loss backward (through D into G)
-  double optimizer = 0;           // both Adam updates
-  double total() const { return g_forward + d_forward_backward + g_backward + optimizer; }
-};
-
-// The network whose update is about to happen (see Pix2Pix::set_before_update).
-enum class Network { Generator, Discriminator };
 
 class Pix2Pix {
  public:
@@ -93,22 +53,19 @@ class Pix2Pix {
   void load_state_dict(const std::map<std::string, Tensor>& state);
 
   const Pix2PixOptions& options() const { return options_; }
-  UnetGenerator& generator() { return *generator_; }
-  PatchGanDiscriminator& discriminator() { return *discriminator_; }
+  UnetBase& generator() { return *generator_; }
+  Discriminator& discriminator() { return *discriminator_; }
 
  private:
-  StepLosses step_paper(const Tensor& input, const Tensor& target);
-  StepLosses step_chainer(const Tensor& input, const Tensor& target);
-  // lambda_adv * adversarial + lambda_L1 * l1
-  Tensor generator_loss(const Tensor& adversarial, const Tensor& l1) const;
   // Runs the before-update hook, if any, then the network's optimiser.
   void update(Network network);
 
   Pix2PixOptions options_;
-  std::shared_ptr<UnetGenerator> generator_;
-  std::shared_ptr<PatchGanDiscriminator> discriminator_;
+  std::shared_ptr<UnetBase> generator_;
+  std::shared_ptr<Discriminator> discriminator_;
   std::unique_ptr<optim::Adam> optimizer_g_;
   std::unique_ptr<optim::Adam> optimizer_d_;
+  std::unique_ptr<Pix2PixStep> step_;
   Device device_ = Device::cpu();
   bool timing_ = false;
   PhaseTimes phase_times_;

@@ -99,16 +99,16 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state, cons
 // ---- Adam ----
 
 Adam::Adam(std::vector<Tensor> parameters, AdamOptions adam_options)
-    : Optimizer(std::move(parameters), adam_options.lr, {"exp_avg", "exp_avg_sq"}), options(adam_options) {
-  PIXGRAD_CHECK(options.lr >= 0 && options.eps >= 0 && options.weight_decay >= 0 && options.beta1 >= 0 &&
-                    options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1,
-                "Adam: invalid options (lr ", options.lr, ", betas ", options.beta1, ", ", options.beta2, ", eps ",
-                options.eps, ", weight_decay ", options.weight_decay, ")");
+    : Optimizer(std::move(parameters), adam_options.lr(), {"exp_avg", "exp_avg_sq"}), options(adam_options) {
+  PIXGRAD_CHECK(options.lr() >= 0 && options.eps() >= 0 && options.weight_decay() >= 0 && options.beta1() >= 0 &&
+                    options.beta1() < 1 && options.beta2() >= 0 && options.beta2() < 1,
+                "Adam: invalid options (lr ", options.lr(), ", betas ", options.beta1(), ", ", options.beta2(),
+                ", eps ", options.eps(), ", weight_decay ", options.weight_decay(), ")");
 }
 
 void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) {
-  const kernels::AdamStep step{lr(),       options.beta1,    options.beta2, options.eps, options.weight_decay,
-                                    state.step, options.placement};
+  const kernels::AdamStep step{lr(),           options.beta1(), options.beta2(), options.eps(),
+                               options.weight_decay(), state.step, options.placement()};
   const Tensor& exp_avg = state.tensors[0].second;
   const Tensor& exp_avg_sq = state.tensors[1].second;
   const int64_t n = parameter.numel();
@@ -122,15 +122,17 @@ void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& s
 // ---- SGD ----
 
 SGD::SGD(std::vector<Tensor> parameters, SGDOptions sgd_options)
-    : Optimizer(std::move(parameters), sgd_options.lr,
-                sgd_options.momentum != 0 ? std::vector<std::string>{"momentum_buffer"} : std::vector<std::string>{}),
+    : Optimizer(std::move(parameters), sgd_options.lr(),
+                sgd_options.momentum() != 0 ? std::vector<std::string>{"momentum_buffer"}
+                                            : std::vector<std::string>{}),
       options(sgd_options) {
-  PIXGRAD_CHECK(options.lr >= 0 && options.momentum >= 0 && options.weight_decay >= 0, "SGD: invalid options (lr ",
-                options.lr, ", momentum ", options.momentum, ", weight_decay ", options.weight_decay, ")");
+  PIXGRAD_CHECK(options.lr() >= 0 && options.momentum() >= 0 && options.weight_decay() >= 0,
+                "SGD: invalid options (lr ", options.lr(), ", momentum ", options.momentum(), ", weight_decay ",
+                options.weight_decay(), ")");
 }
 
 void SGD::update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) {
-  const kernels::SgdStep step{lr(), options.momentum, options.weight_decay};
+  const kernels::SgdStep step{lr(), options.momentum(), options.weight_decay()};
   const int64_t n = parameter.numel();
   const Tensor buffer = state.tensors.empty() ? Tensor() : state.tensors[0].second;
   run_kernel("SGD", parameter, [&](auto on, auto zero) {

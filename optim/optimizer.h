@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <pixgrad/core/tensor.h>
+#include <pixgrad/core/arg.h>
 #include <pixgrad/kernels/optimizer_steps.h>
 
 namespace pixgrad::optim {
@@ -65,34 +66,41 @@ class Optimizer {
 
 using kernels::EpsilonPlacement;
 
-struct AdamOptions {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0;
-  EpsilonPlacement placement = EpsilonPlacement::PyTorch;
+// Built in libtorch's style, PyTorch's defaults unless set:
+// `optim::AdamOptions(2e-4).beta1(0.5)`; `options.beta1()` reads one back.
+class AdamOptions {
+ public:
+  explicit AdamOptions(double lr = 1e-3) : lr_(lr) {}
+  PIXGRAD_ARG(double, lr);
+  PIXGRAD_ARG(double, beta1) = 0.9;
+  PIXGRAD_ARG(double, beta2) = 0.999;
+  PIXGRAD_ARG(double, eps) = 1e-8;
+  PIXGRAD_ARG(double, weight_decay) = 0;  // L2, added to the gradient
+  PIXGRAD_ARG(EpsilonPlacement, placement) = EpsilonPlacement::PyTorch;
 };
 
 class Adam : public Optimizer {
  public:
-  Adam(std::vector<Tensor> parameters, AdamOptions options = {});
+  Adam(std::vector<Tensor> parameters, AdamOptions options = AdamOptions());
 
-  AdamOptions options;  // options.lr is the initial rate; lr() is the current one
+  AdamOptions options;  // options.lr() is the initial rate; lr() is the current one
 
  protected:
   void update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) override;
 };
 
-struct SGDOptions {
-  double lr = 1e-3;
-  double momentum = 0;
-  double weight_decay = 0;
+// `optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4)`.
+class SGDOptions {
+ public:
+  explicit SGDOptions(double lr = 1e-3) : lr_(lr) {}
+  PIXGRAD_ARG(double, lr);
+  PIXGRAD_ARG(double, momentum) = 0;
+  PIXGRAD_ARG(double, weight_decay) = 0;  // L2, added to the gradient
 };
 
 class SGD : public Optimizer {
  public:
-  SGD(std::vector<Tensor> parameters, SGDOptions options = {});
+  SGD(std::vector<Tensor> parameters, SGDOptions options = SGDOptions());
 
   SGDOptions options;
 

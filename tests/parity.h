@@ -234,12 +234,12 @@ inline models::Pix2PixOptions options_for(const Fixture& fixture) {
   if (c.contains("n_layers")) options.discriminator.n_layers = c.at("n_layers").get<int>();
   CHECK(options.lambda_l1 == c.at("lambda_l1").get<double>());
   CHECK(options.lambda_adv == c.at("lambda_adv").get<double>());
-  CHECK(options.adam.lr == c.at("lr").get<double>());
-  CHECK(options.adam.beta1 == c.at("beta1").get<double>());
-  CHECK(options.adam.beta2 == c.at("beta2").get<double>());
-  CHECK(options.adam.eps == c.at("eps").get<double>());
-  CHECK(options.adam.weight_decay == c.at("weight_decay").get<double>());
-  CHECK((options.adam.placement == optim::EpsilonPlacement::Chainer) == (preset == models::Preset::Chainer));
+  CHECK(options.adam.lr() == c.at("lr").get<double>());
+  CHECK(options.adam.beta1() == c.at("beta1").get<double>());
+  CHECK(options.adam.beta2() == c.at("beta2").get<double>());
+  CHECK(options.adam.eps() == c.at("eps").get<double>());
+  CHECK(options.adam.weight_decay() == c.at("weight_decay").get<double>());
+  CHECK((options.adam.placement() == optim::EpsilonPlacement::Chainer) == (preset == models::Preset::Chainer));
   for (const models::NormSettings& norm : {options.generator.norm, options.discriminator.norm}) {
     CHECK(norm.kind == models::NormKind::Batch);
     CHECK(norm.eps == c.at("bn_eps").get<double>());
@@ -272,8 +272,8 @@ inline void check_forward_backward(const std::string& file, Device device, const
   const auto model = load_model(fixture, device);
   const bool paper = model->options().preset == models::Preset::Paper;
   Report report(title);
-  models::UnetGenerator& g = model->generator();
-  models::PatchGanDiscriminator& d = model->discriminator();
+  nn::Module& g = model->generator();
+  models::Discriminator& d = model->discriminator();
   g.train();
   d.train();
   const Tensor x = fixture.at("batch0.input").to(device), y = fixture.at("batch0.target").to(device);
@@ -341,7 +341,7 @@ struct NoiseLimit {
 inline std::map<std::string, NoiseLimit> cancelled_bias_limits(const Fixture& fixture, models::Pix2Pix& model) {
   const int iterations = fixture.config.at("iterations").get<int>();
   const double momentum = fixture.config.at("bn_momentum").get<double>();
-  const double drift = 2.3 * model.options().adam.lr * iterations;
+  const double drift = 2.3 * model.options().adam.lr() * iterations;
   std::map<std::string, NoiseLimit> limits;
   for (const std::string network : {"G", "D"}) {
     nn::Module& module = network == "G" ? static_cast<nn::Module&>(model.generator())

@@ -28,7 +28,7 @@ inline models::Pix2PixOptions small_step_options(models::Preset preset, double l
   options.generator.ngf = 8;
   options.generator.num_downs = preset == models::Preset::Paper ? 5 : 4;
   options.discriminator.ndf = 8;
-  options.adam.lr = lr;
+  options.adam.lr(lr);
   return options;
 }
 

@@ -109,3 +109,16 @@ TEST_CASE("retain_graph allows a second backward, unchain_backward cuts in place
   CHECK_FALSE(x.grad().defined());
   CHECK(w.grad().item() == Approx(9));
 }
+
+TEST_CASE("an input that did not require a gradient when the op ran gets none from it", "[autograd]") {
+  // As in PyTorch: what the graph computes is fixed when it is recorded, so
+  // a parameter frozen during the forward pass and unfrozen before the
+  // backward pass gets no gradient from that pass.
+  Tensor x = scalar_leaf(2);
+  Tensor w = Tensor::full({}, 3.0, Device::cpu(), DType::Float64);
+  const Tensor y = mul(x, w);
+  w.set_requires_grad();
+  y.backward();
+  CHECK_FALSE(w.grad().defined());
+  CHECK(x.grad().item() == 3);
+}

@@ -34,15 +34,15 @@ std::vector<double> reference_adam(const optim::AdamOptions& o, int steps) {
   std::vector<double> p = kStart, m(p.size(), 0.0), v(p.size(), 0.0);
   for (int t = 1; t <= steps; ++t) {
     const std::vector<double> grad = gradient_at(t);
-    const double c1 = 1 - std::pow(o.beta1, t), c2 = 1 - std::pow(o.beta2, t);
+    const double c1 = 1 - std::pow(o.beta1(), t), c2 = 1 - std::pow(o.beta2(), t);
     for (size_t i = 0; i < p.size(); ++i) {
-      const double g = grad[i] + o.weight_decay * p[i];
-      m[i] = o.beta1 * m[i] + (1 - o.beta1) * g;
-      v[i] = o.beta2 * v[i] + (1 - o.beta2) * g * g;
-      if (o.placement == optim::EpsilonPlacement::PyTorch)
-        p[i] -= o.lr / c1 * m[i] / (std::sqrt(v[i]) / std::sqrt(c2) + o.eps);
+      const double g = grad[i] + o.weight_decay() * p[i];
+      m[i] = o.beta1() * m[i] + (1 - o.beta1()) * g;
+      v[i] = o.beta2() * v[i] + (1 - o.beta2()) * g * g;
+      if (o.placement() == optim::EpsilonPlacement::PyTorch)
+        p[i] -= o.lr() / c1 * m[i] / (std::sqrt(v[i]) / std::sqrt(c2) + o.eps());
       else
-        p[i] -= o.lr * std::sqrt(c2) / c1 * m[i] / (std::sqrt(v[i]) + o.eps);
+        p[i] -= o.lr() * std::sqrt(c2) / c1 * m[i] / (std::sqrt(v[i]) + o.eps());
     }
   }
   return p;
@@ -53,9 +53,9 @@ std::vector<double> reference_sgd(const optim::SGDOptions& o, int steps) {
   for (int t = 1; t <= steps; ++t) {
     const std::vector<double> grad = gradient_at(t);
     for (size_t i = 0; i < p.size(); ++i) {
-      const double g = grad[i] + o.weight_decay * p[i];
-      buffer[i] = t == 1 ? g : o.momentum * buffer[i] + g;
-      p[i] -= o.lr * (o.momentum != 0 ? buffer[i] : g);
+      const double g = grad[i] + o.weight_decay() * p[i];
+      buffer[i] = t == 1 ? g : o.momentum() * buffer[i] + g;
+      p[i] -= o.lr() * (o.momentum() != 0 ? buffer[i] : g);
     }
   }
   return p;
@@ -71,16 +71,46 @@ void run_steps(Optimizer& optimizer, const Tensor& p, int first, int last) {
 
 }  // namespace
 
+TEST_CASE("optimiser options build in libtorch's style, with PyTorch's defaults", "[optim]") {
+  const optim::AdamOptions defaults;
+  CHECK(defaults.lr() == 1e-3);
+  CHECK(defaults.beta1() == 0.9);
+  CHECK(defaults.beta2() == 0.999);
+  CHECK(defaults.eps() == 1e-8);
+  CHECK(defaults.weight_decay() == 0);
+  CHECK(defaults.placement() == optim::EpsilonPlacement::PyTorch);
+
+  const optim::AdamOptions pix2pix = optim::AdamOptions(2e-4).beta1(0.5);
+  CHECK(pix2pix.lr() == 2e-4);
+  CHECK(pix2pix.beta1() == 0.5);
+  CHECK(pix2pix.beta2() == 0.999);  // what was not set keeps its default
+  optim::AdamOptions chained;
+  CHECK(&chained.eps(1e-3).weight_decay(1e-5).placement(optim::EpsilonPlacement::Chainer) == &chained);
+  CHECK(chained.eps() == 1e-3);
+  CHECK(chained.weight_decay() == 1e-5);
+  CHECK(chained.placement() == optim::EpsilonPlacement::Chainer);
+  const Tensor p = parameter(DType::Float32);
+  const optim::Adam adam({p}, pix2pix);
+  CHECK(adam.lr() == 2e-4);
+  CHECK(adam.options.beta1() == 0.5);
+  CHECK_THROWS_WITH(optim::Adam({p}, optim::AdamOptions().beta1(1.0)), Contains("betas 1"));
+
+  const optim::SGDOptions sgd = optim::SGDOptions(0.01).momentum(0.9);
+  CHECK(sgd.lr() == 0.01);
+  CHECK(sgd.momentum() == 0.9);
+  CHECK(sgd.weight_decay() == 0);
+  CHECK(optim::SGDOptions().lr() == 1e-3);
+  CHECK(optim::SGD({p}, sgd).options.momentum() == 0.9);
+  CHECK_THROWS_WITH(optim::SGD({p}, optim::SGDOptions(-1)), Contains("lr -1"));
+}
+
 TEST_CASE("Adam matches the reference update for both epsilon placements", "[optim][adam]") {
   const int steps = 6;
   for (const auto placement : {optim::EpsilonPlacement::PyTorch, optim::EpsilonPlacement::Chainer}) {
     for (const double weight_decay : {0.0, 0.1}) {
-      optim::AdamOptions options;
-      options.lr = 0.01;
-      options.beta1 = 0.5;
-      options.eps = 1e-3;  // large, so that where it sits shows
-      options.weight_decay = weight_decay;
-      options.placement = placement;
+      // eps large, so that where it sits shows
+      const optim::AdamOptions options =
+          optim::AdamOptions(0.01).beta1(0.5).eps(1e-3).weight_decay(weight_decay).placement(placement);
       const std::vector<double> expected = reference_adam(options, steps);
       INFO("placement " << (placement == optim::EpsilonPlacement::PyTorch ? "PyTorch" : "Chainer") << ", weight_decay "
                         << weight_decay);
@@ -95,17 +125,14 @@ TEST_CASE("Adam matches the reference update for both epsilon placements", "[opt
     }
   }
   // The placements really differ while v is small.
-  optim::AdamOptions chainer;
-  chainer.eps = 1e-3;
-  chainer.placement = optim::EpsilonPlacement::Chainer;
-  optim::AdamOptions pytorch = chainer;
-  pytorch.placement = optim::EpsilonPlacement::PyTorch;
+  const optim::AdamOptions chainer = optim::AdamOptions().eps(1e-3).placement(optim::EpsilonPlacement::Chainer);
+  const optim::AdamOptions pytorch = optim::AdamOptions(chainer).placement(optim::EpsilonPlacement::PyTorch);
   CHECK(testing::max_relative_error(reference_adam(chainer, 2), reference_adam(pytorch, 2)) > 1e-6);
 }
 
 TEST_CASE("SGD with momentum and weight decay matches the reference update", "[optim][sgd]") {
   for (const double momentum : {0.0, 0.9}) {
-    const optim::SGDOptions options{0.05, momentum, 0.01};
+    const optim::SGDOptions options = optim::SGDOptions(0.05).momentum(momentum).weight_decay(0.01);
     const Tensor p = parameter(DType::Float64);
     optim::SGD sgd({p}, options);
     run_steps(sgd, p, 1, 5);
@@ -144,9 +171,7 @@ TEST_CASE("Optimisers skip parameters without a gradient and follow set_lr", "[o
 TEST_CASE("Adam minimises a quadratic through autograd", "[optim][adam]") {
   const Tensor target = Tensor::from_vector(std::vector<float>{1.0f, -2.0f, 0.5f, 3.0f}, {4});
   Tensor p = Tensor::zeros({4}).set_requires_grad();
-  optim::AdamOptions options;
-  options.lr = 0.05;
-  optim::Adam adam({p}, options);
+  optim::Adam adam({p}, optim::AdamOptions(0.05));
   for (int i = 0; i < 500; ++i) {
     adam.zero_grad();
     const Tensor difference = p - target;
@@ -157,9 +182,7 @@ TEST_CASE("Adam minimises a quadratic through autograd", "[optim][adam]") {
 }
 
 TEST_CASE("Optimiser state_dict round trip continues bit-identically", "[optim][state_dict]") {
-  optim::AdamOptions options;
-  options.lr = 0.02;
-  options.placement = optim::EpsilonPlacement::Chainer;
+  const optim::AdamOptions options = optim::AdamOptions(0.02).placement(optim::EpsilonPlacement::Chainer);
   const Tensor p = parameter(DType::Float32);
   optim::Adam original({p}, options);
   run_steps(original, p, 1, 3);
@@ -210,7 +233,7 @@ TEST_CASE("Adam and SGD flag a NaN or infinite gradient in the step that read it
           CHECK_FALSE(adam.nonfinite_gradients().defined());
           adam.step();
           CHECK(adam.nonfinite_gradients().item() == expected);
-          optim::SGD sgd({param}, optim::SGDOptions{0.01, 0.9, 0});
+          optim::SGD sgd({param}, optim::SGDOptions(0.01).momentum(0.9));
           sgd.step();
           CHECK(sgd.nonfinite_gradients().item() == expected);
           // The next step, with finite gradients, clears it.

@@ -7,7 +7,11 @@
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/ops.h>
 #include "gradcheck.h"
-#include <pixgrad/models/patchgan.h>
+#include <pixgrad/models/chainer_discriminator.h>
+#include <pixgrad/models/chainer_unet.h>
+#include <pixgrad/models/networks.h>
+#include <pixgrad/models/nlayer_discriminator.h>
+#include <pixgrad/models/pixel_discriminator.h>
 #include <pixgrad/models/unet.h>
 
 using namespace pixgrad;
@@ -27,7 +31,7 @@ TEST_CASE("paper presets have the reference's parameter counts", "[models]") {
   // 70x70 PatchGAN on 6 channels, both with batch norm.
   UnetGenerator generator(UnetOptions::for_preset(Preset::Paper, 3, 3));
   CHECK(parameter_count(generator) == Approx(54.414e6).margin(0.0005e6));
-  PatchGanDiscriminator discriminator(PatchGanOptions::for_preset(Preset::Paper, 3, 3));
+  NLayerDiscriminator discriminator(PatchGanOptions::for_preset(Preset::Paper, 3, 3));
   CHECK(parameter_count(discriminator) == Approx(2.769e6).margin(0.0005e6));
   UnetOptions unet_128 = UnetOptions::for_preset(Preset::Paper, 3, 3);
   unet_128.num_downs = 7;
@@ -49,7 +53,7 @@ TEST_CASE("generators map [N, C_in, H, W] to [N, C_out, H, W]", "[models]") {
     UnetOptions options = UnetOptions::for_preset(Preset::Chainer, 12, 3);
     options.ngf = 4;
     options.num_downs = 5;
-    UnetGenerator generator(options);
+    ChainerUnet generator(options);
     const Tensor out = generator.forward(testing::random_tensor({1, 12, 64, 64}, 2, DType::Float32));
     CHECK(out.shape() == Shape{1, 3, 64, 64});
   }
@@ -62,12 +66,12 @@ TEST_CASE("discriminators give one logit per patch", "[models]") {
   PatchGanOptions paper = PatchGanOptions::for_preset(Preset::Paper, 3, 3);
   paper.ndf = 8;
   // 64 -> 32 -> 16 -> 8 (stride 2) -> 7 -> 6 (stride 1, k4 p1)
-  CHECK(PatchGanDiscriminator(paper).forward(x, y).shape() == Shape{2, 1, 6, 6});
+  CHECK(NLayerDiscriminator(paper).forward(x, y).shape() == Shape{2, 1, 6, 6});
   paper.pixel = true;
-  CHECK(PatchGanDiscriminator(paper).forward(x, y).shape() == Shape{2, 1, 64, 64});
+  CHECK(PixelDiscriminator(paper).forward(x, y).shape() == Shape{2, 1, 64, 64});
   PatchGanOptions chainer = PatchGanOptions::for_preset(Preset::Chainer, 3, 3);
   chainer.ndf = 8;
-  CHECK(PatchGanDiscriminator(chainer).forward(x, y).shape() == Shape{2, 1, 4, 4});
+  CHECK(ChainerDiscriminator(chainer).forward(x, y).shape() == Shape{2, 1, 4, 4});
 }
 
 TEST_CASE("models reject inputs of the wrong shape", "[models][errors]") {
@@ -79,7 +83,7 @@ TEST_CASE("models reject inputs of the wrong shape", "[models][errors]") {
   CHECK_THROWS_WITH(generator.forward(Tensor::zeros({1, 4, 64, 64})), Contains("[1, 4, 64, 64]"));
   PatchGanOptions d_options = PatchGanOptions::for_preset(Preset::Paper, 3, 3);
   d_options.ndf = 4;
-  PatchGanDiscriminator discriminator(d_options);
+  NLayerDiscriminator discriminator(d_options);
   CHECK_THROWS_WITH(discriminator.forward(Tensor::zeros({1, 3, 32, 32}), Tensor::zeros({1, 3, 16, 16})),
                     Contains("[1, 3, 16, 16]"));
   options.num_downs = 4;
@@ -99,9 +103,9 @@ TEST_CASE("every norm kind builds and runs in both presets", "[models]") {
       d.ndf = 4;
       d.norm.kind = norm;
       const Tensor x = testing::random_tensor({2, 3, 64, 64}, 9, DType::Float32);
-      const Tensor y = UnetGenerator(g).forward(x);
+      const Tensor y = make_generator(preset, g)->forward(x);
       CHECK(y.shape() == x.shape());
-      CHECK(PatchGanDiscriminator(d).forward(x, y).size(1) == 1);
+      CHECK(make_discriminator(preset, d)->forward(x, y).size(1) == 1);
     }
   }
 }
@@ -122,7 +126,7 @@ TEST_CASE("the paper preset draws batch-norm weights from Normal(1, 0.02)", "[mo
   // The Chainer preset keeps the library default of ones.
   UnetOptions chainer = UnetOptions::for_preset(Preset::Chainer, 12, 3);
   chainer.ngf = 4;
-  for (const auto& [name, tensor] : UnetGenerator(chainer).named_parameters())
+  for (const auto& [name, tensor] : ChainerUnet(chainer).named_parameters())
     if (name.find("_norm.weight") != std::string::npos)
       for (double v : tensor.to_double_vector()) REQUIRE(v == 1.0);
 }

@@ -46,7 +46,7 @@ TEST_CASE("both presets overfit a few pairs: losses finite, L1 falls", "[trainin
       options.generator.ngf = 8;
       options.generator.num_downs = preset == models::Preset::Paper ? 5 : 4;
       options.discriminator.ndf = 8;
-      options.adam.lr = 1e-3;
+      options.adam.lr(1e-3);
       models::Pix2Pix model(options);
       std::vector<double> l1;
       for (int step = 0; step < 60; ++step) {
@@ -102,6 +102,38 @@ TEST_CASE("a resumed run equals an uninterrupted one, bit for bit", "[training][
       std::filesystem::remove_all(split_dir);
     }
   }
+}
+
+TEST_CASE("the lsgan and wgangp objectives train, and a resumed run keeps its objective", "[training][gan]") {
+  if (!have_data()) return;
+  for (const std::string mode : {"lsgan", "wgangp"}) {
+    SECTION(mode) {
+      const auto folder = testing::fresh_folder("gan_mode_" + mode);
+      training::TrainConfig config = testing::tiny_config("paper", folder);
+      config.gan_mode = mode;
+      config.max_iterations = 3;
+      CHECK(training::Trainer(config).run().iterations == 3);
+      const std::string checkpoint = (folder / "checkpoint.safetensors").string();
+      CHECK(training::load_checkpoint(checkpoint).config.gan_mode == mode);
+      const training::RunLog log((folder / "log.jsonl").string());
+      REQUIRE(log.training_records().size() == 3);
+      for (const auto& record : log.training_records()) {
+        const double real = record.at("loss_D_real").get<double>(), fake = record.at("loss_D_fake").get<double>();
+        CHECK(std::isfinite(real));
+        CHECK(std::isfinite(fake));
+        // Squared errors cannot go below zero; the Wasserstein terms can.
+        if (mode == "lsgan") CHECK((real >= 0 && fake >= 0));
+      }
+      training::TrainConfig other = config;
+      other.gan_mode = "vanilla";
+      CHECK_THROWS_WITH(training::Trainer(other, checkpoint, {"gan_mode"}),
+                        Contains("--gan-mode") && Contains("vanilla") && Contains(mode));
+      std::filesystem::remove_all(folder);
+    }
+  }
+  training::TrainConfig unknown = testing::tiny_config("paper", testing::fresh_folder("gan_mode_unknown"));
+  unknown.gan_mode = "wgan";
+  CHECK_THROWS_WITH(training::Trainer(unknown), Contains("'wgan'") && Contains("wgangp"));
 }
 
 TEST_CASE("bad checkpoints and output folders give one-line errors", "[training][errors]") {

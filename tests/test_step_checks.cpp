@@ -180,13 +180,8 @@ std::map<std::string, std::string> mismatched(const std::map<std::string, Tensor
 }
 
 optim::AdamOptions adam_options() {
-  optim::AdamOptions options;
-  options.lr = 0.01;
-  options.beta1 = 0.5;
-  options.beta2 = 0.999;
-  options.eps = 1e-3;  // large enough that its placement shows
-  options.weight_decay = 0.1;
-  return options;
+  // eps large enough that its placement shows
+  return optim::AdamOptions(0.01).beta1(0.5).beta2(0.999).eps(1e-3).weight_decay(0.1);
 }
 
 }  // namespace
@@ -213,31 +208,31 @@ TEST_CASE("the optimiser check passes float32 against float64 and fails a wrong 
   {
     INFO("weight decay dropped");
     optim::AdamOptions mutated = options;
-    mutated.weight_decay = 0;
+    mutated.weight_decay(0);
     CHECK(mismatched(correct, optimiser_run<optim::Adam>(mutated, DType::Float32), kOptimizerTolerance).count(
               "param.2") == 1);
   }
   {
     INFO("the learning rate 1% off");
     optim::AdamOptions mutated = options;
-    mutated.lr *= 1.01;
+    mutated.lr(mutated.lr() * 1.01);
     CHECK(mismatched(correct, optimiser_run<optim::Adam>(mutated, DType::Float32), kOptimizerTolerance).count(
               "param.2") == 1);
   }
   {
     INFO("epsilon placed as Chainer places it");
     optim::AdamOptions mutated = options;
-    mutated.placement = optim::EpsilonPlacement::Chainer;
+    mutated.placement(optim::EpsilonPlacement::Chainer);
     CHECK(mismatched(correct, optimiser_run<optim::Adam>(mutated, DType::Float32), kOptimizerTolerance).count(
               "param.2") == 1);
   }
   {
     INFO("SGD: momentum dropped");
-    const auto sgd = optimiser_run<optim::SGD>(optim::SGDOptions{0.05, 0.9, 0.01}, DType::Float32);
-    CHECK(mismatched(sgd, optimiser_run<optim::SGD>(optim::SGDOptions{0.05, 0.9, 0.01}, DType::Float64),
+    const auto sgd = optimiser_run<optim::SGD>(optim::SGDOptions(0.05).momentum(0.9).weight_decay(0.01), DType::Float32);
+    CHECK(mismatched(sgd, optimiser_run<optim::SGD>(optim::SGDOptions(0.05).momentum(0.9).weight_decay(0.01), DType::Float64),
                      kOptimizerTolerance.scaled(0.25))
               .empty());
-    CHECK(mismatched(sgd, optimiser_run<optim::SGD>(optim::SGDOptions{0.05, 0.0, 0.01}, DType::Float32),
+    CHECK(mismatched(sgd, optimiser_run<optim::SGD>(optim::SGDOptions(0.05).momentum(0.0).weight_decay(0.01), DType::Float32),
                      kOptimizerTolerance)
               .count("param.2") == 1);
   }

@@ -1,6 +1,5 @@
 #include <pixgrad/training/model_factory.h>
 
-#include <pixgrad/core/cuda_info.h>
 #include <pixgrad/core/error.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
 
@@ -18,9 +17,9 @@ models::Pix2PixOptions pix2pix_options(const TrainConfig& config) {
   options.discriminator.n_layers = config.n_layers;
   options.discriminator.pixel = config.discriminator == "pixel";
   options.discriminator.norm.kind = models::parse_norm(config.norm);
+  options.objective = models::parse_gan_objective(config.gan_mode);
   options.lambda_l1 = config.lambda_l1;
-  options.adam.lr = config.lr;
-  options.adam.beta1 = config.beta1;
+  options.adam.lr(config.lr).beta1(config.beta1);
   return options;
 }
 
@@ -57,11 +56,6 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std
   options.no_flip = no_flip;
   options.preprocessing = preprocessing(config);
   return std::make_shared<data::AlignedDataset>(config.dataset, split, options);
-}
-
-Device resolve_device(const std::string& name) {
-  if (name != "auto") return Device::parse(name);
-  return cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
 }
 
 void select_conv_impl(const std::string& name) {

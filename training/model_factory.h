@@ -1,11 +1,11 @@
-// Building the model, the datasets and the device a TrainConfig describes;
-// shared by train_pix2pix and pix2pix_translate so both build the same thing.
+// Building the model and the datasets a TrainConfig describes, and the CUDA
+// convolution settings; shared by train_pix2pix and pix2pix_translate so
+// both build the same thing.
 #pragma once
 
 #include <memory>
 #include <string>
 
-#include <pixgrad/core/device.h>
 #include <pixgrad/data/datasets.h>
 #include <pixgrad/models/pix2pix.h>
 #include <pixgrad/training/train_config.h>
@@ -20,10 +20,6 @@ models::Pix2PixOptions pix2pix_options(const TrainConfig& config);
 // The preset's reference pipeline details (resampling, pixel scaling, crop range).
 data::Preprocessing preprocessing(const TrainConfig& config);
 std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std::string& split, bool augment);
-
-// "auto" picks the GPU when one is usable and pixgrad has CUDA kernels for
-// it, else the CPU; "cpu", "cuda", "cuda:N" are taken as they are.
-Device resolve_device(const std::string& name);
 
 // Picks the CUDA convolution implementation: "handwritten" (ours), "cudnn"
 // or "cublas"; "" keeps the default (PIXGRAD_CONV_IMPL, else handwritten).

@@ -8,6 +8,7 @@
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/file_io.h>
+#include <pixgrad/models/gan.h>
 #include <pixgrad/models/presets.h>
 
 namespace pixgrad::training {
@@ -21,11 +22,10 @@ int64_t TrainConfig::input_channels() const { return format == "cmp" ? 12 : 3; }
 int64_t TrainConfig::output_channels() const { return 3; }
 
 // The fields that define what is trained — a resumed run must keep them ...
-#define PIXGRAD_TRAINING_FIELDS(X)                                                                         \
-  X(format) X(direction) X(train_split) X(load_size) X(crop_size) X(no_flip) X(preset) X(ngf) X(ndf)       \
-  X(num_downs) X(n_layers) X(discriminator) X(norm) X(no_dropout) X(batch_size) X(epochs) X(decay_epochs) X(schedule)   \
-  X(lr) X(beta1) \
-  X(lambda_l1) X(seed)
+#define PIXGRAD_TRAINING_FIELDS(X)                                                                    \
+  X(format) X(direction) X(train_split) X(load_size) X(crop_size) X(no_flip) X(preset) X(ngf) X(ndf)  \
+  X(num_downs) X(n_layers) X(discriminator) X(norm) X(no_dropout) X(gan_mode) X(batch_size) X(epochs) \
+  X(decay_epochs) X(schedule) X(lr) X(beta1) X(lambda_l1) X(seed)
 // ... and those that only steer the run, which a resumed run may change.
 #define PIXGRAD_RUN_FIELDS(X)                                                                       \
   X(dataset) X(test_split) X(workers) X(max_iterations) X(device) X(conv_impl) X(tf32) X(output) X(log_interval) \
@@ -136,6 +136,7 @@ void validate(const TrainConfig& c) {
   PIXGRAD_CHECK(c.discriminator == "patch" || c.discriminator == "pixel", "--discriminator must be patch or pixel, not '",
                 io::printable(c.discriminator), "'");
   PIXGRAD_CHECK(c.discriminator == "patch" || c.preset == "paper", "--discriminator pixel needs --preset paper");
+  models::parse_gan_objective(c.gan_mode);
   const std::string schedule = c.effective_schedule();
   PIXGRAD_CHECK(schedule == "linear" || schedule == "constant", "--schedule must be linear or constant, not '",
                 io::printable(schedule), "'");

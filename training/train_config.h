@@ -32,6 +32,7 @@ struct TrainConfig {
   std::string discriminator = "patch";  // paper: patch | pixel
   std::string norm = "batch";
   bool no_dropout = false;
+  std::string gan_mode = "vanilla";  // vanilla | lsgan | hinge | wgangp (models/gan.h)
   // optimisation
   int batch_size = 1;
   int epochs = 200;

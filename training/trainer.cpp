@@ -174,7 +174,7 @@ struct Trainer::Impl {
       fail("the dataset '", io::printable(config.dataset), "' named in checkpoint '", io::printable(resume),
            "' is not there: give --dataset");
     check_output_outside_dataset(config);
-    device = resolve_device(config.device);
+    device = Device::parse(config.device);
     select_conv_impl(config.conv_impl);
     select_tf32(config.tf32);
     train_set = make_dataset(config, config.train_split, true);
@@ -182,7 +182,7 @@ struct Trainer::Impl {
 
     manual_seed(config.seed);  // parameter initialisation
     model = std::make_unique<models::Pix2Pix>(pix2pix_options(config));
-    const int64_t multiple = model->generator().size_multiple();
+    const int64_t multiple = model->options().generator.size_multiple();
     PIXGRAD_CHECK(config.crop_size % multiple == 0, "--crop-size ", config.crop_size, " must be a multiple of ",
                   multiple, " for a U-Net with ", model->options().generator.num_downs, " downsamplings");
     model->to(device);

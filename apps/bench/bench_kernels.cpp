@@ -55,6 +55,7 @@
 #include "json_output.h"
 #include "pix2pix_layers.h"
 #include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/error.h>
 #include <pixgrad/core/file_io.h>
 #include <pixgrad/core/generator.h>
 #include <pixgrad/core/tensor.h>
@@ -63,8 +64,7 @@
 #include <pixgrad/kernels/cpu/conv2d.h>
 #include <pixgrad/kernels/cpu/elementwise.h>
 #include <pixgrad/kernels/cpu/gemm.h>
-#include <pixgrad/models/patchgan.h>
-#include <pixgrad/models/unet.h>
+#include <pixgrad/models/networks.h>
 
 #ifdef PIXGRAD_WITH_CUDA
 #include <pixgrad/kernels/cuda/batch_norm.h>
@@ -859,15 +859,16 @@ int count_only(const std::vector<std::string>& presets, const std::vector<int64_
       std::printf("%-8s %s conv GFLOP at batch 1: forward %.2f, backward-data %.2f, backward-weight %.2f\n",
                   preset.c_str(), network == 0 ? "G" : "D", one.conv_flops_by[network][0] / 1e9,
                   one.conv_flops_by[network][1] / 1e9, one.conv_flops_by[network][2] / 1e9);
-    // The tables must describe the models: compare parameter counts.
+    // The walk must find every parameter of the models (only convolutions and
+    // their norms have any): compare parameter counts.
     const models::Preset p = models::parse_preset(preset);
     const int64_t in = bench::preset_input_channels(preset);
-    const int64_t g = parameter_count(models::UnetGenerator(models::UnetOptions::for_preset(p, in, 3)));
-    const int64_t d = parameter_count(models::PatchGanDiscriminator(models::PatchGanOptions::for_preset(p, in, 3)));
+    const int64_t g = parameter_count(*models::make_generator(p, models::UnetOptions::for_preset(p, in, 3)));
+    const int64_t d = parameter_count(*models::make_discriminator(p, models::PatchGanOptions::for_preset(p, in, 3)));
     const bool same = g == one.g_parameters && d == one.d_parameters;
     std::printf("%-8s parameters: G %lld, D %lld (layer table: %lld, %lld)%s\n", preset.c_str(),
                 static_cast<long long>(g), static_cast<long long>(d), static_cast<long long>(one.g_parameters),
-                static_cast<long long>(one.d_parameters), same ? "" : "  MISMATCH: apps/bench/pix2pix_layers.h is stale");
+                static_cast<long long>(one.d_parameters), same ? "" : "  MISMATCH: the layer walk missed parameters");
     if (!same) status = 1;
   }
   std::printf("floors: FLOPs / %.0f TFLOP/s (H100 SXM FP32, no tensor cores), bytes (conv + BN + Adam) / %.2f TB/s\n",

@@ -37,6 +37,7 @@
 #include "json_output.h"
 #include "pix2pix_layers.h"
 #include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/error.h>
 #include <pixgrad/core/file_io.h>
 #include <pixgrad/core/generator.h>
 #include <pixgrad/data/loader.h>
@@ -212,7 +213,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    const Device device = training::resolve_device(device_name);
+    const Device device = Device::parse(device_name);
     std::string no_gpu;
     PIXGRAD_CHECK(device.is_cpu() || cuda_device_count(&no_gpu) > 0, "--device ", device_name, ": no usable GPU (",
                   no_gpu, ")");

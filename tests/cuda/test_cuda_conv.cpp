@@ -17,8 +17,7 @@
 #include <pixgrad/core/ops.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
 #include <pixgrad/layers/conv.h>
-#include <pixgrad/models/patchgan.h>
-#include <pixgrad/models/unet.h>
+#include <pixgrad/models/networks.h>
 
 using namespace pixgrad;
 using namespace pixgrad::cuda_testing;
@@ -151,10 +150,11 @@ int64_t suffix_number(const std::string& name, const std::string& prefix) {
 //             256 / 2^(i-1); "up<j>" (j = 0..n-1) sees 256 / 2^(n-j).
 // Each decoder layer must give back exactly the extent of the encoder level
 // its output is concatenated with, which is checked here.
-std::vector<ModelLayer> unet_layers(const models::UnetGenerator& unet) {
-  const bool paper = unet.options().preset == models::Preset::Paper;
-  std::vector<ModelLayer> layers = conv_children(paper ? "paper U-Net" : "chainer U-Net", unet);
-  const int64_t n = unet.options().num_downs;
+std::vector<ModelLayer> unet_layers(models::Preset preset, const models::UnetOptions& options) {
+  const bool paper = preset == models::Preset::Paper;
+  const std::shared_ptr<nn::Module> unet = models::make_generator(preset, options);
+  std::vector<ModelLayer> layers = conv_children(paper ? "paper U-Net" : "chainer U-Net", *unet);
+  const int64_t n = options.num_downs;
   REQUIRE(layers.size() == static_cast<size_t>(paper ? 2 * n : 2 * n + 2));
   for (ModelLayer& layer : layers) {
     int64_t expected_output = 0;
@@ -179,9 +179,10 @@ std::vector<ModelLayer> unet_layers(const models::UnetGenerator& unet) {
 // PatchGAN layers run in registration order, each on the previous output;
 // the chainer preset's two streams both see the image, and the stack starts
 // at their (equal) output extent. Checked against a real forward pass.
-std::vector<ModelLayer> patchgan_layers(models::PatchGanDiscriminator& discriminator) {
-  const bool paper = discriminator.options().preset == models::Preset::Paper;
-  std::vector<ModelLayer> layers = conv_children(paper ? "paper PatchGAN" : "chainer PatchGAN", discriminator);
+std::vector<ModelLayer> patchgan_layers(models::Preset preset, const models::PatchGanOptions& options) {
+  const bool paper = preset == models::Preset::Paper;
+  const std::shared_ptr<models::Discriminator> discriminator = models::make_discriminator(preset, options);
+  std::vector<ModelLayer> layers = conv_children(paper ? "paper PatchGAN" : "chainer PatchGAN", *discriminator);
   int64_t extent = kImageSize;
   for (ModelLayer& layer : layers) {
     const bool stream = layer.name.size() > 7 && layer.name.compare(layer.name.size() - 7, 7, "_stream") == 0;
@@ -189,9 +190,9 @@ std::vector<ModelLayer> patchgan_layers(models::PatchGanDiscriminator& discrimin
     extent = output_extent(layer);
   }
   NoGradGuard no_grad;
-  const models::PatchGanOptions& o = discriminator.options();
-  discriminator.eval();
-  const Tensor logits = discriminator.forward(Tensor::zeros({1, o.condition_channels, kImageSize, kImageSize}),
+  const models::PatchGanOptions& o = options;
+  discriminator->eval();
+  const Tensor logits = discriminator->forward(Tensor::zeros({1, o.condition_channels, kImageSize, kImageSize}),
                                               Tensor::zeros({1, o.image_channels, kImageSize, kImageSize}));
   REQUIRE(logits.shape() == Shape{1, 1, extent, extent});
   return layers;
@@ -230,12 +231,12 @@ TEST_CASE("every convolution of the U-Net and PatchGAN presets on CUDA matches t
   // sees at 256x256 is derived from the preset structure above.
   std::vector<ModelLayer> layers;
   {
-    models::UnetGenerator paper(models::UnetOptions::for_preset(models::Preset::Paper, 3, 3));
-    models::UnetGenerator chainer(models::UnetOptions::for_preset(models::Preset::Chainer, 12, 3));
-    models::PatchGanDiscriminator paper_d(models::PatchGanOptions::for_preset(models::Preset::Paper, 3, 3));
-    models::PatchGanDiscriminator chainer_d(models::PatchGanOptions::for_preset(models::Preset::Chainer, 12, 3));
+    using models::Preset;
     for (std::vector<ModelLayer> part :
-         {unet_layers(paper), unet_layers(chainer), patchgan_layers(paper_d), patchgan_layers(chainer_d)})
+         {unet_layers(Preset::Paper, models::UnetOptions::for_preset(Preset::Paper, 3, 3)),
+          unet_layers(Preset::Chainer, models::UnetOptions::for_preset(Preset::Chainer, 12, 3)),
+          patchgan_layers(Preset::Paper, models::PatchGanOptions::for_preset(Preset::Paper, 3, 3)),
+          patchgan_layers(Preset::Chainer, models::PatchGanOptions::for_preset(Preset::Chainer, 12, 3))})
       layers.insert(layers.end(), part.begin(), part.end());
   }
   REQUIRE(layers.size() == 16 + 16 + 5 + 6);

@@ -76,13 +76,8 @@ TEST_CASE("Adam on CUDA matches the CPU for both epsilon placements, with and wi
   for (const auto placement : {optim::EpsilonPlacement::PyTorch, optim::EpsilonPlacement::Chainer}) {
     for (const double weight_decay : {0.0, 0.1}) {
       for (const double eps : {1e-8, 1e-3}) {
-        optim::AdamOptions options;
-        options.lr = 0.01;
-        options.beta1 = 0.5;
-        options.beta2 = 0.999;
-        options.eps = eps;
-        options.weight_decay = weight_decay;
-        options.placement = placement;
+        const optim::AdamOptions options =
+            optim::AdamOptions(0.01).beta1(0.5).beta2(0.999).eps(eps).weight_decay(weight_decay).placement(placement);
         INFO((placement == optim::EpsilonPlacement::PyTorch ? "PyTorch" : "Chainer")
              << " epsilon placement, weight_decay " << weight_decay << ", eps " << eps);
         check_steps<optim::Adam>(options);
@@ -95,7 +90,7 @@ TEST_CASE("SGD on CUDA matches the CPU, with and without momentum", "[cuda][opti
   for (const double momentum : {0.0, 0.9}) {
     for (const double weight_decay : {0.0, 0.01}) {
       INFO("momentum " << momentum << ", weight_decay " << weight_decay);
-      check_steps<optim::SGD>(optim::SGDOptions{0.05, momentum, weight_decay});
+      check_steps<optim::SGD>(optim::SGDOptions(0.05).momentum(momentum).weight_decay(weight_decay));
     }
   }
 }
@@ -122,7 +117,7 @@ TEST_CASE("Adam and SGD on CUDA flag a non-finite gradient as the CPU does, and 
     CHECK(adam_gpu.nonfinite_gradients().is_cuda());
     CHECK(adam_cpu.nonfinite_gradients().item() == (poisoned ? 1 : 0));
     CHECK(adam_gpu.nonfinite_gradients().item() == (poisoned ? 1 : 0));
-    optim::SGD sgd_cpu(on_cpu, optim::SGDOptions{0.01, 0.9, 0}), sgd_gpu(on_gpu, optim::SGDOptions{0.01, 0.9, 0});
+    optim::SGD sgd_cpu(on_cpu, optim::SGDOptions(0.01).momentum(0.9)), sgd_gpu(on_gpu, optim::SGDOptions(0.01).momentum(0.9));
     sgd_cpu.step();
     sgd_gpu.step();
     CHECK(sgd_cpu.nonfinite_gradients().item() == (poisoned ? 1 : 0));

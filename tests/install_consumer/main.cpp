@@ -32,16 +32,13 @@ int main(int argc, char** argv) {
   if (argc != 2) return failed("usage: consumer <scratch folder>");
   try {
     manual_seed(1);  // the layers' initial weights
-    nn::Sequential model({std::make_shared<nn::Conv2d>(nn::Conv2dOptions(3, 8, 3).padding(1)),
-                          std::make_shared<nn::LeakyReLU>(0.2),
-                          std::make_shared<nn::Conv2d>(nn::Conv2dOptions(8, 3, 3).padding(1))});
+    nn::Sequential model(nn::make<nn::Conv2d>(nn::Conv2dOptions(3, 8, 3).padding(1)), nn::make<nn::LeakyReLU>(0.2),
+                         nn::make<nn::Conv2d>(nn::Conv2dOptions(8, 3, 3).padding(1)));
     Generator generator(7);
     const Tensor input = Tensor::normal({2, 3, 8, 8}, 0, 1, generator);
     const Tensor target = tanh(input);
 
-    optim::AdamOptions options;
-    options.lr = 1e-2;
-    optim::Adam adam(model.parameters(), options);
+    optim::Adam adam(model.parameters(), optim::AdamOptions(1e-2));
     const int steps = 10;
     double first_loss = 0, last_loss = 0;
     for (int step = 0; step < steps; ++step) {

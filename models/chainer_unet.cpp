@@ -1,0 +1,47 @@
+#include <pixgrad/models/chainer_unet.h>
+
+#include <pixgrad/core/ops.h>
+
+namespace pixgrad::models {
+
+ChainerUnet::ChainerUnet(const UnetOptions& options) : UnetBase("ChainerUnet", options, 1) {
+  const int n = options.num_downs;
+  const int64_t width = options.level_channels(0);
+  stem_ = register_module("stem", nn::make<nn::Conv2d>(nn::Conv2dOptions(options.input_channels, width, 3).padding(1)));
+  for (int i = 1; i <= n; ++i) {
+    const std::string name = "down" + std::to_string(i);
+    const int64_t in = options.level_channels(i - 1), out = options.level_channels(i);
+    down_convs_.push_back(
+        register_module(name, nn::make<nn::Conv2d>(nn::Conv2dOptions(in, out, 4).stride(2).padding(1))));
+    down_norms_.push_back(add_norm(name + "_norm", out));
+  }
+  for (int j = 0; j < n; ++j) {
+    const std::string name = "up" + std::to_string(j);
+    const int64_t in = j == 0 ? options.level_channels(n) : 2 * options.level_channels(n - j);
+    const int64_t out = options.level_channels(n - 1 - j);
+    up_convs_.push_back(register_module(
+        name, nn::make<nn::ConvTranspose2d>(nn::ConvTranspose2dOptions(in, out, 4).stride(2).padding(1))));
+    up_norms_.push_back(add_norm(name + "_norm", out));
+    up_dropout_.push_back(options.use_dropout && j < 3);
+  }
+  head_ = register_module(
+      "head", nn::make<nn::Conv2d>(nn::Conv2dOptions(2 * width, options.output_channels, 3).padding(1)));
+}
+
+Tensor ChainerUnet::forward(const Tensor& input) {
+  check_input(input);
+  const int n = options().num_downs;
+  std::vector<Tensor> features{leaky_relu(stem_->forward(input), 0.2)};
+  for (int i = 0; i < n; ++i)
+    features.push_back(leaky_relu(apply_norm(down_norms_[i], down_convs_[i]->forward(features.back())), 0.2));
+  Tensor h = features.back();
+  for (int j = 0; j < n; ++j) {
+    if (j > 0) h = concat({h, features[n - j]}, 1);
+    h = apply_norm(up_norms_[j], up_convs_[j]->forward(h));
+    if (up_dropout_[j]) h = dropout(h, options().dropout, is_training());
+    h = relu(h);
+  }
+  return head_->forward(concat({h, features[0]}, 1));
+}
+
+}  // namespace pixgrad::models
