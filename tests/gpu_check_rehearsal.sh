@@ -6,15 +6,7 @@
 # Usage: gpu_check_rehearsal.sh BUILD_DIR      (from the repository root)
 set -euo pipefail
 build="$(cd "$1" && pwd)"
-facades="${PIXGRAD_DATA:-../shared/data}/facades"
-if [ ! -d "$facades/train" ]; then
-  if [ "${PIXGRAD_ALLOW_MISSING_DATA:-}" = 1 ]; then
-    echo "SKIPPED: no facades at $facades (PIXGRAD_ALLOW_MISSING_DATA=1)"
-    exit 77
-  fi
-  echo "no facades at $facades: set PIXGRAD_DATA, or PIXGRAD_ALLOW_MISSING_DATA=1" >&2
-  exit 1
-fi
+source "$(dirname "$0")/facades.sh"
 if [ "$("$build/tests/pixgrad_cuda_tests" --list-test-names-only 2>/dev/null | grep -c .)" -eq 0 ]; then
   echo "SKIPPED: this build has no CUDA, so there is no GPU check to rehearse"
   exit 77

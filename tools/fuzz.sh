@@ -28,7 +28,7 @@ done
 bash tools/install_deps.sh --fuzz
 
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIXGRAD_CUDA=OFF \
-  -DPIXGRAD_FUZZ=ON -DPIXGRAD_BUILD_TESTS=OFF -DPIXGRAD_BUILD_APPS=OFF > /dev/null
+  -DPIXGRAD_FUZZ=ON -DPIXGRAD_BUILD_TESTS=OFF -DPIXGRAD_BUILD_APPS=OFF -DPIXGRAD_BUILD_EXAMPLES=OFF > /dev/null
 cmake --build build-fuzz -j"$(nproc)"
 ctest --test-dir build-fuzz -L fuzz --output-on-failure
 
