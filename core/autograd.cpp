@@ -63,6 +63,10 @@ void accumulate_into_leaf(const Tensor& leaf, const Tensor& gradient, bool creat
     leaf.set_grad(existing.defined() ? add(existing, gradient) : add(gradient, 0.0));
   } else if (!existing.defined()) {
     leaf.set_grad(gradient.clone());  // a gradient may be shared with other inputs: never alias it
+  } else if (existing.requires_grad()) {
+    // From an earlier create_graph backward: a penalty may still use it, so
+    // it is replaced, not changed in place.
+    leaf.set_grad(add(existing.detach(), gradient));
   } else {
     add_(existing, gradient);
   }
@@ -89,14 +93,26 @@ void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool c
     const Node* producer = input.grad_fn().get();
     return targets->index_of(input) >= 0 || (producer && must_run.count(producer) > 0);
   };
+  bool target_unreached = false;  // some target not found in the part of the graph still held
+  if (targets) {
+    for (const std::shared_ptr<Node>& node : order)
+      for (const Tensor& input : node->inputs)
+        if (input.defined() && targets->index_of(input) >= 0)
+          targets->in_graph[static_cast<size_t>(targets->index_of(input))] = true;
+    for (const bool reached : targets->in_graph) target_unreached = target_unreached || !reached;
+  }
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     const Node& node = **it;
-    for (size_t i = 0; i < node.inputs.size(); ++i) {
-      const Tensor& input = node.inputs[i];
-      if (targets && input.defined() && targets->index_of(input) >= 0)
-        targets->in_graph[static_cast<size_t>(targets->index_of(input))] = true;
-      if (node.input_required_grad[i] && input_needed(input)) must_run.insert(&node);
+    if (node.released) {
+      // Its inputs are gone: it must run (and so fail) if its inputs needed
+      // gradients and, with targets, a target may lie behind it.
+      bool needed = false;
+      for (const bool required : node.input_required_grad) needed = needed || required;
+      if (needed && (!targets || target_unreached)) must_run.insert(&node);
+      continue;
     }
+    for (size_t i = 0; i < node.inputs.size(); ++i)
+      if (node.input_required_grad[i] && input_needed(node.inputs[i])) must_run.insert(&node);
   }
 
   std::unordered_map<Node*, Tensor> pending{{root_node.get(), seed}};
@@ -110,10 +126,9 @@ void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool c
       if (target != targets->producers.end())
         targets->gradients[target->second] = sum_of(targets->gradients[target->second], grad_output);
     }
-    // Checked before skipping: a freed node has no inputs left to need it.
+    if (!must_run.count(node.get())) continue;
     PIXGRAD_CHECK(!node->released, "backward: the graph through '", node->op,
                   "' was already freed by an earlier backward(); pass retain_graph to keep it");
-    if (!must_run.count(node.get())) continue;
     PIXGRAD_CHECK(!create_graph || node->double_backward == DoubleBackward::Supported, "backward: '", node->op,
                   "' cannot be differentiated twice (create_graph): its backward is not itself differentiable "
                   "(docs/core.md lists the ops that are)");
@@ -129,6 +144,9 @@ void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool c
       if (!needs[i] || !grads[i].defined()) continue;
       PIXGRAD_CHECK(grads[i].shape() == input.shape(), "backward: '", node->op, "' gave a gradient of shape ",
                     shape_str(grads[i].shape()), " for input ", i, " of shape ", shape_str(input.shape()));
+      PIXGRAD_CHECK(grads[i].dtype() == input.dtype() && grads[i].device() == input.device(), "backward: '",
+                    node->op, "' gave a ", to_string(grads[i].dtype()), " gradient on ", grads[i].device().str(),
+                    " for input ", i, ", a ", to_string(input.dtype()), " tensor on ", input.device().str());
       if (Node* producer = input.grad_fn().get()) {
         Tensor& slot = pending[producer];
         slot = sum_of(slot, grads[i]);
@@ -187,6 +205,11 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
 Tensor record(const char* op, Tensor output, std::vector<Tensor> inputs, BackwardFunction backward,
               std::vector<Tensor> saved, DoubleBackward double_backward) {
   if (!any_requires_grad(inputs)) return output;
+  PIXGRAD_CHECK(output.defined(), "record: '", op, "' gave an undefined output");
+  PIXGRAD_CHECK(!output.grad_fn(), "record: the output of '", op, "' was already produced by '", output.grad_fn()->op,
+                "'; record a new tensor (a copy or a view)");
+  PIXGRAD_CHECK(!output.requires_grad(), "record: the output of '", op,
+                "' is a leaf that requires a gradient (a parameter?); record a new tensor (a copy or a view)");
   auto node = std::make_shared<Node>();
   node->op = op;
   node->inputs = std::move(inputs);
@@ -197,6 +220,12 @@ Tensor record(const char* op, Tensor output, std::vector<Tensor> inputs, Backwar
   output.impl()->grad_fn = std::move(node);
   output.impl()->requires_grad = true;
   return output;
+}
+
+Tensor record_differentiable(const char* op, Tensor output, std::vector<Tensor> inputs, BackwardFunction backward,
+                             std::vector<Tensor> saved) {
+  return record(op, std::move(output), std::move(inputs), std::move(backward), std::move(saved),
+                DoubleBackward::Supported);
 }
 
 void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph, bool create_graph) {
@@ -223,8 +252,9 @@ std::vector<Tensor> grad(const Tensor& output, const std::vector<Tensor>& inputs
   }
   const long root_target = targets.index_of(output);
   if (root_target >= 0) {  // d(output)/d(output)
-    targets.gradients[static_cast<size_t>(root_target)] = seed;
     targets.in_graph[static_cast<size_t>(root_target)] = true;
+    // A produced root is collected at its node like any target; a leaf has none.
+    if (!output.grad_fn()) targets.gradients[static_cast<size_t>(root_target)] = seed;
   }
   run_graph(output, seed, options.retain_graph(), options.create_graph(), &targets);
 

@@ -103,10 +103,19 @@ class NoGradGuard {
 bool any_requires_grad(const std::vector<Tensor>& inputs);
 
 // Attaches a node for `op` to `output` when any input requires a gradient;
-// returns `output` either way. `backward` must return inputs.size()
+// returns `output` either way. `output` must be a new tensor (not one of the
+// inputs, nor produced by another op). `backward` must return inputs.size()
 // gradients; `saved` are kept (detached) for it, see BackwardContext::saved.
+// The op is first-order only unless told otherwise: with create_graph,
+// reaching it is an error rather than a silently wrong second derivative.
 Tensor record(const char* op, Tensor output, std::vector<Tensor> inputs, BackwardFunction backward,
-              std::vector<Tensor> saved = {}, DoubleBackward double_backward = DoubleBackward::Supported);
+              std::vector<Tensor> saved = {}, DoubleBackward double_backward = DoubleBackward::Unsupported);
+
+// record() for an op whose backward computes its gradients only with
+// recorded ops, reading inputs through context.input(i): such a backward is
+// itself differentiable, so gradients of gradients flow through the op.
+Tensor record_differentiable(const char* op, Tensor output, std::vector<Tensor> inputs, BackwardFunction backward,
+                             std::vector<Tensor> saved = {});
 
 // The engine behind Tensor::backward: accumulates d(root)/d(leaf) into the
 // .grad of every leaf that requires a gradient. With retain_graph the nodes

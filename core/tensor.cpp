@@ -245,7 +245,7 @@ Tensor Tensor::batch_slice(int64_t start, int64_t length) const {
                    whole.device(), grad.raw_data(), grad.device(), static_cast<size_t>(span));
         return std::vector<Tensor>{whole};
       },
-      {}, DoubleBackward::Unsupported);
+      {});
 }
 
 Tensor Tensor::reshape(const Shape& new_shape) const {
@@ -257,7 +257,7 @@ Tensor Tensor::reshape(const Shape& new_shape) const {
   view->grad.reset();
   view->grad_fn.reset();
   const Shape old_shape = shape();
-  return record("reshape", Tensor(view), {*this}, [old_shape](const Tensor& grad, const BackwardContext&) {
+  return record_differentiable("reshape", Tensor(view), {*this}, [old_shape](const Tensor& grad, const BackwardContext&) {
     return std::vector<Tensor>{grad.reshape(old_shape)};
   });
 }

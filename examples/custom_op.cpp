@@ -1,5 +1,5 @@
 // A custom op with its own forward and backward: Swish, y = x * sigmoid(x)
-// (Ramachandran et al. 2017). The forward is our own loop; record() attaches
+// (Ramachandran et al. 2017). The forward is our own loop; record_differentiable() attaches
 // the backward, written with differentiable ops so that Swish also supports
 // double backward (create_graph, as a gradient penalty needs). Then the checks
 // a new op deserves: first and second derivatives against central differences
@@ -27,13 +27,13 @@ Tensor swish(const Tensor& x) {
   else swish_loop(x.data<float>(), y.data<float>(), x.numel());
   // dy/dx = s (1 + x - x s) with s = sigmoid(x), computed by ops on
   // context.input(0) rather than by a loop: under create_graph they are
-  // recorded too, so the gradient has a gradient (DoubleBackward::Supported).
+  // recorded too, so the gradient has a gradient (record_differentiable says so).
   auto backward = [](const Tensor& grad_y, const BackwardContext& context) {
     const Tensor& input = context.input(0);
     const Tensor s = sigmoid(input);
     return std::vector<Tensor>{grad_y * s * (input - input * s + 1.0)};
   };
-  return record("swish", y, {x}, backward, /*saved*/ {}, DoubleBackward::Supported);
+  return record_differentiable("swish", y, {x}, backward);
 }
 
 // Swish as a module, so that it slots into nn::Sequential like nn::ReLU.

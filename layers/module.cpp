@@ -2,6 +2,7 @@
 
 #include <set>
 #include <sstream>
+#include <unordered_set>
 
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/error.h>
@@ -83,8 +84,12 @@ std::vector<std::pair<std::string, Tensor>> Module::named_buffers(bool recurse) 
 }
 
 std::vector<Tensor> Module::parameters(bool recurse) const {
+  // Each tensor once, as in PyTorch: a module used twice (shared weights)
+  // must not be stepped twice by an optimiser.
   std::vector<Tensor> out;
-  for (auto& entry : named_parameters(recurse)) out.push_back(entry.second);
+  std::unordered_set<const TensorImpl*> seen;
+  for (auto& entry : named_parameters(recurse))
+    if (seen.insert(entry.second.impl()).second) out.push_back(entry.second);
   return out;
 }
 

@@ -25,7 +25,7 @@ class Module {
   // Throws "Module::forward not implemented for <name>" unless overridden.
   virtual Tensor forward(const Tensor& input);
 
-  std::vector<Tensor> parameters(bool recurse = true) const;
+  std::vector<Tensor> parameters(bool recurse = true) const;  // each tensor once, even if shared
   std::vector<std::pair<std::string, Tensor>> named_parameters(bool recurse = true) const;
   std::vector<std::pair<std::string, Tensor>> named_buffers(bool recurse = true) const;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;

@@ -25,9 +25,12 @@ Tensor flat_input_gradient(const Critic& critic, const Tensor& inputs) {
 }  // namespace
 
 Tensor interpolate(const Tensor& real, const Tensor& fake, const std::vector<double>& alpha) {
-  PIXGRAD_CHECK(real.defined() && fake.defined() && real.shape() == fake.shape() && real.dim() >= 1,
+  PIXGRAD_CHECK(real.defined() && fake.defined(), "interpolate: real and fake must be defined tensors");
+  PIXGRAD_CHECK(real.shape() == fake.shape() && real.dim() >= 1,
                 "interpolate: real ", shape_str(real.shape()), " and fake ", shape_str(fake.shape()),
                 " must have one shape");
+  PIXGRAD_CHECK(real.size(0) > 0 && real.numel() > 0, "interpolate: the batch ", shape_str(real.shape()),
+                " is empty");
   PIXGRAD_CHECK(static_cast<int64_t>(alpha.size()) == real.size(0), "interpolate: ", alpha.size(),
                 " mixing weights for ", real.size(0), " samples");
   // One weight per sample, spread over the sample's elements.

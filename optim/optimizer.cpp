@@ -36,6 +36,10 @@ Optimizer::Optimizer(std::vector<Tensor> parameters, double lr, const std::vecto
     const Tensor& parameter = parameters_[i];
     PIXGRAD_CHECK(parameter.defined() && parameter.is_leaf(), "optimizer: parameter ", i,
                   " is undefined or not a leaf");
+    // Listed twice, a parameter would take two steps per step().
+    for (size_t j = 0; j < i; ++j)
+      PIXGRAD_CHECK(parameters_[j].impl() != parameter.impl(), "optimizer: parameter ", i,
+                    " is parameter ", j, " again; list each parameter once");
     ParameterState state;
     for (const std::string& name : state_names) state.tensors.emplace_back(name, Tensor::zeros_like(parameter));
     states_.push_back(std::move(state));
@@ -100,10 +104,11 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state, cons
 
 Adam::Adam(std::vector<Tensor> parameters, AdamOptions adam_options)
     : Optimizer(std::move(parameters), adam_options.lr(), {"exp_avg", "exp_avg_sq"}), options(adam_options) {
-  PIXGRAD_CHECK(options.lr() >= 0 && options.eps() >= 0 && options.weight_decay() >= 0 && options.beta1() >= 0 &&
-                    options.beta1() < 1 && options.beta2() >= 0 && options.beta2() < 1,
-                "Adam: invalid options (lr ", options.lr(), ", betas ", options.beta1(), ", ", options.beta2(),
-                ", eps ", options.eps(), ", weight_decay ", options.weight_decay(), ")");
+  PIXGRAD_CHECK(options.lr() >= 0, "Adam: lr ", options.lr(), " must be >= 0");
+  PIXGRAD_CHECK(options.beta1() >= 0 && options.beta1() < 1, "Adam: beta1 ", options.beta1(), " must be in [0, 1)");
+  PIXGRAD_CHECK(options.beta2() >= 0 && options.beta2() < 1, "Adam: beta2 ", options.beta2(), " must be in [0, 1)");
+  PIXGRAD_CHECK(options.eps() >= 0, "Adam: eps ", options.eps(), " must be >= 0");
+  PIXGRAD_CHECK(options.weight_decay() >= 0, "Adam: weight_decay ", options.weight_decay(), " must be >= 0");
 }
 
 void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) {

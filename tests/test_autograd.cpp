@@ -1,6 +1,8 @@
 // The autograd engine: graph walking, accumulation, detach, no-grad, freeing.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/ops.h>
 #include "gradcheck.h"
@@ -121,4 +123,37 @@ TEST_CASE("an input that did not require a gradient when the op ran gets none fr
   y.backward();
   CHECK_FALSE(w.grad().defined());
   CHECK(x.grad().item() == 3);
+}
+
+TEST_CASE("record() guards custom ops against silent mistakes", "[autograd][errors]") {
+  Tensor x = scalar_leaf(2);
+  // A backward computed outside autograd (here a constant) is first-order
+  // only by default: create_graph through it is an error, not a wrong
+  // second derivative.
+  const auto cube = [](const Tensor& in) {
+    Tensor out = Tensor::full({}, std::pow(in.item(), 3), Device::cpu(), DType::Float64);
+    const double slope = 3 * in.item() * in.item();
+    return record("my_cube", out, {in}, [slope](const Tensor& g, const BackwardContext&) {
+      return std::vector<Tensor>{mul(g, slope)};
+    });
+  };
+  const Tensor first = grad(cube(x), {x}, Tensor(), GradOptions().retain_graph(true))[0];
+  CHECK(first.item() == Approx(12));
+  CHECK_THROWS_WITH(grad(cube(x), {x}, Tensor(), GradOptions().create_graph(true)),
+                    Contains("'my_cube' cannot be differentiated twice"));
+
+  // The output must be a new tensor: not an input, not another op's output.
+  const Tensor doubled = mul(x, 2.0);
+  const BackwardFunction identity = [](const Tensor& g, const BackwardContext&) { return std::vector<Tensor>{g}; };
+  CHECK_THROWS_WITH(record("reverse", doubled, {doubled}, identity),
+                    Contains("'reverse'") && Contains("already produced by 'mul_scalar'"));
+  CHECK_THROWS_WITH(record("alias", x, {x}, identity), Contains("'alias'") && Contains("leaf"));
+  CHECK(x.is_leaf());
+
+  // A backward that returns a gradient of another dtype is named.
+  const Tensor y = record("wrong_dtype", Tensor::full({}, 1.0, Device::cpu(), DType::Float64), {x},
+                          [](const Tensor&, const BackwardContext&) {
+                            return std::vector<Tensor>{Tensor::ones({}, Device::cpu(), DType::Float32)};
+                          });
+  CHECK_THROWS_WITH(y.backward(), Contains("'wrong_dtype' gave a float32 gradient"));
 }

@@ -194,3 +194,33 @@ TEST_CASE("backward with create_graph leaves differentiable gradients in .grad",
   const std::vector<double> xs = x.to_double_vector(), s = second.to_double_vector();
   for (size_t i = 0; i < xs.size(); ++i) CHECK(s[i] == Approx(6 * xs[i]).epsilon(1e-12));
 }
+
+TEST_CASE("grad() of a tensor with respect to itself, and through graphs an earlier backward freed",
+          "[autograd][grad]") {
+  const Tensor x = leaf({2}, 91);
+  const Tensor s = sum(mul(x, 3.0));
+  CHECK(grad(s, {s}, Tensor(), GradOptions().retain_graph(true))[0].item() == 1);
+  const Tensor y = mul(x, 2.0);
+  CHECK(grad(y, {y}, Tensor::ones({2}, Device::cpu(), DType::Float64))[0].to_double_vector() ==
+        std::vector<double>{1, 1});
+
+  // y's producer is freed; a gradient with respect to y itself needs only
+  // what came after it, one with respect to x needs the freed part.
+  const Tensor squared = mul(x, x);
+  sum(squared).backward();
+  const Tensor z = sum(mul(squared, 3.0));
+  CHECK(grad(z, {squared}, Tensor(), GradOptions().retain_graph(true))[0].to_double_vector() ==
+        std::vector<double>{3, 3});
+  CHECK_THROWS_WITH(grad(z, {x}, Tensor(), GradOptions().retain_graph(true)), Contains("already freed"));
+  CHECK_THROWS_WITH(grad(z, {x}, Tensor(), GradOptions().allow_unused(true)), Contains("already freed"));
+}
+
+TEST_CASE("a later backward does not change a differentiable .grad in place", "[autograd][double_backward]") {
+  Tensor x = Tensor::from_vector(std::vector<double>{1, 2}, {2});
+  x.set_requires_grad();
+  sum(mul(mul(x, x), x)).backward(Tensor(), /*retain_graph=*/false, /*create_graph=*/true);  // 3 x^2
+  const Tensor penalty = sum(square(x.grad()));  // 9 sum x^4
+  sum(x).backward();
+  CHECK(grad(penalty, {x})[0].to_double_vector() == std::vector<double>{36, 288});
+  x.zero_grad();  // drops the graph the create_graph backward left in .grad (see docs/core.md)
+}

@@ -122,3 +122,9 @@ TEST_CASE("interpolation mixes each sample with its own weight and refuses misma
   const models::Critic constant = [](const Tensor&) { return Tensor::ones({1}); };
   CHECK_THROWS_WITH(models::gradient_penalty(constant, real), Catch::Contains("does not depend on its input"));
 }
+
+TEST_CASE("interpolation refuses an empty batch", "[gan][penalty]") {
+  CHECK_THROWS_WITH(models::interpolate(Tensor::zeros({0, 1, 4, 4}), Tensor::zeros({0, 1, 4, 4}), {}),
+                    Catch::Contains("is empty"));
+  CHECK_THROWS_WITH(models::interpolate(Tensor(), Tensor::zeros({1, 2}), {0.5}), Catch::Contains("must be defined"));
+}

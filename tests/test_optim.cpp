@@ -93,7 +93,7 @@ TEST_CASE("optimiser options build in libtorch's style, with PyTorch's defaults"
   const optim::Adam adam({p}, pix2pix);
   CHECK(adam.lr() == 2e-4);
   CHECK(adam.options.beta1() == 0.5);
-  CHECK_THROWS_WITH(optim::Adam({p}, optim::AdamOptions().beta1(1.0)), Contains("betas 1"));
+  CHECK_THROWS_WITH(optim::Adam({p}, optim::AdamOptions().beta1(1.0)), Contains("beta1 1 must be in [0, 1)"));
 
   const optim::SGDOptions sgd = optim::SGDOptions(0.01).momentum(0.9);
   CHECK(sgd.lr() == 0.01);
@@ -244,4 +244,12 @@ TEST_CASE("Adam and SGD flag a NaN or infinite gradient in the step that read it
       }
     }
   }
+}
+
+TEST_CASE("an optimiser refuses a parameter listed twice and names a bad option", "[optim][errors]") {
+  Tensor p = Tensor::zeros({3});
+  p.set_requires_grad();
+  CHECK_THROWS_WITH(optim::SGD({p, p}, optim::SGDOptions(0.1)), Contains("parameter 1 is parameter 0 again"));
+  CHECK_THROWS_WITH(optim::Adam({p}, optim::AdamOptions(2e-4).beta1(1.5)), Contains("beta1 1.5 must be in [0, 1)"));
+  CHECK_THROWS_WITH(optim::Adam({p}, optim::AdamOptions(std::nan(""))), Contains("lr nan must be >= 0"));
 }

@@ -30,7 +30,7 @@ Tensor unary_double_backward(UnaryOp kind, const Tensor& x, const Tensor& operan
       [name](const Tensor&, const BackwardContext&) -> std::vector<Tensor> {
         fail(name, ": third derivatives are not supported");
       },
-      {}, DoubleBackward::Unsupported);
+      {});
 }
 
 // grad_y * f'(x), recorded with x and grad_y as inputs; `operand` is what
@@ -43,7 +43,7 @@ Tensor unary_grad(UnaryOp kind, const Tensor& x, const Tensor& operand, const Te
     using T = decltype(zero);
     unary_backward(on, kind, operand.data<T>(), grad_y.data<T>(), grad_x.data<T>(), n, parameter);
   });
-  return record(
+  return record_differentiable(
       name.c_str(), grad_x, {x, grad_y},
       [kind, parameter](const Tensor& g, const BackwardContext& context) {
         const Tensor& operand = context.saved(0);
@@ -66,7 +66,7 @@ Tensor unary(UnaryOp kind, const Tensor& input, double parameter = 0) {
     unary_forward(on, kind, input.data<T>(), output.data<T>(), n, parameter);
   });
   const Tensor operand = kernels::unary_reads_output(kind) ? output : input;
-  return record(
+  return record_differentiable(
       name, output, {input},
       [kind, parameter](const Tensor& g, const BackwardContext& context) {
         return std::vector<Tensor>{unary_grad(kind, context.input(0), context.saved(0), g, parameter)};

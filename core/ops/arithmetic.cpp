@@ -39,19 +39,19 @@ Tensor scalar_kernel(const char* op, BinaryOp kind, const Tensor& a, double b) {
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  return record("add", binary_kernel("add", BinaryOp::Add, a, b), {a, b},
+  return record_differentiable("add", binary_kernel("add", BinaryOp::Add, a, b), {a, b},
                 [](const Tensor& g, const BackwardContext&) { return std::vector<Tensor>{g, g}; });
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
-  return record("sub", binary_kernel("sub", BinaryOp::Sub, a, b), {a, b},
+  return record_differentiable("sub", binary_kernel("sub", BinaryOp::Sub, a, b), {a, b},
                 [](const Tensor& g, const BackwardContext& context) {
                   return std::vector<Tensor>{g, context.needs_input_grad(1) ? neg(g) : Tensor()};
                 });
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-  return record("mul", binary_kernel("mul", BinaryOp::Mul, a, b), {a, b},
+  return record_differentiable("mul", binary_kernel("mul", BinaryOp::Mul, a, b), {a, b},
                 [](const Tensor& g, const BackwardContext& context) {
                   return std::vector<Tensor>{context.needs_input_grad(0) ? mul(g, context.input(1)) : Tensor(),
                                              context.needs_input_grad(1) ? mul(g, context.input(0)) : Tensor()};
@@ -60,7 +60,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 Tensor div(const Tensor& a, const Tensor& b) {
   // d(a/b)/db = -a/b^2 = -(a/b)/b
-  return record("div", binary_kernel("div", BinaryOp::Div, a, b), {a, b},
+  return record_differentiable("div", binary_kernel("div", BinaryOp::Div, a, b), {a, b},
                 [](const Tensor& g, const BackwardContext& context) {
                   const Tensor& a = context.input(0);
                   const Tensor& b = context.input(1);
@@ -70,22 +70,22 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor add(const Tensor& a, double b) {
-  return record("add_scalar", scalar_kernel("add_scalar", BinaryOp::Add, a, b), {a},
+  return record_differentiable("add_scalar", scalar_kernel("add_scalar", BinaryOp::Add, a, b), {a},
                 [](const Tensor& g, const BackwardContext&) { return std::vector<Tensor>{g}; });
 }
 
 Tensor sub(const Tensor& a, double b) {
-  return record("sub_scalar", scalar_kernel("sub_scalar", BinaryOp::Sub, a, b), {a},
+  return record_differentiable("sub_scalar", scalar_kernel("sub_scalar", BinaryOp::Sub, a, b), {a},
                 [](const Tensor& g, const BackwardContext&) { return std::vector<Tensor>{g}; });
 }
 
 Tensor mul(const Tensor& a, double b) {
-  return record("mul_scalar", scalar_kernel("mul_scalar", BinaryOp::Mul, a, b), {a},
+  return record_differentiable("mul_scalar", scalar_kernel("mul_scalar", BinaryOp::Mul, a, b), {a},
                 [b](const Tensor& g, const BackwardContext&) { return std::vector<Tensor>{mul(g, b)}; });
 }
 
 Tensor div(const Tensor& a, double b) {
-  return record("div_scalar", scalar_kernel("div_scalar", BinaryOp::Div, a, b), {a},
+  return record_differentiable("div_scalar", scalar_kernel("div_scalar", BinaryOp::Div, a, b), {a},
                 [b](const Tensor& g, const BackwardContext&) { return std::vector<Tensor>{div(g, b)}; });
 }
 

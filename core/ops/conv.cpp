@@ -46,7 +46,7 @@ Tensor convolve(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const
     using T = decltype(zero);
     conv2d_forward(on, g, x.data<T>(), w.data<T>(), data_or_null<T>(bias), y.data<T>());
   });
-  return record("conv2d", y, {x, w, bias}, [g](const Tensor& dy, const BackwardContext& context) {
+  return record_differentiable("conv2d", y, {x, w, bias}, [g](const Tensor& dy, const BackwardContext& context) {
     return std::vector<Tensor>{
         context.needs_input_grad(0) ? convolve_data(g, dy, context.input(1)) : Tensor(),
         context.needs_input_grad(1) ? convolve_weight(g, context.input(0), dy) : Tensor(),
@@ -60,7 +60,7 @@ Tensor convolve_data(const Conv2dGeometry& g, const Tensor& dy, const Tensor& w)
     using T = decltype(zero);
     conv2d_backward_data(on, g, dy.data<T>(), w.data<T>(), dx.data<T>());
   });
-  return record("conv2d_backward_data", dx, {dy, w}, [g](const Tensor& grad, const BackwardContext& context) {
+  return record_differentiable("conv2d_backward_data", dx, {dy, w}, [g](const Tensor& grad, const BackwardContext& context) {
     return std::vector<Tensor>{
         context.needs_input_grad(0) ? convolve(g, grad, context.input(1), Tensor()) : Tensor(),
         context.needs_input_grad(1) ? convolve_weight(g, grad, context.input(0)) : Tensor()};
@@ -73,7 +73,7 @@ Tensor convolve_weight(const Conv2dGeometry& g, const Tensor& x, const Tensor& d
     using T = decltype(zero);
     conv2d_backward_weight(on, g, x.data<T>(), dy.data<T>(), dw.data<T>(), static_cast<T*>(nullptr));
   });
-  return record("conv2d_backward_weight", dw, {x, dy}, [g](const Tensor& grad, const BackwardContext& context) {
+  return record_differentiable("conv2d_backward_weight", dw, {x, dy}, [g](const Tensor& grad, const BackwardContext& context) {
     return std::vector<Tensor>{
         context.needs_input_grad(0) ? convolve_data(g, context.input(1), grad) : Tensor(),
         context.needs_input_grad(1) ? convolve(g, context.input(0), grad, Tensor()) : Tensor()};
@@ -140,7 +140,7 @@ Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor&
     });
   }
   // The gradients of D (see the top of this file) and the bias's.
-  return record("conv_transpose2d", output, {input, weight, bias},
+  return record_differentiable("conv_transpose2d", output, {input, weight, bias},
                 [mirror](const Tensor& g, const BackwardContext& context) {
                   return std::vector<Tensor>{
                       context.needs_input_grad(0) ? convolve(mirror, g, context.input(1), Tensor()) : Tensor(),

@@ -82,7 +82,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
         });
         return std::vector<Tensor>{grad_x, grad_w, grad_b};
       },
-      {mean, invstd}, DoubleBackward::Unsupported);
+      {mean, invstd});
 }
 
 Tensor dropout(const Tensor& input, double p, bool training, Generator& generator) {
@@ -102,7 +102,7 @@ Tensor dropout(const Tensor& input, double p, bool training, Generator& generato
     NoGradGuard no_grad;
     output = mul(input, mask);
   }
-  return record(
+  return record_differentiable(
       "dropout", output, {input},
       [](const Tensor& g, const BackwardContext& context) { return std::vector<Tensor>{mul(g, context.saved(0))}; },
       {mask});

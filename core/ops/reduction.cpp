@@ -24,7 +24,7 @@ Tensor channel_sum(const Tensor& x, const ChannelGroups& layout, const Shape& ou
                       out.data<T>() + g * layout.channels);
   });
   const Shape in_shape = x.shape();
-  return record(
+  return record_differentiable(
       "sum", out, {x},
       [layout, in_shape](const Tensor& g, const BackwardContext&) {
         return std::vector<Tensor>{channel_broadcast(g, layout, in_shape)};
@@ -43,7 +43,7 @@ Tensor channel_broadcast(const Tensor& v, const ChannelGroups& layout, const Sha
                       layout.channels, layout.spatial);
   });
   const Shape in_shape = v.shape();
-  return record(
+  return record_differentiable(
       "broadcast", out, {v},
       [layout, in_shape](const Tensor& g, const BackwardContext&) {
         return std::vector<Tensor>{channel_sum(g, layout, in_shape)};
@@ -61,7 +61,7 @@ Tensor sum(const Tensor& input) {
     sum(on, input.data<T>(), n, out.data<T>());
   });
   const Shape shape = input.shape();
-  return record("sum", out, {input}, [shape, n](const Tensor& g, const BackwardContext&) {
+  return record_differentiable("sum", out, {input}, [shape, n](const Tensor& g, const BackwardContext&) {
     return std::vector<Tensor>{detail::channel_broadcast(g, {1, 1, 1, n}, shape)};
   });
 }
@@ -116,7 +116,7 @@ Tensor l1_loss(const Tensor& prediction, const Tensor& target) {
         });
         return std::vector<Tensor>{grad_a, context.needs_input_grad(1) ? neg(grad_a) : Tensor()};
       },
-      {}, DoubleBackward::Unsupported);
+      {});
 }
 
 }  // namespace pixgrad

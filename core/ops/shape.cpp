@@ -86,7 +86,7 @@ Tensor concat(const std::vector<Tensor>& inputs, int64_t dim) {
         copy_chunks(layout, g, grads, /*gather=*/false);
         return grads;
       },
-      {}, DoubleBackward::Unsupported);
+      {});
 }
 
 }  // namespace pixgrad
