@@ -1,14 +1,68 @@
-// Pieces shared by the datasets: the seeded augmentation draw, image ->
-// tensor conversion, and listing image files.
+// Pieces shared by the datasets: the preprocess modes, the seeded
+// augmentation draw, image -> tensor conversion, and listing image files.
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <utility>
 
 #include <pixgrad/core/error.h>
+#include <pixgrad/core/file_io.h>
 #include <pixgrad/kernels/philox.h>
 #include <pixgrad/data/datasets.h>
 
 namespace pixgrad::data {
+
+namespace {
+
+constexpr std::pair<PreprocessMode, const char*> kPreprocessNames[] = {
+    {PreprocessMode::ResizeAndCrop, "resize_and_crop"},
+    {PreprocessMode::Crop, "crop"},
+    {PreprocessMode::ScaleWidth, "scale_width"},
+    {PreprocessMode::ScaleWidthAndCrop, "scale_width_and_crop"},
+    {PreprocessMode::None, "none"},
+};
+
+}  // namespace
+
+PreprocessMode parse_preprocess(const std::string& name) {
+  for (const auto& [mode, mode_name] : kPreprocessNames) {
+    if (name == mode_name) return mode;
+  }
+  fail("--preprocess must be resize_and_crop, crop, scale_width, scale_width_and_crop or none, not '",
+       io::printable(name), "'");
+}
+
+const char* preprocess_name(PreprocessMode mode) {
+  for (const auto& [known, name] : kPreprocessNames) {
+    if (known == mode) return name;
+  }
+  fail("preprocess_name: unknown mode ", static_cast<int>(mode));
+}
+
+bool preprocess_crops(PreprocessMode mode) {
+  return mode == PreprocessMode::ResizeAndCrop || mode == PreprocessMode::Crop ||
+         mode == PreprocessMode::ScaleWidthAndCrop;
+}
+
+ImageSize resized_size(PreprocessMode mode, int width, int height, int load_size, int crop_size) {
+  PIXGRAD_CHECK(width > 0 && height > 0, "resized_size: empty image ", width, "x", height);
+  switch (mode) {
+    case PreprocessMode::ResizeAndCrop:
+      return {load_size, load_size};
+    case PreprocessMode::ScaleWidth:
+    case PreprocessMode::ScaleWidthAndCrop: {
+      // base_dataset.py __scale_width: the image is kept when it already has
+      // the width and is tall enough for the crop; the height never drops below it.
+      if (width == load_size && height >= crop_size) return {width, height};
+      const int64_t proportional = int64_t{load_size} * height / width;
+      return {load_size, static_cast<int>(std::max<int64_t>(proportional, crop_size))};
+    }
+    case PreprocessMode::Crop:
+    case PreprocessMode::None:
+      return {width, height};
+  }
+  fail("resized_size: unknown mode ", static_cast<int>(mode));
+}
 
 Augmentation draw_augmentation(uint64_t seed, size_t index, int width, int height, int crop_width, int crop_height,
                                bool allow_flip, bool exclusive_range) {
@@ -36,13 +90,13 @@ Image resize_photo(const Image& image, int width, int height, Resample resample)
   return resample == Resample::Bicubic ? resize_bicubic(image, width, height) : resize_bilinear(image, width, height);
 }
 
-Tensor image_to_tensor(const Image& image, const std::string& path, float divisor) {
-  const Image rgb = to_rgb(image, path);
-  const size_t plane = static_cast<size_t>(rgb.width) * rgb.height;
-  Tensor tensor = Tensor::empty({3, rgb.height, rgb.width});
+Tensor image_to_tensor(const Image& image, const std::string& path, float divisor, int channels) {
+  if (image.channels != channels) return image_to_tensor(to_channels(image, channels, path), path, divisor, channels);
+  const size_t plane = static_cast<size_t>(image.width) * image.height;
+  Tensor tensor = Tensor::empty({channels, image.height, image.width});
   float* out = tensor.data<float>();
   for (size_t i = 0; i < plane; ++i) {
-    for (int c = 0; c < 3; ++c) out[c * plane + i] = rgb.pixels[3 * i + c] / divisor - 1.0f;
+    for (int c = 0; c < channels; ++c) out[c * plane + i] = image.pixels[channels * i + c] / divisor - 1.0f;
   }
   return tensor;
 }
@@ -69,6 +123,38 @@ void check_crop_options(const char* dataset, int load_size, int crop_size) {
   PIXGRAD_CHECK(crop_size > 0 && crop_size <= load_size && load_size <= kMaxImageSide, dataset,
                 ": need 0 < crop_size <= load_size <= ", kMaxImageSide, ", got crop_size ", crop_size,
                 " and load_size ", load_size);
+}
+
+void check_preprocess_options(const char* dataset, PreprocessMode mode, int load_size, int crop_size,
+                              int size_multiple) {
+  PIXGRAD_CHECK(size_multiple >= 1 && size_multiple <= kMaxImageSide, dataset, ": size_multiple ", size_multiple,
+                " is outside 1..", kMaxImageSide);
+  const char* name = preprocess_name(mode);
+  switch (mode) {
+    case PreprocessMode::ResizeAndCrop:
+    case PreprocessMode::ScaleWidthAndCrop:
+      check_crop_options(dataset, load_size, crop_size);
+      break;
+    case PreprocessMode::ScaleWidth:
+      PIXGRAD_CHECK(load_size > 0 && load_size <= kMaxImageSide && crop_size > 0 && crop_size <= kMaxImageSide,
+                    dataset, ": --preprocess ", name, " needs load_size and crop_size in 1..", kMaxImageSide,
+                    ", got ", load_size, " and ", crop_size);
+      break;
+    case PreprocessMode::Crop:
+      PIXGRAD_CHECK(crop_size > 0 && crop_size <= kMaxImageSide, dataset, ": --preprocess ", name,
+                    " needs crop_size in 1..", kMaxImageSide, ", got ", crop_size);
+      break;
+    case PreprocessMode::None:
+      break;
+  }
+  PIXGRAD_CHECK(!preprocess_crops(mode) || crop_size >= size_multiple, dataset, ": crop_size ", crop_size,
+                " is smaller than the size multiple ", size_multiple, " the generator needs; raise crop_size or use",
+                " fewer --num-downs");
+}
+
+void check_channels(const char* dataset, const char* option, int channels) {
+  PIXGRAD_CHECK(channels >= 1 && channels <= 4, dataset, ": ", option, " ", channels,
+                " is not 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA)");
 }
 
 void check_index(const char* dataset, size_t index, size_t size) {

@@ -40,6 +40,31 @@ struct Augmentation {
 Augmentation draw_augmentation(uint64_t seed, size_t index, int width, int height, int crop_width, int crop_height,
                                bool allow_flip, bool exclusive_range = false);
 
+// How a training image is resized and cropped, as the PyTorch pix2pix's
+// --preprocess (data/base_dataset.py, get_params and get_transform):
+//   ResizeAndCrop      resize to load_size x load_size, then a random crop_size^2 window
+//   Crop               no resize; a random crop_size^2 window
+//   ScaleWidth         width to load_size, height in proportion (at least crop_size); no crop
+//   ScaleWidthAndCrop  as ScaleWidth, then a random crop_size^2 window
+//   None               the image as it is
+// Every mode then keeps the centred window whose sides are the largest
+// multiples of AlignedOptions::size_multiple, and flips.
+enum class PreprocessMode { ResizeAndCrop, Crop, ScaleWidth, ScaleWidthAndCrop, None };
+// "resize_and_crop", "crop", "scale_width", "scale_width_and_crop" or "none"; throws on anything else.
+PreprocessMode parse_preprocess(const std::string& name);
+const char* preprocess_name(PreprocessMode mode);
+bool preprocess_crops(PreprocessMode mode);  // whether the mode takes a random crop_size^2 window
+
+struct ImageSize {
+  int width = 0;
+  int height = 0;
+};
+// The size of a width x height image after the mode's resize step:
+// ResizeAndCrop load x load; ScaleWidth(AndCrop) width load and height
+// max(load * height / width, crop) (rounded down, as the reference's int()),
+// unchanged when width == load and height >= crop; Crop and None unchanged.
+ImageSize resized_size(PreprocessMode mode, int width, int height, int load_size, int crop_size);
+
 enum class Resample { Bilinear, Bicubic };
 
 // Where the reference pipelines differ in detail, a preset picks its own.
@@ -52,8 +77,9 @@ Image resize_photo(const Image& image, int width, int height, Resample resample)
 // Crops (and flips) as `augmentation` says.
 Image apply_augmentation(const Image& image, const Augmentation& augmentation, int crop_width, int crop_height);
 
-// RGB (any channel count, converted with to_rgb) -> [3, H, W] float32: x / divisor - 1.
-Tensor image_to_tensor(const Image& image, const std::string& path, float divisor = 127.5f);
+// An image (converted by to_channels when its count differs) -> [channels, H, W]
+// float32: x / divisor - 1.
+Tensor image_to_tensor(const Image& image, const std::string& path, float divisor = 127.5f, int channels = 3);
 // One channel of class values in [first_value, first_value + classes) -> [classes, H, W]
 // one-hot float32. Throws naming `path` and the position of any other value.
 Tensor labels_to_one_hot(const Image& labels, int classes, int first_value, const std::string& path);
@@ -64,6 +90,14 @@ std::vector<std::string> list_image_files(const std::string& directory);
 namespace detail {
 // Throws "<dataset>: ..." unless 0 < crop_size <= load_size <= kMaxImageSide.
 void check_crop_options(const char* dataset, int load_size, int crop_size);
+// The sizes `mode` uses, checked: check_crop_options for ResizeAndCrop and
+// ScaleWidthAndCrop; 0 < load_size, crop_size <= kMaxImageSide for ScaleWidth;
+// 0 < crop_size <= kMaxImageSide for Crop; nothing for None. A mode with a
+// fixed crop also needs crop_size >= size_multiple, or no image could pass.
+void check_preprocess_options(const char* dataset, PreprocessMode mode, int load_size, int crop_size,
+                              int size_multiple);
+// Throws "<dataset>: <option> ..." unless channels is 1, 2, 3 or 4 (see to_channels).
+void check_channels(const char* dataset, const char* option, int channels);
 // Throws "<dataset>: index ... is out of range" unless index < size.
 void check_index(const char* dataset, size_t index, size_t size);
 }  // namespace detail
@@ -72,14 +106,21 @@ enum class Direction { AtoB, BtoA };
 
 struct AlignedOptions {
   Direction direction = Direction::AtoB;
-  int load_size = 286;  // each half is resized to load_size x load_size
-  int crop_size = 256;  // then a random crop_size x crop_size window
+  int load_size = 286;  // the resize of `mode` (load_size x load_size for ResizeAndCrop)
+  int crop_size = 256;  // the random crop_size x crop_size window of the *Crop modes
   bool no_flip = false;
   Preprocessing preprocessing;
+  PreprocessMode mode = PreprocessMode::ResizeAndCrop;
+  // Each side of an example is cut (centred) to the largest multiple of this:
+  // a U-Net of num_downs levels needs multiples of 2^num_downs.
+  int size_multiple = 1;
+  int input_channels = 3;   // channels of the input side (A for AtoB), see to_channels
+  int output_channels = 3;  // channels of the target side
 };
 
 // pix2pix's "aligned" layout: root/split/*.{jpg,png}, each image A|B side by
-// side. AtoB: input = A (left half), target = B; BtoA swaps them.
+// side. AtoB: input = A (left half), target = B; BtoA swaps them. Both halves
+// get the same resize, crop, multiple window and flip, so they stay aligned.
 class AlignedDataset : public Dataset {
  public:
   AlignedDataset(const std::string& root, const std::string& split, AlignedOptions options = {});
@@ -121,6 +162,7 @@ class CmpDataset : public Dataset {
 
 struct FolderOptions {
   int load_size = 256;  // resized to load_size x load_size; 0 keeps the size
+  int channels = 3;     // see to_channels
 };
 
 // Inputs only, for translating your own images: every image file in a

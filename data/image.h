@@ -1,7 +1,7 @@
 // 8-bit images in memory (HWC, row-major) and the few operations the data
 // pipeline needs: decode JPEG/PNG, read label PNGs as raw class indices,
-// write PNG, resize, crop, flip. Every failure is a pixgrad::Error reading
-// "image '<path>': <problem>".
+// write PNG, convert channels, resize, crop, flip, pad. Every failure is a
+// pixgrad::Error reading "image '<path>': <problem>".
 #pragma once
 
 #include <cstdint>
@@ -46,7 +46,13 @@ Image decode_label_image(const std::string& name, const std::vector<uint8_t>& by
 // Writes a 1-, 2-, 3- or 4-channel PNG atomically (to path + ".tmp", then renamed).
 void save_png(const std::string& path, const Image& image);
 
-// 3 channels: grey is replicated, alpha dropped. `path` names the source in errors.
+// `channels` channels: 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA. Colour becomes
+// grey by ITU-R 601 luma with PIL's "L" rounding, (19595 r + 38470 g + 7471 b
+// + 0x8000) >> 16, so a grey image made colour and back is unchanged; grey is
+// replicated into colour; alpha is dropped, or added opaque (255) where the
+// image has none. `path` names the source in errors.
+Image to_channels(const Image& image, int channels, const std::string& path);
+// 3 channels: to_channels(image, 3, path).
 Image to_rgb(const Image& image, const std::string& path = "<memory>");
 
 // Bilinear resampling with half-pixel centres, as PIL's BILINEAR: when shrinking,
@@ -62,5 +68,15 @@ Image resize_bicubic(const Image& image, int width, int height);
 // The width x height window whose top-left corner is (x, y); must lie inside the image.
 Image crop(const Image& image, int x, int y, int width, int height);
 Image flip_horizontal(const Image& image);
+
+// The image grown on the right and bottom to width x height (each at least its
+// own), for a generator that needs sides of a multiple; its output is then
+// cropped back to the image's size. A side is mirrored about its last pixel,
+// which is not repeated (x = w, w + 1, ... copy x = w - 2, w - 3, ...; numpy's
+// "reflect"), so the texture goes on without a hard edge, when the image is
+// large enough (added <= side - 1); otherwise that side repeats its edge pixel.
+Image pad_to_size(const Image& image, int width, int height);
+// The smallest multiple of `multiple` (>= 1) that is >= value (>= 0).
+int round_up_to_multiple(int value, int multiple);
 
 }  // namespace pixgrad::data

@@ -1,7 +1,8 @@
-// Geometric operations on 8-bit images: resampling, cropping, flipping and
-// channel conversion. Plain loops; the data pipeline runs them on worker threads.
+// Geometric operations on 8-bit images: resampling, cropping, flipping,
+// padding and channel conversion. Plain loops; the data pipeline runs them on worker threads.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/data/image.h>
@@ -94,6 +95,26 @@ Image resample(const Image& image, int width, int height, const std::vector<Taps
   return out;
 }
 
+// A source pixel of `channels` channels seen as grey, colour or alpha.
+uint8_t grey_of(const uint8_t* pixel, int channels) {
+  if (channels <= 2) return pixel[0];
+  // PIL's convert("L"): ITU-R 601-2 luma in 16-bit fixed point, rounded to nearest.
+  return static_cast<uint8_t>((pixel[0] * 19595u + pixel[1] * 38470u + pixel[2] * 7471u + 0x8000u) >> 16);
+}
+uint8_t colour_of(const uint8_t* pixel, int channels, int c) { return pixel[channels <= 2 ? 0 : c]; }
+uint8_t alpha_of(const uint8_t* pixel, int channels) {
+  return channels == 2 || channels == 4 ? pixel[channels - 1] : uint8_t{255};
+}
+
+// For each position of a side of `size` pixels grown to `padded`, the source
+// position: a mirror about the last pixel while it reaches, else that pixel.
+std::vector<int> padded_positions(int size, int padded) {
+  const bool mirror = padded - size <= size - 1;
+  std::vector<int> positions(padded);
+  for (int i = 0; i < padded; ++i) positions[i] = i < size ? i : mirror ? 2 * (size - 1) - i : size - 1;
+  return positions;
+}
+
 }  // namespace
 
 Image resize_bilinear(const Image& image, int width, int height) {
@@ -145,19 +166,50 @@ Image flip_horizontal(const Image& image) {
   return out;
 }
 
-Image to_rgb(const Image& image, const std::string& path) {
+Image to_channels(const Image& image, int channels, const std::string& path) {
   PIXGRAD_CHECK(image.channels >= 1 && image.channels <= 4, "image '", path, "': unsupported channel count ",
                 image.channels);
-  if (image.channels == 3) return image;
-  Image out(image.width, image.height, 3);
-  // 1: grey, 2: grey + alpha, 4: RGBA. Alpha is dropped, not composited.
-  const bool grey = image.channels <= 2;
-  for (int y = 0; y < image.height; ++y) {
-    for (int x = 0; x < image.width; ++x) {
-      for (int c = 0; c < 3; ++c) out.at(x, y, c) = image.at(x, y, grey ? 0 : c);
+  PIXGRAD_CHECK(channels >= 1 && channels <= 4, "image '", path, "': cannot convert to ", channels,
+                " channels (1 grey, 2 grey + alpha, 3 RGB or 4 RGBA)");
+  if (image.channels == channels) return image;
+  Image out(image.width, image.height, channels);
+  const bool grey = channels <= 2;
+  const int colours = grey ? 1 : 3;
+  const size_t count = static_cast<size_t>(image.width) * image.height;
+  for (size_t i = 0; i < count; ++i) {
+    const uint8_t* source = &image.pixels[i * image.channels];
+    uint8_t* target = &out.pixels[i * channels];
+    for (int c = 0; c < colours; ++c) {
+      target[c] = grey ? grey_of(source, image.channels) : colour_of(source, image.channels, c);
+    }
+    if (channels % 2 == 0) target[colours] = alpha_of(source, image.channels);
+  }
+  return out;
+}
+
+Image to_rgb(const Image& image, const std::string& path) { return to_channels(image, 3, path); }
+
+Image pad_to_size(const Image& image, int width, int height) {
+  PIXGRAD_CHECK(image.width > 0 && image.height > 0 && width >= image.width && height >= image.height,
+                "pad_to_size: cannot pad a ", image.width, "x", image.height, " image to ", width, "x", height);
+  const std::vector<int> columns = padded_positions(image.width, width);
+  const std::vector<int> rows = padded_positions(image.height, height);
+  Image out(width, height, image.channels);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      for (int c = 0; c < image.channels; ++c) out.at(x, y, c) = image.at(columns[x], rows[y], c);
     }
   }
   return out;
+}
+
+int round_up_to_multiple(int value, int multiple) {
+  PIXGRAD_CHECK(value >= 0 && multiple >= 1, "round_up_to_multiple: need value >= 0 and multiple >= 1, got ", value,
+                " and ", multiple);
+  const int64_t rounded = (int64_t{value} + multiple - 1) / multiple * multiple;
+  PIXGRAD_CHECK(rounded <= std::numeric_limits<int>::max(), "round_up_to_multiple: ", value,
+                " rounded up to a multiple of ", multiple, " overflows int");
+  return static_cast<int>(rounded);
 }
 
 }  // namespace pixgrad::data

@@ -15,6 +15,13 @@ namespace {
 
 uint64_t join_words(uint32_t low, uint32_t high) { return uint64_t{low} | (uint64_t{high} << 32); }
 
+// A [C, H, W] tensor's size as one says it of an image: "WxH (C channels)".
+std::string image_size(const Tensor& chw) {
+  if (chw.dim() != 3) return chw.summary();
+  return std::to_string(chw.size(2)) + "x" + std::to_string(chw.size(1)) + " (" + std::to_string(chw.size(0)) +
+         " channels)";
+}
+
 // Stacks same-shaped [C, H, W] tensors into [B, C, H, W].
 Tensor stack(const std::vector<Example>& examples, Tensor Example::*member, const char* role) {
   const Tensor& first = examples.front().*member;
@@ -25,10 +32,14 @@ Tensor stack(const std::vector<Example>& examples, Tensor Example::*member, cons
   char* destination = static_cast<char*>(out.raw_data());
   for (size_t i = 0; i < examples.size(); ++i) {
     const Tensor& item = examples[i].*member;
-    PIXGRAD_CHECK(item.defined() && item.shape() == first.shape() && item.is_cpu() && item.dtype() == first.dtype(),
-                  "DataLoader: ", role, " of '", examples[i].name, "' is ",
-                  item.defined() ? item.summary() : "undefined", " but that of '", examples.front().name, "' is ",
-                  first.summary(), "; a batch needs equal shapes");
+    PIXGRAD_CHECK(item.defined() && item.is_cpu() && item.dtype() == first.dtype(), "DataLoader: ", role, " of '",
+                  examples[i].name, "' is ", item.defined() ? item.summary() : "undefined", " but that of '",
+                  examples.front().name, "' is ", first.summary(), "; a batch needs CPU tensors of one dtype");
+    // Possible with --preprocess none or scale_width, whose sizes follow the files.
+    PIXGRAD_CHECK(item.shape() == first.shape(), "DataLoader: the ", role, " of '", examples[i].name, "' is ",
+                  image_size(item), " but that of '", examples.front().name, "' is ", image_size(first),
+                  "; images of different sizes need --batch-size 1 (or a --preprocess mode with a fixed crop, such"
+                  " as resize_and_crop)");
     std::memcpy(destination + i * item_bytes, item.raw_data(), item_bytes);
   }
   return out;

@@ -54,7 +54,8 @@ struct LoaderOptions {
 std::vector<size_t> epoch_order(size_t size, uint64_t seed, uint64_t epoch, bool shuffle);
 // The seed the loader passes to Dataset::get in this epoch, so crops differ between epochs.
 uint64_t epoch_augmentation_seed(uint64_t seed, uint64_t epoch);
-// Stacks examples of equal shapes into one batch.
+// Stacks examples of equal shapes into one batch. Examples of different sizes
+// (--preprocess none or scale_width) are refused, naming two of them.
 Batch collate(const std::vector<Example>& examples);
 
 class DataLoader {

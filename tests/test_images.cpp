@@ -1,5 +1,6 @@
 // Image decoding, encoding and geometry: bad files are refused with one line
-// naming the file; resize/crop/flip agree with hand-computed values.
+// naming the file; resize/crop/flip/pad and channel conversion agree with
+// hand-computed values.
 #include <catch2/catch.hpp>
 
 #include "test_paths.h"
@@ -275,6 +276,109 @@ TEST_CASE("crop, flip and to_rgb move the right pixels", "[images]") {
   CHECK(to_rgb(from_values(1, 1, 1, {9})).pixels == std::vector<uint8_t>{9, 9, 9});
   CHECK(to_rgb(from_values(1, 1, 2, {9, 200})).pixels == std::vector<uint8_t>{9, 9, 9});
   CHECK(to_rgb(from_values(1, 1, 4, {1, 2, 3, 4})).pixels == std::vector<uint8_t>{1, 2, 3});
+}
+
+TEST_CASE("to_channels converts with PIL's luma rounding and opaque alpha", "[images][data]") {
+  // Red, green, blue, a mixed colour and (1, 1, 0), whose luma 0.886 only rounds up with the + 0x8000:
+  // (255 * 19595 + 0x8000) >> 16 = 76, (255 * 38470 + 0x8000) >> 16 = 150, (255 * 7471 + 0x8000) >> 16 = 29,
+  // (10 * 19595 + 20 * 38470 + 30 * 7471 + 0x8000) >> 16 = 1222248 >> 16 = 18, (19595 + 38470 + 0x8000) >> 16 = 1.
+  const Image colours = from_values(5, 1, 3, {255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30, 1, 1, 0});
+  CHECK(to_channels(colours, 1, "c.png").pixels == std::vector<uint8_t>{76, 150, 29, 18, 1});
+  CHECK(to_channels(colours, 2, "c.png").pixels == std::vector<uint8_t>{76, 255, 150, 255, 29, 255, 18, 255, 1, 255});
+  CHECK(to_channels(from_values(1, 1, 3, {255, 255, 255}), 1, "w.png").pixels == std::vector<uint8_t>{255});
+
+  const Image rgba = from_values(1, 1, 4, {10, 20, 30, 40});
+  CHECK(to_channels(rgba, 1, "a.png").pixels == std::vector<uint8_t>{18});
+  CHECK(to_channels(rgba, 2, "a.png").pixels == std::vector<uint8_t>{18, 40});
+  CHECK(to_channels(rgba, 3, "a.png").pixels == std::vector<uint8_t>{10, 20, 30});
+  CHECK(to_channels(rgba, 4, "a.png").pixels == rgba.pixels);
+  CHECK(to_channels(from_values(1, 1, 3, {10, 20, 30}), 4, "c.png").pixels == std::vector<uint8_t>{10, 20, 30, 255});
+
+  const Image grey = from_values(2, 1, 1, {9, 0});
+  CHECK(to_channels(grey, 2, "g.png").pixels == std::vector<uint8_t>{9, 255, 0, 255});
+  CHECK(to_channels(grey, 3, "g.png").pixels == std::vector<uint8_t>{9, 9, 9, 0, 0, 0});
+  CHECK(to_channels(grey, 4, "g.png").pixels == std::vector<uint8_t>{9, 9, 9, 255, 0, 0, 0, 255});
+  const Image grey_alpha = from_values(1, 1, 2, {9, 200});
+  CHECK(to_channels(grey_alpha, 1, "ga.png").pixels == std::vector<uint8_t>{9});
+  CHECK(to_channels(grey_alpha, 4, "ga.png").pixels == std::vector<uint8_t>{9, 9, 9, 200});
+  // Grey made colour and back is unchanged: the luma weights sum to 65536.
+  Image ramp(256, 1, 1);
+  for (int x = 0; x < 256; ++x) ramp.at(x, 0, 0) = static_cast<uint8_t>(x);
+  CHECK(to_channels(to_channels(ramp, 3, "ramp"), 1, "ramp").pixels == ramp.pixels);
+
+  require_image_error([&] { to_channels(grey, 5, "five.png"); }, "five.png", "cannot convert to 5 channels");
+  require_image_error([&] { to_channels(grey, 0, "zero.png"); }, "zero.png", "cannot convert to 0 channels");
+
+  const Tensor one = image_to_tensor(colours, "c.png", 127.5f, 1);
+  CHECK(one.shape() == Shape{1, 1, 5});
+  CHECK(one.to_vector() == std::vector<float>{76 / 127.5f - 1, 150 / 127.5f - 1, 29 / 127.5f - 1, 18 / 127.5f - 1,
+                                              1 / 127.5f - 1});
+  const Tensor four = image_to_tensor(grey, "g.png", 127.5f, 4);
+  CHECK(four.shape() == Shape{4, 1, 2});
+  CHECK(four.to_vector() == std::vector<float>{9 / 127.5f - 1, -1, 9 / 127.5f - 1, -1, 9 / 127.5f - 1, -1, 1, 1});
+}
+
+TEST_CASE("resize, crop and flip treat 1, 2 and 4 channels as independent planes", "[images][data]") {
+  // Each channel of a multi-channel image must come out as that channel alone would.
+  auto plane = [](const Image& image, int channel) {
+    Image out(image.width, image.height, 1);
+    for (size_t i = 0; i < out.pixels.size(); ++i) out.pixels[i] = image.pixels[i * image.channels + channel];
+    return out;
+  };
+  for (int channels : {1, 2, 4}) {
+    Image image(9, 7, channels);
+    for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>((i * 53 + i / 7) % 256);
+    const std::vector<std::pair<const char*, Image (*)(const Image&)>> operations = {
+        {"bilinear up", [](const Image& x) { return resize_bilinear(x, 13, 10); }},
+        {"bilinear down", [](const Image& x) { return resize_bilinear(x, 4, 3); }},
+        {"bicubic up", [](const Image& x) { return resize_bicubic(x, 13, 10); }},
+        {"bicubic down", [](const Image& x) { return resize_bicubic(x, 4, 3); }},
+        {"nearest", [](const Image& x) { return resize_nearest(x, 5, 11); }},
+        {"crop", [](const Image& x) { return crop(x, 2, 1, 5, 4); }},
+        {"flip", flip_horizontal},
+        {"pad", [](const Image& x) { return pad_to_size(x, 12, 20); }},
+    };
+    for (const auto& [name, operation] : operations) {
+      INFO(name << " on " << channels << " channels");
+      const Image whole = operation(image);
+      REQUIRE(whole.channels == channels);
+      for (int c = 0; c < channels; ++c) CHECK(plane(whole, c).pixels == operation(plane(image, c)).pixels);
+    }
+  }
+  CHECK(resize_bilinear(from_values(2, 1, 2, {0, 200, 100, 0}), 4, 1).pixels ==
+        std::vector<uint8_t>{0, 200, 25, 150, 75, 50, 100, 0});
+}
+
+TEST_CASE("pad_to_size mirrors without repeating the edge, or repeats it when too small", "[images][data]") {
+  // 1 2 3
+  // 4 5 6
+  const Image image = from_values(3, 2, 1, {1, 2, 3, 4, 5, 6});
+  // 2 columns added <= 3 - 1: mirrored about column 2; 1 row added <= 2 - 1: mirrored about row 1.
+  CHECK(pad_to_size(image, 5, 3).pixels == std::vector<uint8_t>{1, 2, 3, 2, 1,  //
+                                                                4, 5, 6, 5, 4,  //
+                                                                1, 2, 3, 2, 1});
+  // 3 columns and 2 rows are more than a mirror can supply: the edge pixel repeats.
+  CHECK(pad_to_size(image, 6, 4).pixels == std::vector<uint8_t>{1, 2, 3, 3, 3, 3,  //
+                                                                4, 5, 6, 6, 6, 6,  //
+                                                                4, 5, 6, 6, 6, 6,  //
+                                                                4, 5, 6, 6, 6, 6});
+  // Each side decides for itself: columns repeat, the row mirrors.
+  CHECK(pad_to_size(image, 6, 3).pixels == std::vector<uint8_t>{1, 2, 3, 3, 3, 3,  //
+                                                                4, 5, 6, 6, 6, 6,  //
+                                                                1, 2, 3, 3, 3, 3});
+  CHECK(pad_to_size(image, 3, 2).pixels == image.pixels);
+  CHECK(pad_to_size(from_values(1, 1, 1, {7}), 3, 2).pixels == std::vector<uint8_t>(6, 7));
+  // Channels move with their pixel.
+  CHECK(pad_to_size(from_values(2, 1, 2, {1, 10, 2, 20}), 3, 1).pixels == std::vector<uint8_t>{1, 10, 2, 20, 1, 10});
+  CHECK_THROWS_WITH(pad_to_size(image, 2, 4), Catch::Contains("cannot pad a 3x2 image to 2x4"));
+
+  CHECK(round_up_to_multiple(250, 256) == 256);
+  CHECK(round_up_to_multiple(256, 256) == 256);
+  CHECK(round_up_to_multiple(257, 256) == 512);
+  CHECK(round_up_to_multiple(0, 8) == 0);
+  CHECK(round_up_to_multiple(5, 1) == 5);
+  CHECK_THROWS_AS(round_up_to_multiple(5, 0), Error);
+  CHECK_THROWS_AS(round_up_to_multiple(-1, 4), Error);
 }
 
 TEST_CASE("tensors become images with clamping and label colours", "[images]") {
