@@ -1,58 +1,75 @@
 // pix2pix_translate: runs a trained generator over an image or a folder of
-// images and writes one PNG per input. By default the generator runs as in
-// the paper at test time (batch statistics, dropout on); --eval uses the
-// running statistics and no dropout.
+// images at test time. Each result is written as <name>.png at the size its
+// input was prepared to; with --aligned the inputs are A|B pairs, the other
+// half is the ground truth, and the mean L1, PSNR and SSIM over the set are
+// reported. index.html shows input | generated | truth for every image. By
+// default the generator runs as in the paper at test time (batch
+// statistics, dropout on); --eval uses the running statistics and no dropout.
 #include <CLI/CLI.hpp>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <memory>
 #include <string>
 #include <vector>
 
-#include <pixgrad/core/autograd.h>
+#include <nlohmann/json.hpp>
+
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/file_io.h>
 #include <pixgrad/core/generator.h>
 #include <pixgrad/data/datasets.h>
-#include <pixgrad/data/image.h>
-#include <pixgrad/models/networks.h>
-#include <pixgrad/training/preview.h>
 #include <pixgrad/training/checkpoint.h>
+#include <pixgrad/training/html_report.h>
 #include <pixgrad/training/model_factory.h>
 #include <pixgrad/training/output_names.h>
 #include <pixgrad/training/progress.h>
+#include <pixgrad/training/translation.h>
 
 namespace {
 
 using namespace pixgrad;
+namespace fs = std::filesystem;
 
-std::vector<std::string> input_files(const std::string& input) {
-  if (std::filesystem::is_directory(input)) {
-    std::vector<std::string> files = data::list_image_files(input);
-    PIXGRAD_CHECK(!files.empty(), "input '", input, "': no .jpg/.jpeg/.png files in this folder");
-    return files;
+std::vector<std::string> input_files(const std::string& input, int64_t limit) {
+  std::vector<std::string> files;
+  if (fs::is_directory(input)) {
+    files = data::list_image_files(input);
+  } else {
+    PIXGRAD_CHECK(fs::exists(input), "input '", io::printable(input), "': no such file or folder");
+    PIXGRAD_CHECK(fs::is_regular_file(input), "input '", io::printable(input), "': not a regular file or a folder");
+    files = {input};
   }
-  PIXGRAD_CHECK(std::filesystem::exists(input), "input '", io::printable(input), "': no such file or folder");
-  PIXGRAD_CHECK(std::filesystem::is_regular_file(input), "input '", io::printable(input),
-                "': not a regular file or a folder");
-  return {input};
+  if (limit > 0 && files.size() > static_cast<size_t>(limit)) files.resize(static_cast<size_t>(limit));
+  return files;
 }
 
-// The generator's input for one file, [1, C, size, size]: an RGB image in
-// [-1, 1], or for CMP-trained models a label PNG (classes 1..12) as one-hot.
-Tensor load_input(const std::string& path, const training::TrainConfig& config, int size) {
-  Tensor chw;
-  if (config.format == "cmp") {
-    const data::Image labels = data::resize_nearest(data::load_label_image(path), size, size);
-    chw = data::labels_to_one_hot(labels, 12, 1, path);
-  } else {
-    const data::Preprocessing pre = training::preprocessing(config);
-    chw = data::image_to_tensor(data::resize_photo(data::to_rgb(data::load_image(path), path), size, size, pre.resample),
-                                path, pre.pixel_divisor);
+// A number for JSON and the page; JSON has no infinity (identical images have infinite PSNR).
+nlohmann::json json_number(double value) {
+  if (std::isfinite(value)) return value;
+  return value > 0 ? "inf" : "nan";
+}
+
+struct Totals {
+  double l1 = 0, psnr = 0, ssim = 0;
+  size_t count = 0;
+  void add(const training::Scores& s) {
+    l1 += s.l1;
+    psnr += s.psnr;
+    ssim += s.ssim;
+    ++count;
   }
-  return chw.reshape({1, chw.size(0), chw.size(1), chw.size(2)});
+};
+
+std::string relative_to(const std::string& path, const std::string& folder) {
+  return fs::path(path).lexically_relative(folder).generic_string();
+}
+
+void write_json(const std::string& path, const nlohmann::json& json) {
+  const std::string text = json.dump(2) + "\n";
+  io::write_file_atomically(path, "metrics", [&](std::FILE* file) {
+    return std::fwrite(text.data(), 1, text.size(), file) == text.size();
+  });
 }
 
 }  // namespace
@@ -60,17 +77,36 @@ Tensor load_input(const std::string& path, const training::TrainConfig& config, 
 int main(int argc, char** argv) {
   CLI::App app{"pix2pix_translate: translate images with a generator trained by train_pix2pix"};
   app.footer(
-      "Example:\n"
-      "  pix2pix_translate --checkpoint out/facades/checkpoint.safetensors --input labels/ --output translated/");
+      "Examples:\n"
+      "  pix2pix_translate --checkpoint out/facades/checkpoint.safetensors --input ../shared/data/facades/test \\\n"
+      "      --aligned --output results/facades\n"
+      "  pix2pix_translate --checkpoint out/facades/checkpoint.safetensors --input labels/ --output translated/\n"
+      "Writes <name>.png per input, images/ (inputs and truths for the page), index.html and, with --aligned,\n"
+      "metrics.json. Exit status: 0 done, 1 an error or an input that could not be translated.");
   std::string checkpoint_path, input, output = "translated", device_name = "auto";
-  int size = 0;
-  bool eval_mode = false;
+  training::TranslationOptions options;
   uint64_t seed = 0;
-  app.add_option("--checkpoint", checkpoint_path, "A checkpoint written by train_pix2pix")->required();
+  int64_t num_test = 0;
+  app.add_option("--checkpoint", checkpoint_path,
+                 "A checkpoint written by train_pix2pix (checkpoint.safetensors or checkpoints/epoch_N.safetensors)")
+      ->required();
   app.add_option("--input", input, "An image, or a folder of .jpg/.png images")->required();
-  app.add_option("--output", output, "Folder for the translated PNGs")->capture_default_str();
-  app.add_option("--size", size, "Resize inputs to size x size (0: the training crop size)")->capture_default_str();
-  app.add_flag("--eval", eval_mode, "Use running statistics and no dropout (default: batch statistics, dropout on)");
+  app.add_option("--output", output, "Folder for the results")->capture_default_str();
+  app.add_flag("--aligned", options.aligned,
+               "Inputs are A|B pairs as in training data: one half is translated (--direction), the other is the "
+               "ground truth; reports mean L1, PSNR and SSIM");
+  app.add_option("--direction", options.direction, "With --aligned: AtoB | BtoA (default: the checkpoint's)");
+  app.add_option("--preprocess", options.preprocess,
+                 "resize_and_crop (a --size square) | scale_width | scale_width_and_crop (width --size, height "
+                 "keeping the aspect ratio) | crop | none (the image's own size); default: the checkpoint's. "
+                 "Sizes are padded to the U-Net's multiple and cropped back");
+  app.add_option("--size", options.size, "The --preprocess size (0: the training crop size)")->capture_default_str();
+  app.add_option("--aspect-ratio", options.aspect_ratio,
+                 "Width/height factor of the written images (> 1 wider, < 1 taller)")
+      ->capture_default_str();
+  app.add_option("--num-test", num_test, "Translate only the first N inputs (0: all)")->capture_default_str();
+  app.add_flag("--eval", options.eval_mode,
+               "Use running statistics and no dropout (default: batch statistics, dropout on)");
   app.add_option("--seed", seed, "Seed of the dropout masks")->capture_default_str();
   app.add_option("--device", device_name, "auto | cpu | cuda | cuda:N")->capture_default_str();
   std::string conv_impl;
@@ -82,58 +118,77 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    PIXGRAD_CHECK(num_test >= 0, "--num-test must be >= 0, got ", num_test);
+    PIXGRAD_CHECK(options.size >= 0, "--size must be >= 0, got ", options.size);
+    PIXGRAD_CHECK(options.direction.empty() || options.aligned, "--direction needs --aligned (A|B pairs)");
     const training::Checkpoint checkpoint = training::load_checkpoint(checkpoint_path);
-    const training::TrainConfig& config = checkpoint.config;
-    training::validate(config);
-    if (size == 0) size = config.crop_size;
-    PIXGRAD_CHECK(size > 0, "--size must be positive, got ", size);
-    const models::Pix2PixOptions options = training::pix2pix_options(config);
-    const std::shared_ptr<nn::Module> generator = models::make_generator(options.preset, options.generator);
-    const int64_t multiple = options.generator.size_multiple();
-    PIXGRAD_CHECK(size % multiple == 0, "--size ", size, " must be a multiple of ", multiple);
-    std::map<std::string, Tensor> weights;
-    for (const auto& [name, tensor] : checkpoint.tensors)
-      if (name.rfind("G.", 0) == 0) weights.emplace(name.substr(2), tensor);
-    for (const auto& [name, tensor] : weights)
-      for (const double v : tensor.to_double_vector())
-        PIXGRAD_CHECK(std::isfinite(v), "checkpoint '", io::printable(checkpoint_path), "': G.", io::printable(name),
-                      " holds ", v, " (a diverged state?); translate with an earlier checkpoint");
-    try {
-      generator->load_state_dict(weights);
-    } catch (const Error& error) {
-      fail("checkpoint '", io::printable(checkpoint_path), "': ", error.what());
-    }
     const Device device = Device::parse(device_name);
     training::select_conv_impl(conv_impl);
     training::select_tf32(tf32);
-    generator->to(device);
-    generator->train(!eval_mode);
+    const training::Translator translator(checkpoint, checkpoint_path, options, device);
     default_generator().set_state(seed, 0);
 
-    const std::vector<std::string> files = input_files(input);
+    const std::vector<std::string> files = input_files(input, num_test);
     // Every output name is settled, and checked, before anything is written.
-    const std::vector<std::string> outputs = training::translation_outputs(files, output, overwrite);
+    const std::vector<training::TranslationFiles> outputs =
+        training::translation_files(files, output, overwrite, options.aligned);
     std::error_code error;
-    std::filesystem::create_directories(output, error);
+    fs::create_directories(fs::path(output) / "images", error);
     PIXGRAD_CHECK(!error, "output folder '", io::printable(output), "': cannot create it: ", error.message());
 
-    std::printf("translating %zu image(s) with the %s generator (%s mode) on %s\n", files.size(),
-                config.preset.c_str(), eval_mode ? "eval" : "test-time", device.str().c_str());
+    std::printf("translating %zu %s with the %s generator (%s mode, --preprocess %s) on %s\n", files.size(),
+                options.aligned ? "A|B pair(s)" : "image(s)", translator.config().preset.c_str(),
+                options.eval_mode ? "eval" : "test-time", data::preprocess_name(translator.mode()),
+                device.str().c_str());
     training::ProgressBar progress(static_cast<int64_t>(files.size()), 0, 10);
-    NoGradGuard no_grad;
+    training::TestPage page;
+    page.title = "pix2pix results: " + fs::path(input).filename().string();
+    page.checkpoint = checkpoint_path;
+    nlohmann::json per_image = nlohmann::json::array();
+    Totals totals;
     // A damaged input is reported and skipped; the others are still translated.
     std::vector<std::string> failures;
     for (size_t i = 0; i < files.size(); ++i) {
+      const training::TranslationFiles& out = outputs[i];
       try {
-        const Tensor generated = generator->forward(load_input(files[i], config, size).to(device)).to(Device::cpu());
-        data::save_png(outputs[i], training::tensor_to_image(generated.reshape({generated.size(1), size, size})));
+        const training::Translation result = translator.translate(files[i]);
+        data::save_png(out.generated, result.generated);
+        data::save_png(out.input, result.input);
+        training::TestRow row{fs::path(out.generated).stem().string(), relative_to(out.input, output),
+                              relative_to(out.generated, output), "", {}, {}, {}};
+        if (result.scores) {
+          data::save_png(out.truth, result.truth);
+          row.truth = relative_to(out.truth, output);
+          row.l1 = result.scores->l1;
+          row.psnr = result.scores->psnr;
+          row.ssim = result.scores->ssim;
+          totals.add(*result.scores);
+          per_image.push_back({{"name", row.name}, {"l1", result.scores->l1},
+                               {"psnr", json_number(result.scores->psnr)}, {"ssim", result.scores->ssim}});
+        }
+        page.rows.push_back(row);
       } catch (const Error& error) {
         failures.push_back(error.what());
       }
-      progress.update(static_cast<int64_t>(i + 1), io::printable(std::filesystem::path(outputs[i]).filename().string()));
+      progress.update(static_cast<int64_t>(i + 1), io::printable(fs::path(out.generated).filename().string()));
     }
     progress.finish();
-    std::printf("wrote %zu PNG(s) to '%s'\n", files.size() - failures.size(), io::printable(output).c_str());
+    if (totals.count > 0) {
+      const double n = static_cast<double>(totals.count);
+      page.mean_l1 = totals.l1 / n;
+      page.mean_psnr = totals.psnr / n;
+      page.mean_ssim = totals.ssim / n;
+      std::printf("mean over %zu image(s): L1 %.4f  PSNR %.2f dB  SSIM %.4f\n", totals.count, *page.mean_l1,
+                  *page.mean_psnr, *page.mean_ssim);
+      write_json((fs::path(output) / "metrics.json").string(),
+                 {{"checkpoint", io::printable(checkpoint_path)},
+                  {"images", totals.count},
+                  {"direction", translator.direction() == data::Direction::AtoB ? "AtoB" : "BtoA"},
+                  {"mean", {{"l1", *page.mean_l1}, {"psnr", json_number(*page.mean_psnr)}, {"ssim", *page.mean_ssim}}},
+                  {"per_image", per_image}});
+    }
+    training::write_test_page((fs::path(output) / "index.html").string(), page);
+    std::printf("wrote %zu result(s) and index.html to '%s'\n", page.rows.size(), io::printable(output).c_str());
     for (const std::string& failure : failures)
       std::fprintf(stderr, "pix2pix_translate: skipped: %s\n", io::printable(failure).c_str());
     if (!failures.empty()) {

@@ -25,9 +25,20 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
       ->capture_default_str();
   app.add_option("--train-split", c.train_split, "Split to train on")->capture_default_str();
   app.add_option("--test-split", c.test_split, "Split for previews and --eval-interval")->capture_default_str();
+  app.add_option("--preprocess", c.preprocess,
+                 "aligned only: resize_and_crop (load-size square, random crop-size crop) | crop (random crop-size "
+                 "crop at the image's own size) | scale_width (width to load-size, height keeps the aspect ratio) | "
+                 "scale_width_and_crop (then a random crop-size crop) | none (the image's own size); sides are then "
+                 "cropped to the U-Net's multiple, 2^num-downs")
+      ->capture_default_str();
   app.add_option("--load-size", c.load_size, "Resize to this size before cropping")->capture_default_str();
   app.add_option("--crop-size", c.crop_size, "Random crop size (the training resolution)")->capture_default_str();
   app.add_flag("--no-flip", c.no_flip, "Disable random horizontal flips");
+  app.add_option("--input-nc", c.input_nc, "aligned only: channels of the input images, 1 grey | 2 grey+alpha | "
+                                           "3 RGB | 4 RGBA (0: 3; cmp: 12 label classes)")
+      ->capture_default_str();
+  app.add_option("--output-nc", c.output_nc, "aligned only: channels of the target images (1..4)")
+      ->capture_default_str();
   app.add_option("--workers", c.workers, "Background threads decoding and augmenting images")->capture_default_str();
 
   app.add_option("--preset", c.preset, "paper (PyTorch reference: unet_256 + 70x70 PatchGAN) | chainer (the "
@@ -50,7 +61,8 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
       ->capture_default_str();
 
   app.add_option("--batch-size", c.batch_size, "Images per iteration")->capture_default_str();
-  app.add_option("--epochs", c.epochs, "Epochs in total")->capture_default_str();
+  app.add_option("--epochs", c.epochs, "Epochs in total (with --resume: a larger number continues a finished run)")
+      ->capture_default_str();
   app.add_option("--schedule", c.schedule, "Learning rate: linear (constant, then linear decay to 0) | constant "
                                            "(default: the preset's, paper linear, chainer constant)");
   app.add_option("--decay-epochs", c.decay_epochs, "linear: epochs of decay at the end (-1: half of --epochs)")
@@ -69,6 +81,9 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
   app.add_option("--output", c.output, "Output folder (with --resume: the checkpoint's folder unless given)")
       ->capture_default_str();
   app.add_option("--resume", resume, "Continue from a checkpoint (e.g. out/checkpoint.safetensors)");
+  app.add_option("--init-from", c.init_from, "Start a new run from a checkpoint's weights (fine-tuning): its "
+                                             "generator, and discriminator if it holds one; fresh optimisers, "
+                                             "this command line's options");
   app.add_option("--log-interval,--display-interval", c.log_interval,
                  "Iterations per log.jsonl record (and console line when not on a terminal)")
       ->capture_default_str();
@@ -79,6 +94,11 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
                  "Iterations per evaluation (mean L1, PSNR, SSIM on --test-split; 0: never)")
       ->capture_default_str();
   app.add_option("--preview-count", c.preview_count, "Test images in the preview grid")->capture_default_str();
+  app.add_option("--save-epoch-freq", c.save_epoch_freq,
+                 "Epochs per history checkpoint of the generator in checkpoints/ (0: none)")
+      ->capture_default_str();
+  app.add_option("--keep-checkpoints", c.keep_checkpoints, "History checkpoints kept, the newest (0: all)")
+      ->capture_default_str();
 }
 
 std::set<std::string> explicit_fields(const CLI::App& app) {
@@ -101,7 +121,10 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  train_pix2pix --dataset ../shared/data/facades --direction BtoA --output out/facades\n"
       "  train_pix2pix --dataset ../shared/data/cmp_facade_base --format cmp --preset chainer\n"
-      "  train_pix2pix --dataset ../shared/data/facades --resume out/facades/checkpoint.safetensors\n"
+      "  train_pix2pix --resume out/facades/checkpoint.safetensors --epochs 300\n"
+      "  train_pix2pix --dataset my_pairs --init-from out/facades/checkpoints/epoch_0200.safetensors --output out/mine\n"
+      "The output folder gets checkpoint.safetensors, log.jsonl, options.json, preview.png, loss.png, index.html\n"
+      "(open it in a browser), previews/ and checkpoints/.\n"
       "Ctrl-C saves a checkpoint before stopping. A non-finite loss or gradient stops the run with the last good\n"
       "checkpoint kept and the diverged state in checkpoint.diverged.safetensors.\n"
       "Exit status: 0 done, 1 error, 3 diverged, 130 interrupted; 100 and above: the command line was not understood.");
@@ -127,7 +150,7 @@ int main(int argc, char** argv) {
       return summary.interrupted ? 130 : 0;
     }
     const std::string checkpoint = pixgrad::training::OutputFiles(summary.output).checkpoint;
-    std::printf("%s after %lld iterations; checkpoint '%s', with log.jsonl, preview.png and loss.png beside it\n",
+    std::printf("%s after %lld iterations; checkpoint '%s', with index.html, log.jsonl and previews beside it\n",
                 summary.interrupted ? "stopped" : "done", static_cast<long long>(summary.iterations),
                 pixgrad::io::printable(checkpoint).c_str());
     return summary.interrupted ? 130 : 0;

@@ -3,6 +3,8 @@
 // hand-computed values.
 #include <catch2/catch.hpp>
 
+#include <array>
+
 #include "test_paths.h"
 
 #include <unistd.h>
@@ -412,26 +414,44 @@ TEST_CASE("make_grid lays out padded cells", "[images]") {
   CHECK_THROWS_AS(make_grid({}, 1), Error);
 }
 
-TEST_CASE("plot_losses draws every series into an image of the asked size", "[images]") {
-  std::vector<double> falling, rising;
+TEST_CASE("plot_losses draws each series in its own panel, on its own scale, against the iteration", "[images]") {
+  // An adversarial loss falling from 2.5 to 0.5 and an L1 term around 0.1-0.3:
+  // on one shared axis the L1 curve would span a tenth of the height.
+  Series adversarial{"G adv", {}, {}}, l1{"G L1", {}, {}}, empty{"empty", {}, {}};
   for (int i = 0; i < 500; ++i) {
-    falling.push_back(2.0 * std::exp(-i / 100.0));
-    rising.push_back(i == 250 ? NAN : i / 500.0);
+    adversarial.x.push_back(100.0 * (i + 1));
+    adversarial.y.push_back(0.5 + 2.0 * std::exp(-i / 100.0));
+    l1.x.push_back(100.0 * (i + 1));
+    l1.y.push_back(i == 250 ? NAN : 0.3 - 0.2 * i / 500.0);
   }
-  const Image plot = plot_losses({{"gen/loss", falling}, {"dis/loss", rising}, {"empty", {}}}, 640, 360);
-  CHECK(plot.width == 640);
-  CHECK(plot.height == 360);
+  const int width = 640, height = 480;
+  const Image plot = plot_losses({adversarial, l1, empty}, width, height);
+  CHECK(plot.width == width);
+  CHECK(plot.height == height);
   CHECK(plot.channels == 3);
-  auto count = [&](uint8_t r, uint8_t g, uint8_t b) {
-    int n = 0;
-    for (size_t i = 0; i < plot.pixels.size(); i += 3) {
-      n += plot.pixels[i] == r && plot.pixels[i + 1] == g && plot.pixels[i + 2] == b;
-    }
-    return n;
+  // Rows and columns holding a series' colour (its line and its swatch).
+  auto extent = [&](uint8_t r, uint8_t g, uint8_t b) {
+    int top = height, bottom = -1, right = -1, count = 0;
+    for (int y = 0; y < height; ++y)
+      for (int x = 0; x < width; ++x)
+        if (plot.at(x, y, 0) == r && plot.at(x, y, 1) == g && plot.at(x, y, 2) == b) {
+          top = std::min(top, y);
+          bottom = std::max(bottom, y);
+          right = std::max(right, x);
+          ++count;
+        }
+    return std::array<int, 4>{top, bottom, right, count};
   };
-  CHECK(count(31, 119, 180) > 300);  // first series colour: the line plus its swatch
-  CHECK(count(214, 39, 40) > 300);
-  CHECK(count(255, 255, 255) > 640 * 360 / 2);
-  CHECK(plot_losses({}, 64, 48).width == 64);
-  CHECK_THROWS_AS(plot_losses({}, 10, 10), Error);
+  const auto first = extent(31, 119, 180), second = extent(214, 39, 40);
+  CHECK(first[3] > 300);
+  CHECK(second[3] > 300);
+  const int panel = height / 3;
+  CHECK(first[1] < panel);                         // the first panel holds the first series ...
+  CHECK(second[0] > first[1]);                     // ... the second the second
+  CHECK(second[1] < 2 * panel);
+  CHECK(second[1] - second[0] > panel * 6 / 10);   // spanning most of its panel's height
+  CHECK(second[2] > width * 9 / 10);               // the last iteration at the right edge
+  CHECK_THROWS_AS(plot_losses({}, 640, 480), Error);
+  CHECK_THROWS_AS(plot_losses({adversarial}, 10, 10), Error);
+  CHECK_THROWS_AS(plot_losses({Series{"bad", {1, 2}, {1}}}, 640, 480), Error);
 }

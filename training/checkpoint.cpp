@@ -65,6 +65,19 @@ void save_checkpoint(const std::string& path, const std::map<std::string, Tensor
 
 Checkpoint load_checkpoint(const std::string& path) { return read_checkpoint(path, safetensors::load(path)); }
 
+std::map<std::string, Tensor> tensors_with_prefix(const Checkpoint& checkpoint, const std::string& prefix) {
+  std::map<std::string, Tensor> selected;
+  for (const auto& [name, tensor] : checkpoint.tensors)
+    if (name.compare(0, prefix.size(), prefix) == 0) selected.emplace(name.substr(prefix.size()), tensor);
+  return selected;
+}
+
+bool holds_training_state(const Checkpoint& checkpoint) {
+  for (const char* prefix : {"G.", "D.", "optimizer_G.", "optimizer_D."})
+    if (tensors_with_prefix(checkpoint, prefix).empty()) return false;
+  return true;
+}
+
 Checkpoint read_checkpoint(const std::string& path, safetensors::File file) {
   const auto format = file.metadata.find(kFormatKey);
   PIXGRAD_CHECK(format != file.metadata.end() && format->second == kFormat, "checkpoint '", io::printable(path),

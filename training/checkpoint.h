@@ -35,6 +35,13 @@ void save_checkpoint(const std::string& path, const std::map<std::string, Tensor
 // Throws a one-line pixgrad::Error naming the file for anything that is not
 // a pixgrad pix2pix checkpoint (wrong format, truncated, missing metadata).
 Checkpoint load_checkpoint(const std::string& path);
+// The tensors whose names start with `prefix` ("G.", "D."), with it removed.
+std::map<std::string, Tensor> tensors_with_prefix(const Checkpoint& checkpoint, const std::string& prefix);
+// True for a checkpoint --resume can continue: the discriminator and both
+// optimisers' state besides the generator (history checkpoints hold the
+// generator alone).
+bool holds_training_state(const Checkpoint& checkpoint);
+
 // The same for a safetensors file already read (tests, fuzzing); `path` names it in errors.
 Checkpoint read_checkpoint(const std::string& path, safetensors::File file);
 

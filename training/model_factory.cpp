@@ -51,6 +51,10 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std
   }
   data::AlignedOptions options;
   options.direction = config.direction == "BtoA" ? data::Direction::BtoA : data::Direction::AtoB;
+  options.mode = data::parse_preprocess(config.preprocess);
+  options.size_multiple = static_cast<int>(pix2pix_options(config).generator.size_multiple());
+  options.input_channels = static_cast<int>(config.input_channels());
+  options.output_channels = static_cast<int>(config.output_channels());
   options.load_size = load_size;
   options.crop_size = config.crop_size;
   options.no_flip = no_flip;

@@ -14,9 +14,10 @@ namespace pixgrad::training {
 
 models::Pix2PixOptions pix2pix_options(const TrainConfig& config);
 
-// `augment`: the training pipeline (resize to load_size, random crop, flip);
-// otherwise a deterministic one (resize straight to crop_size, no flip), for
-// previews and evaluation.
+// `augment`: the training pipeline (--preprocess with load_size, random
+// crop, flip); otherwise the same with load_size = crop_size and no flip
+// (resize_and_crop: straight to crop_size), for previews and evaluation.
+// Sides are cropped to the U-Net's multiple (data::AlignedOptions).
 // The preset's reference pipeline details (resampling, pixel scaling, crop range).
 data::Preprocessing preprocessing(const TrainConfig& config);
 std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std::string& split, bool augment);

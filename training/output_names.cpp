@@ -52,4 +52,30 @@ std::vector<std::string> translation_outputs(const std::vector<std::string>& inp
   return outputs;
 }
 
+namespace {
+
+void check_new(const fs::path& path, bool overwrite) {
+  std::error_code error;
+  PIXGRAD_CHECK(overwrite || !fs::exists(path, error), "'", io::printable(path.string()),
+                "' exists already: choose another --output folder, or --overwrite to replace earlier results");
+}
+
+}  // namespace
+
+std::vector<TranslationFiles> translation_files(const std::vector<std::string>& inputs, const std::string& folder,
+                                                bool overwrite, bool with_truth) {
+  for (const char* page : {"index.html", "metrics.json"}) check_new(fs::path(folder) / page, overwrite);
+  std::vector<TranslationFiles> files;
+  for (const std::string& generated : translation_outputs(inputs, folder, overwrite)) {
+    const std::string name = fs::path(generated).stem().string();
+    const fs::path images = fs::path(folder) / "images";
+    TranslationFiles entry{generated, (images / (name + "_input.png")).string(), ""};
+    if (with_truth) entry.truth = (images / (name + "_truth.png")).string();
+    check_new(entry.input, overwrite);
+    if (with_truth) check_new(entry.truth, overwrite);
+    files.push_back(entry);
+  }
+  return files;
+}
+
 }  // namespace pixgrad::training

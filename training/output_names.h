@@ -15,4 +15,15 @@ namespace pixgrad::training {
 std::vector<std::string> translation_outputs(const std::vector<std::string>& inputs, const std::string& folder,
                                              bool overwrite);
 
+// Everything one input's translation writes: the result "<name>.png" as
+// above, and for the results page "images/<name>_input.png" and, with
+// `with_truth`, "images/<name>_truth.png". Each is refused as above (and
+// so are the folder's index.html and metrics.json) if it exists already,
+// unless `overwrite`.
+struct TranslationFiles {
+  std::string generated, input, truth;
+};
+std::vector<TranslationFiles> translation_files(const std::vector<std::string>& inputs, const std::string& folder,
+                                                bool overwrite, bool with_truth);
+
 }  // namespace pixgrad::training

@@ -1,6 +1,6 @@
-// plot_losses: a line chart drawn straight into pixels, with a 3x5 bitmap
-// font for tick labels and legend names, so the trainer needs no plotting
-// library to write its loss curve.
+// plot_losses: line charts drawn straight into pixels, one panel per series
+// on its own scale, with a 3x5 bitmap font for tick labels and names, so
+// the trainer needs no plotting library to write its loss curves.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -111,82 +111,93 @@ std::string format_value(double value) {
   return buffer;
 }
 
+// The finite values' [min, max], widened when they are all equal; [0, 1] when none is finite.
+std::pair<double, double> value_range(const std::vector<double>& values) {
+  double low = INFINITY, high = -INFINITY;
+  for (const double v : values) {
+    if (!std::isfinite(v)) continue;
+    low = std::min(low, v);
+    high = std::max(high, v);
+  }
+  if (!(low <= high)) return {0.0, 1.0};
+  if (low == high) {  // a constant: a band of 10 % around it
+    const double margin = low == 0 ? 1.0 : std::fabs(low) * 0.1;
+    return {low - margin, high + margin};
+  }
+  return {low, high};
+}
+
 }  // namespace
 
-Image plot_losses(const std::vector<std::pair<std::string, std::vector<double>>>& series, int width, int height) {
+Image plot_losses(const std::vector<Series>& panels, int width, int height) {
   PIXGRAD_CHECK(width >= 64 && height >= 48 && width <= data::kMaxImageSide && height <= data::kMaxImageSide,
-                "plot_losses: size ", width, "x", height, " is outside 64x48..", data::kMaxImageSide, "x", data::kMaxImageSide);
+                "plot_losses: size ", width, "x", height, " is outside 64x48..", data::kMaxImageSide, "x",
+                data::kMaxImageSide);
+  PIXGRAD_CHECK(!panels.empty(), "plot_losses: no series to draw");
   const int scale = (width >= 480 && height >= 320) ? 2 : 1;
   const int line_height = 7 * scale;
-  double low = INFINITY, high = -INFINITY;
-  size_t length = 0;
-  for (const auto& named : series) {
-    length = std::max(length, named.second.size());
-    for (double value : named.second) {
-      if (!std::isfinite(value)) continue;
-      low = std::min(low, value);
-      high = std::max(high, value);
+  double x_low = INFINITY, x_high = -INFINITY;
+  for (const Series& series : panels) {
+    PIXGRAD_CHECK(series.x.size() == series.y.size(), "plot_losses: series '", series.name, "' has ",
+                  series.x.size(), " x values and ", series.y.size(), " y values");
+    for (const double x : series.x) {
+      if (!std::isfinite(x)) continue;
+      x_low = std::min(x_low, x);
+      x_high = std::max(x_high, x);
     }
   }
-  if (!(low <= high)) {  // nothing finite to draw
-    low = 0;
-    high = 1;
-  }
-  if (low == high) {
-    low -= 0.5;
-    high += 0.5;
-  }
+  if (!(x_low <= x_high)) x_low = x_high = 0;
+  if (x_low == x_high) x_high = x_low + 1;
 
   Canvas canvas(width, height);
-  // Legend across the top: a swatch and the name of each series, wrapping.
-  int legend_x = 4 * scale, legend_y = 3 * scale;
-  for (size_t s = 0; s < series.size(); ++s) {
-    const Colour colour = kSeriesColours[s % std::size(kSeriesColours)];
-    const int entry_width = 8 * scale + text_width(series[s].first, scale) + 8 * scale;
-    if (legend_x > 4 * scale && legend_x + entry_width > width) {
-      legend_x = 4 * scale;
-      legend_y += line_height;
-    }
-    canvas.fill(legend_x, legend_y, 5 * scale, 5 * scale, colour);
-    canvas.text(legend_x + 8 * scale, legend_y, series[s].first, scale, kInk);
-    legend_x += entry_width;
+  const int panel_height = (height - line_height - 2 * scale) / static_cast<int>(panels.size());
+  PIXGRAD_CHECK(panel_height >= 2 * line_height + 8, "plot_losses: ", width, "x", height, " leaves no room for ",
+                panels.size(), " panels");
+  int left = 0;  // the same for every panel: room for the widest tick label
+  std::vector<std::pair<double, double>> ranges;
+  for (const Series& series : panels) {
+    ranges.push_back(value_range(series.y));
+    for (const double v : {ranges.back().first, ranges.back().second})
+      left = std::max(left, 4 * scale + text_width(format_value(v), scale) + 3 * scale);
   }
-  const std::string top_label = format_value(high), bottom_label = format_value(low);
-  const std::string end_label = std::to_string(length > 0 ? length - 1 : 0);
-  const int label_width = std::max({text_width(top_label, scale), text_width(bottom_label, scale),
-                                    text_width(format_value((low + high) / 2), scale)});
-  const int left = 4 * scale + label_width + 3 * scale;
-  const int top = legend_y + line_height + 3 * scale;
+  const std::string end_label = format_value(x_high);
   const int right = width - 1 - 3 * scale - text_width(end_label, scale) / 2;
-  const int bottom = height - 1 - line_height - 2 * scale;
-  PIXGRAD_CHECK(right - left >= 8 && bottom - top >= 8, "plot_losses: ", width, "x", height,
-                " leaves no room for the chart after the legend of ", series.size(), " series");
+  PIXGRAD_CHECK(right - left >= 8, "plot_losses: ", width, " pixels leave no room for the chart");
+  auto to_x = [&](double x) { return left + static_cast<int>(std::lround((x - x_low) / (x_high - x_low) * (right - left))); };
 
-  // Axes, a middle grid line, and the range labels.
-  const int middle = (top + bottom) / 2;
-  const std::string middle_label = format_value((low + high) / 2);
-  canvas.line(left, middle, right, middle, kGridLine);
-  canvas.text(left - 3 * scale - text_width(middle_label, scale), middle - 2 * scale, middle_label, scale, kInk);
-  canvas.line(left, top, left, bottom, kInk);
-  canvas.line(left, bottom, right, bottom, kInk);
-  canvas.text(left - 3 * scale - text_width(top_label, scale), top - 2 * scale, top_label, scale, kInk);
-  canvas.text(left - 3 * scale - text_width(bottom_label, scale), bottom - 3 * scale, bottom_label, scale, kInk);
-  canvas.text(left, bottom + 2 * scale, "0", scale, kInk);
-  canvas.text(right - text_width(end_label, scale) / 2, bottom + 2 * scale, end_label, scale, kInk);
-
-  const double x_span = length > 1 ? static_cast<double>(length - 1) : 1.0;
-  auto to_x = [&](size_t i) { return left + static_cast<int>(std::lround(i / x_span * (right - left))); };
-  auto to_y = [&](double v) { return bottom - static_cast<int>(std::lround((v - low) / (high - low) * (bottom - top))); };
-  for (size_t s = 0; s < series.size(); ++s) {
-    const Colour colour = kSeriesColours[s % std::size(kSeriesColours)];
-    const std::vector<double>& values = series[s].second;
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (!std::isfinite(values[i])) continue;
-      const bool joined = i > 0 && std::isfinite(values[i - 1]);
+  for (size_t p = 0; p < panels.size(); ++p) {
+    const Series& series = panels[p];
+    const Colour colour = kSeriesColours[p % std::size(kSeriesColours)];
+    const auto [low, high] = ranges[p];
+    const int panel_top = static_cast<int>(p) * panel_height;
+    const int top = panel_top + line_height + 3 * scale;
+    const int bottom = panel_top + panel_height - 3 * scale;
+    canvas.fill(left, panel_top + scale, 5 * scale, 5 * scale, colour);
+    canvas.text(left + 8 * scale, panel_top + scale, series.name, scale, kInk);
+    canvas.line(left, (top + bottom) / 2, right, (top + bottom) / 2, kGridLine);
+    canvas.line(left, top, left, bottom, kInk);
+    canvas.line(left, bottom, right, bottom, kInk);
+    for (const auto& [value, y] : {std::pair<double, int>{high, top - 2 * scale}, {low, bottom - 3 * scale}}) {
+      const std::string label = format_value(value);
+      canvas.text(left - 3 * scale - text_width(label, scale), y, label, scale, kInk);
+    }
+    auto to_y = [&](double v) {
+      return bottom - static_cast<int>(std::lround((v - low) / (high - low) * (bottom - top)));
+    };
+    for (size_t i = 0; i < series.y.size(); ++i) {
+      if (!std::isfinite(series.y[i]) || !std::isfinite(series.x[i])) continue;
+      const bool joined = i > 0 && std::isfinite(series.y[i - 1]) && std::isfinite(series.x[i - 1]);
       const size_t from = joined ? i - 1 : i;
-      canvas.line(to_x(from), to_y(values[from]), to_x(i), to_y(values[i]), colour);
+      canvas.line(to_x(series.x[from]), to_y(series.y[from]), to_x(series.x[i]), to_y(series.y[i]), colour);
     }
   }
+  // The shared x axis: iterations.
+  const int axis_y = height - line_height;
+  const std::string start_label = format_value(x_low);
+  canvas.text(left, axis_y, start_label, scale, kInk);
+  canvas.text(right - text_width(end_label, scale) / 2, axis_y, end_label, scale, kInk);
+  const std::string caption = "iteration";
+  canvas.text((left + right - text_width(caption, scale)) / 2, axis_y, caption, scale, kInk);
   return canvas.take();
 }
 

@@ -27,9 +27,16 @@ Image tensor_to_image(const Tensor& chw_in_minus1_1);
 // Rows of images (e.g. input | generated | ground truth) on a black canvas,
 // each in a cell as large as the largest image, `padding` pixels apart. RGB.
 Image make_grid(const std::vector<std::vector<Image>>& rows, int padding);
-// A line chart of named series over their index (iterations), with axes,
-// min/max tick labels and a legend in a tiny built-in font. Non-finite values
-// leave gaps. RGB, width x height.
-Image plot_losses(const std::vector<std::pair<std::string, std::vector<double>>>& series, int width, int height);
+// A named series of points, e.g. a loss (y) against the iteration (x).
+struct Series {
+  std::string name;
+  std::vector<double> x;
+  std::vector<double> y;
+};
+// Line charts stacked one above the other, one panel per series with its own
+// y range (so a loss around 0.1 is not flattened by one around 2), sharing
+// the x axis (the iteration), with min/max tick labels and names in a tiny
+// built-in font. Non-finite values leave gaps. RGB, width x height.
+Image plot_losses(const std::vector<Series>& panels, int width, int height);
 
 }  // namespace pixgrad::training

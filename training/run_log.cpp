@@ -31,22 +31,33 @@ nlohmann::json without_nonfinite(const nlohmann::json& record) {
 
 }  // namespace
 
-void apply_record(const nlohmann::json& record, std::vector<nlohmann::json>& records) {
+namespace {
+
+// Drops the records after `iteration`: a run resumed there superseded them.
+void drop_after(double iteration, std::vector<nlohmann::json>& records) {
+  while (!records.empty() && records.back()["iteration"].get<double>() > iteration) records.pop_back();
+}
+
+}  // namespace
+
+void apply_record(const nlohmann::json& record, RunRecords& records) {
   if (!record.is_object() || !record.contains("iteration") || !is_number(record["iteration"])) return;
   const double iteration = record["iteration"].get<double>();
   const auto event = record.find("event");
   if (event != record.end() && event->is_string()) {
-    if (*event == "start") records.clear();
+    if (*event == "start") records = RunRecords();
     if (*event == "resume") {
-      while (!records.empty() && records.back()["iteration"].get<double>() > iteration) records.pop_back();
+      drop_after(iteration, records.training);
+      drop_after(iteration, records.evaluations);
     }
     return;
   }
-  if (record.contains("loss_G") && is_number(record["loss_G"])) records.push_back(record);
+  if (record.contains("loss_G") && is_number(record["loss_G"])) records.training.push_back(record);
+  if (record.contains("eval") && record["eval"].is_object()) records.evaluations.push_back(record);
 }
 
-std::vector<nlohmann::json> current_training_records(const std::vector<std::string>& lines) {
-  std::vector<nlohmann::json> records;
+RunRecords current_records(const std::vector<std::string>& lines) {
+  RunRecords records;
   for (const std::string& line : lines)
     apply_record(nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false), records);
   return records;
@@ -62,7 +73,7 @@ RunLog::RunLog(const std::string& path) : path_(path) {
   // nested one would cost the parser memory out of proportion).
   for (std::string line; std::getline(text, line);)
     if (line.size() <= kMaxLineBytes) lines.push_back(line);
-  training_records_ = current_training_records(lines);
+  records_ = current_records(lines);
 }
 
 RunLog::~RunLog() {
@@ -75,7 +86,7 @@ void RunLog::write(const nlohmann::json& record) {
   const std::string line = written.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   PIXGRAD_CHECK(std::fprintf(file_, "%s\n", line.c_str()) > 0 && std::fflush(file_) == 0, "log '",
                 io::printable(path_), "': write failed: ", std::strerror(errno));
-  apply_record(written, training_records_);
+  apply_record(written, records_);
 }
 
 }  // namespace pixgrad::training

@@ -20,12 +20,17 @@
 
 namespace pixgrad::training {
 
-// Applies one line's record to the current run's training records: a
-// training record is added, a "start" event clears them, a "resume" event at
-// N drops those after N; anything else is ignored.
-void apply_record(const nlohmann::json& record, std::vector<nlohmann::json>& records);
-// The current run's training records in a log's lines.
-std::vector<nlohmann::json> current_training_records(const std::vector<std::string>& lines);
+// The current run's records, in the order written.
+struct RunRecords {
+  std::vector<nlohmann::json> training;     // with "loss_G"
+  std::vector<nlohmann::json> evaluations;  // with "eval"
+};
+// Applies one line's record to the current run's records: a training or
+// evaluation record is added, a "start" event clears them, a "resume" event
+// at N drops those after N; anything else is ignored.
+void apply_record(const nlohmann::json& record, RunRecords& records);
+// The current run's records in a log's lines.
+RunRecords current_records(const std::vector<std::string>& lines);
 
 class RunLog {
  public:
@@ -39,9 +44,10 @@ class RunLog {
   // Appends one record as a line, flushed. Numbers that are not finite are
   // written as strings ("nan", "inf").
   void write(const nlohmann::json& record);
-  // The current run's training records so far, earlier invocations'
-  // included (for the loss plot).
-  const std::vector<nlohmann::json>& training_records() const { return training_records_; }
+  // The current run's training and evaluation records so far, earlier
+  // invocations' included (for the loss plot and the results page).
+  const std::vector<nlohmann::json>& training_records() const { return records_.training; }
+  const std::vector<nlohmann::json>& evaluation_records() const { return records_.evaluations; }
 
   static constexpr uint64_t kMaxLogBytes = uint64_t{64} << 20;
   static constexpr size_t kMaxLineBytes = 64 * 1024;
@@ -49,7 +55,7 @@ class RunLog {
  private:
   std::string path_;
   std::FILE* file_ = nullptr;  // opened for appending on the first write
-  std::vector<nlohmann::json> training_records_;
+  RunRecords records_;
 };
 
 }  // namespace pixgrad::training

@@ -8,6 +8,7 @@
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/file_io.h>
+#include <pixgrad/data/datasets.h>
 #include <pixgrad/models/gan.h>
 #include <pixgrad/models/presets.h>
 
@@ -18,18 +19,24 @@ std::string TrainConfig::effective_schedule() const {
   return preset == "chainer" ? "constant" : "linear";
 }
 
-int64_t TrainConfig::input_channels() const { return format == "cmp" ? 12 : 3; }
-int64_t TrainConfig::output_channels() const { return 3; }
+int64_t TrainConfig::input_channels() const {
+  if (input_nc > 0) return input_nc;
+  return format == "cmp" ? 12 : 3;
+}
+int64_t TrainConfig::output_channels() const { return output_nc; }
 
 // The fields that define what is trained — a resumed run must keep them ...
-#define PIXGRAD_TRAINING_FIELDS(X)                                                                    \
-  X(format) X(direction) X(train_split) X(load_size) X(crop_size) X(no_flip) X(preset) X(ngf) X(ndf)  \
-  X(num_downs) X(n_layers) X(discriminator) X(norm) X(no_dropout) X(gan_mode) X(batch_size) X(epochs) \
-  X(decay_epochs) X(schedule) X(lr) X(beta1) X(lambda_l1) X(seed)
-// ... and those that only steer the run, which a resumed run may change.
+#define PIXGRAD_TRAINING_FIELDS(X)                                                                       \
+  X(format) X(direction) X(train_split) X(preprocess) X(load_size) X(crop_size) X(no_flip) X(input_nc)   \
+  X(output_nc) X(preset) X(ngf) X(ndf) X(num_downs) X(n_layers) X(discriminator) X(norm) X(no_dropout) \
+  X(gan_mode) X(batch_size) X(schedule) X(lr) X(beta1) X(lambda_l1) X(seed) X(init_from)
+// ... and those that only steer the run, which a resumed run may change
+// (a longer run, as the reference's --epoch_count continues one, moves the
+// linear decay with it: see decay_epochs).
 #define PIXGRAD_RUN_FIELDS(X)                                                                       \
-  X(dataset) X(test_split) X(workers) X(max_iterations) X(device) X(conv_impl) X(tf32) X(output) X(log_interval) \
-  X(snapshot_interval) X(eval_interval) X(preview_count)
+  X(dataset) X(test_split) X(workers) X(epochs) X(decay_epochs) X(max_iterations) X(device) X(conv_impl) \
+  X(tf32) X(output) X(log_interval) X(snapshot_interval) X(eval_interval) X(preview_count)              \
+  X(save_epoch_freq) X(keep_checkpoints)
 #define PIXGRAD_CONFIG_FIELDS(X) PIXGRAD_TRAINING_FIELDS(X) PIXGRAD_RUN_FIELDS(X)
 
 nlohmann::json to_json(const TrainConfig& config) {
@@ -131,6 +138,16 @@ void validate(const TrainConfig& c) {
                 io::printable(c.format), "'");
   PIXGRAD_CHECK(c.direction == "AtoB" || c.direction == "BtoA", "--direction must be AtoB or BtoA, not '",
                 io::printable(c.direction), "'");
+  data::parse_preprocess(c.preprocess);
+  PIXGRAD_CHECK(c.format == "aligned" || c.preprocess == "resize_and_crop",
+                "--preprocess ", io::printable(c.preprocess), ": the cmp format resizes the shorter side to "
+                "--load-size and crops; --preprocess is for the aligned format");
+  PIXGRAD_CHECK(c.input_nc >= 0 && c.input_nc <= 4 && c.output_nc >= 1 && c.output_nc <= 4,
+                "--input-nc must be in 1..4 (0: the format's) and --output-nc in 1..4, got ", c.input_nc, " and ",
+                c.output_nc, " (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA)");
+  PIXGRAD_CHECK(c.format == "aligned" || ((c.input_nc == 0 || c.input_nc == 12) && c.output_nc == 3),
+                "--format cmp reads 12-class label maps into RGB photos: --input-nc and --output-nc cannot change "
+                "that (got ", c.input_nc, " and ", c.output_nc, ")");
   models::parse_preset(c.preset);
   models::parse_norm(c.norm);
   PIXGRAD_CHECK(c.discriminator == "patch" || c.discriminator == "pixel", "--discriminator must be patch or pixel, not '",
@@ -142,7 +159,8 @@ void validate(const TrainConfig& c) {
                 io::printable(schedule), "'");
   for (const auto& [name, text] : {std::pair<const char*, const std::string&>{"dataset", c.dataset},
                                    {"train_split", c.train_split}, {"test_split", c.test_split},
-                                   {"output", c.output}, {"device", c.device}, {"conv_impl", c.conv_impl}})
+                                   {"output", c.output}, {"device", c.device}, {"conv_impl", c.conv_impl},
+                                   {"init_from", c.init_from}})
     check_text(name, text);
   for (const auto& [option, split] : {std::pair<const char*, const std::string&>{"--train-split", c.train_split},
                                       {"--test-split", c.test_split}})
@@ -172,6 +190,9 @@ void validate(const TrainConfig& c) {
                 "--log-interval and --snapshot-interval must be >= 1, --eval-interval >= 0");
   PIXGRAD_CHECK(c.workers >= 1 && c.workers <= 64 && c.preview_count >= 0 && c.preview_count <= 64,
                 "--workers must be in 1..64 and --preview-count in 0..64");
+  PIXGRAD_CHECK(c.save_epoch_freq >= 0 && c.keep_checkpoints >= 0 && c.keep_checkpoints <= 100000,
+                "--save-epoch-freq must be >= 0 and --keep-checkpoints in 0..100000, got ", c.save_epoch_freq,
+                " and ", c.keep_checkpoints);
 }
 
 }  // namespace pixgrad::training

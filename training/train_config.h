@@ -19,9 +19,12 @@ struct TrainConfig {
   std::string direction = "AtoB";  // aligned only: AtoB | BtoA
   std::string train_split = "train";
   std::string test_split = "test";
+  std::string preprocess = "resize_and_crop";  // aligned only; see data::PreprocessMode
   int load_size = 286;
   int crop_size = 256;
   bool no_flip = false;
+  int input_nc = 0;   // channels of the generator's input (0: the format's, aligned 3, cmp 12)
+  int output_nc = 3;  // channels of its output
   int workers = 2;
   // model
   std::string preset = "paper";  // paper | chainer
@@ -43,6 +46,7 @@ struct TrainConfig {
   double lambda_l1 = 100;
   uint64_t seed = 0;
   int64_t max_iterations = 0;        // stop after this many iterations in total (0 = run all epochs)
+  std::string init_from;             // a checkpoint whose weights start this run (fine-tuning), "" = none
   // reporting
   std::string device = "auto";
   std::string conv_impl;             // CUDA convolutions: handwritten | cudnn | cublas ("" = default)
@@ -52,6 +56,8 @@ struct TrainConfig {
   int64_t snapshot_interval = 1000;  // iterations per checkpoint, preview grid and loss plot
   int64_t eval_interval = 0;         // iterations per test-split evaluation (0 = never)
   int preview_count = 5;             // test images in the preview grid
+  int save_epoch_freq = 5;           // epochs per history checkpoint (the generator) in checkpoints/ (0 = none)
+  int keep_checkpoints = 5;          // history checkpoints kept, newest first (0 = all)
 
   // The preset's schedule when `schedule` is empty.
   std::string effective_schedule() const;
@@ -70,8 +76,8 @@ TrainConfig config_from_json(const nlohmann::json& json);
 inline constexpr size_t kMaxTextBytes = 4096;
 void check_text(const char* field, const std::string& text);
 // The configuration a resumed run continues with: the checkpoint's, with the
-// run-steering options (epochs, device, intervals...) taken from `requested`
-// where they were given explicitly. The output folder is never the
+// run-steering options (epochs and decay epochs, device, intervals...) taken
+// from `requested` where they were given explicitly. The output folder is never the
 // checkpoint's: the caller decides it from this command line. An explicitly given option
 // that changes what is trained (preset, sizes, seed...) is an error naming it.
 TrainConfig merge_for_resume(const TrainConfig& saved, const TrainConfig& requested,

@@ -17,11 +17,13 @@
 #include <pixgrad/core/generator.h>
 #include <pixgrad/optim/schedule.h>
 #include <pixgrad/data/loader.h>
+#include <pixgrad/training/html_report.h>
 #include <pixgrad/training/preview.h>
 #include <pixgrad/training/metrics.h>
 #include <pixgrad/training/model_factory.h>
 #include <pixgrad/training/progress.h>
 #include <pixgrad/training/run_folder.h>
+#include <pixgrad/training/run_history.h>
 #include <pixgrad/training/run_log.h>
 
 namespace pixgrad::training {
@@ -31,6 +33,16 @@ namespace {
 namespace fs = std::filesystem;
 
 std::atomic<bool> stop_requested{false};
+
+// A folder of the run (previews/, checkpoints/); a link there is refused, as
+// writing through it would put the run's files somewhere else.
+void create_folder(const std::string& folder) {
+  std::error_code error;
+  PIXGRAD_CHECK(!fs::is_symlink(folder, error), "folder '", io::printable(folder),
+                "' is a link: a run writes only into its own folders; remove the link");
+  fs::create_directories(folder, error);
+  PIXGRAD_CHECK(!error, "folder '", io::printable(folder), "': cannot create it: ", error.message());
+}
 
 extern "C" void request_stop(int) { stop_requested = true; }
 
@@ -132,6 +144,10 @@ OutputFiles::OutputFiles(const std::string& folder) {
   log = (root / "log.jsonl").string();
   preview = (root / "preview.png").string();
   loss_plot = (root / "loss.png").string();
+  options = (root / "options.json").string();
+  page = (root / "index.html").string();
+  previews = (root / "previews").string();
+  checkpoints = (root / "checkpoints").string();
 }
 
 struct Trainer::Impl {
@@ -148,6 +164,8 @@ struct Trainer::Impl {
   bool started = false;          // the log holds this invocation's start (or resume) event
   int64_t start_iteration = 0;   // where this invocation began (the checkpoint's iteration)
   int64_t saved_iteration = -1;  // of the last checkpoint this invocation wrote
+  int64_t per_epoch = 0;          // batches per epoch
+  int64_t total_iterations = 0;   // where this invocation stops
 
   // Everything that can fail is checked before the output folder is touched;
   // claiming the folder comes last, and nothing is written into it before
@@ -156,6 +174,8 @@ struct Trainer::Impl {
        bool overwrite)
       : config(requested), files(requested.output) {
     std::optional<Checkpoint> checkpoint;
+    PIXGRAD_CHECK(resume.empty() || !explicit_fields.count("init_from"), "--init-from starts a new run and --resume "
+                  "continues one: give one of them");
     if (!resume.empty()) {
       checkpoint = load_checkpoint(resume);
       config = merge_for_resume(checkpoint->config, requested, explicit_fields, resume);
@@ -183,19 +203,28 @@ struct Trainer::Impl {
     manual_seed(config.seed);  // parameter initialisation
     model = std::make_unique<models::Pix2Pix>(pix2pix_options(config));
     const int64_t multiple = model->options().generator.size_multiple();
-    PIXGRAD_CHECK(config.crop_size % multiple == 0, "--crop-size ", config.crop_size, " must be a multiple of ",
-                  multiple, " for a U-Net with ", model->options().generator.num_downs, " downsamplings");
+    const bool fixed_crop = config.preprocess != "none" && config.preprocess != "scale_width";
+    PIXGRAD_CHECK(!fixed_crop || config.crop_size % multiple == 0, "--crop-size ", config.crop_size,
+                  " must be a multiple of ", multiple, " for a U-Net with ", model->options().generator.num_downs,
+                  " downsamplings");
     model->to(device);
     // Dropout draws from the default generator, on a stream of its own.
     default_generator().set_state(config.seed ^ 0x5DEECE66Dull, 0);
     if (checkpoint) {
+      PIXGRAD_CHECK(holds_training_state(*checkpoint), "checkpoint '", io::printable(resume),
+                    "': it holds the generator alone (a history checkpoint), not a state to resume; resume from "
+                    "checkpoint.safetensors, or start a new run from these weights with --init-from");
       check_resumable(resume, checkpoint->tensors);
       model->load_state_dict(checkpoint->tensors);
       state = checkpoint->state;
       start_iteration = state.iteration;
-      PIXGRAD_CHECK(state.epoch <= config.epochs, "checkpoint '", io::printable(resume), "': it is at epoch ",
-                    state.epoch, ", past the run's ", config.epochs, " epochs");
+      const int64_t begun = state.epoch + (state.batches_done > 0 ? 1 : 0);  // epochs the run has begun
+      PIXGRAD_CHECK(begun <= config.epochs, "checkpoint '", io::printable(resume), "': the run has begun ", begun,
+                    " epochs, more than --epochs ", config.epochs, "; give --epochs ", begun,
+                    " or more to continue it");
       default_generator().set_state(state.rng_seed, state.rng_offset);
+    } else if (!config.init_from.empty()) {
+      initialise_from(config.init_from);
     }
     if (config.effective_schedule() == "constant") {
       schedule = std::make_unique<optim::ConstantSchedule>();
@@ -243,29 +272,66 @@ struct Trainer::Impl {
   void check_model_fits() {
     const int64_t full = config.batch_size;
     const int64_t last = static_cast<int64_t>(train_set->size()) % full;
+    const Shape train_shape = first_example_shape(*train_set);
     without_side_effects([&] {
       NoGradGuard no_grad;
       model->generator().train();
       model->discriminator().train();
       for (const int64_t batch : {full, last}) {
-        if (batch > 0) fits(batch, true);
+        if (batch > 0) fits(batch, train_shape, true);
       }
-      if (config.preview_count > 0 || config.eval_interval > 0) fits(1, false);
+      if ((config.preview_count > 0 || config.eval_interval > 0) && test_set->size() > 0)
+        fits(1, first_example_shape(*test_set), false);
     });
   }
 
-  void fits(int64_t batch, bool with_discriminator) {
-    const int64_t crop = config.crop_size;
+  // [C, H, W] of a dataset's first example: every example's with a fixed
+  // crop; with --preprocess none or scale_width, the first image's.
+  Shape first_example_shape(const data::Dataset& dataset) const {
+    if (config.preprocess != "none" && config.preprocess != "scale_width")
+      return {config.input_channels(), config.crop_size, config.crop_size};
+    return dataset.get(0, config.seed).input.shape();
+  }
+
+  void fits(int64_t batch, const Shape& example, bool with_discriminator) {
     try {
-      const Tensor input = Tensor::zeros({batch, config.input_channels(), crop, crop}, device);
+      const Tensor input = Tensor::zeros({batch, example[0], example[1], example[2]}, device);
       const Tensor fake = model->generator().forward(input);
       if (with_discriminator) model->discriminator().forward(input, fake);
     } catch (const Error& error) {
-      fail("these options do not fit the networks at a batch of ", batch, " (preset ", config.preset,
-           ", --crop-size ", crop, ", --batch-size ", config.batch_size, ", --num-downs ",
+      fail("these options do not fit the networks at a batch of ", batch, " images of ", example[2], "x",
+           example[1], " (preset ", config.preset, ", --preprocess ", config.preprocess, ", --crop-size ",
+           config.crop_size, ", --batch-size ", config.batch_size, ", --num-downs ",
            model->options().generator.num_downs, ", --n-layers ", config.n_layers, "): ", error.what(),
            "; use a larger --crop-size or another --batch-size, or fewer --num-downs or --n-layers");
     }
+  }
+
+  // Starts the networks from another run's weights (fine-tuning): the
+  // generator, and the discriminator where the checkpoint holds one; the
+  // optimisers start afresh.
+  void initialise_from(const std::string& path) {
+    const Checkpoint source = load_checkpoint(path);
+    const TrainConfig& trained = source.config;
+    PIXGRAD_CHECK(trained.input_channels() == config.input_channels() &&
+                      trained.output_channels() == config.output_channels(),
+                  "--init-from '", io::printable(path), "': it was trained with ", trained.input_channels(),
+                  " input and ", trained.output_channels(), " output channels, this run has ", config.input_channels(),
+                  " and ", config.output_channels(), " (--format, --input-nc, --output-nc)");
+    check_resumable(path, source.tensors);
+    const std::map<std::string, Tensor> generator = tensors_with_prefix(source, "G.");
+    const std::map<std::string, Tensor> discriminator = tensors_with_prefix(source, "D.");
+    PIXGRAD_CHECK(!generator.empty(), "--init-from '", io::printable(path), "': it holds no generator weights");
+    try {
+      model->generator().load_state_dict(generator);
+      if (!discriminator.empty()) model->discriminator().load_state_dict(discriminator);
+    } catch (const Error& error) {
+      fail("--init-from '", io::printable(path), "': ", error.what(), " (it was trained with --preset ",
+           trained.preset, " --ngf ", trained.ngf, " --ndf ", trained.ndf, " --num-downs ", trained.num_downs,
+           " --n-layers ", trained.n_layers, " --norm ", trained.norm, "; the networks must match)");
+    }
+    std::printf("starting from the weights in '%s' (%s; fresh optimisers)\n", io::printable(path).c_str(),
+                discriminator.empty() ? "the generator; a new discriminator" : "generator and discriminator");
   }
 
   // The first write of this invocation: the event that tells a reader of
@@ -278,6 +344,10 @@ struct Trainer::Impl {
     nlohmann::json event = {{"event", starts ? "start" : "resume"}, {"iteration", start_iteration}};
     if (starts) event["options"] = to_json(config);
     log->write(event);
+    const std::string options = to_json(config).dump(2) + "\n";
+    io::write_file_atomically(files.options, "options", [&](std::FILE* file) {
+      return std::fwrite(options.data(), 1, options.size(), file) == options.size();
+    });
   }
 
   // Writes the state to `path` and says whether every number in it is finite.
@@ -318,29 +388,86 @@ struct Trainer::Impl {
                         tensor_to_image(example.target)});
       }
     });
-    data::save_png(files.preview, make_grid(rows, 4));
+    const Image grid = make_grid(rows, 4);
+    data::save_png(files.preview, grid);
+    create_folder(files.previews);
+    data::save_png((fs::path(files.previews) / preview_name(state.iteration)).string(), grid);
+  }
+
+  // Each loss against the iteration, one panel each, so that L1 (about 0.1)
+  // is not flattened by the adversarial terms (about 1).
+  std::vector<Series> loss_series() const {
+    const std::vector<std::pair<const char*, const char*>> losses = {
+        {"G adversarial", "loss_G_adv"}, {"G L1", "loss_L1"}, {"D", "loss_D"}};
+    std::vector<Series> series;
+    for (const auto& [title, key] : losses) {
+      Series line{title, {}, {}};
+      for (const nlohmann::json& record : log->training_records()) {
+        const auto found = record.find(key);
+        line.x.push_back(record["iteration"].get<double>());
+        line.y.push_back(found != record.end() && found->is_number() ? found->get<double>() : NAN);
+      }
+      series.push_back(std::move(line));
+    }
+    return series;
   }
 
   void write_loss_plot() {
-    std::vector<double> l1, adv, d;
-    const auto number = [](const nlohmann::json& record, const char* key) {
-      const auto found = record.find(key);
-      return found != record.end() && found->is_number() ? found->get<double>() : 0.0;
-    };
-    for (const nlohmann::json& record : log->training_records()) {
-      l1.push_back(number(record, "loss_L1"));
-      adv.push_back(number(record, "loss_G_adv"));
-      d.push_back(number(record, "loss_D"));
-    }
-    if (l1.size() < 2) return;
-    data::save_png(files.loss_plot, plot_losses({{"G L1", l1}, {"G adv", adv}, {"D", d}}, 640, 360));
+    if (log->training_records().size() < 2) return;
+    data::save_png(files.loss_plot, plot_losses(loss_series(), 640, 480));
   }
 
-  bool snapshot() {
+  // index.html: the loss curves, the evaluations and every snapshot's
+  // preview, rewritten at each snapshot.
+  void write_page(const std::string& status) {
+    RunPage page;
+    page.title = fs::path(config.output).lexically_normal().filename().string();
+    if (page.title.empty() || page.title == ".") page.title = "pix2pix run";
+    page.options = to_json(config);
+    page.training_records = log->training_records();
+    page.eval_records = log->evaluation_records();
+    for (const HistoryFile& preview : list_previews(files.previews)) {
+      if (preview.number > state.iteration) continue;  // from a branch of the run that a resume superseded
+      // The epoch (counted from 1) in which the snapshot's iteration ran.
+      page.snapshots.push_back({preview.number, per_epoch > 0 ? (std::max<int64_t>(preview.number, 1) - 1) / per_epoch + 1 : 1,
+                                (fs::path("previews") / fs::path(preview.path).filename()).string()});
+    }
+    page.status = status;
+    write_run_page(files.page, page);
+  }
+
+  std::string progress_status() const {
+    char text[160];
+    std::snprintf(text, sizeof text, "iteration %lld of %lld (epoch %lld of %d)",
+                  static_cast<long long>(state.iteration), static_cast<long long>(total_iterations),
+                  static_cast<long long>(std::min<int64_t>(state.epoch + 1, config.epochs)), config.epochs);
+    return text;
+  }
+
+  bool snapshot(const std::string& status = "") {
     if (!save()) return false;
     write_preview();
     write_loss_plot();
+    write_page(status.empty() ? "running: " + progress_status() : status);
     return true;
+  }
+
+  // At the end of every --save-epoch-freq-th epoch: the generator (what
+  // translation and fine-tuning need) into checkpoints/, and the oldest
+  // beyond --keep-checkpoints removed.
+  void save_history(int64_t completed_epochs) {
+    if (config.save_epoch_freq == 0 || completed_epochs % config.save_epoch_freq != 0) return;
+    std::map<std::string, Tensor> generator;
+    for (auto& [name, tensor] : model->generator().state_dict()) generator.emplace("G." + name, tensor);
+    if (!all_finite(generator)) return;  // the next step's check reports the divergence
+    ensure_started();
+    create_folder(files.checkpoints);
+    TrainState at_epoch_end = state;
+    at_epoch_end.epoch = completed_epochs;
+    at_epoch_end.batches_done = 0;
+    save_checkpoint((fs::path(files.checkpoints) / history_checkpoint_name(completed_epochs)).string(), generator,
+                    config, at_epoch_end);
+    prune_history_checkpoints(files.checkpoints, config.keep_checkpoints);
   }
 
   void evaluate() {
@@ -402,11 +529,12 @@ struct Trainer::Impl {
     loader_options.seed = config.seed;
     loader_options.num_workers = config.workers;
     data::DataLoader loader(train_set, loader_options);
-    const int64_t per_epoch = static_cast<int64_t>(loader.batches_per_epoch());
+    per_epoch = static_cast<int64_t>(loader.batches_per_epoch());
     PIXGRAD_CHECK(per_epoch > 0, "dataset '", io::printable(config.dataset), "': split '",
                   io::printable(config.train_split), "' has no images");
     int64_t total = per_epoch * config.epochs;
     if (config.max_iterations > 0) total = std::min(total, config.max_iterations);
+    total_iterations = total;
     PIXGRAD_CHECK(state.batches_done <= per_epoch && state.iteration == state.epoch * per_epoch + state.batches_done,
                   "the checkpoint's position (iteration ", state.iteration, ", ", state.batches_done,
                   " batches into epoch ", state.epoch, ") does not fit this dataset's ", per_epoch,
@@ -444,7 +572,8 @@ struct Trainer::Impl {
                         static_cast<long long>(state.iteration));
             if (state.iteration > first_iteration) {
               if (means.count > 0) log_training(means);
-              if (!snapshot()) return diverge("the parameters are no longer finite", summary);
+              if (!snapshot("stopped: " + progress_status()))
+                return diverge("the parameters are no longer finite", summary);
               log->write({{"event", "stopped"}, {"iteration", state.iteration}});
             }
             summary.iterations = state.iteration;
@@ -478,11 +607,12 @@ struct Trainer::Impl {
             return diverge("the parameters are no longer finite", summary);
           }
         }
+        if (state.batches_done == per_epoch) save_history(state.epoch + 1);
         if (state.iteration >= total) break;
       }
       if (means.count > 0) log_training(means);
       progress.finish();
-      if (!snapshot()) return diverge("the parameters are no longer finite", summary);
+      if (!snapshot("finished: " + progress_status())) return diverge("the parameters are no longer finite", summary);
     } catch (const std::exception& error) {
       progress.finish();
       save_after_error(error, in_step, first_iteration);

@@ -21,6 +21,10 @@ struct OutputFiles {
   std::string checkpoint;  // the last good state
   std::string diverged;    // the state after a step that went non-finite, for diagnosis
   std::string log, preview, loss_plot;
+  std::string options;  // options.json: the run's options, as a reader of the folder wants them
+  std::string page;     // index.html: the results page
+  std::string previews;     // folder: the preview grid of every snapshot
+  std::string checkpoints;  // folder: the generator every --save-epoch-freq epochs
 };
 
 struct RunSummary {
@@ -35,7 +39,10 @@ class Trainer {
  public:
   // `resume`: a checkpoint to continue from ("" starts afresh); the run then
   // continues with the checkpoint's options (see merge_for_resume), changed
-  // only where `explicit_fields` names a run-steering option of `config`. It
+  // only where `explicit_fields` names a run-steering option of `config`
+  // (a larger --epochs continues a finished run). A new run with
+  // config.init_from starts from that checkpoint's weights (the generator,
+  // and the discriminator where it holds one) with fresh optimisers. It
   // writes into config.output if `explicit_fields` names "output", else into
   // the checkpoint's own folder. A folder holding another run is refused
   // unless `overwrite` (see run_folder.h). Nothing is written until the first
