@@ -397,6 +397,15 @@ TEST_CASE("tensors become images with clamping and label colours", "[images]") {
   CHECK(std::equal(colours.pixels.begin(), colours.pixels.begin() + 3, label_colour(4)));
   CHECK(std::equal(colours.pixels.begin() + 3, colours.pixels.end(), label_colour(11)));
   CHECK_THROWS_AS(label_map_to_color(Tensor::zeros({13, 2, 2})), Error);
+
+  // Four channels are RGBA, not a 4-class label map; in a grid alpha covers the black canvas.
+  const Image rgba = tensor_to_image(Tensor::from_vector(std::vector<float>{1, 1, -1, 0}, {4, 1, 1}));
+  CHECK(rgba.channels == 4);
+  CHECK(rgba.pixels == std::vector<uint8_t>{255, 255, 0, 128});
+  const Image grid = make_grid({{rgba}}, 0);
+  CHECK(grid.pixels == std::vector<uint8_t>{128, 128, 0});
+  const Image grey_alpha = tensor_to_image(Tensor::from_vector(std::vector<float>{0, 1}, {2, 1, 1}));
+  CHECK(grey_alpha.pixels == std::vector<uint8_t>{128, 255});
 }
 
 TEST_CASE("make_grid lays out padded cells", "[images]") {

@@ -30,6 +30,27 @@ Planes host_planes(const char* op, const Tensor& tensor) {
           tensor.to_vector()};
 }
 
+// 3 channels for the grid: grey replicated, and alpha applied as the cover
+// over the black canvas (a transparent pixel shows the canvas, not the
+// colour it happened to store).
+Image composite_on_black(const Image& image) {
+  PIXGRAD_CHECK(image.channels >= 1 && image.channels <= 4, "make_grid: an image of ", image.channels,
+                " channels (expected 1 to 4)");
+  const bool has_alpha = image.channels == 2 || image.channels == 4;
+  const int colours = has_alpha ? image.channels - 1 : image.channels;
+  const size_t count = static_cast<size_t>(image.width) * image.height;
+  Image rgb(image.width, image.height, 3);
+  for (size_t i = 0; i < count; ++i) {
+    const uint8_t* pixel = &image.pixels[i * image.channels];
+    const unsigned alpha = has_alpha ? pixel[image.channels - 1] : 255u;
+    for (int c = 0; c < 3; ++c) {
+      const unsigned value = pixel[colours == 1 ? 0 : c];
+      rgb.pixels[i * 3 + c] = static_cast<uint8_t>((value * alpha + 127) / 255);
+    }
+  }
+  return rgb;
+}
+
 }  // namespace
 
 const uint8_t* label_colour(int channel) {
@@ -56,7 +77,8 @@ Image label_map_to_color(const Tensor& one_hot_chw) {
 
 Image tensor_to_image(const Tensor& chw_in_minus1_1) {
   const Planes planes = host_planes("tensor_to_image", chw_in_minus1_1);
-  if (planes.channels != 1 && planes.channels != 3) return label_map_to_color(chw_in_minus1_1);
+  // Up to four channels are pictures; more can only be one-hot classes.
+  if (planes.channels > 4) return label_map_to_color(chw_in_minus1_1);
   const size_t plane = static_cast<size_t>(planes.width) * planes.height;
   Image image(planes.width, planes.height, planes.channels);
   for (size_t i = 0; i < plane; ++i) {
@@ -89,7 +111,7 @@ Image make_grid(const std::vector<std::vector<Image>>& rows, int padding) {
   Image grid(static_cast<int>(width), static_cast<int>(height), 3);
   for (size_t r = 0; r < rows.size(); ++r) {
     for (size_t c = 0; c < rows[r].size(); ++c) {
-      const Image rgb = to_rgb(rows[r][c], "make_grid");
+      const Image rgb = composite_on_black(rows[r][c]);
       // Centred in its cell, so that smaller images line up with their neighbours.
       const int left = padding + static_cast<int>(c) * (cell_width + padding) + (cell_width - rgb.width) / 2;
       const int top = padding + static_cast<int>(r) * (cell_height + padding) + (cell_height - rgb.height) / 2;

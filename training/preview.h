@@ -20,12 +20,14 @@ const uint8_t* label_colour(int channel);
 
 // [C, H, W] (or [1, C, H, W]) one-hot or class scores with C <= 12 -> RGB of each pixel's argmax class.
 Image label_map_to_color(const Tensor& one_hot_chw);
-// [C, H, W] (or [1, C, H, W]) in [-1, 1] -> 8-bit, clamped. C = 1 or 3 keeps the
-// channels; other counts up to 12 are label maps, drawn with label_map_to_color.
+// [C, H, W] (or [1, C, H, W]) in [-1, 1] -> 8-bit, clamped. C = 1..4 keeps the
+// channels (grey, grey + alpha, RGB, RGBA); 5..12 are label maps, drawn
+// with label_map_to_color.
 // Any device.
 Image tensor_to_image(const Tensor& chw_in_minus1_1);
 // Rows of images (e.g. input | generated | ground truth) on a black canvas,
-// each in a cell as large as the largest image, `padding` pixels apart. RGB.
+// each in a cell as large as the largest image, `padding` pixels apart. RGB:
+// grey is replicated and alpha covers the canvas.
 Image make_grid(const std::vector<std::vector<Image>>& rows, int padding);
 // A named series of points, e.g. a loss (y) against the iteration (x).
 struct Series {
