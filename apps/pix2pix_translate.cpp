@@ -133,6 +133,10 @@ int main(int argc, char** argv) {
     const std::vector<training::TranslationFiles> outputs =
         training::translation_files(files, output, overwrite, options.aligned);
     std::error_code error;
+    // images/ is ours: a link there would send the page's images somewhere else.
+    const fs::path images = fs::path(output) / "images";
+    PIXGRAD_CHECK(!fs::is_symlink(images, error), "'", io::printable(images.string()),
+                  "' is a link: results are written only into real folders; remove it or choose another --output");
     fs::create_directories(fs::path(output) / "images", error);
     PIXGRAD_CHECK(!error, "output folder '", io::printable(output), "': cannot create it: ", error.message());
 
@@ -142,7 +146,10 @@ int main(int argc, char** argv) {
                 device.str().c_str());
     training::ProgressBar progress(static_cast<int64_t>(files.size()), 0, 10);
     training::TestPage page;
-    page.title = "pix2pix results: " + fs::path(input).filename().string();
+    // "data/test/" names itself "test", as "data/test" does.
+    fs::path named = fs::path(input).lexically_normal();
+    if (named.filename().empty()) named = named.parent_path();
+    page.title = "pix2pix results: " + named.filename().string();
     page.checkpoint = checkpoint_path;
     nlohmann::json per_image = nlohmann::json::array();
     Totals totals;
