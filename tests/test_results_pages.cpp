@@ -113,6 +113,10 @@ TEST_CASE("a test page holds a row per image with its metrics and the means", "[
   for (const char* image : {"images/a_input.png", "a.png", "images/a_truth.png", "images/b_truth.png"})
     CHECK_THAT(html, Contains(std::string("src=\"") + image + "\""));
   CHECK_THAT(html, Contains("b&quot;&lt;") && Contains("0.375") && Contains("inf") && Contains("0.625"));
+  // A name with '#', '?' or a space is percent-encoded in the link, or the browser would cut it short.
+  page.rows = {{"door #1?", "images/door #1?_input.png", "door #1?.png", "", {}, {}, {}}};
+  write_test_page((folder / "index.html").string(), page);
+  CHECK_THAT(read_text(folder / "index.html"), Contains("src=\"images/door%20%231%3F_input.png\""));
   CHECK(std::count(html.begin(), html.end(), '\n') > 5);
   CHECK(html.find("nan") == std::string::npos);
   fs::remove_all(folder);

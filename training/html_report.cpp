@@ -1,6 +1,7 @@
 #include <pixgrad/training/html_report.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -38,8 +39,25 @@ std::string coordinate(double value) {
   return text;
 }
 
+// A relative path as a URL: every byte but letters, digits, "-._~/" as %XX,
+// so that a file name holding '#', '?', '%' or a space still names the file.
+std::string url_path(const std::string& path) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string url;
+  for (const unsigned char c : path) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+      url += static_cast<char>(c);
+    } else {
+      url += '%';
+      url += kHex[c >> 4];
+      url += kHex[c & 15];
+    }
+  }
+  return url;
+}
+
 std::string image_tag(const std::string& path, const std::string& alt) {
-  return "<img src=\"" + html_escape(path) + "\" alt=\"" + html_escape(alt) +
+  return "<img src=\"" + url_path(path) + "\" alt=\"" + html_escape(alt) +
          "\" onload=\"this.dataset.loaded=1\" onerror=\"this.dataset.failed=1\">";
 }
 
