@@ -51,6 +51,7 @@
 
 // training: pixgrad::training
 #include <pixgrad/training/checkpoint.h>
+#include <pixgrad/training/html_report.h>
 #include <pixgrad/training/metrics.h>
 #include <pixgrad/training/preview.h>
 #include <pixgrad/training/progress.h>
