@@ -5,8 +5,11 @@
 // The work is in data/pairing.h and data/line_art.h; see docs/prepare.md.
 #include <CLI/CLI.hpp>
 
+#include "command_line.h"
+
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -122,7 +125,7 @@ int main(int argc, char** argv) {
   edges_app->add_option("--test-count", edges.test_count,
                         "Photos for test/ (default: a tenth of them, rounded; 0: all to train/)");
   edges_app->add_flag("--overwrite", edges.overwrite, "Replace files already in --output (inputs never)");
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = pixgrad::apps::parse_command_line(app, argc, argv, "pix2pix_prepare")) return *status;
 
   try {
     if (combine_app->parsed()) return run_combine(combine);

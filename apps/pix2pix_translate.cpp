@@ -7,9 +7,13 @@
 // statistics, dropout on); --eval uses the running statistics and no dropout.
 #include <CLI/CLI.hpp>
 
+#include "command_line.h"
+
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <filesystem>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -82,9 +86,11 @@ int main(int argc, char** argv) {
       "      --aligned --output results/facades\n"
       "  pix2pix_translate --checkpoint out/facades/checkpoint.safetensors --input labels/ --output translated/\n"
       "Writes <name>.png per input, images/ (inputs and truths for the page), index.html and, with --aligned,\n"
-      "metrics.json. Exit status: 0 done, 1 an error or an input that could not be translated.");
+      "metrics.json. Exit status: 0 done, 1 an error or an input that could not be translated; 100 and above:\n"
+      "the command line was not understood.");
   std::string checkpoint_path, input, output = "translated", device_name = "auto";
   training::TranslationOptions options;
+  apps::last_value_wins(app);
   uint64_t seed = 0;
   int64_t num_test = 0;
   app.add_option("--checkpoint", checkpoint_path,
@@ -100,7 +106,9 @@ int main(int argc, char** argv) {
                  "resize_and_crop (a --size square) | scale_width | scale_width_and_crop (width --size, height "
                  "keeping the aspect ratio) | crop | none (the image's own size); default: the checkpoint's. "
                  "Sizes are padded to the U-Net's multiple and cropped back");
-  app.add_option("--size", options.size, "The --preprocess size (0: the training crop size)")->capture_default_str();
+  app.add_option("--size", options.size, "The --preprocess size (0: the training crop size, or for scale_width "
+                                         "the training load size)")
+      ->capture_default_str();
   app.add_option("--aspect-ratio", options.aspect_ratio,
                  "Width/height factor of the written images (> 1 wider, < 1 taller)")
       ->capture_default_str();
@@ -115,7 +123,7 @@ int main(int argc, char** argv) {
   app.add_flag("--tf32", tf32, "Let cuDNN and cuBLAS convolutions use TF32 tensor cores (default: plain FP32)");
   bool overwrite = false;
   app.add_flag("--overwrite", overwrite, "Replace results already in --output (inputs are never replaced)");
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = pixgrad::apps::parse_command_line(app, argc, argv, "pix2pix_translate")) return *status;
 
   try {
     PIXGRAD_CHECK(num_test >= 0, "--num-test must be >= 0, got ", num_test);
@@ -170,12 +178,17 @@ int main(int argc, char** argv) {
           row.psnr = result.scores->psnr;
           row.ssim = result.scores->ssim;
           totals.add(*result.scores);
-          per_image.push_back({{"name", row.name}, {"l1", result.scores->l1},
+          per_image.push_back({{"name", io::printable(row.name)}, {"l1", result.scores->l1},
                                {"psnr", json_number(result.scores->psnr)}, {"ssim", result.scores->ssim}});
         }
         page.rows.push_back(row);
+      } catch (const std::bad_alloc&) {
+        const std::string reason = "image '" + io::printable(files[i]) + "': out of memory (too large; try --size)";
+        failures.push_back(reason);
+        page.skipped.push_back(reason);
       } catch (const Error& error) {
         failures.push_back(error.what());
+        page.skipped.push_back(io::printable(error.what()));
       }
       progress.update(static_cast<int64_t>(i + 1), io::printable(fs::path(out.generated).filename().string()));
     }
@@ -192,7 +205,8 @@ int main(int argc, char** argv) {
                   {"images", totals.count},
                   {"direction", translator.direction() == data::Direction::AtoB ? "AtoB" : "BtoA"},
                   {"mean", {{"l1", *page.mean_l1}, {"psnr", json_number(*page.mean_psnr)}, {"ssim", *page.mean_ssim}}},
-                  {"per_image", per_image}});
+                  {"per_image", per_image},
+                  {"skipped", page.skipped}});
     }
     training::write_test_page((fs::path(output) / "index.html").string(), page);
     std::printf("wrote %zu result(s) and index.html to '%s'\n", page.rows.size(), io::printable(output).c_str());

@@ -3,7 +3,10 @@
 // preview grids, a loss plot and resumable checkpoints into --output.
 #include <CLI/CLI.hpp>
 
+#include "command_line.h"
+
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -35,7 +38,7 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
   app.add_option("--crop-size", c.crop_size, "Random crop size (the training resolution)")->capture_default_str();
   app.add_flag("--no-flip", c.no_flip, "Disable random horizontal flips");
   app.add_option("--input-nc", c.input_nc, "aligned only: channels of the input images, 1 grey | 2 grey+alpha | "
-                                           "3 RGB | 4 RGBA (0: 3; cmp: 12 label classes)")
+                                           "3 RGB | 4 RGBA (0: the format's, aligned 3, cmp 12 label classes)")
       ->capture_default_str();
   app.add_option("--output-nc", c.output_nc, "aligned only: channels of the target images (1..4)")
       ->capture_default_str();
@@ -131,11 +134,12 @@ int main(int argc, char** argv) {
   TrainConfig config;
   std::string resume;
   bool overwrite = false;
+  pixgrad::apps::last_value_wins(app);
   add_options(app, config, resume);
   app.add_flag("--overwrite", overwrite,
                "Start a new run in an --output folder that holds another run's checkpoint and log (the log is "
                "kept and appended to)");
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = pixgrad::apps::parse_command_line(app, argc, argv, "train_pix2pix")) return *status;
 
   try {
     if (resume.empty() && config.dataset.empty()) throw pixgrad::Error("--dataset is required (unless --resume)");

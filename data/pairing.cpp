@@ -150,6 +150,10 @@ Image side_by_side(const Image& left, const Image& right) {
                     right.width > 0 && left.height > 0,
                 "side_by_side: the images must be non-empty with the same height and channels, got ",
                 size_text(left), "x", left.channels, " and ", size_text(right), "x", right.channels);
+  // The aligned loader reads at most kMaxImageSide wide: a wider pair could not be trained on.
+  PIXGRAD_CHECK(left.width + right.width <= kMaxImageSide, "side_by_side: the pair would be ",
+                left.width + right.width, " pixels wide, more than ", kMaxImageSide,
+                " (resize the images, e.g. edges --size 256)");
   Image out(left.width + right.width, left.height, left.channels);
   const size_t left_row = static_cast<size_t>(left.width) * left.channels;
   const size_t right_row = static_cast<size_t>(right.width) * right.channels;
@@ -187,6 +191,9 @@ Image widen_channels(const Image& image, int channels) {
 
 std::vector<PairTask> plan_combine(const std::string& folder_a, const std::string& folder_b,
                                    const std::string& output, bool overwrite) {
+  std::error_code same_error;
+  PIXGRAD_CHECK(!std::filesystem::equivalent(folder_a, folder_b, same_error), "--a ", in_quotes(folder_a), " and --b ",
+                in_quotes(folder_b), " are the same folder: every image would be paired with itself");
   const FolderListing a = list_folder(folder_a, "A folder", kImageExtensions);
   std::vector<PairTask> tasks;
   Missing missing;

@@ -168,3 +168,43 @@ TEST_CASE("--init-from starts a new run from trained weights; networks and chann
   fs::remove_all(out);
   fs::remove_all(data);
 }
+
+TEST_CASE("pruning keeps what is not a history checkpoint, and later epochs of a superseded branch", "[history]") {
+  const fs::path folder = testing::fresh_folder("prune");
+  fs::create_directories(folder);
+  for (const char* name : {"epoch_0001.safetensors", "epoch_0002.safetensors", "epoch_0003.safetensors",
+                           "epoch_0009.safetensors", "epoch_1.safetensors", "my_notes.safetensors",
+                           "epoch_0002.safetensors.bak"})
+    std::ofstream(folder / name) << "x";
+  const std::vector<std::string> removed = training::prune_history_checkpoints(folder.string(), 2, 3);
+  CHECK(removed == std::vector<std::string>{(folder / "epoch_0001.safetensors").string()});
+  for (const char* kept : {"epoch_0002.safetensors", "epoch_0003.safetensors", "epoch_0009.safetensors",
+                           "my_notes.safetensors", "epoch_0002.safetensors.bak"})
+    CHECK(fs::exists(folder / kept));
+  CHECK(training::prune_history_checkpoints(folder.string(), 0, 100).empty());  // 0 keeps all
+  fs::remove_all(folder);
+}
+
+TEST_CASE("--overwrite moves the replaced run's previews and history checkpoints aside", "[history][safety]") {
+  if (!testing::have_shared_data(testing::facades_root())) return;
+  const fs::path data = small_facades("aside", 2);
+  const fs::path out = testing::fresh_folder("aside_run");
+  training::TrainConfig config = testing::tiny_config("paper", out, data.string());
+  config.epochs = 1;
+  config.save_epoch_freq = 1;
+  config.snapshot_interval = 1;
+  training::Trainer(config).run();
+  REQUIRE(fs::exists(out / "checkpoints" / "epoch_0001.safetensors"));
+  // A folder holding any of a run's files is taken ...
+  fs::remove(out / "checkpoint.safetensors");
+  fs::remove(out / "log.jsonl");
+  CHECK_THROWS_WITH(training::Trainer(config), Contains("holds another run") && Contains("previews"));
+  // ... and a run told to replace it keeps the old history under other names.
+  config.seed = 8;
+  training::Trainer(config, "", {}, /*overwrite=*/true).run();
+  CHECK(fs::exists(out / "checkpoints.replaced-1" / "epoch_0001.safetensors"));
+  CHECK(fs::exists(out / "previews.replaced-1" / "iter_00000002.png"));
+  CHECK(numbers(training::list_previews((out / "previews").string())) == std::vector<int64_t>{1, 2});
+  fs::remove_all(out);
+  fs::remove_all(data);
+}

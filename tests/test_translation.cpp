@@ -12,6 +12,7 @@
 #include <pixgrad/data/image.h>
 #include <pixgrad/kernels/philox.h>
 #include <pixgrad/training/checkpoint.h>
+#include <pixgrad/training/output_names.h>
 #include <pixgrad/training/trainer.h>
 #include <pixgrad/training/translation.h>
 #include "tiny_run.h"
@@ -115,4 +116,29 @@ TEST_CASE("training images smaller than the U-Net's multiple are refused before 
   CHECK_THROWS_WITH(training::Trainer(config), Contains("12x12") && Contains("32"));
   CHECK_FALSE(fs::exists(out / "checkpoint.safetensors"));
   fs::remove_all(data);
+}
+
+TEST_CASE("translation never writes over an input, nor into a folder that holds inputs", "[translate][safety]") {
+  const fs::path root = testing::fresh_folder("translate_outputs");
+  fs::create_directories(root / "out" / "images");
+  const std::string inside = (root / "out" / "images" / "a.png").string();
+  data::save_png(inside, data::Image(4, 4, 3));
+  // An input in the output's images/ would be replaced by a result named like it, with or without --overwrite.
+  for (const bool overwrite : {false, true})
+    CHECK_THROWS_WITH(training::translation_files({inside}, (root / "out").string(), overwrite, true),
+                      Contains("lies inside --output"));
+  // A result's page image may not be an input elsewhere either.
+  fs::create_directories(root / "in");
+  const std::string input = (root / "in" / "a.png").string();
+  data::save_png(input, data::Image(4, 4, 3));
+  CHECK_THROWS_WITH(training::translation_files({input}, "", false, true), Contains("--output"));
+  const auto files = training::translation_files({input}, (root / "results").string(), false, true);
+  CHECK(files[0].input == (root / "results" / "images" / "a_input.png").string());
+  CHECK(files[0].truth == (root / "results" / "images" / "a_truth.png").string());
+  // A dangling link where a result would go counts as a file there.
+  fs::create_directories(root / "results" / "images");
+  fs::create_symlink(root / "nowhere", root / "results" / "images" / "a_truth.png");
+  CHECK_THROWS_WITH(training::translation_files({input}, (root / "results").string(), false, true),
+                    Contains("a_truth.png") && Contains("exists already"));
+  fs::remove_all(root);
 }

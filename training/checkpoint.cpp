@@ -63,7 +63,16 @@ void save_checkpoint(const std::string& path, const std::map<std::string, Tensor
                     {{kFormatKey, kFormat}, {"config", to_json(config).dump()}, {"state", state_to_json(state).dump()}});
 }
 
-Checkpoint load_checkpoint(const std::string& path) { return read_checkpoint(path, safetensors::load(path)); }
+Checkpoint load_checkpoint(const std::string& path) {
+  safetensors::File file;
+  try {
+    file = safetensors::load(path);
+  } catch (const Error& error) {
+    // An image or any other file given by mistake reads as a nonsense header.
+    fail("checkpoint '", io::printable(path), "': not a readable checkpoint file (", error.what(), ")");
+  }
+  return read_checkpoint(path, std::move(file));
+}
 
 std::map<std::string, Tensor> tensors_with_prefix(const Checkpoint& checkpoint, const std::string& prefix) {
   std::map<std::string, Tensor> selected;

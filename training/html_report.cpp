@@ -135,14 +135,19 @@ std::string svg_chart(const std::string& title, const std::vector<Series>& serie
       << "\" viewBox=\"0 0 " << kWidth << ' ' << kHeight << "\" role=\"img\" aria-label=\"" << html_escape(title)
       << "\" font-family=\"sans-serif\" font-size=\"11\">\n<text x=\"" << kLeft << "\" y=\"15\" font-size=\"13\">"
       << html_escape(title) << "</text>\n";
-  // Five ticks on each axis, with grid lines across.
+  // Five ticks on each axis, with grid lines across; an x label that repeats
+  // the one before (a range of a few iterations) is left out.
+  std::string last_x_label;
   for (int t = 0; t <= 4; ++t) {
     const double y = y_low + (y_high - y_low) * t / 4, x = x_low + (x_high - x_low) * t / 4;
     svg << "<line x1=\"" << kLeft << "\" x2=\"" << kLeft + plot_width << "\" y1=\"" << coordinate(to_y(y))
         << "\" y2=\"" << coordinate(to_y(y)) << "\" stroke=\"#e4e4e4\"/><text x=\"" << kLeft - 4 << "\" y=\""
         << coordinate(to_y(y) + 4) << "\" text-anchor=\"end\">" << number(y) << "</text>\n";
+    const std::string x_text = number(std::round(x));
+    if (x_text == last_x_label) continue;
+    last_x_label = x_text;
     svg << "<text x=\"" << coordinate(to_x(x)) << "\" y=\"" << kTop + plot_height + 14
-        << "\" text-anchor=\"middle\">" << number(std::round(x)) << "</text>\n";
+        << "\" text-anchor=\"middle\">" << x_text << "</text>\n";
   }
   svg << "<rect x=\"" << kLeft << "\" y=\"" << kTop << "\" width=\"" << plot_width << "\" height=\"" << plot_height
       << "\" fill=\"none\" stroke=\"#444\"/>\n<text x=\"" << kLeft + plot_width / 2 << "\" y=\"" << kHeight - 4
@@ -164,6 +169,13 @@ std::string svg_chart(const std::string& title, const std::vector<Series>& serie
     }
     if (!path.empty())
       svg << "<path d=\"" << path << "\" fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"1.5\"/>\n";
+    // Few points (a short run, rare evaluations) are marked, so one alone is seen.
+    if (std::count(path.begin(), path.end(), ' ') <= 30) {
+      for (size_t i = 0; i < std::min(line.x.size(), line.y.size()); ++i)
+        if (std::isfinite(line.x[i]) && std::isfinite(line.y[i]))
+          svg << "<circle cx=\"" << coordinate(to_x(line.x[i])) << "\" cy=\"" << coordinate(to_y(line.y[i]))
+              << "\" r=\"2.5\" fill=\"" << colour << "\"/>\n";
+    }
     if (series.size() > 1)
       svg << "<text x=\"" << kLeft + plot_width - 4 << "\" y=\"" << kTop + 14 + 13 * s << "\" text-anchor=\"end\" fill=\""
           << colour << "\">" << html_escape(line.name) << "</text>\n";
@@ -230,7 +242,13 @@ void write_test_page(const std::string& path, const TestPage& page) {
   if (page.mean_l1)
     html << "; mean L1 " << optional_number(page.mean_l1) << ", PSNR " << optional_number(page.mean_psnr)
          << " dB, SSIM " << optional_number(page.mean_ssim);
-  html << "</p>\n<table>\n<tr><th>name</th><th>input</th><th>generated</th>";
+  html << "</p>\n";
+  if (!page.skipped.empty()) {
+    html << "<p>" << page.skipped.size() << " input(s) could not be translated:</p>\n<ul>\n";
+    for (const std::string& reason : page.skipped) html << "<li>" << html_escape(reason) << "</li>\n";
+    html << "</ul>\n";
+  }
+  html << "<table>\n<tr><th>name</th><th>input</th><th>generated</th>";
   const bool truths = std::any_of(page.rows.begin(), page.rows.end(), [](const TestRow& r) { return !r.truth.empty(); });
   if (truths) html << "<th>ground truth</th><th>L1</th><th>PSNR (dB)</th><th>SSIM</th>";
   html << "</tr>\n";

@@ -49,6 +49,7 @@ struct TestPage {
   std::string title, checkpoint;
   std::vector<TestRow> rows;
   std::optional<double> mean_l1, mean_psnr, mean_ssim;
+  std::vector<std::string> skipped;  // inputs that could not be translated, with the reason
 };
 // index.html of a test run: the checkpoint, the means, and a row per image
 // of input | generated | truth with its metrics.

@@ -59,6 +59,14 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std
   options.crop_size = config.crop_size;
   options.no_flip = no_flip;
   options.preprocessing = preprocessing(config);
+  if (!augment && (options.mode == data::PreprocessMode::ScaleWidth ||
+                   options.mode == data::PreprocessMode::ScaleWidthAndCrop)) {
+    // The whole image at the training width, its height keeping the aspect
+    // ratio (a crop size of 1 lifts scale_width's "at least the crop" rule).
+    options.mode = data::PreprocessMode::ScaleWidth;
+    options.load_size = config.load_size;
+    options.crop_size = 1;
+  }
   return std::make_shared<data::AlignedDataset>(config.dataset, split, options);
 }
 

@@ -16,7 +16,9 @@ models::Pix2PixOptions pix2pix_options(const TrainConfig& config);
 
 // `augment`: the training pipeline (--preprocess with load_size, random
 // crop, flip); otherwise the same with load_size = crop_size and no flip
-// (resize_and_crop: straight to crop_size), for previews and evaluation.
+// (resize_and_crop: straight to crop_size; scale_width*: the whole image at
+// width load_size, its height keeping the aspect ratio), for previews and
+// evaluation.
 // Sides are cropped to the U-Net's multiple (data::AlignedOptions).
 // The preset's reference pipeline details (resampling, pixel scaling, crop range).
 data::Preprocessing preprocessing(const TrainConfig& config);

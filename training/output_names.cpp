@@ -45,7 +45,7 @@ std::vector<std::string> translation_outputs(const std::vector<std::string>& inp
                   "' would both be written to '", io::printable(output), "': rename one of them");
     PIXGRAD_CHECK(!input_paths.count(fs::weakly_canonical(output, error)), "'", io::printable(output),
                   "' is one of the inputs: choose an --output folder that does not hold them");
-    PIXGRAD_CHECK(overwrite || !fs::exists(output, error), "'", io::printable(output),
+    PIXGRAD_CHECK(overwrite || !fs::exists(fs::symlink_status(output, error)), "'", io::printable(output),
                   "' exists already: choose another --output folder, or --overwrite to replace earlier results");
     outputs.push_back(output);
   }
@@ -54,9 +54,10 @@ std::vector<std::string> translation_outputs(const std::vector<std::string>& inp
 
 namespace {
 
+// Refuses a path that exists (a link counts, even a dangling one), unless `overwrite`.
 void check_new(const fs::path& path, bool overwrite) {
   std::error_code error;
-  PIXGRAD_CHECK(overwrite || !fs::exists(path, error), "'", io::printable(path.string()),
+  PIXGRAD_CHECK(overwrite || !fs::exists(fs::symlink_status(path, error)), "'", io::printable(path.string()),
                 "' exists already: choose another --output folder, or --overwrite to replace earlier results");
 }
 
@@ -64,6 +65,18 @@ void check_new(const fs::path& path, bool overwrite) {
 
 std::vector<TranslationFiles> translation_files(const std::vector<std::string>& inputs, const std::string& folder,
                                                 bool overwrite, bool with_truth) {
+  PIXGRAD_CHECK(!folder.empty(), "--output must name a folder");
+  // Inputs inside the output folder (in its images/, say) would be replaced by results.
+  std::error_code error;
+  const fs::path output_folder = fs::weakly_canonical(folder, error);
+  std::set<fs::path> input_paths;
+  for (const std::string& input : inputs) {
+    const fs::path canonical = fs::weakly_canonical(input, error);
+    input_paths.insert(canonical);
+    const auto [end, unused] = std::mismatch(output_folder.begin(), output_folder.end(), canonical.begin(), canonical.end());
+    PIXGRAD_CHECK(end != output_folder.end(), "input '", io::printable(input), "' lies inside --output '",
+                  io::printable(folder), "': results there could replace it; choose another --output folder");
+  }
   for (const char* page : {"index.html", "metrics.json"}) check_new(fs::path(folder) / page, overwrite);
   std::vector<TranslationFiles> files;
   for (const std::string& generated : translation_outputs(inputs, folder, overwrite)) {
@@ -71,8 +84,12 @@ std::vector<TranslationFiles> translation_files(const std::vector<std::string>& 
     const fs::path images = fs::path(folder) / "images";
     TranslationFiles entry{generated, (images / (name + "_input.png")).string(), ""};
     if (with_truth) entry.truth = (images / (name + "_truth.png")).string();
-    check_new(entry.input, overwrite);
-    if (with_truth) check_new(entry.truth, overwrite);
+    for (const std::string& path : {entry.input, entry.truth}) {
+      if (path.empty()) continue;
+      PIXGRAD_CHECK(!input_paths.count(fs::weakly_canonical(path, error)), "'", io::printable(path),
+                    "' is one of the inputs: choose an --output folder that does not hold them");
+      check_new(path, overwrite);
+    }
     files.push_back(entry);
   }
   return files;

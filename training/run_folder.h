@@ -2,7 +2,7 @@
 //   - created if missing (and removed again if the run leaves it empty);
 //   - locked (flock on the folder itself): a second run on the same folder
 //     is refused, and the lock goes with the process however it ends;
-//   - refused if it holds another run's checkpoint or log, unless this run
+//   - refused if it holds another run's files (run_files_in), unless this run
 //     continues that run (a resume from the folder's own checkpoint.safetensors)
 //     or the user said --overwrite.
 // Every check happens before anything is written.
@@ -33,8 +33,9 @@ class RunFolder {
   bool replaces_ = false;
 };
 
-// Files of a run that mark a folder as taken: "checkpoint.safetensors",
-// "log.jsonl" or both ("" if none).
+// Files of a run that mark a folder as taken (checkpoint.safetensors,
+// log.jsonl, options.json, index.html, previews/, checkpoints/): those
+// found, joined by " and " ("" if none).
 std::string run_files_in(const std::string& folder);
 bool holds_a_run(const std::string& folder);
 

@@ -23,8 +23,11 @@ struct HistoryFile {
 // missing folder holds none.
 std::vector<HistoryFile> list_history_checkpoints(const std::string& folder);
 std::vector<HistoryFile> list_previews(const std::string& folder);
-// Removes all but the `keep` newest history checkpoints in `folder` (0 keeps
-// them all) and returns the paths removed.
-std::vector<std::string> prune_history_checkpoints(const std::string& folder, int keep);
+// Removes all but the `keep` newest history checkpoints up to epoch
+// `through` in `folder` (0 keeps them all) and returns the paths removed.
+// Later ones (from a branch of the run that a resume from an earlier
+// checkpoint superseded) are neither counted nor removed: the run replaces
+// them as it reaches those epochs.
+std::vector<std::string> prune_history_checkpoints(const std::string& folder, int keep, int64_t through);
 
 }  // namespace pixgrad::training

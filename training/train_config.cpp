@@ -181,7 +181,9 @@ void validate(const TrainConfig& c) {
                 "--lambda-l1 must be a number in [0, 1e6], got ", c.lambda_l1);
   PIXGRAD_CHECK(c.ngf >= 1 && c.ngf <= 1024 && c.ndf >= 2 && c.ndf <= 1024, "--ngf must be in 1..1024 and --ndf in 2..1024 (got ",
                 c.ngf, " and ", c.ndf, ")");
-  PIXGRAD_CHECK(c.num_downs >= 0 && c.num_downs <= 12 && (int64_t{1} << c.num_downs) <= c.crop_size,
+  // Under none and scale_width the crop does not fix the size: the images' own sides are checked on reading.
+  const bool fixed_crop = c.preprocess != "none" && c.preprocess != "scale_width";
+  PIXGRAD_CHECK(c.num_downs >= 0 && c.num_downs <= 12 && (!fixed_crop || (int64_t{1} << c.num_downs) <= c.crop_size),
                 "--num-downs ", c.num_downs, " must be in 0..12 with 2^num_downs <= --crop-size (", c.crop_size, ")");
   PIXGRAD_CHECK(c.n_layers >= 1 && c.n_layers <= 8, "--n-layers must be in 1..8, got ", c.n_layers);
   PIXGRAD_CHECK(c.crop_size <= 8192, "--crop-size ", c.crop_size, " exceeds 8192");

@@ -119,12 +119,13 @@ void check_output_outside_dataset(const TrainConfig& config) {
 
 // A checkpoint to resume must hold a state that can continue: finite
 // numbers, and second moments that are not negative.
-void check_resumable(const std::string& path, const std::map<std::string, Tensor>& tensors) {
+void check_resumable(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                     const char* advice = "resume from an earlier checkpoint") {
   for (const auto& [name, tensor] : tensors) {
     const bool second_moment = name.size() > 10 && name.compare(name.size() - 10, 10, "exp_avg_sq") == 0;
     for (const double v : tensor.to_double_vector())
       PIXGRAD_CHECK(std::isfinite(v) && (!second_moment || v >= 0), "checkpoint '", io::printable(path), "': ",
-                    io::printable(name), " holds ", v, " (a diverged state?); resume from an earlier checkpoint");
+                    io::printable(name), " holds ", v, " (a diverged state?); ", advice);
   }
 }
 
@@ -240,6 +241,11 @@ struct Trainer::Impl {
         checkpoint && same_folder(resume, (fs::path(config.output) / "checkpoint.safetensors").string());
     folder = std::make_unique<RunFolder>(config.output, continuing, overwrite);
     files = OutputFiles(config.output);
+    for (const std::string& own : {files.previews, files.checkpoints}) {
+      std::error_code error;
+      PIXGRAD_CHECK(!fs::is_symlink(own, error), "folder '", io::printable(own),
+                    "' is a link: a run writes only into its own folders; remove the link");
+    }
     log = std::make_unique<RunLog>(files.log);
     if (folder->replaces_a_run())
       std::printf("--overwrite: this run replaces the run in '%s' (its log is kept, above this run's)\n",
@@ -281,7 +287,7 @@ struct Trainer::Impl {
         if (batch > 0) fits(batch, train_shape, true);
       }
       if ((config.preview_count > 0 || config.eval_interval > 0) && test_set->size() > 0)
-        fits(1, first_example_shape(*test_set), false);
+        fits(1, test_set->get(0, config.seed).input.shape(), false);  // test images keep their shape
     });
   }
 
@@ -318,7 +324,7 @@ struct Trainer::Impl {
                   "--init-from '", io::printable(path), "': it was trained with ", trained.input_channels(),
                   " input and ", trained.output_channels(), " output channels, this run has ", config.input_channels(),
                   " and ", config.output_channels(), " (--format, --input-nc, --output-nc)");
-    check_resumable(path, source.tensors);
+    check_resumable(path, source.tensors, "start from an earlier checkpoint");
     const std::map<std::string, Tensor> generator = tensors_with_prefix(source, "G.");
     const std::map<std::string, Tensor> discriminator = tensors_with_prefix(source, "D.");
     PIXGRAD_CHECK(!generator.empty(), "--init-from '", io::printable(path), "': it holds no generator weights");
@@ -344,10 +350,29 @@ struct Trainer::Impl {
     nlohmann::json event = {{"event", starts ? "start" : "resume"}, {"iteration", start_iteration}};
     if (starts) event["options"] = to_json(config);
     log->write(event);
+    if (starts) move_history_aside();
     const std::string options = to_json(config).dump(2) + "\n";
     io::write_file_atomically(files.options, "options", [&](std::FILE* file) {
       return std::fwrite(options.data(), 1, options.size(), file) == options.size();
     });
+  }
+
+  // A new run in a folder that held another (--overwrite) keeps that run's
+  // previews and history checkpoints, but under other names, so that they
+  // are not taken for this run's: previews.replaced-1/, checkpoints.replaced-1/.
+  void move_history_aside() {
+    for (const std::string& folder : {files.previews, files.checkpoints}) {
+      std::error_code error;
+      if (!fs::exists(fs::symlink_status(folder, error))) continue;
+      std::string aside;
+      for (int n = 1; aside.empty() || fs::exists(fs::symlink_status(aside, error)); ++n)
+        aside = folder + ".replaced-" + std::to_string(n);
+      fs::rename(folder, aside, error);
+      PIXGRAD_CHECK(!error, "cannot move the replaced run's '", io::printable(folder), "' to '", io::printable(aside),
+                    "': ", error.message());
+      std::printf("the replaced run's %s are now in '%s'\n", fs::path(folder).filename().c_str(),
+                  io::printable(aside).c_str());
+    }
   }
 
   // Writes the state to `path` and says whether every number in it is finite.
@@ -413,7 +438,7 @@ struct Trainer::Impl {
   }
 
   void write_loss_plot() {
-    if (log->training_records().size() < 2) return;
+    if (log->training_records().empty()) return;
     data::save_png(files.loss_plot, plot_losses(loss_series(), 640, 480));
   }
 
@@ -467,7 +492,7 @@ struct Trainer::Impl {
     at_epoch_end.batches_done = 0;
     save_checkpoint((fs::path(files.checkpoints) / history_checkpoint_name(completed_epochs)).string(), generator,
                     config, at_epoch_end);
-    prune_history_checkpoints(files.checkpoints, config.keep_checkpoints);
+    prune_history_checkpoints(files.checkpoints, config.keep_checkpoints, completed_epochs);
   }
 
   void evaluate() {
@@ -546,8 +571,9 @@ struct Trainer::Impl {
                 config.preset.c_str(), io::printable(config.dataset).c_str(), device.str().c_str(),
                 train_set->size(), config.batch_size, static_cast<long long>(total), config.epochs);
     if (state.iteration > 0)
-      std::printf("resuming at iteration %lld (epoch %lld, batch %lld)\n", static_cast<long long>(state.iteration),
-                  static_cast<long long>(state.epoch), static_cast<long long>(state.batches_done));
+      std::printf("resuming at iteration %lld (epoch %lld of %d, batch %lld)\n",
+                  static_cast<long long>(state.iteration), static_cast<long long>(state.epoch + 1), config.epochs,
+                  static_cast<long long>(state.batches_done));
     if (state.iteration >= total) {
       std::printf("nothing to do: the run is at iteration %lld of %lld%s\n", static_cast<long long>(state.iteration),
                   static_cast<long long>(total),
@@ -556,6 +582,10 @@ struct Trainer::Impl {
       return summary;
     }
 
+    if (learning_rate(state.epoch) == 0)
+      std::printf("note: the linear schedule gives epoch %lld of %d a learning rate of 0 (as the reference's, the "
+                  "last epoch of the decay runs at 0); nothing is learnt then: give more --epochs or --schedule "
+                  "constant\n", static_cast<long long>(state.epoch + 1), config.epochs);
     const StopHandlers stop_handlers;
     ProgressBar progress(total, state.iteration, config.log_interval);
     LossMeans means;
@@ -597,8 +627,9 @@ struct Trainer::Impl {
           means.add(latest, std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count());
 
           char status[128];
-          std::snprintf(status, sizeof status, "epoch %lld  G %.3f (L1 %.4f)  D %.4f",
-                        static_cast<long long>(state.epoch), latest.g_total, latest.g_l1, latest.d_total);
+          std::snprintf(status, sizeof status, "epoch %lld/%d  G %.3f (L1 %.4f)  D %.4f",
+                        static_cast<long long>(state.epoch + 1), config.epochs, latest.g_total, latest.g_l1,
+                        latest.d_total);
           progress.update(state.iteration, status);
           if (state.iteration % config.log_interval == 0) log_training(means);
           if (config.eval_interval > 0 && state.iteration % config.eval_interval == 0) evaluate();

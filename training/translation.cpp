@@ -47,7 +47,9 @@ Translator::Translator(const Checkpoint& checkpoint, const std::string& checkpoi
   mode_ = test_mode(data::parse_preprocess(options.preprocess.empty() ? config_.preprocess : options.preprocess));
   PIXGRAD_CHECK(config_.format == "aligned" || mode_ == data::PreprocessMode::ResizeAndCrop,
                 "--preprocess: ", named, " reads CMP label maps, which are resized to a square");
-  size_ = options.size > 0 ? options.size : config_.crop_size;
+  // The size training used: the crop's square, or scale_width's width.
+  const bool scales_width = mode_ == data::PreprocessMode::ScaleWidth;
+  size_ = options.size > 0 ? options.size : scales_width ? config_.load_size : config_.crop_size;
   PIXGRAD_CHECK(size_ <= data::kMaxImageSide, "--size ", size_, " exceeds ", data::kMaxImageSide);
   PIXGRAD_CHECK(std::isfinite(options.aspect_ratio) && options.aspect_ratio >= 0.0625 && options.aspect_ratio <= 16,
                 "--aspect-ratio must be in [1/16, 16], got ", options.aspect_ratio);
@@ -77,8 +79,15 @@ Translator::Translator(const Checkpoint& checkpoint, const std::string& checkpoi
   generator_->train(!options.eval_mode);
 }
 
-data::Image Translator::prepare(const data::Image& image) const {
-  const data::ImageSize size = data::resized_size(mode_, image.width, image.height, size_, size_);
+data::Image Translator::prepare(const data::Image& image, const std::string& path) const {
+  // scale_width: width size_, the height keeping the aspect ratio (a crop of 1
+  // lifts the training rule that the height is at least the crop).
+  const data::ImageSize size = data::resized_size(mode_, image.width, image.height, size_, 1);
+  PIXGRAD_CHECK(size.width >= 1 && size.height >= 1 && size.width <= data::kMaxImageSide &&
+                    size.height <= data::kMaxImageSide,
+                "image '", io::printable(path), "': ", image.width, "x", image.height, " would be resized to ",
+                size.width, "x", size.height, " by --preprocess ", data::preprocess_name(mode_), " (sides must be in 1..",
+                data::kMaxImageSide, "); try another --size or --preprocess");
   return data::resize_photo(image, size.width, size.height, preprocessing_.resample);
 }
 
@@ -118,9 +127,9 @@ Translation Translator::translate(const std::string& path) const {
       const data::Image b = data::crop(source, source.width / 2, 0, source.width / 2, source.height);
       const bool a_to_b = direction_ == data::Direction::AtoB;
       source = a_to_b ? a : b;
-      truth = to_tensor(prepare(a_to_b ? b : a), config_.output_channels(), path);
+      truth = to_tensor(prepare(a_to_b ? b : a, path), config_.output_channels(), path);
     }
-    prepared = prepare(source);
+    prepared = prepare(source, path);
   }
   // Padded up to the U-Net's multiple; generate() crops the padding off again.
   const int padded_width = data::round_up_to_multiple(prepared.width, static_cast<int>(multiple_));

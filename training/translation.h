@@ -20,7 +20,7 @@ namespace pixgrad::training {
 
 struct TranslationOptions {
   std::string preprocess;     // "" = the checkpoint's
-  int size = 0;               // resize_and_crop: size x size; scale_width*: the width (0 = the crop size)
+  int size = 0;               // resize_and_crop: size x size (0: the crop size); scale_width*: the width (0: the load size)
   bool aligned = false;       // inputs are A|B pairs
   std::string direction;      // aligned: AtoB | BtoA ("" = the checkpoint's)
   double aspect_ratio = 1.0;  // > 1 widens, < 1 heightens the written images
@@ -52,7 +52,7 @@ class Translator {
  private:
   // [C, H, W] in [-1, 1] for an image of this pipeline's input or target side.
   Tensor to_tensor(const data::Image& image, int64_t channels, const std::string& path) const;
-  data::Image prepare(const data::Image& image) const;
+  data::Image prepare(const data::Image& image, const std::string& path) const;
   // G(padded input), cropped back to width x height.
   Tensor generate(const Tensor& padded, int64_t width, int64_t height) const;
   data::Image finish(const data::Image& image) const;
