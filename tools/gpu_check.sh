@@ -433,7 +433,7 @@ if [ "$rehearse" = 1 ]; then
   judge "train_pix2pix on the carried facades" $?
   [ -f "$train_folder/run/checkpoint.safetensors" ] || failed "train_pix2pix wrote no checkpoint"
   run_step train "$bin/pix2pix_translate" --checkpoint "$train_folder/run/checkpoint.safetensors" \
-    --input "$carry/data/facades/test" --output "$train_folder/translated" --device cpu
+    --input "$carry/data/facades/test" --aligned --output "$train_folder/translated" --device cpu
   judge "pix2pix_translate" $?
 
   section "rehearsal: the summaries"
