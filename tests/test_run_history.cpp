@@ -91,7 +91,7 @@ TEST_CASE("a run keeps history checkpoints, every snapshot's preview, options.js
   fs::remove_all(data);
 }
 
-TEST_CASE("--resume may extend --epochs; a history checkpoint is for --init-from, not --resume",
+TEST_CASE("a resume may extend --epochs, and a history checkpoint is for --init-from, not --resume",
           "[training][history][resume]") {
   if (!testing::have_shared_data(testing::facades_root())) return;
   const fs::path data = small_facades("extend", 2);
@@ -123,7 +123,7 @@ TEST_CASE("--resume may extend --epochs; a history checkpoint is for --init-from
   fs::remove_all(data);
 }
 
-TEST_CASE("--init-from starts a new run from trained weights; networks and channels must match",
+TEST_CASE("a run started with --init-from takes trained weights, and networks and channels must match",
           "[training][history][init]") {
   if (!testing::have_shared_data(testing::facades_root())) return;
   const fs::path data = small_facades("init", 2);
@@ -185,7 +185,7 @@ TEST_CASE("pruning keeps what is not a history checkpoint, and later epochs of a
   fs::remove_all(folder);
 }
 
-TEST_CASE("--overwrite moves the replaced run's previews and history checkpoints aside", "[history][safety]") {
+TEST_CASE("a run told to --overwrite moves the replaced run's previews and history checkpoints aside", "[history][safety]") {
   if (!testing::have_shared_data(testing::facades_root())) return;
   const fs::path data = small_facades("aside", 2);
   const fs::path out = testing::fresh_folder("aside_run");

@@ -106,7 +106,7 @@ TEST_CASE("a resumed run writes only into the folder its command line names", "[
   for (const fs::path& folder : {original, copy, elsewhere}) fs::remove_all(folder);
 }
 
-TEST_CASE("a new run refuses a folder holding another run; --overwrite replaces it and appends to its log",
+TEST_CASE("a new run refuses a folder holding another run, and --overwrite replaces it and appends to its log",
           "[safety]") {
   if (!have_data()) return;
   const fs::path folder = testing::fresh_folder("refuse_existing");
