@@ -8,7 +8,7 @@
 using namespace pixgrad;
 using Catch::Matchers::Contains;
 
-TEST_CASE("\"auto\" picks the first GPU when one is usable, else the CPU", "[device]") {
+TEST_CASE("the device auto picks the first GPU when one is usable, else the CPU", "[device]") {
   CHECK(cuda_is_available() == (cuda_device_count() > 0));
   CHECK(default_device() == (cuda_is_available() ? Device::cuda(0) : Device::cpu()));
   CHECK(Device::parse("auto") == default_device());
