@@ -168,7 +168,7 @@ Image plot_losses(const std::vector<Series>& panels, int width, int height) {
   for (size_t p = 0; p < panels.size(); ++p) {
     const Series& series = panels[p];
     const Colour colour = kSeriesColours[p % std::size(kSeriesColours)];
-    const auto [low, high] = ranges[p];
+    const double low = ranges[p].first, high = ranges[p].second;
     const int panel_top = static_cast<int>(p) * panel_height;
     const int top = panel_top + line_height + 3 * scale;
     const int bottom = panel_top + panel_height - 3 * scale;
