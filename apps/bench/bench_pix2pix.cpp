@@ -2,8 +2,9 @@
 // iteration and images/s per preset and batch size (default 1, 4 and 16),
 // the median over timed steps after warm-up, with the time split into
 // phases (data, G forward, D forward/backward, G backward, optimiser), the
-// convolution FLOP rate the step reaches, the peak device memory, and each
-// configuration's distance to its goal.
+// convolution FLOP rate the step reaches (on the CPU also as a percentage of
+// the CPU's measured FMA ceiling), the peak device memory, the peak host
+// memory, and each configuration's distance to its goal.
 //
 // Inputs: random tensors of the training shape (the preset's reference
 // input: 3-channel images for paper, 12-channel one-hot label maps for
@@ -21,8 +22,21 @@
 // handed to tensors (cuda_memory_stats().peak_bytes_in_use). It cannot be
 // reset, so configurations run from small to large batch; where an earlier
 // configuration had set a higher mark, the row reports it as an upper bound.
+//
+// Efficiency on the CPU: the convolution FLOPs of one step (the same count as
+// the "conv TF/s" column) over the step's time, as a percentage of the FMA
+// ceiling (cpu_ceilings.h), which is measured once at the start. The step also
+// runs batch norm, activations, losses and Adam, which do few FLOPs, so this
+// is the whole step's distance from the machine's arithmetic rate.
+//
+// Peak host memory is the kernel's high-water mark of the process's resident
+// set (VmHWM in /proc/self/status). It is reset (/proc/self/clear_refs) before
+// each configuration, so each row gives the process's peak while that
+// configuration ran (what was resident before it included); where the reset
+// is refused, the row gives the peak so far in the process, and says so.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -34,6 +48,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_ceilings.h"
 #include "json_output.h"
 #include "pix2pix_layers.h"
 #include <pixgrad/core/cuda_info.h>
@@ -61,6 +76,31 @@ double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const size_t n = values.size();
   return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// The process's peak resident set size (VmHWM) in MiB; nullopt where
+// /proc/self/status is not readable.
+std::optional<double> peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) != 0) continue;
+    std::istringstream fields(line.substr(6));
+    double kib = 0;
+    if (fields >> kib) return kib / 1024;
+  }
+  return std::nullopt;
+}
+
+// Resets the peak resident set size to the current one (Linux >= 4.0);
+// false where the kernel refuses.
+bool reset_peak_rss() {
+  std::ofstream clear_refs("/proc/self/clear_refs");
+  clear_refs << "5" << std::flush;
+  return static_cast<bool>(clear_refs);
+}
+
+nlohmann::json optional_json(const std::optional<double>& value) {
+  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
 }
 
 std::vector<int> parse_list(const std::string& text) {
@@ -210,6 +250,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--workers", data_config.workers, "With --dataset: loader threads")->capture_default_str();
   app.add_option("--json", json_path, "Also write the results as JSON (one record per configuration)");
+  app.footer(
+      "Columns beyond the times: conv TF/s, the step's convolution FLOPs over its time; FMA %, the same as a "
+      "percentage of the CPU's FMA ceiling, measured at the start (CPU only); peak MiB, the GPU allocator's "
+      "high-water mark (CUDA only); RSS MiB, the process's peak resident memory (VmHWM) while the configuration "
+      "ran, or, where the kernel cannot reset that mark, the peak so far in the process (configurations run "
+      "smallest batch first).");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -227,17 +273,35 @@ int main(int argc, char** argv) {
                 tf32_in_effect(device) ? " (TF32 allowed)" : "",
                 data_config.dataset.empty() ? "random" : ("dataset " + data_config.dataset).c_str(), warmup,
                 iterations);
+    // The FMA ceiling only: the copy ceiling's 512 MiB of buffers would be
+    // most of a small configuration's resident memory, and no figure here is
+    // held to it.
+    std::optional<double> fma_ceiling_gflops;
+    if (device.is_cpu()) {
+      fma_ceiling_gflops = bench::cpu_fma_gflops();
+      std::printf("cpu ceilings: FMA %.0f GFLOP/s (%d threads); FMA %%: the step's convolution FLOPs over its "
+                  "time, as a percentage of it\n",
+                  *fma_ceiling_gflops, omp_get_max_threads());
+    }
     if (device.is_cuda())
       std::printf("peak MiB: the allocator's high-water mark of tensor memory; '<=' where an earlier, larger "
                   "configuration set it\n");
-    std::printf("%-8s %3s %5s %10s %8s %9s | %8s %8s %8s %8s %8s | %9s %9s\n", "preset", "in", "batch", "s/iter",
-                "iter/s", "images/s", "data", "G fwd", "D f+b", "G bwd", "optim", "conv TF/s", "peak MiB");
+    // Reset before each configuration where the kernel allows it.
+    const bool rss_resets = reset_peak_rss();
+    const char* const rss_scope = rss_resets ? "configuration" : "process_so_far";
+    std::printf("RSS MiB: %s\n", rss_resets ? "the process's peak resident memory (VmHWM) while the configuration ran"
+                                            : "peak RSS so far in the process (VmHWM, which cannot be reset here; "
+                                              "configurations run smallest batch first)");
+    std::printf("%-8s %3s %5s %10s %8s %9s | %8s %8s %8s %8s %8s | %9s %6s %9s %9s\n", "preset", "in", "batch",
+                "s/iter", "iter/s", "images/s", "data", "G fwd", "D f+b", "G bwd", "optim", "conv TF/s", "FMA %",
+                "peak MiB", "RSS MiB");
 
     nlohmann::json results = nlohmann::json::array();
     std::stringstream preset_list(presets);
     for (std::string preset; std::getline(preset_list, preset, ',');) {
       for (const int batch : batch_sizes) {
         if (device.is_cuda()) cuda_empty_cache();  // the previous configuration's blocks
+        if (rss_resets) reset_peak_rss();           // the previous configuration's model and batches are freed
         training::TrainConfig config = data_config;
         config.preset = preset;
         config.crop_size = size;
@@ -294,10 +358,20 @@ int main(int argc, char** argv) {
           peak_bytes = stats.peak_bytes_in_use;
           in_use_bytes = stats.bytes_in_use;
         }
-        std::printf("%-8s %3lld %5d %10.4f %8.2f %9.2f | %8.4f %8.4f %8.4f %8.4f %8.4f | %9.2f %9s\n",
+        std::optional<double> percent_of_fma;
+        char percent_text[16] = "-";
+        if (fma_ceiling_gflops) {
+          percent_of_fma = 100 * conv_flops / seconds / (*fma_ceiling_gflops * 1e9);
+          std::snprintf(percent_text, sizeof percent_text, "%.1f", *percent_of_fma);
+        }
+        const std::optional<double> rss_mib = peak_rss_mib();
+        char rss_text[32] = "-";
+        if (rss_mib) std::snprintf(rss_text, sizeof rss_text, "%.0f", *rss_mib);
+        std::printf("%-8s %3lld %5d %10.4f %8.2f %9.2f | %8.4f %8.4f %8.4f %8.4f %8.4f | %9.2f %6s %9s %9s\n",
                     preset.c_str(), static_cast<long long>(source.input().size(1)), batch, seconds, 1 / seconds,
                     batch / seconds, median(phases.data), median(phases.g_forward), median(phases.d_both),
-                    median(phases.g_backward), median(phases.optimizer), conv_flops / seconds / 1e12, peak_text);
+                    median(phases.g_backward), median(phases.optimizer), conv_flops / seconds / 1e12, percent_text,
+                    peak_text, rss_text);
 
         nlohmann::json goal_json = nullptr;
         if (const std::optional<Goal> goal = goal_for(preset, batch, device, device_description)) {
@@ -325,6 +399,8 @@ int main(int argc, char** argv) {
                            {"seconds_per_iteration", seconds},
                            {"images_per_second", batch / seconds},
                            {"conv_gflop_per_iteration", conv_flops / 1e9},
+                           {"fma_ceiling_gflops", optional_json(fma_ceiling_gflops)},
+                           {"percent_of_fma_ceiling", optional_json(percent_of_fma)},
                            {"phases", {{"data", median(phases.data)},
                                        {"g_forward", median(phases.g_forward)},
                                        {"d_forward_backward", median(phases.d_both)},
@@ -333,6 +409,8 @@ int main(int argc, char** argv) {
                            {"peak_device_bytes", peak_bytes},
                            {"peak_is_upper_bound", peak_is_upper_bound},
                            {"device_bytes_in_use_after", in_use_bytes},
+                           {"peak_rss_mib", optional_json(rss_mib)},
+                           {"peak_rss_scope", rss_mib ? nlohmann::json(rss_scope) : nlohmann::json(nullptr)},
                            {"goal", goal_json}});
         // After every configuration: a run stopped early keeps what it measured.
         if (!json_path.empty()) apps::write_json_file(json_path, results);
