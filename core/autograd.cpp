@@ -55,14 +55,25 @@ struct Targets {
   }
 };
 
-void accumulate_into_leaf(const Tensor& leaf, const Tensor& gradient, bool create_graph) {
+// True when nothing but `gradient` can reach its elements: its handle and its
+// storage have no other owner, and it spans the whole storage. Such a
+// gradient can become a leaf's .grad as it is, without the copy.
+bool sole_owner_of_elements(const Tensor& gradient) {
+  const TensorImpl* impl = gradient.impl();
+  return gradient.impl_ptr().use_count() == 1 && impl->storage.use_count() == 1 && impl->offset == 0 &&
+         impl->grad_fn == nullptr &&
+         impl->storage->bytes() == gradient.nbytes();
+}
+
+void accumulate_into_leaf(const Tensor& leaf, Tensor gradient, bool create_graph) {
   const Tensor existing = leaf.grad();
   if (create_graph) {
     // Keeps the gradient's graph; a new tensor, never the gradient itself,
     // which other inputs may share.
     leaf.set_grad(existing.defined() ? add(existing, gradient) : add(gradient, 0.0));
   } else if (!existing.defined()) {
-    leaf.set_grad(gradient.clone());  // a gradient may be shared with other inputs: never alias it
+    // A gradient that other inputs or views share is copied, never aliased.
+    leaf.set_grad(sole_owner_of_elements(gradient) ? std::move(gradient) : gradient.clone());
   } else if (existing.requires_grad()) {
     // From an earlier create_graph backward: a penalty may still use it, so
     // it is replaced, not changed in place.
@@ -155,7 +166,7 @@ void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool c
         if (target >= 0)
           targets->gradients[static_cast<size_t>(target)] = sum_of(targets->gradients[static_cast<size_t>(target)], grads[i]);
       } else {
-        accumulate_into_leaf(input, grads[i], create_graph);
+        accumulate_into_leaf(input, std::move(grads[i]), create_graph);
       }
     }
     // Free the inputs and saved tensors now: the graph is single-use, as in PyTorch.

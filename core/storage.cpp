@@ -1,11 +1,10 @@
 #include <pixgrad/core/storage.h>
 
-#include <cstdlib>
 #include <cstring>
-#include <new>
 
 #include <pixgrad/core/cuda_info.h>
 #include <pixgrad/core/error.h>
+#include <pixgrad/core/host_block_cache.h>
 
 namespace pixgrad {
 
@@ -16,16 +15,8 @@ const DeviceBackend& cuda_backend();
 
 namespace {
 
-// 64-byte alignment: one cache line, and a full AVX-512 vector.
-constexpr size_t kHostAlignment = 64;
-
-void* host_allocate(size_t bytes, int) {
-  const size_t rounded = (bytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
-  void* pointer = std::aligned_alloc(kHostAlignment, rounded == 0 ? kHostAlignment : rounded);
-  if (!pointer) fail("cpu: cannot allocate ", bytes, " bytes");
-  return pointer;
-}
-void host_deallocate(void* pointer, int) { std::free(pointer); }
+void* host_allocate(size_t bytes, int) { return host_block_allocate(bytes); }
+void host_deallocate(void* pointer, int) { host_block_free(pointer); }
 void host_copy(void* destination, const void* source, size_t bytes, int) {
   if (bytes) std::memcpy(destination, source, bytes);
 }

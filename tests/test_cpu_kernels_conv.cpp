@@ -15,6 +15,7 @@
 #include <pixgrad/core/ops.h>
 #include <pixgrad/core/tensor.h>
 #include <pixgrad/kernels/cpu/conv2d.h>
+#include <pixgrad/kernels/cpu/conv2d_direct.h>
 #include <pixgrad/kernels/cpu/gemm.h>
 #include <pixgrad/kernels/cpu/im2col.h>
 
@@ -389,6 +390,46 @@ TEST_CASE("conv2d passes match direct loops", "[cpu][conv]") {
     CHECK(worst_error(db, naive_bias_grad(g.batch, g.out_channels, plane, d.dy), g.batch * plane) <=
           1.0);
   }
+}
+
+// Stride-1 layers with at most 4 output channels: output widths below, at and
+// past whole register tiles, every padding up to kernel - 1, channel counts
+// that leave every remainder of the 4-channel blocks of backward-data, and
+// the PatchGAN's last layer itself.
+TEST_CASE("direct convolution of few output channels matches direct loops", "[cpu][conv][direct]") {
+  const std::vector<Conv2dGeometry> geometries{
+      {2, 7, 13, 50, 1, 3, 3, 1, 1}, {1, 5, 9, 37, 3, 3, 3, 1, 2}, {2, 3, 11, 29, 4, 4, 4, 1, 3},
+      {1, 9, 6, 33, 2, 4, 4, 1, 0},  {1, 6, 20, 70, 3, 3, 3, 1, 1}, {3, 2, 5, 4, 4, 3, 3, 1, 0},
+      {1, 512, 32, 32, 1, 4, 4, 1, 1}};
+  std::mt19937 rng(31);
+  double worst_seen = 0.0;
+  for (const Conv2dGeometry& g : geometries) {
+    INFO(describe(g));
+    if (!direct_conv_applies(g)) {
+      WARN("this CPU lacks AVX2 and FMA: the direct convolution is not used here");
+      return;
+    }
+    const ConvData d = random_conv_data(g, rng);
+    const int64_t plane = g.out_height() * g.out_width();
+    std::vector<float> y(d.dy.size(), std::numeric_limits<float>::quiet_NaN());
+    conv2d_forward(host, g, d.x.data(), d.w.data(), d.bias.data(), y.data());
+    const double forward = worst_error(y, naive_forward(g, d, true), g.in_channels * g.kernel_h * g.kernel_w);
+    std::vector<float> dx(d.x.size(), std::numeric_limits<float>::quiet_NaN());
+    conv2d_backward_data(host, g, d.dy.data(), d.w.data(), dx.data());
+    const double data = worst_error(dx, naive_backward_data(g, d), g.out_channels * g.kernel_h * g.kernel_w);
+    std::vector<float> dw(d.w.size(), std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> db(d.bias.size(), std::numeric_limits<float>::quiet_NaN());
+    conv2d_backward_weight(host, g, d.x.data(), d.dy.data(), dw.data(), db.data());
+    const double weight = worst_error(dw, naive_backward_weight(g, d), g.batch * plane);
+    // A tenth of the general bound: 1e-6 * sqrt(terms) * (1 + |want|).
+    CHECK(forward <= 0.1);
+    CHECK(data <= 0.1);
+    CHECK(weight <= 0.1);
+    CHECK(worst_error(db, naive_bias_grad(g.batch, g.out_channels, plane, d.dy), g.batch * plane) <= 1.0);
+    worst_seen = std::max({worst_seen, forward, data, weight});
+  }
+  // The errors are float rounding, not zero (the path computed something of its own).
+  CHECK(worst_seen > 0.0);
 }
 
 TEST_CASE("conv2d backward passes satisfy the adjoint identities", "[cpu][conv]") {

@@ -59,6 +59,7 @@
 #include <pixgrad/kernels/cpu/adam.h>
 #include <pixgrad/kernels/cpu/batch_norm.h>
 #include <pixgrad/kernels/cpu/conv2d.h>
+#include <pixgrad/kernels/cpu/conv2d_direct.h>
 #include <pixgrad/kernels/cpu/elementwise.h>
 #include <pixgrad/kernels/cpu/gemm.h>
 #include <pixgrad/models/networks.h>
@@ -452,7 +453,10 @@ Call conv_call(Impl impl, const ConvLayer& l, Pass pass) {
 // What the implementation ran for a pass of the layer (a transposed layer
 // runs its mirror convolution's passes: forward as backward-data and back).
 DescribeChoice conv_choice(Impl impl, const ConvLayer& l, Pass pass) {
-  if (impl == Impl::Cpu) return [] { return Choice{"im2col+gemm", "fp32"}; };
+  if (impl == Impl::Cpu) {
+    const bool direct = kernels::cpu::direct_conv_applies(l.geometry());
+    return [direct] { return Choice{direct ? "direct" : "im2col+gemm", "fp32"}; };
+  }
 #ifdef PIXGRAD_WITH_CUDA
   namespace cuda = kernels::cuda;
   const cuda::ConvImpl ci = impl == Impl::Cudnn    ? cuda::ConvImpl::Cudnn

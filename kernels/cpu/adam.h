@@ -25,4 +25,11 @@ template <typename T>
 void adam_update(Host, const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
                  T* nonfinite);
 
+// The plain loop, compiled for the baseline instruction set. adam_update
+// runs AVX2 code instead for float on CPUs that have it, with the same
+// operations in the same order (the same bits); tests compare the two.
+template <typename T>
+void adam_update_portable(Host, const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
+                          T* nonfinite);
+
 }  // namespace pixgrad::kernels::cpu

@@ -7,6 +7,8 @@
 //   backward weight  dW = sum_b dy_b x col_b^T            (M=Cout,       N=Cin*kh*kw,   K=OH*OW)
 // The transposes are free: sgemm reads them during packing. A 1x1, stride-1,
 // unpadded convolution has col == x, so it skips im2col/col2im entirely.
+// Stride-1 layers with at most 4 output channels run without col at all
+// (kernels/cpu/conv2d_direct.h).
 //
 // col is the only scratch memory; it lives in a per-thread growable buffer
 // (one image's worth, or one band of output rows for narrow layers, see
@@ -23,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include <pixgrad/kernels/cpu/conv2d_direct.h>
 #include <pixgrad/kernels/cpu/conv2d_reference.h>
 #include <pixgrad/kernels/cpu/gemm.h>
 #include <pixgrad/kernels/cpu/im2col.h>
@@ -98,6 +101,11 @@ void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const flo
   check_geometry("conv2d_forward", g);
   const Im2colGeometry u = unfold_geometry(g);
   const int64_t plane = u.col_cols(), depth = u.col_rows(), out_w = u.out_width();
+  if (direct_conv_applies(g)) {
+    direct_conv_forward(g, input, weight, output);
+    if (bias) add_bias(bias, g.batch, g.out_channels, plane, output);
+    return;
+  }
   const int64_t in_size = g.in_channels * g.in_height * g.in_width;
   const int64_t out_size = g.out_channels * plane;
   const bool pointwise = is_pointwise(g);
@@ -120,6 +128,7 @@ void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const flo
 void conv2d_backward_data(Host, const Conv2dGeometry& g, const float* grad_output, const float* weight,
                           float* grad_input) {
   check_geometry("conv2d_backward_data", g);
+  if (direct_conv_applies(g)) return direct_conv_backward_data(g, grad_output, weight, grad_input);
   const Im2colGeometry u = unfold_geometry(g);
   const int64_t plane = u.col_cols(), depth = u.col_rows(), out_w = u.out_width();
   const int64_t in_size = g.in_channels * g.in_height * g.in_width;
@@ -152,6 +161,11 @@ void conv2d_backward_weight(Host host, const Conv2dGeometry& g, const float* inp
   const int64_t in_size = g.in_channels * g.in_height * g.in_width;
   const int64_t out_size = g.out_channels * plane;
   if (g.batch == 0) std::fill(grad_weight, grad_weight + g.out_channels * depth, 0.0f);
+  if (direct_conv_applies(g)) {
+    direct_conv_backward_weight(g, input, grad_output, grad_weight);
+    if (grad_bias) sum_per_channel(host, grad_output, g.batch, g.out_channels, plane, grad_bias);
+    return;
+  }
   const bool pointwise = is_pointwise(g);
   const int64_t band_rows = rows_per_band(g, u);
   float* col = pointwise ? nullptr : col_buffer(depth * band_rows * out_w);
