@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <stdexcept>
@@ -16,6 +17,7 @@
 #include <pixgrad/core/tensor.h>
 #include <pixgrad/kernels/cpu/conv2d.h>
 #include <pixgrad/kernels/cpu/conv2d_direct.h>
+#include <pixgrad/kernels/cpu/conv2d_winograd.h>
 #include <pixgrad/kernels/cpu/gemm.h>
 #include <pixgrad/kernels/cpu/im2col.h>
 
@@ -430,6 +432,52 @@ TEST_CASE("direct convolution of few output channels matches direct loops", "[cp
   }
   // The errors are float rounding, not zero (the path computed something of its own).
   CHECK(worst_seen > 0.0);
+}
+
+// A float rounded to TF32 (10 explicit mantissa bits, round to nearest even).
+static float round_to_tf32(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  bits = (bits + 0xFFFu + ((bits >> 13) & 1u)) & ~0x1FFFu;
+  std::memcpy(&value, &bits, sizeof bits);
+  return value;
+}
+
+// Wide stride-1 4x4 layers: output sides odd and even, tile rows ragged
+// against the groups of eight tiles, every padding, two images.
+TEST_CASE("Winograd F(2x2, 4x4) convolutions match direct loops", "[cpu][conv][winograd]") {
+  const std::vector<Conv2dGeometry> geometries{{1, 64, 12, 12, 64, 4, 4, 1, 1},
+                                               {2, 70, 17, 23, 66, 4, 4, 1, 0},
+                                               {1, 64, 9, 40, 72, 4, 4, 1, 3},
+                                               {1, 96, 10, 10, 64, 4, 4, 1, 2},
+                                               {1, 128, 20, 20, 96, 4, 4, 1, 1}};
+  std::mt19937 rng(5);
+  for (const Conv2dGeometry& g : geometries) {
+    INFO(describe(g));
+    if (!winograd_conv_applies(g)) {
+      WARN("Winograd convolutions are off here (no AVX2 and FMA, or PIXGRAD_CPU_WINOGRAD=0)");
+      return;
+    }
+    const ConvData d = random_conv_data(g, rng);
+    const int64_t taps = g.in_channels * 16;
+    // A quarter of the general bound: 2.5e-6 * sqrt(terms) * (1 + |want|).
+    const double bound = 0.25;
+    std::vector<float> y(d.dy.size(), std::numeric_limits<float>::quiet_NaN());
+    conv2d_forward(host, g, d.x.data(), d.w.data(), d.bias.data(), y.data());
+    const std::vector<double> want = naive_forward(g, d, true);
+    CHECK(worst_error(y, want, taps) <= bound);
+    std::vector<float> dx(d.x.size(), std::numeric_limits<float>::quiet_NaN());
+    conv2d_backward_data(host, g, d.dy.data(), d.w.data(), dx.data());
+    CHECK(worst_error(dx, naive_backward_data(g, d), g.out_channels * 16) <= bound);
+
+    // The bound is tight enough to refuse TF32 arithmetic: the same layer on
+    // TF32-rounded operands, summed exactly, fails it.
+    ConvData rounded = d;
+    for (float& v : rounded.x) v = round_to_tf32(v);
+    for (float& v : rounded.w) v = round_to_tf32(v);
+    const std::vector<double> tf32 = naive_forward(g, rounded, true);
+    CHECK(worst_error(std::vector<float>(tf32.begin(), tf32.end()), want, taps) > bound);
+  }
 }
 
 TEST_CASE("conv2d backward passes satisfy the adjoint identities", "[cpu][conv]") {

@@ -8,7 +8,8 @@
 // The transposes are free: sgemm reads them during packing. A 1x1, stride-1,
 // unpadded convolution has col == x, so it skips im2col/col2im entirely.
 // Stride-1 layers with at most 4 output channels run without col at all
-// (kernels/cpu/conv2d_direct.h).
+// (kernels/cpu/conv2d_direct.h); wide stride-1 4x4 layers run forward and
+// backward-data as Winograd F(2x2, 4x4) (kernels/cpu/conv2d_winograd.h).
 //
 // col is the only scratch memory; it lives in a per-thread growable buffer
 // (one image's worth, or one band of output rows for narrow layers, see
@@ -27,6 +28,7 @@
 
 #include <pixgrad/kernels/cpu/conv2d_direct.h>
 #include <pixgrad/kernels/cpu/conv2d_reference.h>
+#include <pixgrad/kernels/cpu/conv2d_winograd.h>
 #include <pixgrad/kernels/cpu/gemm.h>
 #include <pixgrad/kernels/cpu/im2col.h>
 #include <pixgrad/kernels/cpu/reduce.h>
@@ -106,6 +108,11 @@ void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const flo
     if (bias) add_bias(bias, g.batch, g.out_channels, plane, output);
     return;
   }
+  if (winograd_conv_applies(g)) {
+    winograd_conv_forward(g, input, weight, output);
+    if (bias) add_bias(bias, g.batch, g.out_channels, plane, output);
+    return;
+  }
   const int64_t in_size = g.in_channels * g.in_height * g.in_width;
   const int64_t out_size = g.out_channels * plane;
   const bool pointwise = is_pointwise(g);
@@ -129,6 +136,7 @@ void conv2d_backward_data(Host, const Conv2dGeometry& g, const float* grad_outpu
                           float* grad_input) {
   check_geometry("conv2d_backward_data", g);
   if (direct_conv_applies(g)) return direct_conv_backward_data(g, grad_output, weight, grad_input);
+  if (winograd_conv_applies(g)) return winograd_conv_backward_data(g, grad_output, weight, grad_input);
   const Im2colGeometry u = unfold_geometry(g);
   const int64_t plane = u.col_cols(), depth = u.col_rows(), out_w = u.out_width();
   const int64_t in_size = g.in_channels * g.in_height * g.in_width;
