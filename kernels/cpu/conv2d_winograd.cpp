@@ -55,11 +55,11 @@ struct Tiling {
 // U[point][o][i] = (G g G^T)[point] for the filter g that maps input channel
 // i to output channel o; `tap(o, i, ky, kx)` reads it. Eight filters at a
 // time, one per lane.
+// (The loop bodies are functions of their own: an OpenMP region is outlined
+// into a function without the enclosing function's target attribute.)
 template <typename Tap>
-PIXGRAD_AVX2_FMA void transform_weights(int64_t out_channels, int64_t in_channels, Tap tap, float* U) {
-  const int64_t pairs = out_channels * in_channels, groups = (pairs + kLanes - 1) / kLanes;
-#pragma omp parallel for schedule(static)
-  for (int64_t group = 0; group < groups; ++group) {
+PIXGRAD_AVX2_FMA void transform_weight_group(int64_t in_channels, int64_t pairs, Tap tap, float* U, int64_t group) {
+  {
     const int64_t first = group * kLanes;
     Lanes g[kKernel][kKernel], half[kAlpha][kKernel];
     for (int ky = 0; ky < kKernel; ++ky)
@@ -88,15 +88,20 @@ PIXGRAD_AVX2_FMA void transform_weights(int64_t out_channels, int64_t in_channel
   }
 }
 
+template <typename Tap>
+void transform_weights(int64_t out_channels, int64_t in_channels, Tap tap, float* U) {
+  const int64_t pairs = out_channels * in_channels, groups = (pairs + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static)
+  for (int64_t group = 0; group < groups; ++group) transform_weight_group(in_channels, pairs, tap, U, group);
+}
+
 // V[point][channel][tile] = (B^T d B)[point] for every input tile d. The five
 // input rows of a tile row are split into even and odd columns, so that the
 // five columns each tile reads are five unit-stride loads over eight tiles.
-PIXGRAD_AVX2_FMA void transform_input(const Tiling& t, const float* input, float* V) {
+PIXGRAD_AVX2_FMA void transform_input_plane(const Tiling& t, const float* input, float* V, int64_t plane) {
   const int64_t tile_rows = t.tile_rows(), cols = t.padded_tile_cols(), tiles = t.tiles();
   const int64_t split_width = cols + 2 + kLanes;
-  const int64_t planes = t.batch * t.channels;
-#pragma omp parallel for schedule(static)
-  for (int64_t plane = 0; plane < planes; ++plane) {
+  {
     const int64_t image = plane / t.channels, channel = plane % t.channels;
     const float* source = input + plane * t.height * t.width;
     std::vector<float> even(static_cast<size_t>(kAlpha * split_width)), odd(even.size());
@@ -136,13 +141,17 @@ PIXGRAD_AVX2_FMA void transform_input(const Tiling& t, const float* input, float
   }
 }
 
+void transform_input(const Tiling& t, const float* input, float* V) {
+  const int64_t planes = t.batch * t.channels;
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < planes; ++plane) transform_input_plane(t, input, V, plane);
+}
+
 // output = A^T m A for every tile, written where the output has pixels.
-PIXGRAD_AVX2_FMA void transform_output(const Tiling& t, const float* M, float* output) {
+PIXGRAD_AVX2_FMA void transform_output_plane(const Tiling& t, const float* M, float* output, int64_t plane) {
   const int64_t tile_rows = t.tile_rows(), cols = t.padded_tile_cols(), tiles = t.tiles();
   const int64_t out_h = t.out_height(), out_w = t.out_width();
-  const int64_t planes = t.batch * t.out_channels;
-#pragma omp parallel for schedule(static)
-  for (int64_t plane = 0; plane < planes; ++plane) {
+  {
     const int64_t image = plane / t.out_channels, channel = plane % t.out_channels;
     float* destination = output + plane * out_h * out_w;
     for (int64_t ty = 0; ty < tile_rows; ++ty) {
@@ -175,6 +184,12 @@ PIXGRAD_AVX2_FMA void transform_output(const Tiling& t, const float* M, float* o
       }
     }
   }
+}
+
+void transform_output(const Tiling& t, const float* M, float* output) {
+  const int64_t planes = t.batch * t.out_channels;
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < planes; ++plane) transform_output_plane(t, M, output, plane);
 }
 
 thread_local std::vector<float> tls_workspace;
