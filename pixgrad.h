@@ -26,6 +26,7 @@
 #include <pixgrad/layers/module.h>
 #include <pixgrad/layers/normalization.h>
 #include <pixgrad/layers/sequential.h>
+#include <pixgrad/layers/sync_batch_norm.h>
 
 // optim: pixgrad::optim
 #include <pixgrad/optim/optimizer.h>
@@ -48,6 +49,13 @@
 #include <pixgrad/models/pixel_discriminator.h>
 #include <pixgrad/models/presets.h>
 #include <pixgrad/models/unet.h>
+
+// distributed: pixgrad::distributed (data-parallel training across processes)
+#include <pixgrad/distributed/all_reduce.h>
+#include <pixgrad/distributed/communicator.h>
+#include <pixgrad/distributed/gradient_average.h>
+#include <pixgrad/distributed/mpi_communicator.h>
+#include <pixgrad/distributed/nccl_communicator.h>
 
 // training: pixgrad::training
 #include <pixgrad/training/checkpoint.h>

@@ -12,6 +12,7 @@
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/file_io.h>
+#include <pixgrad/distributed/mpi_communicator.h>
 #include <pixgrad/training/trainer.h>
 
 namespace {
@@ -102,6 +103,18 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
       ->capture_default_str();
   app.add_option("--keep-checkpoints", c.keep_checkpoints, "History checkpoints kept, the newest (0: all)")
       ->capture_default_str();
+  app.add_flag("--sync-bn", c.sync_bn, "Data parallel (under mpirun or srun): batch-norm statistics over every "
+                                       "rank's images, as one process with the whole batch would (default: each "
+                                       "rank its own, as the reference)");
+  app.add_option("--dist-timeout", c.dist_timeout, "Data parallel: seconds a rank waits for the others before "
+                                                   "the run stops, naming the ranks that did not arrive (must "
+                                                   "exceed rank 0's snapshot and evaluation time)")
+      ->capture_default_str();
+}
+
+// The other ranks' lines would repeat rank 0's.
+void silence_stdout() {
+  if (std::freopen("/dev/null", "w", stdout) == nullptr) std::fclose(stdout);
 }
 
 std::set<std::string> explicit_fields(const CLI::App& app) {
@@ -128,9 +141,12 @@ int main(int argc, char** argv) {
       "  train_pix2pix --dataset my_pairs --init-from out/facades/checkpoints/epoch_0200.safetensors --output out/mine\n"
       "The output folder gets checkpoint.safetensors, log.jsonl, options.json, preview.png, loss.png, index.html\n"
       "(open it in a browser), previews/ and checkpoints/.\n"
+      "Data parallel: mpirun -np 2 train_pix2pix ... (or srun) runs one rank per process, --batch-size images\n"
+      "each; rank 0 writes the output folder. See docs/distributed.md.\n"
       "Ctrl-C saves a checkpoint before stopping. A non-finite loss or gradient stops the run with the last good\n"
       "checkpoint kept and the diverged state in checkpoint.diverged.safetensors.\n"
-      "Exit status: 0 done, 1 error, 3 diverged, 130 interrupted; 100 and above: the command line was not understood.");
+      "Exit status: 0 done, 1 error, 3 diverged, 4 a data-parallel rank waited past --dist-timeout, 130 interrupted;\n"
+      " 100 and above: the command line was not understood.");
   TrainConfig config;
   std::string resume;
   bool overwrite = false;
@@ -141,13 +157,20 @@ int main(int argc, char** argv) {
                "kept and appended to)");
   if (const std::optional<int> status = pixgrad::apps::parse_command_line(app, argc, argv, "train_pix2pix")) return *status;
 
+  std::shared_ptr<pixgrad::distributed::Communicator> world;
   try {
     if (resume.empty() && config.dataset.empty()) throw pixgrad::Error("--dataset is required (unless --resume)");
     std::set<std::string> given = explicit_fields(app);
     given.erase("resume");
     given.erase("overwrite");
-    pixgrad::training::Trainer trainer(config, resume, given, overwrite);
+    pixgrad::distributed::WorldOptions world_options;
+    world_options.timeout_seconds = config.dist_timeout;
+    world = pixgrad::distributed::join_world(world_options);
+    if (!world->is_root()) silence_stdout();
+    pixgrad::training::Trainer trainer(config, resume, given, overwrite, world);
     const pixgrad::training::RunSummary summary = trainer.run();
+    // No rank ends (and finalises MPI) while rank 0 still writes.
+    world->barrier("the end of the run");
     if (summary.diverged) return 3;
     if (summary.trained == 0) {  // "nothing to do" was said, or stopped before a step: nothing written
       if (summary.interrupted) std::printf("stopped before any step; nothing was written\n");
@@ -159,7 +182,11 @@ int main(int argc, char** argv) {
                 pixgrad::io::printable(checkpoint).c_str());
     return summary.interrupted ? 130 : 0;
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "train_pix2pix: %s\n", pixgrad::io::printable(error.what()).c_str());
+    const bool several = world && world->size() > 1;
+    std::fprintf(stderr, "train_pix2pix: %s%s\n", several ? ("rank " + std::to_string(world->rank()) + ": ").c_str() : "",
+                 pixgrad::io::printable(error.what()).c_str());
+    // The other ranks would wait for this one in their next collective.
+    if (several) world->abort(1);
     return 1;
   }
 }

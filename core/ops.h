@@ -78,6 +78,7 @@ Tensor l1_loss(const Tensor& prediction, const Tensor& target);
 // ---- in place, never recorded (optimisers, gradient accumulation) ----
 void add_(const Tensor& destination, const Tensor& source);  // destination += source
 void fill_(const Tensor& destination, double value);
+void mul_(const Tensor& destination, double value);  // destination *= value
 
 // Operators, as in PyTorch.
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

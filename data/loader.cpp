@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/kernels/philox.h>
@@ -45,7 +46,53 @@ Tensor stack(const std::vector<Example>& examples, Tensor Example::*member, cons
   return out;
 }
 
+void check_ranks(int rank, int world_size) {
+  PIXGRAD_CHECK(world_size >= 1 && rank >= 0 && rank < world_size, "DataLoader: rank ", rank, " is not one of the ",
+                world_size, " ranks of this run (need world_size >= 1 and 0 <= rank < world_size)");
+}
+
+// Where rank `rank`'s chunk of a global batch of `size` starts, and its length:
+// the first size % world_size ranks take one more, so chunks differ by at most one.
+std::pair<size_t, size_t> rank_chunk(size_t size, int rank, int world_size) {
+  const size_t r = static_cast<size_t>(rank);
+  const size_t base = size / static_cast<size_t>(world_size);
+  const size_t extra = size % static_cast<size_t>(world_size);
+  return {r * base + std::min(r, extra), base + (r < extra ? 1 : 0)};
+}
+
 }  // namespace
+
+std::vector<size_t> global_batch_sizes(size_t size, size_t batch_size, int world_size, bool drop_last) {
+  PIXGRAD_CHECK(batch_size >= 1 && world_size >= 1, "DataLoader: need batch_size >= 1 and world_size >= 1, got ",
+                batch_size, " and ", world_size);
+  const size_t ranks = static_cast<size_t>(world_size);
+  // A rank with nothing to load would have no gradient to contribute to the step.
+  // (On one rank an empty dataset just makes no batches, as it always has.)
+  PIXGRAD_CHECK(ranks == 1 || size >= ranks, "DataLoader: the dataset has ", size, " examples, fewer than the ",
+                ranks, " ranks of this run");
+  const size_t global = batch_size * ranks;
+  std::vector<size_t> sizes(size / global, global);
+  const size_t rest = size % global;
+  if (rest == 0 || drop_last) return sizes;
+  // Too few to give every rank one: size >= ranks guarantees a batch before to join.
+  if (rest < ranks) sizes.back() += rest;
+  else sizes.push_back(rest);
+  return sizes;
+}
+
+std::vector<std::vector<size_t>> rank_batches(const std::vector<size_t>& order, size_t batch_size, int rank,
+                                              int world_size, bool drop_last) {
+  check_ranks(rank, world_size);
+  std::vector<std::vector<size_t>> batches;
+  size_t begin = 0;
+  for (size_t global : global_batch_sizes(order.size(), batch_size, world_size, drop_last)) {
+    const auto [offset, count] = rank_chunk(global, rank, world_size);
+    const auto first = order.begin() + static_cast<std::ptrdiff_t>(begin + offset);
+    batches.emplace_back(first, first + static_cast<std::ptrdiff_t>(count));
+    begin += global;
+  }
+  return batches;
+}
 
 std::vector<size_t> epoch_order(size_t size, uint64_t seed, uint64_t epoch, bool shuffle) {
   std::vector<size_t> order(size);
@@ -84,15 +131,15 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   PIXGRAD_CHECK(options_.batch_size >= 1 && options_.num_workers >= 0 && options_.prefetch >= 1,
                 "DataLoader: need batch_size >= 1, num_workers >= 0 and prefetch >= 1, got ", options_.batch_size,
                 ", ", options_.num_workers, " and ", options_.prefetch);
+  check_ranks(options_.rank, options_.world_size);
   PIXGRAD_CHECK(batches_per_epoch() > 0, "DataLoader: ", dataset_->size(), " examples make no batch of ",
-                options_.batch_size, " with drop_last");
+                options_.batch_size * static_cast<size_t>(options_.world_size), " with drop_last");
 }
 
 DataLoader::~DataLoader() { stop_workers(); }
 
 size_t DataLoader::batches_per_epoch() const {
-  const size_t size = dataset_->size();
-  return options_.drop_last ? size / options_.batch_size : (size + options_.batch_size - 1) / options_.batch_size;
+  return global_batch_sizes(dataset_->size(), options_.batch_size, options_.world_size, options_.drop_last).size();
 }
 
 void DataLoader::start_epoch(uint64_t epoch, size_t skip_batches) {
@@ -100,12 +147,8 @@ void DataLoader::start_epoch(uint64_t epoch, size_t skip_batches) {
   PIXGRAD_CHECK(skip_batches <= count, "DataLoader: cannot skip ", skip_batches, " batches of an epoch of ", count);
   stop_workers();
   const std::vector<size_t> order = epoch_order(dataset_->size(), options_.seed, epoch, options_.shuffle);
-  batches_.assign(count, {});
-  for (size_t b = 0; b < count; ++b) {
-    const size_t begin = b * options_.batch_size;
-    const size_t end = std::min(order.size(), begin + options_.batch_size);
-    batches_[b].assign(order.begin() + begin, order.begin() + end);
-  }
+  batches_ = rank_batches(order, options_.batch_size, options_.rank, options_.world_size, options_.drop_last);
+  global_sizes_ = global_batch_sizes(order.size(), options_.batch_size, options_.world_size, options_.drop_last);
   epoch_ = epoch;
   augmentation_seed_ = epoch_augmentation_seed(options_.seed, epoch);
   next_batch_ = next_claim_ = skip_batches;
@@ -117,7 +160,9 @@ void DataLoader::start_epoch(uint64_t epoch, size_t skip_batches) {
 Batch DataLoader::load_batch(size_t batch) const {
   std::vector<Example> examples;
   for (size_t index : batches_[batch]) examples.push_back(dataset_->get(index, augmentation_seed_));
-  return collate(examples);
+  Batch out = collate(examples);
+  out.global_samples = static_cast<int64_t>(global_sizes_[batch]);
+  return out;
 }
 
 void DataLoader::worker() {

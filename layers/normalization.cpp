@@ -2,9 +2,12 @@
 
 #include <utility>
 
+#include <pixgrad/core/autograd.h>
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/ops.h>
+#include <pixgrad/distributed/communicator.h>
 #include <pixgrad/layers/forward_hook.h>
+#include <pixgrad/layers/sync_batch_norm.h>
 
 namespace pixgrad::nn {
 
@@ -53,9 +56,15 @@ BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& o)
 
 Tensor BatchNorm2d::forward(const Tensor& input) {
   check_input("BatchNorm2d", input, options.num_features());
-  return apply_forward_hook(
-      *this, input,
-      batch_norm(input, weight, bias, running_mean, running_var, {is_training(), options.momentum(), options.eps()}));
+  const Tensor output = synchronizes() ? sync_batch_norm(input, weight, bias, running_mean, running_var,
+                                                         options.momentum(), options.eps(), *synchronize_with)
+                                       : batch_norm(input, weight, bias, running_mean, running_var,
+                                                    {is_training(), options.momentum(), options.eps()});
+  return apply_forward_hook(*this, input, output);
+}
+
+bool BatchNorm2d::synchronizes() const {
+  return synchronize_with && synchronize_with->size() > 1 && is_training() && grad_mode_enabled();
 }
 
 InstanceNorm2d::InstanceNorm2d(const InstanceNorm2dOptions& o)

@@ -3,9 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <pixgrad/layers/module.h>
+
+namespace pixgrad::distributed {
+class Communicator;
+}
 
 namespace pixgrad::nn {
 
@@ -39,12 +44,29 @@ class NormBase : public Module {
 // Per-channel statistics over the batch and the plane. Training uses (and,
 // when tracked, updates) batch statistics; eval uses the running ones when
 // tracked, batch statistics otherwise.
+//
+// Synchronised (synchronize_with set, layers/sync_batch_norm.h): the batch
+// statistics are those of the global batch, every rank's share of it, and
+// forward and backward are collectives. That holds only while all three are
+// true: the module is in training mode, grad mode is enabled
+// (grad_mode_enabled(), core/autograd.h), and the world has more than one
+// rank. Otherwise forward is the plain one on this rank's batch alone. The
+// rule exists because previews and evaluation run on rank 0 alone, under a
+// NoGradGuard, possibly with the network in training mode (pix2pix's
+// generator keeps batch statistics at test time): such a forward must not
+// wait in a collective that the other ranks never enter. Every rank must
+// therefore run the same synchronised forwards, in the same order.
 class BatchNorm2d : public NormBase {
  public:
   explicit BatchNorm2d(const BatchNorm2dOptions& options);
   Tensor forward(const Tensor& input) override;
 
+  // Whether forward now computes global statistics (the rule above).
+  bool synchronizes() const;
+
   BatchNorm2dOptions options;
+  // The ranks to compute batch statistics over; null: this rank's batch alone.
+  std::shared_ptr<distributed::Communicator> synchronize_with;
 };
 
 // Statistics per sample and channel, over the plane only. When tracking, the

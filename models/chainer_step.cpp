@@ -21,7 +21,7 @@ StepLosses ChainerStep::run(const StepContext& c, const Tensor& input, const Ten
 
   // G: backpropagate through D into G, keeping D's graph for D's own update.
   c.optimizer_g.zero_grad();
-  loss_g.backward(Tensor(), /*retain_graph=*/true);
+  c.scaled(loss_g).backward(Tensor(), /*retain_graph=*/true);
   clock.lap(&PhaseTimes::g_backward);
   c.update(Network::Generator);
   clock.lap(&PhaseTimes::optimizer);
@@ -30,7 +30,7 @@ StepLosses ChainerStep::run(const StepContext& c, const Tensor& input, const Ten
   // cuts the graph at G(x) (unchain_backward), then backpropagates D's loss.
   c.optimizer_d.zero_grad();
   fake.unchain_backward();
-  loss_d_total.backward();
+  c.scaled(loss_d_total).backward();
   clock.lap(&PhaseTimes::d_forward_backward);
   c.update(Network::Discriminator);
   clock.lap(&PhaseTimes::optimizer);

@@ -1,5 +1,6 @@
 #include <pixgrad/models/pix2pix.h>
 
+#include <cmath>
 #include <utility>
 
 #include <pixgrad/core/autograd.h>
@@ -47,16 +48,29 @@ StepLosses Pix2Pix::train_step(const Tensor& input, const Tensor& target) {
                             options_,
                             [this](Network network) { update(network); },
                             timing_ ? &phase_times_ : nullptr,
-                            device_};
+                            device_,
+                            loss_scale_};
   return step_->run(context, input, target);
 }
 
 void Pix2Pix::update(Network network) {
   const bool generator = network == Network::Generator;
+  nn::Module& module = generator ? static_cast<nn::Module&>(*generator_) : *discriminator_;
+  if (average_gradients_) (*average_gradients_)(module.parameters(), generator ? "G's gradients" : "D's gradients");
   // A copy: the hook may replace or remove itself while it runs.
   if (const BeforeUpdate hook = before_update_)
-    hook(network, generator ? *generator_ : static_cast<nn::Module&>(*discriminator_));
+    hook(network, module);
   (generator ? optimizer_g_ : optimizer_d_)->step();
+}
+
+void Pix2Pix::set_data_parallel(std::shared_ptr<distributed::Communicator> communicator) {
+  average_gradients_ =
+      communicator ? std::make_unique<distributed::GradientAverage>(std::move(communicator)) : nullptr;
+}
+
+void Pix2Pix::set_loss_scale(double scale) {
+  PIXGRAD_CHECK(std::isfinite(scale) && scale >= 0, "pix2pix: the loss scale must be finite and >= 0, got ", scale);
+  loss_scale_ = scale;
 }
 
 Tensor Pix2Pix::translate(const Tensor& input) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include <pixgrad/distributed/gradient_average.h>
 #include <pixgrad/layers/module.h>
 #include <pixgrad/models/discriminator.h>
 #include <pixgrad/models/pix2pix_options.h>
@@ -45,6 +46,13 @@ class Pix2Pix {
   void to(Device device);
   Device device() const { return device_; }
   void set_learning_rate(double lr);
+  // Data-parallel training: each update first replaces the gradients by
+  // their mean over the communicator's ranks (before the hook sees them).
+  // Every rank must then run the same steps; nullptr trains alone.
+  void set_data_parallel(std::shared_ptr<distributed::Communicator> communicator);
+  // Multiplies the losses before their backward passes from the next step
+  // on (a rank's share of the global batch, see distributed/gradient_average.h).
+  void set_loss_scale(double scale);
   // Replaces the hook (an empty function removes it).
   void set_before_update(BeforeUpdate hook) { before_update_ = std::move(hook); }
 
@@ -70,6 +78,8 @@ class Pix2Pix {
   bool timing_ = false;
   PhaseTimes phase_times_;
   BeforeUpdate before_update_;
+  std::unique_ptr<distributed::GradientAverage> average_gradients_;
+  double loss_scale_ = 1;
 };
 
 }  // namespace pixgrad::models

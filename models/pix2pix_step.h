@@ -61,7 +61,12 @@ struct StepContext {
   std::function<void(Network network)> update;
   PhaseTimes* phase_times = nullptr;  // where the phases go; nullptr when timing is off
   Device device;
+  // What each loss is multiplied by before its backward pass (the losses
+  // reported are not): a data-parallel rank's share of the global batch.
+  double loss_scale = 1;
 
+  // The loss whose backward pass the step runs: loss * loss_scale.
+  Tensor scaled(const Tensor& loss) const;
   // lambda_adv * adversarial + lambda_L1 * l1
   Tensor weighted_generator_loss(const Tensor& adversarial, const Tensor& l1) const;
   // The losses and both optimisers' non-finite-gradient flags, read back to

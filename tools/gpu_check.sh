@@ -18,6 +18,9 @@
 #                tolerances, the staged copies (fixtures found from this tree)
 #   cuda_tests   the CUDA suite on fresh random inputs (Catch's --rng-seed
 #                time; the seed is printed so that a failure can be replayed)
+#   nccl         the NCCL communicator in a world of one rank (MPI started
+#                without mpirun): CUDA tensors all-reduced through NCCL;
+#                skipped, and said so, when the build has no NCCL
 #   memcheck     compute-sanitizer memcheck, then racecheck, on the small
 #   racecheck      convolutions (our kernels), reductions, unaligned arrays
 #   bench_kernels  bench_kernels --quick on the GPU (each record names the
@@ -100,6 +103,7 @@ finish() {
 plan=(
   "cpu_tests 30 1"
   "cuda_tests 110 1"
+  "nccl 10 1"
   "memcheck 40 1"
   "racecheck 30 1"
   "bench_kernels 50 1"
@@ -343,11 +347,16 @@ check_filter() {
 readonly cpu_filter="[parity],[compare],[staging]"
 readonly memcheck_filter="[small],[reduction],[unaligned]"
 readonly racecheck_filter="[small],[reduction]"
+readonly nccl_filter="[nccl]"
+# has_nccl BINARY: the CUDA suite holds the NCCL test that needs a GPU (only
+# a build with NCCL compiles it).
+has_nccl() { [ "$("$1" "[nccl_gpu]" --list-test-names-only 2>/dev/null | grep -c .)" -gt 0 ]; }
 
 section "test filters"
 check_filter "$bin/pixgrad_tests" "$cpu_filter"
 check_filter "$bin/pixgrad_cuda_tests" "$memcheck_filter"
 check_filter "$bin/pixgrad_cuda_tests" "$racecheck_filter"
+check_filter "$bin/pixgrad_cuda_tests" "$nccl_filter"
 
 section "carried CPU tests: parity with PyTorch, comparison tolerances, staged copies"
 # Run from the tree's root: the tests find tests/fixtures from here.
@@ -451,6 +460,7 @@ PY
   rm -rf "$train_folder"
   [ -n "$sanitizer" ] || echo "note: compute-sanitizer is not here; on the GPU machine, its steps need it"
   [ "$have_torch" = 1 ] || echo "note: PyTorch is not importable here; on the GPU machine, its steps need it"
+  has_nccl "$bin/pixgrad_cuda_tests" || echo "note: this build has no NCCL; on the GPU machine, the nccl step is skipped"
   finish
 fi
 
@@ -459,6 +469,14 @@ fi
 section "CUDA tests"
 run_step cuda_tests "$bin/pixgrad_cuda_tests" --rng-seed time --durations yes
 judge "CUDA tests" $?
+
+section "NCCL: a world of one rank all-reduces CUDA tensors"
+if has_nccl "$bin/pixgrad_cuda_tests"; then
+  run_step nccl "$bin/pixgrad_cuda_tests" "$nccl_filter" --durations yes
+  judge "NCCL test" $?
+else
+  echo "skipped: this build has no NCCL (it needs MPI and NCCL when it is configured)"
+fi
 
 section "compute-sanitizer (our convolution kernels only: cuDNN's timed search would take the time)"
 # sanitize NAME TOOL FILTER: 86 is the sanitizer's own finding; a tool that

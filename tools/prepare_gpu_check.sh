@@ -44,7 +44,10 @@ readonly kMaxTotalMiB=56
 build="$from_build"
 if [ -z "$build" ]; then
   build=build-gpu-carry
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPIXGRAD_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90
+  # Without MPI: the GPU machine may lack Open MPI's libraries, which every
+  # binary would then fail to load (its NCCL step reports itself skipped).
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPIXGRAD_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DPIXGRAD_MPI=OFF
   cmake --build "$build" -j"$(nproc)"
 fi
 binaries=("$build/tests/pixgrad_tests" "$build/tests/pixgrad_cuda_tests" "$build/apps/train_pix2pix"

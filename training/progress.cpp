@@ -25,7 +25,7 @@ ProgressBar::ProgressBar(int64_t total, int64_t start, int64_t line_every, std::
       start_(start),
       line_every_(std::max<int64_t>(line_every, 1)),
       out_(out),
-      terminal_(isatty(fileno(out)) != 0),
+      terminal_(out != nullptr && isatty(fileno(out)) != 0),
       began_(std::chrono::steady_clock::now()),
       last_draw_(began_),
       done_(start) {}
@@ -51,6 +51,7 @@ std::string ProgressBar::render(int64_t done, const std::string& status) const {
 
 void ProgressBar::update(int64_t done, const std::string& status) {
   done_ = done;
+  if (out_ == nullptr) return;
   const auto now = std::chrono::steady_clock::now();
   if (terminal_) {
     if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
@@ -64,6 +65,7 @@ void ProgressBar::update(int64_t done, const std::string& status) {
 }
 
 void ProgressBar::finish() {
+  if (out_ == nullptr) return;
   if (terminal_ && drawn_) std::fprintf(out_, "\n");
   drawn_ = false;
   std::fflush(out_);

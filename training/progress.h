@@ -12,6 +12,7 @@ namespace pixgrad::training {
 
 class ProgressBar {
  public:
+  // `out` nullptr draws nothing (but still keeps the rate).
   ProgressBar(int64_t total, int64_t start, int64_t line_every, std::FILE* out = stdout);
   // `done` steps completed; `status` is appended (e.g. "G 12.3 D 0.69").
   void update(int64_t done, const std::string& status);

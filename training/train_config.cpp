@@ -29,13 +29,13 @@ int64_t TrainConfig::output_channels() const { return output_nc; }
 #define PIXGRAD_TRAINING_FIELDS(X)                                                                       \
   X(format) X(direction) X(train_split) X(preprocess) X(load_size) X(crop_size) X(no_flip) X(input_nc)   \
   X(output_nc) X(preset) X(ngf) X(ndf) X(num_downs) X(n_layers) X(discriminator) X(norm) X(no_dropout) \
-  X(gan_mode) X(batch_size) X(schedule) X(lr) X(beta1) X(lambda_l1) X(seed) X(init_from)
+  X(gan_mode) X(sync_bn) X(batch_size) X(world_size) X(schedule) X(lr) X(beta1) X(lambda_l1) X(seed) X(init_from)
 // ... and those that only steer the run, which a resumed run may change
 // (a longer run, as the reference's --epoch_count continues one, moves the
 // linear decay with it: see decay_epochs).
 #define PIXGRAD_RUN_FIELDS(X)                                                                       \
   X(dataset) X(test_split) X(workers) X(epochs) X(decay_epochs) X(max_iterations) X(device) X(conv_impl) \
-  X(tf32) X(output) X(log_interval) X(snapshot_interval) X(eval_interval) X(preview_count)              \
+  X(tf32) X(dist_timeout) X(output) X(log_interval) X(snapshot_interval) X(eval_interval) X(preview_count)              \
   X(save_epoch_freq) X(keep_checkpoints)
 #define PIXGRAD_CONFIG_FIELDS(X) PIXGRAD_TRAINING_FIELDS(X) PIXGRAD_RUN_FIELDS(X)
 
@@ -167,6 +167,12 @@ void validate(const TrainConfig& c) {
     PIXGRAD_CHECK(!split.empty() && split != "." && split != ".." && split.find('/') == std::string::npos, option,
                   " must name a folder inside the dataset, not '", io::printable(split), "'");
   PIXGRAD_CHECK(c.batch_size >= 1 && c.batch_size <= 4096, "--batch-size must be in 1..4096, got ", c.batch_size);
+  PIXGRAD_CHECK(c.world_size >= 1 && c.world_size <= 65536, "the run's world size must be in 1..65536, got ",
+                c.world_size);
+  PIXGRAD_CHECK(!c.sync_bn || c.norm == "batch", "--sync-bn synchronises batch norm, but --norm is ",
+                io::printable(c.norm));
+  PIXGRAD_CHECK(std::isfinite(c.dist_timeout) && c.dist_timeout > 0 && c.dist_timeout <= 1e6,
+                "--dist-timeout must be in (0, 1e6] seconds, got ", c.dist_timeout);
   PIXGRAD_CHECK(c.epochs >= 1 && c.epochs <= 1000000, "--epochs must be in 1..1000000, got ", c.epochs);
   PIXGRAD_CHECK(c.decay_epochs >= -1 && c.decay_epochs <= c.epochs, "--decay-epochs must be -1 (half of --epochs) or in 0..",
                 c.epochs, ", got ", c.decay_epochs);

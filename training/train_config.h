@@ -36,8 +36,10 @@ struct TrainConfig {
   std::string norm = "batch";
   bool no_dropout = false;
   std::string gan_mode = "vanilla";  // vanilla | lsgan | hinge | wgangp (models/gan.h)
+  bool sync_bn = false;              // data parallel: batch-norm statistics over every rank's batch
   // optimisation
-  int batch_size = 1;
+  int batch_size = 1;                // per rank (process) of a data-parallel run
+  int world_size = 1;                // ranks of the run (set from the launch, not an option)
   int epochs = 200;
   int decay_epochs = -1;             // linear schedule: epochs of decay at the end (-1: half of epochs)
   std::string schedule = "";         // linear | constant ("" = the preset's: paper linear, chainer constant)
@@ -51,6 +53,7 @@ struct TrainConfig {
   std::string device = "auto";
   std::string conv_impl;             // CUDA convolutions: handwritten | cudnn | cublas ("" = default)
   bool tf32 = false;                 // let cuDNN/cuBLAS convolutions use TF32 tensor cores
+  double dist_timeout = 600;         // data parallel: seconds a rank waits for the others before the run stops
   std::string output = "out";
   int64_t log_interval = 100;        // iterations per log.jsonl record and console report
   int64_t snapshot_interval = 1000;  // iterations per checkpoint, preview grid and loss plot

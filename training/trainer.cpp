@@ -6,6 +6,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 
@@ -15,6 +16,10 @@
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/file_io.h>
 #include <pixgrad/core/generator.h>
+#include <pixgrad/core/cuda_info.h>
+#include <pixgrad/distributed/mpi_communicator.h>
+#include <pixgrad/distributed/nccl_communicator.h>
+#include <pixgrad/layers/sync_batch_norm.h>
 #include <pixgrad/optim/schedule.h>
 #include <pixgrad/data/loader.h>
 #include <pixgrad/training/html_report.h>
@@ -129,6 +134,12 @@ void check_resumable(const std::string& path, const std::map<std::string, Tensor
   }
 }
 
+// Each rank's dropout stream: rank 0's is the single-process one, so that a
+// world of one trains exactly as before; the others are far from it.
+uint64_t rank_stream(uint64_t rank0_seed, int rank) {
+  return rank0_seed + static_cast<uint64_t>(rank) * 0x9E3779B97F4A7C15ull;
+}
+
 bool all_finite(const std::map<std::string, Tensor>& tensors) {
   for (const auto& [name, tensor] : tensors)
     for (const double v : tensor.to_double_vector())
@@ -153,6 +164,8 @@ OutputFiles::OutputFiles(const std::string& folder) {
 
 struct Trainer::Impl {
   TrainConfig config;
+  std::shared_ptr<distributed::Communicator> world;
+  bool root = true;  // rank 0, the one that writes
   OutputFiles files;
   bool resumed = false;
   Device device;
@@ -172,8 +185,11 @@ struct Trainer::Impl {
   // claiming the folder comes last, and nothing is written into it before
   // the first step has completed.
   Impl(const TrainConfig& requested, const std::string& resume, const std::set<std::string>& explicit_fields,
-       bool overwrite)
-      : config(requested), files(requested.output) {
+       bool overwrite, std::shared_ptr<distributed::Communicator> ranks)
+      : config(requested),
+        world(ranks ? std::move(ranks) : distributed::single_process()),
+        root(world->is_root()),
+        files(requested.output) {
     std::optional<Checkpoint> checkpoint;
     PIXGRAD_CHECK(resume.empty() || !explicit_fields.count("init_from"), "--init-from starts a new run and --resume "
                   "continues one: give one of them");
@@ -183,7 +199,11 @@ struct Trainer::Impl {
       // Where this run writes comes from this command line, never from the checkpoint.
       config.output = explicit_fields.count("output") ? requested.output : folder_of(resume);
       resumed = true;
+      PIXGRAD_CHECK(config.world_size == world->size(), "checkpoint '", io::printable(resume), "': it was trained "
+                    "on ", config.world_size, " rank(s), this run has ", world->size(), "; resume it with as many "
+                    "ranks, or start a new run from its weights with --init-from");
     }
+    config.world_size = world->size();
     validate(config);
     if (!resumed && !config.dataset.empty()) {
       // Stored as an absolute path, so that a resume from another directory finds it.
@@ -196,6 +216,7 @@ struct Trainer::Impl {
            "' is not there: give --dataset");
     check_output_outside_dataset(config);
     device = Device::parse(config.device);
+    if (device.is_cuda() && world->size() > 1) use_gpu_of_this_rank();
     select_conv_impl(config.conv_impl);
     select_tf32(config.tf32);
     train_set = make_dataset(config, config.train_split, true);
@@ -209,8 +230,13 @@ struct Trainer::Impl {
                   " must be a multiple of ", multiple, " for a U-Net with ", model->options().generator.num_downs,
                   " downsamplings");
     model->to(device);
-    // Dropout draws from the default generator, on a stream of its own.
-    default_generator().set_state(config.seed ^ 0x5DEECE66Dull, 0);
+    if (config.sync_bn) {
+      nn::synchronize_batch_norm(model->generator(), world);
+      nn::synchronize_batch_norm(model->discriminator(), world);
+    }
+    if (world->size() > 1) model->set_data_parallel(world);
+    // Dropout draws from the default generator, on a stream of its own (one per rank).
+    default_generator().set_state(rank_stream(config.seed ^ 0x5DEECE66Dull, world->rank()), 0);
     if (checkpoint) {
       PIXGRAD_CHECK(holds_training_state(*checkpoint), "checkpoint '", io::printable(resume),
                     "': it holds the generator alone (a history checkpoint), not a state to resume; resume from "
@@ -223,7 +249,7 @@ struct Trainer::Impl {
       PIXGRAD_CHECK(begun <= config.epochs, "checkpoint '", io::printable(resume), "': the run has begun ", begun,
                     " epochs, more than --epochs ", config.epochs, "; give --epochs ", begun,
                     " or more to continue it");
-      default_generator().set_state(state.rng_seed, state.rng_offset);
+      default_generator().set_state(rank_stream(state.rng_seed, world->rank()), state.rng_offset);
     } else if (!config.init_from.empty()) {
       initialise_from(config.init_from);
     }
@@ -234,6 +260,7 @@ struct Trainer::Impl {
       schedule = std::make_unique<optim::LinearDecaySchedule>(config.epochs - decay, decay);
     }
     check_model_fits();
+    if (!root) return;  // the output folder is rank 0's
 
     // Continuing the folder's own run means resuming its own checkpoint file;
     // any other checkpoint resumed there would replace that run.
@@ -250,6 +277,18 @@ struct Trainer::Impl {
     if (folder->replaces_a_run())
       std::printf("--overwrite: this run replaces the run in '%s' (its log is kept, above this run's)\n",
                   io::printable(config.output).c_str());
+  }
+
+  // A CUDA rank trains on its machine's GPU number local_rank; its
+  // gradients go through NCCL where the build has it, else through the host.
+  void use_gpu_of_this_rank() {
+    std::string reason;
+    device = distributed::nccl_rank_device(device, world->local_rank(), cuda_device_count(&reason));
+    const auto mpi = std::dynamic_pointer_cast<distributed::MpiCommunicator>(world);
+    if (mpi && distributed::built_with_nccl())
+      world = distributed::make_nccl_communicator(mpi, device);
+    else if (root)
+      std::printf("note: this build has no NCCL: the CUDA ranks' gradients go through the host and MPI\n");
   }
 
   double learning_rate(int64_t epoch) const { return config.lr * schedule->factor(static_cast<int>(epoch)); }
@@ -274,21 +313,31 @@ struct Trainer::Impl {
   // deeper than the crop, batch norm over a single value) fail now, with the
   // options named, rather than at the first step.
   // Batches come in the full size and, when the split does not divide
-  // evenly, one smaller last one; previews and evaluation run G on one image.
+  // evenly, one smaller last one (on several ranks, a rank's share of it may
+  // be one larger or smaller); previews and evaluation run G on one image.
   void check_model_fits() {
-    const int64_t full = config.batch_size;
-    const int64_t last = static_cast<int64_t>(train_set->size()) % full;
     const Shape train_shape = first_example_shape(*train_set);
     without_side_effects([&] {
       NoGradGuard no_grad;
       model->generator().train();
       model->discriminator().train();
-      for (const int64_t batch : {full, last}) {
-        if (batch > 0) fits(batch, train_shape, true);
-      }
+      for (const int64_t batch : rank_batch_sizes()) fits(batch, train_shape, true);
       if ((config.preview_count > 0 || config.eval_interval > 0) && test_set->size() > 0)
         fits(1, test_set->get(0, config.seed).input.shape(), false);  // test images keep their shape
     });
+  }
+
+  // The sizes of this rank's batches over an epoch (see data/loader.h).
+  std::set<int64_t> rank_batch_sizes() const {
+    std::set<int64_t> sizes;
+    const int ranks = world->size();
+    for (const size_t global : data::global_batch_sizes(train_set->size(), static_cast<size_t>(config.batch_size),
+                                                        ranks, false)) {
+      const size_t base = global / static_cast<size_t>(ranks), extra = global % static_cast<size_t>(ranks);
+      if (world->rank() < static_cast<int>(extra)) sizes.insert(static_cast<int64_t>(base + 1));
+      else if (base > 0) sizes.insert(static_cast<int64_t>(base));
+    }
+    return sizes;
   }
 
   // [C, H, W] of a dataset's first example: every example's with a fixed
@@ -343,7 +392,7 @@ struct Trainer::Impl {
   // The first write of this invocation: the event that tells a reader of
   // the log where this run's records begin.
   void ensure_started() {
-    if (started) return;
+    if (started || !root) return;
     started = true;
     // A run that replaces another (--overwrite) starts the log afresh, resumed or not.
     const bool starts = !resumed || folder->replaces_a_run();
@@ -469,19 +518,30 @@ struct Trainer::Impl {
     return text;
   }
 
+  // Every rank calls it at the same iterations; rank 0 writes, and every
+  // rank learns whether the state it wrote was finite.
   bool snapshot(const std::string& status = "") {
-    if (!save()) return false;
-    write_preview();
-    write_loss_plot();
-    write_page(status.empty() ? "running: " + progress_status() : status);
-    return true;
+    bool finite = true;
+    if (root && (finite = save())) {
+      write_preview();
+      write_loss_plot();
+      write_page(status.empty() ? "running: " + progress_status() : status);
+    }
+    return all_ranks_agree(finite, "the snapshot's verdict");
+  }
+
+  // Whether `ok` holds on every rank (one collective; true alone).
+  bool all_ranks_agree(bool ok, const std::string& what) {
+    std::vector<double> failed = {ok ? 0.0 : 1.0};
+    world->all_reduce(failed, distributed::ReduceOp::Sum, what);
+    return failed[0] == 0;
   }
 
   // At the end of every --save-epoch-freq-th epoch: the generator (what
   // translation and fine-tuning need) into checkpoints/, and the oldest
   // beyond --keep-checkpoints removed.
   void save_history(int64_t completed_epochs) {
-    if (config.save_epoch_freq == 0 || completed_epochs % config.save_epoch_freq != 0) return;
+    if (!root || config.save_epoch_freq == 0 || completed_epochs % config.save_epoch_freq != 0) return;
     std::map<std::string, Tensor> generator;
     for (auto& [name, tensor] : model->generator().state_dict()) generator.emplace("G." + name, tensor);
     if (!all_finite(generator)) return;  // the next step's check reports the divergence
@@ -496,6 +556,7 @@ struct Trainer::Impl {
   }
 
   void evaluate() {
+    if (!root) return;
     double l1 = 0, peak = 0, structure = 0;
     size_t count = 0;
     without_side_effects([&] {
@@ -517,16 +578,17 @@ struct Trainer::Impl {
 
   void log_training(LossMeans& means) {
     const double n = static_cast<double>(means.count);
-    log->write({{"iteration", state.iteration},
-                {"epoch", state.epoch},
-                {"loss_G", means.sum.g_total / n},
-                {"loss_G_adv", means.sum.g_adv / n},
-                {"loss_L1", means.sum.g_l1 / n},
-                {"loss_D", means.sum.d_total / n},
-                {"loss_D_real", means.sum.d_real / n},
-                {"loss_D_fake", means.sum.d_fake / n},
-                {"lr", learning_rate(state.epoch)},
-                {"seconds_per_iteration", means.seconds / n}});
+    if (root)
+      log->write({{"iteration", state.iteration},
+                  {"epoch", state.epoch},
+                  {"loss_G", means.sum.g_total / n},
+                  {"loss_G_adv", means.sum.g_adv / n},
+                  {"loss_L1", means.sum.g_l1 / n},
+                  {"loss_D", means.sum.d_total / n},
+                  {"loss_D_real", means.sum.d_real / n},
+                  {"loss_D_fake", means.sum.d_fake / n},
+                  {"lr", learning_rate(state.epoch)},
+                  {"seconds_per_iteration", means.seconds / n}});
     means = LossMeans();
   }
 
@@ -534,6 +596,11 @@ struct Trainer::Impl {
   // diverged state is written aside for diagnosis; the last good checkpoint
   // stays as it is.
   RunSummary diverge(const std::string& what, RunSummary summary) {
+    summary.iterations = state.iteration;
+    summary.trained = state.iteration - start_iteration;
+    summary.diverged = true;
+    summary.output = config.output;
+    if (!root) return summary;
     ensure_started();
     write_checkpoint(files.diverged);
     log->write({{"event", "diverged"}, {"iteration", state.iteration}, {"epoch", state.epoch}, {"detail", what}});
@@ -541,11 +608,37 @@ struct Trainer::Impl {
                 static_cast<long long>(state.epoch), what.c_str());
     std::printf("the state after that step is in '%s'; %s\n", io::printable(files.diverged).c_str(),
                 saved_iteration >= 0 || resumed ? "the last good checkpoint is kept" : "no checkpoint was written");
-    summary.iterations = state.iteration;
-    summary.trained = state.iteration - start_iteration;
-    summary.diverged = true;
-    summary.output = config.output;
     return summary;
+  }
+
+  // Prints on rank 0 only: the other ranks' lines would repeat it.
+  template <typename... Args>
+  void say(const char* format, Args... args) const {
+    if (root) std::printf(format, args...);
+  }
+
+  // The step's losses over the global batch (each rank's weighted by its
+  // share), and whether any rank was asked to stop: one collective, so that
+  // every rank decides alike whether the run diverged or stops. The ranks'
+  // dropout streams are also brought to the same offset, which a resumed
+  // run restores from rank 0's.
+  models::StepLosses combine_ranks(const models::StepLosses& local, double share, bool& stop) {
+    if (world->size() == 1) {
+      stop = stop_requested;
+      return local;
+    }
+    std::vector<double> sums = {share * local.g_total, share * local.g_adv,  share * local.g_l1,
+                                share * local.d_total, share * local.d_real, share * local.d_fake,
+                                local.g_gradients_finite ? 0.0 : 1.0, local.d_gradients_finite ? 0.0 : 1.0,
+                                stop_requested ? 1.0 : 0.0, static_cast<double>(default_generator().offset())};
+    // The offset is exact in a double up to 2^53 blocks; the ranks' differ by a batch's draws at most.
+    std::vector<double> offset = {sums.back()};
+    sums.pop_back();
+    world->all_reduce(sums, distributed::ReduceOp::Sum, "the step's losses");
+    world->all_reduce(offset, distributed::ReduceOp::Max, "the dropout streams' offsets");
+    default_generator().set_state(default_generator().seed(), static_cast<uint64_t>(offset[0]));
+    stop = sums[8] > 0;
+    return models::StepLosses{sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], sums[6] == 0, sums[7] == 0};
   }
 
   RunSummary run() {
@@ -553,6 +646,8 @@ struct Trainer::Impl {
     loader_options.batch_size = static_cast<size_t>(config.batch_size);
     loader_options.seed = config.seed;
     loader_options.num_workers = config.workers;
+    loader_options.rank = world->rank();
+    loader_options.world_size = world->size();
     data::DataLoader loader(train_set, loader_options);
     per_epoch = static_cast<int64_t>(loader.batches_per_epoch());
     PIXGRAD_CHECK(per_epoch > 0, "dataset '", io::printable(config.dataset), "': split '",
@@ -567,44 +662,46 @@ struct Trainer::Impl {
 
     RunSummary summary;
     summary.output = config.output;
-    std::printf("pix2pix: preset %s, %s on %s, %zu training pairs, batch %d, %lld iterations (%d epochs)\n",
-                config.preset.c_str(), io::printable(config.dataset).c_str(), device.str().c_str(),
-                train_set->size(), config.batch_size, static_cast<long long>(total), config.epochs);
+    say("pix2pix: preset %s, %s on %s, %zu training pairs, batch %d, %lld iterations (%d epochs)\n",
+        config.preset.c_str(), io::printable(config.dataset).c_str(), device.str().c_str(), train_set->size(),
+        config.batch_size * world->size(), static_cast<long long>(total), config.epochs);
+    if (world->size() > 1)
+      say("data parallel: %d ranks (%s) x batch %d, %s batch norm\n", world->size(), world->backend().c_str(),
+          config.batch_size, config.norm != "batch" ? "no" : config.sync_bn ? "synchronised" : "per-rank");
     if (state.iteration > 0)
-      std::printf("resuming at iteration %lld (epoch %lld of %d, batch %lld)\n",
-                  static_cast<long long>(state.iteration), static_cast<long long>(state.epoch + 1), config.epochs,
-                  static_cast<long long>(state.batches_done));
+      say("resuming at iteration %lld (epoch %lld of %d, batch %lld)\n", static_cast<long long>(state.iteration),
+          static_cast<long long>(state.epoch + 1), config.epochs, static_cast<long long>(state.batches_done));
     if (state.iteration >= total) {
-      std::printf("nothing to do: the run is at iteration %lld of %lld%s\n", static_cast<long long>(state.iteration),
-                  static_cast<long long>(total),
-                  config.max_iterations > 0 ? " (its --max-iterations; give a larger one, or 0 for all epochs)" : "");
+      say("nothing to do: the run is at iteration %lld of %lld%s\n", static_cast<long long>(state.iteration),
+          static_cast<long long>(total),
+          config.max_iterations > 0 ? " (its --max-iterations; give a larger one, or 0 for all epochs)" : "");
       summary.iterations = state.iteration;
       return summary;
     }
 
     if (learning_rate(state.epoch) == 0)
-      std::printf("note: the linear schedule gives epoch %lld of %d a learning rate of 0 (as the reference's, the "
-                  "last epoch of the decay runs at 0); nothing is learnt then: give more --epochs or --schedule "
-                  "constant\n", static_cast<long long>(state.epoch + 1), config.epochs);
+      say("note: the linear schedule gives epoch %lld of %d a learning rate of 0 (as the reference's, the "
+          "last epoch of the decay runs at 0); nothing is learnt then: give more --epochs or --schedule "
+          "constant\n", static_cast<long long>(state.epoch + 1), config.epochs);
     const StopHandlers stop_handlers;
-    ProgressBar progress(total, state.iteration, config.log_interval);
+    ProgressBar progress(total, state.iteration, config.log_interval, root ? stdout : nullptr);
     LossMeans means;
     bool in_step = false;
+    bool stop = false;  // agreed by every rank after each step
     const int64_t first_iteration = state.iteration;
     try {
       for (; state.epoch < config.epochs; ++state.epoch, state.batches_done = 0) {
         model->set_learning_rate(learning_rate(state.epoch));
         loader.start_epoch(static_cast<uint64_t>(state.epoch), static_cast<size_t>(state.batches_done));
         while (state.iteration < total) {
-          if (stop_requested) {
+          if (world->size() == 1 ? stop_requested.load() : stop) {
             progress.finish();
-            std::printf("interrupted: saving a checkpoint at iteration %lld\n",
-                        static_cast<long long>(state.iteration));
+            say("interrupted: saving a checkpoint at iteration %lld\n", static_cast<long long>(state.iteration));
             if (state.iteration > first_iteration) {
               if (means.count > 0) log_training(means);
               if (!snapshot("stopped: " + progress_status()))
                 return diverge("the parameters are no longer finite", summary);
-              log->write({{"event", "stopped"}, {"iteration", state.iteration}});
+              if (root) log->write({{"event", "stopped"}, {"iteration", state.iteration}});
             }
             summary.iterations = state.iteration;
             summary.trained = state.iteration - first_iteration;
@@ -614,8 +711,12 @@ struct Trainer::Impl {
           const auto started_at = std::chrono::steady_clock::now();
           std::optional<data::Batch> batch = loader.next();
           if (!batch) break;
+          const int64_t images = batch->input.size(0);
+          const double share = static_cast<double>(images) / static_cast<double>(batch->global_samples);
+          model->set_loss_scale(share * world->size());
           in_step = true;
-          const models::StepLosses latest = model->train_step(batch->input.to(device), batch->target.to(device));
+          const models::StepLosses latest =
+              combine_ranks(model->train_step(batch->input.to(device), batch->target.to(device)), share, stop);
           in_step = false;
           ++state.iteration;
           ++state.batches_done;
@@ -624,12 +725,16 @@ struct Trainer::Impl {
             return diverge(latest.describe_nonfinite(), summary);
           }
           ensure_started();
-          means.add(latest, std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count());
+          const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count();
+          means.add(latest, seconds);
 
-          char status[128];
+          char status[160];
           std::snprintf(status, sizeof status, "epoch %lld/%d  G %.3f (L1 %.4f)  D %.4f",
                         static_cast<long long>(state.epoch + 1), config.epochs, latest.g_total, latest.g_l1,
                         latest.d_total);
+          if (world->size() > 1)  // the whole run's throughput, every rank's images
+            std::snprintf(status + std::strlen(status), sizeof status - std::strlen(status), "  %.1f img/s",
+                          static_cast<double>(batch->global_samples) / std::max(seconds, 1e-9));
           progress.update(state.iteration, status);
           if (state.iteration % config.log_interval == 0) log_training(means);
           if (config.eval_interval > 0 && state.iteration % config.eval_interval == 0) evaluate();
@@ -658,6 +763,7 @@ struct Trainer::Impl {
   // saved if the model is between two steps; an error inside a step leaves
   // the model half updated, so the last checkpoint is what is kept.
   void save_after_error(const std::exception& error, bool in_step, int64_t first_iteration) {
+    if (!root) return;
     const bool unsaved = state.iteration > std::max(saved_iteration, first_iteration);
     // The checkpoint first: a log that cannot be written must not cost the steps.
     try {
@@ -681,8 +787,8 @@ struct Trainer::Impl {
 };
 
 Trainer::Trainer(TrainConfig config, const std::string& resume, const std::set<std::string>& explicit_fields,
-                 bool overwrite)
-    : impl_(std::make_unique<Impl>(config, resume, explicit_fields, overwrite)) {}
+                 bool overwrite, std::shared_ptr<distributed::Communicator> world)
+    : impl_(std::make_unique<Impl>(config, resume, explicit_fields, overwrite, std::move(world))) {}
 Trainer::~Trainer() = default;
 RunSummary Trainer::run() { return impl_->run(); }
 models::Pix2Pix& Trainer::model() { return *impl_->model; }

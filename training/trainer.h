@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <pixgrad/distributed/communicator.h>
 #include <pixgrad/models/pix2pix.h>
 #include <pixgrad/training/checkpoint.h>
 #include <pixgrad/training/train_config.h>
@@ -47,8 +48,17 @@ class Trainer {
   // the checkpoint's own folder. A folder holding another run is refused
   // unless `overwrite` (see run_folder.h). Nothing is written until the first
   // step has completed.
+  //
+  // Data parallel: with a `world` of several ranks (distributed::join_world),
+  // every rank constructs a Trainer with the same arguments and runs it.
+  // Each rank trains on its own share of every batch (config.batch_size
+  // images each), the gradients are averaged before every update, and the
+  // losses reported are those of the whole global batch. Rank 0 alone
+  // claims and writes the output folder (checkpoints, log, previews,
+  // evaluation); every rank reads the checkpoint it resumes from, which
+  // must come from a run with as many ranks.
   Trainer(TrainConfig config, const std::string& resume = "", const std::set<std::string>& explicit_fields = {},
-          bool overwrite = false);
+          bool overwrite = false, std::shared_ptr<distributed::Communicator> world = nullptr);
   ~Trainer();
   // Trains; while it runs, Ctrl-C (SIGINT) and SIGTERM save a checkpoint and
   // stop after the current step. A non-finite loss or gradient stops the run

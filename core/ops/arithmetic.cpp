@@ -100,6 +100,14 @@ void add_(const Tensor& destination, const Tensor& source) {
   });
 }
 
+void mul_(const Tensor& destination, double value) {
+  check_nonempty("mul_", destination);
+  run_kernel("mul_", destination, [&](auto on, auto zero) {
+    using T = decltype(zero);
+    scalar_forward(on, BinaryOp::Mul, destination.data<T>(), value, destination.data<T>(), destination.numel());
+  });
+}
+
 void fill_(const Tensor& destination, double value) {
   PIXGRAD_CHECK(destination.defined(), "fill_: undefined tensor");
   const int64_t n = destination.numel();

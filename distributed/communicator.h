@@ -1,0 +1,54 @@
+// Collectives among the processes of one training run. Each process is a
+// rank; rank 0 is the one that writes files. A Communicator is what a rank
+// uses to combine its numbers with the others':
+//   - MpiCommunicator (distributed/mpi_communicator.h): processes started by
+//     mpirun or srun, CPU tensors (CUDA tensors are staged through the host);
+//   - NcclCommunicator (distributed/nccl_communicator.h): CUDA tensors, its
+//     NCCL communicator set up through MPI;
+//   - single_process(): a world of one, where every collective is the
+//     identity, so that code written for N ranks runs unchanged in one.
+// Every rank must call the same collectives in the same order with tensors
+// of the same shapes; a collective that waits longer than the timeout for
+// the others stops the run with a message naming the ranks that did not
+// arrive (see CollectiveTimeout).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <pixgrad/core/tensor.h>
+
+namespace pixgrad::distributed {
+
+enum class ReduceOp { Sum, Max };
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // The rank among the processes on this machine: which GPU a CUDA rank uses.
+  virtual int local_rank() const = 0;
+  // "single", "mpi" or "nccl": for messages and logs.
+  virtual std::string backend() const = 0;
+  // Combines `tensor` element-wise across ranks, in place, and leaves the
+  // result on every rank. Float32 or float64; a backend names the devices it
+  // takes. `what` names the collective in a timeout message ("G's gradients").
+  virtual void all_reduce(Tensor& tensor, ReduceOp op, const std::string& what) = 0;
+  // The same for a few host numbers (losses, flags); every backend takes them.
+  virtual void all_reduce(std::vector<double>& values, ReduceOp op, const std::string& what) = 0;
+  // Waits until every rank has called it.
+  virtual void barrier(const std::string& what) = 0;
+  // Ends every rank of the run at once, with `exit_code`: what a rank does
+  // after an error that the others cannot know of (they would otherwise wait
+  // for it in their next collective until the timeout).
+  [[noreturn]] virtual void abort(int exit_code);
+
+  bool is_root() const { return rank() == 0; }
+};
+
+// A world of one.
+std::shared_ptr<Communicator> single_process();
+
+}  // namespace pixgrad::distributed

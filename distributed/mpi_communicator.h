@@ -1,0 +1,72 @@
+// The ranks of a run that mpirun or srun started: MPI for process start-up
+// and for collectives on CPU tensors and host numbers.
+//
+// Why the collectives take the long way round. MPI_Allreduce may add the
+// ranks' numbers in a different order on each rank (recursive doubling
+// does), and replicas whose gradients differ in the last bit drift apart.
+// A reduce-scatter (each slice summed on one rank) followed by an
+// all-gather hands every rank the very same bits, and for a given size and
+// world the library picks the same algorithm every time, so runs reproduce.
+//
+// Why it polls. Each collective is started non-blocking and tested until it
+// completes or the timeout passes. Every rank also tells rank 0 which
+// collective it has reached, so that rank 0, on a timeout, names the ranks
+// that never arrived; then it ends every rank (MPI_Abort). The others wait a
+// little longer than rank 0 before giving up themselves, so that the message
+// naming the ranks is the one printed.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <pixgrad/distributed/communicator.h>
+
+namespace pixgrad::distributed {
+
+struct WorldOptions {
+  // Seconds a collective waits for the other ranks before the run is
+  // stopped. Rank 0 writes snapshots and evaluates alone while the others
+  // wait, so this must exceed the longest of those.
+  double timeout_seconds = 600;
+};
+
+// How many processes the launcher started, from the environment that
+// mpirun (Open MPI, MPICH) or srun gives each; 1 when there is none.
+int launched_processes();
+
+// The ranks this process belongs to: an MpiCommunicator when the launcher
+// started several processes (MPI is initialised here and finalised when the
+// last reference goes), else single_process(). A launch of several
+// processes in a build without MPI is an error saying so.
+std::shared_ptr<Communicator> join_world(const WorldOptions& options = {});
+
+class MpiCommunicator final : public Communicator {
+ public:
+  // Initialises MPI (once per process). Use join_world().
+  explicit MpiCommunicator(const WorldOptions& options);
+  ~MpiCommunicator() override;
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+
+  int rank() const override;
+  int size() const override;
+  int local_rank() const override;
+  std::string backend() const override { return "mpi"; }
+  // CPU tensors in place; CUDA tensors through a host copy.
+  void all_reduce(Tensor& tensor, ReduceOp op, const std::string& what) override;
+  void all_reduce(std::vector<double>& values, ReduceOp op, const std::string& what) override;
+  void barrier(const std::string& what) override;
+  [[noreturn]] void abort(int exit_code) override;
+  // Copies `bytes` bytes at `data` from rank `root` to every rank (what sets
+  // up a NCCL communicator).
+  void broadcast(void* data, size_t bytes, int root, const std::string& what);
+  double timeout_seconds() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace pixgrad::distributed

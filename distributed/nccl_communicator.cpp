@@ -1,0 +1,318 @@
+#include <pixgrad/distributed/nccl_communicator.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/core/tensor.h>
+
+#if PIXGRAD_WITH_NCCL
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <pixgrad/kernels/cuda/runtime.cuh>
+#endif
+
+namespace pixgrad::distributed {
+
+// ---- what every build has: the checks made before NCCL is involved --------
+
+Device nccl_rank_device(const Device& requested, int local_rank, int device_count) {
+  PIXGRAD_CHECK(requested.is_cuda(), "distributed: NCCL runs on CUDA devices, not ", requested.str(),
+                " (the MPI communicator takes CPU ranks)");
+  PIXGRAD_CHECK(local_rank >= 0, "distributed: local rank ", local_rank, " is negative");
+  PIXGRAD_CHECK(device_count > 0, "distributed: NCCL needs a GPU, but this machine has no usable CUDA device");
+  // One GPU per rank: two ranks on one GPU would share its memory and make
+  // NCCL hang or fail, so a machine takes at most as many ranks as GPUs.
+  PIXGRAD_CHECK(local_rank < device_count, "distributed: local rank ", local_rank, " needs cuda:", local_rank,
+                " (one GPU per rank), but this machine has ", device_count, " usable GPU(s): start at most ",
+                device_count, " rank(s) per machine");
+  // "cuda" parses as cuda:0 and means "this rank's GPU"; a rank cannot be
+  // moved to another index, which would collide with another rank's GPU.
+  PIXGRAD_CHECK(requested.index() == 0 || requested.index() == local_rank, "distributed: local rank ", local_rank,
+                " runs on cuda:", local_rank, " (one GPU per rank), not ", requested.str(),
+                ": ask for \"cuda\" and choose the machine's GPUs with CUDA_VISIBLE_DEVICES");
+  return Device::cuda(local_rank);
+}
+
+void check_nccl_tensor(const Tensor& tensor, const Device& device, const std::string& what) {
+  PIXGRAD_CHECK(tensor.defined(), "distributed: ", what, ": all-reduce of an undefined tensor");
+  PIXGRAD_CHECK(tensor.is_cuda(), "distributed: ", what, ": the NCCL all-reduce takes CUDA tensors, not a ",
+                tensor.device().str(), " tensor");
+  PIXGRAD_CHECK(tensor.dtype() == DType::Float32 || tensor.dtype() == DType::Float64, "distributed: ", what,
+                ": all-reduce takes float32 or float64 tensors, not ", to_string(tensor.dtype()));
+  PIXGRAD_CHECK(tensor.device() == device, "distributed: ", what, ": the tensor is on ", tensor.device().str(),
+                " but this rank's NCCL communicator is on ", device.str());
+}
+
+#if PIXGRAD_WITH_NCCL
+
+bool built_with_nccl() { return true; }
+
+namespace {
+
+constexpr int kTimeoutExitCode = 4;  // what the MPI communicator exits with on a timeout
+
+std::string nccl_error(ncclResult_t result, ncclComm_t comm) {
+  std::string text = ncclGetErrorString(result);
+  // The last error's details (which peer, which socket), when NCCL has them.
+  const char* details = ncclGetLastError(comm);
+  if (details != nullptr && *details != '\0') text += std::string(": ") + details;
+  // Messages are one line each.
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  return text;
+}
+
+// A communicator that never blocks returns ncclInProgress while it carries
+// a call out in the background: not an error, the caller polls for the end.
+void check_nccl(ncclResult_t result, const char* call, ncclComm_t comm = nullptr) {
+  if (result == ncclSuccess || result == ncclInProgress) return;
+  fail("distributed: ", call, " failed: ", nccl_error(result, comm));
+}
+
+ncclRedOp_t nccl_op(ReduceOp op) { return op == ReduceOp::Max ? ncclMax : ncclSum; }
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Calls `busy` until it returns false (true then), or until `limit` seconds
+// have passed (false). Spins briefly, then sleeps between calls, so that a
+// rank waiting for a slow one leaves the CPU to it.
+template <typename Busy>
+bool poll(Busy busy, double limit) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int polls = 0; busy(); ++polls) {
+    if (seconds_since(start) > limit) return false;
+    if (polls > 2000) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 1000 : 50));
+  }
+  return true;
+}
+
+}  // namespace
+
+struct NcclCommunicator::State {
+  std::shared_ptr<MpiCommunicator> mpi;
+  Device device = Device::cuda(0);
+  ncclComm_t comm = nullptr;
+  cudaEvent_t done = nullptr;  // recorded after each collective, polled for its end
+
+  ~State() {
+    if (done != nullptr && cudaEventDestroy(done) != cudaSuccess) warn("cudaEventDestroy failed");
+    if (comm != nullptr) release();
+  }
+
+  // Destructors cannot throw: what goes wrong there is only reported.
+  void warn(const char* what) const noexcept {
+    std::fprintf(stderr, "pixgrad: rank %d: closing the NCCL communicator on %s: %s\n", mpi->rank(),
+                 device.str().c_str(), what);
+  }
+
+  // The others give rank 0 a head start, as with the MPI communicator, so
+  // that one message, rank 0's, is the one printed before the run stops.
+  double limit() const {
+    const double timeout = mpi->timeout_seconds();
+    return mpi->rank() == 0 ? timeout : timeout * 1.05 + 5;
+  }
+
+  // Whether NCCL is still carrying out the last call on the communicator;
+  // an asynchronous error (a peer died, a network failure) stops the run:
+  // the communicator cannot be used again, and the other ranks wait in it.
+  bool communicator_busy(const std::string& what, const char* step) {
+    ncclResult_t state = ncclSuccess;
+    check_nccl(ncclCommGetAsyncError(comm, &state), "ncclCommGetAsyncError", comm);
+    if (state == ncclInProgress) return true;
+    if (state != ncclSuccess) stop(what, step, "failed: " + nccl_error(state, comm));
+    return false;
+  }
+
+  // Whether the device is still running the work queued before `done`.
+  bool collective_running() const {
+    const cudaError_t status = cudaEventQuery(done);
+    if (status == cudaErrorNotReady) {
+      // Not an error, but the runtime may keep it as the last error, which
+      // the next kernel launch's check would then report as its own.
+      cudaGetLastError();
+      return true;
+    }
+    PIXGRAD_CUDA_CHECK(status);
+    return false;
+  }
+
+  // Waits until `busy` returns false; past the timeout, stops the run.
+  template <typename Busy>
+  void wait(Busy busy, const std::string& what, const char* step) {
+    if (!poll(busy, limit()))
+      stop(what, step,
+           "waited " + std::to_string(static_cast<long long>(limit())) +
+               " s for the other ranks: a rank never reached it (died or hung) or NCCL stalled");
+  }
+
+  // Rank 0 draws NCCL's id, MPI hands it to every rank, and every rank joins
+  // on its own GPU. The communicator never blocks, so that a rank that never
+  // joins is caught by the timeout instead of hanging the others.
+  void connect() {
+    ncclUniqueId id{};
+    if (mpi->rank() == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    mpi->broadcast(&id, sizeof id, 0, "NCCL set-up");
+    cuda_activate(device.index());  // NCCL binds the communicator to the current device
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    check_nccl(ncclCommInitRankConfig(&comm, mpi->size(), id, mpi->rank(), &config), "ncclCommInitRankConfig",
+               comm);
+    wait([&] { return communicator_busy("NCCL set-up", "ncclCommInitRankConfig"); }, "NCCL set-up",
+         "ncclCommInitRankConfig");
+    PIXGRAD_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  }
+
+  // NCCL's ring (and tree) all-reduce adds each element's values across the
+  // ranks once, in an order fixed by the communicator and the size (the same
+  // algorithm, chunking and ring every call), and then copies that sum to
+  // every rank: every rank gets the very same bits, and a run reproduces.
+  // That holds while NCCL picks the same algorithm and protocol for a size,
+  // which depends on the machine's topology and NCCL's version (NCCL_ALGO
+  // and NCCL_PROTO pin them).
+  void all_reduce(void* data, size_t count, ncclDataType_t type, ReduceOp op, const std::string& what) {
+    // On pixgrad's stream of this device: after the kernels that wrote the
+    // tensor, before any that read it.
+    cuda_activate(device.index());
+    cudaStream_t stream = pixgrad::cuda::current_stream();
+    check_nccl(ncclAllReduce(data, data, count, type, nccl_op(op), comm, stream), "ncclAllReduce", comm);
+    bool queued = false;
+    wait(
+        [&] {
+          // First NCCL queues it (in the background: the call may return
+          // before the kernel is on the stream), then the device runs it.
+          if (communicator_busy(what, "NCCL all-reduce")) return true;
+          if (!queued) {
+            PIXGRAD_CUDA_CHECK(cudaEventRecord(done, stream));
+            queued = true;
+          }
+          return collective_running();
+        },
+        what, "NCCL all-reduce");
+  }
+
+  // One line naming this rank and the collective, then every rank stops:
+  // the others wait in the collective and cannot learn of it otherwise.
+  [[noreturn]] void stop(const std::string& what, const char* step, const std::string& why) {
+    std::fprintf(stderr, "\npixgrad: rank %d: %s (%s on %s) %s; stopping every rank (the last checkpoint written is "
+                 "kept)\n", mpi->rank(), what.c_str(), step, device.str().c_str(), why.c_str());
+    std::fflush(nullptr);
+    abort_communicator();
+    mpi->abort(kTimeoutExitCode);
+  }
+
+  // Releases NCCL's resources without waiting for the other ranks.
+  void abort_communicator() {
+    if (comm == nullptr) return;
+    ncclCommAbort(comm);  // its result changes nothing: the communicator is gone either way
+    comm = nullptr;
+  }
+
+  // At the end of a run every rank gets here together: the communicator is
+  // finalised (in-flight work flushed, peers told) and destroyed. While an
+  // exception unwinds, this rank is leaving alone: waiting for the others
+  // would take the whole timeout, so the communicator is aborted instead.
+  void release() noexcept {
+    if (std::uncaught_exceptions() > 0) return abort_communicator();
+    const ncclResult_t finalize = ncclCommFinalize(comm);
+    const bool closed = (finalize == ncclSuccess || finalize == ncclInProgress) &&
+                        poll([&] { return communicator_state() == ncclInProgress; }, limit()) &&
+                        communicator_state() == ncclSuccess;
+    if (!closed) {
+      warn("ncclCommFinalize failed or did not finish in time; aborting it");
+      return abort_communicator();
+    }
+    if (ncclCommDestroy(comm) != ncclSuccess) warn("ncclCommDestroy failed");
+    comm = nullptr;
+  }
+
+  // The communicator's state, or the error of asking for it.
+  ncclResult_t communicator_state() const noexcept {
+    ncclResult_t state = ncclSuccess;
+    const ncclResult_t asked = ncclCommGetAsyncError(comm, &state);
+    return asked == ncclSuccess ? state : asked;
+  }
+};
+
+NcclCommunicator::NcclCommunicator(std::shared_ptr<MpiCommunicator> bootstrap, Device device)
+    : state_(std::make_unique<State>()) {
+  PIXGRAD_CHECK(bootstrap != nullptr, "distributed: NCCL is set up through an MPI communicator, and none was given");
+  state_->mpi = std::move(bootstrap);
+  std::string reason;
+  const int devices = cuda_device_count(&reason);
+  PIXGRAD_CHECK(devices > 0, "distributed: rank ", state_->mpi->rank(), ": NCCL needs a GPU, but CUDA finds none: ",
+                reason);
+  state_->device = nccl_rank_device(device, state_->mpi->local_rank(), devices);
+  state_->connect();
+}
+
+NcclCommunicator::~NcclCommunicator() = default;
+
+int NcclCommunicator::rank() const { return state_->mpi->rank(); }
+int NcclCommunicator::size() const { return state_->mpi->size(); }
+int NcclCommunicator::local_rank() const { return state_->mpi->local_rank(); }
+Device NcclCommunicator::device() const { return state_->device; }
+
+void NcclCommunicator::all_reduce(Tensor& tensor, ReduceOp op, const std::string& what) {
+  check_nccl_tensor(tensor, state_->device, what);
+  // Even in a world of one the call goes through NCCL: that is the path a
+  // run of several takes, and it costs a few microseconds.
+  if (tensor.numel() == 0) return;
+  const ncclDataType_t type = tensor.dtype() == DType::Float32 ? ncclFloat32 : ncclFloat64;
+  state_->all_reduce(tensor.raw_data(), static_cast<size_t>(tensor.numel()), type, op, what);
+}
+
+void NcclCommunicator::all_reduce(std::vector<double>& values, ReduceOp op, const std::string& what) {
+  state_->mpi->all_reduce(values, op, what);
+}
+
+void NcclCommunicator::barrier(const std::string& what) { state_->mpi->barrier(what); }
+
+void NcclCommunicator::abort(int exit_code) {
+  state_->abort_communicator();
+  state_->mpi->abort(exit_code);
+}
+
+std::shared_ptr<Communicator> make_nccl_communicator(std::shared_ptr<MpiCommunicator> bootstrap, Device device) {
+  return std::make_shared<NcclCommunicator>(std::move(bootstrap), device);
+}
+
+#else  // without NCCL: constructing one is an error
+
+namespace {
+
+[[noreturn]] void not_built_in() {
+  fail("distributed: pixgrad was built without NCCL, which needs the CUDA backend, MPI and NCCL when it is "
+       "configured: use the MPI communicator, or install them and rebuild");
+}
+
+}  // namespace
+
+bool built_with_nccl() { return false; }
+
+struct NcclCommunicator::State {};
+
+NcclCommunicator::NcclCommunicator(std::shared_ptr<MpiCommunicator>, Device) { not_built_in(); }
+NcclCommunicator::~NcclCommunicator() = default;
+int NcclCommunicator::rank() const { return 0; }
+int NcclCommunicator::size() const { return 1; }
+int NcclCommunicator::local_rank() const { return 0; }
+Device NcclCommunicator::device() const { return Device::cpu(); }
+void NcclCommunicator::all_reduce(Tensor&, ReduceOp, const std::string&) { not_built_in(); }
+void NcclCommunicator::all_reduce(std::vector<double>&, ReduceOp, const std::string&) { not_built_in(); }
+void NcclCommunicator::barrier(const std::string&) { not_built_in(); }
+void NcclCommunicator::abort(int exit_code) { Communicator::abort(exit_code); }
+
+std::shared_ptr<Communicator> make_nccl_communicator(std::shared_ptr<MpiCommunicator>, Device) { not_built_in(); }
+
+#endif
+
+}  // namespace pixgrad::distributed

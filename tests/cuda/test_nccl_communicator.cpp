@@ -1,0 +1,123 @@
+// The NCCL communicator: the checks it makes before NCCL is involved (the
+// device a rank takes, the tensors it refuses, the error of a build without
+// NCCL), and, where NCCL is built in, a world of one rank (this process,
+// MPI started without mpirun) that all-reduces CUDA tensors: the sum and
+// the maximum over one rank give the input back, bit for bit.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/error.h>
+#include <pixgrad/distributed/mpi_communicator.h>
+#include <pixgrad/distributed/nccl_communicator.h>
+
+#include "cuda_testing.h"
+
+using Catch::Matchers::Contains;
+using pixgrad::Device;
+using pixgrad::Error;
+using pixgrad::Tensor;
+using namespace pixgrad::distributed;
+
+TEST_CASE("each rank takes the GPU of its local rank", "[nccl]") {
+  CHECK(nccl_rank_device(Device::cuda(), 0, 1) == Device::cuda(0));
+  // "cuda" means this rank's GPU, whichever local rank it is.
+  CHECK(nccl_rank_device(Device::cuda(), 3, 8) == Device::cuda(3));
+  CHECK(nccl_rank_device(Device::cuda(3), 3, 8) == Device::cuda(3));
+}
+
+TEST_CASE("a device no rank can take is refused with what to change", "[nccl]") {
+  CHECK_THROWS_WITH(nccl_rank_device(Device::cpu(), 0, 1), Contains("NCCL runs on CUDA devices, not cpu"));
+  CHECK_THROWS_WITH(nccl_rank_device(Device::cuda(), 2, 2),
+                    Contains("local rank 2 needs cuda:2") && Contains("start at most 2 rank(s) per machine"));
+  CHECK_THROWS_WITH(nccl_rank_device(Device::cuda(), 0, 0), Contains("no usable CUDA device"));
+  // Another rank's GPU: two ranks on one GPU would make NCCL hang.
+  CHECK_THROWS_WITH(nccl_rank_device(Device::cuda(1), 2, 4),
+                    Contains("runs on cuda:2") && Contains("not cuda:1") && Contains("CUDA_VISIBLE_DEVICES"));
+  CHECK_THROWS_AS(nccl_rank_device(Device::cuda(), -1, 4), Error);
+}
+
+TEST_CASE("the NCCL all-reduce refuses a CPU tensor, naming the collective", "[nccl]") {
+  const Tensor cpu = Tensor::zeros({3});
+  CHECK_THROWS_WITH(check_nccl_tensor(cpu, Device::cuda(0), "G's gradients"),
+                    Contains("G's gradients") && Contains("takes CUDA tensors, not a cpu tensor"));
+  CHECK_THROWS_WITH(check_nccl_tensor(Tensor(), Device::cuda(0), "D's gradients"),
+                    Contains("D's gradients") && Contains("undefined"));
+}
+
+TEST_CASE("making a NCCL communicator without NCCL built in, or without MPI, says so", "[nccl]") {
+  if (built_with_nccl()) {
+    // Built in: the MPI communicator that sets NCCL up is required.
+    CHECK_THROWS_WITH(make_nccl_communicator(nullptr, Device::cuda()), Contains("none was given"));
+  } else {
+    CHECK_THROWS_WITH(make_nccl_communicator(nullptr, Device::cuda()), Contains("built without NCCL"));
+  }
+}
+
+#if PIXGRAD_WITH_NCCL
+
+namespace {
+
+// This process as a world of one: MPI can be started only once in a
+// process, so every test shares it; it is finalised at exit. A short
+// timeout: a collective that hangs here stops the suite in a minute, not ten.
+std::shared_ptr<MpiCommunicator> world_of_one() {
+  static const std::shared_ptr<MpiCommunicator> world = [] {
+    WorldOptions options;
+    options.timeout_seconds = 60;
+    return std::make_shared<MpiCommunicator>(options);
+  }();
+  return world;
+}
+
+}  // namespace
+
+TEST_CASE("the NCCL communicator refuses a CPU device before it sets NCCL up", "[nccl]") {
+  std::string reason;
+  if (pixgrad::cuda_device_count(&reason) == 0) {
+    CHECK_THROWS_WITH(NcclCommunicator(world_of_one(), Device::cuda()), Contains("NCCL needs a GPU"));
+  } else {
+    CHECK_THROWS_WITH(NcclCommunicator(world_of_one(), Device::cpu()), Contains("not cpu"));
+  }
+}
+
+TEST_CASE("a NCCL world of one gives every tensor back unchanged", "[nccl][nccl_gpu]") {
+  using pixgrad::cuda_testing::count_unequal;
+  using pixgrad::cuda_testing::kGpu;
+  using pixgrad::cuda_testing::random_tensor;
+  const std::shared_ptr<Communicator> nccl = make_nccl_communicator(world_of_one(), Device::cuda());
+  REQUIRE(nccl->backend() == "nccl");
+  REQUIRE(nccl->size() == 1);
+  CHECK(nccl->rank() == 0);
+  CHECK(dynamic_cast<NcclCommunicator&>(*nccl).device() == kGpu);
+
+  // One communicator for every check: setting NCCL up is the slow part.
+  for (const int64_t length : {int64_t(1), int64_t(7), int64_t(1000003)}) {
+    for (const ReduceOp op : {ReduceOp::Sum, ReduceOp::Max}) {
+      INFO("float32, " << length << " elements, " << (op == ReduceOp::Sum ? "sum" : "max"));
+      const Tensor host = random_tensor({length}, 17 + static_cast<uint64_t>(length));
+      Tensor gpu = host.to(kGpu);
+      nccl->all_reduce(gpu, op, "a test tensor");
+      CHECK(gpu.is_cuda());
+      CHECK(count_unequal(gpu, host) == 0);
+    }
+  }
+  {
+    Tensor cpu = Tensor::ones({5});
+    CHECK_THROWS_WITH(nccl->all_reduce(cpu, ReduceOp::Sum, "G's gradients"),
+                      Contains("G's gradients") && Contains("CUDA tensors"));
+  }
+  {
+    INFO("host numbers and barriers go through MPI");
+    std::vector<double> values = {1.5, -2};
+    nccl->all_reduce(values, ReduceOp::Sum, "the losses");
+    CHECK(values == std::vector<double>{1.5, -2});
+    nccl->barrier("a barrier");
+  }
+}
+
+#endif

@@ -1,0 +1,227 @@
+// Data-parallel training is the same computation as one process with the
+// whole batch: two ranks of batch 1 against one process of batch 2 on the
+// same facades, for norms whose statistics do not span the batch (none,
+// instance) and for batch norm synchronised across the ranks. Dropout is
+// off: each rank draws its own masks, so with dropout the runs agree only
+// in distribution.
+//
+// Compared: the gradients of the first step (as the optimisers receive
+// them), which a wrong reduction changes at once, and the parameters after
+// a few steps. Adam is blind to the scale of a gradient, so a sum in place
+// of a mean barely moves the parameters; the gradients catch it. The
+// reduction itself is also replaced by wrong ones (a sum, rank 1's part
+// dropped) to show that the comparison fails then.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <pixgrad/core/ops.h>
+#include <pixgrad/training/checkpoint.h>
+#include <pixgrad/training/trainer.h>
+
+#include "mpi_world.h"
+#include "tests/tiny_run.h"
+
+using namespace pixgrad;
+
+namespace {
+
+using Gradients = std::map<std::string, std::vector<float>>;
+
+struct Outcome {
+  Gradients gradients;                  // every parameter's gradient as the optimiser got it, at one step
+  std::map<std::string, Tensor> final;  // the checkpoint's parameters (rank 0 only)
+};
+
+// A wrong reduction, to show that the tests notice one.
+class WrongReduction final : public distributed::Communicator {
+ public:
+  enum class Fault { SumNotMean, RankOneDropped };
+  WrongReduction(std::shared_ptr<distributed::Communicator> inner, Fault fault)
+      : inner_(std::move(inner)), fault_(fault) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  int local_rank() const override { return inner_->local_rank(); }
+  std::string backend() const override { return "wrong " + inner_->backend(); }
+  void all_reduce(Tensor& tensor, distributed::ReduceOp op, const std::string& what) override {
+    if (fault_ == Fault::RankOneDropped && rank() == 1) tensor.copy_(Tensor::zeros_like(tensor));
+    inner_->all_reduce(tensor, op, what);
+    if (fault_ == Fault::SumNotMean) tensor.copy_(mul(tensor, static_cast<double>(size())));
+  }
+  void all_reduce(std::vector<double>& values, distributed::ReduceOp op, const std::string& what) override {
+    inner_->all_reduce(values, op, what);
+  }
+  void barrier(const std::string& what) override { inner_->barrier(what); }
+
+ private:
+  std::shared_ptr<distributed::Communicator> inner_;
+  Fault fault_;
+};
+
+// Rank 0 alone empties the folder: it is the one that writes there.
+training::TrainConfig small_run(const std::string& norm, bool sync_bn, int batch, const std::string& folder,
+                                const std::string& dataset = testing::facades_root()) {
+  const auto output = testing::mpi_world().is_root()
+                          ? testing::fresh_folder(folder)
+                          : std::filesystem::temp_directory_path() / ("pixgrad_test_" + folder);
+  training::TrainConfig config = testing::tiny_config("paper", output, dataset);
+  config.norm = norm;
+  config.sync_bn = sync_bn;
+  config.no_dropout = true;
+  config.batch_size = batch;
+  config.max_iterations = 3;
+  config.preview_count = 0;
+  config.save_epoch_freq = 0;
+  return config;
+}
+
+// Trains; keeps the gradients of step `step` (counted from 1).
+Outcome train(const training::TrainConfig& config, std::shared_ptr<distributed::Communicator> world, int step = 1) {
+  Outcome outcome;
+  training::Trainer trainer(config, "", {}, false, world);
+  int updates = 0;
+  trainer.model().set_before_update([&](models::Network network, nn::Module& module) {
+    if (updates++ / 2 + 1 != step) return;  // two updates per step, D's and G's
+    const std::string prefix = network == models::Network::Generator ? "G." : "D.";
+    for (const auto& [name, parameter] : module.named_parameters())
+      if (parameter.grad().defined()) outcome.gradients[prefix + name] = parameter.grad().to_vector();
+  });
+  trainer.run();
+  if (world->is_root()) {
+    for (const auto& [name, tensor] : training::load_checkpoint(config.output + "/checkpoint.safetensors").tensors)
+      if (name.rfind("G.", 0) == 0 || name.rfind("D.", 0) == 0) outcome.final.emplace(name, tensor);
+  }
+  return outcome;
+}
+
+// Bounds. Gradients: the ranks' sums are reordered float sums over a few
+// thousand terms: relative errors near 1e-6 (measured: 2e-6 at most), and
+// cancelling sums off by about 1e-8 (see gradient_difference). Parameters
+// after 3 Adam steps: Adam divides each gradient by its own running
+// magnitude, so an element whose gradient is rounding noise may step by up
+constexpr double kGradientBound = 1e-4;
+constexpr double kGradientFloor = 1e-7;
+// to lr = 2e-4 either way (a little more while its magnitude swings: the
+// bound allows 1.5 lr per step).
+constexpr double kParameterBound = 3 * 2 * 1.5 * 2e-4;
+
+// How far the gradients are apart, as a multiple of what float rounding
+// allows: 1 or less passes. Each element may differ by kGradientBound of
+// its tensor's largest magnitude (or of a tenth of its network's, where
+// that is more) plus kGradientFloor. The network's scale is there for
+// gradients that are mathematically zero and hold rounding noise (a
+// convolution's bias ahead of instance norm, which removes the mean); the
+// floor for sums that cancel (D's last bias: the mean over fake patches of
+// terms near 0.25, less the mean over real ones).
+double gradient_difference(const Gradients& got, const Gradients& expected) {
+  std::map<char, double> network_scale;  // 'G' and 'D'
+  for (const auto& [name, reference] : expected)
+    for (const float value : reference)
+      network_scale[name[0]] = std::max(network_scale[name[0]], static_cast<double>(std::abs(value)));
+  double worst = 0;
+  for (const auto& [name, reference] : expected) {
+    const auto found = got.find(name);
+    if (found == got.end() || found->second.size() != reference.size()) return INFINITY;
+    double scale = 0.1 * network_scale[name[0]], difference = 0;
+    for (size_t i = 0; i < reference.size(); ++i) {
+      scale = std::max(scale, static_cast<double>(std::abs(reference[i])));
+      difference = std::max(difference, static_cast<double>(std::abs(found->second[i] - reference[i])));
+    }
+    worst = std::max(worst, difference / (kGradientBound * scale + kGradientFloor));
+  }
+  return got.size() == expected.size() ? worst : INFINITY;
+}
+
+double parameter_difference(const std::map<std::string, Tensor>& got, const std::map<std::string, Tensor>& expected) {
+  double worst = 0;
+  for (const auto& [name, reference] : expected) {
+    const std::vector<double> a = got.at(name).to_double_vector(), b = reference.to_double_vector();
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+  }
+  return worst;
+}
+
+// The reference: one process, the whole batch; rank 0 runs it while the
+// others wait.
+Outcome one_process(const training::TrainConfig& config, int step = 1) {
+  auto& world = testing::mpi_world();
+  Outcome reference;
+  if (world.is_root()) reference = train(config, distributed::single_process(), step);
+  world.barrier("the single-process reference run");
+  return reference;
+}
+
+
+}  // namespace
+
+TEST_CASE("two ranks of batch 1 train as one process of batch 2", "[mpi][training]") {
+  auto& world = testing::mpi_world();
+  REQUIRE(world.size() == 2);  // every rank sees the same size: no rank skips the collectives below
+  for (const auto& [norm, sync_bn] : std::vector<std::pair<std::string, bool>>{
+           {"none", false}, {"instance", false}, {"batch", true}}) {
+    const std::string name = "dp_" + norm;
+    const Outcome reference = one_process(small_run(norm, false, 2, name + "_one"));
+    const Outcome ranks = train(small_run(norm, sync_bn, 1, name + "_two"), testing::mpi_world_handle());
+    if (world.is_root()) {
+      INFO("--norm " << norm << (sync_bn ? " --sync-bn" : ""));
+      const double gradients = gradient_difference(ranks.gradients, reference.gradients);
+      const double parameters = parameter_difference(ranks.final, reference.final);
+      WARN("--norm " << norm << ": first-step gradients apart by " << gradients
+                     << " of the rounding bound, parameters after 3 steps by " << parameters);
+      CHECK(gradients <= 1);
+      CHECK(parameters <= kParameterBound);
+    }
+    world.barrier("the end of a comparison");
+  }
+}
+
+TEST_CASE("a wrong gradient reduction fails the comparison", "[mpi][training]") {
+  auto& world = testing::mpi_world();
+  const Outcome reference = one_process(small_run("instance", false, 2, "dp_wrong_one"));
+  for (const WrongReduction::Fault fault : {WrongReduction::Fault::SumNotMean, WrongReduction::Fault::RankOneDropped}) {
+    auto wrong = std::make_shared<WrongReduction>(testing::mpi_world_handle(), fault);
+    const Outcome ranks = train(small_run("instance", false, 1, "dp_wrong_two"), wrong);
+    if (world.is_root()) {
+      const double gradients = gradient_difference(ranks.gradients, reference.gradients);
+      INFO((fault == WrongReduction::Fault::SumNotMean ? "a sum for the mean" : "rank 1 dropped")
+           << ": gradients apart by " << gradients << " of the rounding bound");
+      CHECK(gradients > 100);
+    }
+    world.barrier("the end of a wrong reduction");
+  }
+}
+
+// Seven images, two ranks of batch 2: the epoch's second global batch holds
+// three, split 2 and 1, so the ranks' losses must be weighted by their
+// shares (2/3 and 1/3) for the mean of their gradients to be the batch's.
+TEST_CASE("ranks with unequal shares of a batch weight their gradients by them", "[mpi][training]") {
+  auto& world = testing::mpi_world();
+  const auto dataset = std::filesystem::temp_directory_path() / "pixgrad_test_dp_seven";
+  if (world.is_root()) {
+    std::filesystem::remove_all(dataset);
+    for (const char* split : {"train", "test"}) std::filesystem::create_directories(dataset / split);
+    for (int image = 1; image <= 7; ++image)
+      std::filesystem::create_symlink(std::filesystem::absolute(testing::facades_root() + "/train/" +
+                                                                std::to_string(image) + ".jpg"),
+                                      dataset / "train" / (std::to_string(image) + ".jpg"));
+    std::filesystem::create_symlink(std::filesystem::absolute(testing::facades_root() + "/test/1.jpg"),
+                                    dataset / "test" / "1.jpg");
+  }
+  world.barrier("the seven-image dataset");
+  training::TrainConfig one = small_run("none", false, 4, "dp_seven_one", dataset.string());
+  training::TrainConfig two = small_run("none", false, 2, "dp_seven_two", dataset.string());
+  one.max_iterations = two.max_iterations = 2;
+  const Outcome reference = one_process(one, 2);
+  const Outcome ranks = train(two, testing::mpi_world_handle(), 2);
+  if (world.is_root()) {
+    const double gradients = gradient_difference(ranks.gradients, reference.gradients);
+    WARN("unequal shares: second-step gradients apart by " << gradients << " of the rounding bound");
+    CHECK(gradients <= 1);
+  }
+  world.barrier("the end of the unequal shares");
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# train_pix2pix as two ranks under mpirun, as a user runs it, on small
+# facade crops: one output folder written by rank 0, a resume on two ranks,
+# the refusal of a resume on another number of ranks, the two-rank
+# checkpoint translating in a single process, and the two faults a run
+# must survive with its last checkpoint intact: a rank that hangs (stopped
+# with SIGSTOP) and a rank that dies (SIGKILL).
+# Usage: train_two_ranks.sh BUILD_DIR MPIEXEC [MPIEXEC_FLAGS...]  (from the repository root)
+set -euo pipefail
+build=$(cd "$1" && pwd)
+mpiexec=$2
+shift 2
+source "$(dirname "$0")/../facades.sh"
+facades=$(cd "$facades" && pwd)
+train=$build/apps/train_pix2pix
+translate=$build/apps/pix2pix_translate
+two_ranks=("$mpiexec" -np 2 "$@")
+
+work=$(mktemp -d /tmp/pixgrad-two-ranks.XXXXXX)
+trap 'kill -9 $(jobs -p) 2> /dev/null || true; rm -rf "$work"' EXIT
+small=(--dataset "$facades" --direction BtoA --load-size 36 --crop-size 32 --ngf 8 --ndf 8 --num-downs 5
+       --workers 1 --preview-count 2 --device cpu)
+
+fail() { echo "FAILED: $*" >&2; exit 1; }
+expect() { grep -q -- "$2" "$1" || { cat "$1" >&2; fail "'$1' does not say '$2'"; }; }
+
+echo "== two ranks train; rank 0 writes"
+"${two_ranks[@]}" "$train" "${small[@]}" --norm instance --max-iterations 4 --snapshot-interval 2 \
+  --log-interval 2 --output "$work/run" > "$work/train.log" 2>&1 || { cat "$work/train.log"; fail "training"; }
+expect "$work/train.log" "data parallel: 2 ranks (mpi) x batch 1"
+expect "$work/train.log" "img/s"
+expect "$work/train.log" "done after 4 iterations"
+[ "$(grep -c "^pix2pix: preset" "$work/train.log")" = 1 ] || fail "the run's opening line is printed more than once"
+for file in checkpoint.safetensors log.jsonl preview.png index.html options.json; do
+  [ -f "$work/run/$file" ] || fail "no $file in the output folder"
+done
+[ "$(grep -c '"loss_G"' "$work/run/log.jsonl")" = 2 ] || fail "log.jsonl should hold 2 training records"
+grep -q '"world_size": 2' "$work/run/options.json" || fail "options.json does not record 2 ranks"
+
+echo "== resume on two ranks"
+"${two_ranks[@]}" "$train" --resume "$work/run/checkpoint.safetensors" --max-iterations 6 \
+  > "$work/resume.log" 2>&1 || { cat "$work/resume.log"; fail "resume"; }
+expect "$work/resume.log" "resuming at iteration 4"
+expect "$work/resume.log" "done after 6 iterations"
+
+echo "== resume in one process is refused"
+if "$train" --resume "$work/run/checkpoint.safetensors" --max-iterations 8 > "$work/one.log" 2>&1; then
+  fail "a two-rank checkpoint resumed in one process"
+fi
+expect "$work/one.log" "trained on 2 rank(s), this run has 1"
+
+echo "== the two-rank checkpoint translates in one process"
+"$translate" --checkpoint "$work/run/checkpoint.safetensors" --input "$facades/test" --aligned --num-test 2 \
+  --output "$work/translated" --device cpu > "$work/translate.log" 2>&1 || { cat "$work/translate.log"; fail "translate"; }
+[ "$(find "$work/translated" -maxdepth 1 -name '*.png' | wc -l)" = 2 ] || fail "translate wrote no 2 images"
+
+# Starts a long two-rank run in the background; returns once it has written
+# its first checkpoint.
+start_long_run() {
+  local output=$1
+  "${two_ranks[@]}" "$train" "${small[@]}" --norm instance --max-iterations 100000 --snapshot-interval 2 \
+    --dist-timeout 5 --output "$output" > "$output.log" 2>&1 &
+  launcher=$!
+  for _ in $(seq 600); do
+    [ -f "$output/checkpoint.safetensors" ] && return 0
+    kill -0 "$launcher" 2> /dev/null || { cat "$output.log"; fail "the long run ended early"; }
+    sleep 0.1
+  done
+  fail "no checkpoint after 60 s"
+}
+
+# The pid of the train_pix2pix process that is rank $1 of the launcher's run.
+rank_pid() {
+  local pid
+  for pid in $(pgrep -f "$train" || true); do
+    if tr '\0' '\n' < "/proc/$pid/environ" 2> /dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then
+      echo "$pid"
+      return 0
+    fi
+  done
+  fail "rank $1's process not found"
+}
+
+# Waits at most $2 seconds for the launcher to end; its exit status in $status.
+wait_for_launcher() {
+  for _ in $(seq $(($2 * 10))); do
+    if ! kill -0 "$1" 2> /dev/null; then
+      set +e; wait "$1"; status=$?; set -e
+      return 0
+    fi
+    sleep 0.1
+  done
+  fail "the run did not stop within $2 s"
+}
+
+# The last checkpoint is intact: it translates.
+check_checkpoint() {
+  "$translate" --checkpoint "$1/checkpoint.safetensors" --input "$facades/test" --aligned --num-test 1 \
+    --output "$1.translated" --device cpu > "$1.translate.log" 2>&1 || { cat "$1.translate.log"; fail "checkpoint of $1"; }
+}
+
+# A run whose rank $1 is stopped (SIGSTOP) after its first checkpoint: the
+# run must stop within a minute, with a message matching $2, and leave its
+# last checkpoint intact.
+hang_case() {
+  local output=$work/hang$1
+  start_long_run "$output"
+  local hung
+  hung=$(rank_pid "$1")
+  kill -STOP "$hung"
+  wait_for_launcher "$launcher" 60
+  [ "$status" != 0 ] || fail "the run with rank $1 hung exited 0"
+  expect "$output.log" "$2"
+  grep "pixgrad: rank" "$output.log"
+  kill -9 "$hung" 2> /dev/null || true
+  check_checkpoint "$output"
+}
+
+echo "== rank 1 hangs: rank 0 names it and the run stops"
+hang_case 1 "rank 0: .* waited [0-9]* s for the other ranks: rank 1 .*does not answer"
+echo "== rank 0 hangs: rank 1 says so and the run stops"
+hang_case 0 "rank 1: .* waited [0-9]* s for the other ranks: rank 0 did not end it"
+
+echo "== a rank that dies: the run stops"
+start_long_run "$work/dead"
+kill -9 "$(rank_pid 1)"
+wait_for_launcher "$launcher" 60
+[ "$status" != 0 ] || fail "the run with a dead rank exited 0"
+echo "the launcher ended the run with status $status"
+check_checkpoint "$work/dead"
+
+echo "all two-rank checks passed"
