@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <optional>
+#include <string>
 
 namespace pixgrad::apps {
 
@@ -15,17 +16,35 @@ inline void last_value_wins(CLI::App& app) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
-// Parses argv; returns the exit status when the program should stop now
-// (0 after --help, CLI11's code, 100 and above, after a mistake).
-inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv, const char* program) {
+// What parsing argv came to: `status` is set when the program should stop
+// now (0 after --help, CLI11's code, 100 and above, after a mistake);
+// `report` prints what the user should see (the help, or the mistake).
+struct ParseOutcome {
+  std::optional<int> status;
+  std::string mistake;  // empty after --help
+};
+
+inline ParseOutcome try_parse_command_line(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);
-    return std::nullopt;
+    return {};
   } catch (const CLI::ParseError& error) {
-    if (error.get_exit_code() == 0) return app.exit(error);
-    std::fprintf(stderr, "%s: %s (see %s --help)\n", program, error.what(), program);
-    return error.get_exit_code();
+    return {error.get_exit_code(), error.get_exit_code() == 0 ? std::string() : std::string(error.what())};
   }
+}
+
+// Prints --help's text, or the mistake as one line pointing to --help.
+inline int report_parse_outcome(CLI::App& app, const ParseOutcome& outcome, const char* program) {
+  if (outcome.mistake.empty()) return app.exit(CLI::CallForHelp());
+  std::fprintf(stderr, "%s: %s (see %s --help)\n", program, outcome.mistake.c_str(), program);
+  return *outcome.status;
+}
+
+// Parses argv; returns the exit status when the program should stop now.
+inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv, const char* program) {
+  const ParseOutcome outcome = try_parse_command_line(app, argc, argv);
+  if (!outcome.status) return std::nullopt;
+  return report_parse_outcome(app, outcome, program);
 }
 
 }  // namespace pixgrad::apps

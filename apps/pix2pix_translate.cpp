@@ -23,6 +23,7 @@
 #include <pixgrad/core/file_io.h>
 #include <pixgrad/core/generator.h>
 #include <pixgrad/data/datasets.h>
+#include <pixgrad/distributed/mpi_communicator.h>
 #include <pixgrad/training/checkpoint.h>
 #include <pixgrad/training/html_report.h>
 #include <pixgrad/training/model_factory.h>
@@ -79,6 +80,13 @@ void write_json(const std::string& path, const nlohmann::json& json) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Every rank would translate every input into the same files.
+  if (distributed::launched_processes() > 1) {
+    if (distributed::launched_rank() == 0)
+      std::fprintf(stderr, "pix2pix_translate: it runs as one process and does not share its inputs among ranks; "
+                   "run it without mpirun or srun\n");
+    return 1;
+  }
   CLI::App app{"pix2pix_translate: translate images with a generator trained by train_pix2pix"};
   app.footer(
       "Examples:\n"

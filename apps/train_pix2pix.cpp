@@ -9,9 +9,11 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/file_io.h>
+#include <pixgrad/distributed/agreement.h>
 #include <pixgrad/distributed/mpi_communicator.h>
 #include <pixgrad/training/trainer.h>
 
@@ -89,7 +91,7 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
                                              "generator, and discriminator if it holds one; fresh optimisers, "
                                              "this command line's options");
   app.add_option("--log-interval,--display-interval", c.log_interval,
-                 "Iterations per log.jsonl record (and console line when not on a terminal)")
+                 "Iterations per log.jsonl record (and console line when not on a terminal, or on several ranks)")
       ->capture_default_str();
   app.add_option("--snapshot-interval", c.snapshot_interval,
                  "Iterations per checkpoint, preview grid and loss plot")
@@ -115,6 +117,36 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
 // The other ranks' lines would repeat rank 0's.
 void silence_stdout() {
   if (std::freopen("/dev/null", "w", stdout) == nullptr) std::fclose(stdout);
+}
+
+// Parses the command line; returns the exit status when the program should
+// stop now. On several ranks they agree first whether any stops, so that all
+// stop together: rank 0 prints its help or mistake, and a rank whose command
+// line alone could not be read prints its own.
+std::optional<int> parse_on_every_rank(CLI::App& app, int argc, char** argv,
+                                       pixgrad::distributed::Communicator& world) {
+  const pixgrad::apps::ParseOutcome outcome = pixgrad::apps::try_parse_command_line(app, argc, argv);
+  if (world.size() == 1) {
+    if (!outcome.status) return std::nullopt;
+    return pixgrad::apps::report_parse_outcome(app, outcome, "train_pix2pix");
+  }
+  // {stops, the largest status, -(stops)}: whether any rank stops, and whether all do.
+  const double stops = outcome.status ? 1 : 0;
+  std::vector<double> votes = {stops, outcome.status ? static_cast<double>(*outcome.status) : 0, -stops};
+  world.all_reduce(votes, pixgrad::distributed::ReduceOp::Max, "reading the command lines");
+  if (votes[0] == 0) return std::nullopt;
+  const bool all_stop = votes[2] < 0;
+  if (outcome.status && world.is_root()) {
+    pixgrad::apps::report_parse_outcome(app, outcome, "train_pix2pix");
+  } else if (outcome.status && !all_stop && !outcome.mistake.empty()) {
+    std::fprintf(stderr, "train_pix2pix: rank %d: %s (see train_pix2pix --help)\n", world.rank(),
+                 outcome.mistake.c_str());
+  }
+  if (world.is_root() && !outcome.status)
+    std::fprintf(stderr, "train_pix2pix: rank 0: %s; start every rank with the same command line\n",
+                 votes[1] == 0 ? "another rank was given --help" : "another rank could not read its command line "
+                 "(its message is above)");
+  return static_cast<int>(votes[1]);
 }
 
 std::set<std::string> explicit_fields(const CLI::App& app) {
@@ -143,10 +175,26 @@ int main(int argc, char** argv) {
       "(open it in a browser), previews/ and checkpoints/.\n"
       "Data parallel: mpirun -np 2 train_pix2pix ... (or srun) runs one rank per process, --batch-size images\n"
       "each; rank 0 writes the output folder. See docs/distributed.md.\n"
-      "Ctrl-C saves a checkpoint before stopping. A non-finite loss or gradient stops the run with the last good\n"
+      "Ctrl-C, SIGTERM or SIGUSR1 save a checkpoint before stopping (under mpirun, send SIGUSR1 to mpirun: it\n"
+      "passes that one on to every rank). A non-finite loss or gradient stops the run with the last good\n"
       "checkpoint kept and the diverged state in checkpoint.diverged.safetensors.\n"
       "Exit status: 0 done, 1 error, 3 diverged, 4 a data-parallel rank waited past --dist-timeout, 130 interrupted;\n"
       " 100 and above: the command line was not understood.");
+  // Under mpirun or srun every rank joins the others first, before it reads
+  // its command line: a rank that stopped earlier (after --help, or a
+  // mistake) would leave the others waiting in MPI's start-up for ever.
+  std::shared_ptr<pixgrad::distributed::Communicator> world;
+  try {
+    world = pixgrad::distributed::join_world();
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "train_pix2pix: %s\n", pixgrad::io::printable(error.what()).c_str());
+    return 1;
+  }
+  const bool several = world->size() > 1;
+  if (!world->is_root()) silence_stdout();
+  // "train_pix2pix: rank 1: ..." when several ranks could print it.
+  const std::string prefix = "train_pix2pix: " + (several ? "rank " + std::to_string(world->rank()) + ": " : "");
+
   TrainConfig config;
   std::string resume;
   bool overwrite = false;
@@ -155,18 +203,13 @@ int main(int argc, char** argv) {
   app.add_flag("--overwrite", overwrite,
                "Start a new run in an --output folder that holds another run's checkpoint and log (the log is "
                "kept and appended to)");
-  if (const std::optional<int> status = pixgrad::apps::parse_command_line(app, argc, argv, "train_pix2pix")) return *status;
+  if (const std::optional<int> status = parse_on_every_rank(app, argc, argv, *world)) return *status;
 
-  std::shared_ptr<pixgrad::distributed::Communicator> world;
   try {
     if (resume.empty() && config.dataset.empty()) throw pixgrad::Error("--dataset is required (unless --resume)");
     std::set<std::string> given = explicit_fields(app);
     given.erase("resume");
     given.erase("overwrite");
-    pixgrad::distributed::WorldOptions world_options;
-    world_options.timeout_seconds = config.dist_timeout;
-    world = pixgrad::distributed::join_world(world_options);
-    if (!world->is_root()) silence_stdout();
     pixgrad::training::Trainer trainer(config, resume, given, overwrite, world);
     const pixgrad::training::RunSummary summary = trainer.run();
     // No rank ends (and finalises MPI) while rank 0 still writes.
@@ -181,10 +224,13 @@ int main(int argc, char** argv) {
                 summary.interrupted ? "stopped" : "done", static_cast<long long>(summary.iterations),
                 pixgrad::io::printable(checkpoint).c_str());
     return summary.interrupted ? 130 : 0;
+  } catch (const pixgrad::distributed::AgreedError& error) {
+    // Every rank raised it together: the ones it concerns say it, and all end alike.
+    if (error.should_print())
+      std::fprintf(stderr, "%s%s\n", prefix.c_str(), pixgrad::io::printable(error.what()).c_str());
+    return 1;
   } catch (const std::exception& error) {
-    const bool several = world && world->size() > 1;
-    std::fprintf(stderr, "train_pix2pix: %s%s\n", several ? ("rank " + std::to_string(world->rank()) + ": ").c_str() : "",
-                 pixgrad::io::printable(error.what()).c_str());
+    std::fprintf(stderr, "%s%s\n", prefix.c_str(), pixgrad::io::printable(error.what()).c_str());
     // The other ranks would wait for this one in their next collective.
     if (several) world->abort(1);
     return 1;

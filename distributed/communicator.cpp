@@ -1,5 +1,6 @@
 #include <pixgrad/distributed/communicator.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
@@ -26,5 +27,13 @@ class SingleProcess final : public Communicator {
 }  // namespace
 
 std::shared_ptr<Communicator> single_process() { return std::make_shared<SingleProcess>(); }
+
+const char* program_name() {
+#ifdef __GLIBC__
+  if (program_invocation_short_name != nullptr && *program_invocation_short_name != '\0')
+    return program_invocation_short_name;
+#endif
+  return "pixgrad";
+}
 
 }  // namespace pixgrad::distributed

@@ -51,4 +51,8 @@ class Communicator {
 // A world of one.
 std::shared_ptr<Communicator> single_process();
 
+// The running program's name ("train_pix2pix"), which starts the messages a
+// communicator prints itself, as the program's own errors start.
+const char* program_name();
+
 }  // namespace pixgrad::distributed

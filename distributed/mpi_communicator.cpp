@@ -23,7 +23,7 @@ int environment_number(const char* name) {
   if (text == nullptr || *text == '\0') return -1;
   char* end = nullptr;
   const long value = std::strtol(text, &end, 10);
-  return *end == '\0' && value > 0 && value < (1 << 20) ? static_cast<int>(value) : -1;
+  return *end == '\0' && value >= 0 && value < (1 << 20) ? static_cast<int>(value) : -1;
 }
 
 }  // namespace
@@ -33,6 +33,12 @@ int launched_processes() {
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"})
     if (const int size = environment_number(name); size > 0) return size;
   return 1;
+}
+
+int launched_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"})
+    if (const int rank = environment_number(name); rank >= 0) return rank;
+  return 0;
 }
 
 std::shared_ptr<Communicator> join_world(const WorldOptions& options) {
@@ -246,9 +252,9 @@ struct MpiCommunicator::State {
       who = "rank 0 did not end it (rank 0 names the ranks that never reached it; if it says nothing, rank 0 "
             "itself died or hung)";
     }
-    std::fprintf(stderr, "\npixgrad: rank %d: %s (collective %lld) waited %.0f s for the other ranks: %s; "
+    std::fprintf(stderr, "\n%s: rank %d: %s (collective %lld) waited %.0f s for the other ranks: %s; "
                  "stopping every rank (the last checkpoint written is kept)\n",
-                 rank, what.c_str(), collective, waited, who.c_str());
+                 program_name(), rank, what.c_str(), collective, waited, who.c_str());
     std::fflush(nullptr);
     MPI_Abort(MPI_COMM_WORLD, kTimeoutExitCode);
     std::_Exit(kTimeoutExitCode);
@@ -301,6 +307,10 @@ int MpiCommunicator::rank() const { return state_->rank; }
 int MpiCommunicator::size() const { return state_->size; }
 int MpiCommunicator::local_rank() const { return state_->local_rank; }
 double MpiCommunicator::timeout_seconds() const { return state_->timeout_seconds; }
+void MpiCommunicator::set_timeout_seconds(double seconds) {
+  PIXGRAD_CHECK(seconds > 0, "distributed: the collective timeout must be positive, got ", seconds, " s");
+  state_->timeout_seconds = seconds;
+}
 
 void MpiCommunicator::all_reduce(Tensor& tensor, ReduceOp op, const std::string& what) {
   PIXGRAD_CHECK(tensor.dtype() == DType::Float32 || tensor.dtype() == DType::Float64, "distributed: ", what,
@@ -354,6 +364,7 @@ int MpiCommunicator::rank() const { return 0; }
 int MpiCommunicator::size() const { return 1; }
 int MpiCommunicator::local_rank() const { return 0; }
 double MpiCommunicator::timeout_seconds() const { return 0; }
+void MpiCommunicator::set_timeout_seconds(double) {}
 void MpiCommunicator::all_reduce(Tensor&, ReduceOp, const std::string&) {}
 void MpiCommunicator::all_reduce(std::vector<double>&, ReduceOp, const std::string&) {}
 void MpiCommunicator::barrier(const std::string&) {}

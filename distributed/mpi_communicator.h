@@ -35,6 +35,8 @@ struct WorldOptions {
 // How many processes the launcher started, from the environment that
 // mpirun (Open MPI, MPICH) or srun gives each; 1 when there is none.
 int launched_processes();
+// This process's rank among them, from the same environment (0 when none).
+int launched_rank();
 
 // The ranks this process belongs to: an MpiCommunicator when the launcher
 // started several processes (MPI is initialised here and finalised when the
@@ -63,6 +65,8 @@ class MpiCommunicator final : public Communicator {
   // up a NCCL communicator).
   void broadcast(void* data, size_t bytes, int root, const std::string& what);
   double timeout_seconds() const;
+  // From now on (a run sets its own once its options are read and checked).
+  void set_timeout_seconds(double seconds);
 
  private:
   struct State;

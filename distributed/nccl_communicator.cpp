@@ -110,7 +110,7 @@ struct NcclCommunicator::State {
 
   // Destructors cannot throw: what goes wrong there is only reported.
   void warn(const char* what) const noexcept {
-    std::fprintf(stderr, "pixgrad: rank %d: closing the NCCL communicator on %s: %s\n", mpi->rank(),
+    std::fprintf(stderr, "%s: rank %d: closing the NCCL communicator on %s: %s\n", program_name(), mpi->rank(),
                  device.str().c_str(), what);
   }
 
@@ -202,8 +202,8 @@ struct NcclCommunicator::State {
   // One line naming this rank and the collective, then every rank stops:
   // the others wait in the collective and cannot learn of it otherwise.
   [[noreturn]] void stop(const std::string& what, const char* step, const std::string& why) {
-    std::fprintf(stderr, "\npixgrad: rank %d: %s (%s on %s) %s; stopping every rank (the last checkpoint written is "
-                 "kept)\n", mpi->rank(), what.c_str(), step, device.str().c_str(), why.c_str());
+    std::fprintf(stderr, "\n%s: rank %d: %s (%s on %s) %s; stopping every rank (the last checkpoint written is "
+                 "kept)\n", program_name(), mpi->rank(), what.c_str(), step, device.str().c_str(), why.c_str());
     std::fflush(nullptr);
     abort_communicator();
     mpi->abort(kTimeoutExitCode);

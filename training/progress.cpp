@@ -20,12 +20,12 @@ std::string format_duration(double seconds) {
   return text;
 }
 
-ProgressBar::ProgressBar(int64_t total, int64_t start, int64_t line_every, std::FILE* out)
+ProgressBar::ProgressBar(int64_t total, int64_t start, int64_t line_every, std::FILE* out, bool redraw)
     : total_(std::max<int64_t>(total, 1)),
       start_(start),
       line_every_(std::max<int64_t>(line_every, 1)),
       out_(out),
-      terminal_(out != nullptr && isatty(fileno(out)) != 0),
+      terminal_(redraw && out != nullptr && isatty(fileno(out)) != 0),
       began_(std::chrono::steady_clock::now()),
       last_draw_(began_),
       done_(start) {}

@@ -12,8 +12,10 @@ namespace pixgrad::training {
 
 class ProgressBar {
  public:
-  // `out` nullptr draws nothing (but still keeps the rate).
-  ProgressBar(int64_t total, int64_t start, int64_t line_every, std::FILE* out = stdout);
+  // `out` nullptr draws nothing (but still keeps the rate). `redraw` false
+  // prints lines even on a terminal: under mpirun a rank's output is always
+  // a terminal, wherever mpirun's own goes.
+  ProgressBar(int64_t total, int64_t start, int64_t line_every, std::FILE* out = stdout, bool redraw = true);
   // `done` steps completed; `status` is appended (e.g. "G 12.3 D 0.69").
   void update(int64_t done, const std::string& status);
   // Ends the bar's line so that other output starts on a fresh one.

@@ -1,6 +1,7 @@
 #include <pixgrad/training/trainer.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -17,6 +18,7 @@
 #include <pixgrad/core/file_io.h>
 #include <pixgrad/core/generator.h>
 #include <pixgrad/core/cuda_info.h>
+#include <pixgrad/distributed/agreement.h>
 #include <pixgrad/distributed/mpi_communicator.h>
 #include <pixgrad/distributed/nccl_communicator.h>
 #include <pixgrad/layers/sync_batch_norm.h>
@@ -51,26 +53,26 @@ void create_folder(const std::string& folder) {
 
 extern "C" void request_stop(int) { stop_requested = true; }
 
-// Ctrl-C and SIGTERM ask the loop to save and stop, while the loop runs;
-// before and after it they end the program as usual (so a start that hangs
-// on a slow file can still be interrupted).
+// Ctrl-C, SIGTERM, SIGUSR1 and SIGUSR2 ask the loop to save and stop, while
+// the loop runs; before and after it they end the program as usual (so a
+// start that hangs on a slow file can still be interrupted). SIGUSR1 is
+// the one to send mpirun: it passes that signal on to every rank, where
+// SIGINT and SIGTERM make it kill the ranks about a second later.
 class StopHandlers {
  public:
   StopHandlers() {
     stop_requested = false;
-    previous_int_ = std::signal(SIGINT, request_stop);
-    previous_term_ = std::signal(SIGTERM, request_stop);
+    for (size_t i = 0; i < kSignals.size(); ++i) previous_[i] = std::signal(kSignals[i], request_stop);
   }
   ~StopHandlers() {
-    std::signal(SIGINT, previous_int_);
-    std::signal(SIGTERM, previous_term_);
+    for (size_t i = 0; i < kSignals.size(); ++i) std::signal(kSignals[i], previous_[i]);
   }
   StopHandlers(const StopHandlers&) = delete;
   StopHandlers& operator=(const StopHandlers&) = delete;
 
  private:
-  void (*previous_int_)(int) = SIG_DFL;
-  void (*previous_term_)(int) = SIG_DFL;
+  static constexpr std::array<int, 4> kSignals = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+  std::array<void (*)(int), 4> previous_{};
 };
 
 // Running means of the step losses between two log records.
@@ -181,15 +183,30 @@ struct Trainer::Impl {
   int64_t per_epoch = 0;          // batches per epoch
   int64_t total_iterations = 0;   // where this invocation stops
 
-  // Everything that can fail is checked before the output folder is touched;
-  // claiming the folder comes last, and nothing is written into it before
-  // the first step has completed.
+  // Each rank prepares on its own (everything that can fail is checked
+  // before the output folder is touched, and rank 0 claims the folder
+  // last); then the ranks agree that all of them are ready and were started
+  // alike, and only then join their networks. Nothing is written into the
+  // folder before the first step has completed.
   Impl(const TrainConfig& requested, const std::string& resume, const std::set<std::string>& explicit_fields,
        bool overwrite, std::shared_ptr<distributed::Communicator> ranks)
       : config(requested),
         world(ranks ? std::move(ranks) : distributed::single_process()),
         root(world->is_root()),
         files(requested.output) {
+    std::exception_ptr failure;
+    try {
+      prepare(requested, resume, explicit_fields, overwrite);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    distributed::agree_all_succeeded(*world, failure, "start");
+    distributed::agree_alike(*world, fingerprint());
+    join_ranks();
+  }
+
+  void prepare(const TrainConfig& requested, const std::string& resume, const std::set<std::string>& explicit_fields,
+               bool overwrite) {
     std::optional<Checkpoint> checkpoint;
     PIXGRAD_CHECK(resume.empty() || !explicit_fields.count("init_from"), "--init-from starts a new run and --resume "
                   "continues one: give one of them");
@@ -216,7 +233,10 @@ struct Trainer::Impl {
            "' is not there: give --dataset");
     check_output_outside_dataset(config);
     device = Device::parse(config.device);
-    if (device.is_cuda() && world->size() > 1) use_gpu_of_this_rank();
+    if (device.is_cuda() && world->size() > 1) {  // this machine's GPU number local_rank
+      std::string reason;
+      device = distributed::nccl_rank_device(device, world->local_rank(), cuda_device_count(&reason));
+    }
     select_conv_impl(config.conv_impl);
     select_tf32(config.tf32);
     train_set = make_dataset(config, config.train_split, true);
@@ -230,11 +250,6 @@ struct Trainer::Impl {
                   " must be a multiple of ", multiple, " for a U-Net with ", model->options().generator.num_downs,
                   " downsamplings");
     model->to(device);
-    if (config.sync_bn) {
-      nn::synchronize_batch_norm(model->generator(), world);
-      nn::synchronize_batch_norm(model->discriminator(), world);
-    }
-    if (world->size() > 1) model->set_data_parallel(world);
     // Dropout draws from the default generator, on a stream of its own (one per rank).
     default_generator().set_state(rank_stream(config.seed ^ 0x5DEECE66Dull, world->rank()), 0);
     if (checkpoint) {
@@ -279,16 +294,58 @@ struct Trainer::Impl {
                   io::printable(config.output).c_str());
   }
 
-  // A CUDA rank trains on its machine's GPU number local_rank; its
-  // gradients go through NCCL where the build has it, else through the host.
-  void use_gpu_of_this_rank() {
-    std::string reason;
-    device = distributed::nccl_rank_device(device, world->local_rank(), cuda_device_count(&reason));
+  // What must be alike on every rank for the replicas to stay alike: the
+  // options that shape the networks, the data and the steps (not where
+  // files are, how many loader threads a rank runs, or its timeout), the
+  // training split, the position in the run, and every parameter and
+  // optimiser number, whether initialised, resumed or loaded --init-from.
+  std::vector<distributed::Fingerprint> fingerprint() const {
+    std::vector<distributed::Fingerprint> properties;
+    if (world->size() == 1) return properties;
+    const std::set<std::string> per_rank = {"dataset", "output", "init_from", "workers", "dist_timeout"};
+    const nlohmann::json options = to_json(config);
+    for (const auto& [field, value] : options.items()) {
+      if (per_rank.count(field)) continue;
+      std::string option = "--" + field;
+      std::replace(option.begin(), option.end(), '_', '-');
+      properties.push_back({option, distributed::digest_of(value.dump())});
+    }
+    properties.push_back({"the training split's size", train_set->size()});
+    const data::Example first = train_set->get(0, config.seed);
+    properties.push_back({"the training split's first image pair",
+                          distributed::digest_of(first.target, distributed::digest_of(first.input) ^ distributed::digest_of(first.name))});
+    const std::string position = std::to_string(state.iteration) + " " + std::to_string(state.epoch) + " " +
+                                 std::to_string(state.batches_done) + " " + std::to_string(state.rng_seed) + " " +
+                                 std::to_string(state.rng_offset);
+    properties.push_back({"the checkpoint's position in the run", distributed::digest_of(position)});
+    uint64_t numbers = 0;
+    for (const auto& [name, tensor] : model->state_dict()) numbers = distributed::digest_of(tensor, numbers);
+    properties.push_back({"the networks' parameters and optimiser state", numbers});
+    return properties;
+  }
+
+  // The ranks' networks join: the run's timeout for every collective from
+  // now on, NCCL for CUDA ranks where the build has it, batch norm
+  // synchronised if asked, and the gradients averaged in every step.
+  void join_ranks() {
+    if (world->size() == 1) {
+      if (config.sync_bn)
+        say("note: --sync-bn has no effect in a single process (run the ranks under mpirun or srun)\n");
+      return;
+    }
     const auto mpi = std::dynamic_pointer_cast<distributed::MpiCommunicator>(world);
-    if (mpi && distributed::built_with_nccl())
-      world = distributed::make_nccl_communicator(mpi, device);
-    else if (root)
-      std::printf("note: this build has no NCCL: the CUDA ranks' gradients go through the host and MPI\n");
+    if (mpi) mpi->set_timeout_seconds(config.dist_timeout);
+    if (device.is_cuda()) {
+      if (mpi && distributed::built_with_nccl())
+        world = distributed::make_nccl_communicator(mpi, device);
+      else
+        say("note: this build has no NCCL: the CUDA ranks' gradients go through the host and MPI\n");
+    }
+    if (config.sync_bn) {
+      nn::synchronize_batch_norm(model->generator(), world);
+      nn::synchronize_batch_norm(model->discriminator(), world);
+    }
+    model->set_data_parallel(world);
   }
 
   double learning_rate(int64_t epoch) const { return config.lr * schedule->factor(static_cast<int>(epoch)); }
@@ -641,6 +698,23 @@ struct Trainer::Impl {
     return models::StepLosses{sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], sums[6] == 0, sums[7] == 0};
   }
 
+  // This rank's next batch. On several ranks, a rank that cannot read its
+  // batch (a damaged image) tells the others, so that every rank stops
+  // between two steps and rank 0 saves the completed ones, rather than the
+  // others waiting for it inside the step until the timeout.
+  std::optional<data::Batch> next_batch(data::DataLoader& loader) {
+    if (world->size() == 1) return loader.next();
+    std::optional<data::Batch> batch;
+    std::exception_ptr failure;
+    try {
+      batch = loader.next();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    distributed::agree_all_succeeded(*world, failure, "read its next batch");
+    return batch;
+  }
+
   RunSummary run() {
     data::LoaderOptions loader_options;
     loader_options.batch_size = static_cast<size_t>(config.batch_size);
@@ -684,7 +758,7 @@ struct Trainer::Impl {
           "last epoch of the decay runs at 0); nothing is learnt then: give more --epochs or --schedule "
           "constant\n", static_cast<long long>(state.epoch + 1), config.epochs);
     const StopHandlers stop_handlers;
-    ProgressBar progress(total, state.iteration, config.log_interval, root ? stdout : nullptr);
+    ProgressBar progress(total, state.iteration, config.log_interval, root ? stdout : nullptr, world->size() == 1);
     LossMeans means;
     bool in_step = false;
     bool stop = false;  // agreed by every rank after each step
@@ -709,7 +783,7 @@ struct Trainer::Impl {
             return summary;
           }
           const auto started_at = std::chrono::steady_clock::now();
-          std::optional<data::Batch> batch = loader.next();
+          std::optional<data::Batch> batch = next_batch(loader);
           if (!batch) break;
           const int64_t images = batch->input.size(0);
           const double share = static_cast<double>(images) / static_cast<double>(batch->global_samples);

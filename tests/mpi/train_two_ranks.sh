@@ -54,6 +54,54 @@ echo "== the two-rank checkpoint translates in one process"
   --output "$work/translated" --device cpu > "$work/translate.log" 2>&1 || { cat "$work/translate.log"; fail "translate"; }
 [ "$(find "$work/translated" -maxdepth 1 -name '*.png' | wc -l)" = 2 ] || fail "translate wrote no 2 images"
 
+echo "== ranks started with different options are refused before anything is written"
+one_rank=("$mpiexec" -np 1 "$@")
+set +e
+timeout 120 "${one_rank[@]}" "$train" "${small[@]}" --norm instance --max-iterations 2 --output "$work/unlike" : \
+  -np 1 "$train" "${small[@]}" --norm instance --max-iterations 2 --batch-size 2 --output "$work/unlike" \
+  > "$work/unlike.log" 2>&1
+status=$?
+set -e
+[ "$status" = 1 ] || { cat "$work/unlike.log"; fail "ranks with different --batch-size: status $status, not 1"; }
+expect "$work/unlike.log" "rank 0: the ranks were not started alike: they differ in --batch-size;"
+[ ! -e "$work/unlike" ] || fail "a refused start left an output folder"
+if grep -q "MPI_ABORT" "$work/unlike.log"; then cat "$work/unlike.log"; fail "a refused start aborted MPI"; fi
+
+echo "== --help on one rank ends every rank"
+timeout 120 "${one_rank[@]}" "$train" "${small[@]}" --max-iterations 2 --output "$work/helped" : \
+  -np 1 "$train" --help > "$work/help.log" 2>&1 || { cat "$work/help.log"; fail "--help on rank 1"; }
+expect "$work/help.log" "another rank was given --help"
+[ ! -e "$work/helped" ] || fail "a run with --help on one rank trained"
+
+echo "== translation refuses to run as several ranks"
+if timeout 60 "${two_ranks[@]}" "$translate" --checkpoint "$work/run/checkpoint.safetensors" --input "$facades/test" \
+     --output "$work/translated2" > "$work/translate2.log" 2>&1; then
+  fail "pix2pix_translate ran as two ranks"
+fi
+expect "$work/translate2.log" "runs as one process"
+[ "$(grep -c "runs as one process" "$work/translate2.log")" = 1 ] || fail "the refusal is printed more than once"
+
+echo "== a damaged image on rank 1: every rank stops and rank 0 saves the completed iteration"
+# Four pairs, the last one damaged. With seed 7, rank 0 and rank 1 read
+# good pairs in the first step, and rank 1 the damaged one in the second.
+mkdir -p "$work/damaged/train" "$work/damaged/test"
+for name in 1 10 100; do cp "$facades/train/$name.jpg" "$work/damaged/train/"; done
+echo "not an image" > "$work/damaged/train/101.jpg"
+cp "$facades/test/1.jpg" "$work/damaged/test/"
+set +e
+timeout 120 "${two_ranks[@]}" "$train" "${small[@]}" --dataset "$work/damaged" --norm instance --epochs 3 --seed 7 \
+  --output "$work/damaged-run" > "$work/damaged.log" 2>&1
+status=$?
+set -e
+[ "$status" = 1 ] || { cat "$work/damaged.log"; fail "a damaged image: status $status, not 1"; }
+expect "$work/damaged.log" "rank 1: image '.*101.jpg': not a JPEG or PNG"
+expect "$work/damaged.log" "rank 0: rank 1 could not read its next batch"
+expect "$work/damaged.log" "error at iteration 1: a checkpoint of the completed iterations is in"
+grep -q '"event":"error","iteration":1' "$work/damaged-run/log.jsonl" || fail "the log does not record the iteration"
+"$translate" --checkpoint "$work/damaged-run/checkpoint.safetensors" --input "$facades/test" --aligned --num-test 1 \
+  --output "$work/damaged-translated" --device cpu > "$work/damaged-translate.log" 2>&1 ||
+  { cat "$work/damaged-translate.log"; fail "the checkpoint saved after the damaged image"; }
+
 # Starts a long two-rank run in the background; returns once it has written
 # its first checkpoint.
 start_long_run() {
@@ -111,7 +159,7 @@ hang_case() {
   wait_for_launcher "$launcher" 60
   [ "$status" != 0 ] || fail "the run with rank $1 hung exited 0"
   expect "$output.log" "$2"
-  grep "pixgrad: rank" "$output.log"
+  grep "train_pix2pix: rank" "$output.log"
   kill -9 "$hung" 2> /dev/null || true
   check_checkpoint "$output"
 }
@@ -120,6 +168,19 @@ echo "== rank 1 hangs: rank 0 names it and the run stops"
 hang_case 1 "rank 0: .* waited [0-9]* s for the other ranks: rank 1 .*does not answer"
 echo "== rank 0 hangs: rank 1 says so and the run stops"
 hang_case 0 "rank 1: .* waited [0-9]* s for the other ranks: rank 0 did not end it"
+
+echo "== SIGUSR1 to mpirun: every rank stops after its step and rank 0 saves"
+start_long_run "$work/usr1"
+kill -USR1 "$launcher"
+wait_for_launcher "$launcher" 60
+[ "$status" = 130 ] || { cat "$work/usr1.log"; fail "SIGUSR1 to mpirun: status $status, not 130"; }
+expect "$work/usr1.log" "interrupted: saving a checkpoint at iteration"
+expect "$work/usr1.log" "stopped after [0-9]* iterations; checkpoint"
+grep -q '"event":"stopped"' "$work/usr1/log.jsonl" || fail "the log does not record the stop"
+# Under mpirun a rank's output is a terminal even when mpirun's is a file:
+# the progress must come as lines, not redrawn in place.
+if grep -q $'\r' "$work/usr1.log"; then fail "the progress bar redraws in place under mpirun"; fi
+check_checkpoint "$work/usr1"
 
 echo "== a rank that dies: the run stops"
 start_long_run "$work/dead"
