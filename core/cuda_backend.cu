@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -240,7 +241,15 @@ int current_device() {
 
 cudaStream_t current_stream() { return stream_of(current_device()); }
 
+namespace {
+std::atomic<int64_t> kernel_launches{0};
+}  // namespace
+
+void count_kernel_launch() { kernel_launches.fetch_add(1, std::memory_order_relaxed); }
+
 }  // namespace cuda
+
+int64_t cuda_kernel_launches() { return cuda::kernel_launches.load(std::memory_order_relaxed); }
 
 const DeviceBackend& cuda_backend() {
   static const DeviceBackend backend{device_allocate, device_deallocate, device_copy_to_host, device_copy_from_host,

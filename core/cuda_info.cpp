@@ -22,5 +22,7 @@ CudaMemoryStats cuda_memory_stats(int) { return {}; }
 
 void cuda_empty_cache() {}
 
+int64_t cuda_kernel_launches() { return 0; }
+
 }  // namespace pixgrad
 #endif

@@ -32,4 +32,9 @@ CudaMemoryStats cuda_memory_stats(int index = 0);
 // Returns the cached blocks of every device to the driver.
 void cuda_empty_cache();
 
+// pixgrad's own kernel launches so far, all devices (each launch site counts
+// itself as it checks the launch); cuDNN's and cuBLAS's kernels are not
+// counted. The difference over a training step is its launches per step.
+int64_t cuda_kernel_launches();
+
 }  // namespace pixgrad

@@ -1,6 +1,7 @@
 #include <pixgrad/optim/optimizer.h>
 
 #include <cmath>
+#include <type_traits>
 
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/dispatch.h>
@@ -49,18 +50,24 @@ Optimizer::Optimizer(std::vector<Tensor> parameters, double lr, const std::vecto
 void Optimizer::step() {
   NoGradGuard no_grad;
   nonfinite_ = Tensor();
+  std::vector<Update> updates;
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const Tensor& parameter = parameters_[i];
-    const Tensor grad = parameter.grad();
+    Tensor grad = parameter.grad();
     if (!grad.defined()) continue;
     if (!nonfinite_.defined()) nonfinite_ = Tensor::zeros({1}, parameter.device(), parameter.dtype());
     ParameterState& state = states_[i];
     for (auto& entry : state.tensors) follow_parameter(entry.second, parameter);
     ++state.step;
-    update(parameter, grad, state, nonfinite_);
+    updates.push_back({parameter, std::move(grad), state});
   }
+  if (!updates.empty()) update_all(updates, nonfinite_);
   if (!nonfinite_.defined() && !parameters_.empty())
     nonfinite_ = Tensor::zeros({1}, parameters_.front().device(), parameters_.front().dtype());
+}
+
+void Optimizer::update_all(const std::vector<Update>& updates, const Tensor& nonfinite) {
+  for (const Update& u : updates) update(u.parameter, u.grad, u.state, nonfinite);
 }
 
 void Optimizer::zero_grad() {
@@ -121,6 +128,28 @@ void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& s
     using T = decltype(zero);
     adam_update(on, step, parameter.data<T>(), grad.data<T>(), exp_avg.data<T>(), exp_avg_sq.data<T>(), n,
                 nonfinite.data<T>());
+  });
+}
+
+void Adam::update_all(const std::vector<Update>& updates, const Tensor& nonfinite) {
+  // One launch takes float32 tensors of one CUDA device that share one step
+  // count (they all do, unless some parameters had no gradient in a step).
+  const Tensor& first = updates.front().parameter;
+  bool together = single_launch_ && first.is_cuda() && nonfinite.device() == first.device();
+  for (const Update& u : updates)
+    together = together && u.parameter.device() == first.device() && u.parameter.dtype() == DType::Float32 &&
+               u.grad.device() == first.device() && u.grad.dtype() == DType::Float32 &&
+               u.state.step == updates.front().state.step;
+  if (!together) return Optimizer::update_all(updates, nonfinite);
+  std::vector<kernels::AdamTensor> tensors;
+  for (const Update& u : updates)
+    tensors.push_back({u.parameter.data<float>(), u.grad.data<float>(), u.state.tensors[0].second.data<float>(),
+                       u.state.tensors[1].second.data<float>(), u.parameter.numel()});
+  const kernels::AdamStep step{lr(),           options.beta1(), options.beta2(), options.eps(),
+                               options.weight_decay(), updates.front().state.step, options.placement()};
+  run_kernel("Adam", first, [&](auto on, auto) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(on)>, kernels::cuda::Gpu>)
+      adam_update_many(on, step, tensors, nonfinite.data<float>());
   });
 }
 

@@ -57,6 +57,16 @@ class Optimizer {
   // raises `nonfinite` (see nonfinite_gradients) on a NaN or infinite gradient.
   virtual void update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) = 0;
 
+  // One parameter's part of a step, as step() hands it to update_all.
+  struct Update {
+    const Tensor& parameter;
+    Tensor grad;
+    ParameterState& state;
+  };
+  // Updates every parameter of the step: update() on each, unless an
+  // optimiser can do them all at once on their device.
+  virtual void update_all(const std::vector<Update>& updates, const Tensor& nonfinite);
+
  private:
   std::vector<Tensor> parameters_;
   std::vector<ParameterState> states_;
@@ -85,8 +95,17 @@ class Adam : public Optimizer {
 
   AdamOptions options;  // options.lr() is the initial rate; lr() is the current one
 
+  // CUDA parameters are updated in one launch for all of them (the default:
+  // the same bits as one launch each, without a launch per tensor); false
+  // launches once per tensor, which the tests compare it with.
+  void set_single_launch(bool single) { single_launch_ = single; }
+
  protected:
   void update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) override;
+  void update_all(const std::vector<Update>& updates, const Tensor& nonfinite) override;
+
+ private:
+  bool single_launch_ = true;
 };
 
 // `optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4)`.

@@ -335,6 +335,15 @@ int main(int argc, char** argv) {
           totals.push_back(seconds_since(start));
           if (device.is_cpu()) phases.add(data_seconds, model.last_phase_times());
         }
+        // pixgrad's own kernel launches in one whole step (cuDNN's and cuBLAS's not counted).
+        std::optional<int64_t> launches;
+        if (device.is_cuda()) {
+          const int64_t before = cuda_kernel_launches();
+          source.next();
+          model.train_step(source.input(), source.target());
+          synchronize(device);
+          launches = cuda_kernel_launches() - before;
+        }
         if (device.is_cuda()) {
           model.set_timing(true);
           for (int i = 0; i < iterations; ++i) {
@@ -373,6 +382,9 @@ int main(int argc, char** argv) {
                     median(phases.g_backward), median(phases.optimizer), conv_flops / seconds / 1e12, percent_text,
                     peak_text, rss_text);
 
+        if (launches)
+          std::printf("    kernel launches per step: %lld (pixgrad's own; cuDNN and cuBLAS calls not counted)\n",
+                      static_cast<long long>(*launches));
         nlohmann::json goal_json = nullptr;
         if (const std::optional<Goal> goal = goal_for(preset, batch, device, device_description)) {
           const double ratio = seconds / goal->seconds;
@@ -406,6 +418,7 @@ int main(int argc, char** argv) {
                                        {"d_forward_backward", median(phases.d_both)},
                                        {"g_backward", median(phases.g_backward)},
                                        {"optimizer", median(phases.optimizer)}}},
+                           {"kernel_launches_per_step", launches ? nlohmann::json(*launches) : nlohmann::json(nullptr)},
                            {"peak_device_bytes", peak_bytes},
                            {"peak_is_upper_bound", peak_is_upper_bound},
                            {"device_bytes_in_use_after", in_use_bytes},

@@ -20,6 +20,8 @@
 
 #include <pixgrad/kernels/cuda/device_helpers.cuh>
 #include <pixgrad/kernels/cuda/runtime.cuh>
+#include <pixgrad/kernels/cuda/workspace.h>
+#include <pixgrad/kernels/multi_tensor_adam.h>
 
 namespace pixgrad::kernels::cuda {
 
@@ -27,24 +29,13 @@ namespace {
 
 constexpr int kThreads = 256;
 
-
 bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
-struct AdamScalars {
-  float step_size, v_scale, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, decay;
-};
+using AdamScalars = AdamFloatScalars;
 
 // Marks a non-finite gradient; a rare, racy store of the same value.
 __device__ __forceinline__ void note_finite(float grad, float* nonfinite) {
   if (nonfinite != nullptr && !isfinite(grad)) *nonfinite = 1.0f;
-}
-
-__device__ __forceinline__ void adam_element(const AdamScalars& s, float& p, float grad, float& m, float& v) {
-  const float g = __fadd_rn(grad, __fmul_rn(s.decay, p));
-  m = __fadd_rn(__fmul_rn(s.beta1, m), __fmul_rn(s.one_minus_beta1, g));
-  v = __fadd_rn(__fmul_rn(s.beta2, v), __fmul_rn(__fmul_rn(s.one_minus_beta2, g), g));
-  const float denominator = __fadd_rn(__fmul_rn(__fsqrt_rn(v), s.v_scale), s.eps);
-  p = __fsub_rn(p, __fdiv_rn(__fmul_rn(s.step_size, m), denominator));
 }
 
 template <int W>
@@ -73,6 +64,29 @@ __global__ void adam_kernel(AdamScalars s, float* param, const float* grad, floa
       adam_element(s, param[tail], grad[tail], exp_avg[tail], exp_avg_sq[tail]);
     }
   }
+}
+
+// Every slot's tensor in one launch: block b updates chunk b - first_block of
+// its slot (kernels/multi_tensor_adam.h, whose host model tests this walk).
+__global__ void adam_many_kernel(AdamScalars s, const AdamSlot* slots, int count, float* nonfinite) {
+  const AdamSlot& slot = slots[adam_slot_of_block(slots, count, blockIdx.x)];
+  adam_walk_chunk(slot, blockIdx.x - slot.first_block, threadIdx.x, blockDim.x, [&](int64_t i, int elements) {
+    if (elements == 4) {
+      Pack<4> p = load<4>(slot.param + i), m = load<4>(slot.exp_avg + i), v = load<4>(slot.exp_avg_sq + i);
+      const Pack<4> g = load<4>(slot.grad + i);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        note_finite(g.v[k], nonfinite);
+        adam_element(s, p.v[k], g.v[k], m.v[k], v.v[k]);
+      }
+      store<4>(slot.param + i, p);
+      store<4>(slot.exp_avg + i, m);
+      store<4>(slot.exp_avg_sq + i, v);
+    } else {
+      note_finite(slot.grad[i], nonfinite);
+      adam_element(s, slot.param[i], slot.grad[i], slot.exp_avg[i], slot.exp_avg_sq[i]);
+    }
+  });
 }
 
 struct SgdScalars {
@@ -133,24 +147,17 @@ void launch_sgd(const SgdScalars& s, float* param, const float* grad, float* buf
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 
+AdamScalars scalars_of(const AdamStep& s) {
+  return adam_float_scalars(s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, s.step,
+                            s.placement == EpsilonPlacement::Chainer);
+}
+
 }  // namespace
 
 void adam_update(Gpu, const AdamStep& s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                  int64_t n, float* nonfinite) {
   if (n <= 0) return;
-  // The CPU's scalars, formed the same way (kernels/cpu/adam.cpp).
-  const double t = static_cast<double>(s.step);
-  const double correction1 = 1 - std::pow(s.beta1, t), correction2 = 1 - std::pow(s.beta2, t);
-  const bool chainer = s.placement == EpsilonPlacement::Chainer;
-  AdamScalars scalars;
-  scalars.step_size = static_cast<float>(chainer ? s.lr * std::sqrt(correction2) / correction1 : s.lr / correction1);
-  scalars.v_scale = static_cast<float>(chainer ? 1.0 : 1.0 / std::sqrt(correction2));
-  scalars.beta1 = static_cast<float>(s.beta1);
-  scalars.beta2 = static_cast<float>(s.beta2);
-  scalars.one_minus_beta1 = static_cast<float>(1 - s.beta1);
-  scalars.one_minus_beta2 = static_cast<float>(1 - s.beta2);
-  scalars.eps = static_cast<float>(s.eps);
-  scalars.decay = static_cast<float>(s.weight_decay);
+  const AdamScalars scalars = scalars_of(s);  // the CPU's, formed the same way
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
   if (aligned16(param) && aligned16(grad) && aligned16(exp_avg) && aligned16(exp_avg_sq))
     adam_kernel<4><<<::pixgrad::cuda::blocks_for((n + 3) / 4, kThreads), kThreads, 0, stream>>>(
@@ -158,6 +165,21 @@ void adam_update(Gpu, const AdamStep& s, float* param, const float* grad, float*
   else
     adam_kernel<1><<<::pixgrad::cuda::blocks_for(n, kThreads), kThreads, 0, stream>>>(
         scalars, param, grad, exp_avg, exp_avg_sq, n, nonfinite);
+  PIXGRAD_CUDA_CHECK_LAUNCH();
+}
+
+void adam_update_many(Gpu, const AdamStep& s, const std::vector<AdamTensor>& tensors, float* nonfinite) {
+  const std::vector<AdamSlot> slots = adam_slots(tensors);
+  if (slots.empty()) return;
+  const int64_t blocks = slots.back().first_block + adam_chunks(slots.back().n);
+  PIXGRAD_CHECK(blocks < (int64_t(1) << 31), "adam_update_many: ", blocks, " blocks is more than a grid holds");
+  const cudaStream_t stream = ::pixgrad::cuda::current_stream();
+  // The table goes up with the launch (a few kilobytes; the gradients' addresses change between steps).
+  const Workspace table = Workspace::of<AdamSlot>(static_cast<int64_t>(slots.size()));
+  PIXGRAD_CUDA_CHECK(cudaMemcpyAsync(table.data(), slots.data(), slots.size() * sizeof(AdamSlot),
+                                     cudaMemcpyHostToDevice, stream));
+  adam_many_kernel<<<static_cast<unsigned int>(blocks), kThreads, 0, stream>>>(
+      scalars_of(s), table.as<AdamSlot>(), static_cast<int>(slots.size()), nonfinite);
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 

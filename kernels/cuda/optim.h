@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include <pixgrad/kernels/device_tags.h>
+#include <pixgrad/kernels/multi_tensor_adam.h>
 #include <pixgrad/kernels/optimizer_steps.h>
 
 namespace pixgrad::kernels::cuda {
@@ -14,6 +16,9 @@ namespace pixgrad::kernels::cuda {
 // step's updates and be read back with the step's losses.
 void adam_update(Gpu, const AdamStep& s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                  int64_t n, float* nonfinite = nullptr);
+// Every tensor's update in one launch (kernels/multi_tensor_adam.h): the same
+// bits as adam_update on each, with one launch instead of one per tensor.
+void adam_update_many(Gpu, const AdamStep& s, const std::vector<AdamTensor>& tensors, float* nonfinite = nullptr);
 // momentum_buffer may be null when momentum is zero.
 void sgd_update(Gpu, const SgdStep& s, float* param, const float* grad, float* momentum_buffer, int64_t n,
                 float* nonfinite = nullptr);

@@ -17,7 +17,13 @@
   } while (0)
 
 // After a <<<...>>> launch: configuration errors surface here, at the launch site.
-#define PIXGRAD_CUDA_CHECK_LAUNCH() PIXGRAD_CUDA_CHECK(cudaGetLastError())
+// After every kernel launch: counts it (cuda_kernel_launches in
+// core/cuda_info.h) and turns a launch error into pixgrad::Error.
+#define PIXGRAD_CUDA_CHECK_LAUNCH()            \
+  do {                                         \
+    ::pixgrad::cuda::count_kernel_launch();    \
+    PIXGRAD_CUDA_CHECK(cudaGetLastError());    \
+  } while (0)
 
 namespace pixgrad::cuda {
 
@@ -25,6 +31,7 @@ namespace pixgrad::cuda {
 // and copies of that device are ordered on it, which is also what makes the
 // caching allocator's reuse of freed blocks safe.
 cudaStream_t current_stream();
+void count_kernel_launch();
 int current_device();
 
 // Blocks of `threads` covering n elements, capped for grid-stride loops.

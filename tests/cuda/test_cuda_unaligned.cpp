@@ -248,3 +248,42 @@ TEST_CASE("Adam and SGD kernels update unaligned arrays like the CPU", "[cuda][o
     }
   }
 }
+
+TEST_CASE("one Adam launch over many aligned and unaligned arrays gives each the CPU's bits and stays inside them",
+          "[cuda][optim][unaligned][multi_tensor]") {
+  // Sizes around the chunk (kernels/multi_tensor_adam.h), a prime over a
+  // million, and small tails; every other array one float past alignment
+  // (so its slot goes one float at a time), one array empty.
+  const int64_t chunk = pixgrad::kernels::kAdamChunk;
+  const std::vector<int64_t> sizes = {1, 5, 7, chunk - 1, chunk, chunk + 1, 3 * chunk + 3, 1000003, 0, 4, 129};
+  const pixgrad::kernels::AdamStep adam{0.01, 0.5, 0.999, 1e-8, 0.1, 3, pixgrad::kernels::EpsilonPlacement::PyTorch};
+  std::vector<std::vector<float>> expected_p, expected_m, expected_v;
+  std::vector<DeviceArray> dp, dg, dm, dv;
+  std::vector<pixgrad::kernels::AdamTensor> tensors;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const int64_t n = sizes[i], shift = static_cast<int64_t>(i % 2);
+    const uint64_t seed = 500 + 10 * i;
+    const std::vector<float> param = random_values(n, seed), grad = random_values(n, seed + 1),
+                             exp_avg = random_values(n, seed + 2, -0.1, 0.1),
+                             exp_avg_sq = random_values(n, seed + 3, 0, 0.01);
+    std::vector<float> p = param, m = exp_avg, v = exp_avg_sq;
+    cpu::adam_update(host, adam, p.data(), grad.data(), m.data(), v.data(), n, static_cast<float*>(nullptr));
+    expected_p.push_back(p);
+    expected_m.push_back(m);
+    expected_v.push_back(v);
+    dp.emplace_back(param, shift);
+    dg.emplace_back(grad, shift);
+    dm.emplace_back(exp_avg, shift);
+    dv.emplace_back(exp_avg_sq, shift);
+    tensors.push_back({dp.back().get(), dg.back().get(), dm.back().get(), dv.back().get(), n});
+  }
+  DeviceArray flag(std::vector<float>{0.0f}, 0);
+  device::adam_update_many(gpu, adam, tensors, flag.get());
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    INFO("array " << i << ": n " << sizes[i] << ", shift " << i % 2);
+    check_close(dp[i].values(), expected_p[i], kOptimizerTolerance);
+    check_close(dm[i].values(), expected_m[i], kOptimizerTolerance);
+    check_close(dv[i].values(), expected_v[i], kOptimizerTolerance);
+  }
+  CHECK(flag.values()[0] == 0.0f);  // every gradient finite
+}

@@ -2,9 +2,11 @@
 # train_pix2pix as two ranks under mpirun, as a user runs it, on small
 # facade crops: one output folder written by rank 0, a resume on two ranks,
 # the refusal of a resume on another number of ranks, the two-rank
-# checkpoint translating in a single process, and the two faults a run
-# must survive with its last checkpoint intact: a rank that hangs (stopped
-# with SIGSTOP) and a rank that dies (SIGKILL).
+# checkpoint translating in a single process, fine-tuning across world
+# sizes, the refusal of ranks started unlike, a damaged image, SIGUSR1 to
+# mpirun, and the two faults a run must survive with its last checkpoint
+# intact: a rank that hangs (stopped with SIGSTOP) and a rank that dies
+# (SIGKILL).
 # Usage: train_two_ranks.sh BUILD_DIR MPIEXEC [MPIEXEC_FLAGS...]  (from the repository root)
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -53,6 +55,17 @@ echo "== the two-rank checkpoint translates in one process"
 "$translate" --checkpoint "$work/run/checkpoint.safetensors" --input "$facades/test" --aligned --num-test 2 \
   --output "$work/translated" --device cpu > "$work/translate.log" 2>&1 || { cat "$work/translate.log"; fail "translate"; }
 [ "$(find "$work/translated" -maxdepth 1 -name '*.png' | wc -l)" = 2 ] || fail "translate wrote no 2 images"
+
+echo "== fine-tuning across world sizes: one process from the two-rank weights, two ranks from one process's"
+"$train" "${small[@]}" --norm instance --init-from "$work/run/checkpoint.safetensors" --max-iterations 2 \
+  --output "$work/tuned-one" > "$work/tuned-one.log" 2>&1 || { cat "$work/tuned-one.log"; fail "--init-from in one process"; }
+expect "$work/tuned-one.log" "starting from the weights in"
+expect "$work/tuned-one.log" "done after 2 iterations"
+"${two_ranks[@]}" "$train" "${small[@]}" --norm instance --init-from "$work/tuned-one/checkpoint.safetensors" \
+  --max-iterations 2 --output "$work/tuned-two" > "$work/tuned-two.log" 2>&1 ||
+  { cat "$work/tuned-two.log"; fail "--init-from on two ranks"; }
+expect "$work/tuned-two.log" "data parallel: 2 ranks"
+expect "$work/tuned-two.log" "done after 2 iterations"
 
 echo "== ranks started with different options are refused before anything is written"
 one_rank=("$mpiexec" -np 1 "$@")

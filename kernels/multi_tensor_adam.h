@@ -1,0 +1,128 @@
+// Adam over many tensors in one launch: the layout of that launch and the
+// arithmetic of one element, written once for both the CUDA kernel
+// (kernels/cuda/optim.cu) and the host model that tests it
+// (tests/test_multi_tensor_adam.cpp).
+//
+// A launch takes a table of slots, one per tensor. Each tensor is cut into
+// chunks of kAdamChunk elements and each chunk is one block; a slot records
+// its tensor's first block, so a block finds its slot by a binary search over
+// the table. Within the chunk, thread t takes the packs t, t + threads, ...
+// of `width` elements (4 when every array of the tensor is 16-byte aligned,
+// else 1); the chunk size is a multiple of 4, so a pack never straddles two
+// chunks and stays aligned, and the tensor's last elements past the final
+// whole pack go one by one.
+//
+// One launch instead of one per tensor (about a hundred for pix2pix): the
+// launch overhead, not the memory traffic, dominates the small tensors.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <pixgrad/kernels/elementwise_ops.h>
+
+namespace pixgrad::kernels {
+
+// Elements per block: large enough that a block's launch and table lookup
+// are small against its memory traffic (16 KiB x 4 arrays x 4 bytes).
+constexpr int64_t kAdamChunk = 16384;
+
+struct AdamSlot {
+  float* param;
+  const float* grad;
+  float* exp_avg;
+  float* exp_avg_sq;
+  int64_t n;            // elements, at least 1
+  int64_t first_block;  // the block of the tensor's first chunk
+  int width;            // 4 (every array 16-byte aligned) or 1
+};
+
+// One tensor's arrays, as a caller hands them over.
+struct AdamTensor {
+  float* param;
+  const float* grad;
+  float* exp_avg;
+  float* exp_avg_sq;
+  int64_t n;
+};
+
+// The update's scalars in float, formed on the host in double exactly as the
+// CPU reference forms them (kernels/cpu/adam.cpp), so both give the same bits.
+struct AdamFloatScalars {
+  float step_size, v_scale, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, decay;
+};
+
+// Host only: the scalars of one step, in double, then rounded.
+inline AdamFloatScalars adam_float_scalars(double lr, double beta1, double beta2, double eps, double weight_decay,
+                                           int64_t step, bool chainer_epsilon) {
+  const double t = static_cast<double>(step);
+  const double correction1 = 1 - std::pow(beta1, t), correction2 = 1 - std::pow(beta2, t);
+  AdamFloatScalars s;
+  s.step_size = static_cast<float>(chainer_epsilon ? lr * std::sqrt(correction2) / correction1 : lr / correction1);
+  s.v_scale = static_cast<float>(chainer_epsilon ? 1.0 : 1.0 / std::sqrt(correction2));
+  s.beta1 = static_cast<float>(beta1);
+  s.beta2 = static_cast<float>(beta2);
+  s.one_minus_beta1 = static_cast<float>(1 - beta1);  // in double: 1 - float(0.999) is 1.3e-5 off
+  s.one_minus_beta2 = static_cast<float>(1 - beta2);
+  s.eps = static_cast<float>(eps);
+  s.decay = static_cast<float>(weight_decay);
+  return s;
+}
+
+PIXGRAD_HOST_DEVICE int64_t adam_chunks(int64_t n) { return (n + kAdamChunk - 1) / kAdamChunk; }
+
+// The slot whose chunks include `block`: the last slot with first_block <= block.
+PIXGRAD_HOST_DEVICE int adam_slot_of_block(const AdamSlot* slots, int count, int64_t block) {
+  int low = 0, high = count - 1;
+  while (low < high) {
+    const int middle = (low + high + 1) / 2;
+    if (slots[middle].first_block <= block) low = middle;
+    else high = middle - 1;
+  }
+  return low;
+}
+
+// Host only: the table of a launch, the empty tensors left out.
+inline std::vector<AdamSlot> adam_slots(const std::vector<AdamTensor>& tensors) {
+  const auto aligned = [](const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; };
+  std::vector<AdamSlot> slots;
+  int64_t block = 0;
+  for (const AdamTensor& t : tensors) {
+    if (t.n <= 0) continue;
+    const bool packs = aligned(t.param) && aligned(t.grad) && aligned(t.exp_avg) && aligned(t.exp_avg_sq);
+    slots.push_back({t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.n, block, packs ? 4 : 1});
+    block += adam_chunks(t.n);
+  }
+  return slots;
+}
+
+// Calls visit(index, elements) for each pack thread `thread` of `threads`
+// updates in chunk `chunk` of a slot: `elements` is the slot's width, or 1
+// for each element after the last whole pack.
+template <typename Visit>
+PIXGRAD_HOST_DEVICE void adam_walk_chunk(const AdamSlot& slot, int64_t chunk, int thread, int threads, Visit&& visit) {
+  const int64_t begin = chunk * kAdamChunk;
+  const int64_t end = begin + kAdamChunk < slot.n ? begin + kAdamChunk : slot.n;
+  const int64_t width = slot.width;
+  const int64_t whole = begin + (end - begin) / width * width;  // end of the whole packs
+  for (int64_t index = begin + thread * width; index < whole; index += static_cast<int64_t>(threads) * width)
+    visit(index, static_cast<int>(width));
+  for (int64_t index = whole + thread; index < end; index += threads) visit(index, 1);
+}
+
+// One element: with g = grad + decay * p,
+//   m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g g,
+//   p -= step_size m / (sqrt(v) v_scale + eps).
+// Every product goes through mul_exact, so nvcc forms no FMA and the GPU
+// gives the CPU reference's bits (sqrt and division are IEEE-rounded on both).
+PIXGRAD_HOST_DEVICE void adam_element(const AdamFloatScalars& s, float& p, float grad, float& m, float& v) {
+  using math::mul_exact;
+  const float g = grad + mul_exact(s.decay, p);
+  m = mul_exact(s.beta1, m) + mul_exact(s.one_minus_beta1, g);
+  v = mul_exact(s.beta2, v) + mul_exact(mul_exact(s.one_minus_beta2, g), g);
+  const float denominator = mul_exact(math::sqrt(v), s.v_scale) + s.eps;
+  p = p - mul_exact(s.step_size, m) / denominator;
+}
+
+}  // namespace pixgrad::kernels
