@@ -471,33 +471,49 @@ PIXGRAD_UNROLL
   }
 };
 
-// Tile t uses buffer t % 2 and decode-table slot t % 2. Per iteration: fetch
-// tile t+1 (its table is ready), multiply tile t, store tile t+1, decode
-// tile t+2 into the slot tile t's fetch used, one barrier.
+// The block's program. Tile t uses buffer t % 2 and decode-table slot t % 2.
+// Per iteration: fetch tile t+1 (its table is ready), multiply tile t, store
+// tile t+1, decode tile t+2 into the slot tile t's fetch used, one barrier.
+// `each(step)` runs step(thread) for the block's threads (on the device: for
+// this thread) and `sync()` is the barrier, so that the host model
+// (tests/cuda_host) runs this very program for all 256 threads in turn.
+template <class Op, class Cfg, class Each, class Sync>
+__host__ __device__ __forceinline__ void gemm_block_program(const typename Op::Params& p, GemmShared<Cfg>& shared,
+                                                            int k_begin, int k_end, Each&& each, Sync&& sync) {
+  using Thread = GemmThread<Op, Cfg>;
+  each([&](Thread& t) { t.fill_table(p, shared, 0, k_begin); });
+  sync();
+  each([&](Thread& t) {
+    t.load_tile(p, shared, 0, k_begin);
+    t.store_tile(shared, 0);
+    t.fill_table(p, shared, 1, k_begin + Cfg::BK);
+  });
+  sync();
+  int buffer = 0;
+  for (int k0 = k_begin; k0 < k_end; k0 += Cfg::BK) {
+    const bool more = k0 + Cfg::BK < k_end;
+    each([&](Thread& t) {
+      if (more) t.load_tile(p, shared, buffer ^ 1, k0 + Cfg::BK);
+      t.compute(shared, buffer);
+      if (more) {
+        t.store_tile(shared, buffer ^ 1);
+        t.fill_table(p, shared, buffer, k0 + 2 * Cfg::BK);
+      }
+    });
+    sync();
+    buffer ^= 1;
+  }
+  each([&](Thread& t) { t.finish(p); });
+}
+
 template <class Op, class Cfg>
 __global__ void __launch_bounds__(Cfg::kThreads, 2) implicit_gemm_kernel(const __grid_constant__ typename Op::Params p) {
   __shared__ GemmShared<Cfg> shared;
   GemmThread<Op, Cfg> t;
+  // setup() fails alike for every thread of a block, so all return before the first barrier.
   if (!t.setup(p, static_cast<int>(threadIdx.x), blockIdx)) return;
-  t.fill_table(p, shared, 0, t.k_begin);
-  __syncthreads();
-  t.load_tile(p, shared, 0, t.k_begin);
-  t.store_tile(shared, 0);
-  t.fill_table(p, shared, 1, t.k_begin + Cfg::BK);
-  __syncthreads();
-  int buffer = 0;
-  for (int k0 = t.k_begin; k0 < t.k_end; k0 += Cfg::BK) {
-    const bool more = k0 + Cfg::BK < t.k_end;
-    if (more) t.load_tile(p, shared, buffer ^ 1, k0 + Cfg::BK);
-    t.compute(shared, buffer);
-    if (more) {
-      t.store_tile(shared, buffer ^ 1);
-      t.fill_table(p, shared, buffer, k0 + 2 * Cfg::BK);
-    }
-    __syncthreads();
-    buffer ^= 1;
-  }
-  t.finish(p);
+  gemm_block_program<Op, Cfg>(
+      p, shared, t.k_begin, t.k_end, [&](auto&& step) { step(t); }, [] { __syncthreads(); });
 }
 
 // The sum of the K splits of output element (phase, m, n), in split order.
@@ -584,6 +600,10 @@ void check_index_range(const char* op, const Conv2dGeometry& g) {
                 g.kernel_h, "x", g.kernel_w, "); use PIXGRAD_CONV_IMPL=cudnn");
 }
 
+// What launches and queries the device; left out where the host model
+// (tests/cuda_host/implicit_gemm_host_model.cu) includes this file to run
+// the kernel's code on the host.
+#ifndef PIXGRAD_CONV_HOST_MODEL
 int multiprocessor_count() {
   constexpr int kMaxDevices = 64;
   static std::atomic<int> counts[kMaxDevices];
@@ -595,7 +615,7 @@ int multiprocessor_count() {
   }
   return count;
 }
-
+#endif  // PIXGRAD_CONV_HOST_MODEL
 
 // How a launch of `tiles` output tiles over `k_tiles` K-tiles is split. Every
 // configuration keeps two blocks resident per SM (launch bounds: <= 128
@@ -639,6 +659,7 @@ dim3 prepare_launch(typename Op::Params& p, int phases, int max_n, int max_k, in
               static_cast<unsigned int>(phases * plan.splits));
 }
 
+#ifndef PIXGRAD_CONV_HOST_MODEL
 // The GEMM and, when split, the scratch buffer and the reduction.
 template <class Op, class Cfg>
 void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
@@ -678,6 +699,8 @@ void run(typename Op::Params& p, int phases, int max_n, int max_k) {
   else
     launch<Op, TileTiny>(p, phases, max_n, max_k);
 }
+
+#endif  // PIXGRAD_CONV_HOST_MODEL
 
 ForwardOp::Params forward_params(const Conv2dGeometry& g, const float* input, const float* weight,
                                  const float* bias, float* output) {
@@ -803,6 +826,7 @@ BiasPlan plan_bias(int64_t channels, int64_t pixels, int64_t sm_count) {
 
 }  // namespace
 
+#ifndef PIXGRAD_CONV_HOST_MODEL
 void implicit_gemm_forward(const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
                            float* output) {
   check_index_range("conv2d_forward", g);
@@ -844,5 +868,6 @@ void conv2d_bias_backward(const Conv2dGeometry& g, const float* grad_output, flo
                                                                                               plan.chunks, grad_bias);
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
+#endif  // PIXGRAD_CONV_HOST_MODEL
 
 }  // namespace pixgrad::kernels::cuda::detail
