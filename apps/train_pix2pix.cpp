@@ -5,7 +5,11 @@
 
 #include "command_line.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <set>
 #include <string>
@@ -114,15 +118,26 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
       ->capture_default_str();
 }
 
+// Ranks on one machine share its cores: unless OMP_NUM_THREADS says
+// otherwise, each rank's threads take its share (every rank starting a
+// thread per core would oversubscribe them many times over).
+void share_cores_among_local_ranks(const pixgrad::distributed::Communicator& world) {
+  const auto* mpi = dynamic_cast<const pixgrad::distributed::MpiCommunicator*>(&world);
+  if (mpi == nullptr || mpi->local_size() <= 1 || std::getenv("OMP_NUM_THREADS") != nullptr) return;
+  omp_set_num_threads(std::max(1, omp_get_num_procs() / mpi->local_size()));
+}
+
 // The other ranks' lines would repeat rank 0's.
 void silence_stdout() {
   if (std::freopen("/dev/null", "w", stdout) == nullptr) std::fclose(stdout);
 }
 
 // Parses the command line; returns the exit status when the program should
-// stop now. On several ranks they agree first whether any stops, so that all
-// stop together: rank 0 prints its help or mistake, and a rank whose command
-// line alone could not be read prints its own.
+// stop now. On several ranks they first agree which of them stop (after
+// --help, or a mistake), so that all stop together: rank 0 prints its
+// mistake, or the help if any rank asked for it; another rank prints its
+// mistake unless rank 0 printed the same; rank 0 names the ranks whose
+// command line stopped the run when its own did not.
 std::optional<int> parse_on_every_rank(CLI::App& app, int argc, char** argv,
                                        pixgrad::distributed::Communicator& world) {
   const pixgrad::apps::ParseOutcome outcome = pixgrad::apps::try_parse_command_line(app, argc, argv);
@@ -130,23 +145,45 @@ std::optional<int> parse_on_every_rank(CLI::App& app, int argc, char** argv,
     if (!outcome.status) return std::nullopt;
     return pixgrad::apps::report_parse_outcome(app, outcome, "train_pix2pix");
   }
-  // {stops, the largest status, -(stops)}: whether any rank stops, and whether all do.
-  const double stops = outcome.status ? 1 : 0;
-  std::vector<double> votes = {stops, outcome.status ? static_cast<double>(*outcome.status) : 0, -stops};
+  // [r]: rank r stops; [n]: the largest status; [n + 1]: a rank asked for
+  // --help; [n + 2]: rank 0's mistake, as a digest (exact in a double).
+  const size_t n = static_cast<size_t>(world.size());
+  const auto digest = [](const std::string& text) {
+    return static_cast<double>(pixgrad::distributed::digest_of(text) >> 12) + 1;
+  };
+  const bool asked_help = outcome.status && outcome.mistake.empty();
+  std::vector<double> votes(n + 3, 0.0);
+  if (outcome.status) {
+    votes[static_cast<size_t>(world.rank())] = 1;
+    votes[n] = *outcome.status;
+    votes[n + 1] = asked_help ? 1 : 0;
+    if (world.is_root() && !asked_help) votes[n + 2] = digest(outcome.mistake);
+  }
   world.all_reduce(votes, pixgrad::distributed::ReduceOp::Max, "reading the command lines");
-  if (votes[0] == 0) return std::nullopt;
-  const bool all_stop = votes[2] < 0;
-  if (outcome.status && world.is_root()) {
-    pixgrad::apps::report_parse_outcome(app, outcome, "train_pix2pix");
-  } else if (outcome.status && !all_stop && !outcome.mistake.empty()) {
+  std::vector<int> stopped;
+  for (size_t r = 0; r < n; ++r)
+    if (votes[r] > 0) stopped.push_back(static_cast<int>(r));
+  if (stopped.empty()) return std::nullopt;
+
+  if (world.is_root()) {
+    if (outcome.status && !asked_help)
+      pixgrad::apps::report_parse_outcome(app, outcome, "train_pix2pix");
+    else if (votes[n + 1] > 0)
+      pixgrad::apps::report_parse_outcome(app, pixgrad::apps::ParseOutcome{0, ""}, "train_pix2pix");  // the help
+    if (!outcome.status) {
+      std::string ranks;
+      for (const int r : stopped) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+      std::fprintf(stderr, "train_pix2pix: rank 0: the command line of rank(s) %s stopped the run (--help, or a "
+                   "mistake that rank printed); nothing was trained: start every rank with the same command line\n",
+                   ranks.c_str());
+    }
+  } else if (outcome.status && !asked_help && digest(outcome.mistake) != votes[n + 2]) {
     std::fprintf(stderr, "train_pix2pix: rank %d: %s (see train_pix2pix --help)\n", world.rank(),
                  outcome.mistake.c_str());
   }
-  if (world.is_root() && !outcome.status)
-    std::fprintf(stderr, "train_pix2pix: rank 0: %s; start every rank with the same command line\n",
-                 votes[1] == 0 ? "another rank was given --help" : "another rank could not read its command line "
-                 "(its message is above)");
-  return static_cast<int>(votes[1]);
+  // Ranks whose command lines differ did not all stop: not a success.
+  const int status = static_cast<int>(votes[n]);
+  return stopped.size() == n ? status : std::max(status, 1);
 }
 
 std::set<std::string> explicit_fields(const CLI::App& app) {
@@ -175,8 +212,8 @@ int main(int argc, char** argv) {
       "(open it in a browser), previews/ and checkpoints/.\n"
       "Data parallel: mpirun -np 2 train_pix2pix ... (or srun) runs one rank per process, --batch-size images\n"
       "each; rank 0 writes the output folder. See docs/distributed.md.\n"
-      "Ctrl-C, SIGTERM or SIGUSR1 save a checkpoint before stopping (under mpirun, send SIGUSR1 to mpirun: it\n"
-      "passes that one on to every rank). A non-finite loss or gradient stops the run with the last good\n"
+      "Ctrl-C, SIGTERM, SIGUSR1 or SIGUSR2 save a checkpoint before stopping (under mpirun, send SIGUSR1 to\n"
+      "mpirun: it passes that one on to every rank). A non-finite loss or gradient stops the run with the last good\n"
       "checkpoint kept and the diverged state in checkpoint.diverged.safetensors.\n"
       "Exit status: 0 done, 1 error, 3 diverged, 4 a data-parallel rank waited past --dist-timeout, 130 interrupted;\n"
       " 100 and above: the command line was not understood.");
@@ -192,6 +229,7 @@ int main(int argc, char** argv) {
   }
   const bool several = world->size() > 1;
   if (!world->is_root()) silence_stdout();
+  share_cores_among_local_ranks(*world);
   // "train_pix2pix: rank 1: ..." when several ranks could print it.
   const std::string prefix = "train_pix2pix: " + (several ? "rank " + std::to_string(world->rank()) + ": " : "");
 
@@ -206,7 +244,6 @@ int main(int argc, char** argv) {
   if (const std::optional<int> status = parse_on_every_rank(app, argc, argv, *world)) return *status;
 
   try {
-    if (resume.empty() && config.dataset.empty()) throw pixgrad::Error("--dataset is required (unless --resume)");
     std::set<std::string> given = explicit_fields(app);
     given.erase("resume");
     given.erase("overwrite");

@@ -66,6 +66,12 @@ CmpDataset::CmpDataset(const std::string& root, const std::string& split, CmpOpt
                 root, "'");
 }
 
+uint64_t CmpDataset::content_digest() const {
+  std::vector<std::string> files = photos_;
+  files.insert(files.end(), labels_.begin(), labels_.end());
+  return digest_of_files(files);
+}
+
 Example CmpDataset::get(size_t index, uint64_t seed) const {
   detail::check_index("CmpDataset", index, photos_.size());
   const std::string& photo_path = photos_[index];

@@ -182,4 +182,19 @@ std::vector<std::string> list_image_files(const std::string& directory) {
   return files;
 }
 
+uint64_t digest_of_files(const std::vector<std::string>& files) {
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a over "name\0size\0" of each file
+  const auto mix = [&hash](const std::string& text) {
+    for (const char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    hash = (hash ^ 0u) * 1099511628211ull;
+  };
+  for (const std::string& file : files) {
+    std::error_code error;
+    const uintmax_t bytes = std::filesystem::file_size(file, error);
+    mix(std::filesystem::path(file).filename().string());
+    mix(error ? std::string("?") : std::to_string(bytes));
+  }
+  return hash;
+}
+
 }  // namespace pixgrad::data

@@ -25,7 +25,15 @@ class Dataset {
   virtual ~Dataset() = default;
   virtual size_t size() const = 0;
   virtual Example get(size_t index, uint64_t seed) const = 0;
+  // A digest of what the dataset reads, without decoding it (file names and
+  // sizes for the file-based datasets; 0 when a dataset cannot tell): the
+  // ranks of a data-parallel run compare theirs before training together.
+  virtual uint64_t content_digest() const { return 0; }
 };
+
+// The digest of a list of files: each one's name (not its folder, which may
+// differ between machines) and size in bytes.
+uint64_t digest_of_files(const std::vector<std::string>& files);
 
 // The random part of an example, drawn from philox::block(seed, index).
 struct Augmentation {
@@ -126,6 +134,7 @@ class AlignedDataset : public Dataset {
   AlignedDataset(const std::string& root, const std::string& split, AlignedOptions options = {});
   size_t size() const override { return files_.size(); }
   Example get(size_t index, uint64_t seed) const override;
+  uint64_t content_digest() const override { return digest_of_files(files_); }
   const std::vector<std::string>& files() const { return files_; }
 
  private:
@@ -153,6 +162,7 @@ class CmpDataset : public Dataset {
   CmpDataset(const std::string& root, const std::string& split, CmpOptions options = {});
   size_t size() const override { return photos_.size(); }
   Example get(size_t index, uint64_t seed) const override;
+  uint64_t content_digest() const override;
 
  private:
   std::vector<std::string> photos_;
@@ -172,6 +182,7 @@ class FolderDataset : public Dataset {
   explicit FolderDataset(const std::string& directory_or_file, FolderOptions options = {});
   size_t size() const override { return files_.size(); }
   Example get(size_t index, uint64_t seed) const override;
+  uint64_t content_digest() const override { return digest_of_files(files_); }
 
  private:
   std::vector<std::string> files_;

@@ -98,8 +98,8 @@ void agree_all_succeeded(Communicator& world, const std::exception_ptr& failure,
     const bool same_as_root = root_failed && reports[ranks] == reports[ranks + static_cast<size_t>(world.rank())];
     throw AgreedError(message, world.is_root() || !same_as_root);
   }
-  throw AgreedError(rank_list(failed) + " could not " + what + " (" + (failed.size() == 1 ? "its" : "their") +
-                        " message is above), so no rank goes on",
+  throw AgreedError(rank_list(failed) + " could not " + what + " (see " + (failed.size() == 1 ? "its" : "their") +
+                        " own message), so no rank goes on",
                     world.is_root());
 }
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <thread>
 
+#include <functional>
+
 #include <pixgrad/core/error.h>
 
 #if PIXGRAD_WITH_MPI
@@ -33,6 +35,12 @@ int launched_processes() {
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"})
     if (const int size = environment_number(name); size > 0) return size;
   return 1;
+}
+
+bool started_by_launcher() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"})
+    if (environment_number(name) > 0) return true;
+  return false;
 }
 
 int launched_rank() {
@@ -80,7 +88,8 @@ MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::Max ? MPI_MAX : MPI_SUM; }
 
 struct MpiCommunicator::State {
   double timeout_seconds = 600;
-  int rank = 0, size = 1, local_rank = 0;
+  std::function<void()> before_stopping;  // see on_timeout
+  int rank = 0, size = 1, local_rank = 0, local_size = 1;
   bool initialised_here = false;
   long long collective = 0;  // the number of the collective under way on this rank
   // Rank 0: the last collective each rank reported reaching, and the
@@ -253,8 +262,15 @@ struct MpiCommunicator::State {
             "itself died or hung)";
     }
     std::fprintf(stderr, "\n%s: rank %d: %s (collective %lld) waited %.0f s for the other ranks: %s; "
-                 "stopping every rank (the last checkpoint written is kept)\n",
+                 "stopping every rank (checkpoints already written are kept)\n",
                  program_name(), rank, what.c_str(), collective, waited, who.c_str());
+    if (before_stopping) {
+      try {
+        before_stopping();
+      } catch (const std::exception& error) {
+        std::fprintf(stderr, "%s: rank %d: before stopping: %s\n", program_name(), rank, error.what());
+      }
+    }
     std::fflush(nullptr);
     MPI_Abort(MPI_COMM_WORLD, kTimeoutExitCode);
     std::_Exit(kTimeoutExitCode);
@@ -279,6 +295,7 @@ MpiCommunicator::MpiCommunicator(const WorldOptions& options) : state_(std::make
   check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, state_->rank, MPI_INFO_NULL, &local),
             "MPI_Comm_split_type");
   MPI_Comm_rank(local, &state_->local_rank);
+  MPI_Comm_size(local, &state_->local_size);
   MPI_Comm_free(&local);
   if (state_->rank == 0) {
     state_->reached.assign(static_cast<size_t>(state_->size), 0);
@@ -306,7 +323,11 @@ MpiCommunicator::~MpiCommunicator() {
 int MpiCommunicator::rank() const { return state_->rank; }
 int MpiCommunicator::size() const { return state_->size; }
 int MpiCommunicator::local_rank() const { return state_->local_rank; }
+int MpiCommunicator::local_size() const { return state_->local_size; }
 double MpiCommunicator::timeout_seconds() const { return state_->timeout_seconds; }
+void MpiCommunicator::on_timeout(std::function<void()> before_stopping) {
+  state_->before_stopping = std::move(before_stopping);
+}
 void MpiCommunicator::set_timeout_seconds(double seconds) {
   PIXGRAD_CHECK(seconds > 0, "distributed: the collective timeout must be positive, got ", seconds, " s");
   state_->timeout_seconds = seconds;
@@ -363,8 +384,10 @@ MpiCommunicator::~MpiCommunicator() = default;
 int MpiCommunicator::rank() const { return 0; }
 int MpiCommunicator::size() const { return 1; }
 int MpiCommunicator::local_rank() const { return 0; }
+int MpiCommunicator::local_size() const { return 1; }
 double MpiCommunicator::timeout_seconds() const { return 0; }
 void MpiCommunicator::set_timeout_seconds(double) {}
+void MpiCommunicator::on_timeout(std::function<void()>) {}
 void MpiCommunicator::all_reduce(Tensor&, ReduceOp, const std::string&) {}
 void MpiCommunicator::all_reduce(std::vector<double>&, ReduceOp, const std::string&) {}
 void MpiCommunicator::barrier(const std::string&) {}

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,8 @@ struct WorldOptions {
 int launched_processes();
 // This process's rank among them, from the same environment (0 when none).
 int launched_rank();
+// Whether mpirun or srun started this process (even as the only one).
+bool started_by_launcher();
 
 // The ranks this process belongs to: an MpiCommunicator when the launcher
 // started several processes (MPI is initialised here and finalised when the
@@ -55,6 +58,8 @@ class MpiCommunicator final : public Communicator {
   int rank() const override;
   int size() const override;
   int local_rank() const override;
+  // The ranks on this machine.
+  int local_size() const;
   std::string backend() const override { return "mpi"; }
   // CPU tensors in place; CUDA tensors through a host copy.
   void all_reduce(Tensor& tensor, ReduceOp op, const std::string& what) override;
@@ -67,6 +72,10 @@ class MpiCommunicator final : public Communicator {
   double timeout_seconds() const;
   // From now on (a run sets its own once its options are read and checked).
   void set_timeout_seconds(double seconds);
+  // Called on this rank when one of its collectives times out, after the
+  // message and before every rank is stopped (a trainer saves its completed
+  // steps there); an empty function removes it.
+  void on_timeout(std::function<void()> before_stopping);
 
  private:
   struct State;

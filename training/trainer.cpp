@@ -181,6 +181,8 @@ struct Trainer::Impl {
   int64_t start_iteration = 0;   // where this invocation began (the checkpoint's iteration)
   int64_t saved_iteration = -1;  // of the last checkpoint this invocation wrote
   int64_t per_epoch = 0;          // batches per epoch
+  bool in_step = false;           // between the start of a step and the agreement on its outcome
+  std::shared_ptr<distributed::MpiCommunicator> mpi_world;  // the MPI ranks, under NCCL for CUDA ranks
   int64_t total_iterations = 0;   // where this invocation stops
 
   // Each rank prepares on its own (everything that can fail is checked
@@ -195,18 +197,29 @@ struct Trainer::Impl {
         root(world->is_root()),
         files(requested.output) {
     std::exception_ptr failure;
+    std::vector<distributed::Fingerprint> properties;
     try {
       prepare(requested, resume, explicit_fields, overwrite);
+      properties = fingerprint();
     } catch (...) {
       failure = std::current_exception();
     }
+    // The agreements wait no longer than the run's timeout (this command
+    // line's when the options could not be read).
+    use_timeout(failure ? requested.dist_timeout : config.dist_timeout);
     distributed::agree_all_succeeded(*world, failure, "start");
-    distributed::agree_alike(*world, fingerprint());
+    distributed::agree_alike(*world, properties);
     join_ranks();
+  }
+
+  void use_timeout(double seconds) {
+    mpi_world = std::dynamic_pointer_cast<distributed::MpiCommunicator>(world);
+    if (mpi_world && std::isfinite(seconds) && seconds >= 1 && seconds <= 1e6) mpi_world->set_timeout_seconds(seconds);
   }
 
   void prepare(const TrainConfig& requested, const std::string& resume, const std::set<std::string>& explicit_fields,
                bool overwrite) {
+    PIXGRAD_CHECK(!resume.empty() || !requested.dataset.empty(), "--dataset is required (unless --resume)");
     std::optional<Checkpoint> checkpoint;
     PIXGRAD_CHECK(resume.empty() || !explicit_fields.count("init_from"), "--init-from starts a new run and --resume "
                   "continues one: give one of them");
@@ -274,6 +287,15 @@ struct Trainer::Impl {
       const int decay = config.decay_epochs >= 0 ? config.decay_epochs : config.epochs / 2;
       schedule = std::make_unique<optim::LinearDecaySchedule>(config.epochs - decay, decay);
     }
+    per_epoch = static_cast<int64_t>(
+        data::global_batch_sizes(train_set->size(), static_cast<size_t>(config.batch_size), world->size(), false)
+            .size());
+    PIXGRAD_CHECK(per_epoch > 0, "dataset '", io::printable(config.dataset), "': split '",
+                  io::printable(config.train_split), "' has no images");
+    PIXGRAD_CHECK(state.batches_done <= per_epoch && state.iteration == state.epoch * per_epoch + state.batches_done,
+                  "the checkpoint's position (iteration ", state.iteration, ", ", state.batches_done,
+                  " batches into epoch ", state.epoch, ") does not fit this dataset's ", per_epoch,
+                  " batches per epoch (has the dataset or --batch-size changed?)");
     check_model_fits();
     if (!root) return;  // the output folder is rank 0's
 
@@ -302,7 +324,9 @@ struct Trainer::Impl {
   std::vector<distributed::Fingerprint> fingerprint() const {
     std::vector<distributed::Fingerprint> properties;
     if (world->size() == 1) return properties;
-    const std::set<std::string> per_rank = {"dataset", "output", "init_from", "workers", "dist_timeout"};
+    // The device as it resolved ("auto" is a CPU on one machine and a GPU on another).
+    const std::set<std::string> per_rank = {"dataset", "output", "init_from", "workers", "dist_timeout", "device"};
+    properties.push_back({"the device kind (--device)", distributed::digest_of(std::string(device.is_cuda() ? "cuda" : "cpu"))});
     const nlohmann::json options = to_json(config);
     for (const auto& [field, value] : options.items()) {
       if (per_rank.count(field)) continue;
@@ -311,6 +335,7 @@ struct Trainer::Impl {
       properties.push_back({option, distributed::digest_of(value.dump())});
     }
     properties.push_back({"the training split's size", train_set->size()});
+    properties.push_back({"the training split's files (names and sizes)", train_set->content_digest()});
     const data::Example first = train_set->get(0, config.seed);
     properties.push_back({"the training split's first image pair",
                           distributed::digest_of(first.target, distributed::digest_of(first.input) ^ distributed::digest_of(first.name))});
@@ -333,11 +358,9 @@ struct Trainer::Impl {
         say("note: --sync-bn has no effect in a single process (run the ranks under mpirun or srun)\n");
       return;
     }
-    const auto mpi = std::dynamic_pointer_cast<distributed::MpiCommunicator>(world);
-    if (mpi) mpi->set_timeout_seconds(config.dist_timeout);
     if (device.is_cuda()) {
-      if (mpi && distributed::built_with_nccl())
-        world = distributed::make_nccl_communicator(mpi, device);
+      if (mpi_world && distributed::built_with_nccl())
+        world = distributed::make_nccl_communicator(mpi_world, device);
       else
         say("note: this build has no NCCL: the CUDA ranks' gradients go through the host and MPI\n");
     }
@@ -698,6 +721,22 @@ struct Trainer::Impl {
     return models::StepLosses{sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], sums[6] == 0, sums[7] == 0};
   }
 
+  // On several ranks, when a collective times out on rank 0 between two
+  // steps (another rank hangs reading its batch, say), rank 0 saves the
+  // completed steps before every rank is stopped.
+  void save_if_a_rank_times_out() {
+    if (!mpi_world || !root) return;
+    mpi_world->on_timeout([this] {
+      const bool unsaved = state.iteration > std::max(saved_iteration, start_iteration);
+      if (!in_step && unsaved && save())
+        std::fprintf(stderr, "a checkpoint of the %lld completed iterations is in '%s'\n",
+                     static_cast<long long>(state.iteration), io::printable(files.checkpoint).c_str());
+      if (started)
+        log->write({{"event", "error"}, {"iteration", state.iteration},
+                    {"message", "a collective waited past --dist-timeout for another rank"}});
+    });
+  }
+
   // This rank's next batch. On several ranks, a rank that cannot read its
   // batch (a damaged image) tells the others, so that every rank stops
   // between two steps and rank 0 saves the completed ones, rather than the
@@ -723,16 +762,9 @@ struct Trainer::Impl {
     loader_options.rank = world->rank();
     loader_options.world_size = world->size();
     data::DataLoader loader(train_set, loader_options);
-    per_epoch = static_cast<int64_t>(loader.batches_per_epoch());
-    PIXGRAD_CHECK(per_epoch > 0, "dataset '", io::printable(config.dataset), "': split '",
-                  io::printable(config.train_split), "' has no images");
-    int64_t total = per_epoch * config.epochs;
+    int64_t total = per_epoch * config.epochs;  // per_epoch and the position were checked in prepare()
     if (config.max_iterations > 0) total = std::min(total, config.max_iterations);
     total_iterations = total;
-    PIXGRAD_CHECK(state.batches_done <= per_epoch && state.iteration == state.epoch * per_epoch + state.batches_done,
-                  "the checkpoint's position (iteration ", state.iteration, ", ", state.batches_done,
-                  " batches into epoch ", state.epoch, ") does not fit this dataset's ", per_epoch,
-                  " batches per epoch (has the dataset or --batch-size changed?)");
 
     RunSummary summary;
     summary.output = config.output;
@@ -758,9 +790,16 @@ struct Trainer::Impl {
           "last epoch of the decay runs at 0); nothing is learnt then: give more --epochs or --schedule "
           "constant\n", static_cast<long long>(state.epoch + 1), config.epochs);
     const StopHandlers stop_handlers;
-    ProgressBar progress(total, state.iteration, config.log_interval, root ? stdout : nullptr, world->size() == 1);
+    save_if_a_rank_times_out();
+    // The hook refers to this trainer: removed when run() ends, however it ends.
+    const std::unique_ptr<Impl, void (*)(Impl*)> remove_hook(this, [](Impl* impl) {
+      if (impl->mpi_world) impl->mpi_world->on_timeout(nullptr);
+    });
+    // Under mpirun a rank's output is a terminal wherever mpirun's goes: lines, never redrawn.
+    ProgressBar progress(total, state.iteration, config.log_interval, root ? stdout : nullptr,
+                         !distributed::started_by_launcher());
     LossMeans means;
-    bool in_step = false;
+    in_step = false;
     bool stop = false;  // agreed by every rank after each step
     const int64_t first_iteration = state.iteration;
     try {
@@ -836,12 +875,12 @@ struct Trainer::Impl {
   // An error in the loop: the steps completed since the last checkpoint are
   // saved if the model is between two steps; an error inside a step leaves
   // the model half updated, so the last checkpoint is what is kept.
-  void save_after_error(const std::exception& error, bool in_step, int64_t first_iteration) {
+  void save_after_error(const std::exception& error, bool inside_step, int64_t first_iteration) {
     if (!root) return;
     const bool unsaved = state.iteration > std::max(saved_iteration, first_iteration);
     // The checkpoint first: a log that cannot be written must not cost the steps.
     try {
-      if (unsaved && !in_step && save()) {
+      if (unsaved && !inside_step && save()) {
         std::fprintf(stderr, "error at iteration %lld: a checkpoint of the completed iterations is in '%s'\n",
                      static_cast<long long>(state.iteration), io::printable(files.checkpoint).c_str());
       } else if (unsaved) {

@@ -80,11 +80,39 @@ expect "$work/unlike.log" "rank 0: the ranks were not started alike: they differ
 [ ! -e "$work/unlike" ] || fail "a refused start left an output folder"
 if grep -q "MPI_ABORT" "$work/unlike.log"; then cat "$work/unlike.log"; fail "a refused start aborted MPI"; fi
 
-echo "== --help on one rank ends every rank"
+echo "== ranks whose datasets differ after the first image are refused"
+mkdir -p "$work/copy/train" "$work/copy/test"
+for name in 1 10 100 101; do cp "$facades/train/$name.jpg" "$work/copy/train/"; done
+cp "$facades/test/1.jpg" "$work/copy/test/"
+cp -r "$work/copy" "$work/other" && cp "$facades/train/102.jpg" "$work/other/train/101.jpg"
+set +e
+timeout 120 "${one_rank[@]}" "$train" "${small[@]}" --dataset "$work/copy" --max-iterations 2 --output "$work/unlike2" : \
+  -np 1 "$train" "${small[@]}" --dataset "$work/other" --max-iterations 2 --output "$work/unlike2" \
+  > "$work/unlike2.log" 2>&1
+status=$?
+set -e
+[ "$status" = 1 ] || { cat "$work/unlike2.log"; fail "ranks with different datasets: status $status, not 1"; }
+expect "$work/unlike2.log" "they differ in the training split's files (names and sizes);"
+
+echo "== --help on one rank ends every rank, with the help and the rank named"
+set +e
 timeout 120 "${one_rank[@]}" "$train" "${small[@]}" --max-iterations 2 --output "$work/helped" : \
-  -np 1 "$train" --help > "$work/help.log" 2>&1 || { cat "$work/help.log"; fail "--help on rank 1"; }
-expect "$work/help.log" "another rank was given --help"
+  -np 1 "$train" --help > "$work/help.log" 2>&1
+status=$?
+set -e
+[ "$status" = 1 ] || { cat "$work/help.log"; fail "--help on rank 1 alone: status $status, not 1"; }
+expect "$work/help.log" "^Usage: "
+expect "$work/help.log" "rank 0: the command line of rank(s) 1 stopped the run"
 [ ! -e "$work/helped" ] || fail "a run with --help on one rank trained"
+
+echo "== different mistakes on two ranks: each is printed"
+set +e
+timeout 120 "${one_rank[@]}" "$train" --bogus-zero : -np 1 "$train" --bogus-one > "$work/mistakes.log" 2>&1
+status=$?
+set -e
+[ "$status" -ge 100 ] || { cat "$work/mistakes.log"; fail "mistakes on both ranks: status $status, not >= 100"; }
+expect "$work/mistakes.log" "train_pix2pix: The following argument was not expected: --bogus-zero"
+expect "$work/mistakes.log" "train_pix2pix: rank 1: The following argument was not expected: --bogus-one"
 
 echo "== translation refuses to run as several ranks"
 if timeout 60 "${two_ranks[@]}" "$translate" --checkpoint "$work/run/checkpoint.safetensors" --input "$facades/test" \
