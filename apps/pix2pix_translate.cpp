@@ -127,8 +127,13 @@ int main(int argc, char** argv) {
   app.add_option("--device", device_name, "auto | cpu | cuda | cuda:N")->capture_default_str();
   std::string conv_impl;
   app.add_option("--conv-impl", conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
+  std::string precision;
+  app.add_option("--precision", precision,
+                 "CUDA convolutions: fp32 (default) | tf32 (tensor cores) | 3xtf32 (tensor cores, near-FP32 "
+                 "error; handwritten kernels only, cuDNN and cuBLAS compute fp32)")
+      ->check(CLI::IsMember({"fp32", "tf32", "3xtf32"}));
   bool tf32 = false;
-  app.add_flag("--tf32", tf32, "Let cuDNN and cuBLAS convolutions use TF32 tensor cores (default: plain FP32)");
+  app.add_flag("--tf32", tf32, "The same as --precision tf32");
   bool overwrite = false;
   app.add_flag("--overwrite", overwrite, "Replace results already in --output (inputs are never replaced)");
   if (const std::optional<int> status = pixgrad::apps::parse_command_line(app, argc, argv, "pix2pix_translate")) return *status;
@@ -140,7 +145,7 @@ int main(int argc, char** argv) {
     const training::Checkpoint checkpoint = training::load_checkpoint(checkpoint_path);
     const Device device = Device::parse(device_name);
     training::select_conv_impl(conv_impl);
-    training::select_tf32(tf32);
+    training::select_precision(precision, tf32);
     const training::Translator translator(checkpoint, checkpoint_path, options, device);
     default_generator().set_state(seed, 0);
 

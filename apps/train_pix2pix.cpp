@@ -87,7 +87,11 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
 
   app.add_option("--device", c.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--conv-impl", c.conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
-  app.add_flag("--tf32", c.tf32, "Let cuDNN and cuBLAS convolutions use TF32 tensor cores (default: plain FP32)");
+  app.add_option("--precision", c.precision,
+                 "CUDA convolutions: fp32 (default) | tf32 (tensor cores) | 3xtf32 (tensor cores, near-FP32 "
+                 "error; handwritten kernels only, cuDNN and cuBLAS compute fp32)")
+      ->check(CLI::IsMember({"fp32", "tf32", "3xtf32"}));
+  app.add_flag("--tf32", c.tf32, "The same as --precision tf32");
   app.add_option("--output", c.output, "Output folder (with --resume: the checkpoint's folder unless given)")
       ->capture_default_str();
   app.add_option("--resume", resume, "Continue from a checkpoint (e.g. out/checkpoint.safetensors)");

@@ -26,12 +26,13 @@
 #   bench_kernels  bench_kernels --quick on the GPU (each record names the
 #                algorithm and math that ran)
 #   step_fp32, step_tf32    bench_pix2pix, paper preset: FP32 at batch 1, 4,
-#                16; with --tf32 at batch 1
+#                16; with --tf32 at batch 1 (our kernels on tensor cores)
 #   torch_fp32, torch_tf32  the same step in PyTorch with TF32 off and on;
 #                then the speed-ups at equal precision
 #   train        train_pix2pix, 200 iterations on the carried facades
 #   extra_*      if time is left: the chainer preset's step, batch-16
-#                convolutions against cuDNN, the step on cuDNN
+#                convolutions against cuDNN, the step on cuDNN, the step
+#                in 3xTF32, the convolutions in TF32 against cuDNN's
 #
 # $OUT receives gpu_check.log and results.tar.gz (every JSON, the training
 # log and preview; each benchmark rewrites its JSON as it goes, so a step cut
@@ -115,6 +116,8 @@ plan=(
   "extra_chainer 15 0"
   "extra_convs 30 0"
   "extra_step 25 0"
+  "extra_3xtf32 15 0"
+  "extra_tf32_convs 30 0"
 )
 limit_of() {  # the limit of step $1
   local entry name limit required
@@ -393,6 +396,10 @@ chainer_command=("$bin/bench_pix2pix" --device cuda --presets chainer --iteratio
                  --json "$OUT/results/bench_pix2pix_chainer.json")
 convs_command=("$bin/bench_kernels" --device cuda --impls cudnn,handwritten --ops conv --batch-sizes 16
                --gpu-reps 15 --skip-gemm --json "$OUT/results/bench_kernels_b16.json")
+step_3xtf32_command=("$bin/bench_pix2pix" --device cuda --precision 3xtf32 --presets paper --iterations 20
+                     --warmup 5 --batch-sizes 1 --json "$OUT/results/bench_pix2pix_3xtf32.json")
+tf32_convs_command=("$bin/bench_kernels" --device cuda --precision tf32 --impls cudnn,handwritten --ops conv
+                    --quick --skip-gemm --json "$OUT/results/bench_kernels_tf32.json")
 cudnn_step_command=("$bin/bench_pix2pix" --device cuda --conv-impl cudnn --presets paper --iterations 20
                     --warmup 5 --batch-sizes 1,16 --json "$OUT/results/bench_pix2pix_cudnn.json")
 
@@ -412,7 +419,7 @@ if [ "$rehearse" = 1 ]; then
   # Each GPU program parses its arguments first and then stops at the missing
   # GPU with a one-line error; a rejected argument would fail differently.
   for command_name in kernels_command step_fp32_command step_tf32_command train_command chainer_command \
-                      convs_command cudnn_step_command; do
+                      convs_command cudnn_step_command step_3xtf32_command tf32_convs_command; do
     declare -n command_line=$command_name
     output=$("${command_line[@]}" 2>&1)
     if echo "$output" | grep -q -i "no usable GPU\|CUDA driver version is insufficient\|cannot use cuda"; then
@@ -543,6 +550,8 @@ section "if time is left: the chainer preset's step, batch-16 convolutions, the 
 run_step extra_chainer "${chainer_command[@]}"; echo "(status $?)"
 run_step extra_convs "${convs_command[@]}"; echo "(status $?)"
 run_step extra_step "${cudnn_step_command[@]}"; echo "(status $?)"
+run_step extra_3xtf32 "${step_3xtf32_command[@]}"; echo "(status $?)"
+run_step extra_tf32_convs "${tf32_convs_command[@]}"; echo "(status $?)"
 
 section "results"
 if tar -czf "$OUT/results.tar.gz" -C "$OUT" results; then

@@ -79,13 +79,20 @@ void select_conv_impl(const std::string& name) {
 #endif
 }
 
-void select_tf32(bool allow) {
+void select_precision(const std::string& precision, bool tf32) {
+  const std::string wanted = !precision.empty() ? precision : tf32 ? "tf32" : "";
+  PIXGRAD_CHECK(!tf32 || wanted == "tf32", "--tf32 and --precision ", precision, " disagree");
 #ifdef PIXGRAD_WITH_CUDA
-  if (allow) kernels::cuda::set_allow_tf32(true);
-  kernels::cuda::allow_tf32();  // reads PIXGRAD_TF32 now, so that a bad value fails before any work
+  if (!wanted.empty()) {
+    try {
+      kernels::cuda::set_conv_precision(kernels::cuda::parse_conv_precision(wanted));
+    } catch (const Error& error) {
+      fail("--", error.what());
+    }
+  }
+  kernels::cuda::conv_precision();  // reads the environment now, so that a bad value fails before any work
 #else
-  if (!allow) return;
-  fail("--tf32: pixgrad was built without CUDA");
+  PIXGRAD_CHECK(wanted.empty() || wanted == "fp32", "--precision ", wanted, ": pixgrad was built without CUDA");
 #endif
 }
 

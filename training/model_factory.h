@@ -27,9 +27,10 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std
 // Picks the CUDA convolution implementation: "handwritten" (ours), "cudnn"
 // or "cublas"; "" keeps the default (PIXGRAD_CONV_IMPL, else handwritten).
 void select_conv_impl(const std::string& name);
-// Lets cuDNN and cuBLAS convolutions use TF32 tensor cores (--tf32); false
-// keeps the default (PIXGRAD_TF32, else plain FP32). Without CUDA, asking for
-// it is an error.
-void select_tf32(bool allow);
+// Sets the CUDA convolutions' arithmetic (--precision fp32 | tf32 | 3xtf32;
+// --tf32 is the same as --precision tf32); "" and false keep the default
+// (PIXGRAD_PRECISION or PIXGRAD_TF32, else fp32). Without CUDA, anything but
+// fp32 is an error. CPU convolutions always compute in FP32.
+void select_precision(const std::string& precision, bool tf32);
 
 }  // namespace pixgrad::training

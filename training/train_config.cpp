@@ -35,7 +35,7 @@ int64_t TrainConfig::output_channels() const { return output_nc; }
 // linear decay with it: see decay_epochs).
 #define PIXGRAD_RUN_FIELDS(X)                                                                       \
   X(dataset) X(test_split) X(workers) X(epochs) X(decay_epochs) X(max_iterations) X(device) X(conv_impl) \
-  X(tf32) X(dist_timeout) X(output) X(log_interval) X(snapshot_interval) X(eval_interval) X(preview_count)              \
+  X(tf32) X(precision) X(dist_timeout) X(output) X(log_interval) X(snapshot_interval) X(eval_interval) X(preview_count)              \
   X(save_epoch_freq) X(keep_checkpoints)
 #define PIXGRAD_CONFIG_FIELDS(X) PIXGRAD_TRAINING_FIELDS(X) PIXGRAD_RUN_FIELDS(X)
 
@@ -123,6 +123,9 @@ TrainConfig merge_for_resume(const TrainConfig& saved, const TrainConfig& reques
   if (explicit_fields.count(#field)) merged.field = requested.field;
   PIXGRAD_RUN_FIELDS(PIXGRAD_STEER)
 #undef PIXGRAD_STEER
+  // --tf32 and --precision name one setting: the one given now replaces the saved one.
+  if (explicit_fields.count("precision") && !explicit_fields.count("tf32")) merged.tf32 = false;
+  if (explicit_fields.count("tf32") && !explicit_fields.count("precision")) merged.precision.clear();
   return merged;
 }
 
@@ -169,6 +172,10 @@ void validate(const TrainConfig& c) {
   PIXGRAD_CHECK(c.batch_size >= 1 && c.batch_size <= 4096, "--batch-size must be in 1..4096, got ", c.batch_size);
   PIXGRAD_CHECK(c.world_size >= 1 && c.world_size <= 65536, "the run's world size must be in 1..65536, got ",
                 c.world_size);
+  PIXGRAD_CHECK(c.precision.empty() || c.precision == "fp32" || c.precision == "tf32" || c.precision == "3xtf32",
+                "--precision must be fp32, tf32 or 3xtf32, not '", io::printable(c.precision), "'");
+  PIXGRAD_CHECK(!c.tf32 || c.precision.empty() || c.precision == "tf32", "--tf32 and --precision ", c.precision,
+                " disagree");
   PIXGRAD_CHECK(!c.sync_bn || c.norm == "batch", "--sync-bn synchronises batch norm, but --norm is ",
                 io::printable(c.norm));
   // Below a second, a collective would time out on an ordinary step's jitter.

@@ -52,7 +52,8 @@ struct TrainConfig {
   // reporting
   std::string device = "auto";
   std::string conv_impl;             // CUDA convolutions: handwritten | cudnn | cublas ("" = default)
-  bool tf32 = false;                 // let cuDNN/cuBLAS convolutions use TF32 tensor cores
+  bool tf32 = false;                 // the same as precision "tf32"
+  std::string precision;             // CUDA convolutions: fp32 | tf32 | 3xtf32 ("" = default)
   double dist_timeout = 600;         // data parallel: seconds a rank waits for the others before the run stops
   std::string output = "out";
   int64_t log_interval = 100;        // iterations per log.jsonl record and console report

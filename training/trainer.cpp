@@ -251,7 +251,7 @@ struct Trainer::Impl {
       device = distributed::nccl_rank_device(device, world->local_rank(), cuda_device_count(&reason));
     }
     select_conv_impl(config.conv_impl);
-    select_tf32(config.tf32);
+    select_precision(config.precision, config.tf32);
     train_set = make_dataset(config, config.train_split, true);
     test_set = make_dataset(config, config.test_split, false);
 

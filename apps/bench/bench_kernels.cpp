@@ -63,6 +63,7 @@
 #include <pixgrad/kernels/cpu/elementwise.h>
 #include <pixgrad/kernels/cpu/gemm.h>
 #include <pixgrad/models/networks.h>
+#include <pixgrad/training/model_factory.h>
 
 #ifdef PIXGRAD_WITH_CUDA
 #include <pixgrad/kernels/cuda/batch_norm.h>
@@ -98,6 +99,15 @@ bool tf32_allowed() {
   return kernels::cuda::allow_tf32();
 #else
   return false;
+#endif
+}
+
+// The CUDA convolutions' arithmetic: fp32, tf32 or 3xtf32.
+std::string conv_precision_name() {
+#ifdef PIXGRAD_WITH_CUDA
+  return kernels::cuda::to_string(kernels::cuda::conv_precision());
+#else
+  return "fp32";
 #endif
 }
 
@@ -147,6 +157,7 @@ struct Options {
   int64_t elements = 0;  // 0: the paper generator's parameter count
   bool count_only = false;
   bool tf32 = false;
+  std::string precision;
 };
 
 // A device's two measured ceilings.
@@ -843,9 +854,12 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_flag("--count-only", options.count_only,
                "Print the FLOPs and bytes of a training iteration per preset and batch, time nothing");
-  app.add_flag("--tf32", options.tf32,
-               "Let cuDNN and cuBLAS convolutions use TF32 tensor cores (default: plain FP32, FMA only); "
-               "each record says which math ran");
+  app.add_option("--precision", options.precision,
+                 "CUDA convolutions: fp32 (default; cuDNN restricted to FMA math) | tf32 (tensor cores for all "
+                 "three) | 3xtf32 (the handwritten kernels' near-FP32 tensor-core mode; cuDNN and cuBLAS compute "
+                 "fp32); each record says which math ran")
+      ->check(CLI::IsMember({"fp32", "tf32", "3xtf32"}));
+  app.add_flag("--tf32", options.tf32, "The same as --precision tf32");
   app.add_flag("--skip-gemm", options.skip_gemm, "Leave out the plain CPU SGEMM sweep");
   app.add_flag("--gemm-only", options.gemm_only, "Run only the plain CPU SGEMM sweep");
   app.add_option("--isa", options.isa, "Instruction set of the SGEMM sweep (default: the best this CPU supports)")
@@ -887,13 +901,9 @@ int main(int argc, char** argv) {
     for (const std::string& spec : options.shapes) shapes.push_back(parse_shape(spec));
 
     if (options.count_only) return count_only(presets, batches);
-    // --tf32 turns TF32 on; without it PIXGRAD_TF32 decides (read now, so that a bad value fails at once).
-#ifdef PIXGRAD_WITH_CUDA
-    if (options.tf32) kernels::cuda::set_allow_tf32(true);
-    kernels::cuda::allow_tf32();
-#else
-    PIXGRAD_CHECK(!options.tf32, "--tf32: pixgrad was built without CUDA");
-#endif
+    // --precision (or --tf32) sets the arithmetic; without them the environment decides, read now so that
+    // a bad value fails at once.
+    training::select_precision(options.precision, options.tf32);
 
     cpu::SgemmIsa gemm_isa = cpu::sgemm_best_isa();
     for (cpu::SgemmIsa isa : {cpu::SgemmIsa::Avx512, cpu::SgemmIsa::Avx2, cpu::SgemmIsa::Scalar})
@@ -983,6 +993,7 @@ int main(int argc, char** argv) {
                              {"machine", machine},
                              {"ceilings", ceilings_json},
                              {"tf32_allowed", tf32_allowed()},
+                             {"precision", conv_precision_name()},
                              {"goal", {{"conv_max_ratio_to_cudnn", kMaxRatioToCudnn},
                                        {"meaning", "handwritten convolution time <= cuDNN time / 0.8"}}},
                              {"records", records},

@@ -141,13 +141,14 @@ std::string describe_device(const Device& device) {
   return device.is_cpu() ? "cpu" : device.str();
 }
 
-// Whether convolutions on `device` may use TF32 (--tf32 or PIXGRAD_TF32=1, on a GPU).
-bool tf32_in_effect(const Device& device) {
+// The convolutions' arithmetic on `device` (--precision, or the environment,
+// on a GPU; always fp32 on the CPU).
+std::string precision_in_effect(const Device& device) {
 #ifdef PIXGRAD_WITH_CUDA
-  return device.is_cuda() && kernels::cuda::allow_tf32();
+  return device.is_cuda() ? kernels::cuda::to_string(kernels::cuda::conv_precision()) : "fp32";
 #else
   (void)device;
-  return false;
+  return "fp32";
 #endif
 }
 
@@ -232,10 +233,13 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "Untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--device", device_name, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--conv-impl", conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
+  std::string precision;
+  app.add_option("--precision", precision,
+                 "CUDA convolutions: fp32 (default) | tf32 (tensor cores, PyTorch's default for cuDNN) | 3xtf32 "
+                 "(tensor cores, near-FP32 error; handwritten kernels only, cuDNN and cuBLAS compute fp32)")
+      ->check(CLI::IsMember({"fp32", "tf32", "3xtf32"}));
   bool tf32 = false;
-  app.add_flag("--tf32", tf32,
-               "Let cuDNN and cuBLAS convolutions use TF32 tensor cores, as PyTorch does by default "
-               "(default: plain FP32)");
+  app.add_flag("--tf32", tf32, "The same as --precision tf32");
   app.add_option("--input-channels", input_channels,
                  "Input channels of random inputs: 3 or 12 (default: the preset's reference, paper 3, chainer "
                  "12; with --dataset, --format decides)")
@@ -264,13 +268,13 @@ int main(int argc, char** argv) {
     PIXGRAD_CHECK(device.is_cpu() || cuda_device_count(&no_gpu) > 0, "--device ", device_name, ": no usable GPU (",
                   no_gpu, ")");
     training::select_conv_impl(conv_impl);
-    training::select_tf32(tf32);
+    training::select_precision(precision, tf32);
     const std::string device_description = describe_device(device);
     std::vector<int> batch_sizes = parse_list(batches);
     std::sort(batch_sizes.begin(), batch_sizes.end());
-    std::printf("device: %s (%s), convolutions: %s%s, %s inputs, %d warm-up + %d timed steps (median)\n",
+    std::printf("device: %s (%s), convolutions: %s in %s, %s inputs, %d warm-up + %d timed steps (median)\n",
                 device.str().c_str(), device_description.c_str(), conv_impl_name(device).c_str(),
-                tf32_in_effect(device) ? " (TF32 allowed)" : "",
+                precision_in_effect(device).c_str(),
                 data_config.dataset.empty() ? "random" : ("dataset " + data_config.dataset).c_str(), warmup,
                 iterations);
     // The FMA ceiling only: the copy ceiling's 512 MiB of buffers would be
@@ -405,7 +409,8 @@ int main(int argc, char** argv) {
                            {"device", device.str()},
                            {"device_name", device_description},
                            {"conv_impl", conv_impl_name(device)},
-                           {"tf32", tf32_in_effect(device)},
+                           {"precision", precision_in_effect(device)},
+                           {"tf32", precision_in_effect(device) == "tf32"},
                            {"iterations", iterations},
                            {"warmup", warmup},
                            {"seconds_per_iteration", seconds},

@@ -25,13 +25,26 @@ namespace {
 
 constexpr int kUnset = -1;
 std::atomic<int> g_conv_impl{kUnset};
-std::atomic<int> g_allow_tf32{kUnset};
+std::atomic<int> g_precision{kUnset};
 
-bool tf32_from_environment() {
-  const char* text = std::getenv("PIXGRAD_TF32");
-  if (text == nullptr || text[0] == '\0' || std::string(text) == "0") return false;
-  if (std::string(text) == "1") return true;
-  fail("PIXGRAD_TF32: '", text, "' is neither 1 nor 0");
+// PIXGRAD_PRECISION, or the older PIXGRAD_TF32 switch; both set must agree.
+ConvPrecision precision_from_environment() {
+  const char* tf32_text = std::getenv("PIXGRAD_TF32");
+  const bool tf32_set = tf32_text != nullptr && tf32_text[0] != '\0';
+  if (tf32_set && std::string(tf32_text) != "0" && std::string(tf32_text) != "1")
+    fail("PIXGRAD_TF32: '", tf32_text, "' is neither 1 nor 0");
+  const ConvPrecision from_tf32 = tf32_set && std::string(tf32_text) == "1" ? ConvPrecision::Tf32 : ConvPrecision::Fp32;
+  const char* text = std::getenv("PIXGRAD_PRECISION");
+  if (text == nullptr || text[0] == '\0') return from_tf32;
+  ConvPrecision precision;
+  try {
+    precision = parse_conv_precision(text);
+  } catch (const Error& error) {
+    fail("PIXGRAD_PRECISION: ", error.what());
+  }
+  PIXGRAD_CHECK(!tf32_set || precision == from_tf32, "PIXGRAD_PRECISION=", text, " contradicts PIXGRAD_TF32=",
+                tf32_text);
+  return precision;
 }
 
 ConvImpl impl_from_environment() {
@@ -63,6 +76,20 @@ void check_pointer(const char* op, const char* role, const void* pointer) {
   PIXGRAD_CHECK(pointer != nullptr, op, " (cuda): ", role, " is null");
 }
 
+// The setting stored in `slot`, or on first use the one `from_environment`
+// reads (a bad variable throws there, on every call, until a setter is used).
+template <class FromEnvironment>
+auto setting_or_environment(std::atomic<int>& slot, FromEnvironment from_environment) {
+  using Setting = decltype(from_environment());
+  int value = slot.load(std::memory_order_acquire);
+  if (value == kUnset) {
+    int expected = kUnset;
+    slot.compare_exchange_strong(expected, static_cast<int>(from_environment()), std::memory_order_acq_rel);
+    value = slot.load(std::memory_order_acquire);
+  }
+  return static_cast<Setting>(value);
+}
+
 }  // namespace
 
 ConvImpl parse_conv_impl(const std::string& text) {
@@ -81,31 +108,35 @@ const char* to_string(ConvImpl impl) {
   return "unknown";
 }
 
-ConvImpl conv_impl() {
-  int value = g_conv_impl.load(std::memory_order_acquire);
-  if (value == kUnset) {
-    // A bad variable throws here, on every call, until set_conv_impl is used.
-    int expected = kUnset;
-    g_conv_impl.compare_exchange_strong(expected, static_cast<int>(impl_from_environment()),
-                                        std::memory_order_acq_rel);
-    value = g_conv_impl.load(std::memory_order_acquire);
-  }
-  return static_cast<ConvImpl>(value);
-}
+ConvImpl conv_impl() { return setting_or_environment(g_conv_impl, impl_from_environment); }
 
 void set_conv_impl(ConvImpl impl) { g_conv_impl.store(static_cast<int>(impl), std::memory_order_release); }
 
-bool allow_tf32() {
-  int value = g_allow_tf32.load(std::memory_order_acquire);
-  if (value == kUnset) {
-    int expected = kUnset;
-    g_allow_tf32.compare_exchange_strong(expected, tf32_from_environment() ? 1 : 0, std::memory_order_acq_rel);
-    value = g_allow_tf32.load(std::memory_order_acquire);
-  }
-  return value == 1;
+ConvPrecision parse_conv_precision(const std::string& text) {
+  if (text == "fp32") return ConvPrecision::Fp32;
+  if (text == "tf32") return ConvPrecision::Tf32;
+  if (text == "3xtf32") return ConvPrecision::Tf32x3;
+  fail("precision: unknown '", text, "' (expected fp32, tf32 or 3xtf32)");
 }
 
-void set_allow_tf32(bool allow) { g_allow_tf32.store(allow ? 1 : 0, std::memory_order_release); }
+const char* to_string(ConvPrecision precision) {
+  switch (precision) {
+    case ConvPrecision::Fp32: return "fp32";
+    case ConvPrecision::Tf32: return "tf32";
+    case ConvPrecision::Tf32x3: return "3xtf32";
+  }
+  return "unknown";
+}
+
+ConvPrecision conv_precision() { return setting_or_environment(g_precision, precision_from_environment); }
+
+void set_conv_precision(ConvPrecision precision) {
+  g_precision.store(static_cast<int>(precision), std::memory_order_release);
+}
+
+bool allow_tf32() { return conv_precision() == ConvPrecision::Tf32; }
+
+void set_allow_tf32(bool allow) { set_conv_precision(allow ? ConvPrecision::Tf32 : ConvPrecision::Fp32); }
 
 const char* to_string(ConvPass pass) {
   switch (pass) {
@@ -118,7 +149,12 @@ const char* to_string(ConvPass pass) {
 
 ConvChoice conv_choice(ConvImpl impl, ConvPass pass, const Conv2dGeometry& g) {
   switch (impl) {
-    case ConvImpl::Handwritten: return {"implicit_gemm", "fp32"};
+    case ConvImpl::Handwritten: {
+      // The GEMM's rows are the output channels, or the input channels for
+      // backward data; at most 8 of them run on the FP32 tile at every precision.
+      const int64_t rows = pass == ConvPass::BackwardData ? g.in_channels : g.out_channels;
+      return {"implicit_gemm", rows <= 8 ? "fp32" : to_string(conv_precision())};
+    }
     case ConvImpl::Cublas: return {"im2col+sgemm", allow_tf32() ? "tf32" : "fp32"};
     case ConvImpl::Cudnn: return detail::cudnn_choice(pass, g);
   }

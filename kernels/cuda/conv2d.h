@@ -10,8 +10,9 @@
 // no atomics: on a given GPU the handwritten and cuBLAS paths give
 // bit-identical results run to run; cuDNN does within a process (it times its
 // candidate algorithms once per geometry, so two processes may pick
-// different ones). set_allow_tf32(true) lets cuDNN and cuBLAS use TF32 tensor
-// cores, for comparing speed at the precision PyTorch uses by default.
+// different ones). set_conv_precision selects TF32 tensor cores (the
+// precision PyTorch's cuDNN convolutions use by default) or, for the
+// handwritten kernels, 3xTF32 (tensor cores at near-FP32 accuracy).
 //
 // This header is plain C++ (no CUDA types) so that g++-compiled code can
 // select the implementation. Everything here runs asynchronously on the
@@ -51,13 +52,29 @@ void conv2d_backward_data(Gpu, const Conv2dGeometry& g, const float* grad_output
 void conv2d_backward_weight(Gpu, const Conv2dGeometry& g, const float* input, const float* grad_output,
                             float* grad_weight, float* grad_bias);
 
-// TF32 tensor-core math (operands rounded to 10-bit mantissas, FP32
-// accumulation), process-wide. Off by default; on first use it is read from
-// PIXGRAD_TF32 ("1" on, "0" or unset off; anything else throws), and
-// set_allow_tf32 overrides it (the apps' --tf32). When on, cuDNN may choose
-// tensor-op algorithms and cuBLAS runs its TF32 GEMMs; the handwritten
-// kernels have no tensor-core path yet and stay FP32.
+// The convolutions' arithmetic, process-wide:
+//   Fp32    FP32 FMAs on the CUDA cores (the default, and the reference)
+//   Tf32    TF32 tensor cores: operands rounded to 10-bit mantissas, FP32
+//           accumulation. cuDNN may choose tensor-op algorithms, cuBLAS runs
+//           its TF32 GEMMs, the handwritten kernels use mma.sync.
+//   Tf32x3  the handwritten kernels split each operand into two TF32 parts
+//           and issue three tensor-core products (error near FP32's);
+//           cuDNN and cuBLAS, which have no such mode, compute in FP32.
+// The handwritten kernels' layers of at most 8 channels stay FP32 (no
+// tensor-core tile fits them). On first use the precision is read from
+// PIXGRAD_PRECISION (fp32 | tf32 | 3xtf32), or else PIXGRAD_TF32 ("1" is
+// tf32, "0" fp32); unset means fp32 and anything else throws.
+// set_conv_precision overrides it (the apps' --precision).
+enum class ConvPrecision { Fp32, Tf32, Tf32x3 };
+ConvPrecision conv_precision();
+void set_conv_precision(ConvPrecision precision);
+// "fp32" | "tf32" | "3xtf32"; anything else throws pixgrad::Error
+// "precision: unknown 'x' (expected fp32, tf32 or 3xtf32)".
+ConvPrecision parse_conv_precision(const std::string& text);
+const char* to_string(ConvPrecision precision);
+// conv_precision() == Tf32: whether cuDNN and cuBLAS may use TF32.
 bool allow_tf32();
+// Tf32 when true, Fp32 when false.
 void set_allow_tf32(bool allow);
 
 // The three passes of a convolution.
@@ -67,8 +84,9 @@ const char* to_string(ConvPass pass);
 // What an implementation runs for a pass of geometry g under the current
 // settings, for benchmark records: the algorithm ("implicit_gemm" for the
 // handwritten kernels, "im2col+sgemm" for cuBLAS, cuDNN's algorithm name once
-// it has chosen one, else "") and the math ("fp32", "tf32", or for cuDNN its
-// math type: "fma", "default", "tensor_op", "tensor_op_allow_conversion").
+// it has chosen one, else "") and the math ("fp32", "tf32", "3xtf32", or for
+// cuDNN its math type: "fma", "default", "tensor_op",
+// "tensor_op_allow_conversion").
 struct ConvChoice {
   std::string algorithm;
   std::string math;

@@ -55,6 +55,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
@@ -121,6 +123,84 @@ __host__ __device__ __forceinline__ float load_readonly(const float* address) {
   return *address;
 #endif
 }
+
+// ---- TF32 tensor-core math ---------------------------------------------------------
+//
+// mma.sync.m16n8k8 with .tf32 operands multiplies 19-bit floats (fp32's
+// exponent, 10 mantissa bits) exactly and accumulates in fp32. Operands are
+// rounded to nearest, ties away from zero (cvt.rna), as PyTorch's TF32 mode
+// does. 3xTF32 splits each operand into big = tf32(x) and small =
+// tf32(x - big) and adds small*big + big*small before big*big: the dropped
+// small*small term is about 2^-22 of the product, near fp32's own rounding.
+// An infinite operand stays non-finite but may come out as NaN in 3xTF32
+// (its correction products meet 0 * inf and inf - inf) where FP32 gives inf.
+
+[[maybe_unused]] __host__ __device__ __forceinline__ uint32_t float_bits(float x) {
+#ifdef __CUDA_ARCH__
+  return __float_as_uint(x);
+#else
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits;
+#endif
+}
+
+__host__ __device__ __forceinline__ float bits_float(uint32_t bits) {
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(bits);
+#else
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+#endif
+}
+
+// x rounded to TF32, in a 32-bit float's layout with the 13 low bits zero.
+__host__ __device__ __forceinline__ uint32_t to_tf32(float x) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  uint32_t bits;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(x));
+  return bits & 0xffffe000u;  // the ISA leaves the low bits to the implementation; the split below needs them zero
+#else
+  uint32_t bits = float_bits(x);
+  if ((bits & 0x7f800000u) == 0x7f800000u) return (bits & 0x007fffffu) != 0 ? 0x7fffe000u : bits;  // NaN, inf
+  bits += 0x1000u;  // half a TF32 unit on the magnitude: round to nearest, ties away from zero
+  return bits & 0xffffe000u;
+#endif
+}
+
+// The block's tile product: fp32 FMAs on the CUDA cores (the exact
+// reference), or TF32 tensor cores in one pass or three.
+struct SimtFp32 {
+  static constexpr int kPasses = 0;
+};
+template <int Passes>
+struct TensorCoreTf32 {
+  static_assert(Passes == 1 || Passes == 3, "TF32 runs in one pass or three");
+  static constexpr int kPasses = Passes;
+};
+using Tf32 = TensorCoreTf32<1>;
+using Tf32x3 = TensorCoreTf32<3>;
+
+// d += a * b for one 16x8x8 tile of a warp, each operand in its lane's
+// fragment registers as the PTX ISA lays them out (a0..a3, b0..b1, d0..d3).
+// The host model (tests/cuda_host) replaces this with a recording stand-in
+// and plays the warp's instruction from the ISA's fragment tables.
+struct WarpMma {
+  __host__ __device__ __forceinline__ void operator()(float* d, const uint32_t* a, const uint32_t* b) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#elif defined(__CUDA_ARCH__)
+    __trap();  // the launcher refuses TF32 below compute capability 8.0
+#else
+    (void)d, (void)a, (void)b;
+    std::abort();  // only device code issues the instruction
+#endif
+  }
+};
 
 // ---- tiles -----------------------------------------------------------------------
 
@@ -322,7 +402,20 @@ __host__ __device__ __forceinline__ void load_fragment(const float* source, floa
   }
 }
 
-template <class Op, class Cfg>
+// With tensor cores the block's 8 warps sit 2 (M) x 4 (N), each computing a
+// (BM/2) x (BN/4) tile as 16x8 instruction tiles: as many accumulators per
+// thread as the SIMT micro-tile (TM*TN = BM*BN/256).
+template <class Cfg>
+struct WarpTiles {
+  static constexpr int kWarpsM = 2, kWarpsN = 4;
+  static constexpr int WM = Cfg::BM / kWarpsM, WN = Cfg::BN / kWarpsN;
+  static constexpr int MI = WM / 16, NI = WN / 8;  // instruction tiles per warp
+  static_assert(kWarpsM * kWarpsN * 32 == Cfg::kThreads && WM % 16 == 0 && WN % 8 == 0 && Cfg::BK % 8 == 0,
+                "warp tiles are whole m16n8k8 tiles");
+  static_assert(MI * NI * 4 == Cfg::TM * Cfg::TN, "one accumulator per micro-tile element");
+};
+
+template <class Op, class Cfg, class Math = SimtFp32>
 struct GemmThread {
   using Params = typename Op::Params;
   static constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, TM = Cfg::TM, TN = Cfg::TN;
@@ -336,13 +429,14 @@ struct GemmThread {
   static constexpr int GA = TM / VA, GB = TN / VB;                  // fragment groups per thread
   static constexpr int kThreadsN = BN / TN;
   static constexpr bool kBKFastest = Op::kBKFastest;
+  static_assert(GA * VA == TM && GB * VB == TN && kThreadsN > 0, "SIMT fragments cover the micro-tile");
 
-  int tid, phase, split, N, n_block, m_block, k_begin, k_end;
+  int tid, phase, split_index, N, n_block, m_block, k_begin, k_end;
   int a_base[kALoads];
   bool a_valid[kALoads];
   int3 b_info[kBLoads];
   float a_next[kALoads], b_next[kBLoads];
-  float acc[TM][TN];
+  float acc[TM * TN];  // SIMT: micro-tile row i, column j at i*TN + j; tensor cores: see row_of_element
 
   // Element j of this thread's share of a tile (unsigned: the divisions by
   // BK and BN fold to shifts and masks).
@@ -356,13 +450,13 @@ struct GemmThread {
     const GemmCommon& c = p.common;
     tid = thread;
     phase = static_cast<int>(block.z) / c.splits;
-    split = static_cast<int>(block.z) - phase * c.splits;
+    split_index = static_cast<int>(block.z) - phase * c.splits;
     N = Op::n_size(p, phase);
     n_block = static_cast<int>(block.x) * BN;
     if (n_block >= N) return false;
     m_block = static_cast<int>(block.y) * BM;
     // A split past this phase's K writes zeros, which the reduction needs.
-    k_begin = split * c.k_per_split;
+    k_begin = split_index * c.k_per_split;
     const int K = Op::k_size(p, phase);
     k_end = K < k_begin + c.k_per_split ? K : k_begin + c.k_per_split;
     // A: element e = tid + j*256 of the tile is (k = e % BK, m = e / BK), k fastest.
@@ -381,9 +475,7 @@ PIXGRAD_UNROLL
       b_info[j] = Op::n_info(p, phase, n_block + n_local);
     }
 PIXGRAD_UNROLL
-    for (int i = 0; i < TM; ++i)
-PIXGRAD_UNROLL
-      for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+    for (int i = 0; i < TM * TN; ++i) acc[i] = 0.0f;
     return true;
   }
 
@@ -432,41 +524,106 @@ PIXGRAD_UNROLL
     }
   }
 
-  // Micro-tile: rows g*(BM/GA) + ty*VA + v, columns g*(BN/GB) + tx*VB + v.
+  // SIMT micro-tile: rows g*(BM/GA) + ty*VA + v, columns g*(BN/GB) + tx*VB + v.
   __host__ __device__ int row_of(int i) const { return (i / VA) * (BM / GA) + (tid / kThreadsN) * VA + i % VA; }
   __host__ __device__ int col_of(int j) const { return (j / VB) * (BN / GB) + (tid % kThreadsN) * VB + j % VB; }
 
-  __host__ __device__ void compute(const GemmShared<Cfg>& s, int buffer) {
-    const int ty = tid / kThreadsN, tx = tid % kThreadsN;
-PIXGRAD_UNROLL
-    for (int kk = 0; kk < BK; ++kk) {
-      float a_frag[TM], b_frag[TN];
-PIXGRAD_UNROLL
-      for (int g = 0; g < GA; ++g) load_fragment<VA>(&s.a[buffer][kk][g * (BM / GA) + ty * VA], &a_frag[g * VA]);
-PIXGRAD_UNROLL
-      for (int g = 0; g < GB; ++g) load_fragment<VB>(&s.b[buffer][kk][g * (BN / GB) + tx * VB], &b_frag[g * VB]);
-PIXGRAD_UNROLL
-      for (int i = 0; i < TM; ++i)
-PIXGRAD_UNROLL
-        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a_frag[i], b_frag[j], acc[i][j]);
+  // Accumulator e's place in the block tile. Tensor cores: e = (mi*NI + ni)*4
+  // + r is element r of instruction tile (mi, ni), at row groupID + 8*(r/2)
+  // and column 2*threadID_in_group + r%2 of that tile (the ISA's C layout).
+  __host__ __device__ int row_of_element(int e) const {
+    if constexpr (Math::kPasses == 0) {
+      return row_of(e / TN);
+    } else {
+      using W = WarpTiles<Cfg>;
+      const int warp = tid / 32, lane = tid % 32, tile = e / 4, r = e % 4;
+      return (warp / W::kWarpsN) * W::WM + (tile / W::NI) * 16 + lane / 4 + 8 * (r / 2);
     }
+  }
+  __host__ __device__ int col_of_element(int e) const {
+    if constexpr (Math::kPasses == 0) {
+      return col_of(e % TN);
+    } else {
+      using W = WarpTiles<Cfg>;
+      const int warp = tid / 32, lane = tid % 32, tile = e / 4, r = e % 4;
+      return (warp % W::kWarpsN) * W::WN + (tile % W::NI) * 8 + 2 * (lane % 4) + r % 2;
+    }
+  }
+
+  // The product of shared buffer `buffer`'s tiles, added to the accumulators.
+  // `mma` is the warp's tensor-core instruction (WarpMma), unused by SIMT.
+  template <class Mma>
+  __host__ __device__ void compute(const GemmShared<Cfg>& s, int buffer, const Mma& mma) {
+    if constexpr (Math::kPasses == 0) {
+      (void)mma;
+      const int ty = tid / kThreadsN, tx = tid % kThreadsN;
+PIXGRAD_UNROLL
+      for (int kk = 0; kk < BK; ++kk) {
+        float a_frag[TM], b_frag[TN];
+PIXGRAD_UNROLL
+        for (int g = 0; g < GA; ++g) load_fragment<VA>(&s.a[buffer][kk][g * (BM / GA) + ty * VA], &a_frag[g * VA]);
+PIXGRAD_UNROLL
+        for (int g = 0; g < GB; ++g) load_fragment<VB>(&s.b[buffer][kk][g * (BN / GB) + tx * VB], &b_frag[g * VB]);
+PIXGRAD_UNROLL
+        for (int i = 0; i < TM; ++i)
+PIXGRAD_UNROLL
+          for (int j = 0; j < TN; ++j) acc[i * TN + j] = fmaf(a_frag[i], b_frag[j], acc[i * TN + j]);
+      }
+    } else {
+      compute_with_tensor_cores(s, buffer, mma);
+    }
+  }
+
+  // Fragments (PTX ISA, mma.m16n8k8 .tf32): with g = lane/4, t = lane%4,
+  // a_r is A[g + 8*(r%2)][t + 4*(r/2)] and b_h is B[t + 4*h][g]. The shared
+  // tiles are k-major, so A[m][k] is s.a[k][m] and B[k][n] is s.b[k][n].
+  template <class Mma>
+  __host__ __device__ void compute_with_tensor_cores(const GemmShared<Cfg>& s, int buffer, const Mma& mma) {
+    using W = WarpTiles<Cfg>;
+    const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int row0 = (warp / W::kWarpsN) * W::WM + g, col0 = (warp % W::kWarpsN) * W::WN + g;
+PIXGRAD_UNROLL
+    for (int kk = 0; kk < BK; kk += 8) {
+      uint32_t b_big[W::NI][2], b_small[W::NI][2];
+PIXGRAD_UNROLL
+      for (int ni = 0; ni < W::NI; ++ni)
+PIXGRAD_UNROLL
+        for (int h = 0; h < 2; ++h) split(s.b[buffer][kk + t + 4 * h][col0 + ni * 8], b_big[ni][h], b_small[ni][h]);
+PIXGRAD_UNROLL
+      for (int mi = 0; mi < W::MI; ++mi) {
+        uint32_t a_big[4], a_small[4];
+PIXGRAD_UNROLL
+        for (int r = 0; r < 4; ++r)
+          split(s.a[buffer][kk + t + 4 * (r / 2)][row0 + mi * 16 + 8 * (r % 2)], a_big[r], a_small[r]);
+PIXGRAD_UNROLL
+        for (int ni = 0; ni < W::NI; ++ni) {
+          float* d = &acc[(mi * W::NI + ni) * 4];
+          if constexpr (Math::kPasses == 3) {
+            mma(d, a_small, b_big[ni]);
+            mma(d, a_big, b_small[ni]);
+          }
+          mma(d, a_big, b_big[ni]);
+        }
+      }
+    }
+  }
+
+  // x as TF32 and, for 3xTF32, the TF32 rounding of what that leaves out.
+  __host__ __device__ static void split(float x, uint32_t& big, uint32_t& small) {
+    big = to_tf32(x);
+    small = Math::kPasses == 3 ? to_tf32(x - bits_float(big)) : 0u;
   }
 
   __host__ __device__ void finish(const Params& p) const {
     const GemmCommon& c = p.common;
 PIXGRAD_UNROLL
-    for (int i = 0; i < TM; ++i) {
-      const int m = m_block + row_of(i);
-      if (m >= c.M) continue;
-PIXGRAD_UNROLL
-      for (int j = 0; j < TN; ++j) {
-        const int n = n_block + col_of(j);
-        if (n >= N) continue;
-        if (c.splits == 1)
-          Op::store(p, phase, m, n, acc[i][j]);
-        else
-          c.partial[((static_cast<int64_t>(phase) * c.splits + split) * c.M + m) * c.n_capacity + n] = acc[i][j];
-      }
+    for (int e = 0; e < TM * TN; ++e) {
+      const int m = m_block + row_of_element(e), n = n_block + col_of_element(e);
+      if (m >= c.M || n >= N) continue;
+      if (c.splits == 1)
+        Op::store(p, phase, m, n, acc[e]);
+      else
+        c.partial[((static_cast<int64_t>(phase) * c.splits + split_index) * c.M + m) * c.n_capacity + n] = acc[e];
     }
   }
 };
@@ -475,12 +632,15 @@ PIXGRAD_UNROLL
 // Per iteration: fetch tile t+1 (its table is ready), multiply tile t, store
 // tile t+1, decode tile t+2 into the slot tile t's fetch used, one barrier.
 // `each(step)` runs step(thread) for the block's threads (on the device: for
-// this thread) and `sync()` is the barrier, so that the host model
-// (tests/cuda_host) runs this very program for all 256 threads in turn.
-template <class Op, class Cfg, class Each, class Sync>
+// this thread), `sync()` is the barrier and `mma` the warp's tensor-core
+// instruction, so that the host model (tests/cuda_host) runs this very
+// program for all 256 threads in turn. Its `each` plays the instructions a
+// step's threads issued, warp by warp, once all of them have run the step.
+template <class Op, class Cfg, class Math, class Each, class Sync, class Mma>
 __host__ __device__ __forceinline__ void gemm_block_program(const typename Op::Params& p, GemmShared<Cfg>& shared,
-                                                            int k_begin, int k_end, Each&& each, Sync&& sync) {
-  using Thread = GemmThread<Op, Cfg>;
+                                                            int k_begin, int k_end, Each&& each, Sync&& sync,
+                                                            const Mma& mma) {
+  using Thread = GemmThread<Op, Cfg, Math>;
   each([&](Thread& t) { t.fill_table(p, shared, 0, k_begin); });
   sync();
   each([&](Thread& t) {
@@ -494,7 +654,9 @@ __host__ __device__ __forceinline__ void gemm_block_program(const typename Op::P
     const bool more = k0 + Cfg::BK < k_end;
     each([&](Thread& t) {
       if (more) t.load_tile(p, shared, buffer ^ 1, k0 + Cfg::BK);
-      t.compute(shared, buffer);
+    });
+    each([&](Thread& t) { t.compute(shared, buffer, mma); });
+    each([&](Thread& t) {
       if (more) {
         t.store_tile(shared, buffer ^ 1);
         t.fill_table(p, shared, buffer, k0 + 2 * Cfg::BK);
@@ -506,14 +668,14 @@ __host__ __device__ __forceinline__ void gemm_block_program(const typename Op::P
   each([&](Thread& t) { t.finish(p); });
 }
 
-template <class Op, class Cfg>
+template <class Op, class Cfg, class Math>
 __global__ void __launch_bounds__(Cfg::kThreads, 2) implicit_gemm_kernel(const __grid_constant__ typename Op::Params p) {
   __shared__ GemmShared<Cfg> shared;
-  GemmThread<Op, Cfg> t;
+  GemmThread<Op, Cfg, Math> t;
   // setup() fails alike for every thread of a block, so all return before the first barrier.
   if (!t.setup(p, static_cast<int>(threadIdx.x), blockIdx)) return;
-  gemm_block_program<Op, Cfg>(
-      p, shared, t.k_begin, t.k_end, [&](auto&& step) { step(t); }, [] { __syncthreads(); });
+  gemm_block_program<Op, Cfg, Math>(
+      p, shared, t.k_begin, t.k_end, [&](auto&& step) { step(t); }, [] { __syncthreads(); }, WarpMma{});
 }
 
 // The sum of the K splits of output element (phase, m, n), in split order.
@@ -661,7 +823,7 @@ dim3 prepare_launch(typename Op::Params& p, int phases, int max_n, int max_k, in
 
 #ifndef PIXGRAD_CONV_HOST_MODEL
 // The GEMM and, when split, the scratch buffer and the reduction.
-template <class Op, class Cfg>
+template <class Op, class Cfg, class Math>
 void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
   const dim3 grid = prepare_launch<Op, Cfg>(p, phases, max_n, max_k, multiprocessor_count());
   const GemmCommon& c = p.common;
@@ -671,7 +833,7 @@ void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
     p.common.partial = partial.as<float>();
   }
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
-  implicit_gemm_kernel<Op, Cfg><<<grid, Cfg::kThreads, 0, stream>>>(p);
+  implicit_gemm_kernel<Op, Cfg, Math><<<grid, Cfg::kThreads, 0, stream>>>(p);
   PIXGRAD_CUDA_CHECK_LAUNCH();
   if (c.splits > 1) {
     constexpr int kThreads = 256;
@@ -685,19 +847,49 @@ void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
 // The tile shape follows M (output channels, or input channels for backward
 // data) and N: a 128-row tile on a 3-channel layer, or a 128-column tile on a
 // 1x1 bottleneck at batch 1, would compute almost nothing but padding.
-template <class Op>
-void run(typename Op::Params& p, int phases, int max_n, int max_k) {
-  if (max_n <= 0 || p.common.M <= 0) return;
+// The 8-row tile has no tensor-core form (an m16 instruction would be half
+// padding) and stays SIMT FP32 at every precision: it serves the layers of
+// 1-8 channels, a small share of the work.
+template <class Op, class Math>
+void run_at(typename Op::Params& p, int phases, int max_n, int max_k) {
   if (p.common.M > 32 && max_n <= 32)
-    launch<Op, TileNarrow>(p, phases, max_n, max_k);
+    launch<Op, TileNarrow, Math>(p, phases, max_n, max_k);
   else if (p.common.M > 64)
-    launch<Op, TileLarge>(p, phases, max_n, max_k);
+    launch<Op, TileLarge, Math>(p, phases, max_n, max_k);
   else if (p.common.M > 32)
-    launch<Op, TileMedium>(p, phases, max_n, max_k);
+    launch<Op, TileMedium, Math>(p, phases, max_n, max_k);
   else if (p.common.M > 8)
-    launch<Op, TileSmall>(p, phases, max_n, max_k);
+    launch<Op, TileSmall, Math>(p, phases, max_n, max_k);
   else
-    launch<Op, TileTiny>(p, phases, max_n, max_k);
+    launch<Op, TileTiny, SimtFp32>(p, phases, max_n, max_k);
+}
+
+template <class Op>
+void run(typename Op::Params& p, int phases, int max_n, int max_k, ConvPrecision precision) {
+  if (max_n <= 0 || p.common.M <= 0) return;
+  switch (precision) {
+    case ConvPrecision::Fp32: return run_at<Op, SimtFp32>(p, phases, max_n, max_k);
+    case ConvPrecision::Tf32: return run_at<Op, Tf32>(p, phases, max_n, max_k);
+    case ConvPrecision::Tf32x3: return run_at<Op, Tf32x3>(p, phases, max_n, max_k);
+  }
+  fail("conv2d (cuda, handwritten): unknown precision ", static_cast<int>(precision));
+}
+
+// Tensor-core TF32 needs compute capability 8.0 (Ampere) or newer.
+ConvPrecision checked_precision(const char* op) {
+  const ConvPrecision precision = conv_precision();
+  if (precision == ConvPrecision::Fp32) return precision;
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> majors[kMaxDevices];
+  const int device = ::pixgrad::cuda::current_device();
+  int major = device >= 0 && device < kMaxDevices ? majors[device].load(std::memory_order_relaxed) : 0;
+  if (major == 0) {
+    PIXGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    if (device >= 0 && device < kMaxDevices) majors[device].store(major, std::memory_order_relaxed);
+  }
+  PIXGRAD_CHECK(major >= 8, op, " (cuda, handwritten): precision ", to_string(precision),
+                " needs tensor cores of compute capability 8.0 or newer; this GPU is ", major, ".x (use --precision fp32)");
+  return precision;
 }
 
 #endif  // PIXGRAD_CONV_HOST_MODEL
@@ -830,24 +1022,27 @@ BiasPlan plan_bias(int64_t channels, int64_t pixels, int64_t sm_count) {
 void implicit_gemm_forward(const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
                            float* output) {
   check_index_range("conv2d_forward", g);
+  const ConvPrecision precision = checked_precision("conv2d_forward");
   ForwardOp::Params p = forward_params(g, input, weight, bias, output);
-  run<ForwardOp>(p, 1, p.N, p.K);
+  run<ForwardOp>(p, 1, p.N, p.K, precision);
 }
 
 void implicit_gemm_backward_data(const Conv2dGeometry& g, const float* grad_output, const float* weight,
                                  float* grad_input) {
   check_index_range("conv2d_backward_data", g);
+  const ConvPrecision precision = checked_precision("conv2d_backward_data");
   backward_data_launches(g, grad_output, weight, grad_input,
-                         [](BackwardDataOp::Params& p, int phases, int max_n, int max_k) {
-                           run<BackwardDataOp>(p, phases, max_n, max_k);
+                         [precision](BackwardDataOp::Params& p, int phases, int max_n, int max_k) {
+                           run<BackwardDataOp>(p, phases, max_n, max_k, precision);
                          });
 }
 
 void implicit_gemm_backward_weight(const Conv2dGeometry& g, const float* input, const float* grad_output,
                                    float* grad_weight, float* grad_bias) {
   check_index_range("conv2d_backward_weight", g);
+  const ConvPrecision precision = checked_precision("conv2d_backward_weight");
   BackwardWeightOp::Params p = backward_weight_params(g, input, grad_output, grad_weight);
-  run<BackwardWeightOp>(p, 1, p.N, p.K);
+  run<BackwardWeightOp>(p, 1, p.N, p.K, precision);
   if (grad_bias) conv2d_bias_backward(g, grad_output, grad_bias);
 }
 

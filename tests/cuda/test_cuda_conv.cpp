@@ -256,16 +256,25 @@ TEST_CASE("every convolution of the U-Net and PatchGAN presets on CUDA matches t
 
 namespace {
 
-// Sets the TF32 switch for the scope; puts back the setting in use before.
-class Tf32Scope {
+// Sets the convolutions' precision for the scope; puts back the one in use before.
+class PrecisionScope {
  public:
-  explicit Tf32Scope(bool allow) : saved_(kernels::cuda::allow_tf32()) { kernels::cuda::set_allow_tf32(allow); }
-  ~Tf32Scope() { kernels::cuda::set_allow_tf32(saved_); }
-  Tf32Scope(const Tf32Scope&) = delete;
-  Tf32Scope& operator=(const Tf32Scope&) = delete;
+  explicit PrecisionScope(kernels::cuda::ConvPrecision precision) : saved_(kernels::cuda::conv_precision()) {
+    kernels::cuda::set_conv_precision(precision);
+  }
+  ~PrecisionScope() { kernels::cuda::set_conv_precision(saved_); }
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
 
  private:
-  bool saved_;
+  kernels::cuda::ConvPrecision saved_;
+};
+
+// Sets the TF32 switch for the scope.
+class Tf32Scope : public PrecisionScope {
+ public:
+  explicit Tf32Scope(bool allow)
+      : PrecisionScope(allow ? kernels::cuda::ConvPrecision::Tf32 : kernels::cuda::ConvPrecision::Fp32) {}
 };
 
 // Operands rounded to 10-bit mantissas miss float32 by up to ~2e-3 in units of
@@ -313,5 +322,46 @@ TEST_CASE("cuDNN runs FMA-math algorithms unless TF32 is allowed, and TF32 stays
         }
       }
     }
+  }
+}
+
+TEST_CASE("The handwritten kernels on tensor cores: 3xTF32 within FP32's tolerance, TF32 within TF32 rounding "
+          "and outside FP32's", "[cuda][conv][tf32]") {
+  using kernels::cuda::ConvPrecision;
+  // The 128x128 tile (a mid-size U-Net layer), the narrow tile (the
+  // innermost), odd channel counts on the 64- and 32-row tiles, and a
+  // 3-channel output, whose 8-row tile stays FP32 in the forward pass.
+  const ConvCase cases[] = {{false, 2, 128, 256, 32, 32, 4, 2, 1, false},
+                            {true, 1, 512, 512, 1, 1, 4, 2, 1, true},
+                            {false, 1, 37, 65, 17, 13, 4, 2, 1, false},
+                            {true, 2, 33, 19, 9, 11, 4, 2, 1, true},
+                            {true, 1, 64, 3, 16, 16, 4, 2, 1, true}};
+  const ConvImplRestorer restorer;
+  kernels::cuda::set_conv_impl(ConvImpl::Handwritten);
+  uint64_t seed = 9500;
+  for (const ConvCase& c : cases) {
+    INFO(describe(c));
+    const std::vector<Tensor> inputs = case_inputs(c, seed += 10);
+    const Function f = case_function(c);
+    const Evaluation cpu = evaluate(f, inputs, Device::cpu());
+    {
+      INFO("3xtf32");
+      const PrecisionScope scope(ConvPrecision::Tf32x3);
+      check_matches(evaluate(f, inputs, kGpu), cpu, kConvTolerance);
+    }
+    INFO("tf32");
+    const PrecisionScope scope(ConvPrecision::Tf32);
+    const Evaluation tf32 = evaluate(f, inputs, kGpu);
+    check_matches(tf32, cpu, kTf32Tolerance);
+    // Rounded operands show somewhere: the tensor cores really ran.
+    bool outside_fp32 = compare(tf32.output, cpu.output, kConvTolerance).failures > 0;
+    for (size_t i = 0; i < cpu.grads.size(); ++i)
+      outside_fp32 = outside_fp32 || compare(tf32.grads[i], cpu.grads[i], kConvTolerance).failures > 0;
+    CHECK(outside_fp32);
+    // No atomics: the same bits on a second run.
+    const Evaluation again = evaluate(f, inputs, kGpu);
+    CHECK(compare(again.output, tf32.output, Tolerance{}).failures == 0);
+    for (size_t i = 0; i < cpu.grads.size(); ++i)
+      CHECK(compare(again.grads[i], tf32.grads[i], Tolerance{}).failures == 0);
   }
 }

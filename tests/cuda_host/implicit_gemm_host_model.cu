@@ -12,15 +12,30 @@
 // thread reading what another writes within the same segment (a missing
 // barrier) gives different results.
 //
+// The tensor-core forms (TF32 and 3xTF32) run the same way, except for the
+// mma.sync instruction itself, which no thread can compute alone: a stand-in
+// records each thread's calls, and once all 256 threads have run a step the
+// calls are played warp by warp from the PTX ISA's fragment tables, written
+// out below independently of the kernel's own index arithmetic.
+//
 // Checked against a direct convolution in double, for the three passes,
 // every tile configuration (not only the one the launcher picks), SM counts
 // that give no split, some and many, and shapes with odd sizes, strides 1
-// to 5 and channel counts around the tile edges. The bound is 1e-5 of the
-// sum of the terms' magnitudes, which TF32 rounding (2^-11) exceeds.
+// to 5 and channel counts around the tile edges:
+//   - operands that are small integers, exact in TF32 and in every partial
+//     sum: all three maths must give the double reference exactly, so any
+//     misplaced fragment element shows;
+//   - random operands: FP32 and 3xTF32 within 1e-5 of the sum of the terms'
+//     magnitudes, a bound TF32 rounding (2^-11 per operand) exceeds, and
+//     TF32 within 1.2e-3 of it; TF32 must also exceed the 1e-5 bound
+//     somewhere, which shows that its operands really are rounded.
 //
 // What this cannot show: timing, alignment faults of the float4 loads,
 // the __grid_constant__ parameter block, launch limits, the device's own
-// rounding of fmaf (the same IEEE operation on both sides here).
+// rounding of fmaf (the same IEEE operation on both sides here), the order
+// and rounding of the tensor cores' internal sums, and that the inline
+// assembly binds a0..a3, b0..b1, d0..d3 in the order written (checked by
+// reading it: WarpMma in the kernel).
 //
 // Runs as a CTest in CUDA builds (nvcc compiles it); needs no GPU.
 #define PIXGRAD_CONV_HOST_MODEL 1
@@ -59,9 +74,81 @@ Guarded random_operand(size_t n, std::mt19937& random) {
 
 // Blocks whose threads did not all agree to run (should stay 0).
 int64_t split_blocks = 0;
+// Warp instructions whose lanes disagreed or whose operands were not TF32 (should stay 0).
+int64_t mma_faults = 0;
 
-// Runs the kernel of configuration Cfg for `p` as a launch would, on the host.
-template <class Op, class Cfg>
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 for one warp, from the
+// PTX ISA's fragment tables (g = lane >> 2, t = lane & 3):
+//   A 16x8: register a_r of lane holds A[g + 8*(r & 1)][t + 4*(r >> 1)]
+//   B 8x8:  register b_h holds B[t + 4*h][g]
+//   C, D 16x8: register c_i holds C[g + 8*(i >> 1)][2*t + (i & 1)]
+// The products of TF32 values are exact in double; each output is rounded to
+// float once.
+struct RecordedMma {
+  float* d;
+  uint32_t a[4];
+  uint32_t b[2];
+};
+
+struct WarpPlayer {
+  std::vector<std::vector<RecordedMma>> calls;  // per thread of the block, in call order
+  int current = 0;                              // the thread running now
+
+  explicit WarpPlayer(int threads) : calls(static_cast<size_t>(threads)) {}
+
+  static double tf32_value(uint32_t bits) {
+    if ((bits & 0x1fffu) != 0) ++mma_faults;  // the kernel must round before the instruction
+    return static_cast<double>(bits_float(bits));
+  }
+
+  void play() {
+    for (size_t warp = 0; warp * 32 < calls.size(); ++warp) {
+      std::vector<RecordedMma>* lanes = &calls[warp * 32];
+      const size_t count = lanes[0].size();
+      for (int lane = 1; lane < 32; ++lane)
+        if (lanes[lane].size() != count) ++mma_faults;
+      for (size_t call = 0; call < count; ++call) {
+        double A[16][8], B[8][8], C[16][8];
+        for (int lane = 0; lane < 32; ++lane) {
+          if (lanes[lane].size() <= call) continue;
+          const RecordedMma& r = lanes[lane][call];
+          const int g = lane >> 2, t = lane & 3;
+          for (int i = 0; i < 4; ++i) A[g + 8 * (i & 1)][t + 4 * (i >> 1)] = tf32_value(r.a[i]);
+          for (int h = 0; h < 2; ++h) B[t + 4 * h][g] = tf32_value(r.b[h]);
+          for (int i = 0; i < 4; ++i) C[g + 8 * (i >> 1)][2 * t + (i & 1)] = r.d[i];
+        }
+        for (int lane = 0; lane < 32; ++lane) {
+          if (lanes[lane].size() <= call) continue;
+          const RecordedMma& r = lanes[lane][call];
+          const int g = lane >> 2, t = lane & 3;
+          for (int i = 0; i < 4; ++i) {
+            const int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
+            double sum = C[row][col];
+            for (int k = 0; k < 8; ++k) sum += A[row][k] * B[k][col];
+            r.d[i] = static_cast<float>(sum);
+          }
+        }
+      }
+      for (int lane = 0; lane < 32; ++lane) lanes[lane].clear();
+    }
+  }
+};
+
+// The kernel's `mma` on the host: records the call for WarpPlayer. (Declared
+// for both sides like the kernel code that calls it; only the host runs it.)
+struct RecordingMma {
+  WarpPlayer* player;
+  __host__ __device__ void operator()(float* d, const uint32_t* a, const uint32_t* b) const {
+#ifndef __CUDA_ARCH__
+    player->calls[static_cast<size_t>(player->current)].push_back({d, {a[0], a[1], a[2], a[3]}, {b[0], b[1]}});
+#else
+    (void)d, (void)a, (void)b;
+#endif
+  }
+};
+
+// Runs the kernel of configuration Cfg and Math for `p` as a launch would, on the host.
+template <class Op, class Cfg, class Math>
 void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_t sm_count, bool reverse) {
   const dim3 grid = prepare_launch<Op, Cfg>(p, phases, max_n, max_k, sm_count);
   std::vector<float> partial;
@@ -69,15 +156,16 @@ void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_
     partial.assign(static_cast<size_t>(phases) * p.common.splits * p.common.M * max_n, kNaN);
     p.common.partial = partial.data();
   }
-  using Thread = GemmThread<Op, Cfg>;
+  using Thread = GemmThread<Op, Cfg, Math>;
   auto shared = std::make_unique<GemmShared<Cfg>>();
   std::vector<Thread> threads(Cfg::kThreads);
+  WarpPlayer player(Cfg::kThreads);
   const auto each = [&](auto&& step) {
-    if (reverse) {
-      for (int i = Cfg::kThreads - 1; i >= 0; --i) step(threads[static_cast<size_t>(i)]);
-    } else {
-      for (Thread& t : threads) step(t);
+    for (int k = 0; k < Cfg::kThreads; ++k) {
+      player.current = reverse ? Cfg::kThreads - 1 - k : k;
+      step(threads[static_cast<size_t>(player.current)]);
     }
+    player.play();  // the warps' instructions, now that every lane has issued its own
   };
   for (unsigned int z = 0; z < grid.z; ++z)
     for (unsigned int y = 0; y < grid.y; ++y)
@@ -94,7 +182,8 @@ void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_
         if (active != 0 && active != Cfg::kThreads) ++split_blocks;
         if (active != Cfg::kThreads) continue;  // the kernel's threads return before the first barrier
         // Every thread of a block has the same K range.
-        gemm_block_program<Op, Cfg>(p, *shared, threads[0].k_begin, threads[0].k_end, each, [] {});
+        gemm_block_program<Op, Cfg, Math>(p, *shared, threads[0].k_begin, threads[0].k_end, each, [] {},
+                                          RecordingMma{&player});
       }
   if (p.common.splits > 1)
     for (int phase = 0; phase < phases; ++phase)
@@ -167,10 +256,19 @@ struct Verdict {
   double worst = 0;
 };
 
-Verdict compare(Guarded& actual, const Reference& expected) {
+// The bound of element i is `relative` times the sum of its terms'
+// magnitudes; 0 asks for the reference exactly. Where the reference is not
+// finite the result must be the same infinity or NaN, or with
+// `any_nonfinite` merely not finite.
+Verdict compare(Guarded& actual, const Reference& expected, double relative, bool any_nonfinite = false) {
   Verdict v;
   for (size_t i = 0; i < expected.value.size(); ++i) {
-    const double bound = 1e-5 * expected.magnitude[i] + 1e-30;
+    if (!std::isfinite(expected.value[i])) {  // an infinite operand: the same infinity, or NaN for NaN
+      const double a = actual.data()[i], e = expected.value[i];
+      if (!(a == e || (std::isnan(a) && std::isnan(e)) || (any_nonfinite && !std::isfinite(a)))) ++v.failures;
+      continue;
+    }
+    const double bound = relative * expected.magnitude[i] + 1e-30;
     const double error = std::abs(static_cast<double>(actual.data()[i]) - expected.value[i]);
     const double ratio = error / bound;
     if (!(ratio <= 1)) ++v.failures;
@@ -192,34 +290,116 @@ struct Tally {
   }
 };
 
-template <class Cfg>
-void check_configuration(const char* name, const Conv2dGeometry& g, const std::string& shape, Guarded& x,
-                         Guarded& w, Guarded& bias, Guarded& dy, const Reference& y_ref, const Reference& dx_ref,
-                         const Reference& dw_ref, Tally& tally) {
-  struct Run {
-    int64_t sm_count;
-    bool reverse;
-  };
-  for (const Run run : {Run{1, false}, Run{132, false}, Run{132, true}, Run{100000, false}}) {
-    const std::string what = shape + ", tile " + name + ", " + std::to_string(run.sm_count) + " SMs" +
-                             (run.reverse ? ", threads in reverse" : "");
-    Guarded y(y_ref.value.size());
-    ForwardOp::Params forward = forward_params(g, x.data(), w.data(), bias.data(), y.data());
-    run_on_host<ForwardOp, Cfg>(forward, 1, forward.N, forward.K, run.sm_count, run.reverse);
-    tally.record("forward, " + what, compare(y, y_ref));
+// A shape's operands and the three references.
+struct Case {
+  Conv2dGeometry g;
+  std::string shape;
+  bool integers;  // small integers: every sum exact, the reference must be met exactly
+  Guarded x, w, bias, dy;
+  Reference y, dx, dw;
+};
 
-    Guarded dx(dx_ref.value.size());
-    backward_data_launches(g, dy.data(), w.data(), dx.data(),
-                           [&](BackwardDataOp::Params& p, int phases, int max_n, int max_k) {
-                             run_on_host<BackwardDataOp, Cfg>(p, phases, max_n, max_k, run.sm_count, run.reverse);
-                           });
-    tally.record("backward data, " + what, compare(dx, dx_ref));
+Guarded operand(size_t n, std::mt19937& random, bool integers) {
+  if (!integers) return random_operand(n, random);
+  std::uniform_int_distribution<int> small(-4, 4);
+  Guarded g(n);
+  for (size_t i = 0; i < n; ++i) g.data()[i] = static_cast<float>(small(random));
+  return g;
+}
 
-    Guarded dw(dw_ref.value.size());
-    BackwardWeightOp::Params weight = backward_weight_params(g, x.data(), dy.data(), dw.data());
-    run_on_host<BackwardWeightOp, Cfg>(weight, 1, weight.N, weight.K, run.sm_count, run.reverse);
-    tally.record("backward weight, " + what, compare(dw, dw_ref));
+Case make_case(const Conv2dGeometry& g, const std::string& shape, bool integers, std::mt19937& random) {
+  Case c{g,
+         shape + (integers ? ", integer operands" : ", random operands"),
+         integers,
+         operand(static_cast<size_t>(g.batch * g.in_channels * g.in_height * g.in_width), random, integers),
+         operand(static_cast<size_t>(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w), random, integers),
+         operand(static_cast<size_t>(g.out_channels), random, integers),
+         operand(static_cast<size_t>(g.batch * g.out_channels * g.out_height() * g.out_width()), random, integers),
+         {}, {}, {}};
+  c.y = forward_reference(g, c.x.data(), c.w.data(), c.bias.data());
+  backward_reference(g, c.x.data(), c.w.data(), c.dy.data(), c.dx, c.dw);
+  return c;
+}
+
+struct Plan {
+  int64_t sm_count;
+  bool reverse;
+};
+
+// Math's bound on random operands, and whether it must also miss the FP32
+// bound somewhere (TF32: its operands are rounded).
+template <class Math>
+struct Accuracy;
+template <>
+struct Accuracy<SimtFp32> {
+  static constexpr const char* name = "fp32";
+  static constexpr double bound = 1e-5;
+  static constexpr bool rounds = false;
+  static constexpr bool keeps_infinities = true;
+};
+template <>
+struct Accuracy<Tf32> {
+  static constexpr const char* name = "tf32";
+  static constexpr double bound = 1.2e-3;
+  static constexpr bool rounds = true;
+  static constexpr bool keeps_infinities = true;
+};
+template <>
+struct Accuracy<Tf32x3> {
+  static constexpr const char* name = "3xtf32";
+  static constexpr double bound = 1e-5;
+  static constexpr bool rounds = false;
+  // The correction products meet 0 * inf or +inf - inf: an infinity may come out as NaN.
+  static constexpr bool keeps_infinities = false;
+};
+
+constexpr double kFp32Bound = 1e-5;
+int tf32_runs = 0, tf32_runs_rounded = 0;  // random-operand TF32 results, and those that missed the FP32 bound
+
+template <class Math>
+void record(const std::string& what, Case& c, Guarded& actual, const Reference& expected, Tally& tally) {
+  if (c.integers) return tally.record(what, compare(actual, expected, 0.0));
+  tally.record(what, compare(actual, expected, Accuracy<Math>::bound, !Accuracy<Math>::keeps_infinities));
+  if (Accuracy<Math>::rounds) {
+    ++tf32_runs;
+    if (compare(actual, expected, kFp32Bound).failures > 0) ++tf32_runs_rounded;
   }
+}
+
+template <class Cfg, class Math>
+void check_configuration(const char* name, Case& c, const std::vector<Plan>& plans, Tally& tally) {
+  const Conv2dGeometry& g = c.g;
+  for (const Plan run : plans) {
+    const std::string what = c.shape + ", tile " + name + ", " + Accuracy<Math>::name + ", " +
+                             std::to_string(run.sm_count) + " SMs" + (run.reverse ? ", threads in reverse" : "");
+    Guarded y(c.y.value.size());
+    ForwardOp::Params forward = forward_params(g, c.x.data(), c.w.data(), c.bias.data(), y.data());
+    run_on_host<ForwardOp, Cfg, Math>(forward, 1, forward.N, forward.K, run.sm_count, run.reverse);
+    record<Math>("forward, " + what, c, y, c.y, tally);
+
+    Guarded dx(c.dx.value.size());
+    backward_data_launches(g, c.dy.data(), c.w.data(), dx.data(),
+                           [&](BackwardDataOp::Params& p, int phases, int max_n, int max_k) {
+                             run_on_host<BackwardDataOp, Cfg, Math>(p, phases, max_n, max_k, run.sm_count,
+                                                                    run.reverse);
+                           });
+    record<Math>("backward data, " + what, c, dx, c.dx, tally);
+
+    Guarded dw(c.dw.value.size());
+    BackwardWeightOp::Params weight = backward_weight_params(g, c.x.data(), c.dy.data(), dw.data());
+    run_on_host<BackwardWeightOp, Cfg, Math>(weight, 1, weight.N, weight.K, run.sm_count, run.reverse);
+    record<Math>("backward weight, " + what, c, dw, c.dw, tally);
+  }
+}
+
+// Every tile configuration with Math (the 8-row tile has no tensor-core form).
+template <class Math>
+void check_tiles(Case& c, const std::vector<Plan>& plans, Tally& tally) {
+  check_configuration<TileLarge, Math>("128x128", c, plans, tally);
+  check_configuration<TileMedium, Math>("64x128", c, plans, tally);
+  check_configuration<TileSmall, Math>("32x128", c, plans, tally);
+  if constexpr (Math::kPasses == 0) check_configuration<TileTiny, Math>("8x256", c, plans, tally);
+  check_configuration<TileNarrow, Math>("128x32", c, plans, tally);
 }
 
 }  // namespace model
@@ -235,6 +415,10 @@ int main() {
       {1, 129, 2, 2, 130, 4, 4, 2, 1}, {3, 2, 4, 6, 31, 2, 3, 1, 0}, {1, 1, 1, 1, 1, 1, 1, 1, 0},
       {1, 40, 3, 5, 64, 4, 4, 2, 1},
   };
+  // No split, some, many; and the threads of each step in reverse order.
+  const std::vector<Plan> all_plans = {{1, false}, {132, false}, {132, true}, {100000, false}};
+  const std::vector<Plan> two_plans = {{1, false}, {132, true}};
+  const std::vector<Plan> split_plan = {{132, false}};
   std::mt19937 random(20261205);
   Tally tally;
   for (const Conv2dGeometry& g : shapes) {
@@ -245,24 +429,47 @@ int main() {
                   static_cast<long long>(g.out_channels), static_cast<long long>(g.kernel_h),
                   static_cast<long long>(g.kernel_w), static_cast<long long>(g.stride),
                   static_cast<long long>(g.padding));
-    Guarded x = random_operand(static_cast<size_t>(g.batch * g.in_channels * g.in_height * g.in_width), random);
-    Guarded w = random_operand(static_cast<size_t>(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w), random);
-    Guarded bias = random_operand(static_cast<size_t>(g.out_channels), random);
-    Guarded dy = random_operand(static_cast<size_t>(g.batch * g.out_channels * g.out_height() * g.out_width()), random);
-    const Reference y_ref = forward_reference(g, x.data(), w.data(), bias.data());
-    Reference dx_ref, dw_ref;
-    backward_reference(g, x.data(), w.data(), dy.data(), dx_ref, dw_ref);
     const int before = tally.failed;
-    check_configuration<TileLarge>("128x128", g, shape, x, w, bias, dy, y_ref, dx_ref, dw_ref, tally);
-    check_configuration<TileMedium>("64x128", g, shape, x, w, bias, dy, y_ref, dx_ref, dw_ref, tally);
-    check_configuration<TileSmall>("32x128", g, shape, x, w, bias, dy, y_ref, dx_ref, dw_ref, tally);
-    check_configuration<TileTiny>("8x256", g, shape, x, w, bias, dy, y_ref, dx_ref, dw_ref, tally);
-    check_configuration<TileNarrow>("128x32", g, shape, x, w, bias, dy, y_ref, dx_ref, dw_ref, tally);
+    Case random_case = make_case(g, shape, false, random);
+    check_tiles<SimtFp32>(random_case, all_plans, tally);
+    check_tiles<Tf32>(random_case, split_plan, tally);
+    check_tiles<Tf32x3>(random_case, split_plan, tally);
+    Case integer_case = make_case(g, shape, true, random);
+    check_tiles<SimtFp32>(integer_case, split_plan, tally);
+    check_tiles<Tf32>(integer_case, two_plans, tally);
+    check_tiles<Tf32x3>(integer_case, two_plans, tally);
+    // An infinite input pixel: every output and weight gradient it reaches
+    // must be that infinity (times a weight's sign) in FP32 and TF32, and not
+    // finite in 3xTF32.
+    if (g.in_channels == 40) {
+      Case infinite = make_case(g, shape, false, random);
+      infinite.shape += ", one input pixel infinite";
+      infinite.x.data()[0] = std::numeric_limits<float>::infinity();
+      infinite.y = forward_reference(g, infinite.x.data(), infinite.w.data(), infinite.bias.data());
+      backward_reference(g, infinite.x.data(), infinite.w.data(), infinite.dy.data(), infinite.dx, infinite.dw);
+      check_tiles<SimtFp32>(infinite, split_plan, tally);
+      check_tiles<Tf32>(infinite, split_plan, tally);
+      check_tiles<Tf32x3>(infinite, split_plan, tally);
+    }
     std::printf("%s %s\n", tally.failed == before ? "ok    " : "FAILED", shape);
   }
-  std::printf("%d host runs of the kernel (3 passes x 5 tiles x 4 launch plans per shape), %d failed\n", tally.runs,
-              tally.failed);
-  if (split_blocks > 0) std::printf("FAILED: %lld block(s) whose threads disagreed in setup()\n",
-                                    static_cast<long long>(split_blocks));
-  return tally.failed == 0 && split_blocks == 0 ? 0 : 1;
+  std::printf("%d host runs of the kernel (3 passes x tiles x maths x launch plans per shape), %d failed\n",
+              tally.runs, tally.failed);
+  std::printf("TF32 on random operands missed the FP32 bound in %d of %d results\n", tf32_runs_rounded, tf32_runs);
+  bool ok = tally.failed == 0;
+  if (split_blocks > 0) {
+    std::printf("FAILED: %lld block(s) whose threads disagreed in setup()\n", static_cast<long long>(split_blocks));
+    ok = false;
+  }
+  if (mma_faults > 0) {
+    std::printf("FAILED: %lld tensor-core instruction(s) with lanes out of step or operands not rounded to TF32\n",
+                static_cast<long long>(mma_faults));
+    ok = false;
+  }
+  if (tf32_runs_rounded != tf32_runs) {
+    std::printf("FAILED: TF32 met the FP32 bound in %d result(s): are its operands rounded?\n",
+                tf32_runs - tf32_runs_rounded);
+    ok = false;
+  }
+  return ok ? 0 : 1;
 }
