@@ -132,8 +132,8 @@ __host__ __device__ __forceinline__ float load_readonly(const float* address) {
 // does. 3xTF32 splits each operand into big = tf32(x) and small =
 // tf32(x - big) and adds small*big + big*small before big*big: the dropped
 // small*small term is about 2^-22 of the product, near fp32's own rounding.
-// An infinite operand stays non-finite but may come out as NaN in 3xTF32
-// (its correction products meet 0 * inf and inf - inf) where FP32 gives inf.
+// In 3xTF32 an infinite operand (or one that rounds to infinity) gives
+// NaN wherever it enters, since x - big is inf - inf; FP32 gives inf there.
 
 [[maybe_unused]] __host__ __device__ __forceinline__ uint32_t float_bits(float x) {
 #ifdef __CUDA_ARCH__
