@@ -20,6 +20,8 @@
 // Exactness: products that feed a sum go through mul_exact / sub_exact, which
 // on the GPU keep nvcc from contracting them into an FMA, so ops built from
 // + - * / give the CPU's bits (the CPU build targets baseline x86-64, no FMA).
+// div_exact and sqrt_exact stay IEEE-rounded on the GPU under --use_fast_math
+// too, which approximates / and sqrtf (its -ftz still flushes subnormals).
 // exp, tanh and log1p may differ between glibc and CUDA in the last bit.
 // Selects are written so that a NaN input stays NaN, as in PyTorch: a
 // diverged value must not turn into a plausible zero.
@@ -57,6 +59,10 @@ PIXGRAD_HOST_DEVICE float mul_exact(float a, float b) { return __fmul_rn(a, b); 
 PIXGRAD_HOST_DEVICE double mul_exact(double a, double b) { return __dmul_rn(a, b); }
 PIXGRAD_HOST_DEVICE float sub_exact(float a, float b) { return __fsub_rn(a, b); }
 PIXGRAD_HOST_DEVICE double sub_exact(double a, double b) { return __dsub_rn(a, b); }
+PIXGRAD_HOST_DEVICE float div_exact(float a, float b) { return __fdiv_rn(a, b); }
+PIXGRAD_HOST_DEVICE double div_exact(double a, double b) { return __ddiv_rn(a, b); }
+PIXGRAD_HOST_DEVICE float sqrt_exact(float x) { return __fsqrt_rn(x); }
+PIXGRAD_HOST_DEVICE double sqrt_exact(double x) { return __dsqrt_rn(x); }
 #else
 template <typename T> PIXGRAD_HOST_DEVICE T exp(T x) { return std::exp(x); }
 template <typename T> PIXGRAD_HOST_DEVICE T tanh(T x) { return std::tanh(x); }
@@ -65,6 +71,8 @@ template <typename T> PIXGRAD_HOST_DEVICE T sqrt(T x) { return std::sqrt(x); }
 template <typename T> PIXGRAD_HOST_DEVICE T abs(T x) { return std::abs(x); }
 template <typename T> PIXGRAD_HOST_DEVICE T mul_exact(T a, T b) { return a * b; }
 template <typename T> PIXGRAD_HOST_DEVICE T sub_exact(T a, T b) { return a - b; }
+template <typename T> PIXGRAD_HOST_DEVICE T div_exact(T a, T b) { return a / b; }
+template <typename T> PIXGRAD_HOST_DEVICE T sqrt_exact(T x) { return std::sqrt(x); }
 #endif
 
 // log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, no loss

@@ -16,11 +16,11 @@
 // launch overhead, not the memory traffic, dominates the small tensors.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include <pixgrad/kernels/elementwise_ops.h>
+#include <pixgrad/kernels/optimizer_steps.h>
 
 namespace pixgrad::kernels {
 
@@ -47,27 +47,13 @@ struct AdamTensor {
   int64_t n;
 };
 
-// The update's scalars in float, formed on the host in double exactly as the
-// CPU reference forms them (kernels/cpu/adam.cpp), so both give the same bits.
-struct AdamFloatScalars {
-  float step_size, v_scale, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, decay;
-};
+// Host only: whether float4 packs can be loaded from and stored to `pointer`.
+inline bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
-// Host only: the scalars of one step, in double, then rounded.
-inline AdamFloatScalars adam_float_scalars(double lr, double beta1, double beta2, double eps, double weight_decay,
-                                           int64_t step, bool chainer_epsilon) {
-  const double t = static_cast<double>(step);
-  const double correction1 = 1 - std::pow(beta1, t), correction2 = 1 - std::pow(beta2, t);
-  AdamFloatScalars s;
-  s.step_size = static_cast<float>(chainer_epsilon ? lr * std::sqrt(correction2) / correction1 : lr / correction1);
-  s.v_scale = static_cast<float>(chainer_epsilon ? 1.0 : 1.0 / std::sqrt(correction2));
-  s.beta1 = static_cast<float>(beta1);
-  s.beta2 = static_cast<float>(beta2);
-  s.one_minus_beta1 = static_cast<float>(1 - beta1);  // in double: 1 - float(0.999) is 1.3e-5 off
-  s.one_minus_beta2 = static_cast<float>(1 - beta2);
-  s.eps = static_cast<float>(eps);
-  s.decay = static_cast<float>(weight_decay);
-  return s;
+// Host only: how many elements a thread updates at once, 4 when every array
+// of the tensor is 16-byte aligned, else 1.
+inline int adam_pack_width(const AdamTensor& t) {
+  return aligned16(t.param) && aligned16(t.grad) && aligned16(t.exp_avg) && aligned16(t.exp_avg_sq) ? 4 : 1;
 }
 
 PIXGRAD_HOST_DEVICE int64_t adam_chunks(int64_t n) { return (n + kAdamChunk - 1) / kAdamChunk; }
@@ -85,13 +71,11 @@ PIXGRAD_HOST_DEVICE int adam_slot_of_block(const AdamSlot* slots, int count, int
 
 // Host only: the table of a launch, the empty tensors left out.
 inline std::vector<AdamSlot> adam_slots(const std::vector<AdamTensor>& tensors) {
-  const auto aligned = [](const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; };
   std::vector<AdamSlot> slots;
   int64_t block = 0;
   for (const AdamTensor& t : tensors) {
     if (t.n <= 0) continue;
-    const bool packs = aligned(t.param) && aligned(t.grad) && aligned(t.exp_avg) && aligned(t.exp_avg_sq);
-    slots.push_back({t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.n, block, packs ? 4 : 1});
+    slots.push_back({t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.n, block, adam_pack_width(t)});
     block += adam_chunks(t.n);
   }
   return slots;
@@ -114,15 +98,16 @@ PIXGRAD_HOST_DEVICE void adam_walk_chunk(const AdamSlot& slot, int64_t chunk, in
 // One element: with g = grad + decay * p,
 //   m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g g,
 //   p -= step_size m / (sqrt(v) v_scale + eps).
-// Every product goes through mul_exact, so nvcc forms no FMA and the GPU
-// gives the CPU reference's bits (sqrt and division are IEEE-rounded on both).
-PIXGRAD_HOST_DEVICE void adam_element(const AdamFloatScalars& s, float& p, float grad, float& m, float& v) {
+// Every product goes through mul_exact, so nvcc forms no FMA, and the square
+// root and division are IEEE-rounded whatever -prec-sqrt and -prec-div say
+// (--use_fast_math turns both off): the GPU gives the CPU reference's bits.
+PIXGRAD_HOST_DEVICE void adam_element(const AdamScalars<float>& s, float& p, float grad, float& m, float& v) {
   using math::mul_exact;
   const float g = grad + mul_exact(s.decay, p);
   m = mul_exact(s.beta1, m) + mul_exact(s.one_minus_beta1, g);
   v = mul_exact(s.beta2, v) + mul_exact(mul_exact(s.one_minus_beta2, g), g);
-  const float denominator = mul_exact(math::sqrt(v), s.v_scale) + s.eps;
-  p = p - mul_exact(s.step_size, m) / denominator;
+  const float denominator = mul_exact(math::sqrt_exact(v), s.v_scale) + s.eps;
+  p = p - math::div_exact(mul_exact(s.step_size, m), denominator);
 }
 
 }  // namespace pixgrad::kernels

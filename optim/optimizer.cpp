@@ -118,9 +118,12 @@ Adam::Adam(std::vector<Tensor> parameters, AdamOptions adam_options)
   PIXGRAD_CHECK(options.weight_decay() >= 0, "Adam: weight_decay ", options.weight_decay(), " must be >= 0");
 }
 
+kernels::AdamStep Adam::kernel_step(int64_t step) const {
+  return {lr(), options.beta1(), options.beta2(), options.eps(), options.weight_decay(), step, options.placement()};
+}
+
 void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) {
-  const kernels::AdamStep step{lr(),           options.beta1(), options.beta2(), options.eps(),
-                               options.weight_decay(), state.step, options.placement()};
+  const kernels::AdamStep step = kernel_step(state.step);
   const Tensor& exp_avg = state.tensors[0].second;
   const Tensor& exp_avg_sq = state.tensors[1].second;
   const int64_t n = parameter.numel();
@@ -132,6 +135,7 @@ void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& s
 }
 
 void Adam::update_all(const std::vector<Update>& updates, const Tensor& nonfinite) {
+  if (updates.empty()) return;
   // One launch takes float32 tensors of one CUDA device that share one step
   // count (they all do, unless some parameters had no gradient in a step).
   const Tensor& first = updates.front().parameter;
@@ -145,8 +149,7 @@ void Adam::update_all(const std::vector<Update>& updates, const Tensor& nonfinit
   for (const Update& u : updates)
     tensors.push_back({u.parameter.data<float>(), u.grad.data<float>(), u.state.tensors[0].second.data<float>(),
                        u.state.tensors[1].second.data<float>(), u.parameter.numel()});
-  const kernels::AdamStep step{lr(),           options.beta1(), options.beta2(), options.eps(),
-                               options.weight_decay(), updates.front().state.step, options.placement()};
+  const kernels::AdamStep step = kernel_step(updates.front().state.step);
   run_kernel("Adam", first, [&](auto on, auto) {
     if constexpr (std::is_same_v<std::decay_t<decltype(on)>, kernels::cuda::Gpu>)
       adam_update_many(on, step, tensors, nonfinite.data<float>());

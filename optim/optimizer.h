@@ -105,6 +105,9 @@ class Adam : public Optimizer {
   void update_all(const std::vector<Update>& updates, const Tensor& nonfinite) override;
 
  private:
+  // The kernels' arguments for a parameter at step count `step` (already advanced).
+  kernels::AdamStep kernel_step(int64_t step) const;
+
   bool single_launch_ = true;
 };
 

@@ -144,8 +144,7 @@ TEST_CASE("the one-launch Adam's arithmetic, played on the host, gives the CPU r
       shifts.push_back(static_cast<int>(i % 2));
     }
     const std::vector<AdamSlot> slots = adam_slots(tensors_of(model, kSizes, shifts));
-    const AdamFloatScalars s = adam_float_scalars(step.lr, step.beta1, step.beta2, step.eps, step.weight_decay,
-                                                  step.step, placement == EpsilonPlacement::Chainer);
+    const AdamScalars<float> s = adam_scalars<float>(step);
     const int64_t blocks = slots.back().first_block + adam_chunks(slots.back().n);
     for (int64_t block = 0; block < blocks; ++block) {
       const AdamSlot& slot = slots[static_cast<size_t>(adam_slot_of_block(slots.data(), static_cast<int>(slots.size()), block))];

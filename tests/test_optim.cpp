@@ -1,8 +1,12 @@
-// Optimisers (optim/optimizer.h) against scalar reference loops written in double.
+// Optimisers (optim/optimizer.h) against scalar reference loops written in double,
+// and Adam's whole-step entry point against one optimiser per parameter.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
+#include <memory>
 
 #include <pixgrad/core/error.h>
+#include <pixgrad/core/generator.h>
 #include <pixgrad/core/ops.h>
 #include "gradcheck.h"
 #include <pixgrad/optim/optimizer.h>
@@ -67,6 +71,37 @@ void run_steps(Optimizer& optimizer, const Tensor& p, int first, int last) {
     set_gradient(p, t);
     optimizer.step();
   }
+}
+
+// Adam with its whole-step entry point open to the tests.
+class OpenAdam : public optim::Adam {
+ public:
+  using Adam::Adam;
+  using Adam::update_all;
+};
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.dtype() == b.dtype() && a.shape() == b.shape() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
+}
+
+// Parameters of sizes around the AVX2 loop's width.
+std::vector<Tensor> random_parameters(DType dtype) {
+  std::vector<Tensor> parameters;
+  for (const int64_t n : {5, 17, 1, 33}) {
+    Generator generator(900 + static_cast<uint64_t>(n));
+    Tensor values = Tensor::uniform({n}, -1, 1, generator, Device::cpu(), dtype);
+    parameters.push_back(values.set_requires_grad());
+  }
+  return parameters;
+}
+
+// The gradient of parameter i at step t; parameter 1 has none on even steps,
+// so that its step count lags behind the others'.
+Tensor lagging_gradient(const Tensor& parameter, size_t i, int t) {
+  if (i == 1 && t % 2 == 0) return Tensor();
+  Generator generator(1000 + 10 * static_cast<uint64_t>(t) + i);
+  const double scale = t % 2 == 0 ? 1e-6 : 1.0;  // tiny ones, so that eps matters
+  return Tensor::uniform(parameter.shape(), -scale, scale, generator, Device::cpu(), parameter.dtype());
 }
 
 }  // namespace
@@ -252,4 +287,56 @@ TEST_CASE("an optimiser refuses a parameter listed twice and names a bad option"
   CHECK_THROWS_WITH(optim::SGD({p, p}, optim::SGDOptions(0.1)), Contains("parameter 1 is parameter 0 again"));
   CHECK_THROWS_WITH(optim::Adam({p}, optim::AdamOptions(2e-4).beta1(1.5)), Contains("beta1 1.5 must be in [0, 1)"));
   CHECK_THROWS_WITH(optim::Adam({p}, optim::AdamOptions(std::nan(""))), Contains("lr nan must be >= 0"));
+}
+
+TEST_CASE("Adam's update_all returns at once on an empty list of updates", "[optim][adam][multi_tensor]") {
+  for (const bool single_launch : {true, false}) {
+    OpenAdam adam({Tensor::zeros({3}).set_requires_grad()});
+    adam.set_single_launch(single_launch);
+    adam.update_all({}, Tensor());
+    adam.step();  // no gradients: nothing to update either
+    CHECK(adam.state_dict("").at("0.step").item() == 0);
+  }
+}
+
+TEST_CASE("Adam updates CPU parameters with lagging step counts one by one, as an optimiser each would",
+          "[optim][adam][multi_tensor]") {
+  // The one-launch path takes float32 CUDA parameters that share a step
+  // count; these fall back to one update per parameter, with the single
+  // launch allowed or not, and must give the bits of a separate optimiser
+  // per parameter. (One optimiser's parameters share a dtype and a device:
+  // its non-finite flag is one tensor of theirs.)
+  const optim::AdamOptions options = optim::AdamOptions(0.01).beta1(0.5).weight_decay(0.1);
+  for (const DType dtype : {DType::Float32, DType::Float64}) {
+    std::vector<std::vector<Tensor>> runs;
+    std::vector<std::unique_ptr<optim::Adam>> optimisers;
+    for (const bool single_launch : {true, false}) {
+      runs.push_back(random_parameters(dtype));
+      optimisers.push_back(std::make_unique<optim::Adam>(runs.back(), options));
+      optimisers.back()->set_single_launch(single_launch);
+    }
+    const std::vector<Tensor> alone = random_parameters(dtype);
+    std::vector<std::unique_ptr<optim::Adam>> each;
+    for (const Tensor& parameter : alone)
+      each.push_back(std::make_unique<optim::Adam>(std::vector<Tensor>{parameter}, options));
+    for (int t = 1; t <= 3; ++t) {
+      for (size_t i = 0; i < alone.size(); ++i) {
+        const Tensor grad = lagging_gradient(alone[i], i, t);
+        for (const std::vector<Tensor>& run : runs) run[i].set_grad(grad.defined() ? grad.clone() : grad);
+        alone[i].set_grad(grad);
+        if (grad.defined()) each[i]->step();
+      }
+      for (const auto& optimiser : optimisers) optimiser->step();
+    }
+    for (size_t r = 0; r < runs.size(); ++r) {
+      const auto state = optimisers[r]->state_dict("");
+      CHECK(state.at("1.step").item() == 2);  // the lagging parameter
+      for (size_t i = 0; i < alone.size(); ++i) {
+        INFO(to_string(dtype) << ", single launch " << (r == 0) << ", parameter " << i);
+        CHECK(same_bits(runs[r][i], alone[i]));
+        for (const auto& [name, expected] : each[i]->state_dict(""))
+          CHECK(same_bits(state.at(std::to_string(i) + name.substr(1)), expected));
+      }
+    }
+  }
 }

@@ -12,28 +12,6 @@ namespace pixgrad::kernels::cpu {
 namespace {
 constexpr int64_t kParallelThreshold = 1 << 15;
 
-// The update's scalars, formed once per call in double and rounded to T.
-template <typename T>
-struct AdamScalars {
-  T step_size, v_scale, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, decay;
-
-  explicit AdamScalars(const AdamStep& s) {
-    const double t = static_cast<double>(s.step);
-  const double correction1 = 1 - std::pow(s.beta1, t), correction2 = 1 - std::pow(s.beta2, t);
-  // p -= step_size * m / (sqrt(v) * v_scale + eps), covering both placements.
-  const bool chainer = s.placement == EpsilonPlacement::Chainer;
-    step_size = static_cast<T>(chainer ? s.lr * std::sqrt(correction2) / correction1 : s.lr / correction1);
-    v_scale = static_cast<T>(chainer ? 1.0 : 1.0 / std::sqrt(correction2));
-    beta1 = static_cast<T>(s.beta1);
-    beta2 = static_cast<T>(s.beta2);
-    // 1 - beta in double, then rounded: 1 - float(0.999) would be 1.3e-5 off.
-    one_minus_beta1 = static_cast<T>(1 - s.beta1);
-    one_minus_beta2 = static_cast<T>(1 - s.beta2);
-    eps = static_cast<T>(s.eps);
-    decay = static_cast<T>(s.weight_decay);
-  }
-};
-
 // The AVX2 update of elements [begin, end): the portable loop's operations in
 // the same order, with no fused multiply-adds, so the results are the same
 // to the bit (sqrt and division are correctly rounded in both). Returns true
@@ -83,7 +61,7 @@ bool cpu_has_avx2() {
 template <typename T>
 void adam_update_portable(Host, const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
                           T* nonfinite_flag) {
-  const AdamScalars<T> c(s);
+  const AdamScalars<T> c = adam_scalars<T>(s);
   const T step_size = c.step_size, v_scale = c.v_scale, beta1 = c.beta1, beta2 = c.beta2;
   const T one_minus_beta1 = c.one_minus_beta1, one_minus_beta2 = c.one_minus_beta2, eps = c.eps, decay = c.decay;
   // g - g is 0 for a finite g and NaN for NaN or an infinity: a test that
@@ -107,7 +85,7 @@ void adam_update(Host host, const AdamStep& s, T* param, const T* grad, T* exp_a
                  T* nonfinite_flag) {
   if constexpr (std::is_same_v<T, float>) {
     if (cpu_has_avx2()) {
-      const AdamScalars<float> c(s);
+      const AdamScalars<float> c = adam_scalars<float>(s);
       bool nonfinite = false;
       // Each thread one contiguous range, cut at whole cache lines.
 #pragma omp parallel reduction(|| : nonfinite) if (n > kParallelThreshold)

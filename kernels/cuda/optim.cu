@@ -29,17 +29,13 @@ namespace {
 
 constexpr int kThreads = 256;
 
-bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
-
-using AdamScalars = AdamFloatScalars;
-
 // Marks a non-finite gradient; a rare, racy store of the same value.
 __device__ __forceinline__ void note_finite(float grad, float* nonfinite) {
   if (nonfinite != nullptr && !isfinite(grad)) *nonfinite = 1.0f;
 }
 
 template <int W>
-__global__ void adam_kernel(AdamScalars s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+__global__ void adam_kernel(AdamScalars<float> s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                             int64_t n, float* nonfinite) {
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -68,8 +64,10 @@ __global__ void adam_kernel(AdamScalars s, float* param, const float* grad, floa
 
 // Every slot's tensor in one launch: block b updates chunk b - first_block of
 // its slot (kernels/multi_tensor_adam.h, whose host model tests this walk).
-__global__ void adam_many_kernel(AdamScalars s, const AdamSlot* slots, int count, float* nonfinite) {
-  const AdamSlot& slot = slots[adam_slot_of_block(slots, count, blockIdx.x)];
+// The slot is copied once into registers: read through a reference, its
+// fields could be loaded again after every store through its pointers.
+__global__ void adam_many_kernel(AdamScalars<float> s, const AdamSlot* slots, int count, float* nonfinite) {
+  const AdamSlot slot = slots[adam_slot_of_block(slots, count, blockIdx.x)];
   adam_walk_chunk(slot, blockIdx.x - slot.first_block, threadIdx.x, blockDim.x, [&](int64_t i, int elements) {
     if (elements == 4) {
       Pack<4> p = load<4>(slot.param + i), m = load<4>(slot.exp_avg + i), v = load<4>(slot.exp_avg_sq + i);
@@ -147,19 +145,14 @@ void launch_sgd(const SgdScalars& s, float* param, const float* grad, float* buf
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 
-AdamScalars scalars_of(const AdamStep& s) {
-  return adam_float_scalars(s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, s.step,
-                            s.placement == EpsilonPlacement::Chainer);
-}
-
 }  // namespace
 
 void adam_update(Gpu, const AdamStep& s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
                  int64_t n, float* nonfinite) {
   if (n <= 0) return;
-  const AdamScalars scalars = scalars_of(s);  // the CPU's, formed the same way
+  const AdamScalars<float> scalars = adam_scalars<float>(s);  // the CPU's, formed the same way
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
-  if (aligned16(param) && aligned16(grad) && aligned16(exp_avg) && aligned16(exp_avg_sq))
+  if (adam_pack_width({param, grad, exp_avg, exp_avg_sq, n}) == 4)
     adam_kernel<4><<<::pixgrad::cuda::blocks_for((n + 3) / 4, kThreads), kThreads, 0, stream>>>(
         scalars, param, grad, exp_avg, exp_avg_sq, n, nonfinite);
   else
@@ -179,7 +172,7 @@ void adam_update_many(Gpu, const AdamStep& s, const std::vector<AdamTensor>& ten
   PIXGRAD_CUDA_CHECK(cudaMemcpyAsync(table.data(), slots.data(), slots.size() * sizeof(AdamSlot),
                                      cudaMemcpyHostToDevice, stream));
   adam_many_kernel<<<static_cast<unsigned int>(blocks), kThreads, 0, stream>>>(
-      scalars_of(s), table.as<AdamSlot>(), static_cast<int>(slots.size()), nonfinite);
+      adam_scalars<float>(s), table.as<AdamSlot>(), static_cast<int>(slots.size()), nonfinite);
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 

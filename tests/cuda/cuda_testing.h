@@ -36,13 +36,14 @@ inline Tensor random_tensor(const Shape& shape, uint64_t seed, double low = -1, 
   return Tensor::uniform(shape, low, high, generator);
 }
 
-// A tensor whose first element sits one float past a 16-byte boundary: a view
-// into a larger block, holding the values of `values`, on `device`. Kernels
-// that move float4 packs must take their scalar path on it.
-inline Tensor unaligned_copy(const Tensor& values, Device device) {
+// A tensor whose first element sits `offset` floats (one unless given) past a
+// 16-byte boundary: a view into a larger block, holding the values of
+// `values`, on `device`. Kernels that move float4 packs must take their
+// scalar path on it when the offset is not a multiple of 4.
+inline Tensor unaligned_copy(const Tensor& values, Device device, int64_t offset = 1) {
   const int64_t n = values.numel();
-  const Tensor block = Tensor::zeros({n + 1}, device);
-  Tensor view = block.batch_slice(1, n).reshape(values.shape());
+  const Tensor block = Tensor::zeros({n + offset}, device);
+  Tensor view = block.batch_slice(offset, n).reshape(values.shape());
   view.copy_(values);
   return view;
 }
