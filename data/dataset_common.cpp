@@ -7,6 +7,7 @@
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/file_io.h>
+#include <pixgrad/core/fnv1a.h>
 #include <pixgrad/kernels/philox.h>
 #include <pixgrad/data/datasets.h>
 
@@ -183,11 +184,8 @@ std::vector<std::string> list_image_files(const std::string& directory) {
 }
 
 uint64_t digest_of_files(const std::vector<std::string>& files) {
-  uint64_t hash = 14695981039346656037ull;  // FNV-1a over "name\0size\0" of each file
-  const auto mix = [&hash](const std::string& text) {
-    for (const char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-    hash = (hash ^ 0u) * 1099511628211ull;
-  };
+  uint64_t hash = kFnv1aOffset;  // over "name\0size\0" of each file
+  const auto mix = [&hash](const std::string& text) { hash = fnv1a(text.c_str(), text.size() + 1, hash); };
   for (const std::string& file : files) {
     std::error_code error;
     const uintmax_t bytes = std::filesystem::file_size(file, error);

@@ -1,31 +1,14 @@
 #include <pixgrad/distributed/agreement.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include <pixgrad/core/device.h>
+#include <pixgrad/core/fnv1a.h>
 #include <pixgrad/core/shape.h>
 
 namespace pixgrad::distributed {
 
 namespace {
-
-constexpr uint64_t kFnvOffset = 14695981039346656037ull;
-constexpr uint64_t kFnvPrime = 1099511628211ull;
-
-// FNV-1a, eight bytes a step (a parameter set is hundreds of megabytes);
-// it tells values apart, it does not guard against an adversary.
-uint64_t fnv1a(const void* data, size_t bytes, uint64_t hash) {
-  const auto* byte = static_cast<const unsigned char*>(data);
-  size_t i = 0;
-  for (; i + 8 <= bytes; i += 8) {
-    uint64_t word;
-    std::memcpy(&word, byte + i, 8);
-    hash = (hash ^ word) * kFnvPrime;
-  }
-  for (; i < bytes; ++i) hash = (hash ^ byte[i]) * kFnvPrime;
-  return hash;
-}
 
 // A digest as a double that a reduction carries exactly: 52 bits of it,
 // plus one, so that 0 can stand for "nothing from this rank". The bits are
@@ -62,14 +45,14 @@ std::string message_of(const std::exception_ptr& failure) {
 
 }  // namespace
 
-uint64_t digest_of(const std::string& text) { return fnv1a(text.data(), text.size(), kFnvOffset); }
+uint64_t digest_of(const std::string& text) { return fnv1a_words(text.data(), text.size()); }
 
 uint64_t digest_of(const Tensor& tensor, uint64_t seed) {
-  uint64_t hash = fnv1a(&seed, sizeof seed, kFnvOffset);
+  uint64_t hash = fnv1a_words(&seed, sizeof seed);
   const std::string header = shape_str(tensor.shape()) + " " + to_string(tensor.dtype());
-  hash = fnv1a(header.data(), header.size(), hash);
+  hash = fnv1a_words(header.data(), header.size(), hash);
   const Tensor host = tensor.to(Device::cpu());
-  return fnv1a(host.raw_data(), host.nbytes(), hash);
+  return fnv1a_words(host.raw_data(), host.nbytes(), hash);
 }
 
 void agree_all_succeeded(Communicator& world, const std::exception_ptr& failure, const std::string& what) {

@@ -51,8 +51,8 @@ struct Fingerprint {
 // digest is not alike on all ranks.
 void agree_alike(Communicator& world, const std::vector<Fingerprint>& properties);
 
-// Digests for fingerprints (FNV-1a over the bytes; a tensor's shape, type
-// and contents, copied to the host first if need be).
+// Digests for fingerprints (fnv1a_words of core/fnv1a.h over the bytes; a
+// tensor's shape, type and contents, copied to the host first if need be).
 uint64_t digest_of(const std::string& text);
 uint64_t digest_of(const Tensor& tensor, uint64_t seed = 0);
 

@@ -28,26 +28,26 @@ int environment_number(const char* name) {
   return *end == '\0' && value >= 0 && value < (1 << 20) ? static_cast<int>(value) : -1;
 }
 
+// What each launcher sets, in the order they are asked: Open MPI's mpirun,
+// then MPICH's (and Slurm's PMI), then srun itself.
+constexpr const char* kSizeVariables[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
+constexpr const char* kRankVariables[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"};
+
+// The first of `names` set to a number of at least `least`, or -1.
+template <size_t N>
+int launcher_number(const char* const (&names)[N], int least) {
+  for (const char* name : names)
+    if (const int value = environment_number(name); value >= least) return value;
+  return -1;
+}
+
 }  // namespace
 
-int launched_processes() {
-  // Open MPI's mpirun, then MPICH's (and Slurm's PMI), then srun itself.
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"})
-    if (const int size = environment_number(name); size > 0) return size;
-  return 1;
-}
+int launched_processes() { return std::max(launcher_number(kSizeVariables, 1), 1); }
 
-bool started_by_launcher() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"})
-    if (environment_number(name) > 0) return true;
-  return false;
-}
+bool started_by_launcher() { return launcher_number(kSizeVariables, 1) > 0; }
 
-int launched_rank() {
-  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"})
-    if (const int rank = environment_number(name); rank >= 0) return rank;
-  return 0;
-}
+int launched_rank() { return std::max(launcher_number(kRankVariables, 0), 0); }
 
 std::shared_ptr<Communicator> join_world(const WorldOptions& options) {
   PIXGRAD_CHECK(options.timeout_seconds > 0, "distributed: the collective timeout must be positive, got ",

@@ -13,7 +13,9 @@
 #include <vector>
 
 #include <pixgrad/core/error.h>
+#include <pixgrad/core/fnv1a.h>
 #include <pixgrad/core/tensor.h>
+#include <pixgrad/data/datasets.h>
 #include <pixgrad/distributed/agreement.h>
 
 #include "thread_communicator.h"
@@ -136,6 +138,19 @@ TEST_CASE("a digest changes with any element, the shape or the seed", "[distribu
   CHECK(digest_of(Tensor::from_vector(values, {1, 7})) != digest);
   CHECK(digest_of(base, 1) != digest);
   CHECK(digest_of(std::string("batch")) != digest_of(std::string("batcH")));
+}
+
+TEST_CASE("FNV-1a gives its published values, and a file list's digest hashes names and sizes",
+          "[distributed][agreement]") {
+  CHECK(fnv1a("", 0) == 0xcbf29ce484222325ull);
+  CHECK(fnv1a("a", 1) == 0xaf63dc4c8601ec8cull);
+  CHECK(fnv1a("foobar", 6) == 0x85944171f73967e8ull);
+  // Eight bytes a step is another hash, the same below eight bytes.
+  CHECK(fnv1a_words("foobar", 6) == fnv1a("foobar", 6));
+  CHECK(fnv1a_words("foobar, foobar", 14) != fnv1a("foobar, foobar", 14));
+  // "name\0size\0" per file, "?" for a size that cannot be read.
+  const std::string listed("x.png\0?\0", 8);
+  CHECK(data::digest_of_files({"/nonexistent/x.png"}) == fnv1a(listed.data(), listed.size()));
 }
 
 TEST_CASE("in a single process the checks are the identity, and its own error is rethrown as it is",

@@ -1,0 +1,64 @@
+// How a process learns from its environment that mpirun or srun started it,
+// how many processes there are and which one it is (distributed/mpi_communicator.h).
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <map>
+#include <string>
+
+#include <pixgrad/distributed/mpi_communicator.h>
+
+using namespace pixgrad::distributed;
+
+namespace {
+
+// Sets the launchers' variables for one check and puts the process's own
+// back afterwards (the suite may itself run under mpirun).
+class LauncherEnvironment {
+ public:
+  explicit LauncherEnvironment(const std::map<std::string, std::string>& values) {
+    for (const char* name : kNames) {
+      if (const char* value = std::getenv(name)) saved_[name] = value;
+      unsetenv(name);
+    }
+    for (const auto& [name, value] : values) setenv(name.c_str(), value.c_str(), 1);
+  }
+  ~LauncherEnvironment() {
+    for (const char* name : kNames) unsetenv(name);
+    for (const auto& [name, value] : saved_) setenv(name.c_str(), value.c_str(), 1);
+  }
+  LauncherEnvironment(const LauncherEnvironment&) = delete;
+  LauncherEnvironment& operator=(const LauncherEnvironment&) = delete;
+
+ private:
+  static constexpr const char* kNames[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS",
+                                           "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"};
+  std::map<std::string, std::string> saved_;
+};
+
+}  // namespace
+
+TEST_CASE("the launcher's size and rank come from the first of its variables that holds one", "[distributed]") {
+  struct Case {
+    std::map<std::string, std::string> environment;
+    int processes, rank;
+    bool launched;
+  };
+  const Case cases[] = {
+      {{}, 1, 0, false},
+      {{{"OMPI_COMM_WORLD_SIZE", "3"}, {"OMPI_COMM_WORLD_RANK", "2"}}, 3, 2, true},
+      {{{"PMI_SIZE", "1"}, {"PMI_RANK", "0"}}, 1, 0, true},  // mpirun -n 1: one process, still launched
+      // A zero size, a word or a negative rank is passed over for the next launcher's.
+      {{{"OMPI_COMM_WORLD_SIZE", "0"}, {"PMI_SIZE", "x"}, {"SLURM_STEP_NUM_TASKS", "4"}, {"PMI_RANK", "-1"},
+        {"SLURM_PROCID", "3"}},
+       4, 3, true},
+      {{{"SLURM_STEP_NUM_TASKS", "4"}, {"OMPI_COMM_WORLD_RANK", "abc"}, {"SLURM_PROCID", "0"}}, 4, 0, true},
+  };
+  for (const Case& c : cases) {
+    const LauncherEnvironment environment(c.environment);
+    INFO(c.environment.size() << " variables set, " << c.processes << " processes expected");
+    CHECK(launched_processes() == c.processes);
+    CHECK(launched_rank() == c.rank);
+    CHECK(started_by_launcher() == c.launched);
+  }
+}
