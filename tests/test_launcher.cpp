@@ -2,39 +2,20 @@
 // how many processes there are and which one it is (distributed/mpi_communicator.h).
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <pixgrad/distributed/mpi_communicator.h>
+#include "environment_scope.h"
 
 using namespace pixgrad::distributed;
 
 namespace {
 
-// Sets the launchers' variables for one check and puts the process's own
-// back afterwards (the suite may itself run under mpirun).
-class LauncherEnvironment {
- public:
-  explicit LauncherEnvironment(const std::map<std::string, std::string>& values) {
-    for (const char* name : kNames) {
-      if (const char* value = std::getenv(name)) saved_[name] = value;
-      unsetenv(name);
-    }
-    for (const auto& [name, value] : values) setenv(name.c_str(), value.c_str(), 1);
-  }
-  ~LauncherEnvironment() {
-    for (const char* name : kNames) unsetenv(name);
-    for (const auto& [name, value] : saved_) setenv(name.c_str(), value.c_str(), 1);
-  }
-  LauncherEnvironment(const LauncherEnvironment&) = delete;
-  LauncherEnvironment& operator=(const LauncherEnvironment&) = delete;
-
- private:
-  static constexpr const char* kNames[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS",
-                                           "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"};
-  std::map<std::string, std::string> saved_;
-};
+// The launchers' variables: a check sees only those it sets.
+const std::vector<std::string> kLauncherVariables = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS",
+                                                     "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"};
 
 }  // namespace
 
@@ -55,7 +36,7 @@ TEST_CASE("the launcher's size and rank come from the first of its variables tha
       {{{"SLURM_STEP_NUM_TASKS", "4"}, {"OMPI_COMM_WORLD_RANK", "abc"}, {"SLURM_PROCID", "0"}}, 4, 0, true},
   };
   for (const Case& c : cases) {
-    const LauncherEnvironment environment(c.environment);
+    const pixgrad::testing::EnvironmentScope environment(kLauncherVariables, c.environment);
     INFO(c.environment.size() << " variables set, " << c.processes << " processes expected");
     CHECK(launched_processes() == c.processes);
     CHECK(launched_rank() == c.rank);

@@ -70,29 +70,28 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std
   return std::make_shared<data::AlignedDataset>(config.dataset, split, options);
 }
 
-void select_conv_impl(const std::string& name) {
-  if (name.empty()) return;
+std::string select_conv_impl(const std::string& name) {
 #ifdef PIXGRAD_WITH_CUDA
-  kernels::cuda::set_conv_impl(kernels::cuda::parse_conv_impl(name));
+  if (!name.empty()) kernels::cuda::set_conv_impl(kernels::cuda::parse_conv_impl(name));
+  return kernels::cuda::to_string(kernels::cuda::conv_impl());  // reads the environment when name is ""
 #else
-  PIXGRAD_CHECK(name == "handwritten", "--conv-impl ", name, ": pixgrad was built without CUDA");
+  PIXGRAD_CHECK(name.empty() || name == "handwritten", "--conv-impl ", name, ": pixgrad was built without CUDA");
+  return "handwritten";
 #endif
 }
 
-void select_precision(const std::string& precision, bool tf32) {
+std::string select_precision(const std::string& precision, bool tf32) {
   const std::string wanted = !precision.empty() ? precision : tf32 ? "tf32" : "";
   PIXGRAD_CHECK(!tf32 || wanted == "tf32", "--tf32 and --precision ", precision, " disagree");
+  // Checked in both builds, so that a command line valid in one is valid in the other.
+  PIXGRAD_CHECK(wanted.empty() || wanted == "fp32" || wanted == "tf32" || wanted == "3xtf32", "--precision: unknown '",
+                wanted, "' (expected fp32, tf32 or 3xtf32)");
 #ifdef PIXGRAD_WITH_CUDA
-  if (!wanted.empty()) {
-    try {
-      kernels::cuda::set_conv_precision(kernels::cuda::parse_conv_precision(wanted));
-    } catch (const Error& error) {
-      fail("--", error.what());
-    }
-  }
-  kernels::cuda::conv_precision();  // reads the environment now, so that a bad value fails before any work
+  if (!wanted.empty()) kernels::cuda::set_conv_precision(kernels::cuda::parse_conv_precision(wanted));
+  // Reads the environment when nothing was asked for, so that a bad value fails before any work.
+  return kernels::cuda::to_string(kernels::cuda::conv_precision());
 #else
-  PIXGRAD_CHECK(wanted.empty() || wanted == "fp32", "--precision ", wanted, ": pixgrad was built without CUDA");
+  return wanted.empty() ? "fp32" : wanted;
 #endif
 }
 

@@ -123,9 +123,16 @@ TrainConfig merge_for_resume(const TrainConfig& saved, const TrainConfig& reques
   if (explicit_fields.count(#field)) merged.field = requested.field;
   PIXGRAD_RUN_FIELDS(PIXGRAD_STEER)
 #undef PIXGRAD_STEER
-  // --tf32 and --precision name one setting: the one given now replaces the saved one.
+  // --tf32 and --precision name one setting. A --precision given now replaces
+  // the saved one; --tf32 alone replaces it with tf32, and --tf32=false only
+  // turns off a saved tf32 (it says "not tf32", which fp32 and 3xtf32 are).
   if (explicit_fields.count("precision") && !explicit_fields.count("tf32")) merged.tf32 = false;
-  if (explicit_fields.count("tf32") && !explicit_fields.count("precision")) merged.precision.clear();
+  if (explicit_fields.count("tf32") && !explicit_fields.count("precision")) {
+    if (requested.tf32)
+      merged.precision = "tf32";
+    else if (saved.tf32 || saved.precision == "tf32")
+      merged.precision = "fp32";
+  }
   return merged;
 }
 

@@ -51,9 +51,11 @@ struct TrainConfig {
   std::string init_from;             // a checkpoint whose weights start this run (fine-tuning), "" = none
   // reporting
   std::string device = "auto";
-  std::string conv_impl;             // CUDA convolutions: handwritten | cudnn | cublas ("" = default)
+  // The CUDA convolutions ("" = the environment's, else the default); a run
+  // records the settings in effect here (Trainer), so a resume continues with them.
+  std::string conv_impl;             // handwritten | cudnn | cublas
   bool tf32 = false;                 // the same as precision "tf32"
-  std::string precision;             // CUDA convolutions: fp32 | tf32 | 3xtf32 ("" = default)
+  std::string precision;             // fp32 | tf32 | 3xtf32
   double dist_timeout = 600;         // data parallel: seconds a rank waits for the others before the run stops
   std::string output = "out";
   int64_t log_interval = 100;        // iterations per log.jsonl record and console report

@@ -250,8 +250,11 @@ struct Trainer::Impl {
       std::string reason;
       device = distributed::nccl_rank_device(device, world->local_rank(), cuda_device_count(&reason));
     }
-    select_conv_impl(config.conv_impl);
-    select_precision(config.precision, config.tf32);
+    // The settings in effect (the environment's where the options gave none) are the run's: options.json,
+    // the ranks' fingerprint and a resumed run see what was computed, never "".
+    config.conv_impl = select_conv_impl(config.conv_impl);
+    config.precision = select_precision(config.precision, config.tf32);
+    config.tf32 = config.precision == "tf32";
     train_set = make_dataset(config, config.train_split, true);
     test_set = make_dataset(config, config.test_split, false);
 
@@ -314,6 +317,12 @@ struct Trainer::Impl {
     if (folder->replaces_a_run())
       std::printf("--overwrite: this run replaces the run in '%s' (its log is kept, above this run's)\n",
                   io::printable(config.output).c_str());
+  }
+
+  // How the convolutions compute, for the start line (CPU ones always in FP32).
+  std::string convolutions() const {
+    if (!device.is_cuda()) return "fp32 convolutions";
+    return config.precision + " convolutions, " + config.conv_impl;
   }
 
   // What must be alike on every rank for the replicas to stay alike: the
@@ -768,8 +777,9 @@ struct Trainer::Impl {
 
     RunSummary summary;
     summary.output = config.output;
-    say("pix2pix: preset %s, %s on %s, %zu training pairs, batch %d, %lld iterations (%d epochs)\n",
-        config.preset.c_str(), io::printable(config.dataset).c_str(), device.str().c_str(), train_set->size(),
+    say("pix2pix: preset %s, %s on %s (%s), %zu training pairs, batch %d, %lld iterations (%d epochs)\n",
+        config.preset.c_str(), io::printable(config.dataset).c_str(), device.str().c_str(),
+        convolutions().c_str(), train_set->size(),
         config.batch_size * world->size(), static_cast<long long>(total), config.epochs);
     if (world->size() > 1)
       say("data parallel: %d ranks (%s) x batch %d, %s batch norm\n", world->size(), world->backend().c_str(),

@@ -857,7 +857,7 @@ int main(int argc, char** argv) {
   app.add_option("--precision", options.precision,
                  "CUDA convolutions: fp32 (default; cuDNN restricted to FMA math) | tf32 (tensor cores for all "
                  "three) | 3xtf32 (the handwritten kernels' near-FP32 tensor-core mode; cuDNN and cuBLAS compute "
-                 "fp32); each record says which math ran")
+                 "fp32); each record says which math ran. CPU convolutions always compute in FP32")
       ->check(CLI::IsMember({"fp32", "tf32", "3xtf32"}));
   app.add_flag("--tf32", options.tf32, "The same as --precision tf32");
   app.add_flag("--skip-gemm", options.skip_gemm, "Leave out the plain CPU SGEMM sweep");
@@ -900,10 +900,10 @@ int main(int argc, char** argv) {
     std::vector<std::variant<ConvLayer, NormShape>> shapes;
     for (const std::string& spec : options.shapes) shapes.push_back(parse_shape(spec));
 
-    if (options.count_only) return count_only(presets, batches);
     // --precision (or --tf32) sets the arithmetic; without them the environment decides, read now so that
-    // a bad value fails at once.
+    // a bad value fails at once (with --count-only too).
     training::select_precision(options.precision, options.tf32);
+    if (options.count_only) return count_only(presets, batches);
 
     cpu::SgemmIsa gemm_isa = cpu::sgemm_best_isa();
     for (cpu::SgemmIsa isa : {cpu::SgemmIsa::Avx512, cpu::SgemmIsa::Avx2, cpu::SgemmIsa::Scalar})

@@ -236,7 +236,8 @@ int main(int argc, char** argv) {
   std::string precision;
   app.add_option("--precision", precision,
                  "CUDA convolutions: fp32 (default) | tf32 (tensor cores, PyTorch's default for cuDNN) | 3xtf32 "
-                 "(tensor cores, near-FP32 error; handwritten kernels only, cuDNN and cuBLAS compute fp32)")
+                 "(tensor cores, near-FP32 error; handwritten kernels only, cuDNN and cuBLAS compute fp32). CPU "
+                 "convolutions always compute in FP32")
       ->check(CLI::IsMember({"fp32", "tf32", "3xtf32"}));
   bool tf32 = false;
   app.add_flag("--tf32", tf32, "The same as --precision tf32");

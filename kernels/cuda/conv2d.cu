@@ -27,26 +27,6 @@ constexpr int kUnset = -1;
 std::atomic<int> g_conv_impl{kUnset};
 std::atomic<int> g_precision{kUnset};
 
-// PIXGRAD_PRECISION, or the older PIXGRAD_TF32 switch; both set must agree.
-ConvPrecision precision_from_environment() {
-  const char* tf32_text = std::getenv("PIXGRAD_TF32");
-  const bool tf32_set = tf32_text != nullptr && tf32_text[0] != '\0';
-  if (tf32_set && std::string(tf32_text) != "0" && std::string(tf32_text) != "1")
-    fail("PIXGRAD_TF32: '", tf32_text, "' is neither 1 nor 0");
-  const ConvPrecision from_tf32 = tf32_set && std::string(tf32_text) == "1" ? ConvPrecision::Tf32 : ConvPrecision::Fp32;
-  const char* text = std::getenv("PIXGRAD_PRECISION");
-  if (text == nullptr || text[0] == '\0') return from_tf32;
-  ConvPrecision precision;
-  try {
-    precision = parse_conv_precision(text);
-  } catch (const Error& error) {
-    fail("PIXGRAD_PRECISION: ", error.what());
-  }
-  PIXGRAD_CHECK(!tf32_set || precision == from_tf32, "PIXGRAD_PRECISION=", text, " contradicts PIXGRAD_TF32=",
-                tf32_text);
-  return precision;
-}
-
 ConvImpl impl_from_environment() {
   const char* text = std::getenv("PIXGRAD_CONV_IMPL");
   if (text == nullptr || text[0] == '\0') return ConvImpl::Handwritten;
@@ -128,7 +108,29 @@ const char* to_string(ConvPrecision precision) {
   return "unknown";
 }
 
-ConvPrecision conv_precision() { return setting_or_environment(g_precision, precision_from_environment); }
+// PIXGRAD_PRECISION, or the older PIXGRAD_TF32 switch. Both set contradict
+// only over TF32 itself: PIXGRAD_TF32=0 says "not tf32", which 3xtf32 (or
+// fp32) respects.
+ConvPrecision conv_precision_from_environment() {
+  const char* tf32_text = std::getenv("PIXGRAD_TF32");
+  const bool tf32_set = tf32_text != nullptr && tf32_text[0] != '\0';
+  if (tf32_set && std::string(tf32_text) != "0" && std::string(tf32_text) != "1")
+    fail("PIXGRAD_TF32: '", tf32_text, "' is neither 1 nor 0");
+  const bool tf32_on = tf32_set && std::string(tf32_text) == "1";
+  const char* text = std::getenv("PIXGRAD_PRECISION");
+  if (text == nullptr || text[0] == '\0') return tf32_on ? ConvPrecision::Tf32 : ConvPrecision::Fp32;
+  ConvPrecision precision;
+  try {
+    precision = parse_conv_precision(text);
+  } catch (const Error& error) {
+    fail("PIXGRAD_PRECISION: ", error.what());
+  }
+  PIXGRAD_CHECK(!tf32_set || tf32_on == (precision == ConvPrecision::Tf32), "PIXGRAD_PRECISION=", text,
+                " contradicts PIXGRAD_TF32=", tf32_text);
+  return precision;
+}
+
+ConvPrecision conv_precision() { return setting_or_environment(g_precision, conv_precision_from_environment); }
 
 void set_conv_precision(ConvPrecision precision) {
   g_precision.store(static_cast<int>(precision), std::memory_order_release);

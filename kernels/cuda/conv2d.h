@@ -63,10 +63,15 @@ void conv2d_backward_weight(Gpu, const Conv2dGeometry& g, const float* input, co
 // The handwritten kernels' layers of at most 8 channels stay FP32 (no
 // tensor-core tile fits them). On first use the precision is read from
 // PIXGRAD_PRECISION (fp32 | tf32 | 3xtf32), or else PIXGRAD_TF32 ("1" is
-// tf32, "0" fp32); unset means fp32 and anything else throws.
-// set_conv_precision overrides it (the apps' --precision).
+// tf32, "0" fp32); unset means fp32 and anything else throws, as does a
+// pair that contradicts itself (PIXGRAD_TF32=1 beside a precision other than
+// tf32, or PIXGRAD_TF32=0 beside tf32). set_conv_precision overrides it (the
+// apps' --precision).
 enum class ConvPrecision { Fp32, Tf32, Tf32x3 };
 ConvPrecision conv_precision();
+// What the environment asks for, read afresh on every call (conv_precision
+// reads it once).
+ConvPrecision conv_precision_from_environment();
 void set_conv_precision(ConvPrecision precision);
 // "fp32" | "tf32" | "3xtf32"; anything else throws pixgrad::Error
 // "precision: unknown 'x' (expected fp32, tf32 or 3xtf32)".
