@@ -33,9 +33,9 @@
 // (BK x BN) are staged k-major in shared memory, double buffered with one
 // __syncthreads per tile: tile t+1 is fetched from global memory into
 // registers before the FMAs on tile t and stored to the other buffer after
-// them, so the load latency hides behind the math. Rows are padded by 4
-// floats so that the transposing stores (k varies fastest across a warp) hit
-// 32 distinct banks, while the compute loop still reads float4 fragments.
+// them, so the load latency hides behind the math. Rows are padded (see
+// OperandTiles) so that a warp's shared-memory accesses hit distinct banks
+// while the compute loop still reads float4 fragments.
 // A thread's micro-tile columns come in groups of 4 spread BN/2 apart, so a
 // warp's float4 reads of a B row are contiguous (conflict-free).
 //
@@ -208,7 +208,6 @@ template <int BM_, int BN_, int TM_, int TN_>
 struct Tile {
   static constexpr int BM = BM_, BN = BN_, BK = 8, TM = TM_, TN = TN_;
   static constexpr int kThreads = (BM / TM) * (BN / TN);
-  static constexpr int kPad = 4;  // keeps rows 16-byte aligned, spreads transposing stores over banks
   static_assert(kThreads == 256, "the loaders assume 256 threads");
   static_assert(BM % TM == 0 && BN % TN == 0 && (TM == 2 || TM % 4 == 0) && (TN == 2 || TN % 4 == 0),
                 "micro-tiles are read as float2/float4 fragments");
@@ -379,11 +378,31 @@ struct BackwardWeightOp {
 // order with __syncthreads between, and a host emulation can run them for 256
 // threads in turn to check the indexing without a GPU.
 
-template <class Cfg>
-struct GemmShared {
-  alignas(16) float a[2][Cfg::BK][Cfg::BM + Cfg::kPad];  // A tiles, k-major
-  alignas(16) float b[2][Cfg::BK][Cfg::BN + Cfg::kPad];  // B tiles, k-major
-  int4 k_table[2][Cfg::BK];                              // decoded k of the tile in flight
+// A (BK x BM) and B (BK x BN) tiles, k-major, double buffered. Rows are
+// padded to keep them 16-byte aligned and to spread a warp's accesses over
+// the 32 banks: by 4 floats for SIMT, whose transposing stores (k fastest
+// across a warp) then hit distinct banks; by 8 for tensor cores, whose
+// fragment reads (k = lane % 4, row = lane / 4) then do, the reads being
+// repeated by every warp that shares the row while a store happens once.
+template <class Cfg, int Pad>
+struct OperandTiles {
+  alignas(16) float a[2][Cfg::BK][Cfg::BM + Pad];
+  alignas(16) float b[2][Cfg::BK][Cfg::BN + Pad];
+};
+template <class Tiles, bool Present>
+struct LowTiles {
+  Tiles low;
+};
+template <class Tiles>
+struct LowTiles<Tiles, false> {};  // an empty base: no space taken
+
+// The tensor-core forms hold their operands already rounded to TF32 (the
+// bits in a float's place), so each element is rounded once, by the thread
+// that stores it, rather than by every warp that reads it; 3xTF32 also
+// keeps what that rounding left out, rounded, in the `low` tiles.
+template <class Cfg, class Math, class Tiles = OperandTiles<Cfg, Math::kPasses == 0 ? 4 : 8>>
+struct GemmShared : Tiles, LowTiles<Tiles, Math::kPasses == 3> {
+  int4 k_table[2][Cfg::BK];  // decoded k of the tile in flight
 };
 
 template <int V>
@@ -479,7 +498,7 @@ PIXGRAD_UNROLL
     return true;
   }
 
-  __host__ __device__ void fill_table(const Params& p, GemmShared<Cfg>& s, int slot, int k0) const {
+  __host__ __device__ void fill_table(const Params& p, GemmShared<Cfg, Math>& s, int slot, int k0) const {
     if (tid < BK) {
       const int k = k0 + tid;
       s.k_table[slot][tid] = k < k_end ? Op::decode_k(p, phase, k) : make_int4(0, 0, 0, 0);
@@ -487,7 +506,7 @@ PIXGRAD_UNROLL
   }
 
   // Global -> registers: the tile at k0, whose decoded k sit in table slot `slot`.
-  __host__ __device__ void load_tile(const Params& p, const GemmShared<Cfg>& s, int slot, int k0) {
+  __host__ __device__ void load_tile(const Params& p, const GemmShared<Cfg, Math>& s, int slot, int k0) {
     const GemmCommon& c = p.common;
 PIXGRAD_UNROLL
     for (int j = 0; j < kALoads; ++j) {
@@ -508,19 +527,33 @@ PIXGRAD_UNROLL
   }
 
   // Registers -> shared buffer `buffer`.
-  __host__ __device__ void store_tile(GemmShared<Cfg>& s, int buffer) const {
+  __host__ __device__ void store_tile(GemmShared<Cfg, Math>& s, int buffer) const {
 PIXGRAD_UNROLL
     for (int j = 0; j < kALoads; ++j) {
       const unsigned int e = element(j);
-      if (e < kAElements) s.a[buffer][e % BK][e / BK] = a_next[j];
+      if (e < kAElements) put(s, [&](auto& tiles) -> float& { return tiles.a[buffer][e % BK][e / BK]; }, a_next[j]);
     }
 PIXGRAD_UNROLL
     for (int j = 0; j < kBLoads; ++j) {
       const unsigned int e = element(j);
       if (kBKFastest)
-        s.b[buffer][e % BK][e / BK] = b_next[j];
+        put(s, [&](auto& tiles) -> float& { return tiles.b[buffer][e % BK][e / BK]; }, b_next[j]);
       else
-        s.b[buffer][e / BN][e % BN] = b_next[j];
+        put(s, [&](auto& tiles) -> float& { return tiles.b[buffer][e / BN][e % BN]; }, b_next[j]);
+    }
+  }
+
+  // x into its place in the shared tiles (`place(tiles)`): as it is for SIMT,
+  // rounded to TF32 for tensor cores, and for 3xTF32 with the rounding of
+  // x - tf32(x) at the same place of the low tiles.
+  template <class Place>
+  __host__ __device__ static void put(GemmShared<Cfg, Math>& s, const Place& place, float x) {
+    if constexpr (Math::kPasses == 0) {
+      place(s) = x;
+    } else {
+      const float big = bits_float(to_tf32(x));
+      place(s) = big;
+      if constexpr (Math::kPasses == 3) place(s.low) = bits_float(to_tf32(x - big));
     }
   }
 
@@ -553,7 +586,7 @@ PIXGRAD_UNROLL
   // The product of shared buffer `buffer`'s tiles, added to the accumulators.
   // `mma` is the warp's tensor-core instruction (WarpMma), unused by SIMT.
   template <class Mma>
-  __host__ __device__ void compute(const GemmShared<Cfg>& s, int buffer, const Mma& mma) {
+  __host__ __device__ void compute(const GemmShared<Cfg, Math>& s, int buffer, const Mma& mma) {
     if constexpr (Math::kPasses == 0) {
       (void)mma;
       const int ty = tid / kThreadsN, tx = tid % kThreadsN;
@@ -576,29 +609,42 @@ PIXGRAD_UNROLL
 
   // Fragments (PTX ISA, mma.m16n8k8 .tf32): with g = lane/4, t = lane%4,
   // a_r is A[g + 8*(r%2)][t + 4*(r/2)] and b_h is B[t + 4*h][g]. The shared
-  // tiles are k-major, so A[m][k] is s.a[k][m] and B[k][n] is s.b[k][n].
+  // tiles are k-major, so A[m][k] is s.a[k][m] and B[k][n] is s.b[k][n];
+  // they hold TF32 values already (and 3xTF32's remainders in s.low).
   template <class Mma>
-  __host__ __device__ void compute_with_tensor_cores(const GemmShared<Cfg>& s, int buffer, const Mma& mma) {
+  __host__ __device__ void compute_with_tensor_cores(const GemmShared<Cfg, Math>& s, int buffer, const Mma& mma) {
     using W = WarpTiles<Cfg>;
+    constexpr bool kThreePass = Math::kPasses == 3;
     const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
     const int row0 = (warp / W::kWarpsN) * W::WM + g, col0 = (warp % W::kWarpsN) * W::WN + g;
 PIXGRAD_UNROLL
     for (int kk = 0; kk < BK; kk += 8) {
+      const auto a_at = [&](const auto& tiles, int mi, int r) {
+        return float_bits(tiles.a[buffer][kk + t + 4 * (r / 2)][row0 + mi * 16 + 8 * (r % 2)]);
+      };
+      const auto b_at = [&](const auto& tiles, int ni, int h) {
+        return float_bits(tiles.b[buffer][kk + t + 4 * h][col0 + ni * 8]);
+      };
       uint32_t b_big[W::NI][2], b_small[W::NI][2];
 PIXGRAD_UNROLL
       for (int ni = 0; ni < W::NI; ++ni)
 PIXGRAD_UNROLL
-        for (int h = 0; h < 2; ++h) split(s.b[buffer][kk + t + 4 * h][col0 + ni * 8], b_big[ni][h], b_small[ni][h]);
+        for (int h = 0; h < 2; ++h) {
+          b_big[ni][h] = b_at(s, ni, h);
+          if constexpr (kThreePass) b_small[ni][h] = b_at(s.low, ni, h);
+        }
 PIXGRAD_UNROLL
       for (int mi = 0; mi < W::MI; ++mi) {
         uint32_t a_big[4], a_small[4];
 PIXGRAD_UNROLL
-        for (int r = 0; r < 4; ++r)
-          split(s.a[buffer][kk + t + 4 * (r / 2)][row0 + mi * 16 + 8 * (r % 2)], a_big[r], a_small[r]);
+        for (int r = 0; r < 4; ++r) {
+          a_big[r] = a_at(s, mi, r);
+          if constexpr (kThreePass) a_small[r] = a_at(s.low, mi, r);
+        }
 PIXGRAD_UNROLL
         for (int ni = 0; ni < W::NI; ++ni) {
           float* d = &acc[(mi * W::NI + ni) * 4];
-          if constexpr (Math::kPasses == 3) {
+          if constexpr (kThreePass) {
             mma(d, a_small, b_big[ni]);
             mma(d, a_big, b_small[ni]);
           }
@@ -606,12 +652,6 @@ PIXGRAD_UNROLL
         }
       }
     }
-  }
-
-  // x as TF32 and, for 3xTF32, the TF32 rounding of what that leaves out.
-  __host__ __device__ static void split(float x, uint32_t& big, uint32_t& small) {
-    big = to_tf32(x);
-    small = Math::kPasses == 3 ? to_tf32(x - bits_float(big)) : 0u;
   }
 
   __host__ __device__ void finish(const Params& p) const {
@@ -637,7 +677,7 @@ PIXGRAD_UNROLL
 // program for all 256 threads in turn. Its `each` plays the instructions a
 // step's threads issued, warp by warp, once all of them have run the step.
 template <class Op, class Cfg, class Math, class Each, class Sync, class Mma>
-__host__ __device__ __forceinline__ void gemm_block_program(const typename Op::Params& p, GemmShared<Cfg>& shared,
+__host__ __device__ __forceinline__ void gemm_block_program(const typename Op::Params& p, GemmShared<Cfg, Math>& shared,
                                                             int k_begin, int k_end, Each&& each, Sync&& sync,
                                                             const Mma& mma) {
   using Thread = GemmThread<Op, Cfg, Math>;
@@ -654,9 +694,7 @@ __host__ __device__ __forceinline__ void gemm_block_program(const typename Op::P
     const bool more = k0 + Cfg::BK < k_end;
     each([&](Thread& t) {
       if (more) t.load_tile(p, shared, buffer ^ 1, k0 + Cfg::BK);
-    });
-    each([&](Thread& t) { t.compute(shared, buffer, mma); });
-    each([&](Thread& t) {
+      t.compute(shared, buffer, mma);
       if (more) {
         t.store_tile(shared, buffer ^ 1);
         t.fill_table(p, shared, buffer, k0 + 2 * Cfg::BK);
@@ -670,7 +708,7 @@ __host__ __device__ __forceinline__ void gemm_block_program(const typename Op::P
 
 template <class Op, class Cfg, class Math>
 __global__ void __launch_bounds__(Cfg::kThreads, 2) implicit_gemm_kernel(const __grid_constant__ typename Op::Params p) {
-  __shared__ GemmShared<Cfg> shared;
+  __shared__ GemmShared<Cfg, Math> shared;
   GemmThread<Op, Cfg, Math> t;
   // setup() fails alike for every thread of a block, so all return before the first barrier.
   if (!t.setup(p, static_cast<int>(threadIdx.x), blockIdx)) return;
@@ -875,20 +913,28 @@ void run(typename Op::Params& p, int phases, int max_n, int max_k, ConvPrecision
   fail("conv2d (cuda, handwritten): unknown precision ", static_cast<int>(precision));
 }
 
-// Tensor-core TF32 needs compute capability 8.0 (Ampere) or newer.
+// Tensor-core TF32 needs compute capability 8.0 (Ampere) or newer, in the GPU
+// and in the code built for it: kernels compiled for an older architecture
+// (CMAKE_CUDA_ARCHITECTURES below 80, run through the driver's JIT) have no
+// mma instruction and would stop at the kernel's trap instead.
 ConvPrecision checked_precision(const char* op) {
   const ConvPrecision precision = conv_precision();
   if (precision == ConvPrecision::Fp32) return precision;
   constexpr int kMaxDevices = 64;
-  static std::atomic<int> majors[kMaxDevices];
+  static std::atomic<bool> verified[kMaxDevices];
   const int device = ::pixgrad::cuda::current_device();
-  int major = device >= 0 && device < kMaxDevices ? majors[device].load(std::memory_order_relaxed) : 0;
-  if (major == 0) {
-    PIXGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    if (device >= 0 && device < kMaxDevices) majors[device].store(major, std::memory_order_relaxed);
-  }
+  const bool cached = device >= 0 && device < kMaxDevices;
+  if (cached && verified[device].load(std::memory_order_relaxed)) return precision;
+  int major = 0;
+  PIXGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   PIXGRAD_CHECK(major >= 8, op, " (cuda, handwritten): precision ", to_string(precision),
                 " needs tensor cores of compute capability 8.0 or newer; this GPU is ", major, ".x (use --precision fp32)");
+  cudaFuncAttributes kernel{};
+  PIXGRAD_CUDA_CHECK(cudaFuncGetAttributes(&kernel, implicit_gemm_kernel<ForwardOp, TileLarge, Tf32>));
+  PIXGRAD_CHECK(kernel.ptxVersion >= 80, op, " (cuda, handwritten): precision ", to_string(precision),
+                " needs kernels built for compute capability 8.0 or newer; this build's are for ", kernel.ptxVersion / 10,
+                ".", kernel.ptxVersion % 10, " (rebuild with -DCMAKE_CUDA_ARCHITECTURES=90, or use --precision fp32)");
+  if (cached) verified[device].store(true, std::memory_order_relaxed);
   return precision;
 }
 

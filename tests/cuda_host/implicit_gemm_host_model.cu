@@ -14,7 +14,7 @@
 //
 // The tensor-core forms (TF32 and 3xTF32) run the same way, except for the
 // mma.sync instruction itself, which no thread can compute alone: a stand-in
-// records each thread's calls, and once all 256 threads have run a step the
+// records each thread's calls, and once all 256 threads have run a segment the
 // calls are played warp by warp from the PTX ISA's fragment tables, written
 // out below independently of the kernel's own index arithmetic.
 //
@@ -147,6 +147,12 @@ struct RecordingMma {
   }
 };
 
+template <class Tiles>
+void fill_with_nan(Tiles& tiles) {
+  std::fill(&tiles.a[0][0][0], &tiles.a[0][0][0] + sizeof(tiles.a) / sizeof(float), kNaN);
+  std::fill(&tiles.b[0][0][0], &tiles.b[0][0][0] + sizeof(tiles.b) / sizeof(float), kNaN);
+}
+
 // Runs the kernel of configuration Cfg and Math for `p` as a launch would, on the host.
 template <class Op, class Cfg, class Math>
 void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_t sm_count, bool reverse) {
@@ -157,7 +163,7 @@ void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_
     p.common.partial = partial.data();
   }
   using Thread = GemmThread<Op, Cfg, Math>;
-  auto shared = std::make_unique<GemmShared<Cfg>>();
+  auto shared = std::make_unique<GemmShared<Cfg, Math>>();
   std::vector<Thread> threads(Cfg::kThreads);
   WarpPlayer player(Cfg::kThreads);
   const auto each = [&](auto&& step) {
@@ -170,10 +176,8 @@ void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_
   for (unsigned int z = 0; z < grid.z; ++z)
     for (unsigned int y = 0; y < grid.y; ++y)
       for (unsigned int x = 0; x < grid.x; ++x) {
-        float* words = &shared->a[0][0][0];
-        std::fill(words, words + sizeof(shared->a) / sizeof(float), kNaN);
-        words = &shared->b[0][0][0];
-        std::fill(words, words + sizeof(shared->b) / sizeof(float), kNaN);
+        fill_with_nan(*shared);
+        if constexpr (Math::kPasses == 3) fill_with_nan(shared->low);
         for (auto& slot : shared->k_table)
           for (int4& entry : slot) entry = make_int4(1 << 29, 1 << 29, 1 << 29, 1 << 29);
         int active = 0, i = 0;
