@@ -57,6 +57,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
@@ -202,11 +203,44 @@ struct WarpMma {
   }
 };
 
+// The tensor-core forms' global -> shared copy, cp.async (compute capability
+// 8.0): 4 bytes, or four zero bytes when !valid (a source size of 0 reads
+// nothing). A thread commits its copies as one group per tile and waits until
+// at most `Pending` of its groups are in flight; other threads' copies are
+// visible after the barrier that follows their wait. The host model replaces
+// this with a stand-in that holds the copies back until the wait.
+struct AsyncCopy {
+  __host__ __device__ __forceinline__ void operator()(float* destination, const float* source, bool valid) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const unsigned int address = static_cast<unsigned int>(__cvta_generic_to_shared(destination));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(address), "l"(source), "r"(valid ? 4 : 0)
+                 : "memory");
+#elif defined(__CUDA_ARCH__)
+    (void)destination, (void)source, (void)valid;
+    __trap();  // the launcher refuses tensor cores below compute capability 8.0
+#else
+    (void)destination, (void)source, (void)valid;
+    std::abort();  // only device code copies this way
+#endif
+  }
+  __host__ __device__ __forceinline__ void commit() const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+  }
+  template <int Pending>
+  __host__ __device__ __forceinline__ void wait() const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+#endif
+  }
+};
+
 // ---- tiles -----------------------------------------------------------------------
 
-template <int BM_, int BN_, int TM_, int TN_>
+template <int BM_, int BN_, int TM_, int TN_, int BK_ = 8>
 struct Tile {
-  static constexpr int BM = BM_, BN = BN_, BK = 8, TM = TM_, TN = TN_;
+  static constexpr int BM = BM_, BN = BN_, BK = BK_, TM = TM_, TN = TN_;
   static constexpr int kThreads = (BM / TM) * (BN / TN);
   static_assert(kThreads == 256, "the loaders assume 256 threads");
   static_assert(BM % TM == 0 && BN % TN == 0 && (TM == 2 || TM % 4 == 0) && (TN == 2 || TN % 4 == 0),
@@ -218,6 +252,11 @@ using TileMedium = Tile<64, 128, 4, 8>;  // 32 < M <= 64
 using TileSmall = Tile<32, 128, 4, 4>;   // 8 < M <= 32
 using TileTiny = Tile<8, 256, 2, 4>;     // M <= 8 (Cout = 1 or 3, Cin = 3 or 6)
 using TileNarrow = Tile<128, 32, 4, 4>;  // M > 32, N <= 32 (the U-Net bottleneck at small batch)
+
+// The tensor-core forms take K 16 deep per tile (two instruction steps per
+// barrier), since an m16n8k8 step is far quicker than the FMAs it replaces.
+template <class Cfg, class Math>
+using TileFor = std::conditional_t<Math::kPasses == 0, Cfg, Tile<Cfg::BM, Cfg::BN, Cfg::TM, Cfg::TN, 16>>;
 
 // ---- the three operations ----------------------------------------------------
 
@@ -384,10 +423,10 @@ struct BackwardWeightOp {
 // across a warp) then hit distinct banks; by 8 for tensor cores, whose
 // fragment reads (k = lane % 4, row = lane / 4) then do, the reads being
 // repeated by every warp that shares the row while a store happens once.
-template <class Cfg, int Pad>
+template <class Cfg, int Pad, int Buffers>
 struct OperandTiles {
-  alignas(16) float a[2][Cfg::BK][Cfg::BM + Pad];
-  alignas(16) float b[2][Cfg::BK][Cfg::BN + Pad];
+  alignas(16) float a[Buffers][Cfg::BK][Cfg::BM + Pad];
+  alignas(16) float b[Buffers][Cfg::BK][Cfg::BN + Pad];
 };
 template <class Tiles, bool Present>
 struct LowTiles {
@@ -396,14 +435,24 @@ struct LowTiles {
 template <class Tiles>
 struct LowTiles<Tiles, false> {};  // an empty base: no space taken
 
-// The tensor-core forms hold their operands already rounded to TF32 (the
-// bits in a float's place), so each element is rounded once, by the thread
-// that stores it, rather than by every warp that reads it; 3xTF32 also
-// keeps what that rounding left out, rounded, in the `low` tiles.
-template <class Cfg, class Math, class Tiles = OperandTiles<Cfg, Math::kPasses == 0 ? 4 : 8>>
-struct GemmShared : Tiles, LowTiles<Tiles, Math::kPasses == 3> {
-  int4 k_table[2][Cfg::BK];  // decoded k of the tile in flight
+// SIMT double-buffers its tiles through registers; the tensor-core forms
+// copy them straight into a ring of kStages buffers (cp.async), and round
+// each element to TF32 in place once it has landed, once per element rather
+// than once per warp that reads it; 3xTF32 keeps what that rounding left
+// out, rounded, in two `low` buffers.
+template <class Math>
+constexpr int kStages = Math::kPasses == 0 ? 2 : 3;
+
+template <class Cfg, class Math, class Tiles = OperandTiles<Cfg, Math::kPasses == 0 ? 4 : 8, kStages<Math>>>
+struct GemmShared : Tiles, LowTiles<OperandTiles<Cfg, 8, 2>, Math::kPasses == 3> {
+  int4 k_table[2][Cfg::BK];  // decoded k of the next tiles to fetch
 };
+
+// Static shared memory stops at 48 KiB; larger blocks (the deep tensor-core
+// tiles) take theirs as dynamic shared memory, which the launcher sizes.
+constexpr size_t kStaticSharedLimit = 48 * 1024;
+template <class Shared>
+constexpr bool kDynamicShared = sizeof(Shared) > kStaticSharedLimit;
 
 template <int V>
 __host__ __device__ __forceinline__ void load_fragment(const float* source, float* destination) {
@@ -526,35 +575,83 @@ PIXGRAD_UNROLL
     }
   }
 
-  // Registers -> shared buffer `buffer`.
+  // Registers -> shared buffer `buffer` (SIMT).
   __host__ __device__ void store_tile(GemmShared<Cfg, Math>& s, int buffer) const {
 PIXGRAD_UNROLL
     for (int j = 0; j < kALoads; ++j) {
       const unsigned int e = element(j);
-      if (e < kAElements) put(s, [&](auto& tiles) -> float& { return tiles.a[buffer][e % BK][e / BK]; }, a_next[j]);
+      if (e < kAElements) a_place(s, buffer, e) = a_next[j];
+    }
+PIXGRAD_UNROLL
+    for (int j = 0; j < kBLoads; ++j) b_place(s, buffer, element(j)) = b_next[j];
+  }
+
+  // Where element e of this thread's share of a tile sits in buffer `buffer`
+  // of `tiles` (the operand tiles, or 3xTF32's low tiles).
+  template <class Tiles>
+  __host__ __device__ static auto& a_place(Tiles& tiles, int buffer, unsigned int e) {
+    return tiles.a[buffer][e % BK][e / BK];
+  }
+  template <class Tiles>
+  __host__ __device__ static auto& b_place(Tiles& tiles, int buffer, unsigned int e) {
+    return kBKFastest ? tiles.b[buffer][e % BK][e / BK] : tiles.b[buffer][e / BN][e % BN];
+  }
+
+  // Tensor cores: global -> shared stage `stage` directly, the tile at k0
+  // whose decoded k sit in table slot `slot`. `copy(destination, source,
+  // valid)` is an asynchronous 4-byte copy that writes zero when !valid.
+  template <class Copy>
+  __host__ __device__ void issue_tile(const Params& p, GemmShared<Cfg, Math>& s, int slot, int stage, int k0,
+                                     const Copy& copy) const {
+    const GemmCommon& c = p.common;
+    // Rows and row bases are worked out here rather than kept from setup():
+    // an add or two per copy, against registers these deep tiles lack.
+PIXGRAD_UNROLL
+    for (int j = 0; j < kALoads; ++j) {
+      const unsigned int e = element(j);
+      if (e >= kAElements) continue;
+      const int k_local = static_cast<int>(e % BK), m = m_block + static_cast<int>(e / BK);
+      const bool valid = m < c.M && k0 + k_local < k_end;
+      copy(&a_place(s, stage, e), valid ? c.a + (m * c.m_stride + s.k_table[slot][k_local].x) : c.a, valid);
+    }
+    // With columns fastest, every element of a thread's share has the same
+    // column when BN divides the thread count.
+    constexpr bool kOneColumn = !kBKFastest && kThreads % BN == 0;
+PIXGRAD_UNROLL
+    for (int j = 0; j < kBLoads; ++j) {
+      const unsigned int e = element(j);
+      const int k_local = static_cast<int>(kBKFastest ? e % BK : e / BN);
+      const int4 t = s.k_table[slot][k_local];
+      const int3 n = b_info[kOneColumn ? 0 : j];
+      const int row = n.y + t.z, col = n.z + t.w;
+      const bool valid = static_cast<unsigned int>(row) < static_cast<unsigned int>(c.b_height) &&
+                         static_cast<unsigned int>(col) < static_cast<unsigned int>(c.b_width) && k0 + k_local < k_end;
+      copy(&b_place(s, stage, e), valid ? c.b + (n.x + t.y) : c.b, valid);
+    }
+  }
+
+  // Tensor cores: the elements of stage `stage` that this thread's own copies
+  // filled (complete once it has waited for them), rounded to TF32 in place;
+  // for 3xTF32 the rounded remainder goes to the same place of low buffer `low`.
+  __host__ __device__ void round_tile(GemmShared<Cfg, Math>& s, int stage, int low) const {
+PIXGRAD_UNROLL
+    for (int j = 0; j < kALoads; ++j) {
+      const unsigned int e = element(j);
+      if (e < kAElements)
+        round_in_place(s, a_place(s, stage, e), [&](auto& shared) -> float& { return a_place(shared.low, low, e); });
     }
 PIXGRAD_UNROLL
     for (int j = 0; j < kBLoads; ++j) {
       const unsigned int e = element(j);
-      if (kBKFastest)
-        put(s, [&](auto& tiles) -> float& { return tiles.b[buffer][e % BK][e / BK]; }, b_next[j]);
-      else
-        put(s, [&](auto& tiles) -> float& { return tiles.b[buffer][e / BN][e % BN]; }, b_next[j]);
+      round_in_place(s, b_place(s, stage, e), [&](auto& shared) -> float& { return b_place(shared.low, low, e); });
     }
   }
 
-  // x into its place in the shared tiles (`place(tiles)`): as it is for SIMT,
-  // rounded to TF32 for tensor cores, and for 3xTF32 with the rounding of
-  // x - tf32(x) at the same place of the low tiles.
-  template <class Place>
-  __host__ __device__ static void put(GemmShared<Cfg, Math>& s, const Place& place, float x) {
-    if constexpr (Math::kPasses == 0) {
-      place(s) = x;
-    } else {
-      const float big = bits_float(to_tf32(x));
-      place(s) = big;
-      if constexpr (Math::kPasses == 3) place(s.low) = bits_float(to_tf32(x - big));
-    }
+  template <class LowPlace>
+  __host__ __device__ static void round_in_place(GemmShared<Cfg, Math>& s, float& x, const LowPlace& low_place) {
+    const float big = bits_float(to_tf32(x));
+    if constexpr (Math::kPasses == 3) low_place(s) = bits_float(to_tf32(x - big));
+    x = big;
   }
 
   // SIMT micro-tile: rows g*(BM/GA) + ty*VA + v, columns g*(BN/GB) + tx*VB + v.
@@ -583,12 +680,10 @@ PIXGRAD_UNROLL
     }
   }
 
-  // The product of shared buffer `buffer`'s tiles, added to the accumulators.
-  // `mma` is the warp's tensor-core instruction (WarpMma), unused by SIMT.
-  template <class Mma>
-  __host__ __device__ void compute(const GemmShared<Cfg, Math>& s, int buffer, const Mma& mma) {
-    if constexpr (Math::kPasses == 0) {
-      (void)mma;
+  // The product of shared buffer `buffer`'s tiles (SIMT), added to the accumulators.
+  __host__ __device__ void compute(const GemmShared<Cfg, Math>& s, int buffer) {
+    static_assert(Math::kPasses == 0, "the tensor-core forms multiply in compute_with_tensor_cores");
+    {
       const int ty = tid / kThreadsN, tx = tid % kThreadsN;
 PIXGRAD_UNROLL
       for (int kk = 0; kk < BK; ++kk) {
@@ -602,27 +697,27 @@ PIXGRAD_UNROLL
 PIXGRAD_UNROLL
           for (int j = 0; j < TN; ++j) acc[i * TN + j] = fmaf(a_frag[i], b_frag[j], acc[i * TN + j]);
       }
-    } else {
-      compute_with_tensor_cores(s, buffer, mma);
     }
   }
 
   // Fragments (PTX ISA, mma.m16n8k8 .tf32): with g = lane/4, t = lane%4,
   // a_r is A[g + 8*(r%2)][t + 4*(r/2)] and b_h is B[t + 4*h][g]. The shared
   // tiles are k-major, so A[m][k] is s.a[k][m] and B[k][n] is s.b[k][n];
-  // they hold TF32 values already (and 3xTF32's remainders in s.low).
+  // stage `stage` holds TF32 values already (and 3xTF32's remainders sit in
+  // low buffer `low`). `mma` is the warp's instruction (WarpMma).
   template <class Mma>
-  __host__ __device__ void compute_with_tensor_cores(const GemmShared<Cfg, Math>& s, int buffer, const Mma& mma) {
+  __host__ __device__ void compute_with_tensor_cores(const GemmShared<Cfg, Math>& s, int stage, int low,
+                                                     const Mma& mma) {
     using W = WarpTiles<Cfg>;
     constexpr bool kThreePass = Math::kPasses == 3;
     const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
     const int row0 = (warp / W::kWarpsN) * W::WM + g, col0 = (warp % W::kWarpsN) * W::WN + g;
 PIXGRAD_UNROLL
     for (int kk = 0; kk < BK; kk += 8) {
-      const auto a_at = [&](const auto& tiles, int mi, int r) {
+      const auto a_at = [&](const auto& tiles, int buffer, int mi, int r) {
         return float_bits(tiles.a[buffer][kk + t + 4 * (r / 2)][row0 + mi * 16 + 8 * (r % 2)]);
       };
-      const auto b_at = [&](const auto& tiles, int ni, int h) {
+      const auto b_at = [&](const auto& tiles, int buffer, int ni, int h) {
         return float_bits(tiles.b[buffer][kk + t + 4 * h][col0 + ni * 8]);
       };
       uint32_t b_big[W::NI][2], b_small[W::NI][2];
@@ -630,16 +725,16 @@ PIXGRAD_UNROLL
       for (int ni = 0; ni < W::NI; ++ni)
 PIXGRAD_UNROLL
         for (int h = 0; h < 2; ++h) {
-          b_big[ni][h] = b_at(s, ni, h);
-          if constexpr (kThreePass) b_small[ni][h] = b_at(s.low, ni, h);
+          b_big[ni][h] = b_at(s, stage, ni, h);
+          if constexpr (kThreePass) b_small[ni][h] = b_at(s.low, low, ni, h);
         }
 PIXGRAD_UNROLL
       for (int mi = 0; mi < W::MI; ++mi) {
         uint32_t a_big[4], a_small[4];
 PIXGRAD_UNROLL
         for (int r = 0; r < 4; ++r) {
-          a_big[r] = a_at(s, mi, r);
-          if constexpr (kThreePass) a_small[r] = a_at(s.low, mi, r);
+          a_big[r] = a_at(s, stage, mi, r);
+          if constexpr (kThreePass) a_small[r] = a_at(s.low, low, mi, r);
         }
 PIXGRAD_UNROLL
         for (int ni = 0; ni < W::NI; ++ni) {
@@ -668,18 +763,12 @@ PIXGRAD_UNROLL
   }
 };
 
-// The block's program. Tile t uses buffer t % 2 and decode-table slot t % 2.
+// The SIMT program. Tile t uses buffer t % 2 and decode-table slot t % 2.
 // Per iteration: fetch tile t+1 (its table is ready), multiply tile t, store
 // tile t+1, decode tile t+2 into the slot tile t's fetch used, one barrier.
-// `each(step)` runs step(thread) for the block's threads (on the device: for
-// this thread), `sync()` is the barrier and `mma` the warp's tensor-core
-// instruction, so that the host model (tests/cuda_host) runs this very
-// program for all 256 threads in turn. Its `each` plays the instructions a
-// step's threads issued, warp by warp, once all of them have run the step.
-template <class Op, class Cfg, class Math, class Each, class Sync, class Mma>
-__host__ __device__ __forceinline__ void gemm_block_program(const typename Op::Params& p, GemmShared<Cfg, Math>& shared,
-                                                            int k_begin, int k_end, Each&& each, Sync&& sync,
-                                                            const Mma& mma) {
+template <class Op, class Cfg, class Math, class Each, class Sync>
+__host__ __device__ __forceinline__ void gemm_simt_program(const typename Op::Params& p, GemmShared<Cfg, Math>& shared,
+                                                           int k_begin, int k_end, Each&& each, Sync&& sync) {
   using Thread = GemmThread<Op, Cfg, Math>;
   each([&](Thread& t) { t.fill_table(p, shared, 0, k_begin); });
   sync();
@@ -694,7 +783,7 @@ __host__ __device__ __forceinline__ void gemm_block_program(const typename Op::P
     const bool more = k0 + Cfg::BK < k_end;
     each([&](Thread& t) {
       if (more) t.load_tile(p, shared, buffer ^ 1, k0 + Cfg::BK);
-      t.compute(shared, buffer, mma);
+      t.compute(shared, buffer);
       if (more) {
         t.store_tile(shared, buffer ^ 1);
         t.fill_table(p, shared, buffer, k0 + 2 * Cfg::BK);
@@ -706,14 +795,88 @@ __host__ __device__ __forceinline__ void gemm_block_program(const typename Op::P
   each([&](Thread& t) { t.finish(p); });
 }
 
+// The tensor-core program: a ring of S = kStages buffers that asynchronous
+// copies fill S - 1 tiles ahead. Tile t sits in stage t % S, its rounded
+// remainders (3xTF32) in low buffer t % 2, its decoded k in table slot t % 2.
+// Per iteration: wait for this thread's copies of tile t and round them; one
+// barrier; multiply tile t; issue the copies of tile t+S-1 into the stage
+// tile t-1 used (every thread has multiplied that one: it passed the
+// barrier); decode tile t+S into the table slot tile t+S-2's copies read.
+// The next iteration's rounding, before its barrier, writes stage (t+1) % S
+// and low buffer (t+1) % 2, which nothing in this iteration touches.
+template <class Op, class Cfg, class Math, class Each, class Sync, class Mma, class Copy>
+__host__ __device__ __forceinline__ void gemm_pipeline_program(const typename Op::Params& p,
+                                                               GemmShared<Cfg, Math>& shared, int k_begin, int k_end,
+                                                               Each&& each, Sync&& sync, const Mma& mma,
+                                                               const Copy& copy) {
+  using Thread = GemmThread<Op, Cfg, Math>;
+  constexpr int S = kStages<Math>, BK = Cfg::BK;
+  const int tiles = k_end > k_begin ? (k_end - k_begin + BK - 1) / BK : 0;
+  // Tile u's copies (none past the split: an empty group keeps the count),
+  // then the decoding of tile u+1.
+  const auto issue = [&](Thread& t, int u) {
+    if (u < tiles) t.issue_tile(p, shared, u % 2, u % S, k_begin + u * BK, copy);
+    copy.commit();
+    t.fill_table(p, shared, (u + 1) % 2, k_begin + (u + 1) * BK);
+  };
+  each([&](Thread& t) { t.fill_table(p, shared, 0, k_begin); });
+  sync();
+  for (int u = 0; u < S - 1; ++u) {
+    each([&](Thread& t) { issue(t, u); });
+    sync();
+  }
+  for (int tile = 0; tile < tiles; ++tile) {
+    each([&](Thread& t) {
+      copy.template wait<S - 2>();
+      t.round_tile(shared, tile % S, tile % 2);
+    });
+    sync();
+    each([&](Thread& t) {
+      t.compute_with_tensor_cores(shared, tile % S, tile % 2, mma);
+      issue(t, tile + S - 1);
+    });
+  }
+  each([&](Thread& t) { t.finish(p); });
+}
+
+// The block's program for its math. `each(step)` runs step(thread) for the
+// block's threads (on the device: for this thread), `sync()` is the barrier,
+// `mma` the warp's tensor-core instruction and `copy` the asynchronous copy,
+// so that the host model (tests/cuda_host) runs this very program for all
+// 256 threads in turn, with stand-ins for the instructions no single thread
+// can run alone. Its `each` plays the instructions a step's threads issued,
+// warp by warp, once all of them have run the step.
+template <class Op, class Cfg, class Math, class Each, class Sync, class Mma, class Copy>
+__host__ __device__ __forceinline__ void gemm_block_program(const typename Op::Params& p, GemmShared<Cfg, Math>& shared,
+                                                            int k_begin, int k_end, Each&& each, Sync&& sync,
+                                                            const Mma& mma, const Copy& copy) {
+  if constexpr (Math::kPasses == 0) {
+    (void)mma, (void)copy;
+    gemm_simt_program<Op, Cfg, Math>(p, shared, k_begin, k_end, each, sync);
+  } else {
+    gemm_pipeline_program<Op, Cfg, Math>(p, shared, k_begin, k_end, each, sync, mma, copy);
+  }
+}
+
+template <class Shared>
+__device__ __forceinline__ Shared& block_shared() {
+  if constexpr (kDynamicShared<Shared>) {
+    extern __shared__ __align__(16) unsigned char dynamic_shared[];
+    return *reinterpret_cast<Shared*>(dynamic_shared);
+  } else {
+    __shared__ Shared shared;
+    return shared;
+  }
+}
+
 template <class Op, class Cfg, class Math>
 __global__ void __launch_bounds__(Cfg::kThreads, 2) implicit_gemm_kernel(const __grid_constant__ typename Op::Params p) {
-  __shared__ GemmShared<Cfg, Math> shared;
+  GemmShared<Cfg, Math>& shared = block_shared<GemmShared<Cfg, Math>>();
   GemmThread<Op, Cfg, Math> t;
   // setup() fails alike for every thread of a block, so all return before the first barrier.
   if (!t.setup(p, static_cast<int>(threadIdx.x), blockIdx)) return;
   gemm_block_program<Op, Cfg, Math>(
-      p, shared, t.k_begin, t.k_end, [&](auto&& step) { step(t); }, [] { __syncthreads(); }, WarpMma{});
+      p, shared, t.k_begin, t.k_end, [&](auto&& step) { step(t); }, [] { __syncthreads(); }, WarpMma{}, AsyncCopy{});
 }
 
 // The sum of the K splits of output element (phase, m, n), in split order.
@@ -871,7 +1034,14 @@ void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
     p.common.partial = partial.as<float>();
   }
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
-  implicit_gemm_kernel<Op, Cfg, Math><<<grid, Cfg::kThreads, 0, stream>>>(p);
+  const auto kernel = implicit_gemm_kernel<Op, Cfg, Math>;
+  size_t dynamic_shared = 0;
+  if constexpr (kDynamicShared<GemmShared<Cfg, Math>>) {
+    dynamic_shared = sizeof(GemmShared<Cfg, Math>);
+    PIXGRAD_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(dynamic_shared)));
+  }
+  kernel<<<grid, Cfg::kThreads, dynamic_shared, stream>>>(p);
   PIXGRAD_CUDA_CHECK_LAUNCH();
   if (c.splits > 1) {
     constexpr int kThreads = 256;
@@ -891,13 +1061,13 @@ void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
 template <class Op, class Math>
 void run_at(typename Op::Params& p, int phases, int max_n, int max_k) {
   if (p.common.M > 32 && max_n <= 32)
-    launch<Op, TileNarrow, Math>(p, phases, max_n, max_k);
+    launch<Op, TileFor<TileNarrow, Math>, Math>(p, phases, max_n, max_k);
   else if (p.common.M > 64)
-    launch<Op, TileLarge, Math>(p, phases, max_n, max_k);
+    launch<Op, TileFor<TileLarge, Math>, Math>(p, phases, max_n, max_k);
   else if (p.common.M > 32)
-    launch<Op, TileMedium, Math>(p, phases, max_n, max_k);
+    launch<Op, TileFor<TileMedium, Math>, Math>(p, phases, max_n, max_k);
   else if (p.common.M > 8)
-    launch<Op, TileSmall, Math>(p, phases, max_n, max_k);
+    launch<Op, TileFor<TileSmall, Math>, Math>(p, phases, max_n, max_k);
   else
     launch<Op, TileTiny, SimtFp32>(p, phases, max_n, max_k);
 }
@@ -930,7 +1100,7 @@ ConvPrecision checked_precision(const char* op) {
   PIXGRAD_CHECK(major >= 8, op, " (cuda, handwritten): precision ", to_string(precision),
                 " needs tensor cores of compute capability 8.0 or newer; this GPU is ", major, ".x (use --precision fp32)");
   cudaFuncAttributes kernel{};
-  PIXGRAD_CUDA_CHECK(cudaFuncGetAttributes(&kernel, implicit_gemm_kernel<ForwardOp, TileLarge, Tf32>));
+  PIXGRAD_CUDA_CHECK(cudaFuncGetAttributes(&kernel, implicit_gemm_kernel<ForwardOp, TileFor<TileLarge, Tf32>, Tf32>));
   PIXGRAD_CHECK(kernel.ptxVersion >= 80, op, " (cuda, handwritten): precision ", to_string(precision),
                 " needs kernels built for compute capability 8.0 or newer; this build's are for ", kernel.ptxVersion / 10,
                 ".", kernel.ptxVersion % 10, " (rebuild with -DCMAKE_CUDA_ARCHITECTURES=90, or use --precision fp32)");

@@ -16,7 +16,10 @@
 // mma.sync instruction itself, which no thread can compute alone: a stand-in
 // records each thread's calls, and once all 256 threads have run a segment the
 // calls are played warp by warp from the PTX ISA's fragment tables, written
-// out below independently of the kernel's own index arithmetic.
+// out below independently of the kernel's own index arithmetic. Their
+// cp.async copies are held back per thread until its wait lets them land,
+// their destinations NaN meanwhile: a read too early, a barrier missing
+// after the wait, or a copy into a stage still being read all show.
 //
 // Checked against a direct convolution in double, for the three passes,
 // every tile configuration (not only the one the launcher picks), SM counts
@@ -31,11 +34,12 @@
 //     somewhere, which shows that its operands really are rounded.
 //
 // What this cannot show: timing, alignment faults of the float4 loads,
-// the __grid_constant__ parameter block, launch limits, the device's own
-// rounding of fmaf (the same IEEE operation on both sides here), the order
-// and rounding of the tensor cores' internal sums, and that the inline
-// assembly binds a0..a3, b0..b1, d0..d3 in the order written (checked by
-// reading it: WarpMma in the kernel).
+// the __grid_constant__ parameter block, launch limits and the dynamic
+// shared memory request, the device's own rounding of fmaf (the same IEEE
+// operation on both sides here), the order and rounding of the tensor cores'
+// internal sums, and that the inline assembly binds a0..a3, b0..b1, d0..d3
+// in the order written and that cp.async's source size 0 writes zeros
+// (checked by reading them: WarpMma and AsyncCopy in the kernel).
 //
 // Runs as a CTest in CUDA builds (nvcc compiles it); needs no GPU.
 #define PIXGRAD_CONV_HOST_MODEL 1
@@ -74,6 +78,8 @@ Guarded random_operand(size_t n, std::mt19937& random) {
 
 // Blocks whose threads did not all agree to run (should stay 0).
 int64_t split_blocks = 0;
+// Asynchronous copies still in flight when a block ended (should stay 0).
+int64_t unwaited_copies = 0;
 // Warp instructions whose lanes disagreed or whose operands were not TF32 (should stay 0).
 int64_t mma_faults = 0;
 
@@ -153,6 +159,61 @@ void fill_with_nan(Tiles& tiles) {
   std::fill(&tiles.b[0][0][0], &tiles.b[0][0][0] + sizeof(tiles.b) / sizeof(float), kNaN);
 }
 
+// cp.async on the host: each thread's copies are held back, as groups in
+// commit order, until its wait lets them land; the destination reads as NaN
+// meanwhile, so a read before the wait (or before the barrier after another
+// thread's wait), or a copy into a buffer still being read, shows.
+struct PendingCopy {
+  float* destination;
+  float value;
+};
+
+struct CopyQueue {
+  std::vector<std::vector<PendingCopy>> open;                  // per thread: not yet committed
+  std::vector<std::vector<std::vector<PendingCopy>>> groups;  // per thread: committed, oldest first
+  const int* current;                                          // the thread running now
+
+  CopyQueue(int threads, const int* running) : open(static_cast<size_t>(threads)), groups(static_cast<size_t>(threads)), current(running) {}
+
+  void block_ended() {
+    for (size_t i = 0; i < groups.size(); ++i) {
+      for (const auto& group : groups[i]) unwaited_copies += static_cast<int64_t>(group.size());
+      unwaited_copies += static_cast<int64_t>(open[i].size());
+      groups[i].clear();
+      open[i].clear();
+    }
+  }
+};
+
+struct RecordingCopy {
+  CopyQueue* queue;
+  __host__ __device__ void operator()(float* destination, const float* source, bool valid) const {
+#ifndef __CUDA_ARCH__
+    queue->open[static_cast<size_t>(*queue->current)].push_back({destination, valid ? *source : 0.0f});
+    *destination = kNaN;
+#else
+    (void)destination, (void)source, (void)valid;
+#endif
+  }
+  __host__ __device__ void commit() const {
+#ifndef __CUDA_ARCH__
+    const size_t thread = static_cast<size_t>(*queue->current);
+    queue->groups[thread].push_back(std::move(queue->open[thread]));
+    queue->open[thread].clear();
+#endif
+  }
+  template <int Pending>
+  __host__ __device__ void wait() const {
+#ifndef __CUDA_ARCH__
+    auto& groups = queue->groups[static_cast<size_t>(*queue->current)];
+    while (groups.size() > static_cast<size_t>(Pending)) {
+      for (const PendingCopy& copy : groups.front()) *copy.destination = copy.value;
+      groups.erase(groups.begin());
+    }
+#endif
+  }
+};
+
 // Runs the kernel of configuration Cfg and Math for `p` as a launch would, on the host.
 template <class Op, class Cfg, class Math>
 void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_t sm_count, bool reverse) {
@@ -166,6 +227,7 @@ void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_
   auto shared = std::make_unique<GemmShared<Cfg, Math>>();
   std::vector<Thread> threads(Cfg::kThreads);
   WarpPlayer player(Cfg::kThreads);
+  CopyQueue copies(Cfg::kThreads, &player.current);
   const auto each = [&](auto&& step) {
     for (int k = 0; k < Cfg::kThreads; ++k) {
       player.current = reverse ? Cfg::kThreads - 1 - k : k;
@@ -187,7 +249,8 @@ void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_
         if (active != Cfg::kThreads) continue;  // the kernel's threads return before the first barrier
         // Every thread of a block has the same K range.
         gemm_block_program<Op, Cfg, Math>(p, *shared, threads[0].k_begin, threads[0].k_end, each, [] {},
-                                          RecordingMma{&player});
+                                          RecordingMma{&player}, RecordingCopy{&copies});
+        copies.block_ended();
       }
   if (p.common.splits > 1)
     for (int phase = 0; phase < phases; ++phase)
@@ -396,14 +459,15 @@ void check_configuration(const char* name, Case& c, const std::vector<Plan>& pla
   }
 }
 
-// Every tile configuration with Math (the 8-row tile has no tensor-core form).
+// Every tile configuration with Math, in the K depth the launcher gives it
+// (the 8-row tile has no tensor-core form).
 template <class Math>
 void check_tiles(Case& c, const std::vector<Plan>& plans, Tally& tally) {
-  check_configuration<TileLarge, Math>("128x128", c, plans, tally);
-  check_configuration<TileMedium, Math>("64x128", c, plans, tally);
-  check_configuration<TileSmall, Math>("32x128", c, plans, tally);
+  check_configuration<TileFor<TileLarge, Math>, Math>("128x128", c, plans, tally);
+  check_configuration<TileFor<TileMedium, Math>, Math>("64x128", c, plans, tally);
+  check_configuration<TileFor<TileSmall, Math>, Math>("32x128", c, plans, tally);
   if constexpr (Math::kPasses == 0) check_configuration<TileTiny, Math>("8x256", c, plans, tally);
-  check_configuration<TileNarrow, Math>("128x32", c, plans, tally);
+  check_configuration<TileFor<TileNarrow, Math>, Math>("128x32", c, plans, tally);
 }
 
 }  // namespace model
@@ -468,6 +532,11 @@ int main() {
   if (mma_faults > 0) {
     std::printf("FAILED: %lld tensor-core instruction(s) with lanes out of step or operands not rounded to TF32\n",
                 static_cast<long long>(mma_faults));
+    ok = false;
+  }
+  if (unwaited_copies > 0) {
+    std::printf("FAILED: %lld asynchronous copies still in flight when their block ended\n",
+                static_cast<long long>(unwaited_copies));
     ok = false;
   }
   if (tf32_runs_rounded != tf32_runs) {
