@@ -170,30 +170,64 @@ __host__ __device__ __forceinline__ uint32_t to_tf32(float x) {
 #endif
 }
 
+// x rounded to bf16 (8-bit significand; to nearest, ties to even, as
+// PyTorch converts), in a 32-bit float's layout with the 16 low bits zero.
+// The same integer code on both sides, so the host model checks it as run.
+__host__ __device__ __forceinline__ uint32_t to_bf16(float x) {
+  const uint32_t bits = float_bits(x);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return (bits | 0x00400000u) & 0xffff0000u;  // NaN stays a (quiet) NaN
+  return (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;  // a carry into the exponent rounds up, to inf at most
+}
+
+// Two bf16 values (floats with zero low halves) in one register, `low` in
+// the low half, as mma takes consecutive elements.
+__host__ __device__ __forceinline__ uint32_t pack_bf16(float low, float high) {
+  return (float_bits(high) & 0xffff0000u) | (float_bits(low) >> 16);
+}
+
 // The block's tile product: fp32 FMAs on the CUDA cores (the exact
-// reference), or TF32 tensor cores in one pass or three.
+// reference), TF32 tensor cores in one pass or three, or bf16 tensor cores.
+// kInstructionK is the instruction's depth; kPad the shared rows' padding
+// that spreads the fragment reads of a warp over the 32 banks (see
+// OperandTiles).
 struct SimtFp32 {
-  static constexpr int kPasses = 0;
+  static constexpr int kPasses = 0, kInstructionK = 1, kPad = 4;
+  static constexpr bool kBf16 = false;
 };
 template <int Passes>
 struct TensorCoreTf32 {
   static_assert(Passes == 1 || Passes == 3, "TF32 runs in one pass or three");
-  static constexpr int kPasses = Passes;
+  static constexpr int kPasses = Passes, kInstructionK = 8, kPad = 8;
+  static constexpr bool kBf16 = false;
 };
 using Tf32 = TensorCoreTf32<1>;
 using Tf32x3 = TensorCoreTf32<3>;
+// mma.m16n8k16 with .bf16 operands: twice TF32's rate, about 8x its
+// operand rounding error.
+struct Bf16 {
+  static constexpr int kPasses = 1, kInstructionK = 16, kPad = 4;
+  static constexpr bool kBf16 = true;
+};
 
-// d += a * b for one 16x8x8 tile of a warp, each operand in its lane's
-// fragment registers as the PTX ISA lays them out (a0..a3, b0..b1, d0..d3).
+// d += a * b for one 16x8 tile of a warp (8 deep for TF32, 16 for bf16), each
+// operand in its lane's fragment registers as the PTX ISA lays them out
+// (a0..a3, b0..b1, d0..d3; for bf16 each a and b register holds two elements).
 // The host model (tests/cuda_host) replaces this with a recording stand-in
 // and plays the warp's instruction from the ISA's fragment tables.
+template <class Math>
 struct WarpMma {
   __host__ __device__ __forceinline__ void operator()(float* d, const uint32_t* a, const uint32_t* b) const {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    if constexpr (Math::kBf16)
+      asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+          "{%0, %1, %2, %3};"
+          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    else
+      asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+          "{%0, %1, %2, %3};"
+          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 #elif defined(__CUDA_ARCH__)
     __trap();  // the launcher refuses TF32 below compute capability 8.0
 #else
@@ -443,8 +477,8 @@ struct LowTiles<Tiles, false> {};  // an empty base: no space taken
 template <class Math>
 constexpr int kStages = Math::kPasses == 0 ? 2 : 3;
 
-template <class Cfg, class Math, class Tiles = OperandTiles<Cfg, Math::kPasses == 0 ? 4 : 8, kStages<Math>>>
-struct GemmShared : Tiles, LowTiles<OperandTiles<Cfg, 8, 2>, Math::kPasses == 3> {
+template <class Cfg, class Math, class Tiles = OperandTiles<Cfg, Math::kPad, kStages<Math>>>
+struct GemmShared : Tiles, LowTiles<OperandTiles<Cfg, Math::kPad, 2>, Math::kPasses == 3> {
   int4 k_table[2][Cfg::BK];  // decoded k of the next tiles to fetch
 };
 
@@ -478,7 +512,7 @@ struct WarpTiles {
   static constexpr int kWarpsM = 2, kWarpsN = 4;
   static constexpr int WM = Cfg::BM / kWarpsM, WN = Cfg::BN / kWarpsN;
   static constexpr int MI = WM / 16, NI = WN / 8;  // instruction tiles per warp
-  static_assert(kWarpsM * kWarpsN * 32 == Cfg::kThreads && WM % 16 == 0 && WN % 8 == 0 && Cfg::BK % 8 == 0,
+  static_assert(kWarpsM * kWarpsN * 32 == Cfg::kThreads && WM % 16 == 0 && WN % 8 == 0 && Cfg::BK % 16 == 0,
                 "warp tiles are whole m16n8k8 tiles");
   static_assert(MI * NI * 4 == Cfg::TM * Cfg::TN, "one accumulator per micro-tile element");
 };
@@ -649,6 +683,11 @@ PIXGRAD_UNROLL
 
   template <class LowPlace>
   __host__ __device__ static void round_in_place(GemmShared<Cfg, Math>& s, float& x, const LowPlace& low_place) {
+    if constexpr (Math::kBf16) {
+      (void)s, (void)low_place;
+      x = bits_float(to_bf16(x));
+      return;
+    }
     const float big = bits_float(to_tf32(x));
     if constexpr (Math::kPasses == 3) low_place(s) = bits_float(to_tf32(x - big));
     x = big;
@@ -700,11 +739,13 @@ PIXGRAD_UNROLL
     }
   }
 
-  // Fragments (PTX ISA, mma.m16n8k8 .tf32): with g = lane/4, t = lane%4,
-  // a_r is A[g + 8*(r%2)][t + 4*(r/2)] and b_h is B[t + 4*h][g]. The shared
-  // tiles are k-major, so A[m][k] is s.a[k][m] and B[k][n] is s.b[k][n];
-  // stage `stage` holds TF32 values already (and 3xTF32's remainders sit in
-  // low buffer `low`). `mma` is the warp's instruction (WarpMma).
+  // Fragments, as the PTX ISA lays them out, with g = lane/4, t = lane%4:
+  //   m16n8k8 .tf32: a_r is A[g + 8*(r%2)][t + 4*(r/2)], b_h is B[t + 4*h][g];
+  //   m16n8k16 .bf16: register r of A holds A[g + 8*(r%2)][2t + 8*(r/2) + q]
+  //   and register h of B holds B[2t + 8*h + q][g], q = 0 in the low half.
+  // The shared tiles are k-major, so A[m][k] is s.a[k][m] and B[k][n] is
+  // s.b[k][n]; stage `stage` holds rounded operands already (and 3xTF32's
+  // remainders sit in low buffer `low`). `mma` is the warp's instruction.
   template <class Mma>
   __host__ __device__ void compute_with_tensor_cores(const GemmShared<Cfg, Math>& s, int stage, int low,
                                                      const Mma& mma) {
@@ -713,12 +754,24 @@ PIXGRAD_UNROLL
     const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
     const int row0 = (warp / W::kWarpsN) * W::WM + g, col0 = (warp % W::kWarpsN) * W::WN + g;
 PIXGRAD_UNROLL
-    for (int kk = 0; kk < BK; kk += 8) {
+    for (int kk = 0; kk < BK; kk += Math::kInstructionK) {
       const auto a_at = [&](const auto& tiles, int buffer, int mi, int r) {
-        return float_bits(tiles.a[buffer][kk + t + 4 * (r / 2)][row0 + mi * 16 + 8 * (r % 2)]);
+        const int m = row0 + mi * 16 + 8 * (r % 2);
+        if constexpr (Math::kBf16) {
+          const int k = kk + 2 * t + 8 * (r / 2);
+          return pack_bf16(tiles.a[buffer][k][m], tiles.a[buffer][k + 1][m]);
+        } else {
+          return float_bits(tiles.a[buffer][kk + t + 4 * (r / 2)][m]);
+        }
       };
       const auto b_at = [&](const auto& tiles, int buffer, int ni, int h) {
-        return float_bits(tiles.b[buffer][kk + t + 4 * h][col0 + ni * 8]);
+        const int n = col0 + ni * 8;
+        if constexpr (Math::kBf16) {
+          const int k = kk + 2 * t + 8 * h;
+          return pack_bf16(tiles.b[buffer][k][n], tiles.b[buffer][k + 1][n]);
+        } else {
+          return float_bits(tiles.b[buffer][kk + t + 4 * h][n]);
+        }
       };
       uint32_t b_big[W::NI][2], b_small[W::NI][2];
 PIXGRAD_UNROLL
@@ -876,7 +929,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) implicit_gemm_kernel(const _
   // setup() fails alike for every thread of a block, so all return before the first barrier.
   if (!t.setup(p, static_cast<int>(threadIdx.x), blockIdx)) return;
   gemm_block_program<Op, Cfg, Math>(
-      p, shared, t.k_begin, t.k_end, [&](auto&& step) { step(t); }, [] { __syncthreads(); }, WarpMma{}, AsyncCopy{});
+      p, shared, t.k_begin, t.k_end, [&](auto&& step) { step(t); }, [] { __syncthreads(); }, WarpMma<Math>{},
+      AsyncCopy{});
 }
 
 // The sum of the K splits of output element (phase, m, n), in split order.
@@ -1079,6 +1133,7 @@ void run(typename Op::Params& p, int phases, int max_n, int max_k, ConvPrecision
     case ConvPrecision::Fp32: return run_at<Op, SimtFp32>(p, phases, max_n, max_k);
     case ConvPrecision::Tf32: return run_at<Op, Tf32>(p, phases, max_n, max_k);
     case ConvPrecision::Tf32x3: return run_at<Op, Tf32x3>(p, phases, max_n, max_k);
+    case ConvPrecision::Bf16: return run_at<Op, Bf16>(p, phases, max_n, max_k);
   }
   fail("conv2d (cuda, handwritten): unknown precision ", static_cast<int>(precision));
 }

@@ -326,8 +326,22 @@ TEST_CASE("cuDNN runs FMA-math algorithms unless TF32 is allowed, and TF32 stays
   }
 }
 
-TEST_CASE("The handwritten kernels on tensor cores: 3xTF32 within FP32's tolerance, TF32 within TF32 rounding "
-          "and outside FP32's", "[cuda][conv][tf32]") {
+namespace {
+
+// bf16 keeps 8 significant bits to TF32's 11: eight times TF32's rounding.
+constexpr Tolerance kBf16Tolerance{4e-2, 4e-2, 0};
+
+// Whether any output or gradient of `a` misses `b` by more than `tolerance`.
+bool differs_somewhere(const Evaluation& a, const Evaluation& b, const Tolerance& tolerance) {
+  bool differs = compare(a.output, b.output, tolerance).failures > 0;
+  for (size_t i = 0; i < b.grads.size(); ++i) differs = differs || compare(a.grads[i], b.grads[i], tolerance).failures > 0;
+  return differs;
+}
+
+}  // namespace
+
+TEST_CASE("The handwritten kernels on tensor cores: 3xTF32 within FP32's tolerance, TF32 and bf16 within their "
+          "rounding and outside the finer one's", "[cuda][conv][tf32]") {
   using kernels::cuda::ConvPrecision;
   // The 128x128 tile (a mid-size U-Net layer), the narrow tile (the
   // innermost), odd channel counts on the 64- and 32-row tiles, and a
@@ -360,15 +374,19 @@ TEST_CASE("The handwritten kernels on tensor cores: 3xTF32 within FP32's toleran
       const PrecisionScope scope(ConvPrecision::Tf32x3);
       check_matches(evaluate(f, inputs, kGpu), cpu, kConvTolerance);
     }
+    {
+      INFO("bf16");
+      const PrecisionScope scope(ConvPrecision::Bf16);
+      const Evaluation bf16 = evaluate(f, inputs, kGpu);
+      check_matches(bf16, cpu, kBf16Tolerance);
+      CHECK(differs_somewhere(bf16, cpu, kTf32Tolerance));  // rounded to bf16, not TF32
+    }
     INFO("tf32");
     const PrecisionScope scope(ConvPrecision::Tf32);
     const Evaluation tf32 = evaluate(f, inputs, kGpu);
     check_matches(tf32, cpu, kTf32Tolerance);
     // Rounded operands show somewhere: the tensor cores really ran.
-    bool outside_fp32 = compare(tf32.output, cpu.output, kConvTolerance).failures > 0;
-    for (size_t i = 0; i < cpu.grads.size(); ++i)
-      outside_fp32 = outside_fp32 || compare(tf32.grads[i], cpu.grads[i], kConvTolerance).failures > 0;
-    CHECK(outside_fp32);
+    CHECK(differs_somewhere(tf32, cpu, kConvTolerance));
     // No atomics: the same bits on a second run.
     const Evaluation again = evaluate(f, inputs, kGpu);
     CHECK(compare(again.output, tf32.output, Tolerance{}).failures == 0);

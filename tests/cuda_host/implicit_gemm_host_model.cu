@@ -25,13 +25,16 @@
 // every tile configuration (not only the one the launcher picks), SM counts
 // that give no split, some and many, and shapes with odd sizes, strides 1
 // to 5 and channel counts around the tile edges:
-//   - operands that are small integers, exact in TF32 and in every partial
-//     sum: all three maths must give the double reference exactly, so any
+//   - operands that are small integers, exact in TF32, bf16 and every partial
+//     sum: all four maths must give the double reference exactly, so any
 //     misplaced fragment element shows;
 //   - random operands: FP32 and 3xTF32 within 1e-5 of the sum of the terms'
-//     magnitudes, a bound TF32 rounding (2^-11 per operand) exceeds, and
-//     TF32 within 1.2e-3 of it; TF32 must also exceed the 1e-5 bound
-//     somewhere, which shows that its operands really are rounded.
+//     magnitudes, a bound TF32 rounding (2^-11 per operand) exceeds, TF32
+//     within 1.2e-3 of it and bf16 (2^-8 per operand) within 1e-2; TF32 and
+//     bf16 must also exceed the 1e-5 bound in every result, which shows that
+//     their operands really are rounded, and bf16 TF32's bound somewhere;
+//   - to_bf16 against a rounding worked out another way, on a million
+//     random floats and the edge cases.
 //
 // What this cannot show: timing, alignment faults of the float4 loads,
 // the __grid_constant__ parameter block, launch limits and the dynamic
@@ -88,8 +91,16 @@ int64_t mma_faults = 0;
 //   A 16x8: register a_r of lane holds A[g + 8*(r & 1)][t + 4*(r >> 1)]
 //   B 8x8:  register b_h holds B[t + 4*h][g]
 //   C, D 16x8: register c_i holds C[g + 8*(i >> 1)][2*t + (i & 1)]
-// The products of TF32 values are exact in double; each output is rounded to
-// float once.
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: each register holds
+// two elements, element i in half i & 1 (the low half first):
+//   A 16x16: element i of lane is in register i >> 1, at row g for
+//            i in {0, 1, 4, 5} and g + 8 otherwise, column 2*t + (i & 1),
+//            plus 8 for i >= 4
+//   B 16x8:  element i is in register i >> 1, at row 2*t + (i & 1), plus 8
+//            for i >= 2, column g
+//   C, D:    as for m16n8k8
+// The products of TF32 or bf16 values are exact in double; each output is
+// rounded to float once.
 struct RecordedMma {
   float* d;
   uint32_t a[4];
@@ -99,8 +110,13 @@ struct RecordedMma {
 struct WarpPlayer {
   std::vector<std::vector<RecordedMma>> calls;  // per thread of the block, in call order
   int current = 0;                              // the thread running now
+  bool bf16;                                    // the m16n8k16 .bf16 instruction, else m16n8k8 .tf32
 
-  explicit WarpPlayer(int threads) : calls(static_cast<size_t>(threads)) {}
+  WarpPlayer(int threads, bool bf16_operands) : calls(static_cast<size_t>(threads)), bf16(bf16_operands) {}
+
+  static double bf16_value(uint32_t reg, int half) {
+    return static_cast<double>(bits_float(half == 0 ? reg << 16 : reg & 0xffff0000u));
+  }
 
   static double tf32_value(uint32_t bits) {
     if ((bits & 0x1fffu) != 0) ++mma_faults;  // the kernel must round before the instruction
@@ -114,13 +130,23 @@ struct WarpPlayer {
       for (int lane = 1; lane < 32; ++lane)
         if (lanes[lane].size() != count) ++mma_faults;
       for (size_t call = 0; call < count; ++call) {
-        double A[16][8], B[8][8], C[16][8];
+        const int depth = bf16 ? 16 : 8;
+        double A[16][16], B[16][8], C[16][8];
         for (int lane = 0; lane < 32; ++lane) {
           if (lanes[lane].size() <= call) continue;
           const RecordedMma& r = lanes[lane][call];
           const int g = lane >> 2, t = lane & 3;
-          for (int i = 0; i < 4; ++i) A[g + 8 * (i & 1)][t + 4 * (i >> 1)] = tf32_value(r.a[i]);
-          for (int h = 0; h < 2; ++h) B[t + 4 * h][g] = tf32_value(r.b[h]);
+          if (bf16) {
+            for (int i = 0; i < 8; ++i) {
+              const int row = (i == 0 || i == 1 || i == 4 || i == 5) ? g : g + 8;
+              const int col = 2 * t + (i & 1) + (i >= 4 ? 8 : 0);
+              A[row][col] = bf16_value(r.a[i >> 1], i & 1);
+            }
+            for (int i = 0; i < 4; ++i) B[2 * t + (i & 1) + (i >= 2 ? 8 : 0)][g] = bf16_value(r.b[i >> 1], i & 1);
+          } else {
+            for (int i = 0; i < 4; ++i) A[g + 8 * (i & 1)][t + 4 * (i >> 1)] = tf32_value(r.a[i]);
+            for (int h = 0; h < 2; ++h) B[t + 4 * h][g] = tf32_value(r.b[h]);
+          }
           for (int i = 0; i < 4; ++i) C[g + 8 * (i >> 1)][2 * t + (i & 1)] = r.d[i];
         }
         for (int lane = 0; lane < 32; ++lane) {
@@ -130,7 +156,7 @@ struct WarpPlayer {
           for (int i = 0; i < 4; ++i) {
             const int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
             double sum = C[row][col];
-            for (int k = 0; k < 8; ++k) sum += A[row][k] * B[k][col];
+            for (int k = 0; k < depth; ++k) sum += A[row][k] * B[k][col];
             r.d[i] = static_cast<float>(sum);
           }
         }
@@ -226,7 +252,7 @@ void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_
   using Thread = GemmThread<Op, Cfg, Math>;
   auto shared = std::make_unique<GemmShared<Cfg, Math>>();
   std::vector<Thread> threads(Cfg::kThreads);
-  WarpPlayer player(Cfg::kThreads);
+  WarpPlayer player(Cfg::kThreads, Math::kBf16);
   CopyQueue copies(Cfg::kThreads, &player.current);
   const auto each = [&](auto&& step) {
     for (int k = 0; k < Cfg::kThreads; ++k) {
@@ -419,18 +445,63 @@ struct Accuracy<Tf32x3> {
   // The correction products meet 0 * inf or +inf - inf: an infinity may come out as NaN.
   static constexpr bool keeps_infinities = false;
 };
+template <>
+struct Accuracy<Bf16> {
+  static constexpr const char* name = "bf16";
+  // Each operand within 2^-8 of itself (relative), so each product within
+  // about 2^-7; with the same margin as TF32's bound over its 2^-10.
+  static constexpr double bound = 1e-2;
+  static constexpr bool rounds = true;
+  static constexpr bool keeps_infinities = true;
+};
 
 constexpr double kFp32Bound = 1e-5;
-int tf32_runs = 0, tf32_runs_rounded = 0;  // random-operand TF32 results, and those that missed the FP32 bound
+constexpr double kTf32Bound = Accuracy<Tf32>::bound;
+// Random-operand results of a rounding math, and those that missed the FP32
+// bound (each must: its operands are rounded); bf16 results that missed
+// TF32's bound (some must: bf16 rounds coarser).
+int rounded_runs = 0, rounded_runs_missing_fp32 = 0, bf16_runs_missing_tf32 = 0;
 
 template <class Math>
 void record(const std::string& what, Case& c, Guarded& actual, const Reference& expected, Tally& tally) {
   if (c.integers) return tally.record(what, compare(actual, expected, 0.0));
   tally.record(what, compare(actual, expected, Accuracy<Math>::bound, !Accuracy<Math>::keeps_infinities));
   if (Accuracy<Math>::rounds) {
-    ++tf32_runs;
-    if (compare(actual, expected, kFp32Bound).failures > 0) ++tf32_runs_rounded;
+    ++rounded_runs;
+    if (compare(actual, expected, kFp32Bound).failures > 0) ++rounded_runs_missing_fp32;
+    if (Math::kBf16 && compare(actual, expected, kTf32Bound).failures > 0) ++bf16_runs_missing_tf32;
   }
+}
+
+// to_bf16 against a rounding worked out another way: the two bf16 values
+// around x (truncated, and one unit above) and the nearer of them, the one
+// with an even last bit on a tie. Returns the number of disagreements.
+int check_bf16_rounding(std::mt19937& random) {
+  std::uniform_int_distribution<uint32_t> any_bits;
+  int wrong = 0;
+  const auto check = [&](uint32_t bits) {
+    const float x = bits_float(bits);
+    const uint32_t got = to_bf16(x);
+    if (std::isnan(x)) {
+      wrong += std::isnan(bits_float(got)) && (got & 0xffffu) == 0 ? 0 : 1;
+      return;
+    }
+    const uint32_t below = bits & 0xffff0000u, above = below + 0x10000u;
+    const double distance_below = std::fabs(static_cast<double>(x) - bits_float(below));
+    const double distance_above = std::isinf(bits_float(above)) || std::isnan(bits_float(above))
+                                      ? std::ldexp(1.0, 128) - std::fabs(static_cast<double>(x))
+                                      : std::fabs(bits_float(above) - static_cast<double>(x));
+    uint32_t want = distance_below < distance_above ? below : distance_above < distance_below ? above
+                    : ((below >> 16) & 1u) == 0 ? below : above;
+    if (std::isinf(x)) want = bits;
+    if (got != want) ++wrong;
+  };
+  for (int i = 0; i < 1000000; ++i) check(any_bits(random));
+  // Ties, both parities, both signs; the largest floats; infinities; denormals.
+  for (uint32_t bits : {0x3f808000u, 0x3f818000u, 0xbf808000u, 0xbf818000u, 0x7f7fffffu, 0x7f7f8000u, 0x7f7f7fffu,
+                        0xff7fffffu, 0x7f800000u, 0xff800000u, 0x00008000u, 0x00018000u, 0x00000001u, 0x7fc00001u})
+    check(bits);
+  return wrong;
 }
 
 template <class Cfg, class Math>
@@ -502,10 +573,12 @@ int main() {
     check_tiles<SimtFp32>(random_case, all_plans, tally);
     check_tiles<Tf32>(random_case, split_plan, tally);
     check_tiles<Tf32x3>(random_case, split_plan, tally);
+    check_tiles<Bf16>(random_case, split_plan, tally);
     Case integer_case = make_case(g, shape, true, random);
     check_tiles<SimtFp32>(integer_case, split_plan, tally);
     check_tiles<Tf32>(integer_case, two_plans, tally);
     check_tiles<Tf32x3>(integer_case, two_plans, tally);
+    check_tiles<Bf16>(integer_case, two_plans, tally);
     // An infinite input pixel: every output and weight gradient it reaches
     // must be that infinity (times a weight's sign) in FP32 and TF32, and not
     // finite in 3xTF32.
@@ -518,13 +591,18 @@ int main() {
       check_tiles<SimtFp32>(infinite, split_plan, tally);
       check_tiles<Tf32>(infinite, split_plan, tally);
       check_tiles<Tf32x3>(infinite, split_plan, tally);
+      check_tiles<Bf16>(infinite, split_plan, tally);
     }
     std::printf("%s %s\n", tally.failed == before ? "ok    " : "FAILED", shape);
   }
   std::printf("%d host runs of the kernel (3 passes x tiles x maths x launch plans per shape), %d failed\n",
               tally.runs, tally.failed);
-  std::printf("TF32 on random operands missed the FP32 bound in %d of %d results\n", tf32_runs_rounded, tf32_runs);
-  bool ok = tally.failed == 0;
+  std::printf("TF32 and bf16 on random operands missed the FP32 bound in %d of %d results\n",
+              rounded_runs_missing_fp32, rounded_runs);
+  std::printf("bf16 missed TF32's bound in %d results\n", bf16_runs_missing_tf32);
+  const int bf16_rounding_errors = check_bf16_rounding(random);
+  std::printf("bf16 rounding: %d disagreements with the reference rounding\n", bf16_rounding_errors);
+  bool ok = tally.failed == 0 && bf16_rounding_errors == 0;
   if (split_blocks > 0) {
     std::printf("FAILED: %lld block(s) whose threads disagreed in setup()\n", static_cast<long long>(split_blocks));
     ok = false;
@@ -539,9 +617,13 @@ int main() {
                 static_cast<long long>(unwaited_copies));
     ok = false;
   }
-  if (tf32_runs_rounded != tf32_runs) {
-    std::printf("FAILED: TF32 met the FP32 bound in %d result(s): are its operands rounded?\n",
-                tf32_runs - tf32_runs_rounded);
+  if (rounded_runs_missing_fp32 != rounded_runs) {
+    std::printf("FAILED: TF32 or bf16 met the FP32 bound in %d result(s): are its operands rounded?\n",
+                rounded_runs - rounded_runs_missing_fp32);
+    ok = false;
+  }
+  if (bf16_runs_missing_tf32 == 0) {
+    std::printf("FAILED: bf16 met TF32's bound everywhere: are its operands rounded to bf16?\n");
     ok = false;
   }
   return ok ? 0 : 1;
