@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include <pixgrad/training/train_config.h>
+
 namespace pixgrad::apps {
 
 // Call before adding options.
@@ -45,6 +47,20 @@ inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** arg
   const ParseOutcome outcome = try_parse_command_line(app, argc, argv);
   if (!outcome.status) return std::nullopt;
   return report_parse_outcome(app, outcome, program);
+}
+
+// --precision and --tf32, the same in every program; `more` ends the help
+// text with what the program does with the choice.
+inline void add_precision_options(CLI::App& app, std::string& precision, bool& tf32, const std::string& more = "",
+                                  const std::string& tf32_more = "") {
+  app.add_option("--precision", precision,
+                 "CUDA convolutions: fp32 (default) | tf32 (tensor cores; cuDNN and cuBLAS too) | 3xtf32 (tensor "
+                 "cores, near-FP32 error) | bf16 (bf16 tensor cores, operands rounded to 8 significant bits, 8x "
+                 "TF32's rounding error). 3xtf32 and bf16 are the handwritten kernels' own: cuDNN and cuBLAS compute "
+                 "fp32 there. CPU convolutions always compute in FP32" +
+                     more)
+      ->check(CLI::IsMember(training::precision_names()));
+  app.add_flag("--tf32", tf32, "The same as --precision tf32" + tf32_more);
 }
 
 }  // namespace pixgrad::apps

@@ -128,13 +128,8 @@ int main(int argc, char** argv) {
   std::string conv_impl;
   app.add_option("--conv-impl", conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
   std::string precision;
-  app.add_option("--precision", precision,
-                 "CUDA convolutions: fp32 (default) | tf32 (tensor cores) | 3xtf32 (tensor cores, near-FP32 "
-                 "error; handwritten kernels only, cuDNN and cuBLAS compute fp32). CPU convolutions always compute "
-                 "in FP32")
-      ->check(CLI::IsMember({"fp32", "tf32", "3xtf32"}));
   bool tf32 = false;
-  app.add_flag("--tf32", tf32, "The same as --precision tf32");
+  apps::add_precision_options(app, precision, tf32);
   bool overwrite = false;
   app.add_flag("--overwrite", overwrite, "Replace results already in --output (inputs are never replaced)");
   if (const std::optional<int> status = pixgrad::apps::parse_command_line(app, argc, argv, "pix2pix_translate")) return *status;

@@ -88,14 +88,10 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
   app.add_option("--device", c.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--conv-impl", c.conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas; the "
                                                "one in effect is recorded, and --resume keeps it unless given");
-  app.add_option("--precision", c.precision,
-                 "CUDA convolutions: fp32 (default) | tf32 (tensor cores) | 3xtf32 (tensor cores, near-FP32 "
-                 "error; handwritten kernels only, cuDNN and cuBLAS compute fp32). CPU convolutions always compute "
-                 "in FP32. The precision in effect (PIXGRAD_PRECISION's when not given) is recorded in options.json; "
-                 "--resume keeps it unless --precision or --tf32 is given")
-      ->check(CLI::IsMember({"fp32", "tf32", "3xtf32"}));
-  app.add_flag("--tf32", c.tf32, "The same as --precision tf32 (with --resume, --tf32=false turns a recorded tf32 "
-                                 "into fp32)");
+  pixgrad::apps::add_precision_options(app, c.precision, c.tf32,
+                                       ". The precision in effect (PIXGRAD_PRECISION's when not given) is recorded "
+                                       "in options.json; --resume keeps it unless --precision or --tf32 is given",
+                                       " (with --resume, --tf32=false turns a recorded tf32 into fp32)");
   app.add_option("--output", c.output, "Output folder (with --resume: the checkpoint's folder unless given)")
       ->capture_default_str();
   app.add_option("--resume", resume, "Continue from a checkpoint (e.g. out/checkpoint.safetensors)");

@@ -61,18 +61,20 @@ class CudaSettingsScope {
 
 }  // namespace
 
-TEST_CASE("The precision option accepts fp32, tf32 and 3xtf32, and --tf32 only beside tf32", "[precision]") {
+TEST_CASE("The precision option accepts fp32, tf32, 3xtf32 and bf16, and --tf32 only beside tf32", "[precision]") {
   const testing::EnvironmentScope clean(kSettingVariables, {});
-  for (const char* name : {"", "fp32", "tf32", "3xtf32"}) CHECK_NOTHROW(training::validate(config_with(name, false)));
+  for (const char* name : {"", "fp32", "tf32", "3xtf32", "bf16"})
+    CHECK_NOTHROW(training::validate(config_with(name, false)));
   CHECK_NOTHROW(training::validate(config_with("tf32", true)));
   CHECK_NOTHROW(training::validate(config_with("", true)));
-  CHECK_THROWS_WITH(training::validate(config_with("bf16", false)),
-                    Contains("--precision must be fp32, tf32 or 3xtf32, not 'bf16'"));
+  CHECK_THROWS_WITH(training::validate(config_with("fp16", false)),
+                    Contains("--precision must be fp32, tf32, 3xtf32 or bf16, not 'fp16'"));
+  CHECK_THROWS_WITH(training::validate(config_with("bf16", true)), Contains("--tf32 and --precision bf16 disagree"));
   CHECK_THROWS_WITH(training::validate(config_with("3xtf32", true)), Contains("--tf32 and --precision 3xtf32 disagree"));
   CHECK_THROWS_WITH(training::select_precision("fp32", true), Contains("--tf32 and --precision fp32 disagree"));
   // Both builds: a command line valid in one is valid in the other.
   CHECK_THROWS_WITH(training::select_precision("fp16", false),
-                    Contains("--precision: unknown 'fp16' (expected fp32, tf32 or 3xtf32)"));
+                    Contains("--precision: unknown 'fp16' (expected fp32, tf32, 3xtf32 or bf16)"));
 }
 
 TEST_CASE("A resumed run's --precision or --tf32 replaces the saved choice", "[precision]") {
@@ -178,7 +180,7 @@ TEST_CASE("The precision option sets the CUDA convolutions' arithmetic", "[preci
   namespace cuda = kernels::cuda;
   const testing::EnvironmentScope clean(kSettingVariables, {});
   const CudaSettingsScope settings;
-  for (const char* name : {"fp32", "tf32", "3xtf32"}) {
+  for (const char* name : {"fp32", "tf32", "3xtf32", "bf16"}) {
     CHECK(std::string(cuda::to_string(cuda::parse_conv_precision(name))) == name);
     training::select_precision(name, false);
     CHECK(std::string(cuda::to_string(cuda::conv_precision())) == name);
@@ -186,6 +188,22 @@ TEST_CASE("The precision option sets the CUDA convolutions' arithmetic", "[preci
   }
   training::select_precision("", true);
   CHECK(cuda::conv_precision() == cuda::ConvPrecision::Tf32);
+}
+
+TEST_CASE("The handwritten kernels report FP32 for the layers their FP32-only tile runs", "[precision]") {
+  namespace cuda = kernels::cuda;
+  const testing::EnvironmentScope clean(kSettingVariables, {});
+  const CudaSettingsScope settings;
+  cuda::set_conv_precision(cuda::ConvPrecision::Bf16);
+  // out_channels rows in forward and backward weight, in_channels in backward data.
+  const int64_t edge = cuda::detail::kFp32OnlyRows;
+  const kernels::Conv2dGeometry thin{1, edge + 1, 16, 16, edge, 4, 4, 2, 1};
+  CHECK(cuda::conv_choice(cuda::ConvImpl::Handwritten, cuda::ConvPass::Forward, thin).math == "fp32");
+  CHECK(cuda::conv_choice(cuda::ConvImpl::Handwritten, cuda::ConvPass::BackwardWeight, thin).math == "fp32");
+  CHECK(cuda::conv_choice(cuda::ConvImpl::Handwritten, cuda::ConvPass::BackwardData, thin).math == "bf16");
+  const kernels::Conv2dGeometry wide{1, edge, 16, 16, edge + 1, 4, 4, 2, 1};
+  CHECK(cuda::conv_choice(cuda::ConvImpl::Handwritten, cuda::ConvPass::Forward, wide).math == "bf16");
+  CHECK(cuda::conv_choice(cuda::ConvImpl::Handwritten, cuda::ConvPass::BackwardData, wide).math == "fp32");
 }
 
 TEST_CASE("PIXGRAD_TF32 contradicts PIXGRAD_PRECISION only over tf32", "[precision]") {
@@ -220,6 +238,7 @@ TEST_CASE("A build without CUDA accepts every precision (CPU convolutions comput
   const testing::EnvironmentScope clean(kSettingVariables, {});
   CHECK(training::select_precision("tf32", false) == "tf32");
   CHECK(training::select_precision("3xtf32", false) == "3xtf32");
+  CHECK(training::select_precision("bf16", false) == "bf16");
   CHECK_THROWS_WITH(training::select_conv_impl("cudnn"), Contains("--conv-impl cudnn: pixgrad was built without CUDA"));
 }
 #endif

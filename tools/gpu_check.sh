@@ -32,7 +32,8 @@
 #   train        train_pix2pix, 200 iterations on the carried facades
 #   extra_*      if time is left: the chainer preset's step, batch-16
 #                convolutions against cuDNN, the step on cuDNN, the step
-#                in 3xTF32, the convolutions in TF32 against cuDNN's
+#                in 3xTF32, the convolutions in TF32 against cuDNN's, the
+#                step in bf16
 #
 # $OUT receives gpu_check.log and results.tar.gz (every JSON, the training
 # log and preview; each benchmark rewrites its JSON as it goes, so a step cut
@@ -118,6 +119,7 @@ plan=(
   "extra_step 25 0"
   "extra_3xtf32 15 0"
   "extra_tf32_convs 30 0"
+  "extra_bf16 15 0"
 )
 limit_of() {  # the limit of step $1
   local entry name limit required
@@ -398,6 +400,8 @@ convs_command=("$bin/bench_kernels" --device cuda --impls cudnn,handwritten --op
                --gpu-reps 15 --skip-gemm --json "$OUT/results/bench_kernels_b16.json")
 step_3xtf32_command=("$bin/bench_pix2pix" --device cuda --precision 3xtf32 --presets paper --iterations 20
                      --warmup 5 --batch-sizes 1 --json "$OUT/results/bench_pix2pix_3xtf32.json")
+step_bf16_command=("$bin/bench_pix2pix" --device cuda --precision bf16 --presets paper --iterations 20
+                   --warmup 5 --batch-sizes 1 --json "$OUT/results/bench_pix2pix_bf16.json")
 tf32_convs_command=("$bin/bench_kernels" --device cuda --precision tf32 --impls cudnn,handwritten --ops conv
                     --quick --skip-gemm --json "$OUT/results/bench_kernels_tf32.json")
 cudnn_step_command=("$bin/bench_pix2pix" --device cuda --conv-impl cudnn --presets paper --iterations 20
@@ -419,7 +423,7 @@ if [ "$rehearse" = 1 ]; then
   # Each GPU program parses its arguments first and then stops at the missing
   # GPU with a one-line error; a rejected argument would fail differently.
   for command_name in kernels_command step_fp32_command step_tf32_command train_command chainer_command \
-                      convs_command cudnn_step_command step_3xtf32_command tf32_convs_command; do
+                      convs_command cudnn_step_command step_3xtf32_command tf32_convs_command step_bf16_command; do
     declare -n command_line=$command_name
     output=$("${command_line[@]}" 2>&1)
     if echo "$output" | grep -q -i "no usable GPU\|CUDA driver version is insufficient\|cannot use cuda"; then
@@ -552,6 +556,7 @@ run_step extra_convs "${convs_command[@]}"; echo "(status $?)"
 run_step extra_step "${cudnn_step_command[@]}"; echo "(status $?)"
 run_step extra_3xtf32 "${step_3xtf32_command[@]}"; echo "(status $?)"
 run_step extra_tf32_convs "${tf32_convs_command[@]}"; echo "(status $?)"
+run_step extra_bf16 "${step_bf16_command[@]}"; echo "(status $?)"
 
 section "results"
 if tar -czf "$OUT/results.tar.gz" -C "$OUT" results; then

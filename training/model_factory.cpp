@@ -1,5 +1,7 @@
 #include <pixgrad/training/model_factory.h>
 
+#include <algorithm>
+
 #include <pixgrad/core/error.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
 
@@ -84,8 +86,9 @@ std::string select_precision(const std::string& precision, bool tf32) {
   const std::string wanted = !precision.empty() ? precision : tf32 ? "tf32" : "";
   PIXGRAD_CHECK(!tf32 || wanted == "tf32", "--tf32 and --precision ", precision, " disagree");
   // Checked in both builds, so that a command line valid in one is valid in the other.
-  PIXGRAD_CHECK(wanted.empty() || wanted == "fp32" || wanted == "tf32" || wanted == "3xtf32", "--precision: unknown '",
-                wanted, "' (expected fp32, tf32 or 3xtf32)");
+  const std::vector<std::string>& names = precision_names();
+  PIXGRAD_CHECK(wanted.empty() || std::find(names.begin(), names.end(), wanted) != names.end(),
+                "--precision: unknown '", wanted, "' (expected ", precision_name_list(), ")");
 #ifdef PIXGRAD_WITH_CUDA
   if (!wanted.empty()) kernels::cuda::set_conv_precision(kernels::cuda::parse_conv_precision(wanted));
   // Reads the environment when nothing was asked for, so that a bad value fails before any work.

@@ -28,7 +28,7 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std
 // or "cublas"; "" keeps the default (PIXGRAD_CONV_IMPL, else handwritten).
 // Returns the implementation in effect (always "handwritten" without CUDA).
 std::string select_conv_impl(const std::string& name);
-// Sets the CUDA convolutions' arithmetic (--precision fp32 | tf32 | 3xtf32;
+// Sets the CUDA convolutions' arithmetic (--precision, precision_names();
 // --tf32 is the same as --precision tf32); "" and false keep the default
 // (PIXGRAD_PRECISION or PIXGRAD_TF32, else fp32). Returns the precision in
 // effect, for the run's records; without CUDA, the one asked for or "fp32"

@@ -1,5 +1,6 @@
 #include <pixgrad/training/train_config.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -136,6 +137,18 @@ TrainConfig merge_for_resume(const TrainConfig& saved, const TrainConfig& reques
   return merged;
 }
 
+const std::vector<std::string>& precision_names() {
+  static const std::vector<std::string> names = {"fp32", "tf32", "3xtf32", "bf16"};
+  return names;
+}
+
+std::string precision_name_list() {
+  const std::vector<std::string>& names = precision_names();
+  std::string list;
+  for (size_t i = 0; i < names.size(); ++i) list += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return list;
+}
+
 std::string option_name(const std::string& field) {
   std::string name = field;
   for (char& c : name)
@@ -179,8 +192,9 @@ void validate(const TrainConfig& c) {
   PIXGRAD_CHECK(c.batch_size >= 1 && c.batch_size <= 4096, "--batch-size must be in 1..4096, got ", c.batch_size);
   PIXGRAD_CHECK(c.world_size >= 1 && c.world_size <= 65536, "the run's world size must be in 1..65536, got ",
                 c.world_size);
-  PIXGRAD_CHECK(c.precision.empty() || c.precision == "fp32" || c.precision == "tf32" || c.precision == "3xtf32",
-                "--precision must be fp32, tf32 or 3xtf32, not '", io::printable(c.precision), "'");
+  const std::vector<std::string>& precisions = precision_names();
+  PIXGRAD_CHECK(c.precision.empty() || std::find(precisions.begin(), precisions.end(), c.precision) != precisions.end(),
+                "--precision must be ", precision_name_list(), ", not '", io::printable(c.precision), "'");
   PIXGRAD_CHECK(!c.tf32 || c.precision.empty() || c.precision == "tf32", "--tf32 and --precision ", c.precision,
                 " disagree");
   PIXGRAD_CHECK(!c.sync_bn || c.norm == "batch", "--sync-bn synchronises batch norm, but --norm is ",

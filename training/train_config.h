@@ -7,10 +7,17 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 namespace pixgrad::training {
+
+// The --precision values (the CUDA convolutions' arithmetic, see
+// kernels/cuda/conv2d.h), and the same as "fp32, tf32, 3xtf32 or bf16" for
+// messages. Every program accepts them in every build.
+const std::vector<std::string>& precision_names();
+std::string precision_name_list();
 
 struct TrainConfig {
   // data
@@ -55,7 +62,7 @@ struct TrainConfig {
   // records the settings in effect here (Trainer), so a resume continues with them.
   std::string conv_impl;             // handwritten | cudnn | cublas
   bool tf32 = false;                 // the same as precision "tf32"
-  std::string precision;             // fp32 | tf32 | 3xtf32
+  std::string precision;             // one of precision_names()
   double dist_timeout = 600;         // data parallel: seconds a rank waits for the others before the run stops
   std::string output = "out";
   int64_t log_interval = 100;        // iterations per log.jsonl record and console report

@@ -48,6 +48,7 @@
 #include <variant>
 #include <vector>
 
+#include "../command_line.h"
 #include "cpu_ceilings.h"
 #include "json_output.h"
 #include "pix2pix_layers.h"
@@ -102,7 +103,7 @@ bool tf32_allowed() {
 #endif
 }
 
-// The CUDA convolutions' arithmetic: fp32, tf32 or 3xtf32.
+// The CUDA convolutions' arithmetic: one of training::precision_names().
 std::string conv_precision_name() {
 #ifdef PIXGRAD_WITH_CUDA
   return kernels::cuda::to_string(kernels::cuda::conv_precision());
@@ -854,12 +855,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_flag("--count-only", options.count_only,
                "Print the FLOPs and bytes of a training iteration per preset and batch, time nothing");
-  app.add_option("--precision", options.precision,
-                 "CUDA convolutions: fp32 (default; cuDNN restricted to FMA math) | tf32 (tensor cores for all "
-                 "three) | 3xtf32 (the handwritten kernels' near-FP32 tensor-core mode; cuDNN and cuBLAS compute "
-                 "fp32); each record says which math ran. CPU convolutions always compute in FP32")
-      ->check(CLI::IsMember({"fp32", "tf32", "3xtf32"}));
-  app.add_flag("--tf32", options.tf32, "The same as --precision tf32");
+  apps::add_precision_options(app, options.precision, options.tf32,
+                              ". With fp32 cuDNN is restricted to FMA math; each record says which math ran");
   app.add_flag("--skip-gemm", options.skip_gemm, "Leave out the plain CPU SGEMM sweep");
   app.add_flag("--gemm-only", options.gemm_only, "Run only the plain CPU SGEMM sweep");
   app.add_option("--isa", options.isa, "Instruction set of the SGEMM sweep (default: the best this CPU supports)")

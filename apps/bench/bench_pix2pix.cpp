@@ -48,6 +48,7 @@
 #include <string>
 #include <vector>
 
+#include "../command_line.h"
 #include "cpu_ceilings.h"
 #include "json_output.h"
 #include "pix2pix_layers.h"
@@ -234,13 +235,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", device_name, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--conv-impl", conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");
   std::string precision;
-  app.add_option("--precision", precision,
-                 "CUDA convolutions: fp32 (default) | tf32 (tensor cores, PyTorch's default for cuDNN) | 3xtf32 "
-                 "(tensor cores, near-FP32 error; handwritten kernels only, cuDNN and cuBLAS compute fp32). CPU "
-                 "convolutions always compute in FP32")
-      ->check(CLI::IsMember({"fp32", "tf32", "3xtf32"}));
   bool tf32 = false;
-  app.add_flag("--tf32", tf32, "The same as --precision tf32");
+  apps::add_precision_options(app, precision, tf32, ". tf32 is PyTorch's default for cuDNN");
   app.add_option("--input-channels", input_channels,
                  "Input channels of random inputs: 3 or 12 (default: the preset's reference, paper 3, chainer "
                  "12; with --dataset, --format decides)")

@@ -96,7 +96,8 @@ ConvPrecision parse_conv_precision(const std::string& text) {
   if (text == "fp32") return ConvPrecision::Fp32;
   if (text == "tf32") return ConvPrecision::Tf32;
   if (text == "3xtf32") return ConvPrecision::Tf32x3;
-  fail("precision: unknown '", text, "' (expected fp32, tf32 or 3xtf32)");
+  if (text == "bf16") return ConvPrecision::Bf16;
+  fail("precision: unknown '", text, "' (expected fp32, tf32, 3xtf32 or bf16)");
 }
 
 const char* to_string(ConvPrecision precision) {
@@ -104,6 +105,7 @@ const char* to_string(ConvPrecision precision) {
     case ConvPrecision::Fp32: return "fp32";
     case ConvPrecision::Tf32: return "tf32";
     case ConvPrecision::Tf32x3: return "3xtf32";
+    case ConvPrecision::Bf16: return "bf16";
   }
   return "unknown";
 }
@@ -152,10 +154,9 @@ const char* to_string(ConvPass pass) {
 ConvChoice conv_choice(ConvImpl impl, ConvPass pass, const Conv2dGeometry& g) {
   switch (impl) {
     case ConvImpl::Handwritten: {
-      // The GEMM's rows are the output channels, or the input channels for
-      // backward data; at most 8 of them run on the FP32 tile at every precision.
+      // The GEMM's rows are the output channels, or the input channels for backward data.
       const int64_t rows = pass == ConvPass::BackwardData ? g.in_channels : g.out_channels;
-      return {"implicit_gemm", rows <= 8 ? "fp32" : to_string(conv_precision())};
+      return {"implicit_gemm", rows <= detail::kFp32OnlyRows ? "fp32" : to_string(conv_precision())};
     }
     case ConvImpl::Cublas: return {"im2col+sgemm", allow_tf32() ? "tf32" : "fp32"};
     case ConvImpl::Cudnn: return detail::cudnn_choice(pass, g);

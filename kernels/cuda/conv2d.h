@@ -60,21 +60,24 @@ void conv2d_backward_weight(Gpu, const Conv2dGeometry& g, const float* input, co
 //   Tf32x3  the handwritten kernels split each operand into two TF32 parts
 //           and issue three tensor-core products (error near FP32's);
 //           cuDNN and cuBLAS, which have no such mode, compute in FP32.
+//   Bf16    the handwritten kernels round operands to bf16 (8 significant
+//           bits) for bf16 tensor cores, FP32 accumulation, tensors FP32 in
+//           memory; cuDNN and cuBLAS compute in FP32.
 // The handwritten kernels' layers of at most 8 channels stay FP32 (no
-// tensor-core tile fits them). On first use the precision is read from
-// PIXGRAD_PRECISION (fp32 | tf32 | 3xtf32), or else PIXGRAD_TF32 ("1" is
+// tensor-core tile fits them: detail::kFp32OnlyRows). On first use the precision is read from
+// PIXGRAD_PRECISION (fp32 | tf32 | 3xtf32 | bf16), or else PIXGRAD_TF32 ("1" is
 // tf32, "0" fp32); unset means fp32 and anything else throws, as does a
 // pair that contradicts itself (PIXGRAD_TF32=1 beside a precision other than
 // tf32, or PIXGRAD_TF32=0 beside tf32). set_conv_precision overrides it (the
 // apps' --precision).
-enum class ConvPrecision { Fp32, Tf32, Tf32x3 };
+enum class ConvPrecision { Fp32, Tf32, Tf32x3, Bf16 };
 ConvPrecision conv_precision();
 // What the environment asks for, read afresh on every call (conv_precision
 // reads it once).
 ConvPrecision conv_precision_from_environment();
 void set_conv_precision(ConvPrecision precision);
-// "fp32" | "tf32" | "3xtf32"; anything else throws pixgrad::Error
-// "precision: unknown 'x' (expected fp32, tf32 or 3xtf32)".
+// "fp32" | "tf32" | "3xtf32" | "bf16"; anything else throws pixgrad::Error
+// "precision: unknown 'x' (expected fp32, tf32, 3xtf32 or bf16)".
 ConvPrecision parse_conv_precision(const std::string& text);
 const char* to_string(ConvPrecision precision);
 // conv_precision() == Tf32: whether cuDNN and cuBLAS may use TF32.
@@ -89,7 +92,7 @@ const char* to_string(ConvPass pass);
 // What an implementation runs for a pass of geometry g under the current
 // settings, for benchmark records: the algorithm ("implicit_gemm" for the
 // handwritten kernels, "im2col+sgemm" for cuBLAS, cuDNN's algorithm name once
-// it has chosen one, else "") and the math ("fp32", "tf32", "3xtf32", or for
+// it has chosen one, else "") and the math ("fp32", "tf32", "3xtf32", "bf16", or for
 // cuDNN its math type: "fma", "default", "tensor_op",
 // "tensor_op_allow_conversion").
 struct ConvChoice {
@@ -109,6 +112,11 @@ void conv2d_backward_weight(Gpu, ConvImpl impl, const Conv2dGeometry& g, const f
 // The implementations behind the dispatcher. They expect a geometry that the
 // dispatcher has validated, batch >= 1, and non-null input/output pointers.
 namespace detail {
+
+// The handwritten kernels run GEMMs of at most this many rows (output
+// channels; input channels for backward data) on their FP32 tile at every
+// precision: an m16 tensor-core instruction would be half padding.
+constexpr int64_t kFp32OnlyRows = 8;
 
 void implicit_gemm_forward(const Conv2dGeometry& g, const float* input, const float* weight,
                            const float* bias, float* output);

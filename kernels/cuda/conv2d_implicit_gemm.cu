@@ -187,12 +187,11 @@ __host__ __device__ __forceinline__ uint32_t pack_bf16(float low, float high) {
 
 // The block's tile product: fp32 FMAs on the CUDA cores (the exact
 // reference), TF32 tensor cores in one pass or three, or bf16 tensor cores.
-// kInstructionK is the instruction's depth; kPad the shared rows' padding
-// that spreads the fragment reads of a warp over the 32 banks (see
-// OperandTiles).
+// kPad is the shared rows' padding that spreads a warp's accesses over the
+// 32 banks (see OperandTiles); kInstructionK the tensor-core instruction's
+// depth.
 struct SimtFp32 {
-  static constexpr int kPasses = 0, kInstructionK = 1, kPad = 4;
-  static constexpr bool kBf16 = false;
+  static constexpr int kPasses = 0, kPad = 4;
 };
 template <int Passes>
 struct TensorCoreTf32 {
@@ -285,6 +284,7 @@ using TileLarge = Tile<128, 128, 8, 8>;  // M > 64
 using TileMedium = Tile<64, 128, 4, 8>;  // 32 < M <= 64
 using TileSmall = Tile<32, 128, 4, 4>;   // 8 < M <= 32
 using TileTiny = Tile<8, 256, 2, 4>;     // M <= 8 (Cout = 1 or 3, Cin = 3 or 6)
+static_assert(TileTiny::BM == kFp32OnlyRows, "the FP32-only tile takes exactly the layers reported as fp32");
 using TileNarrow = Tile<128, 32, 4, 4>;  // M > 32, N <= 32 (the U-Net bottleneck at small batch)
 
 // The tensor-core forms take K 16 deep per tile (two instruction steps per
@@ -1120,7 +1120,7 @@ void run_at(typename Op::Params& p, int phases, int max_n, int max_k) {
     launch<Op, TileFor<TileLarge, Math>, Math>(p, phases, max_n, max_k);
   else if (p.common.M > 32)
     launch<Op, TileFor<TileMedium, Math>, Math>(p, phases, max_n, max_k);
-  else if (p.common.M > 8)
+  else if (p.common.M > kFp32OnlyRows)
     launch<Op, TileFor<TileSmall, Math>, Math>(p, phases, max_n, max_k);
   else
     launch<Op, TileTiny, SimtFp32>(p, phases, max_n, max_k);

@@ -240,6 +240,14 @@ struct RecordingCopy {
   }
 };
 
+template <class Math>
+constexpr bool bf16_operands() {
+  if constexpr (Math::kPasses == 0)
+    return false;
+  else
+    return Math::kBf16;
+}
+
 // Runs the kernel of configuration Cfg and Math for `p` as a launch would, on the host.
 template <class Op, class Cfg, class Math>
 void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_t sm_count, bool reverse) {
@@ -252,7 +260,7 @@ void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_
   using Thread = GemmThread<Op, Cfg, Math>;
   auto shared = std::make_unique<GemmShared<Cfg, Math>>();
   std::vector<Thread> threads(Cfg::kThreads);
-  WarpPlayer player(Cfg::kThreads, Math::kBf16);
+  WarpPlayer player(Cfg::kThreads, bf16_operands<Math>());
   CopyQueue copies(Cfg::kThreads, &player.current);
   const auto each = [&](auto&& step) {
     for (int k = 0; k < Cfg::kThreads; ++k) {
@@ -469,7 +477,7 @@ void record(const std::string& what, Case& c, Guarded& actual, const Reference& 
   if (Accuracy<Math>::rounds) {
     ++rounded_runs;
     if (compare(actual, expected, kFp32Bound).failures > 0) ++rounded_runs_missing_fp32;
-    if (Math::kBf16 && compare(actual, expected, kTf32Bound).failures > 0) ++bf16_runs_missing_tf32;
+    if (bf16_operands<Math>() && compare(actual, expected, kTf32Bound).failures > 0) ++bf16_runs_missing_tf32;
   }
 }
 
