@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include <pixgrad/kernels/alignment.h>
 #include <pixgrad/kernels/elementwise_ops.h>
 #include <pixgrad/kernels/optimizer_steps.h>
 
@@ -46,9 +47,6 @@ struct AdamTensor {
   float* exp_avg_sq;
   int64_t n;
 };
-
-// Host only: whether float4 packs can be loaded from and stored to `pointer`.
-inline bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
 // Host only: how many elements a thread updates at once, 4 when every array
 // of the tensor is 16-byte aligned, else 1.

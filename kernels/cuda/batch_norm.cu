@@ -57,6 +57,7 @@
 
 #include <pixgrad/kernels/cuda/elementwise.h>
 #include <pixgrad/kernels/cuda/device_helpers.cuh>
+#include <pixgrad/kernels/alignment.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
 #include <pixgrad/kernels/cuda/workspace.h>
 
@@ -293,7 +294,6 @@ __global__ void variance_from_invstd_kernel(int64_t channels, const float* invst
 
 // ---- handwritten launchers ------------------------------------------------------------
 
-bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
 // Runs launch(std::integral_constant<int, W>) with W = 4 (float4 packs) or 1.
 template <typename Launch>

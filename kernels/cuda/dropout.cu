@@ -13,6 +13,7 @@
 #include <pixgrad/kernels/cuda/dropout.h>
 
 #include <pixgrad/kernels/philox.h>
+#include <pixgrad/kernels/alignment.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad::kernels::cuda {
@@ -45,7 +46,7 @@ void dropout_mask(Gpu, float* mask, int64_t n, double p, uint64_t seed, uint64_t
   if (n <= 0) return;
   const float keep_scale = static_cast<float>(1.0 / (1.0 - p));
   const float threshold = static_cast<float>(p);
-  const bool aligned = reinterpret_cast<uintptr_t>(mask) % 16 == 0;
+  const bool aligned = aligned16(mask);
   dropout_mask_kernel<<<::pixgrad::cuda::blocks_for((n + 3) / 4, kThreads), kThreads, 0,
                         ::pixgrad::cuda::current_stream()>>>(mask, n, seed, offset, threshold, keep_scale, aligned);
   PIXGRAD_CUDA_CHECK_LAUNCH();

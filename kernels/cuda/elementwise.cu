@@ -14,6 +14,7 @@
 #include <pixgrad/kernels/cuda/elementwise.h>
 
 #include <pixgrad/kernels/cuda/device_helpers.cuh>
+#include <pixgrad/kernels/alignment.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad::kernels::cuda {
@@ -47,7 +48,6 @@ __global__ void map_kernel(Op op, int64_t n, float* out, Inputs... inputs) {
   }
 }
 
-bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
 // out[i] = op(inputs[i]...) for i < n.
 template <typename Op, typename... Inputs>

@@ -16,6 +16,7 @@
 #include <pixgrad/kernels/cuda/random.h>
 
 #include <pixgrad/kernels/philox.h>
+#include <pixgrad/kernels/alignment.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
 
 namespace pixgrad::kernels::cuda {
@@ -53,7 +54,7 @@ __global__ void fill_normal_kernel(float* out, int64_t n, uint64_t seed, uint64_
 
 void fill_uniform(Gpu, float* out, int64_t n, uint64_t seed, uint64_t offset, double low, double high) {
   if (n <= 0) return;
-  const bool aligned = reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  const bool aligned = aligned16(out);
   fill_uniform_kernel<<<::pixgrad::cuda::blocks_for((n + 3) / 4, kThreads), kThreads, 0,
                         ::pixgrad::cuda::current_stream()>>>(out, n, seed, offset, static_cast<float>(low),
                                                              static_cast<float>(high - low), aligned);

@@ -22,6 +22,7 @@
 
 #include <pixgrad/kernels/cuda/device_helpers.cuh>
 #include <pixgrad/kernels/cuda/elementwise.h>
+#include <pixgrad/kernels/alignment.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
 #include <pixgrad/kernels/cuda/workspace.h>
 
@@ -86,7 +87,6 @@ __global__ void finish_sum_kernel(const double* partials, int64_t count, float* 
   if (threadIdx.x == 0) *out = static_cast<float>(total);
 }
 
-bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
 
 template <typename Term, typename... Inputs>
