@@ -23,6 +23,7 @@
 #include "environment_scope.h"
 #include "tiny_run.h"
 
+#include <pixgrad/kernels/conv_settings.h>
 #ifdef PIXGRAD_WITH_CUDA
 #include <pixgrad/kernels/cuda/conv2d.h>
 #endif
@@ -43,21 +44,19 @@ training::TrainConfig config_with(const std::string& precision, bool tf32) {
   return c;
 }
 
-#ifdef PIXGRAD_WITH_CUDA
-// The process-wide CUDA convolution settings, put back after a test that
-// changes them (declare it after the EnvironmentScope: it reads them).
-class CudaSettingsScope {
+// The process-wide convolution settings, put back after a test that changes
+// them (declare it after the EnvironmentScope: it reads them).
+class SettingsScope {
  public:
-  ~CudaSettingsScope() {
-    kernels::cuda::set_conv_precision(precision_);
-    kernels::cuda::set_conv_impl(impl_);
+  ~SettingsScope() {
+    kernels::set_conv_precision(precision_);
+    kernels::set_conv_impl(impl_);
   }
 
  private:
-  const kernels::cuda::ConvPrecision precision_ = kernels::cuda::conv_precision();
-  const kernels::cuda::ConvImpl impl_ = kernels::cuda::conv_impl();
+  const kernels::ConvPrecision precision_ = kernels::conv_precision();
+  const kernels::ConvImpl impl_ = kernels::conv_impl();
 };
-#endif
 
 }  // namespace
 
@@ -101,7 +100,7 @@ TEST_CASE("A resumed run's --tf32=false turns a saved tf32 into fp32 and keeps f
   const std::pair<training::TrainConfig, const char*> cases[] = {
       {config_with("3xtf32", false), "3xtf32"}, {config_with("fp32", false), "fp32"},
       {config_with("tf32", true), "fp32"},      {config_with("tf32", false), "fp32"},
-      {config_with("", true), "fp32"},
+      {config_with("", true), "fp32"},          {config_with("", false), "fp32"},  // unrecorded: not the environment's
   };
   for (const auto& [saved, expected] : cases) {
     INFO("saved --precision '" << saved.precision << "', --tf32 " << saved.tf32);
@@ -127,38 +126,31 @@ TEST_CASE("The precision is saved with the run's options and read back", "[preci
 
 TEST_CASE("Selecting the precision and convolutions returns the settings in effect", "[precision]") {
   const testing::EnvironmentScope clean(kSettingVariables, {});
-#ifdef PIXGRAD_WITH_CUDA
-  const CudaSettingsScope settings;
-#endif
+  const SettingsScope settings;
   CHECK(training::select_precision("3xtf32", false) == "3xtf32");
   CHECK(training::select_precision("", true) == "tf32");
   CHECK(training::select_precision("fp32", false) == "fp32");
-#ifdef PIXGRAD_WITH_CUDA
+  CHECK(training::select_precision("bf16", false) == "bf16");
   // Nothing asked for: the setting in effect (on first use, the environment's), never "".
-  kernels::cuda::set_conv_precision(kernels::cuda::ConvPrecision::Tf32x3);
+  kernels::set_conv_precision(kernels::ConvPrecision::Tf32x3);
   CHECK(training::select_precision("", false) == "3xtf32");
-  kernels::cuda::set_conv_impl(kernels::cuda::ConvImpl::Cudnn);
+  kernels::set_conv_impl(kernels::ConvImpl::Cudnn);
   CHECK(training::select_conv_impl("") == "cudnn");
+  // Every build accepts every implementation (CPU convolutions are ours whatever it says).
   CHECK(training::select_conv_impl("cublas") == "cublas");
-#else
-  CHECK(training::select_precision("", false) == "fp32");
-  CHECK(training::select_conv_impl("") == "handwritten");
   CHECK(training::select_conv_impl("handwritten") == "handwritten");
-#endif
+  CHECK_THROWS_WITH(training::select_conv_impl("CUDNN"),
+                    Contains("--conv-impl: unknown 'CUDNN' (expected handwritten, cudnn or cublas)"));
 }
 
 TEST_CASE("A run records the precision and convolutions in effect, never an empty setting", "[precision][training]") {
   const testing::EnvironmentScope clean(kSettingVariables, {});
   if (!testing::have_shared_data(testing::facades_root())) return;
-#ifdef PIXGRAD_WITH_CUDA
-  const CudaSettingsScope settings;
+  const SettingsScope settings;
   // As PIXGRAD_PRECISION=tf32 and PIXGRAD_CONV_IMPL=cublas would set them.
-  kernels::cuda::set_conv_precision(kernels::cuda::ConvPrecision::Tf32);
-  kernels::cuda::set_conv_impl(kernels::cuda::ConvImpl::Cublas);
+  kernels::set_conv_precision(kernels::ConvPrecision::Tf32);
+  kernels::set_conv_impl(kernels::ConvImpl::Cublas);
   const std::string precision = "tf32", impl = "cublas";
-#else
-  const std::string precision = "fp32", impl = "handwritten";
-#endif
   const std::filesystem::path out = testing::fresh_folder("precision_recorded");
   training::TrainConfig config = testing::tiny_config("paper", out);
   config.device = "cpu";
@@ -175,25 +167,54 @@ TEST_CASE("A run records the precision and convolutions in effect, never an empt
   std::filesystem::remove_all(out);
 }
 
-#ifdef PIXGRAD_WITH_CUDA
-TEST_CASE("The precision option sets the CUDA convolutions' arithmetic", "[precision]") {
-  namespace cuda = kernels::cuda;
-  const testing::EnvironmentScope clean(kSettingVariables, {});
-  const CudaSettingsScope settings;
-  for (const char* name : {"fp32", "tf32", "3xtf32", "bf16"}) {
-    CHECK(std::string(cuda::to_string(cuda::parse_conv_precision(name))) == name);
-    training::select_precision(name, false);
-    CHECK(std::string(cuda::to_string(cuda::conv_precision())) == name);
-    CHECK(cuda::allow_tf32() == (std::string(name) == "tf32"));  // cuDNN and cuBLAS: TF32 only for tf32
-  }
-  training::select_precision("", true);
-  CHECK(cuda::conv_precision() == cuda::ConvPrecision::Tf32);
+TEST_CASE("An explicit --tf32=false on a new run means fp32, whatever the environment says", "[precision][training]") {
+  const testing::EnvironmentScope tf32_environment(kSettingVariables, {{"PIXGRAD_PRECISION", "tf32"}});
+  if (!testing::have_shared_data(testing::facades_root())) return;
+  const SettingsScope settings;
+  kernels::set_conv_precision(kernels::conv_precision_from_environment());  // as on first use
+  const std::filesystem::path out = testing::fresh_folder("precision_tf32_false");
+  training::TrainConfig config = testing::tiny_config("paper", out);
+  config.device = "cpu";
+  config.max_iterations = 1;
+  REQUIRE(training::Trainer(config, "", {"tf32"}).run().trained == 1);
+  const nlohmann::json options = nlohmann::json::parse(std::ifstream(out / "options.json"));
+  CHECK(options["precision"] == "fp32");
+  std::filesystem::remove_all(out);
 }
 
+TEST_CASE("Recorded settings are checked like a command line's, a nested value named by its type", "[precision]") {
+  training::TrainConfig saved = config_with("bf16", true);
+  CHECK_THROWS_WITH(training::validate(saved), Contains("--tf32 and --precision bf16 disagree"));
+  saved = config_with("fp32", false);
+  saved.conv_impl = "garbage";
+  CHECK_THROWS_WITH(training::validate(saved),
+                    Contains("--conv-impl must be handwritten, cudnn or cublas, not 'garbage'"));
+  // A deeply nested value is named by its type, not dumped (dumping recurses as deep as it nests).
+  nlohmann::json options = training::to_json(config_with("fp32", false));
+  nlohmann::json nested = nlohmann::json::array();
+  for (int i = 0; i < 1000; ++i) nested = nlohmann::json::array({nested});
+  options["precision"] = nested;
+  CHECK_THROWS_WITH(training::config_from_json(options), Contains("field 'precision' is an array"));
+}
+
+TEST_CASE("The precision option sets the CUDA convolutions' arithmetic", "[precision]") {
+  const testing::EnvironmentScope clean(kSettingVariables, {});
+  const SettingsScope settings;
+  for (const char* name : {"fp32", "tf32", "3xtf32", "bf16"}) {
+    CHECK(std::string(kernels::to_string(kernels::parse_conv_precision(name))) == name);
+    training::select_precision(name, false);
+    CHECK(std::string(kernels::to_string(kernels::conv_precision())) == name);
+    CHECK(kernels::allow_tf32() == (std::string(name) == "tf32"));  // cuDNN and cuBLAS: TF32 only for tf32
+  }
+  training::select_precision("", true);
+  CHECK(kernels::conv_precision() == kernels::ConvPrecision::Tf32);
+}
+
+#ifdef PIXGRAD_WITH_CUDA
 TEST_CASE("The handwritten kernels report FP32 for the layers their FP32-only tile runs", "[precision]") {
   namespace cuda = kernels::cuda;
   const testing::EnvironmentScope clean(kSettingVariables, {});
-  const CudaSettingsScope settings;
+  const SettingsScope settings;
   cuda::set_conv_precision(cuda::ConvPrecision::Bf16);
   // out_channels rows in forward and backward weight, in_channels in backward data.
   const int64_t edge = cuda::detail::kFp32OnlyRows;
@@ -205,9 +226,9 @@ TEST_CASE("The handwritten kernels report FP32 for the layers their FP32-only ti
   CHECK(cuda::conv_choice(cuda::ConvImpl::Handwritten, cuda::ConvPass::Forward, wide).math == "bf16");
   CHECK(cuda::conv_choice(cuda::ConvImpl::Handwritten, cuda::ConvPass::BackwardData, wide).math == "fp32");
 }
+#endif
 
 TEST_CASE("PIXGRAD_TF32 contradicts PIXGRAD_PRECISION only over tf32", "[precision]") {
-  namespace cuda = kernels::cuda;
   struct Case {
     std::map<std::string, std::string> environment;
     const char* precision;  // nullptr: refused as a contradiction
@@ -228,17 +249,16 @@ TEST_CASE("PIXGRAD_TF32 contradicts PIXGRAD_PRECISION only over tf32", "[precisi
     const testing::EnvironmentScope environment(kSettingVariables, c.environment);
     INFO("environment " << nlohmann::json(c.environment).dump());
     if (c.precision)
-      CHECK(std::string(cuda::to_string(cuda::conv_precision_from_environment())) == c.precision);
+      CHECK(std::string(kernels::to_string(kernels::conv_precision_from_environment())) == c.precision);
     else
-      CHECK_THROWS_WITH(cuda::conv_precision_from_environment(), Contains("contradicts PIXGRAD_TF32="));
+      CHECK_THROWS_WITH(kernels::conv_precision_from_environment(), Contains("contradicts PIXGRAD_TF32="));
+  }
+  // A long or odd value is cut and made printable in the message.
+  const testing::EnvironmentScope long_value(kSettingVariables, {{"PIXGRAD_PRECISION", std::string(5000, 'x') + "\n"}});
+  try {
+    kernels::conv_precision_from_environment();
+    FAIL("a 5000-character PIXGRAD_PRECISION was accepted");
+  } catch (const Error& error) {
+    CHECK(std::string(error.what()).size() < 200);
   }
 }
-#else
-TEST_CASE("A build without CUDA accepts every precision (CPU convolutions compute in FP32)", "[precision]") {
-  const testing::EnvironmentScope clean(kSettingVariables, {});
-  CHECK(training::select_precision("tf32", false) == "tf32");
-  CHECK(training::select_precision("3xtf32", false) == "3xtf32");
-  CHECK(training::select_precision("bf16", false) == "bf16");
-  CHECK_THROWS_WITH(training::select_conv_impl("cudnn"), Contains("--conv-impl cudnn: pixgrad was built without CUDA"));
-}
-#endif

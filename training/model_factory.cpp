@@ -1,9 +1,7 @@
 #include <pixgrad/training/model_factory.h>
 
-#include <algorithm>
-
 #include <pixgrad/core/error.h>
-#include <pixgrad/kernels/cuda/conv2d.h>
+#include <pixgrad/kernels/conv_settings.h>
 
 namespace pixgrad::training {
 
@@ -73,29 +71,28 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std
 }
 
 std::string select_conv_impl(const std::string& name) {
-#ifdef PIXGRAD_WITH_CUDA
-  if (!name.empty()) kernels::cuda::set_conv_impl(kernels::cuda::parse_conv_impl(name));
-  return kernels::cuda::to_string(kernels::cuda::conv_impl());  // reads the environment when name is ""
-#else
-  PIXGRAD_CHECK(name.empty() || name == "handwritten", "--conv-impl ", name, ": pixgrad was built without CUDA");
-  return "handwritten";
-#endif
+  if (!name.empty()) {
+    try {
+      kernels::set_conv_impl(kernels::parse_conv_impl(name));
+    } catch (const Error& error) {
+      fail("--conv-impl: ", error.what());
+    }
+  }
+  return kernels::to_string(kernels::conv_impl());  // reads the environment when name is ""
 }
 
 std::string select_precision(const std::string& precision, bool tf32) {
   const std::string wanted = !precision.empty() ? precision : tf32 ? "tf32" : "";
   PIXGRAD_CHECK(!tf32 || wanted == "tf32", "--tf32 and --precision ", precision, " disagree");
-  // Checked in both builds, so that a command line valid in one is valid in the other.
-  const std::vector<std::string>& names = precision_names();
-  PIXGRAD_CHECK(wanted.empty() || std::find(names.begin(), names.end(), wanted) != names.end(),
-                "--precision: unknown '", wanted, "' (expected ", precision_name_list(), ")");
-#ifdef PIXGRAD_WITH_CUDA
-  if (!wanted.empty()) kernels::cuda::set_conv_precision(kernels::cuda::parse_conv_precision(wanted));
+  if (!wanted.empty()) {
+    try {
+      kernels::set_conv_precision(kernels::parse_conv_precision(wanted));
+    } catch (const Error& error) {
+      fail("--precision: ", error.what());
+    }
+  }
   // Reads the environment when nothing was asked for, so that a bad value fails before any work.
-  return kernels::cuda::to_string(kernels::cuda::conv_precision());
-#else
-  return wanted.empty() ? "fp32" : wanted;
-#endif
+  return kernels::to_string(kernels::conv_precision());
 }
 
 }  // namespace pixgrad::training

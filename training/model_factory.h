@@ -26,14 +26,14 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& config, const std
 
 // Picks the CUDA convolution implementation: "handwritten" (ours), "cudnn"
 // or "cublas"; "" keeps the default (PIXGRAD_CONV_IMPL, else handwritten).
-// Returns the implementation in effect (always "handwritten" without CUDA).
+// Returns the setting in effect, for the run's records. The same in every
+// build (kernels/conv_settings.h): CPU convolutions are ours whatever it says.
 std::string select_conv_impl(const std::string& name);
 // Sets the CUDA convolutions' arithmetic (--precision, precision_names();
 // --tf32 is the same as --precision tf32); "" and false keep the default
-// (PIXGRAD_PRECISION or PIXGRAD_TF32, else fp32). Returns the precision in
-// effect, for the run's records; without CUDA, the one asked for or "fp32"
-// (accepted, so that a command line means the same in both builds). CPU
-// convolutions always compute in FP32.
+// (PIXGRAD_PRECISION or PIXGRAD_TF32, else fp32). Returns the setting in
+// effect, for the run's records; the same in every build. CPU convolutions
+// always compute in FP32.
 std::string select_precision(const std::string& precision, bool tf32);
 
 }  // namespace pixgrad::training

@@ -10,6 +10,7 @@
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/file_io.h>
 #include <pixgrad/data/datasets.h>
+#include <pixgrad/kernels/conv_settings.h>
 #include <pixgrad/models/gan.h>
 #include <pixgrad/models/presets.h>
 
@@ -54,7 +55,9 @@ namespace {
 // must fit the field's type (no silent wrap-around), floating values must be
 // finite and strings short and free of control characters.
 [[noreturn]] void bad_field(const char* field, const nlohmann::json& value, const char* expected) {
-  std::string shown = value.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  // Only a scalar is shown: dumping a deeply nested value would recurse as deep.
+  std::string shown = value.is_structured() ? std::string("an ") + value.type_name()
+                                            : value.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
   if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
   fail("training options: field '", field, "' is ", shown, ", not ", expected);
 }
@@ -126,28 +129,21 @@ TrainConfig merge_for_resume(const TrainConfig& saved, const TrainConfig& reques
 #undef PIXGRAD_STEER
   // --tf32 and --precision name one setting. A --precision given now replaces
   // the saved one; --tf32 alone replaces it with tf32, and --tf32=false only
-  // turns off a saved tf32 (it says "not tf32", which fp32 and 3xtf32 are).
+  // turns off a saved tf32 (it says "not tf32", which fp32, 3xtf32 and bf16
+  // are) or an older run's unrecorded one.
   if (explicit_fields.count("precision") && !explicit_fields.count("tf32")) merged.tf32 = false;
   if (explicit_fields.count("tf32") && !explicit_fields.count("precision")) {
     if (requested.tf32)
       merged.precision = "tf32";
-    else if (saved.tf32 || saved.precision == "tf32")
+    else if (saved.tf32 || saved.precision == "tf32" || saved.precision.empty())
       merged.precision = "fp32";
   }
   return merged;
 }
 
-const std::vector<std::string>& precision_names() {
-  static const std::vector<std::string> names = {"fp32", "tf32", "3xtf32", "bf16"};
-  return names;
-}
+const std::vector<std::string>& precision_names() { return kernels::conv_precision_names(); }
 
-std::string precision_name_list() {
-  const std::vector<std::string>& names = precision_names();
-  std::string list;
-  for (size_t i = 0; i < names.size(); ++i) list += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
-  return list;
-}
+std::string precision_name_list() { return kernels::listed_names(precision_names()); }
 
 std::string option_name(const std::string& field) {
   std::string name = field;
@@ -197,6 +193,9 @@ void validate(const TrainConfig& c) {
                 "--precision must be ", precision_name_list(), ", not '", io::printable(c.precision), "'");
   PIXGRAD_CHECK(!c.tf32 || c.precision.empty() || c.precision == "tf32", "--tf32 and --precision ", c.precision,
                 " disagree");
+  const std::vector<std::string>& impls = kernels::conv_impl_names();
+  PIXGRAD_CHECK(c.conv_impl.empty() || std::find(impls.begin(), impls.end(), c.conv_impl) != impls.end(),
+                "--conv-impl must be ", kernels::listed_names(impls), ", not '", io::printable(c.conv_impl), "'");
   PIXGRAD_CHECK(!c.sync_bn || c.norm == "batch", "--sync-bn synchronises batch norm, but --norm is ",
                 io::printable(c.norm));
   // Below a second, a collective would time out on an ordinary step's jitter.

@@ -827,6 +827,7 @@ nlohmann::json to_json(const Record& r) {
 int main(int argc, char** argv) {
   Options options;
   CLI::App app{"bench_kernels: pixgrad's kernels (CPU, CUDA, cuDNN, cuBLAS) at the pix2pix layer shapes"};
+  apps::last_value_wins(app);
   app.add_flag("--quick", options.quick,
                "Short run: batch 1, few repetitions, with a GPU only the GPU implementations "
                "(under 30 s on a 2-core CPU)");
@@ -861,7 +862,7 @@ int main(int argc, char** argv) {
   app.add_flag("--gemm-only", options.gemm_only, "Run only the plain CPU SGEMM sweep");
   app.add_option("--isa", options.isa, "Instruction set of the SGEMM sweep (default: the best this CPU supports)")
       ->check(CLI::IsMember({"avx512", "avx2", "scalar"}));
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = apps::parse_command_line(app, argc, argv, "bench_kernels")) return *status;
 
   try {
     if (options.quick) {

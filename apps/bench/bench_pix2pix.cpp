@@ -222,6 +222,7 @@ struct Phases {
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_pix2pix: time pix2pix training steps (both presets, several batch sizes)"};
+  apps::last_value_wins(app);
   std::string presets = "paper,chainer", batches = "1,4,16", device_name = "auto", json_path, conv_impl;
   int size = 256, iterations = 5, warmup = 2, input_channels = 0;
   training::TrainConfig data_config;
@@ -257,7 +258,7 @@ int main(int argc, char** argv) {
       "high-water mark (CUDA only); RSS MiB, the process's peak resident memory (VmHWM) while the configuration "
       "ran, or, where the kernel cannot reset that mark, the peak so far in the process (configurations run "
       "smallest batch first).");
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = apps::parse_command_line(app, argc, argv, "bench_pix2pix")) return *status;
 
   try {
     const Device device = Device::parse(device_name);

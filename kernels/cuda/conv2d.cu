@@ -1,19 +1,15 @@
 // The CUDA convolution dispatcher: which implementation runs, and the checks
 // every implementation relies on.
 //
-// The choice is process-wide (an atomic, so reading it costs nothing on the
-// hot path): PIXGRAD_CONV_IMPL on first use, set_conv_impl afterwards (the
-// apps' --conv-impl). The three implementations compute the same function;
-// they differ in speed and in how many kernels they launch, never in results
-// beyond float rounding.
+// The choice is process-wide (kernels/conv_settings.h). The three
+// implementations compute the same function; they differ in speed and in
+// how many kernels they launch, never in results beyond float rounding.
 //
 // Validation lives here so that the implementations can assume a sane
 // geometry with batch >= 1: an empty batch is handled once for all of them
 // (nothing to write, or a zero gradient), without launching anything.
 #include <pixgrad/kernels/cuda/conv2d.h>
 
-#include <atomic>
-#include <cstdlib>
 #include <sstream>
 #include <string>
 
@@ -22,20 +18,6 @@
 
 namespace pixgrad::kernels::cuda {
 namespace {
-
-constexpr int kUnset = -1;
-std::atomic<int> g_conv_impl{kUnset};
-std::atomic<int> g_precision{kUnset};
-
-ConvImpl impl_from_environment() {
-  const char* text = std::getenv("PIXGRAD_CONV_IMPL");
-  if (text == nullptr || text[0] == '\0') return ConvImpl::Handwritten;
-  try {
-    return parse_conv_impl(text);
-  } catch (const Error& error) {
-    fail("PIXGRAD_CONV_IMPL: ", error.what());
-  }
-}
 
 std::string describe(const Conv2dGeometry& g) {
   std::ostringstream out;
@@ -56,91 +38,7 @@ void check_pointer(const char* op, const char* role, const void* pointer) {
   PIXGRAD_CHECK(pointer != nullptr, op, " (cuda): ", role, " is null");
 }
 
-// The setting stored in `slot`, or on first use the one `from_environment`
-// reads (a bad variable throws there, on every call, until a setter is used).
-template <class FromEnvironment>
-auto setting_or_environment(std::atomic<int>& slot, FromEnvironment from_environment) {
-  using Setting = decltype(from_environment());
-  int value = slot.load(std::memory_order_acquire);
-  if (value == kUnset) {
-    int expected = kUnset;
-    slot.compare_exchange_strong(expected, static_cast<int>(from_environment()), std::memory_order_acq_rel);
-    value = slot.load(std::memory_order_acquire);
-  }
-  return static_cast<Setting>(value);
-}
-
 }  // namespace
-
-ConvImpl parse_conv_impl(const std::string& text) {
-  if (text == "handwritten") return ConvImpl::Handwritten;
-  if (text == "cudnn") return ConvImpl::Cudnn;
-  if (text == "cublas") return ConvImpl::Cublas;
-  fail("conv impl: unknown '", text, "' (expected handwritten, cudnn or cublas)");
-}
-
-const char* to_string(ConvImpl impl) {
-  switch (impl) {
-    case ConvImpl::Handwritten: return "handwritten";
-    case ConvImpl::Cudnn: return "cudnn";
-    case ConvImpl::Cublas: return "cublas";
-  }
-  return "unknown";
-}
-
-ConvImpl conv_impl() { return setting_or_environment(g_conv_impl, impl_from_environment); }
-
-void set_conv_impl(ConvImpl impl) { g_conv_impl.store(static_cast<int>(impl), std::memory_order_release); }
-
-ConvPrecision parse_conv_precision(const std::string& text) {
-  if (text == "fp32") return ConvPrecision::Fp32;
-  if (text == "tf32") return ConvPrecision::Tf32;
-  if (text == "3xtf32") return ConvPrecision::Tf32x3;
-  if (text == "bf16") return ConvPrecision::Bf16;
-  fail("precision: unknown '", text, "' (expected fp32, tf32, 3xtf32 or bf16)");
-}
-
-const char* to_string(ConvPrecision precision) {
-  switch (precision) {
-    case ConvPrecision::Fp32: return "fp32";
-    case ConvPrecision::Tf32: return "tf32";
-    case ConvPrecision::Tf32x3: return "3xtf32";
-    case ConvPrecision::Bf16: return "bf16";
-  }
-  return "unknown";
-}
-
-// PIXGRAD_PRECISION, or the older PIXGRAD_TF32 switch. Both set contradict
-// only over TF32 itself: PIXGRAD_TF32=0 says "not tf32", which 3xtf32 (or
-// fp32) respects.
-ConvPrecision conv_precision_from_environment() {
-  const char* tf32_text = std::getenv("PIXGRAD_TF32");
-  const bool tf32_set = tf32_text != nullptr && tf32_text[0] != '\0';
-  if (tf32_set && std::string(tf32_text) != "0" && std::string(tf32_text) != "1")
-    fail("PIXGRAD_TF32: '", tf32_text, "' is neither 1 nor 0");
-  const bool tf32_on = tf32_set && std::string(tf32_text) == "1";
-  const char* text = std::getenv("PIXGRAD_PRECISION");
-  if (text == nullptr || text[0] == '\0') return tf32_on ? ConvPrecision::Tf32 : ConvPrecision::Fp32;
-  ConvPrecision precision;
-  try {
-    precision = parse_conv_precision(text);
-  } catch (const Error& error) {
-    fail("PIXGRAD_PRECISION: ", error.what());
-  }
-  PIXGRAD_CHECK(!tf32_set || tf32_on == (precision == ConvPrecision::Tf32), "PIXGRAD_PRECISION=", text,
-                " contradicts PIXGRAD_TF32=", tf32_text);
-  return precision;
-}
-
-ConvPrecision conv_precision() { return setting_or_environment(g_precision, conv_precision_from_environment); }
-
-void set_conv_precision(ConvPrecision precision) {
-  g_precision.store(static_cast<int>(precision), std::memory_order_release);
-}
-
-bool allow_tf32() { return conv_precision() == ConvPrecision::Tf32; }
-
-void set_allow_tf32(bool allow) { set_conv_precision(allow ? ConvPrecision::Tf32 : ConvPrecision::Fp32); }
 
 const char* to_string(ConvPass pass) {
   switch (pass) {

@@ -21,23 +21,25 @@
 
 #include <string>
 
+#include <pixgrad/kernels/conv_settings.h>
 #include <pixgrad/kernels/device_tags.h>
 #include <pixgrad/kernels/shapes.h>
 
 namespace pixgrad::kernels::cuda {
 
-enum class ConvImpl { Handwritten, Cudnn, Cublas };
-
-// The process-wide implementation used by the impl-less overloads below. On
-// first use it is read from the environment variable PIXGRAD_CONV_IMPL
-// (handwritten | cudnn | cublas; unset or empty means handwritten; anything
-// else throws pixgrad::Error). set_conv_impl overrides it.
-ConvImpl conv_impl();
-void set_conv_impl(ConvImpl impl);
-// "handwritten" | "cudnn" | "cublas"; anything else throws pixgrad::Error
-// "conv impl: unknown 'x' (expected handwritten, cudnn or cublas)".
-ConvImpl parse_conv_impl(const std::string& text);
-const char* to_string(ConvImpl impl);
+// The settings are plain C++, in every build (kernels/conv_settings.h).
+using ::pixgrad::kernels::allow_tf32;
+using ::pixgrad::kernels::conv_impl;
+using ::pixgrad::kernels::conv_precision;
+using ::pixgrad::kernels::conv_precision_from_environment;
+using ::pixgrad::kernels::ConvImpl;
+using ::pixgrad::kernels::ConvPrecision;
+using ::pixgrad::kernels::parse_conv_impl;
+using ::pixgrad::kernels::parse_conv_precision;
+using ::pixgrad::kernels::set_allow_tf32;
+using ::pixgrad::kernels::set_conv_impl;
+using ::pixgrad::kernels::set_conv_precision;
+using ::pixgrad::kernels::to_string;
 
 // Device pointers. Outputs are overwritten (grad_bias too); bias and
 // grad_bias may be nullptr. backward_weight sums over the batch. Invalid
@@ -51,39 +53,6 @@ void conv2d_backward_data(Gpu, const Conv2dGeometry& g, const float* grad_output
                           float* grad_input);
 void conv2d_backward_weight(Gpu, const Conv2dGeometry& g, const float* input, const float* grad_output,
                             float* grad_weight, float* grad_bias);
-
-// The convolutions' arithmetic, process-wide:
-//   Fp32    FP32 FMAs on the CUDA cores (the default, and the reference)
-//   Tf32    TF32 tensor cores: operands rounded to 10-bit mantissas, FP32
-//           accumulation. cuDNN may choose tensor-op algorithms, cuBLAS runs
-//           its TF32 GEMMs, the handwritten kernels use mma.sync.
-//   Tf32x3  the handwritten kernels split each operand into two TF32 parts
-//           and issue three tensor-core products (error near FP32's);
-//           cuDNN and cuBLAS, which have no such mode, compute in FP32.
-//   Bf16    the handwritten kernels round operands to bf16 (8 significant
-//           bits) for bf16 tensor cores, FP32 accumulation, tensors FP32 in
-//           memory; cuDNN and cuBLAS compute in FP32.
-// The handwritten kernels' layers of at most 8 channels stay FP32 (no
-// tensor-core tile fits them: detail::kFp32OnlyRows). On first use the precision is read from
-// PIXGRAD_PRECISION (fp32 | tf32 | 3xtf32 | bf16), or else PIXGRAD_TF32 ("1" is
-// tf32, "0" fp32); unset means fp32 and anything else throws, as does a
-// pair that contradicts itself (PIXGRAD_TF32=1 beside a precision other than
-// tf32, or PIXGRAD_TF32=0 beside tf32). set_conv_precision overrides it (the
-// apps' --precision).
-enum class ConvPrecision { Fp32, Tf32, Tf32x3, Bf16 };
-ConvPrecision conv_precision();
-// What the environment asks for, read afresh on every call (conv_precision
-// reads it once).
-ConvPrecision conv_precision_from_environment();
-void set_conv_precision(ConvPrecision precision);
-// "fp32" | "tf32" | "3xtf32" | "bf16"; anything else throws pixgrad::Error
-// "precision: unknown 'x' (expected fp32, tf32, 3xtf32 or bf16)".
-ConvPrecision parse_conv_precision(const std::string& text);
-const char* to_string(ConvPrecision precision);
-// conv_precision() == Tf32: whether cuDNN and cuBLAS may use TF32.
-bool allow_tf32();
-// Tf32 when true, Fp32 when false.
-void set_allow_tf32(bool allow);
 
 // The three passes of a convolution.
 enum class ConvPass { Forward, BackwardData, BackwardWeight };

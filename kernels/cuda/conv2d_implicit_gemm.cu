@@ -451,12 +451,13 @@ struct BackwardWeightOp {
 // order with __syncthreads between, and a host emulation can run them for 256
 // threads in turn to check the indexing without a GPU.
 
-// A (BK x BM) and B (BK x BN) tiles, k-major, double buffered. Rows are
+// A (BK x BM) and B (BK x BN) tiles, k-major, in `Buffers` buffers. Rows are
 // padded to keep them 16-byte aligned and to spread a warp's accesses over
 // the 32 banks: by 4 floats for SIMT, whose transposing stores (k fastest
-// across a warp) then hit distinct banks; by 8 for tensor cores, whose
-// fragment reads (k = lane % 4, row = lane / 4) then do, the reads being
-// repeated by every warp that shares the row while a store happens once.
+// across a warp) then hit distinct banks, and for bf16, whose fragment reads
+// (k = 2 * (lane % 4), row = lane / 4) do too; by 8 for TF32, whose fragment
+// reads (k = lane % 4) then do, at the price of copies and in-place rounding
+// that meet four to a bank (docs/cuda-conv.md weighs the two).
 template <class Cfg, int Pad, int Buffers>
 struct OperandTiles {
   alignas(16) float a[Buffers][Cfg::BK][Cfg::BM + Pad];
@@ -1034,21 +1035,21 @@ int multiprocessor_count() {
 }
 #endif  // PIXGRAD_CONV_HOST_MODEL
 
-// How a launch of `tiles` output tiles over `k_tiles` K-tiles is split. Every
-// configuration keeps two blocks resident per SM (launch bounds: <= 128
-// registers), so 2*SMs blocks form one wave. With fewer than half a wave of
-// tiles, K is split so that tiles * splits still fits in one wave (more
-// would only add waves and partial-sum traffic), into equal runs of whole
-// K-tiles, none empty, each at least kMinTilesPerSplit long. A function of
-// the shape and the SM count only, so a given GPU always sums in the same
-// order.
+// How a launch of `tiles` output tiles over `k_tiles` K-tiles is split,
+// given how many blocks of the kernel the GPU holds at once (one wave: two
+// per SM on an H100/H200, where the launch bounds allow 128 registers and
+// every tile's shared memory fits twice; fewer where shared memory is
+// smaller). With fewer than half a wave of tiles, K is split so that tiles *
+// splits still fits in one wave (more would only add waves and partial-sum
+// traffic), into equal runs of whole K-tiles, none empty, each at least
+// kMinTilesPerSplit long. A function of the shape and the GPU only, so a
+// given GPU always sums in the same order.
 struct SplitPlan {
   int splits;
   int k_per_split;
 };
 
-SplitPlan plan_splits(int64_t tiles, int64_t k_tiles, int bk, int64_t floats_per_split, int64_t sm_count) {
-  const int64_t resident_blocks = 2 * sm_count;
+SplitPlan plan_splits(int64_t tiles, int64_t k_tiles, int bk, int64_t floats_per_split, int64_t resident_blocks) {
   int64_t splits = 1;
   if (k_tiles >= 2 * kMinTilesPerSplit) {
     splits = std::min({resident_blocks / std::max<int64_t>(1, tiles), k_tiles / kMinTilesPerSplit,
@@ -1062,12 +1063,12 @@ SplitPlan plan_splits(int64_t tiles, int64_t k_tiles, int bk, int64_t floats_per
 
 // Fills in the split of `p` for tile configuration Cfg; the grid to launch.
 template <class Op, class Cfg>
-dim3 prepare_launch(typename Op::Params& p, int phases, int max_n, int max_k, int64_t sm_count) {
+dim3 prepare_launch(typename Op::Params& p, int phases, int max_n, int max_k, int64_t resident_blocks) {
   GemmCommon& c = p.common;
   const int64_t grid_n = ceil_div(max_n, Cfg::BN), grid_m = ceil_div(c.M, Cfg::BM);
   PIXGRAD_CHECK(grid_m <= 65535, "conv2d (cuda, handwritten): ", c.M, " channels are too many for one grid");
   const SplitPlan plan = plan_splits(grid_n * grid_m * phases, ceil_div(max_k, Cfg::BK), Cfg::BK,
-                                     static_cast<int64_t>(phases) * c.M * max_n, sm_count);
+                                     static_cast<int64_t>(phases) * c.M * max_n, resident_blocks);
   c.splits = plan.splits;
   c.k_per_split = plan.k_per_split;
   c.n_capacity = max_n;
@@ -1077,10 +1078,35 @@ dim3 prepare_launch(typename Op::Params& p, int phases, int max_n, int max_k, in
 }
 
 #ifndef PIXGRAD_CONV_HOST_MODEL
+// How many blocks of the kernel the current GPU holds at once, once per
+// device and kernel; the first call also lets a block with more than 48 KiB
+// of shared memory ask for it.
+template <class Op, class Cfg, class Math>
+int64_t resident_blocks() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> per_multiprocessor[kMaxDevices];
+  const int device = ::pixgrad::cuda::current_device();
+  const bool cached = device >= 0 && device < kMaxDevices;
+  int blocks = cached ? per_multiprocessor[device].load(std::memory_order_relaxed) : 0;
+  if (blocks == 0) {
+    const auto kernel = implicit_gemm_kernel<Op, Cfg, Math>;
+    size_t dynamic_shared = 0;
+    if constexpr (kDynamicShared<GemmShared<Cfg, Math>>) {
+      dynamic_shared = sizeof(GemmShared<Cfg, Math>);
+      PIXGRAD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              static_cast<int>(dynamic_shared)));
+    }
+    PIXGRAD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, Cfg::kThreads, dynamic_shared));
+    PIXGRAD_CHECK(blocks > 0, "conv2d (cuda, handwritten): a ", Cfg::BM, "x", Cfg::BN, " block does not fit on this GPU");
+    if (cached) per_multiprocessor[device].store(blocks, std::memory_order_relaxed);
+  }
+  return static_cast<int64_t>(blocks) * multiprocessor_count();
+}
+
 // The GEMM and, when split, the scratch buffer and the reduction.
 template <class Op, class Cfg, class Math>
 void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
-  const dim3 grid = prepare_launch<Op, Cfg>(p, phases, max_n, max_k, multiprocessor_count());
+  const dim3 grid = prepare_launch<Op, Cfg>(p, phases, max_n, max_k, resident_blocks<Op, Cfg, Math>());
   const GemmCommon& c = p.common;
   Workspace partial;  // given back after the launches are queued: the stream orders any reuse
   if (c.splits > 1) {
@@ -1088,14 +1114,8 @@ void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
     p.common.partial = partial.as<float>();
   }
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
-  const auto kernel = implicit_gemm_kernel<Op, Cfg, Math>;
-  size_t dynamic_shared = 0;
-  if constexpr (kDynamicShared<GemmShared<Cfg, Math>>) {
-    dynamic_shared = sizeof(GemmShared<Cfg, Math>);
-    PIXGRAD_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(dynamic_shared)));
-  }
-  kernel<<<grid, Cfg::kThreads, dynamic_shared, stream>>>(p);
+  const size_t dynamic_shared = kDynamicShared<GemmShared<Cfg, Math>> ? sizeof(GemmShared<Cfg, Math>) : 0;
+  implicit_gemm_kernel<Op, Cfg, Math><<<grid, Cfg::kThreads, dynamic_shared, stream>>>(p);
   PIXGRAD_CUDA_CHECK_LAUNCH();
   if (c.splits > 1) {
     constexpr int kThreads = 256;

@@ -4,18 +4,20 @@
 // (gemm_block_program) of per-thread steps (GemmThread) between barriers,
 // all __host__ __device__. Included here with the device launches left out,
 // that very program runs for every block of the grid the launcher would
-// use, each segment between two barriers for the block's 256 threads in
-// turn; the split-K reduction runs likewise. Shared memory and the split-K scratch
-// start as NaN and the operands sit between NaN guards, so a read of
-// anything not written, or outside an operand, shows in the result. Each
-// segment runs with the threads in ascending and in descending order: a
-// thread reading what another writes within the same segment (a missing
-// barrier) gives different results.
+// use; the split-K reduction runs likewise. Each of a block's 8 warps runs
+// the program on a host thread of its own, and the warps take turns, one
+// segment between two of the kernel's barriers (sync()) at a time, in
+// ascending or in descending order, each warp's lanes in that order too. So
+// a warp reading what another writes in the same segment, or a barrier
+// missing (one warp then runs on into the next segment before the others
+// have run this one), gives different results. Shared memory and the
+// split-K scratch start as NaN and the operands sit between NaN guards, so
+// a read of anything not written, or outside an operand, shows.
 //
-// The tensor-core forms (TF32 and 3xTF32) run the same way, except for the
-// mma.sync instruction itself, which no thread can compute alone: a stand-in
-// records each thread's calls, and once all 256 threads have run a segment the
-// calls are played warp by warp from the PTX ISA's fragment tables, written
+// The tensor-core forms (TF32, 3xTF32 and bf16) run the same way, except
+// for the mma.sync instruction itself, which no thread can compute alone: a
+// stand-in records each thread's calls, and once a warp's 32 lanes have run
+// a step its calls are played from the PTX ISA's fragment tables, written
 // out below independently of the kernel's own index arithmetic. Their
 // cp.async copies are held back per thread until its wait lets them land,
 // their destinations NaN meanwhile: a read too early, a barrier missing
@@ -49,11 +51,14 @@
 #include "../../kernels/cuda/conv2d_implicit_gemm.cu"
 
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace model {
@@ -251,7 +256,7 @@ constexpr bool bf16_operands() {
 // Runs the kernel of configuration Cfg and Math for `p` as a launch would, on the host.
 template <class Op, class Cfg, class Math>
 void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_t sm_count, bool reverse) {
-  const dim3 grid = prepare_launch<Op, Cfg>(p, phases, max_n, max_k, sm_count);
+  const dim3 grid = prepare_launch<Op, Cfg>(p, phases, max_n, max_k, 2 * sm_count);  // two blocks per SM, as on an H100
   std::vector<float> partial;
   if (p.common.splits > 1) {
     partial.assign(static_cast<size_t>(phases) * p.common.splits * p.common.M * max_n, kNaN);
@@ -262,13 +267,15 @@ void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_
   std::vector<Thread> threads(Cfg::kThreads);
   WarpPlayer player(Cfg::kThreads, bf16_operands<Math>());
   CopyQueue copies(Cfg::kThreads, &player.current);
-  const auto each = [&](auto&& step) {
-    for (int k = 0; k < Cfg::kThreads; ++k) {
-      player.current = reverse ? Cfg::kThreads - 1 - k : k;
-      step(threads[static_cast<size_t>(player.current)]);
-    }
-    player.play();  // the warps' instructions, now that every lane has issued its own
-  };
+  // Every warp runs on a host thread of its own, and the warps take turns, a
+  // whole segment between two of the kernel's barriers at a time, in
+  // ascending or descending order: only the kernel's sync() separates what
+  // different warps do, so a missing barrier lets one warp run ahead.
+  constexpr int kWarps = Cfg::kThreads / 32;
+  std::mutex mutex;
+  std::condition_variable changed;
+  int turn = 0;  // position in the warp order whose turn it is
+  const auto warp_at = [&](int position) { return reverse ? kWarps - 1 - position : position; };
   for (unsigned int z = 0; z < grid.z; ++z)
     for (unsigned int y = 0; y < grid.y; ++y)
       for (unsigned int x = 0; x < grid.x; ++x) {
@@ -281,9 +288,33 @@ void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_
         // A block whose threads disagree would leave some waiting at a barrier for ever.
         if (active != 0 && active != Cfg::kThreads) ++split_blocks;
         if (active != Cfg::kThreads) continue;  // the kernel's threads return before the first barrier
-        // Every thread of a block has the same K range.
-        gemm_block_program<Op, Cfg, Math>(p, *shared, threads[0].k_begin, threads[0].k_end, each, [] {},
-                                          RecordingMma{&player}, RecordingCopy{&copies});
+        turn = 0;
+        std::vector<std::thread> warps;
+        for (int position = 0; position < kWarps; ++position)
+          warps.emplace_back([&, position] {
+            const int warp = warp_at(position);
+            const auto pass_turn = [&] {  // end of this warp's segment: the next warp's turn
+              turn = (turn + 1) % kWarps;
+              changed.notify_all();
+            };
+            std::unique_lock<std::mutex> lock(mutex);
+            changed.wait(lock, [&] { return turn == position; });
+            const auto each = [&](auto&& step) {
+              for (int k = 0; k < 32; ++k) {
+                player.current = warp * 32 + (reverse ? 31 - k : k);
+                step(threads[static_cast<size_t>(player.current)]);
+              }
+              player.play();  // this warp's instructions
+            };
+            const auto sync = [&] {
+              pass_turn();
+              changed.wait(lock, [&] { return turn == position; });
+            };
+            gemm_block_program<Op, Cfg, Math>(p, *shared, threads[0].k_begin, threads[0].k_end, each, sync,
+                                              RecordingMma{&player}, RecordingCopy{&copies});
+            pass_turn();
+          });
+        for (std::thread& warp : warps) warp.join();
         copies.block_ended();
       }
   if (p.common.splits > 1)
