@@ -236,14 +236,11 @@ struct Trainer::Impl {
     config.world_size = world->size();
     // An explicit --tf32=false on a new run means fp32, whatever the environment says.
     if (!resumed && explicit_fields.count("tf32") && !config.tf32 && config.precision.empty()) config.precision = "fp32";
-    if (resumed) {
-      try {
-        validate(config);
-      } catch (const Error& error) {
-        fail("checkpoint '", io::printable(resume), "' with this command line: ", error.what());
-      }
-    } else {
+    try {
       validate(config);
+    } catch (const Error& error) {
+      if (!resumed) throw;
+      fail("checkpoint '", io::printable(resume), "' with this command line: ", error.what());
     }
     if (!resumed && !config.dataset.empty()) {
       // Stored as an absolute path, so that a resume from another directory finds it.

@@ -488,6 +488,9 @@ struct GemmShared : Tiles, LowTiles<OperandTiles<Cfg, Math::kPad, 2>, Math::kPas
 constexpr size_t kStaticSharedLimit = 48 * 1024;
 template <class Shared>
 constexpr bool kDynamicShared = sizeof(Shared) > kStaticSharedLimit;
+// The dynamic shared memory a launch asks for (none for a static block).
+template <class Shared>
+constexpr size_t dynamic_shared_bytes = kDynamicShared<Shared> ? sizeof(Shared) : 0;
 
 template <int V>
 __host__ __device__ __forceinline__ void load_fragment(const float* source, float* destination) {
@@ -1022,16 +1025,29 @@ void check_index_range(const char* op, const Conv2dGeometry& g) {
 // (tests/cuda_host/implicit_gemm_host_model.cu) includes this file to run
 // the kernel's code on the host.
 #ifndef PIXGRAD_CONV_HOST_MODEL
-int multiprocessor_count() {
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int> counts[kMaxDevices];
+// A positive per-device value, worked out by `compute(device)` on the current
+// device's first call and kept in `slots` (devices past the table are asked
+// every time).
+constexpr int kMaxDevices = 64;
+template <class Compute>
+int once_per_device(std::atomic<int> (&slots)[kMaxDevices], Compute compute) {
   const int device = ::pixgrad::cuda::current_device();
-  int count = device >= 0 && device < kMaxDevices ? counts[device].load(std::memory_order_relaxed) : 0;
-  if (count == 0) {
-    PIXGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-    if (device >= 0 && device < kMaxDevices) counts[device].store(count, std::memory_order_relaxed);
+  const bool cached = device >= 0 && device < kMaxDevices;
+  int value = cached ? slots[device].load(std::memory_order_relaxed) : 0;
+  if (value <= 0) {
+    value = compute(device);
+    if (cached) slots[device].store(value, std::memory_order_relaxed);
   }
-  return count;
+  return value;
+}
+
+int multiprocessor_count() {
+  static std::atomic<int> counts[kMaxDevices];
+  return once_per_device(counts, [](int device) {
+    int count = 0;
+    PIXGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    return count;
+  });
 }
 #endif  // PIXGRAD_CONV_HOST_MODEL
 
@@ -1083,23 +1099,19 @@ dim3 prepare_launch(typename Op::Params& p, int phases, int max_n, int max_k, in
 // of shared memory ask for it.
 template <class Op, class Cfg, class Math>
 int64_t resident_blocks() {
-  constexpr int kMaxDevices = 64;
   static std::atomic<int> per_multiprocessor[kMaxDevices];
-  const int device = ::pixgrad::cuda::current_device();
-  const bool cached = device >= 0 && device < kMaxDevices;
-  int blocks = cached ? per_multiprocessor[device].load(std::memory_order_relaxed) : 0;
-  if (blocks == 0) {
+  const int blocks = once_per_device(per_multiprocessor, [](int) {
     const auto kernel = implicit_gemm_kernel<Op, Cfg, Math>;
-    size_t dynamic_shared = 0;
-    if constexpr (kDynamicShared<GemmShared<Cfg, Math>>) {
-      dynamic_shared = sizeof(GemmShared<Cfg, Math>);
+    constexpr size_t kDynamicBytes = dynamic_shared_bytes<GemmShared<Cfg, Math>>;
+    if constexpr (kDynamicBytes > 0) {
       PIXGRAD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              static_cast<int>(dynamic_shared)));
+                                              static_cast<int>(kDynamicBytes)));
     }
-    PIXGRAD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, Cfg::kThreads, dynamic_shared));
-    PIXGRAD_CHECK(blocks > 0, "conv2d (cuda, handwritten): a ", Cfg::BM, "x", Cfg::BN, " block does not fit on this GPU");
-    if (cached) per_multiprocessor[device].store(blocks, std::memory_order_relaxed);
-  }
+    int count = 0;
+    PIXGRAD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&count, kernel, Cfg::kThreads, kDynamicBytes));
+    PIXGRAD_CHECK(count > 0, "conv2d (cuda, handwritten): a ", Cfg::BM, "x", Cfg::BN, " block does not fit on this GPU");
+    return count;
+  });
   return static_cast<int64_t>(blocks) * multiprocessor_count();
 }
 
@@ -1114,8 +1126,8 @@ void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
     p.common.partial = partial.as<float>();
   }
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
-  const size_t dynamic_shared = kDynamicShared<GemmShared<Cfg, Math>> ? sizeof(GemmShared<Cfg, Math>) : 0;
-  implicit_gemm_kernel<Op, Cfg, Math><<<grid, Cfg::kThreads, dynamic_shared, stream>>>(p);
+  implicit_gemm_kernel<Op, Cfg, Math>
+      <<<grid, Cfg::kThreads, dynamic_shared_bytes<GemmShared<Cfg, Math>>, stream>>>(p);
   PIXGRAD_CUDA_CHECK_LAUNCH();
   if (c.splits > 1) {
     constexpr int kThreads = 256;
@@ -1165,21 +1177,20 @@ void run(typename Op::Params& p, int phases, int max_n, int max_k, ConvPrecision
 ConvPrecision checked_precision(const char* op) {
   const ConvPrecision precision = conv_precision();
   if (precision == ConvPrecision::Fp32) return precision;
-  constexpr int kMaxDevices = 64;
-  static std::atomic<bool> verified[kMaxDevices];
-  const int device = ::pixgrad::cuda::current_device();
-  const bool cached = device >= 0 && device < kMaxDevices;
-  if (cached && verified[device].load(std::memory_order_relaxed)) return precision;
-  int major = 0;
-  PIXGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  PIXGRAD_CHECK(major >= 8, op, " (cuda, handwritten): precision ", to_string(precision),
-                " needs tensor cores of compute capability 8.0 or newer; this GPU is ", major, ".x (use --precision fp32)");
-  cudaFuncAttributes kernel{};
-  PIXGRAD_CUDA_CHECK(cudaFuncGetAttributes(&kernel, implicit_gemm_kernel<ForwardOp, TileFor<TileLarge, Tf32>, Tf32>));
-  PIXGRAD_CHECK(kernel.ptxVersion >= 80, op, " (cuda, handwritten): precision ", to_string(precision),
-                " needs kernels built for compute capability 8.0 or newer; this build's are for ", kernel.ptxVersion / 10,
-                ".", kernel.ptxVersion % 10, " (rebuild with -DCMAKE_CUDA_ARCHITECTURES=90, or use --precision fp32)");
-  if (cached) verified[device].store(true, std::memory_order_relaxed);
+  static std::atomic<int> verified[kMaxDevices];
+  once_per_device(verified, [&](int device) {
+    int major = 0;
+    PIXGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    PIXGRAD_CHECK(major >= 8, op, " (cuda, handwritten): precision ", to_string(precision), " needs tensor cores of ",
+                  "compute capability 8.0 or newer; this GPU is ", major, ".x (use --precision fp32)");
+    cudaFuncAttributes kernel{};
+    PIXGRAD_CUDA_CHECK(cudaFuncGetAttributes(&kernel, implicit_gemm_kernel<ForwardOp, TileFor<TileLarge, Tf32>, Tf32>));
+    PIXGRAD_CHECK(kernel.ptxVersion >= 80, op, " (cuda, handwritten): precision ", to_string(precision),
+                  " needs kernels built for compute capability 8.0 or newer; this build's are for ",
+                  kernel.ptxVersion / 10, ".", kernel.ptxVersion % 10,
+                  " (rebuild with -DCMAKE_CUDA_ARCHITECTURES=90, or use --precision fp32)");
+    return 1;
+  });
   return precision;
 }
 
