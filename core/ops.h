@@ -10,6 +10,7 @@
 
 #include <pixgrad/core/generator.h>
 #include <pixgrad/core/tensor.h>
+#include <pixgrad/kernels/norm_epilogue.h>
 
 namespace pixgrad {
 
@@ -31,11 +32,40 @@ struct BatchNormParams {
   double momentum = 0.1;  // running = (1 - momentum) * running + momentum * batch statistic
   double eps = 1e-5;
 };
+// What usually follows a normalisation, done as it writes its output:
+// dropout (probability `dropout`, in training only, drawn from `generator`,
+// the default one when null), then the activation. The result and the
+// generator's draws are those of dropout() and relu()/leaky_relu() called
+// after it, in one pass instead of three (kernels/norm_epilogue.h).
+// A negative slope is allowed but not fused: batch_norm then runs the
+// epilogue as separate ops. Build one by name rather than by field order:
+//   BatchNormEpilogue::leaky_relu(0.2)      BatchNormEpilogue::relu(0.5)
+//   BatchNormEpilogue::dropout_only(0.5)    (the probability last, or alone)
+using NormActivation = kernels::NormActivation;  // None, Relu, LeakyRelu
+struct BatchNormEpilogue {
+  NormActivation activation = NormActivation::None;
+  double negative_slope = 0.01;  // LeakyRelu
+  double dropout = 0;
+  Generator* generator = nullptr;
+
+  static BatchNormEpilogue relu(double dropout = 0) { return {NormActivation::Relu, 0.0, dropout}; }
+  static BatchNormEpilogue leaky_relu(double negative_slope, double dropout = 0) {
+    return {NormActivation::LeakyRelu, negative_slope, dropout};
+  }
+  static BatchNormEpilogue dropout_only(double dropout) { return {NormActivation::None, 0.0, dropout}; }
+};
 // Per-channel normalisation of [N, C, ...]. weight/bias [C] or undefined (no
 // affine). running_mean/running_var [C] or undefined; in training they are
 // updated in place (variance unbiased); in eval they normalise.
+// `out`, when given (a tensor of input's shape, dtype and device that no op
+// has produced yet, such as a slot from concat_slots), receives the result
+// and is returned as it. Use the returned tensor: an epilogue that cannot be
+// fused (a negative slope) leaves `out` unwritten.
 Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                  const Tensor& running_var, BatchNormParams params = {});
+                  const Tensor& running_var, BatchNormParams params = {}, const BatchNormEpilogue& epilogue = {},
+                  const Tensor& out = Tensor());
+// The epilogue as separate ops: dropout(), then relu() or leaky_relu().
+Tensor apply_epilogue(const Tensor& input, const BatchNormEpilogue& epilogue, bool training);
 // Zeroes each element with probability p and scales the rest by 1 / (1 - p);
 // the identity when !training. The mask is Philox-drawn from `generator`.
 Tensor dropout(const Tensor& input, double p, bool training = true, Generator& generator = default_generator());
@@ -63,7 +93,17 @@ Tensor div(const Tensor& a, double b);
 
 // ---- shape ----
 // Joins tensors along `dim` (1 = channels for NCHW); other extents must match.
+// A new tensor, except for slots of concat_slots joined whole and in order:
+// then a view of their buffer, with nothing copied.
 Tensor concat(const std::vector<Tensor>& inputs, int64_t dim = 1);
+// Tensors of the given shapes, uninitialised, for ops to write (an op's
+// `out`) and concat(slots, dim) to join without a copy: side by side in one
+// buffer. That needs each to be one block of the joined tensor, that is every
+// dimension before `dim` of size 1 (a batch of one, joined along the
+// channels); otherwise the slots are undefined tensors, an op given one
+// allocates its result as usual, and concat copies.
+std::vector<Tensor> concat_slots(const std::vector<Shape>& shapes, int64_t dim, Device device = Device::cpu(),
+                                 DType dtype = DType::Float32);
 
 // ---- reductions and losses (to one-element tensors of shape [] unless a dimension is given) ----
 Tensor sum(const Tensor& input);

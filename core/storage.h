@@ -35,10 +35,16 @@ class Storage {
   size_t bytes() const { return bytes_; }
   const Device& device() const { return device_; }
 
+  // Set on a buffer made to be joined (concat_slots in core/ops.h): concat
+  // returns a view of such a buffer, where it would copy any other tensors.
+  void mark_joinable() { joinable_ = true; }
+  bool joinable() const { return joinable_; }
+
  private:
   void* data_ = nullptr;
   size_t bytes_ = 0;
   Device device_;
+  bool joinable_ = false;
 };
 
 // Copies `bytes` between any two devices.

@@ -21,4 +21,6 @@ Tensor apply_forward_hook(const Module& module, const Tensor& input, const Tenso
   return hook(module, input, output);
 }
 
+bool forward_hook_installed() { return static_cast<bool>(current_hook); }
+
 }  // namespace pixgrad::nn

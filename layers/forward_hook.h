@@ -32,5 +32,8 @@ class ForwardHookGuard {
 
 // The end of a layer's forward: `output`, or what this thread's hook makes of it.
 Tensor apply_forward_hook(const Module& module, const Tensor& input, const Tensor& output);
+// Whether a hook is installed on this thread (a layer that fuses the ops after
+// it does so only when nothing needs to see its own output).
+bool forward_hook_installed();
 
 }  // namespace pixgrad::nn

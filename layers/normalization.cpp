@@ -54,14 +54,19 @@ NormBase::NormBase(std::string name, int64_t num_features, double eps, bool affi
 BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& o)
     : NormBase("BatchNorm2d", o.num_features(), o.eps(), o.affine(), o.track_running_stats()), options(o) {}
 
-Tensor BatchNorm2d::forward(const Tensor& input) {
+Tensor BatchNorm2d::forward(const Tensor& input) { return forward(input, BatchNormEpilogue{}); }
+
+Tensor BatchNorm2d::forward(const Tensor& input, const BatchNormEpilogue& after, const Tensor& out) {
   check_input("BatchNorm2d", input, options.num_features());
+  const BatchNormParams params{is_training(), options.momentum(), options.eps()};
+  if (fuses()) return batch_norm(input, weight, bias, running_mean, running_var, params, after, out);
   const Tensor output = synchronizes() ? sync_batch_norm(input, weight, bias, running_mean, running_var,
                                                          options.momentum(), options.eps(), *synchronize_with)
-                                       : batch_norm(input, weight, bias, running_mean, running_var,
-                                                    {is_training(), options.momentum(), options.eps()});
-  return apply_forward_hook(*this, input, output);
+                                       : batch_norm(input, weight, bias, running_mean, running_var, params);
+  return apply_epilogue(apply_forward_hook(*this, input, output), after, is_training());
 }
+
+bool BatchNorm2d::fuses() const { return !synchronizes() && !forward_hook_installed(); }
 
 bool BatchNorm2d::synchronizes() const {
   return synchronize_with && synchronize_with->size() > 1 && is_training() && grad_mode_enabled();
@@ -70,22 +75,31 @@ bool BatchNorm2d::synchronizes() const {
 InstanceNorm2d::InstanceNorm2d(const InstanceNorm2dOptions& o)
     : NormBase("InstanceNorm2d", o.num_features(), o.eps(), o.affine(), o.track_running_stats()), options(o) {}
 
-Tensor InstanceNorm2d::forward(const Tensor& input) { return apply_forward_hook(*this, input, normalize(input)); }
+Tensor InstanceNorm2d::forward(const Tensor& input) { return forward(input, BatchNormEpilogue{}); }
+
+Tensor InstanceNorm2d::forward(const Tensor& input, const BatchNormEpilogue& after) {
+  if (!forward_hook_installed()) return normalize(input, after);
+  return apply_epilogue(apply_forward_hook(*this, input, normalize(input, {})), after, is_training());
+}
 
 // Instance norm is batch norm of a batch of one whose channels are the
 // (sample, channel) planes: input [N, C, H, W] viewed as [1, N * C, H, W],
 // with the per-channel weight, bias and running statistics repeated N times.
-Tensor InstanceNorm2d::normalize(const Tensor& input) {
+Tensor InstanceNorm2d::normalize(const Tensor& input, const BatchNormEpilogue& after) {
   const int64_t c = options.num_features();
   check_input("InstanceNorm2d", input, c);
   if (running_mean.defined() && !is_training()) {
-    return batch_norm(input, weight, bias, running_mean, running_var, {false, options.momentum(), options.eps()});
+    return batch_norm(input, weight, bias, running_mean, running_var, {false, options.momentum(), options.eps()},
+                      after);
   }
   const int64_t n = input.size(0);
   const Tensor tiled_mean = tile(running_mean, n), tiled_var = tile(running_var, n);
   const Tensor planes = input.reshape({1, n * c, input.size(2), input.size(3)});
+  // Dropout only in training, as everywhere: the statistics here are the batch's in eval too.
+  BatchNormEpilogue planes_after = after;
+  if (!is_training()) planes_after.dropout = 0;
   const Tensor output = batch_norm(planes, tile(weight, n), tile(bias, n), tiled_mean, tiled_var,
-                                   {true, options.momentum(), options.eps()})
+                                   {true, options.momentum(), options.eps()}, planes_after)
                             .reshape(input.shape());
   if (running_mean.defined()) {
     average_tiles(tiled_mean, running_mean);

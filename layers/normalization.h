@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include <pixgrad/core/ops.h>
 #include <pixgrad/layers/module.h>
 
 namespace pixgrad::distributed {
@@ -60,9 +61,16 @@ class BatchNorm2d : public NormBase {
  public:
   explicit BatchNorm2d(const BatchNorm2dOptions& options);
   Tensor forward(const Tensor& input) override;
+  // forward, then `after` (core/ops.h): fused into the normalisation's pass
+  // unless the statistics are synchronised or a forward hook is installed,
+  // when it runs as separate ops after the hook has seen the norm's output.
+  // `out` as for batch_norm: written when fused, and the result is returned.
+  Tensor forward(const Tensor& input, const BatchNormEpilogue& after, const Tensor& out = Tensor());
 
   // Whether forward now computes global statistics (the rule above).
   bool synchronizes() const;
+  // Whether forward(input, after, out) now fuses `after` and writes `out`.
+  bool fuses() const;
 
   BatchNorm2dOptions options;
   // The ranks to compute batch statistics over; null: this rank's batch alone.
@@ -76,11 +84,13 @@ class InstanceNorm2d : public NormBase {
  public:
   explicit InstanceNorm2d(const InstanceNorm2dOptions& options);
   Tensor forward(const Tensor& input) override;
+  // As BatchNorm2d's: `after` fused unless a forward hook is installed.
+  Tensor forward(const Tensor& input, const BatchNormEpilogue& after);
 
   InstanceNorm2dOptions options;
 
  private:
-  Tensor normalize(const Tensor& input);
+  Tensor normalize(const Tensor& input, const BatchNormEpilogue& after);
 };
 
 // Zeroes elements with probability p in training (scaling the rest by

@@ -31,15 +31,16 @@ ChainerUnet::ChainerUnet(const UnetOptions& options) : UnetBase("ChainerUnet", o
 Tensor ChainerUnet::forward(const Tensor& input) {
   check_input(input);
   const int n = options().num_downs;
+  // Each norm does the dropout and activation after it in its own pass.
+  const BatchNormEpilogue leaky = BatchNormEpilogue::leaky_relu(0.2);
   std::vector<Tensor> features{leaky_relu(stem_->forward(input), 0.2)};
   for (int i = 0; i < n; ++i)
-    features.push_back(leaky_relu(apply_norm(down_norms_[i], down_convs_[i]->forward(features.back())), 0.2));
+    features.push_back(apply_norm(down_norms_[i], down_convs_[i]->forward(features.back()), leaky, is_training()));
   Tensor h = features.back();
   for (int j = 0; j < n; ++j) {
     if (j > 0) h = concat({h, features[n - j]}, 1);
-    h = apply_norm(up_norms_[j], up_convs_[j]->forward(h));
-    if (up_dropout_[j]) h = dropout(h, options().dropout, is_training());
-    h = relu(h);
+    const BatchNormEpilogue after = BatchNormEpilogue::relu(up_dropout_[j] ? options().dropout : 0.0);
+    h = apply_norm(up_norms_[j], up_convs_[j]->forward(h), after, is_training());
   }
   return head_->forward(concat({h, features[0]}, 1));
 }

@@ -16,8 +16,8 @@ PatchGanOptions PatchGanOptions::for_preset(Preset preset, int64_t condition_cha
 }
 
 Tensor ConvBlock::forward(const Tensor& input) const {
-  const Tensor h = apply_norm(norm, conv->forward(input));
-  return leaky_relu ? pixgrad::leaky_relu(h, 0.2) : h;
+  const BatchNormEpilogue after = leaky_relu ? BatchNormEpilogue::leaky_relu(0.2) : BatchNormEpilogue{};
+  return apply_norm(norm, conv->forward(input), after, /*training=*/false);  // no dropout: the flag is unused
 }
 
 Discriminator::Discriminator(std::string name, const PatchGanOptions& options)

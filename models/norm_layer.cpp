@@ -22,6 +22,21 @@ Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input) 
   return norm ? norm->forward(input) : input;
 }
 
+Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input, const BatchNormEpilogue& after,
+                  bool training, const Tensor& out) {
+  if (norm && norm->is_training() == training) {
+    if (const auto batch = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm)) return batch->forward(input, after, out);
+    if (const auto instance = std::dynamic_pointer_cast<nn::InstanceNorm2d>(norm))
+      return instance->forward(input, after);
+  }
+  return apply_epilogue(apply_norm(norm, input), after, training);
+}
+
+bool writes_into_out(const std::shared_ptr<nn::Module>& norm, bool training) {
+  const auto batch = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm);
+  return batch && batch->is_training() == training && batch->fuses();
+}
+
 void reinitialise_batch_norm_weights(nn::Module& model) {
   for (const auto& [name, child] : model.named_children()) {
     if (auto norm = std::dynamic_pointer_cast<nn::BatchNorm2d>(child)) {

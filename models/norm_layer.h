@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include <pixgrad/core/ops.h>
 #include <pixgrad/layers/module.h>
 #include <pixgrad/models/presets.h>
 
@@ -17,6 +18,16 @@ struct NormSettings {
 std::shared_ptr<nn::Module> make_norm(const NormSettings& settings, int64_t channels);
 // norm->forward(input), or `input` when there is no norm (nullptr).
 Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input);
+// The same followed by `after` (dropout, then an activation), fused into a
+// batch or instance norm's pass; without a norm, as separate ops, dropout
+// in training only. A batch norm that fuses writes its result into `out`
+// when given (batch_norm in core/ops.h); use the returned tensor.
+// `training` decides the dropout; a norm in another mode than the caller's
+// runs it as separate ops.
+Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input, const BatchNormEpilogue& after,
+                  bool training, const Tensor& out = Tensor());
+// Whether apply_norm(norm, ..., training, out) now writes its result into `out`.
+bool writes_into_out(const std::shared_ptr<nn::Module>& norm, bool training);
 
 // The PyTorch reference's init_weights: every BatchNorm2d weight ~ Normal(1,
 // 0.02) (the bias stays 0), drawn from the default generator in

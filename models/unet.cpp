@@ -32,16 +32,30 @@ UnetGenerator::UnetGenerator(const UnetOptions& options) : UnetBase("UnetGenerat
 Tensor UnetGenerator::forward(const Tensor& input) {
   check_input(input);
   const int n = options().num_downs;
+  // Each norm does the leaky ReLU after it (and, going up, the dropout) in
+  // its own pass. A normed encoder level writes its features into the first
+  // slot of the concat that feeds the up conv one level deeper, and that
+  // level's decoder norm writes the second: with a batch of one the slots are
+  // side by side and the concat copies nothing (concat_slots, core/ops.h).
+  const BatchNormEpilogue leaky = BatchNormEpilogue::leaky_relu(0.2);
   std::vector<Tensor> skips;  // skips[i - 1]: the activated input of level i
-  Tensor h = down_convs_[0]->forward(input);
-  for (int i = 1; i < n; ++i) {
-    const Tensor activated = leaky_relu(h, 0.2);
+  std::vector<Tensor> decoder_slots(static_cast<size_t>(n));  // where up level i's norm may write
+  Tensor activated = leaky_relu(down_convs_[0]->forward(input), 0.2);
+  for (int i = 1; i < n - 1; ++i) {
     skips.push_back(activated);
-    h = apply_norm(down_norms_[i], down_convs_[i]->forward(activated));
+    const Tensor features = down_convs_[i]->forward(activated);
+    std::vector<Tensor> slots(2);
+    if (writes_into_out(down_norms_[i], is_training()) && writes_into_out(up_norms_[i + 1], is_training()))
+      slots = concat_slots({features.shape(), features.shape()}, 1, features.device(), features.dtype());
+    decoder_slots[static_cast<size_t>(i + 1)] = slots[1];
+    activated = apply_norm(down_norms_[i], features, leaky, is_training(), slots[0]);
   }
+  skips.push_back(activated);
+  Tensor h = down_convs_[n - 1]->forward(activated);  // the innermost level: no norm
   for (int i = n - 1; i >= 0; --i) {
-    h = apply_norm(up_norms_[i], up_convs_[i]->forward(relu(h)));
-    if (up_dropout_[i]) h = dropout(h, options().dropout, is_training());
+    const BatchNormEpilogue after = BatchNormEpilogue::dropout_only(up_dropout_[i] ? options().dropout : 0.0);
+    h = apply_norm(up_norms_[i], up_convs_[i]->forward(relu(h)), after, is_training(),
+                   decoder_slots[static_cast<size_t>(i)]);
     h = i == 0 ? tanh(h) : concat({skips[i - 1], h}, 1);
   }
   return h;

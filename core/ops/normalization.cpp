@@ -1,5 +1,7 @@
-// batch_norm and dropout.
+// batch_norm (with what follows it fused, kernels/norm_epilogue.h) and dropout.
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/dispatch.h>
@@ -25,8 +27,29 @@ void check_channel_vector(const Tensor& vector, const Tensor& input, const char*
 
 }  // namespace
 
+Tensor apply_epilogue(const Tensor& input, const BatchNormEpilogue& epilogue, bool training) {
+  if (epilogue.activation == NormActivation::None && (epilogue.dropout == 0 || !training)) return input;
+  const Tensor dropped =
+      dropout(input, epilogue.dropout, training, epilogue.generator ? *epilogue.generator : default_generator());
+  switch (epilogue.activation) {
+    case NormActivation::Relu: return relu(dropped);
+    case NormActivation::LeakyRelu: return leaky_relu(dropped, epilogue.negative_slope);
+    case NormActivation::None: break;
+  }
+  return dropped;
+}
+
 Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                  const Tensor& running_var, BatchNormParams params) {
+                  const Tensor& running_var, BatchNormParams params, const BatchNormEpilogue& after,
+                  const Tensor& out) {
+  PIXGRAD_CHECK(after.dropout >= 0 && after.dropout <= 1, "batch_norm: dropout probability must be in [0, 1], got ",
+                after.dropout);
+  // The backward reads the activation's slope from the sign of the output,
+  // which a negative slope flips (and an infinite one turns into NaN): such an
+  // epilogue runs as separate ops.
+  const float slope = static_cast<float>(after.negative_slope);
+  if (after.activation == NormActivation::LeakyRelu && !(std::isfinite(slope) && slope >= 0))
+    return apply_epilogue(batch_norm(input, weight, bias, running_mean, running_var, params), after, params.training);
   check_nonempty("batch_norm", input);
   PIXGRAD_CHECK(input.dim() >= 2, "batch_norm: input ", shape_str(input.shape()), " needs at least [N, C]");
   check_channel_vector(weight, input, "weight");
@@ -42,17 +65,40 @@ Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
   PIXGRAD_CHECK(!batch_statistics || shape.batch * shape.spatial > 1, "batch_norm: input ", shape_str(input.shape()),
                 " has one value per channel; batch statistics need more");
 
-  Tensor output = Tensor::empty_like(input);
+  kernels::NormEpilogue epilogue;
+  epilogue.activation = after.activation;
+  epilogue.slope = after.negative_slope;
+  Generator& generator = after.generator ? *after.generator : default_generator();
+  if (params.training && after.dropout > 0) {
+    epilogue.dropout = true;
+    epilogue.threshold = static_cast<float>(after.dropout);
+    epilogue.keep_scale = 1.0 / (1.0 - after.dropout);
+    epilogue.seed = generator.seed();
+  }
+
+  if (out.defined())
+    PIXGRAD_CHECK(out.shape() == input.shape() && out.dtype() == input.dtype() && out.device() == input.device() &&
+                      !out.requires_grad() && out.raw_data() != input.raw_data(),
+                  "batch_norm: out ", shape_str(out.shape()), " ", to_string(out.dtype()), " ", out.device().str(),
+                  (out.requires_grad() ? " requires grad and" : ""), " cannot take the result of input ",
+                  shape_str(input.shape()),
+                  " ", to_string(input.dtype()), " ", input.device().str(),
+                  " (it needs the same shape, dtype and device, no autograd history, and other memory)");
+  Tensor output = out.defined() ? out : Tensor::empty_like(input);
   Tensor mean = Tensor::empty({shape.channels}, input.device(), input.dtype());
   Tensor invstd = Tensor::empty_like(mean);
   const bool update_running = running_mean.defined() && params.training;
   run_kernel("batch_norm", input, [&](auto on, auto zero) {
     using T = decltype(zero);
+    // dropout()'s draw: the same blocks of the same generator, in the same
+    // order, taken once the dtype is known to be supported.
+    if (epilogue.dropout)
+      epilogue.offset = generator.reserve(philox::uniform_blocks(static_cast<uint64_t>(input.numel())));
     if (batch_statistics) {
       const Tensor unbiased_var = Tensor::empty_like(mean);
       batch_norm_forward_training(on, shape, input.data<T>(), data_or_null<T>(weight), data_or_null<T>(bias),
                                   params.eps, output.data<T>(), mean.data<T>(), invstd.data<T>(),
-                                  unbiased_var.data<T>());
+                                  unbiased_var.data<T>(), epilogue);
       if (update_running)
         batch_norm_update_running(on, shape.channels, mean.data<T>(), unbiased_var.data<T>(), params.momentum,
                                   running_mean.data<T>(), running_var.data<T>());
@@ -60,17 +106,21 @@ Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
       batch_norm_statistics_from_running(on, shape.channels, running_mean.data<T>(), running_var.data<T>(),
                                          params.eps, mean.data<T>(), invstd.data<T>());
       batch_norm_forward_inference(on, shape, input.data<T>(), data_or_null<T>(weight), data_or_null<T>(bias),
-                                   mean.data<T>(), invstd.data<T>(), output.data<T>());
+                                   mean.data<T>(), invstd.data<T>(), output.data<T>(), epilogue);
     }
   });
 
-  // The backward calls the kernels directly: first-order only.
+  // The backward calls the kernels directly: first-order only. It undoes the
+  // epilogue from the output (saved only then) and the mask drawn again.
+  std::vector<Tensor> saved{mean, invstd};
+  if (!epilogue.identity()) saved.push_back(output);
   return record(
       "batch_norm", output, {input, weight, bias},
-      [shape, batch_statistics](const Tensor& g, const BackwardContext& context) {
+      [shape, batch_statistics, epilogue](const Tensor& g, const BackwardContext& context) {
         const Tensor& x = context.input(0);
         const Tensor& w = context.input(1);
         const Tensor &mean = context.saved(0), &invstd = context.saved(1);
+        const Tensor y = epilogue.identity() ? Tensor() : context.saved(2);
         Tensor grad_x = context.needs_input_grad(0) ? Tensor::empty_like(x) : Tensor();
         Tensor grad_w = context.needs_input_grad(1) ? Tensor::empty_like(w) : Tensor();
         Tensor grad_b = context.needs_input_grad(2) ? Tensor::empty_like(mean) : Tensor();
@@ -78,11 +128,11 @@ Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
           using T = decltype(zero);
           batch_norm_backward(on, shape, x.data<T>(), g.data<T>(), data_or_null<T>(w), mean.data<T>(),
                               invstd.data<T>(), batch_statistics, data_or_null<T>(grad_x), data_or_null<T>(grad_w),
-                              data_or_null<T>(grad_b));
+                              data_or_null<T>(grad_b), data_or_null<T>(y), epilogue);
         });
         return std::vector<Tensor>{grad_x, grad_w, grad_b};
       },
-      {mean, invstd});
+      std::move(saved));
 }
 
 Tensor dropout(const Tensor& input, double p, bool training, Generator& generator) {

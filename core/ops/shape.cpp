@@ -1,6 +1,8 @@
 // concat: copies contiguous chunks. Viewing [d0..dk] as [outer, extent, inner]
 // around the joined dimension, input i contributes extent_i * inner elements
-// to each of the `outer` rows of the result.
+// to each of the `outer` rows of the result. With one row, each input is one
+// block of the result: slots of a joinable buffer (concat_slots) are joined
+// as they lie, and the backward hands out blocks of the gradient.
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/dispatch.h>
 #include <pixgrad/core/ops.h>
@@ -49,7 +51,56 @@ void copy_chunks(const ConcatLayout& layout, const Tensor& whole, const std::vec
   }
 }
 
+// Elements [first, first + numel(shape)) of `base`'s storage, counted from
+// base's own first element, as a tensor of `shape`; not recorded.
+Tensor storage_view(const Tensor& base, int64_t first, const Shape& shape) {
+  auto view = std::make_shared<TensorImpl>();
+  view->storage = base.impl()->storage;
+  view->offset = base.impl()->offset + first;
+  view->shape = shape;
+  view->dtype = base.dtype();
+  return Tensor(view);
+}
+
+// Whether the pieces are slots of one joinable buffer, whole and in order,
+// each one block of the result (layout.outer == 1).
+bool joined_in_place(const ConcatLayout& layout, const std::vector<Tensor>& pieces) {
+  if (layout.outer != 1 || !pieces[0].impl()->storage->joinable()) return false;
+  int64_t next = pieces[0].impl()->offset;
+  for (const Tensor& piece : pieces) {
+    if (piece.impl()->storage != pieces[0].impl()->storage || piece.impl()->offset != next) return false;
+    next += piece.numel();
+  }
+  return true;
+}
+
 }  // namespace
+
+std::vector<Tensor> concat_slots(const std::vector<Shape>& shapes, int64_t dim, Device device, DType dtype) {
+  PIXGRAD_CHECK(!shapes.empty(), "concat_slots: no shapes");
+  const int64_t rank = static_cast<int64_t>(shapes[0].size());
+  PIXGRAD_CHECK(dim >= 0 && dim < rank, "concat_slots: dimension ", dim, " out of range for shape ",
+                shape_str(shapes[0]));
+  int64_t total = 0;
+  for (const Shape& shape : shapes) {
+    bool compatible = static_cast<int64_t>(shape.size()) == rank;
+    for (int64_t d = 0; compatible && d < rank; ++d) compatible = d == dim || shape[d] == shapes[0][d];
+    PIXGRAD_CHECK(compatible, "concat_slots: shape ", shape_str(shape), " cannot join ", shape_str(shapes[0]),
+                  " along dimension ", dim);
+    total += shape_numel(shape);
+  }
+  const ConcatLayout layout = concat_layout(shapes, dim);
+  if (layout.outer != 1) return std::vector<Tensor>(shapes.size());  // nothing to gain: the ops allocate
+  const Tensor buffer = Tensor::empty({total}, device, dtype);
+  buffer.impl()->storage->mark_joinable();
+  std::vector<Tensor> slots;
+  int64_t first = 0;
+  for (const Shape& shape : shapes) {
+    slots.push_back(storage_view(buffer, first, shape));
+    first += shape_numel(shape);
+  }
+  return slots;
+}
 
 Tensor concat(const std::vector<Tensor>& inputs, int64_t dim) {
   PIXGRAD_CHECK(!inputs.empty(), "concat: no inputs");
@@ -75,13 +126,29 @@ Tensor concat(const std::vector<Tensor>& inputs, int64_t dim) {
   PIXGRAD_CHECK(shape_numel(result_shape) > 0, "concat: result ", shape_str(result_shape), " is empty");
 
   const ConcatLayout layout = concat_layout(shapes, dim);
-  Tensor result = Tensor::empty(result_shape, first.device(), first.dtype());
-  copy_chunks(layout, result, inputs, /*gather=*/true);
-  // The backward copies raw chunks: first-order only.
+  Tensor result;
+  if (joined_in_place(layout, inputs)) {
+    result = storage_view(first, 0, result_shape);
+  } else {
+    result = Tensor::empty(result_shape, first.device(), first.dtype());
+    copy_chunks(layout, result, inputs, /*gather=*/true);
+  }
+  // The backward copies raw chunks, or, when each piece is one block of the
+  // result, hands out views of the gradient (gradients are never changed in
+  // place: core/autograd.cpp adds them out of place and copies shared ones
+  // before a leaf keeps them). First-order only.
   return record(
       "concat", result, inputs,
       [layout, shapes](const Tensor& g, const BackwardContext&) {
         std::vector<Tensor> grads;
+        if (layout.outer == 1) {
+          int64_t offset = 0;
+          for (size_t i = 0; i < shapes.size(); ++i) {
+            grads.push_back(storage_view(g, offset, shapes[i]));
+            offset += layout.chunk[i];
+          }
+          return grads;
+        }
         for (const Shape& shape : shapes) grads.push_back(Tensor::empty(shape, g.device(), g.dtype()));
         copy_chunks(layout, g, grads, /*gather=*/false);
         return grads;

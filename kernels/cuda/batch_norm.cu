@@ -28,6 +28,12 @@
 // Determinism: chunking depends only on the shape, never on the GPU or on
 // timing, and no atomics are used, so the same input gives the same bits.
 //
+// Epilogue (kernels/norm_epilogue.h): the normalising kernels apply dropout
+// and an activation to what they write; both backward kernels undo them on
+// dy as they read it, from the saved output and the mask drawn again. A
+// pack's masks come from one Philox block (packs of four are aligned in the
+// tensor), as the dropout kernel draws them.
+//
 // cuDNN (PIXGRAD_BN_IMPL=cudnn): CUDNN_BATCHNORM_SPATIAL with x described as
 // [N, C, S, 1]. cuDNN's "saved inverse variance" is 1 / sqrt(var + eps), our
 // invstd, and its saved mean is our mean, so the two implementations' outputs
@@ -102,17 +108,37 @@ __device__ __forceinline__ double warp_total(const double* values, int64_t count
 }
 
 
-// y = x * scale + shift over this block's chunk of the channel; the rounded
-// intrinsics keep the result identical to the CPU's (no fused multiply-add).
-template <int W>
+// y = epilogue(x * scale + shift) over this block's chunk of the channel; the
+// rounded intrinsics keep the result identical to the CPU's (no fused
+// multiply-add). Pack p holds elements W*p .. W*p + W - 1 of the tensor.
+template <int W, bool kFused>
 __device__ __forceinline__ void apply_scale_shift(const float* x, const ChannelPacks& layout, float scale,
-                                                  float shift, float* y) {
+                                                  float shift, const NormEpilogue& epilogue, float* y) {
   for_each_pack_of_chunk(layout, [&](int64_t pack) {
     Pack<W> v = load<W>(x + pack * W);
+    float masks[W];
+    if constexpr (kFused) epilogue_pack_masks<W>(epilogue, static_cast<uint64_t>(pack), masks);
 #pragma unroll
-    for (int k = 0; k < W; ++k) v.v[k] = __fadd_rn(__fmul_rn(v.v[k], scale), shift);
+    for (int k = 0; k < W; ++k) {
+      v.v[k] = __fadd_rn(__fmul_rn(v.v[k], scale), shift);
+      if constexpr (kFused) v.v[k] = epilogue_forward(epilogue, v.v[k], masks[k]);
+    }
     store<W>(y + pack * W, v);
   });
+}
+
+// grad_y of pack `pack` with the epilogue undone (y: the forward's output).
+template <int W, bool kFused>
+__device__ __forceinline__ Pack<W> incoming_gradient(const float* grad_y, const float* y, const NormEpilogue& epilogue,
+                                                     int64_t pack) {
+  Pack<W> dy = load<W>(grad_y + pack * W);
+  if constexpr (!kFused) return dy;
+  const Pack<W> out = load<W>(y + pack * W);
+  float masks[W];
+  epilogue_pack_masks<W>(epilogue, static_cast<uint64_t>(pack), masks);
+#pragma unroll
+  for (int k = 0; k < W; ++k) dy.v[k] = epilogue_backward(epilogue, out.v[k], dy.v[k], masks[k]);
+  return dy;
 }
 
 // ---- forward, training ----------------------------------------------------------
@@ -155,11 +181,11 @@ __global__ void centred_squares_kernel(const float* x, ChannelPacks layout, doub
 }
 
 // Finishes the statistics (chunk 0 of each channel writes them) and writes y.
-template <int W>
+template <int W, bool kFused>
 __global__ void normalize_training_kernel(const float* x, ChannelPacks layout, double count, double eps,
                                           const double* partial_sums, const double* partial_squares,
-                                          const float* weight, const float* bias, float* y, float* mean,
-                                          float* invstd, float* unbiased_var) {
+                                          const float* weight, const float* bias, NormEpilogue epilogue,
+                                          float* y, float* mean, float* invstd, float* unbiased_var) {
   const int64_t c = blockIdx.x, splits = gridDim.y;
   __shared__ float scale_shared, shift_shared;
   if (threadIdx.x < 32) {
@@ -182,31 +208,33 @@ __global__ void normalize_training_kernel(const float* x, ChannelPacks layout, d
   }
   __syncthreads();
   const float scale = scale_shared, shift = shift_shared;
-  apply_scale_shift<W>(x, layout, scale, shift, y);
+  apply_scale_shift<W, kFused>(x, layout, scale, shift, epilogue, y);
 }
 
 // ---- forward, inference -----------------------------------------------------------
 
-template <int W>
+template <int W, bool kFused>
 __global__ void normalize_inference_kernel(const float* x, ChannelPacks layout, const float* weight,
-                                           const float* bias, const float* mean, const float* invstd, float* y) {
+                                           const float* bias, const float* mean, const float* invstd,
+                                           NormEpilogue epilogue, float* y) {
   const int64_t c = blockIdx.x;
   const float scale = invstd[c] * (weight ? weight[c] : 1.0f);
   const float shift = __fsub_rn(bias ? bias[c] : 0.0f, __fmul_rn(mean[c], scale));
-  apply_scale_shift<W>(x, layout, scale, shift, y);
+  apply_scale_shift<W, kFused>(x, layout, scale, shift, epilogue, y);
 }
 
 // ---- backward -----------------------------------------------------------------
 
 // partial_dy / partial_dy_xhat [C][gridDim.y] = sum(dy), sum(dy * (x - mu) * invstd) over the chunk.
-template <int W>
-__global__ void backward_sums_kernel(const float* x, const float* grad_y, ChannelPacks layout, const float* mean,
-                                     const float* invstd, double* partial_dy, double* partial_dy_xhat) {
+template <int W, bool kFused>
+__global__ void backward_sums_kernel(const float* x, const float* grad_y, const float* y, NormEpilogue epilogue,
+                                     ChannelPacks layout, const float* mean, const float* invstd, double* partial_dy,
+                                     double* partial_dy_xhat) {
   const int64_t c = blockIdx.x;
   const double mu = mean[c], inv = invstd[c];
   double sums[2] = {0, 0};
   for_each_pack_of_chunk(layout, [&](int64_t pack) {
-    const Pack<W> in = load<W>(x + pack * W), dy = load<W>(grad_y + pack * W);
+    const Pack<W> in = load<W>(x + pack * W), dy = incoming_gradient<W, kFused>(grad_y, y, epilogue, pack);
 #pragma unroll
     for (int k = 0; k < W; ++k) {
       const double g = dy.v[k];
@@ -223,8 +251,9 @@ __global__ void backward_sums_kernel(const float* x, const float* grad_y, Channe
 
 // Finishes the sums (null partials: none were needed, they count as 0), writes
 // grad_weight / grad_bias from chunk 0, then grad_x if it is wanted.
-template <int W>
-__global__ void backward_apply_kernel(const float* x, const float* grad_y, ChannelPacks layout, double count,
+template <int W, bool kFused>
+__global__ void backward_apply_kernel(const float* x, const float* grad_y, const float* y, NormEpilogue epilogue,
+                                      ChannelPacks layout, double count,
                                       const double* partial_dy, const double* partial_dy_xhat,
                                       int64_t partial_splits, bool batch_statistics, const float* weight,
                                       const float* mean, const float* invstd, float* grad_x, float* grad_weight,
@@ -250,7 +279,7 @@ __global__ void backward_apply_kernel(const float* x, const float* grad_y, Chann
   const double mu = mean[c], inv = invstd[c];
   const double gamma_inv = __dmul_rn(weight ? static_cast<double>(weight[c]) : 1.0, inv);
   for_each_pack_of_chunk(layout, [&](int64_t pack) {
-    const Pack<W> in = load<W>(x + pack * W), dy = load<W>(grad_y + pack * W);
+    const Pack<W> in = load<W>(x + pack * W), dy = incoming_gradient<W, kFused>(grad_y, y, epilogue, pack);
     Pack<W> dx;
 #pragma unroll
     for (int k = 0; k < W; ++k) {
@@ -304,6 +333,16 @@ void with_pack_width(bool vectorised, Launch launch) {
     launch(std::integral_constant<int, 1>{});
 }
 
+// Runs launch(std::bool_constant<kFused>): the kernels without an epilogue are
+// compiled apart, so that its registers do not cost them occupancy.
+template <typename Launch>
+void with_epilogue(const NormEpilogue& epilogue, Launch launch) {
+  if (epilogue.identity())
+    launch(std::false_type{});
+  else
+    launch(std::true_type{});
+}
+
 bool packs_of_four(const BatchNormShape& s, std::initializer_list<const void*> pointers) {
   if (s.spatial % 4 != 0) return false;
   for (const void* pointer : pointers)
@@ -324,7 +363,8 @@ dim3 channel_grid(const BatchNormShape& s, int64_t splits) {
 unsigned int vector_blocks(int64_t channels) { return ::pixgrad::cuda::blocks_for(channels, kThreads); }
 
 void forward_training_handwritten(const BatchNormShape& s, const float* x, const float* weight, const float* bias,
-                                  double eps, float* y, float* mean, float* invstd, float* unbiased_var) {
+                                  double eps, const NormEpilogue& epilogue, float* y, float* mean, float* invstd,
+                                  float* unbiased_var) {
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
   const int64_t splits = splits_for(s);
   const dim3 grid = channel_grid(s, splits);
@@ -339,27 +379,33 @@ void forward_training_handwritten(const BatchNormShape& s, const float* x, const
     PIXGRAD_CUDA_CHECK_LAUNCH();
     centred_squares_kernel<W><<<grid, kThreads, 0, stream>>>(x, layout, count, partial_sums, partial_squares);
     PIXGRAD_CUDA_CHECK_LAUNCH();
-    normalize_training_kernel<W><<<grid, kThreads, 0, stream>>>(x, layout, count, eps, partial_sums, partial_squares,
-                                                                weight, bias, y, mean, invstd, unbiased_var);
-    PIXGRAD_CUDA_CHECK_LAUNCH();
+    with_epilogue(epilogue, [&](auto fused) {
+      normalize_training_kernel<W, decltype(fused)::value><<<grid, kThreads, 0, stream>>>(
+          x, layout, count, eps, partial_sums, partial_squares, weight, bias, epilogue, y, mean, invstd,
+          unbiased_var);
+      PIXGRAD_CUDA_CHECK_LAUNCH();
+    });
   });
 }
 
 void forward_inference_handwritten(const BatchNormShape& s, const float* x, const float* weight, const float* bias,
-                                   const float* mean, const float* invstd, float* y) {
+                                   const float* mean, const float* invstd, const NormEpilogue& epilogue, float* y) {
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
   const dim3 grid = channel_grid(s, splits_for(s));
   with_pack_width(packs_of_four(s, {x, y}), [&](auto width) {
     constexpr int W = decltype(width)::value;
     const ChannelPacks layout{s.batch, s.channels, s.spatial / W};
-    normalize_inference_kernel<W><<<grid, kThreads, 0, stream>>>(x, layout, weight, bias, mean, invstd, y);
-    PIXGRAD_CUDA_CHECK_LAUNCH();
+    with_epilogue(epilogue, [&](auto fused) {
+      normalize_inference_kernel<W, decltype(fused)::value><<<grid, kThreads, 0, stream>>>(
+          x, layout, weight, bias, mean, invstd, epilogue, y);
+      PIXGRAD_CUDA_CHECK_LAUNCH();
+    });
   });
 }
 
 void backward_handwritten(const BatchNormShape& s, const float* x, const float* grad_y, const float* weight,
                           const float* mean, const float* invstd, bool batch_statistics, float* grad_x,
-                          float* grad_weight, float* grad_bias) {
+                          float* grad_weight, float* grad_bias, const float* y, const NormEpilogue& epilogue) {
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
   const int64_t splits = splits_for(s);
   // Without batch statistics and parameter gradients, dx needs no sums (the CPU's are multiplied by 0).
@@ -373,19 +419,23 @@ void backward_handwritten(const BatchNormShape& s, const float* x, const float* 
     partial_dy_xhat = partial_dy + s.channels * splits;
   }
   const double count = static_cast<double>(s.batch * s.spatial);
-  with_pack_width(packs_of_four(s, {x, grad_y, grad_x}), [&](auto width) {
+  const float* output = epilogue.identity() ? x : y;  // an aligned pointer either way; read only with an epilogue
+  with_pack_width(packs_of_four(s, {x, grad_y, grad_x, output}), [&](auto width) {
     constexpr int W = decltype(width)::value;
     const ChannelPacks layout{s.batch, s.channels, s.spatial / W};
-    if (need_sums) {
-      backward_sums_kernel<W><<<channel_grid(s, splits), kThreads, 0, stream>>>(x, grad_y, layout, mean, invstd,
-                                                                               partial_dy, partial_dy_xhat);
+    with_epilogue(epilogue, [&](auto fused) {
+      constexpr bool kFused = decltype(fused)::value;
+      if (need_sums) {
+        backward_sums_kernel<W, kFused><<<channel_grid(s, splits), kThreads, 0, stream>>>(
+            x, grad_y, output, epilogue, layout, mean, invstd, partial_dy, partial_dy_xhat);
+        PIXGRAD_CUDA_CHECK_LAUNCH();
+      }
+      // Without grad_x only chunk 0's parameter gradients are left to write.
+      backward_apply_kernel<W, kFused><<<channel_grid(s, grad_x ? splits : 1), kThreads, 0, stream>>>(
+          x, grad_y, output, epilogue, layout, count, partial_dy, partial_dy_xhat, splits, batch_statistics, weight,
+          mean, invstd, grad_x, grad_weight, grad_bias);
       PIXGRAD_CUDA_CHECK_LAUNCH();
-    }
-    // Without grad_x only chunk 0's parameter gradients are left to write.
-    backward_apply_kernel<W><<<channel_grid(s, grad_x ? splits : 1), kThreads, 0, stream>>>(
-        x, grad_y, layout, count, partial_dy, partial_dy_xhat, splits, batch_statistics, weight, mean, invstd,
-        grad_x, grad_weight, grad_bias);
-    PIXGRAD_CUDA_CHECK_LAUNCH();
+    });
   });
 }
 
@@ -529,31 +579,34 @@ BatchNormImpl batch_norm_impl() {
 void set_batch_norm_impl(BatchNormImpl impl) { chosen_impl.store(static_cast<int>(impl), std::memory_order_relaxed); }
 
 void batch_norm_forward_training(Gpu, const BatchNormShape& s, const float* x, const float* weight, const float* bias,
-                                 double eps, float* y, float* mean, float* invstd, float* unbiased_var) {
+                                 double eps, float* y, float* mean, float* invstd, float* unbiased_var,
+                                 const NormEpilogue& epilogue) {
   if (s.channels <= 0) return;
-  if (cudnn_chosen_for(s) && s.batch * s.spatial >= 2 && eps >= CUDNN_BN_MIN_EPSILON)
+  if (epilogue.identity() && cudnn_chosen_for(s) && s.batch * s.spatial >= 2 && eps >= CUDNN_BN_MIN_EPSILON)
     forward_training_cudnn(s, x, weight, bias, eps, y, mean, invstd, unbiased_var);
   else
-    forward_training_handwritten(s, x, weight, bias, eps, y, mean, invstd, unbiased_var);
+    forward_training_handwritten(s, x, weight, bias, eps, epilogue, y, mean, invstd, unbiased_var);
 }
 
 void batch_norm_forward_inference(Gpu, const BatchNormShape& s, const float* x, const float* weight, const float* bias,
-                                  const float* mean, const float* invstd, float* y) {
+                                  const float* mean, const float* invstd, float* y, const NormEpilogue& epilogue) {
   if (s.channels <= 0 || s.batch * s.spatial <= 0) return;
-  if (cudnn_chosen_for(s))
+  if (epilogue.identity() && cudnn_chosen_for(s))
     forward_inference_cudnn(s, x, weight, bias, mean, invstd, y);
   else
-    forward_inference_handwritten(s, x, weight, bias, mean, invstd, y);
+    forward_inference_handwritten(s, x, weight, bias, mean, invstd, epilogue, y);
 }
 
 void batch_norm_backward(Gpu, const BatchNormShape& s, const float* x, const float* grad_y, const float* weight,
                          const float* mean, const float* invstd, bool batch_statistics, float* grad_x,
-                         float* grad_weight, float* grad_bias) {
+                         float* grad_weight, float* grad_bias, const float* y, const NormEpilogue& epilogue) {
   if (s.channels <= 0 || (!grad_x && !grad_weight && !grad_bias)) return;
-  if (cudnn_chosen_for(s) && batch_statistics && grad_x)
+  PIXGRAD_CHECK(epilogue.identity() || y, "cuda batch_norm: the backward of an epilogue needs the forward's output");
+  if (epilogue.identity() && cudnn_chosen_for(s) && batch_statistics && grad_x)
     backward_cudnn(s, x, grad_y, weight, mean, invstd, grad_x, grad_weight, grad_bias);
   else
-    backward_handwritten(s, x, grad_y, weight, mean, invstd, batch_statistics, grad_x, grad_weight, grad_bias);
+    backward_handwritten(s, x, grad_y, weight, mean, invstd, batch_statistics, grad_x, grad_weight, grad_bias, y,
+                         epilogue);
 }
 
 void batch_norm_update_running(Gpu, int64_t channels, const float* mean, const float* unbiased_var, double momentum,

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include <pixgrad/kernels/device_tags.h>
+#include <pixgrad/kernels/norm_epilogue.h>
 #include <pixgrad/kernels/shapes.h>
 
 namespace pixgrad::kernels::cuda {
@@ -18,15 +19,21 @@ BatchNormImpl batch_norm_impl();
 void set_batch_norm_impl(BatchNormImpl impl);
 
 // weight/bias may be null (no affine). Writes y and, per channel, the batch
-// mean, invstd = 1/sqrt(biased var + eps) and the unbiased variance.
+// mean, invstd = 1/sqrt(biased var + eps) and the unbiased variance. An
+// epilogue (kernels/norm_epilogue.h) other than the identity always takes
+// the handwritten kernels: cuDNN's cannot apply it.
 void batch_norm_forward_training(Gpu, const BatchNormShape& s, const float* x, const float* weight, const float* bias,
-                                 double eps, float* y, float* mean, float* invstd, float* unbiased_var);
+                                 double eps, float* y, float* mean, float* invstd, float* unbiased_var,
+                                 const NormEpilogue& epilogue = {});
 void batch_norm_forward_inference(Gpu, const BatchNormShape& s, const float* x, const float* weight,
-                                  const float* bias, const float* mean, const float* invstd, float* y);
-// Any of grad_x, grad_weight, grad_bias may be null.
+                                  const float* bias, const float* mean, const float* invstd, float* y,
+                                  const NormEpilogue& epilogue = {});
+// Any of grad_x, grad_weight, grad_bias may be null; y (the forward's
+// output) is needed with an epilogue other than the identity.
 void batch_norm_backward(Gpu, const BatchNormShape& s, const float* x, const float* grad_y, const float* weight,
                          const float* mean, const float* invstd, bool batch_statistics, float* grad_x,
-                         float* grad_weight, float* grad_bias);
+                         float* grad_weight, float* grad_bias, const float* y = nullptr,
+                         const NormEpilogue& epilogue = {});
 
 // running = (1 - momentum) * running + momentum * statistic, in float as on the CPU.
 void batch_norm_update_running(Gpu, int64_t channels, const float* mean, const float* unbiased_var, double momentum,

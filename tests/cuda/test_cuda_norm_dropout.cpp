@@ -1,7 +1,8 @@
 // batch_norm on CUDA (every implementation) against the CPU op: training with
 // and without running statistics, eval, with and without affine parameters,
-// gradients for x, weight and bias. Dropout masks and Philox draws made on the
-// device against the host's.
+// gradients for x, weight and bias; with dropout and an activation fused
+// into it. Dropout masks and Philox draws made on the device against the
+// host's.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -78,8 +79,10 @@ Tensor norm_input(const Shape& shape, uint64_t seed) {
   return Tensor::from_vector(values, shape);
 }
 
+// `after`: the epilogue fused into the op, drawing its dropout from a
+// generator per device in the same state.
 void check_batch_norm(const Shape& shape, double momentum, double eps, Mode mode, bool affine, uint64_t seed,
-                      Layout layout) {
+                      Layout layout, const BatchNormEpilogue& after = {}) {
   const int64_t channels = shape[1];
   const Tensor running_mean = random_tensor({channels}, seed + 2, -0.5, 0.5);
   const Tensor running_var = random_tensor({channels}, seed + 3, 0.5, 2);
@@ -92,10 +95,13 @@ void check_batch_norm(const Shape& shape, double momentum, double eps, Mode mode
     gpu_var = running_var.to(kGpu);
   }
   const BatchNormParams params{mode == Mode::TrainingTracked || mode == Mode::TrainingUntracked, momentum, eps};
+  Generator cpu_generator(seed, 9), gpu_generator(seed, 9);
   const Function f = [&](const std::vector<Tensor>& in) {
     const bool on_gpu = in[0].is_cuda();
+    BatchNormEpilogue with_generator = after;
+    with_generator.generator = on_gpu ? &gpu_generator : &cpu_generator;
     return batch_norm(in[0], affine ? in[1] : Tensor(), affine ? in[2] : Tensor(), on_gpu ? gpu_mean : cpu_mean,
-                      on_gpu ? gpu_var : cpu_var, params);
+                      on_gpu ? gpu_var : cpu_var, params, with_generator);
   };
   std::vector<Tensor> inputs{norm_input(shape, seed)};
   if (affine) {
@@ -104,10 +110,13 @@ void check_batch_norm(const Shape& shape, double momentum, double eps, Mode mode
   }
   const Evaluation cpu = evaluate(f, inputs, Device::cpu());
   const Evaluation gpu = evaluate(f, inputs, kGpu, layout);
+  CHECK(gpu_generator.offset() == cpu_generator.offset());
   // The input gradient's floor comes from the terms it sums (tests/compare.h);
-  // the projection is the one evaluate() drew.
+  // the projection is the one evaluate() drew, scaled by what dropout may
+  // multiply it by.
   const bool batch_statistics = params.training || !tracks(mode);
-  const Tensor projection = random_tensor(shape, 4242);
+  const double kept = params.training && after.dropout > 0 ? 1 / (1 - after.dropout) : 1;
+  const Tensor projection = mul(random_tensor(shape, 4242), kept);
   const Tolerance gradient_tolerance = kNormTolerance.plus_absolute(batch_norm_gradient_floor(
       inputs[0], projection, affine ? inputs[1] : Tensor(), running_var, batch_statistics, eps));
   check_matches(gpu, cpu, kNormTolerance, &gradient_tolerance);
@@ -151,6 +160,31 @@ TEST_CASE("batch_norm on CUDA matches the CPU for every implementation, mode and
     // One value per channel: only eval with running statistics can normalise it.
     INFO(impl_name(impl) << ", [1, 64, 1, 1] in eval");
     check_batch_norm({1, 64, 1, 1}, 0.1, 1e-5, Mode::EvalTracked, true, 2000, Layout::Aligned);
+  }
+}
+
+TEST_CASE("batch_norm with dropout and an activation fused matches the CPU", "[cuda][batch_norm][epilogue]") {
+  const BatchNormEpilogue epilogues[] = {{NormActivation::LeakyRelu, 0.2, 0.5},
+                                         {NormActivation::Relu, 0.0, 0.5},
+                                         {NormActivation::None, 0.0, 0.3},
+                                         {NormActivation::LeakyRelu, 0.2, 0.0}};
+  // cuDNN cannot apply an epilogue: with it chosen, the handwritten kernels must still run (and match).
+  for (const BatchNormImpl impl : kImpls) {
+    const BatchNormImplScope scope(impl);
+    uint64_t seed = 5000;
+    for (const NormCase& c : kCases) {
+      for (const Mode mode : {Mode::TrainingTracked, Mode::EvalTracked, Mode::EvalUntracked}) {
+        for (const BatchNormEpilogue& after : epilogues) {
+          seed += 10;
+          for (const Layout layout : {Layout::Aligned, Layout::Unaligned}) {
+            INFO(impl_name(impl) << ", " << shape_str(c.shape) << ", " << mode_name(mode) << ", activation "
+                                 << static_cast<int>(after.activation) << " dropout " << after.dropout << ", input "
+                                 << to_string(layout));
+            check_batch_norm(c.shape, c.momentum, c.eps, mode, true, seed, layout, after);
+          }
+        }
+      }
+    }
   }
 }
 
