@@ -113,8 +113,12 @@ struct LeakyRelu {
   // one of the two terms is zero.
   template <typename T>
   PIXGRAD_HOST_DEVICE static T forward(T x, T slope) { return (x < T(0) ? T(0) : x) + slope * (x < T(0) ? x : T(0)); }
+  // Written like forward, for the same reason: dy * (x > 0 ? 1 : slope)
+  // becomes a branch around a multiply. Exact but for the sign of a zero.
   template <typename T>
-  PIXGRAD_HOST_DEVICE static T backward(T x, T dy, T slope) { return dy * (x > T(0) ? T(1) : slope); }
+  PIXGRAD_HOST_DEVICE static T backward(T x, T dy, T slope) {
+    return (x > T(0) ? dy : T(0)) + slope * (x > T(0) ? T(0) : dy);
+  }
   template <typename T>
   PIXGRAD_HOST_DEVICE static T double_backward(T, T, T, T) { return T(0); }
 };

@@ -13,6 +13,7 @@
 #include <pixgrad/kernels/philox.h>
 #include <pixgrad/layers/forward_hook.h>
 #include <pixgrad/layers/normalization.h>
+#include <pixgrad/models/norm_layer.h>
 #include "gradcheck.h"
 
 using namespace pixgrad;
@@ -182,5 +183,26 @@ TEST_CASE("norm layers fuse the epilogue unless something must see their own out
     const std::vector<float> eval = forward(*in_eval, after).to_vector();
     CHECK(eval == apply_epilogue(reference_in_eval->forward(input), after, false).to_vector());
     CHECK(eval == forward(*in_eval, {NormActivation::LeakyRelu, 0.2, 0.0}).to_vector());
+  }
+}
+
+TEST_CASE("apply_norm's dropout follows the caller's mode, not the norm's", "[models][epilogue]") {
+  const Tensor input = testing::random_tensor({2, 4, 3, 5}, 95, DType::Float32);
+  const BatchNormEpilogue after = BatchNormEpilogue::leaky_relu(0.2, 0.5);
+  for (bool caller_training : {true, false}) {
+    INFO("caller " << (caller_training ? "training" : "eval") << ", norm in the other mode");
+    const auto make = [&] {
+      auto norm = std::make_shared<nn::BatchNorm2d>(nn::BatchNorm2dOptions(4));
+      if (caller_training) norm->eval();  // a norm frozen while the model trains, or the reverse
+      return norm;
+    };
+    const auto norm = make(), reference = make();
+    manual_seed(7);
+    const std::vector<float> fused = models::apply_norm(norm, input, after, caller_training).to_vector();
+    const uint64_t offset = default_generator().offset();
+    manual_seed(7);
+    CHECK(fused == apply_epilogue(reference->forward(input), after, caller_training).to_vector());
+    CHECK(default_generator().offset() == offset);
+    CHECK((offset > 0) == caller_training);
   }
 }

@@ -505,50 +505,69 @@ struct NormShape {
 
 constexpr double kBatchNormEps = 1e-5;
 
-void bench_batch_norm(Bench& bench, const std::vector<Impl>& impls, const NormShape& n) {
+// Batch norm with an epilogue (kernels/norm_epilogue.h) fused: "batch_norm"
+// without one, and, without a count per iteration, "batch_norm+leaky_relu"
+// as the U-Net's encoder runs it (the backward also reads y). cuDNN has no
+// fused form.
+void bench_batch_norm(Bench& bench, const std::vector<Impl>& impls, const NormShape& n,
+                      const kernels::NormEpilogue& epilogue = {}) {
   const kernels::BatchNormShape s = n.shape;
   const int64_t elements = s.batch * s.channels * s.spatial, c = s.channels;
   const std::string shape =
       std::to_string(s.batch) + "x" + std::to_string(s.channels) + "x" + std::to_string(s.spatial);
-  Workload forward{"batch_norm", n.layer, n.preset, "forward", shape, s.batch, n.forward_per_iteration, 0, 0, {}};
+  const bool fused = !epilogue.identity();
+  const std::string op = fused ? "batch_norm+leaky_relu" : "batch_norm";
+  const std::optional<int> forward_count = fused ? std::nullopt : n.forward_per_iteration;
+  const std::optional<int> backward_count = fused ? std::nullopt : n.backward_per_iteration;
+  const std::string layer = fused ? n.layer + " +lrelu" : n.layer;
+  Workload forward{op, layer, n.preset, "forward", shape, s.batch, forward_count, 0, 0, {}};
   // x, weight, bias, y, mean, invstd, unbiased_var
   forward.operands = {{elements}, {c, 0.5f, 1.5f}, {c}, {elements}, {c}, {c}, {c}};
   forward.bytes = 4.0 * static_cast<double>(2 * elements + 5 * c);
-  Workload backward{"batch_norm", n.layer, n.preset, "backward", shape, s.batch, n.backward_per_iteration, 0, 0, {}};
-  // x, dy, weight, mean, invstd, dx, dweight, dbias
-  backward.operands = {{elements}, {elements}, {c, 0.5f, 1.5f}, {c}, {c, 0.5f, 2.0f}, {elements}, {c}, {c}};
-  backward.bytes = 4.0 * static_cast<double>(3 * elements + 5 * c);
+  Workload backward{op, layer, n.preset, "backward", shape, s.batch, backward_count, 0, 0, {}};
+  // x, dy, weight, mean, invstd, dx, dweight, dbias, y
+  backward.operands = {{elements}, {elements}, {c, 0.5f, 1.5f}, {c}, {c, 0.5f, 2.0f}, {elements}, {c}, {c}, {elements}};
+  backward.bytes = 4.0 * static_cast<double>((fused ? 4 : 3) * elements + 5 * c);
 
   std::vector<ImplCall> forward_calls, backward_calls;
   for (Impl impl : impls) {
-    if (impl == Impl::Cublas) continue;
+    if (impl == Impl::Cublas || (fused && impl == Impl::Cudnn)) continue;
     if (impl == Impl::Cpu) {
-      forward_calls.push_back({impl, [s](const std::vector<float*>& p) {
+      forward_calls.push_back({impl, [s, epilogue](const std::vector<float*>& p) {
                                  cpu::batch_norm_forward_training(cpu::host, s, p[0], p[1], p[2], kBatchNormEps, p[3],
-                                                                         p[4], p[5], p[6]);
+                                                                  p[4], p[5], p[6], epilogue);
                                }});
-      backward_calls.push_back({impl, [s](const std::vector<float*>& p) {
+      backward_calls.push_back({impl, [s, epilogue](const std::vector<float*>& p) {
                                   cpu::batch_norm_backward(cpu::host, s, p[0], p[1], p[2], p[3], p[4], true, p[5], p[6],
-                                                                  p[7]);
+                                                           p[7], p[8], epilogue);
                                 }});
       continue;
     }
 #ifdef PIXGRAD_WITH_CUDA
     namespace cuda = kernels::cuda;
     const cuda::BatchNormImpl bi = impl == Impl::Cudnn ? cuda::BatchNormImpl::Cudnn : cuda::BatchNormImpl::Handwritten;
-    forward_calls.push_back({impl, [s, bi](const std::vector<float*>& p) {
+    forward_calls.push_back({impl, [s, bi, epilogue](const std::vector<float*>& p) {
                                cuda::set_batch_norm_impl(bi);
-                               cuda::batch_norm_forward_training(cuda::gpu, s, p[0], p[1], p[2], kBatchNormEps, p[3], p[4], p[5],
-                                                                 p[6]);
+                               cuda::batch_norm_forward_training(cuda::gpu, s, p[0], p[1], p[2], kBatchNormEps, p[3],
+                                                                 p[4], p[5], p[6], epilogue);
                              }});
-    backward_calls.push_back({impl, [s, bi](const std::vector<float*>& p) {
+    backward_calls.push_back({impl, [s, bi, epilogue](const std::vector<float*>& p) {
                                 cuda::set_batch_norm_impl(bi);
-                                cuda::batch_norm_backward(cuda::gpu, s, p[0], p[1], p[2], p[3], p[4], true, p[5], p[6], p[7]);
+                                cuda::batch_norm_backward(cuda::gpu, s, p[0], p[1], p[2], p[3], p[4], true, p[5], p[6],
+                                                          p[7], p[8], epilogue);
                               }});
 #endif
   }
   bench.run(forward, forward_calls);
   bench.run(backward, backward_calls);
+}
+
+// The U-Net encoder's epilogue: leaky ReLU 0.2 after the norm.
+kernels::NormEpilogue leaky_relu_epilogue() {
+  kernels::NormEpilogue epilogue;
+  epilogue.activation = kernels::NormActivation::LeakyRelu;
+  epilogue.slope = 0.2;
+  return epilogue;
 }
 
 // The normed layers' outputs, one entry per distinct shape (counts summed).
@@ -1008,7 +1027,10 @@ int main(int argc, char** argv) {
               write_results(false);
             }
           if (contains(ops, "bn"))
-            for (const NormShape& shape : norm_shapes(layers)) bench_batch_norm(bench, impls, shape);
+            for (const NormShape& shape : norm_shapes(layers)) {
+              bench_batch_norm(bench, impls, shape);
+              bench_batch_norm(bench, impls, shape, leaky_relu_epilogue());
+            }
           write_results(false);
         }
       for (const auto& shape : shapes) {

@@ -4,8 +4,9 @@
 // double. The backward pass needs sum(dy) and sum(dy * xhat) per channel,
 // then one more elementwise pass. An epilogue (kernels/norm_epilogue.h) is
 // applied to each plane as it is written, while it is in cache; the backward
-// undoes it on dy in one pass first. (On the CPU the fusion saves memory
-// passes, not launches: each step stays a loop the compiler vectorises.)
+// undoes it on a channel's dy into a buffer of its thread before the sums.
+// (On the CPU the fusion saves memory passes, not launches: each step stays
+// a loop of its own, the activations' vectorised.)
 #include <pixgrad/kernels/cpu/batch_norm.h>
 
 #include <algorithm>
@@ -22,61 +23,60 @@ void for_each_plane(const BatchNormShape& s, T* base, int64_t c, Body body) {
   for (int64_t n = 0; n < s.batch; ++n) body(base + (n * s.channels + c) * s.spatial);
 }
 
-// The epilogue applied in place to n values, element `first` onward of the
-// tensor: the dropout masks drawn a Philox block (four elements) at a time,
-// and each step a loop of its own, which the compiler vectorises.
+// Multiplies n values, element `first` onward of the tensor, by their
+// dropout masks, drawn a Philox block (four elements) at a time.
+template <typename T>
+void apply_masks(const NormEpilogue& e, T* values, int64_t n, int64_t first) {
+  for (int64_t i = 0; i < n;) {
+    T masks[4];
+    epilogue_masks4(e, static_cast<uint64_t>((first + i) / 4), masks);
+    for (int64_t k = (first + i) % 4; k < 4 && i < n; ++k, ++i) values[i] = values[i] * masks[k];
+  }
+}
+
+// The epilogue applied in place to n values, element `first` onward: the
+// masks, then the activation, each a loop of its own (the activation's
+// vectorised; kernels/elementwise_ops.h writes it without branches).
 template <typename T>
 void epilogue_in_place(const NormEpilogue& e, T* values, int64_t n, int64_t first) {
-  if (e.dropout) {
-    for (int64_t i = 0; i < n;) {
-      T masks[4];
-      epilogue_masks4(e, static_cast<uint64_t>((first + i) / 4), masks);
-      for (int64_t k = (first + i) % 4; k < 4 && i < n; ++k, ++i) values[i] = values[i] * masks[k];
-    }
-  }
+  if (e.dropout) apply_masks(e, values, n, first);
+  const T slope = static_cast<T>(e.slope);
   if (e.activation == NormActivation::Relu) {
+#pragma omp simd
     for (int64_t i = 0; i < n; ++i) values[i] = Relu::forward(values[i], T(0));
   } else if (e.activation == NormActivation::LeakyRelu) {
-    const T slope = static_cast<T>(e.slope);
+#pragma omp simd
     for (int64_t i = 0; i < n; ++i) values[i] = LeakyRelu::forward(values[i], slope);
   }
 }
 
+// dz = act'(y) * dy, then times the masks: the separate ops' backward passes
+// in their order, for n values, element `first` onward. (__restrict and a
+// local slope let GCC vectorise the activation's loop.)
+template <typename T>
+void undo_epilogue(const NormEpilogue& e, const T* __restrict y, const T* __restrict dy, int64_t n, int64_t first,
+                   T* __restrict dz) {
+  const T slope = static_cast<T>(e.slope);
+  if (e.activation == NormActivation::Relu) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dz[i] = Relu::backward(y[i], dy[i], T(0));
+  } else if (e.activation == NormActivation::LeakyRelu) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dz[i] = LeakyRelu::backward(y[i], dy[i], slope);
+  } else {
+    std::copy(dy, dy + n, dz);
+  }
+  if (e.dropout) apply_masks(e, dz, n, first);
+}
+
 // out[i] = epilogue(in[i] * scale + shift) for the S elements of one plane
-// whose first element is element `first` of the tensor.
+// whose first element is element `first` of the tensor, the epilogue applied
+// while the plane is in cache.
 template <typename T>
 void normalize_plane(const BatchNormShape& s, const T* in, T scale, T shift, const NormEpilogue& epilogue,
                      int64_t first, T* out) {
   for (int64_t i = 0; i < s.spatial; ++i) out[i] = in[i] * scale + shift;
   if (!epilogue.identity()) epilogue_in_place(epilogue, out, s.spatial, first);
-}
-
-// dy with the epilogue undone, act'(y) * dy * mask for every element (y: the
-// forward's output), in the order of the separate ops' backward passes.
-template <typename T>
-std::vector<T> gradient_before_epilogue(const NormEpilogue& e, const T* y, const T* grad_y, int64_t n) {
-  std::vector<T> dz(static_cast<size_t>(n));
-  constexpr int64_t kChunk = 16384;  // a multiple of 4: a chunk's masks start at a block
-#pragma omp parallel for schedule(static)
-  for (int64_t begin = 0; begin < n; begin += kChunk) {
-    const int64_t end = std::min(n, begin + kChunk);
-    T* out = dz.data();
-    if (e.activation == NormActivation::Relu) {
-      for (int64_t i = begin; i < end; ++i) out[i] = Relu::backward(y[i], grad_y[i], T(0));
-    } else if (e.activation == NormActivation::LeakyRelu) {
-      const T slope = static_cast<T>(e.slope);
-      for (int64_t i = begin; i < end; ++i) out[i] = LeakyRelu::backward(y[i], grad_y[i], slope);
-    } else {
-      for (int64_t i = begin; i < end; ++i) out[i] = grad_y[i];
-    }
-    if (!e.dropout) continue;
-    for (int64_t i = begin; i < end; i += 4) {
-      T masks[4];
-      epilogue_masks4(e, static_cast<uint64_t>(i / 4), masks);
-      for (int64_t k = 0; k < 4 && i + k < end; ++k) out[i + k] = out[i + k] * masks[k];
-    }
-  }
-  return dz;
 }
 
 }  // namespace
@@ -128,20 +128,26 @@ template <typename T>
 void batch_norm_backward(Host, const BatchNormShape& s, const T* x, const T* grad_y, const T* weight, const T* mean,
                          const T* invstd, bool batch_statistics, T* grad_x, T* grad_weight, T* grad_bias, const T* y,
                          const NormEpilogue& epilogue) {
-  if (!epilogue.identity()) {
-    const std::vector<T> dz = gradient_before_epilogue(epilogue, y, grad_y, s.batch * s.channels * s.spatial);
-    batch_norm_backward(Host{}, s, x, dz.data(), weight, mean, invstd, batch_statistics, grad_x, grad_weight,
-                        grad_bias, y, NormEpilogue{});
-    return;
-  }
   const double count = static_cast<double>(s.batch * s.spatial);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < s.channels; ++c) {
+    // With an epilogue, channel c's dy undone into this thread's buffer first.
+    thread_local std::vector<T> undone;
+    if (!epilogue.identity()) {
+      undone.resize(static_cast<size_t>(s.batch * s.spatial));
+      for (int64_t n = 0; n < s.batch; ++n) {
+        const int64_t first = (n * s.channels + c) * s.spatial;
+        undo_epilogue(epilogue, y + first, grad_y + first, s.spatial, first, undone.data() + n * s.spatial);
+      }
+    }
+    const auto grad_of_plane = [&](int64_t n) {
+      return epilogue.identity() ? grad_y + (n * s.channels + c) * s.spatial : undone.data() + n * s.spatial;
+    };
     const double mu = mean[c], inv = invstd[c];
     double sum_dy = 0, sum_dy_xhat = 0;
     for (int64_t n = 0; n < s.batch; ++n) {
       const T* in = x + (n * s.channels + c) * s.spatial;
-      const T* dy = grad_y + (n * s.channels + c) * s.spatial;
+      const T* dy = grad_of_plane(n);
       for (int64_t i = 0; i < s.spatial; ++i) {
         sum_dy += dy[i];
         sum_dy_xhat += dy[i] * (in[i] - mu) * inv;
@@ -157,7 +163,7 @@ void batch_norm_backward(Host, const BatchNormShape& s, const T* x, const T* gra
     const double mean_dy_xhat = batch_statistics ? sum_dy_xhat / count : 0.0;
     for (int64_t n = 0; n < s.batch; ++n) {
       const T* in = x + (n * s.channels + c) * s.spatial;
-      const T* dy = grad_y + (n * s.channels + c) * s.spatial;
+      const T* dy = grad_of_plane(n);
       T* dx = grad_x + (n * s.channels + c) * s.spatial;
       for (int64_t i = 0; i < s.spatial; ++i) {
         const double xhat = (in[i] - mu) * inv;
