@@ -32,15 +32,28 @@ Tensor ChainerUnet::forward(const Tensor& input) {
   check_input(input);
   const int n = options().num_downs;
   // Each norm does the dropout and activation after it in its own pass.
+  // Features f (1 <= f < n) and the output of up step n - f - 1 are joined
+  // in that order: written into the two slots of one buffer (concat_slots,
+  // core/ops.h), a batch of one joins them without a copy.
   const BatchNormEpilogue leaky = BatchNormEpilogue::leaky_relu(0.2);
   std::vector<Tensor> features{leaky_relu(stem_->forward(input), 0.2)};
-  for (int i = 0; i < n; ++i)
-    features.push_back(apply_norm(down_norms_[i], down_convs_[i]->forward(features.back()), leaky, is_training()));
+  std::vector<Tensor> decoder_slots(static_cast<size_t>(n));  // where up step j's norm may write
+  for (int f = 1; f <= n; ++f) {
+    const Tensor convolved = down_convs_[f - 1]->forward(features.back());
+    std::vector<Tensor> slots(2);
+    if (f < n && writes_into_out(down_norms_[f - 1], is_training()) &&
+        writes_into_out(up_norms_[n - f - 1], is_training())) {
+      slots = concat_slots({convolved.shape(), convolved.shape()}, 1, convolved.device(), convolved.dtype());
+      decoder_slots[static_cast<size_t>(n - f - 1)] = slots[0];
+    }
+    features.push_back(apply_norm(down_norms_[f - 1], convolved, leaky, is_training(), slots[1]));
+  }
   Tensor h = features.back();
   for (int j = 0; j < n; ++j) {
     if (j > 0) h = concat({h, features[n - j]}, 1);
     const BatchNormEpilogue after = BatchNormEpilogue::relu(up_dropout_[j] ? options().dropout : 0.0);
-    h = apply_norm(up_norms_[j], up_convs_[j]->forward(h), after, is_training());
+    h = apply_norm(up_norms_[j], up_convs_[j]->forward(h), after, is_training(),
+                   decoder_slots[static_cast<size_t>(j)]);
   }
   return head_->forward(concat({h, features[0]}, 1));
 }

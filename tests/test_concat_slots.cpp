@@ -8,6 +8,7 @@
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/ops.h>
 #include <pixgrad/layers/forward_hook.h>
+#include <pixgrad/models/chainer_unet.h>
 #include <pixgrad/models/unet.h>
 #include "gradcheck.h"
 
@@ -92,19 +93,15 @@ TEST_CASE("batch_norm refuses an out it cannot write", "[ops][batch_norm][slots]
   CHECK_THROWS_WITH(concat_slots({{1, 3, 4, 4}, {1, 3, 5, 4}}, 1), Contains("cannot join"));
 }
 
-TEST_CASE("the U-Net's joined slots and fused norms give the separate ops' bits", "[models][unet][slots]") {
-  // A forward hook turns fusion and slots off (the norms must show the hook
-  // their own output): the same network, every op separate, every concat a copy.
-  models::UnetOptions options;
-  options.input_channels = 3;
-  options.output_channels = 2;
-  options.ngf = 4;
-  options.num_downs = 6;
-  options.use_dropout = true;
-  manual_seed(31);
-  models::UnetGenerator unet(options);
-  const Tensor input = testing::random_tensor({1, 3, 64, 64}, 32, DType::Float32);
-  const Tensor r = testing::random_tensor({1, 2, 64, 64}, 33, DType::Float32);
+namespace {
+
+// The network's output and parameter gradients at batch 1, fused (slots
+// joined in place) and with a forward hook installed, which turns fusion
+// and slots off (the norms must show the hook their own output): the same
+// network, every op separate, every concat a copy.
+void check_slots_change_nothing(nn::Module& unet, int64_t input_channels, int64_t output_channels) {
+  const Tensor input = testing::random_tensor({1, input_channels, 64, 64}, 32, DType::Float32);
+  const Tensor r = testing::random_tensor({1, output_channels, 64, 64}, 33, DType::Float32);
   const auto run = [&](bool separate) {
     unet.zero_grad();
     manual_seed(34);  // the dropout masks
@@ -126,5 +123,27 @@ TEST_CASE("the U-Net's joined slots and fused norms give the separate ops' bits"
   for (size_t i = 0; i < fused.size(); ++i) {
     INFO((i == 0 ? "output" : "gradient of parameter " + std::to_string(i - 1)));
     CHECK(fused[i] == separate[i]);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the U-Nets' joined slots and fused norms give the separate ops' bits", "[models][unet][slots]") {
+  models::UnetOptions options;
+  options.input_channels = 3;
+  options.output_channels = 2;
+  options.ngf = 4;
+  options.num_downs = 6;
+  options.use_dropout = true;
+  SECTION("paper") {
+    manual_seed(31);
+    models::UnetGenerator unet(options);
+    check_slots_change_nothing(unet, 3, 2);
+  }
+  SECTION("chainer") {
+    options.num_downs = 5;
+    manual_seed(31);
+    models::ChainerUnet unet(options);
+    check_slots_change_nothing(unet, 3, 2);
   }
 }
