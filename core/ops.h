@@ -94,7 +94,9 @@ Tensor div(const Tensor& a, double b);
 // ---- shape ----
 // Joins tensors along `dim` (1 = channels for NCHW); other extents must match.
 // A new tensor, except for slots of concat_slots joined whole and in order:
-// then a view of their buffer, with nothing copied.
+// then a view of their buffer, with nothing copied. When every input is one
+// block of the result, the gradients it passes back are views of the
+// incoming gradient (as add's are the incoming gradient itself).
 Tensor concat(const std::vector<Tensor>& inputs, int64_t dim = 1);
 // Tensors of the given shapes, uninitialised, for ops to write (an op's
 // `out`) and concat(slots, dim) to join without a copy: side by side in one

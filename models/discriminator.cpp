@@ -17,7 +17,8 @@ PatchGanOptions PatchGanOptions::for_preset(Preset preset, int64_t condition_cha
 
 Tensor ConvBlock::forward(const Tensor& input) const {
   const BatchNormEpilogue after = leaky_relu ? BatchNormEpilogue::leaky_relu(0.2) : BatchNormEpilogue{};
-  return apply_norm(norm, conv->forward(input), after, /*training=*/false);  // no dropout: the flag is unused
+  // No dropout here: the mode given is the norm's own, so that it fuses.
+  return apply_norm(norm, conv->forward(input), after, norm && norm->is_training());
 }
 
 Discriminator::Discriminator(std::string name, const PatchGanOptions& options)

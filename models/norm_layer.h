@@ -26,7 +26,9 @@ Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input);
 // runs it as separate ops.
 Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input, const BatchNormEpilogue& after,
                   bool training, const Tensor& out = Tensor());
-// Whether apply_norm(norm, ..., training, out) now writes its result into `out`.
+// Whether apply_norm(norm, ..., training, out) now writes its result into
+// `out` (for an epilogue batch_norm fuses: not a leaky ReLU whose slope is
+// negative).
 bool writes_into_out(const std::shared_ptr<nn::Module>& norm, bool training);
 
 // The PyTorch reference's init_weights: every BatchNorm2d weight ~ Normal(1,

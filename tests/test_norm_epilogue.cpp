@@ -13,6 +13,7 @@
 #include <pixgrad/kernels/philox.h>
 #include <pixgrad/layers/forward_hook.h>
 #include <pixgrad/layers/normalization.h>
+#include <pixgrad/models/discriminator.h>
 #include <pixgrad/models/norm_layer.h>
 #include "gradcheck.h"
 
@@ -204,5 +205,19 @@ TEST_CASE("apply_norm's dropout follows the caller's mode, not the norm's", "[mo
     CHECK(fused == apply_epilogue(reference->forward(input), after, caller_training).to_vector());
     CHECK(default_generator().offset() == offset);
     CHECK((offset > 0) == caller_training);
+  }
+}
+
+TEST_CASE("a PatchGAN conv block fuses its leaky ReLU into the norm in training and in eval", "[models][epilogue]") {
+  models::ConvBlock block;
+  block.conv = std::make_shared<nn::Conv2d>(nn::Conv2dOptions(3, 4, 4).stride(2).padding(1));
+  block.norm = std::make_shared<nn::BatchNorm2d>(nn::BatchNorm2dOptions(4));
+  const Tensor input = testing::random_tensor({1, 3, 8, 8}, 96, DType::Float32).set_requires_grad();
+  for (bool training : {true, false}) {
+    INFO((training ? "training" : "eval"));
+    block.norm->train(training);
+    const Tensor output = block.forward(input);
+    REQUIRE(output.grad_fn());
+    CHECK(output.grad_fn()->op == "batch_norm");  // not a separate leaky_relu after it
   }
 }

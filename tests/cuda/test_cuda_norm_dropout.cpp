@@ -188,6 +188,22 @@ TEST_CASE("batch_norm with dropout and an activation fused matches the CPU", "[c
   }
 }
 
+TEST_CASE("fused batch norm on CUDA matches the CPU on small odd shapes (for the sanitizers)",
+          "[cuda][batch_norm][epilogue][small]") {
+  const BatchNormImplScope scope(BatchNormImpl::Handwritten);
+  uint64_t seed = 6000;
+  // 77 values per plane: element by element; 16: in float4 packs.
+  for (const Shape& shape : {Shape{3, 5, 7, 11}, Shape{2, 3, 4, 4}}) {
+    for (const BatchNormEpilogue& after : {BatchNormEpilogue::leaky_relu(0.2, 0.5), BatchNormEpilogue::relu(0.3)}) {
+      for (const Layout layout : {Layout::Aligned, Layout::Unaligned}) {
+        INFO(shape_str(shape) << ", activation " << static_cast<int>(after.activation) << ", input "
+                              << to_string(layout));
+        check_batch_norm(shape, 0.1, 1e-5, Mode::TrainingTracked, true, seed += 10, layout, after);
+      }
+    }
+  }
+}
+
 TEST_CASE("dropout on CUDA draws exactly the CPU's mask for the same seed and offset", "[cuda][dropout]") {
   uint64_t seed = 3000;
   for (const double p : {0.5, 0.3}) {
