@@ -3,6 +3,8 @@
 // as separate ops.
 #include <catch2/catch.hpp>
 
+#include <set>
+#include <utility>
 #include <vector>
 
 #include <pixgrad/core/autograd.h>
@@ -146,4 +148,48 @@ TEST_CASE("the U-Nets' joined slots and fused norms give the separate ops' bits"
     models::ChainerUnet unet(options);
     check_slots_change_nothing(unet, 3, 2);
   }
+}
+
+namespace {
+
+// How many of the concats that fed the graph of `output` are views of their
+// first input's memory (joined in place), and how many concats there are.
+std::pair<int, int> concats_in_place(const Tensor& output) {
+  int in_place = 0, total = 0;
+  std::vector<std::shared_ptr<Node>> pending{output.grad_fn()};
+  std::set<const Node*> seen;
+  while (!pending.empty()) {
+    const std::shared_ptr<Node> node = pending.back();
+    pending.pop_back();
+    if (!node || !seen.insert(node.get()).second) continue;
+    for (const Tensor& input : node->inputs) {
+      const std::shared_ptr<Node>& producer = input.defined() ? input.grad_fn() : nullptr;
+      if (producer && producer->op == "concat" && !seen.count(producer.get())) {
+        ++total;
+        in_place += input.raw_data() == producer->inputs[0].raw_data();
+      }
+      pending.push_back(producer);
+    }
+  }
+  return {in_place, total};
+}
+
+}  // namespace
+
+TEST_CASE("at batch 1 the U-Nets join every skip of a normed level in place", "[models][unet][slots]") {
+  models::UnetOptions options;
+  options.input_channels = 3;
+  options.output_channels = 2;
+  options.ngf = 4;
+  options.num_downs = 6;
+  manual_seed(41);
+  models::UnetGenerator paper(options);
+  const Tensor input = testing::random_tensor({1, 3, 64, 64}, 42, DType::Float32);
+  // Levels 2..5 are normed on both sides; level 1's skip is the unnormed first conv's.
+  CHECK(concats_in_place(paper.forward(input)) == std::make_pair(4, 5));
+  CHECK(concats_in_place(paper.forward(concat({input, input}, 0))) == std::make_pair(0, 5));  // batch 2
+  options.num_downs = 5;
+  models::ChainerUnet chainer(options);
+  // Features 1..4 with the decoder outputs before them; the head's concat takes the stem's.
+  CHECK(concats_in_place(chainer.forward(input)) == std::make_pair(4, 5));
 }
