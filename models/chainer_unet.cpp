@@ -32,7 +32,7 @@ Tensor ChainerUnet::forward(const Tensor& input) {
   check_input(input);
   const int n = options().num_downs;
   // Each norm does the dropout and activation after it in its own pass.
-  // Features f (1 <= f < n) and the output of up step n - f - 1 are joined
+  // The output of up step n - f - 1 and features f (1 <= f < n) are joined
   // in that order: written into the two slots of one buffer (concat_slots,
   // core/ops.h), a batch of one joins them without a copy.
   const BatchNormEpilogue leaky = BatchNormEpilogue::leaky_relu(0.2);
