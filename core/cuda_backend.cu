@@ -8,6 +8,12 @@
 // every kernel and copy of a device runs on that device's single stream: work
 // queued before the free finishes before work queued after the reuse.
 //
+// Graph pools: while a CUDA graph is captured (core/cuda_graph.h) the device's
+// allocations come from a pool private to that graph, and every block freed
+// meanwhile joins it. The graph's kernels use those addresses at every
+// replay, so the pool's blocks go to nobody else until the graph is gone;
+// inside the capture they are reused in stream order, as above.
+//
 // Copies: pageable host memory cannot be copied asynchronously, so copies go
 // through one pinned staging buffer per device, in chunks, synchronising the
 // stream before the staging buffer is reused (core/staging.h). A copy holds
@@ -60,11 +66,17 @@ constexpr size_t kStagingChunk = size_t{64} << 20;  // pinned staging buffer siz
 
 size_t round_up(size_t bytes) { return std::max<size_t>(kRounding, (bytes + kRounding - 1) / kRounding * kRounding); }
 
+using FreeBlocks = std::multimap<size_t, void*>;  // size -> block
+
 struct DeviceState {
   std::mutex mutex;
   cudaStream_t stream = nullptr;
-  std::multimap<size_t, void*> free_blocks;  // size -> block
-  std::map<void*, size_t> block_sizes;       // every block we own
+  FreeBlocks free_blocks;               // the shared cache
+  std::map<void*, size_t> block_sizes;  // every block we own
+  std::map<void*, int> block_pools;     // blocks of live graph pools -> pool
+  std::map<int, FreeBlocks> pool_free;  // each live graph pool's free blocks
+  int capturing_pool = 0;               // the pool of the graph being captured, 0 if none
+  int last_pool = 0;
   CudaMemoryStats stats;
   StagingBuffer staging{kStagingChunk, [](size_t bytes) {
                           void* pinned = nullptr;
@@ -88,20 +100,36 @@ cudaStream_t stream_of(int index) {
   return s.stream;
 }
 
+// cudaMalloc, allowed while this thread captures a graph: the block is not
+// part of the graph, and the pool keeps it for as long as the graph lives.
+cudaError_t malloc_outside_capture(void** block, size_t size) {
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  PIXGRAD_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+  const cudaError_t status = cudaMalloc(block, size);
+  PIXGRAD_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+  return status;
+}
+
+// The smallest block of `blocks` that fits `size`, if it wastes at most half of itself.
+void* take_block(FreeBlocks& blocks, size_t size) {
+  const auto found = blocks.lower_bound(size);
+  if (found == blocks.end() || found->first > 2 * size) return nullptr;
+  void* block = found->second;
+  blocks.erase(found);
+  return block;
+}
+
 void* device_allocate(size_t bytes, int index) {
   cuda_activate(index);
   const size_t size = round_up(bytes);
   DeviceState& s = state(index);
   std::lock_guard<std::mutex> lock(s.mutex);
-  void* block = nullptr;
-  // The smallest cached block that fits, if it wastes at most half of itself.
-  auto found = s.free_blocks.lower_bound(size);
-  if (found != s.free_blocks.end() && found->first <= 2 * size) {
-    block = found->second;
-    s.stats.bytes_cached -= static_cast<int64_t>(found->first);
-    s.free_blocks.erase(found);
+  const int pool = s.capturing_pool;
+  void* block = take_block(pool ? s.pool_free[pool] : s.free_blocks, size);
+  if (block) {
+    s.stats.bytes_cached -= static_cast<int64_t>(s.block_sizes[block]);
   } else {
-    cudaError_t status = cudaMalloc(&block, size);
+    cudaError_t status = malloc_outside_capture(&block, size);
     if (status == cudaErrorMemoryAllocation && !s.free_blocks.empty()) {
       // Out of memory: give the cache back and try once more.
       cudaGetLastError();
@@ -112,7 +140,9 @@ void* device_allocate(size_t bytes, int index) {
       }
       s.free_blocks.clear();
       s.stats.bytes_cached = 0;
-      status = cudaMalloc(&block, size);
+      for (const auto& [pool_id, blocks] : s.pool_free)
+        for (const auto& [cached_size, cached] : blocks) s.stats.bytes_cached += static_cast<int64_t>(cached_size);
+      status = malloc_outside_capture(&block, size);
     }
     if (status != cudaSuccess) {
       cudaGetLastError();
@@ -121,6 +151,7 @@ void* device_allocate(size_t bytes, int index) {
     }
     ++s.stats.device_mallocs;
     s.block_sizes[block] = size;
+    if (pool) s.block_pools[block] = pool;
   }
   s.stats.bytes_in_use += static_cast<int64_t>(s.block_sizes[block]);
   s.stats.peak_bytes_in_use = std::max(s.stats.peak_bytes_in_use, s.stats.bytes_in_use);
@@ -135,7 +166,16 @@ void device_deallocate(void* pointer, int index) {
   if (known == s.block_sizes.end()) return;
   s.stats.bytes_in_use -= static_cast<int64_t>(known->second);
   s.stats.bytes_cached += static_cast<int64_t>(known->second);
-  s.free_blocks.emplace(known->second, pointer);
+  // A block freed during a capture may still be read by the graph: it joins the pool.
+  if (s.capturing_pool) s.block_pools[pointer] = s.capturing_pool;
+  const auto pool = s.block_pools.find(pointer);
+  (pool == s.block_pools.end() ? s.free_blocks : s.pool_free[pool->second]).emplace(known->second, pointer);
+}
+
+void refuse_while_capturing(DeviceState& s, const char* what) {
+  std::lock_guard<std::mutex> lock(s.mutex);
+  PIXGRAD_CHECK(!s.capturing_pool, what, " cannot run while a CUDA graph is being captured: the captured step must not "
+                                   "wait for the device (read results after a replay)");
 }
 
 // The device side of a staged copy (core/staging.h): the device's stream.
@@ -151,12 +191,14 @@ struct StreamCopies {
 };
 
 void device_copy_to_host(void* host_destination, const void* source, size_t bytes, int index) {
+  refuse_while_capturing(state(index), "a copy to the host");
   cuda_activate(index);
   StreamCopies copies{stream_of(index)};
   state(index).staging.to_host(host_destination, source, bytes, copies);
 }
 
 void device_copy_from_host(void* destination, const void* host_source, size_t bytes, int index) {
+  refuse_while_capturing(state(index), "a copy from the host");
   cuda_activate(index);
   StreamCopies copies{stream_of(index)};
   state(index).staging.from_host(destination, host_source, bytes, copies);
@@ -177,6 +219,7 @@ void cuda_activate(int index) {
 
 void synchronize(const Device& device) {
   if (!device.is_cuda()) return;
+  refuse_while_capturing(state(device.index()), "synchronize");
   cuda_activate(device.index());
   PIXGRAD_CUDA_CHECK(cudaStreamSynchronize(stream_of(device.index())));
 }
@@ -197,12 +240,42 @@ void cuda_empty_cache() {
     for (auto& [size, block] : s.free_blocks) {
       PIXGRAD_CUDA_CHECK(cudaFree(block));
       s.block_sizes.erase(block);
+      s.stats.bytes_cached -= static_cast<int64_t>(size);
       ++s.stats.device_frees;
     }
-    s.free_blocks.clear();
-    s.stats.bytes_cached = 0;
+    s.free_blocks.clear();  // graph pools keep theirs
   }
 }
+
+namespace cuda {
+
+int begin_graph_pool(int index) {
+  DeviceState& s = state(index);
+  std::lock_guard<std::mutex> lock(s.mutex);
+  PIXGRAD_CHECK(!s.capturing_pool, "cuda:", index, ": a CUDA graph is being captured already");
+  s.capturing_pool = ++s.last_pool;
+  s.pool_free[s.capturing_pool];
+  return s.capturing_pool;
+}
+
+void end_graph_pool_capture(int index) {
+  DeviceState& s = state(index);
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.capturing_pool = 0;
+}
+
+void release_graph_pool(int index, int pool) {
+  DeviceState& s = state(index);
+  std::lock_guard<std::mutex> lock(s.mutex);
+  // Free blocks go back to the shared cache; blocks still held by tensors go
+  // there when those are freed.
+  for (const auto& [size, block] : s.pool_free[pool]) s.free_blocks.emplace(size, block);
+  s.pool_free.erase(pool);
+  for (auto it = s.block_pools.begin(); it != s.block_pools.end();)
+    it = it->second == pool ? s.block_pools.erase(it) : std::next(it);
+}
+
+}  // namespace cuda
 
 namespace kernels::cuda {
 

@@ -2,6 +2,7 @@
 // the real one otherwise.
 #include <pixgrad/core/cuda_info.h>
 
+#include <pixgrad/core/cuda_graph.h>
 #include <pixgrad/core/error.h>
 
 #ifndef PIXGRAD_WITH_CUDA
@@ -23,6 +24,21 @@ CudaMemoryStats cuda_memory_stats(int) { return {}; }
 void cuda_empty_cache() {}
 
 int64_t cuda_kernel_launches() { return 0; }
+
+// Never constructed: the constructors raise.
+struct CudaGraph::Impl {};
+CudaGraph::CudaGraph(Device) { fail("CudaGraph: pixgrad was built without CUDA"); }
+CudaGraph::~CudaGraph() = default;
+void CudaGraph::capture(const std::function<void()>&) {}
+void CudaGraph::launch() {}
+size_t CudaGraph::node_count() const { return 0; }
+
+struct PinnedTransfers::Impl {};
+PinnedTransfers::PinnedTransfers(Device, size_t, int) { fail("PinnedTransfers: pixgrad was built without CUDA"); }
+PinnedTransfers::~PinnedTransfers() = default;
+void PinnedTransfers::upload(void*, const void*, size_t) {}
+int PinnedTransfers::download(const void*, size_t) { return 0; }
+void PinnedTransfers::collect(int, void*, size_t) {}
 
 }  // namespace pixgrad
 #endif

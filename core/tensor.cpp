@@ -11,6 +11,7 @@
 #include <pixgrad/core/dispatch.h>
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/ops.h>
+#include <pixgrad/core/replay_values.h>
 #include <pixgrad/kernels/philox.h>
 #include <pixgrad/kernels/cpu/random.h>
 #include <pixgrad/kernels/cuda/random.h>
@@ -18,6 +19,14 @@
 namespace pixgrad {
 
 namespace {
+
+// Random fills take their offset from the host at the call: a captured step
+// would repeat the same numbers at every replay (dropout reads its offset
+// from memory instead, core/replay_values.h).
+void refuse_in_capture(const char* op) {
+  PIXGRAD_CHECK(!CaptureSession::current(), op, " cannot run inside a captured step: its numbers would repeat at "
+                                             "every replay");
+}
 
 std::shared_ptr<TensorImpl> allocate(const Shape& shape, Device device, DType dtype) {
   const int64_t count = shape_numel(shape);
@@ -62,6 +71,7 @@ Tensor Tensor::full(const Shape& shape, double value, Device device, DType dtype
 Tensor Tensor::uniform(const Shape& shape, double low, double high, Generator& generator, Device device,
                        DType dtype) {
   empty({0}, device, dtype);  // validates device and dtype before consuming random numbers
+  refuse_in_capture("Tensor::uniform");
   const int64_t count = shape_numel(shape);
   const uint64_t offset = generator.reserve(philox::uniform_blocks(count));
   Tensor result = empty(shape, device, dtype);
@@ -74,6 +84,7 @@ Tensor Tensor::uniform(const Shape& shape, double low, double high, Generator& g
 Tensor Tensor::normal(const Shape& shape, double mean, double stddev, Generator& generator, Device device,
                       DType dtype) {
   empty({0}, device, dtype);
+  refuse_in_capture("Tensor::normal");
   const int64_t count = shape_numel(shape);
   const uint64_t offset = generator.reserve(philox::normal_blocks(count));
   Tensor result = empty(shape, device, dtype);
@@ -162,6 +173,8 @@ double* Tensor::data<double>() const {
 }
 
 std::vector<double> Tensor::to_double_vector() const {
+  PIXGRAD_CHECK(!CaptureSession::current(), "reading a tensor ", shape_str(shape()),
+                " on the host inside a captured step: its values are not computed until the step is replayed");
   const Tensor host = to(Device::cpu());
   return dispatch_floating(dtype(), "to_double_vector", [&](auto zero) {
     const auto* values = host.data<decltype(zero)>();

@@ -79,6 +79,39 @@ inline std::vector<AdamSlot> adam_slots(const std::vector<AdamTensor>& tensors) 
   return slots;
 }
 
+// What one launch takes by value, as a kernel argument: up to kAdamTableSlots
+// slots, their blocks counted from this launch's first. By value rather than
+// copied to the device: a captured step (core/cuda_graph.h) keeps a launch's
+// arguments, where a copy from host memory would read that memory again at
+// every replay. The table stays under the 4 KiB every device accepts.
+constexpr int kAdamTableSlots = 64;
+
+struct AdamTable {
+  AdamSlot slots[kAdamTableSlots];
+  int count;
+};
+
+// Host only: the launches for `slots` (from adam_slots), in order, each
+// table's first_block rebased to its launch; blocks[i] is launch i's grid.
+inline std::vector<AdamTable> adam_tables(const std::vector<AdamSlot>& slots, std::vector<int64_t>* blocks) {
+  std::vector<AdamTable> tables;
+  blocks->clear();
+  for (size_t first = 0; first < slots.size(); first += kAdamTableSlots) {
+    AdamTable table{};
+    const int64_t base = slots[first].first_block;
+    int64_t end = base;
+    for (size_t i = first; i < slots.size() && i < first + kAdamTableSlots; ++i) {
+      table.slots[table.count] = slots[i];
+      table.slots[table.count].first_block -= base;
+      ++table.count;
+      end = slots[i].first_block + adam_chunks(slots[i].n);
+    }
+    tables.push_back(table);
+    blocks->push_back(end - base);
+  }
+  return tables;
+}
+
 // Calls visit(index, elements) for each pack thread `thread` of `threads`
 // updates in chunk `chunk` of a slot: `elements` is the slot's width, or 1
 // for each element after the last whole pack.

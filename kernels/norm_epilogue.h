@@ -31,8 +31,20 @@ struct NormEpilogue {
   float threshold = 0;    // float(p): a value is kept when its uniform number is >= threshold
   double keep_scale = 1;  // 1 / (1 - p), rounded to the tensor's type where used
   uint64_t seed = 0, offset = 0;
+  // In a captured step (core/replay_values.h): where the kernels read the
+  // shift to add to `offset` at each replay; nullptr otherwise.
+  const uint64_t* offset_shift = nullptr;
 
   PIXGRAD_HOST_DEVICE bool identity() const { return activation == NormActivation::None && !dropout; }
+  // The epilogue with the shift added to the offset: what a kernel uses,
+  // read once when it starts (host memory for CPU kernels, device memory
+  // for CUDA ones).
+  PIXGRAD_HOST_DEVICE NormEpilogue resolved() const {
+    NormEpilogue e = *this;
+    if (e.offset_shift != nullptr) e.offset += *e.offset_shift;
+    e.offset_shift = nullptr;
+    return e;
+  }
 };
 
 // Dropout's factor for element i: T(keep_scale) or 0.
@@ -43,7 +55,7 @@ PIXGRAD_HOST_DEVICE T epilogue_mask(const NormEpilogue& e, uint64_t i) {
   const philox::Block bits = philox::block(e.seed, e.offset + i / 4);
   const int k = static_cast<int>(i % 4);
   const uint32_t word = k == 0 ? bits.word[0] : k == 1 ? bits.word[1] : k == 2 ? bits.word[2] : bits.word[3];
-  return philox::to_unit_float(word) >= e.threshold ? static_cast<T>(e.keep_scale) : T(0);
+  return philox::dropout_factor(word, e.threshold, static_cast<T>(e.keep_scale));
 }
 
 // The factors of elements 4j .. 4j + 3, from one Philox block (j = i / 4).
@@ -51,7 +63,7 @@ template <typename T>
 PIXGRAD_HOST_DEVICE void epilogue_masks4(const NormEpilogue& e, uint64_t j, T (&masks)[4]) {
   const philox::Block bits = philox::block(e.seed, e.offset + j);
   for (int k = 0; k < 4; ++k)
-    masks[k] = philox::to_unit_float(bits.word[k]) >= e.threshold ? static_cast<T>(e.keep_scale) : T(0);
+    masks[k] = philox::dropout_factor(bits.word[k], e.threshold, static_cast<T>(e.keep_scale));
 }
 
 // The factors of pack j of W elements (elements W*j .. W*j + W - 1), W = 1 or

@@ -54,6 +54,14 @@ PIXGRAD_HOST_DEVICE Block block(uint64_t seed, uint64_t index) {
 // 24 random bits -> a float in [0, 1), exactly representable.
 PIXGRAD_HOST_DEVICE float to_unit_float(uint32_t bits) { return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f); }
 
+// Dropout's factor for one random word: `keep` (1 / (1 - p) in the caller's
+// type) when its uniform number is >= threshold (float(p)), else 0. Every
+// dropout mask, separate or fused into a norm, on either device, is this.
+template <typename T>
+PIXGRAD_HOST_DEVICE T dropout_factor(uint32_t word, float threshold, T keep) {
+  return to_unit_float(word) >= threshold ? keep : T(0);
+}
+
 // Uniform [0, 1) number i of the stream starting at block `offset`.
 PIXGRAD_HOST_DEVICE float uniform(uint64_t seed, uint64_t offset, uint64_t i) {
   return to_unit_float(block(seed, offset + i / 4).word[i % 4]);

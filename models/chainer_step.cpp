@@ -5,7 +5,7 @@
 
 namespace pixgrad::models {
 
-StepLosses ChainerStep::run(const StepContext& c, const Tensor& input, const Tensor& target) {
+LossTensors ChainerStep::enqueue(const StepContext& c, const Tensor& input, const Tensor& target) {
   PhaseClock clock(c);
   const Tensor fake = c.generator.forward(input);
   clock.lap(&PhaseTimes::g_forward);
@@ -35,7 +35,7 @@ StepLosses ChainerStep::run(const StepContext& c, const Tensor& input, const Ten
   c.update(Network::Discriminator);
   clock.lap(&PhaseTimes::optimizer);
 
-  return c.read({loss_g, loss_g_adv, loss_g_l1, loss_d_total, loss_d.real, loss_d.fake});
+  return {loss_g, loss_g_adv, loss_g_l1, loss_d_total, loss_d.real, loss_d.fake};
 }
 
 }  // namespace pixgrad::models

@@ -11,7 +11,7 @@ namespace pixgrad::models {
 
 class ChainerStep : public Pix2PixStep {
  public:
-  StepLosses run(const StepContext& context, const Tensor& input, const Tensor& target) override;
+  LossTensors enqueue(const StepContext& context, const Tensor& input, const Tensor& target) override;
 };
 
 }  // namespace pixgrad::models

@@ -40,10 +40,10 @@ Tensor ChainerUnet::forward(const Tensor& input) {
   std::vector<Tensor> decoder_slots(static_cast<size_t>(n));  // where up step j's norm may write
   for (int f = 1; f <= n; ++f) {
     const Tensor convolved = down_convs_[f - 1]->forward(features.back());
+    // The innermost features (f = n) join nothing.
     std::vector<Tensor> slots(2);
-    if (f < n && writes_into_out(down_norms_[f - 1], is_training()) &&
-        writes_into_out(up_norms_[n - f - 1], is_training())) {
-      slots = concat_slots({convolved.shape(), convolved.shape()}, 1, convolved.device(), convolved.dtype());
+    if (f < n) {
+      slots = skip_slots(convolved, up_norms_[n - f - 1], down_norms_[f - 1], is_training());
       decoder_slots[static_cast<size_t>(n - f - 1)] = slots[0];
     }
     features.push_back(apply_norm(down_norms_[f - 1], convolved, leaky, is_training(), slots[1]));

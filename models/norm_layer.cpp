@@ -37,6 +37,12 @@ bool writes_into_out(const std::shared_ptr<nn::Module>& norm, bool training) {
   return batch && batch->is_training() == training && batch->fuses();
 }
 
+std::vector<Tensor> skip_slots(const Tensor& like, const std::shared_ptr<nn::Module>& first_norm,
+                               const std::shared_ptr<nn::Module>& second_norm, bool training) {
+  if (!writes_into_out(first_norm, training) || !writes_into_out(second_norm, training)) return {Tensor(), Tensor()};
+  return concat_slots({like.shape(), like.shape()}, 1, like.device(), like.dtype());
+}
+
 void reinitialise_batch_norm_weights(nn::Module& model) {
   for (const auto& [name, child] : model.named_children()) {
     if (auto norm = std::dynamic_pointer_cast<nn::BatchNorm2d>(child)) {

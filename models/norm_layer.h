@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include <pixgrad/core/ops.h>
 #include <pixgrad/layers/module.h>
@@ -30,6 +31,12 @@ Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input, 
 // `out` (for an epilogue batch_norm fuses: not a leaky ReLU whose slope is
 // negative).
 bool writes_into_out(const std::shared_ptr<nn::Module>& norm, bool training);
+// The two slots of a skip connection's concat along channels, each shaped
+// like `like`, when both norms that fill them write into out (concat_slots in
+// core/ops.h: at batch 1 the concat is then a view); two undefined tensors
+// otherwise, so each norm makes its own output.
+std::vector<Tensor> skip_slots(const Tensor& like, const std::shared_ptr<nn::Module>& first_norm,
+                               const std::shared_ptr<nn::Module>& second_norm, bool training);
 
 // The PyTorch reference's init_weights: every BatchNorm2d weight ~ Normal(1,
 // 0.02) (the bias stays 0), drawn from the default generator in

@@ -6,7 +6,7 @@
 
 namespace pixgrad::models {
 
-StepLosses PaperStep::run(const StepContext& c, const Tensor& input, const Tensor& target) {
+LossTensors PaperStep::enqueue(const StepContext& c, const Tensor& input, const Tensor& target) {
   PhaseClock clock(c);
   const Tensor fake = c.generator.forward(input);
   clock.lap(&PhaseTimes::g_forward);
@@ -35,7 +35,7 @@ StepLosses PaperStep::run(const StepContext& c, const Tensor& input, const Tenso
   c.update(Network::Generator);
   clock.lap(&PhaseTimes::optimizer);
 
-  return c.read({loss_g, loss_g_adv, loss_g_l1, loss_d_total, loss_d.real, loss_d.fake});
+  return {loss_g, loss_g_adv, loss_g_l1, loss_d_total, loss_d.real, loss_d.fake};
 }
 
 }  // namespace pixgrad::models

@@ -9,7 +9,7 @@ namespace pixgrad::models {
 
 class PaperStep : public Pix2PixStep {
  public:
-  StepLosses run(const StepContext& context, const Tensor& input, const Tensor& target) override;
+  LossTensors enqueue(const StepContext& context, const Tensor& input, const Tensor& target) override;
 };
 
 }  // namespace pixgrad::models

@@ -35,22 +35,41 @@ Pix2Pix::Pix2Pix(const Pix2PixOptions& options)
       step_(make_step(options.preset)) {}
 
 StepLosses Pix2Pix::train_step(const Tensor& input, const Tensor& target) {
+  check_batch(input, target);
+  const StepContext c = context();
+  return c.read(step_->enqueue(c, input, target));
+}
+
+Tensor Pix2Pix::enqueue_step(const Tensor& input, const Tensor& target) {
+  check_batch(input, target);
+  PIXGRAD_CHECK(can_capture(), "pix2pix step: a captured step cannot ",
+                average_gradients_ ? "average gradients across ranks"
+                : before_update_   ? "call a before-update hook"
+                : timing_          ? "time its phases"
+                                   : "scale its losses");
+  const StepContext c = context();
+  return c.pack(step_->enqueue(c, input, target));
+}
+
+void Pix2Pix::check_batch(const Tensor& input, const Tensor& target) const {
   PIXGRAD_CHECK(input.device() == device_ && target.device() == device_, "pix2pix step: batch on ",
                 input.device().str(), "/", target.device().str(), " but the model is on ", device_.str());
   PIXGRAD_CHECK(target.dim() == 4 && target.size(1) == options_.generator.output_channels, "pix2pix step: target ",
                 shape_str(target.shape()), " is not [N, ", options_.generator.output_channels, ", H, W]");
+}
+
+StepContext Pix2Pix::context() {
   generator_->train();
   discriminator_->train();
-  const StepContext context{*generator_,
-                            *discriminator_,
-                            *optimizer_g_,
-                            *optimizer_d_,
-                            options_,
-                            [this](Network network) { update(network); },
-                            timing_ ? &phase_times_ : nullptr,
-                            device_,
-                            loss_scale_};
-  return step_->run(context, input, target);
+  return StepContext{*generator_,
+                     *discriminator_,
+                     *optimizer_g_,
+                     *optimizer_d_,
+                     options_,
+                     [this](Network network) { update(network); },
+                     timing_ ? &phase_times_ : nullptr,
+                     device_,
+                     loss_scale_};
 }
 
 void Pix2Pix::update(Network network) {

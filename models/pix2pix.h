@@ -35,6 +35,15 @@ class Pix2Pix {
 
   // One optimisation step on a batch (input x, target y), [N, C, H, W] each.
   StepLosses train_step(const Tensor& input, const Tensor& target);
+  // The same step, queued without reading anything back: its losses stay on
+  // the device, packed as StepContext::pack (StepContext::unpack reads them).
+  // What a captured step runs (models/graphed_step.h), so it refuses what a
+  // capture cannot hold: data parallelism, a before-update hook, timing.
+  Tensor enqueue_step(const Tensor& input, const Tensor& target);
+  // Whether enqueue_step's work is the same at every call, so a capture of
+  // it can be replayed: no averaging across ranks, no hook, no timing, and a
+  // loss scale of 1 (a graph would keep any other value).
+  bool can_capture() const { return !average_gradients_ && !before_update_ && !timing_ && loss_scale_ == 1; }
   // G(x) without recording a graph, in G's current train/eval mode.
   Tensor translate(const Tensor& input);
 
@@ -67,6 +76,9 @@ class Pix2Pix {
  private:
   // Runs the before-update hook, if any, then the network's optimiser.
   void update(Network network);
+  void check_batch(const Tensor& input, const Tensor& target) const;
+  // What a step works on; puts both networks in training mode.
+  StepContext context();
 
   Pix2PixOptions options_;
   std::shared_ptr<UnetBase> generator_;

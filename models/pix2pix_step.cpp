@@ -6,6 +6,7 @@
 
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/cuda_info.h>
+#include <pixgrad/core/error.h>
 #include <pixgrad/core/ops.h>
 #include <pixgrad/models/chainer_step.h>
 #include <pixgrad/models/paper_step.h>
@@ -33,13 +34,19 @@ Tensor StepContext::weighted_generator_loss(const Tensor& adversarial, const Ten
   return add(mul(adversarial, options.lambda_adv), mul(l1, options.lambda_l1));
 }
 
-StepLosses StepContext::read(const LossTensors& l) const {
+StepLosses StepContext::read(const LossTensors& l) const { return unpack(pack(l).to_double_vector()); }
+
+Tensor StepContext::pack(const LossTensors& l) const {
   NoGradGuard no_grad;
   std::vector<Tensor> scalars;
   for (const Tensor& value : {l.g_total, l.g_adv, l.g_l1, l.d_total, l.d_real, l.d_fake,
                               optimizer_g.nonfinite_gradients(), optimizer_d.nonfinite_gradients()})
     scalars.push_back(value.reshape({1}));
-  const std::vector<double> v = concat(scalars, 0).to_double_vector();
+  return concat(scalars, 0);
+}
+
+StepLosses StepContext::unpack(const std::vector<double>& v) {
+  PIXGRAD_CHECK(v.size() == 8, "pix2pix step: ", v.size(), " packed losses, expected 8");
   return StepLosses{v[0], v[1], v[2], v[3], v[4], v[5], v[6] == 0, v[7] == 0};
 }
 

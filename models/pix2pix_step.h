@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <pixgrad/core/device.h>
 #include <pixgrad/core/tensor.h>
@@ -72,6 +73,10 @@ struct StepContext {
   // The losses and both optimisers' non-finite-gradient flags, read back to
   // the host in one copy (one device synchronisation).
   StepLosses read(const LossTensors& losses) const;
+  // The same values in one tensor of 8 on the device (what read copies back),
+  // and the losses from its values.
+  Tensor pack(const LossTensors& losses) const;
+  static StepLosses unpack(const std::vector<double>& packed);
 };
 
 // Adds the time since the last lap to a phase of context.phase_times,
@@ -92,7 +97,12 @@ class PhaseClock {
 class Pix2PixStep {
  public:
   virtual ~Pix2PixStep() = default;
-  virtual StepLosses run(const StepContext& context, const Tensor& input, const Tensor& target) = 0;
+  // Queues the step's work; the losses stay on the device.
+  virtual LossTensors enqueue(const StepContext& context, const Tensor& input, const Tensor& target) = 0;
+  // Runs the step and reads its losses back.
+  StepLosses run(const StepContext& context, const Tensor& input, const Tensor& target) {
+    return context.read(enqueue(context, input, target));
+  }
 };
 
 // PaperStep or ChainerStep.

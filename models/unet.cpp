@@ -44,9 +44,7 @@ Tensor UnetGenerator::forward(const Tensor& input) {
   for (int i = 1; i < n - 1; ++i) {
     skips.push_back(activated);
     const Tensor features = down_convs_[i]->forward(activated);
-    std::vector<Tensor> slots(2);
-    if (writes_into_out(down_norms_[i], is_training()) && writes_into_out(up_norms_[i + 1], is_training()))
-      slots = concat_slots({features.shape(), features.shape()}, 1, features.device(), features.dtype());
+    const std::vector<Tensor> slots = skip_slots(features, down_norms_[i], up_norms_[i + 1], is_training());
     decoder_slots[static_cast<size_t>(i + 1)] = slots[1];
     activated = apply_norm(down_norms_[i], features, leaky, is_training(), slots[0]);
   }

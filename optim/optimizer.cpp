@@ -1,11 +1,15 @@
 #include <pixgrad/optim/optimizer.h>
 
 #include <cmath>
+#include <cstring>
+#include <functional>
+#include <memory>
 #include <type_traits>
 
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/dispatch.h>
 #include <pixgrad/core/error.h>
+#include <pixgrad/core/replay_values.h>
 #include <pixgrad/kernels/cpu/adam.h>
 #include <pixgrad/kernels/cpu/sgd.h>
 #include <pixgrad/kernels/cuda/optim.h>
@@ -58,16 +62,23 @@ void Optimizer::step() {
     if (!nonfinite_.defined()) nonfinite_ = Tensor::zeros({1}, parameter.device(), parameter.dtype());
     ParameterState& state = states_[i];
     for (auto& entry : state.tensors) follow_parameter(entry.second, parameter);
-    ++state.step;
     updates.push_back({parameter, std::move(grad), state});
   }
+  CaptureSession* session = CaptureSession::current();
+  replay_scalars_ = session && !updates.empty() ? capture_scalars(*session, updates) : nullptr;
+  for (const Update& u : updates) ++u.state.step;
   if (!updates.empty()) update_all(updates, nonfinite_);
+  replay_scalars_ = nullptr;
   if (!nonfinite_.defined() && !parameters_.empty())
     nonfinite_ = Tensor::zeros({1}, parameters_.front().device(), parameters_.front().dtype());
 }
 
 void Optimizer::update_all(const std::vector<Update>& updates, const Tensor& nonfinite) {
   for (const Update& u : updates) update(u.parameter, u.grad, u.state, nonfinite);
+}
+
+void* Optimizer::capture_scalars(CaptureSession&, const std::vector<Update>&) {
+  fail("optimizer: only Adam can step inside a captured step");
 }
 
 void Optimizer::zero_grad() {
@@ -129,9 +140,67 @@ void Adam::update(const Tensor& parameter, const Tensor& grad, ParameterState& s
   const int64_t n = parameter.numel();
   run_kernel("Adam", parameter, [&](auto on, auto zero) {
     using T = decltype(zero);
-    adam_update(on, step, parameter.data<T>(), grad.data<T>(), exp_avg.data<T>(), exp_avg_sq.data<T>(), n,
-                nonfinite.data<T>());
+    const auto* captured = static_cast<const kernels::AdamScalars<T>*>(replay_scalars());
+    if constexpr (std::is_same_v<decltype(on), kernels::cuda::Gpu>)
+      adam_update(on, step, parameter.data<T>(), grad.data<T>(), exp_avg.data<T>(), exp_avg_sq.data<T>(), n,
+                  nonfinite.data<T>(), captured);
+    else  // host memory: the values the replay wrote, read now
+      adam_update(on, captured ? *captured : kernels::adam_scalars<T>(step), parameter.data<T>(), grad.data<T>(),
+                  exp_avg.data<T>(), exp_avg_sq.data<T>(), n, nonfinite.data<T>());
   });
+}
+
+namespace {
+
+// The step counts of one captured Adam step, and its scalars at each replay.
+class AdamCounter : public ReplayCounter {
+ public:
+  using Write = std::function<void(int64_t step, void* value)>;
+  AdamCounter(std::vector<int64_t*> steps, size_t bytes, Write write)
+      : steps_(std::move(steps)), bytes_(bytes), write_(std::move(write)) {}
+  size_t value_bytes() const override { return bytes_; }
+  std::vector<uint64_t> position() const override {
+    std::vector<uint64_t> p;
+    for (const int64_t* step : steps_) p.push_back(static_cast<uint64_t>(*step));
+    return p;
+  }
+  void set_position(const std::vector<uint64_t>& p) override {
+    for (size_t i = 0; i < steps_.size(); ++i) *steps_[i] = static_cast<int64_t>(p[i]);
+  }
+  void advance(const std::vector<uint64_t>&, void* value) override {
+    for (int64_t* step : steps_) ++*step;
+    write_(*steps_.front(), value);  // the lr as it is now: a schedule's changes reach the replays
+  }
+
+ private:
+  std::vector<int64_t*> steps_;
+  size_t bytes_;
+  Write write_;
+};
+
+}  // namespace
+
+void* Adam::capture_scalars(CaptureSession& session, const std::vector<Update>& updates) {
+  const Update& first = updates.front();
+  std::vector<int64_t*> steps;
+  for (const Update& u : updates) {
+    PIXGRAD_CHECK(u.state.step == first.state.step && u.parameter.dtype() == first.parameter.dtype(),
+                  "Adam: a captured step needs every updated parameter at one step count and of one dtype");
+    steps.push_back(&u.state.step);
+  }
+  const bool single = first.parameter.dtype() == DType::Float32;
+  const size_t bytes = single ? sizeof(kernels::AdamScalars<float>) : sizeof(kernels::AdamScalars<double>);
+  auto write = [this, single](int64_t step, void* value) {
+    if (single) {
+      const auto scalars = kernels::adam_scalars<float>(kernel_step(step));
+      std::memcpy(value, &scalars, sizeof scalars);
+    } else {
+      const auto scalars = kernels::adam_scalars<double>(kernel_step(step));
+      std::memcpy(value, &scalars, sizeof scalars);
+    }
+  };
+  return session.value_for(this, /*shared=*/false,
+                           [&] { return std::make_unique<AdamCounter>(std::move(steps), bytes, write); });
 }
 
 void Adam::update_all(const std::vector<Update>& updates, const Tensor& nonfinite) {
@@ -152,7 +221,8 @@ void Adam::update_all(const std::vector<Update>& updates, const Tensor& nonfinit
   const kernels::AdamStep step = kernel_step(updates.front().state.step);
   run_kernel("Adam", first, [&](auto on, auto) {
     if constexpr (std::is_same_v<std::decay_t<decltype(on)>, kernels::cuda::Gpu>)
-      adam_update_many(on, step, tensors, nonfinite.data<float>());
+      adam_update_many(on, step, tensors, nonfinite.data<float>(),
+                       static_cast<const kernels::AdamScalars<float>*>(replay_scalars()));
   });
 }
 

@@ -14,6 +14,10 @@
 #include <pixgrad/core/arg.h>
 #include <pixgrad/kernels/optimizer_steps.h>
 
+namespace pixgrad {
+class CaptureSession;
+}  // namespace pixgrad
+
 namespace pixgrad::optim {
 
 class Optimizer {
@@ -66,12 +70,21 @@ class Optimizer {
   // Updates every parameter of the step: update() on each, unless an
   // optimiser can do them all at once on their device.
   virtual void update_all(const std::vector<Update>& updates, const Tensor& nonfinite);
+  // Inside a captured step (core/replay_values.h), before the step counts
+  // advance: registers the counter behind this step's scalars with the
+  // session and returns where the kernels read them. Only Adam can.
+  virtual void* capture_scalars(CaptureSession& session, const std::vector<Update>& updates);
+  // While update()/update_all() run inside a captured step: where the kernels
+  // read the step's scalars (kernels::AdamScalars of the parameters' type);
+  // nullptr otherwise.
+  const void* replay_scalars() const { return replay_scalars_; }
 
  private:
   std::vector<Tensor> parameters_;
   std::vector<ParameterState> states_;
   double lr_;
   Tensor nonfinite_;
+  const void* replay_scalars_ = nullptr;
 };
 
 using kernels::EpsilonPlacement;
@@ -103,6 +116,7 @@ class Adam : public Optimizer {
  protected:
   void update(const Tensor& parameter, const Tensor& grad, ParameterState& state, const Tensor& nonfinite) override;
   void update_all(const std::vector<Update>& updates, const Tensor& nonfinite) override;
+  void* capture_scalars(CaptureSession& session, const std::vector<Update>& updates) override;
 
  private:
   // The kernels' arguments for a parameter at step count `step` (already advanced).

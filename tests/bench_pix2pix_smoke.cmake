@@ -1,8 +1,10 @@
 # Smoke test of apps/bench_pix2pix on the CPU: one timed step of the paper
 # preset at batch 1 (256x256, the smallest side its 8 downsamplings take),
-# no warm-up, written with --json; fails unless the run succeeds, prints the
-# CPU's FMA ceiling and the RSS column, and its record carries the
-# efficiency and host-memory fields as numbers in a sane range.
+# no warm-up, then the captured step (--cuda-graph: the CPU stand-in),
+# written with --json; fails unless the run succeeds, prints the CPU's FMA
+# ceiling, the RSS column and the captured step's line, and its record
+# carries the efficiency, host-memory and captured-step fields as numbers in
+# a sane range.
 #
 # This file has two roles:
 #   include(bench_pix2pix_smoke.cmake) in tests/CMakeLists.txt registers the test;
@@ -32,14 +34,14 @@ if(NOT CHECK_ONLY)
   file(REMOVE ${OUTPUT})
   execute_process(
     COMMAND ${BENCH_PIX2PIX} --device cpu --presets paper --batch-sizes 1 --size 256 --iterations 1 --warmup 0
-            --json ${OUTPUT}
+            --cuda-graph --json ${OUTPUT}
     RESULT_VARIABLE status
     OUTPUT_VARIABLE output
     ERROR_VARIABLE output)
   if(NOT status EQUAL 0)
     message(FATAL_ERROR "bench_pix2pix exited with ${status}:\n${output}")
   endif()
-  foreach(expected "cpu ceilings: FMA " "FMA %" "RSS MiB")
+  foreach(expected "cpu ceilings: FMA " "FMA %" "RSS MiB" "captured step: ")
     string(FIND "${output}" "${expected}" at)
     if(at EQUAL -1)
       message(FATAL_ERROR "bench_pix2pix printed no '${expected}':\n${output}")
@@ -66,6 +68,7 @@ endif()
 # would need a ceiling measured 10x too low to pass 1000%).
 set(ranges
     seconds_per_iteration 0 1000
+    graph_seconds_per_iteration 0 1000
     conv_gflop_per_iteration 1 1000
     fma_ceiling_gflops 0.1 1000000
     percent_of_fma_ceiling 1 1000
@@ -96,7 +99,7 @@ if(error OR NOT scope MATCHES "^(configuration|process_so_far)$")
   message(FATAL_ERROR "${OUTPUT}: peak_rss_scope is '${scope}' (expected configuration or process_so_far)")
 endif()
 # The CUDA-only fields are there, and null on the CPU.
-foreach(field peak_device_bytes device_bytes_in_use_after)
+foreach(field peak_device_bytes device_bytes_in_use_after graph_nodes)
   string(JSON type ERROR_VARIABLE error TYPE "${json}" 0 ${field})
   if(error OR NOT type STREQUAL "NULL")
     message(FATAL_ERROR "${OUTPUT}: '${field}' should be present and null on the CPU (${type}${error})")

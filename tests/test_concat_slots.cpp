@@ -97,6 +97,18 @@ TEST_CASE("batch_norm refuses an out it cannot write", "[ops][batch_norm][slots]
 
 namespace {
 
+// A small U-Net's options for both presets' generators (6 levels, 64x64
+// inputs, dropout in the decoder).
+models::UnetOptions small_unet_options() {
+  models::UnetOptions options;
+  options.input_channels = 3;
+  options.output_channels = 2;
+  options.ngf = 4;
+  options.num_downs = 6;
+  options.use_dropout = true;
+  return options;
+}
+
 // The network's output and parameter gradients at batch 1, fused (slots
 // joined in place) and with a forward hook installed, which turns fusion
 // and slots off (the norms must show the hook their own output): the same
@@ -131,12 +143,7 @@ void check_slots_change_nothing(nn::Module& unet, int64_t input_channels, int64_
 }  // namespace
 
 TEST_CASE("the U-Nets' joined slots and fused norms give the separate ops' bits", "[models][unet][slots]") {
-  models::UnetOptions options;
-  options.input_channels = 3;
-  options.output_channels = 2;
-  options.ngf = 4;
-  options.num_downs = 6;
-  options.use_dropout = true;
+  models::UnetOptions options = small_unet_options();
   SECTION("paper") {
     manual_seed(31);
     models::UnetGenerator unet(options);
@@ -177,11 +184,7 @@ std::pair<int, int> concats_in_place(const Tensor& output) {
 }  // namespace
 
 TEST_CASE("at batch 1 the U-Nets join every skip of a normed level in place", "[models][unet][slots]") {
-  models::UnetOptions options;
-  options.input_channels = 3;
-  options.output_channels = 2;
-  options.ngf = 4;
-  options.num_downs = 6;
+  models::UnetOptions options = small_unet_options();
   manual_seed(41);
   models::UnetGenerator paper(options);
   const Tensor input = testing::random_tensor({1, 3, 64, 64}, 42, DType::Float32);

@@ -35,26 +35,34 @@ struct Visits {
   int64_t bad_blocks = 0;               // mapped to a chunk its slot does not have
 };
 
+// Plays the launches adam_update_many makes for `slots`: one per table of
+// adam_tables, each block searching its own launch's table.
 Visits play_launch(const std::vector<AdamSlot>& slots, int threads) {
   Visits visits;
   for (const AdamSlot& slot : slots) visits.count.emplace_back(static_cast<size_t>(slot.n), 0);
-  const int64_t blocks = slots.back().first_block + adam_chunks(slots.back().n);
-  for (int64_t block = 0; block < blocks; ++block) {
-    const int s = adam_slot_of_block(slots.data(), static_cast<int>(slots.size()), block);
-    const AdamSlot& slot = slots[static_cast<size_t>(s)];
-    const int64_t chunk = block - slot.first_block;
-    if (chunk < 0 || chunk >= adam_chunks(slot.n)) {
-      ++visits.bad_blocks;
-      continue;
+  std::vector<int64_t> blocks;
+  const std::vector<AdamTable> tables = adam_tables(slots, &blocks);
+  for (size_t launch = 0; launch < tables.size(); ++launch) {
+    const AdamTable& table = tables[launch];
+    for (int64_t block = 0; block < blocks[launch]; ++block) {
+      const int local = adam_slot_of_block(table.slots, table.count, block);
+      const int s = static_cast<int>(launch) * kAdamTableSlots + local;  // the slot in `slots`
+      const AdamSlot& slot = table.slots[local];
+      const int64_t chunk = block - slot.first_block;
+      if (chunk < 0 || chunk >= adam_chunks(slot.n) || slot.param != slots[static_cast<size_t>(s)].param) {
+        ++visits.bad_blocks;
+        continue;
+      }
+      for (int thread = 0; thread < threads; ++thread)
+        adam_walk_chunk(slot, chunk, thread, threads, [&](int64_t index, int elements) {
+          const bool pack_ok = (elements == 1 || (elements == slot.width && index % slot.width == 0)) &&
+                               index >= 0 && index + elements <= slot.n &&
+                               index / kChunk == (index + elements - 1) / kChunk;
+          if (!pack_ok) ++visits.bad_packs;
+          for (int k = 0; k < elements && index + k < slot.n; ++k)
+            if (index + k >= 0) ++visits.count[static_cast<size_t>(s)][static_cast<size_t>(index + k)];
+        });
     }
-    for (int thread = 0; thread < threads; ++thread)
-      adam_walk_chunk(slot, chunk, thread, threads, [&](int64_t index, int elements) {
-        const bool pack_ok = (elements == 1 || (elements == slot.width && index % slot.width == 0)) &&
-                             index >= 0 && index + elements <= slot.n && index / kChunk == (index + elements - 1) / kChunk;
-        if (!pack_ok) ++visits.bad_packs;
-        for (int k = 0; k < elements && index + k < slot.n; ++k)
-          if (index + k >= 0) ++visits.count[static_cast<size_t>(s)][static_cast<size_t>(index + k)];
-      });
   }
   return visits;
 }
@@ -70,6 +78,29 @@ std::vector<AdamTensor> tensors_of(std::vector<Arrays>& arrays, const std::vecto
   return tensors;
 }
 
+// Arrays for tensors of `sizes` elements, with room for a shift of one float.
+// vector<float>'s storage is 16-byte aligned with glibc's allocator; shift 1 breaks it.
+std::vector<Arrays> arrays_for(const std::vector<int64_t>& sizes) {
+  std::vector<Arrays> arrays;
+  for (const int64_t n : sizes) {
+    const size_t room = static_cast<size_t>(n) + 8;
+    arrays.push_back({std::vector<float>(room), std::vector<float>(room), std::vector<float>(room),
+                      std::vector<float>(room)});
+  }
+  return arrays;
+}
+
+// Every block mapped to a chunk of its slot, every pack aligned and inside
+// its tensor, every element visited once.
+void check_each_element_once(const Visits& visits) {
+  CHECK(visits.bad_blocks == 0);
+  CHECK(visits.bad_packs == 0);
+  int64_t wrong = 0;
+  for (const std::vector<int>& counts : visits.count)
+    for (const int count : counts) wrong += count != 1;
+  CHECK(wrong == 0);
+}
+
 // Sizes around the chunk and the pack, a prime, and an empty tensor.
 const std::vector<int64_t> kSizes = {1, 3, 4, 5, kChunk - 1, kChunk, kChunk + 1, 3 * kChunk + 7, 0, 100003, 8, 2};
 
@@ -78,15 +109,9 @@ const std::vector<int64_t> kSizes = {1, 3, 4, 5, kChunk - 1, kChunk, kChunk + 1,
 TEST_CASE("the one-launch Adam walk visits every element of every tensor once, in aligned packs inside it",
           "[optim][adam][multi_tensor]") {
   for (const int shift_pattern : {0, 1, 2}) {  // all aligned, all shifted, alternating
-    std::vector<Arrays> arrays(kSizes.size());
+    std::vector<Arrays> arrays = arrays_for(kSizes);
     std::vector<int> shifts;
-    for (size_t i = 0; i < kSizes.size(); ++i) {
-      const size_t room = static_cast<size_t>(kSizes[i]) + 8;
-      // vector<float>'s storage is 16-byte aligned with glibc's allocator; shift 1 breaks it.
-      arrays[i] = {std::vector<float>(room), std::vector<float>(room), std::vector<float>(room),
-                   std::vector<float>(room)};
-      shifts.push_back(shift_pattern == 2 ? static_cast<int>(i % 2) : shift_pattern);
-    }
+    for (size_t i = 0; i < kSizes.size(); ++i) shifts.push_back(shift_pattern == 2 ? static_cast<int>(i % 2) : shift_pattern);
     const std::vector<AdamSlot> slots = adam_slots(tensors_of(arrays, kSizes, shifts));
     REQUIRE(slots.size() == kSizes.size() - 1);  // the empty tensor has no slot
     for (const AdamSlot& slot : slots) {
@@ -95,15 +120,30 @@ TEST_CASE("the one-launch Adam walk visits every element of every tensor once, i
     }
     for (const int threads : {256, 96, 1}) {
       INFO("shifts " << shift_pattern << ", " << threads << " threads per block");
-      const Visits visits = play_launch(slots, threads);
-      CHECK(visits.bad_blocks == 0);
-      CHECK(visits.bad_packs == 0);
-      int64_t wrong = 0;
-      for (const std::vector<int>& counts : visits.count)
-        for (const int count : counts) wrong += count != 1;
-      CHECK(wrong == 0);
+      check_each_element_once(play_launch(slots, threads));
     }
   }
+}
+
+TEST_CASE("more tensors than one launch's table holds go in several launches, each element once",
+          "[optim][adam][multi_tensor]") {
+  // 150 tensors: three launches (64, 64, 22), sizes cycling around the pack and the chunk.
+  std::vector<int64_t> sizes;
+  for (int i = 0; i < 150; ++i) sizes.push_back(std::vector<int64_t>{1, 7, 4, kChunk + 3, 12}[i % 5]);
+  std::vector<Arrays> arrays = arrays_for(sizes);
+  std::vector<int> shifts;
+  for (size_t i = 0; i < sizes.size(); ++i) shifts.push_back(static_cast<int>(i % 3 == 0));
+  const std::vector<AdamSlot> slots = adam_slots(tensors_of(arrays, sizes, shifts));
+  std::vector<int64_t> blocks;
+  const std::vector<AdamTable> tables = adam_tables(slots, &blocks);
+  REQUIRE(tables.size() == 3);
+  CHECK(tables[0].count == kAdamTableSlots);
+  CHECK(tables[2].count == 150 - 2 * kAdamTableSlots);
+  int64_t total = 0;
+  for (const int64_t b : blocks) total += b;
+  CHECK(total == slots.back().first_block + adam_chunks(slots.back().n));  // no block lost or doubled
+  for (const AdamTable& table : tables) CHECK(table.slots[0].first_block == 0);
+  check_each_element_once(play_launch(slots, 64));
 }
 
 TEST_CASE("a block finds its slot as a linear search does", "[optim][adam][multi_tensor]") {

@@ -26,7 +26,8 @@
 #   bench_kernels  bench_kernels --quick on the GPU (each record names the
 #                algorithm and math that ran)
 #   step_fp32, step_tf32    bench_pix2pix, paper preset: FP32 at batch 1, 4,
-#                16; with --tf32 at batch 1 (our kernels on tensor cores)
+#                16; with --tf32 at batch 1 (our kernels on tensor cores);
+#                each also replayed as one CUDA graph (--cuda-graph)
 #   torch_fp32, torch_tf32  the same step in PyTorch with TF32 off and on;
 #                then the speed-ups at equal precision
 #   train        train_pix2pix, 200 iterations on the carried facades
@@ -381,10 +382,10 @@ echo "  facades slice: $train_images train, $test_images test pairs"
 
 # The GPU steps' command lines, shared by the run and the rehearsal.
 kernels_command=("$bin/bench_kernels" --device cuda --quick --json "$OUT/results/bench_kernels.json")
-step_fp32_command=("$bin/bench_pix2pix" --device cuda --presets paper --iterations 20 --warmup 5
+step_fp32_command=("$bin/bench_pix2pix" --device cuda --presets paper --iterations 20 --warmup 5 --cuda-graph
                    --batch-sizes 1,4,16 --json "$OUT/results/bench_pix2pix.json")
 step_tf32_command=("$bin/bench_pix2pix" --device cuda --tf32 --presets paper --iterations 20 --warmup 5
-                   --batch-sizes 1 --json "$OUT/results/bench_pix2pix_tf32.json")
+                   --cuda-graph --batch-sizes 1 --json "$OUT/results/bench_pix2pix_tf32.json")
 torch_fp32_command=(env PYTHONUNBUFFERED=1 python3 tools/bench_torch_pix2pix.py --device cuda --batch-sizes 1,4
                     --modes eager,cuda_graph --iterations 20 --warmup 5 --tf32 off
                     --json "$OUT/results/bench_torch.json")

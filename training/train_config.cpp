@@ -38,7 +38,7 @@ int64_t TrainConfig::output_channels() const { return output_nc; }
 #define PIXGRAD_RUN_FIELDS(X)                                                                       \
   X(dataset) X(test_split) X(workers) X(epochs) X(decay_epochs) X(max_iterations) X(device) X(conv_impl) \
   X(tf32) X(precision) X(dist_timeout) X(output) X(log_interval) X(snapshot_interval) X(eval_interval) X(preview_count)              \
-  X(save_epoch_freq) X(keep_checkpoints)
+  X(save_epoch_freq) X(keep_checkpoints) X(cuda_graph)
 #define PIXGRAD_CONFIG_FIELDS(X) PIXGRAD_TRAINING_FIELDS(X) PIXGRAD_RUN_FIELDS(X)
 
 nlohmann::json to_json(const TrainConfig& config) {
@@ -188,6 +188,8 @@ void validate(const TrainConfig& c) {
   PIXGRAD_CHECK(c.batch_size >= 1 && c.batch_size <= 4096, "--batch-size must be in 1..4096, got ", c.batch_size);
   PIXGRAD_CHECK(c.world_size >= 1 && c.world_size <= 65536, "the run's world size must be in 1..65536, got ",
                 c.world_size);
+  PIXGRAD_CHECK(!c.cuda_graph || (c.world_size == 1 && !c.sync_bn),
+                "--cuda-graph cannot capture data-parallel steps (their gradients are averaged across ranks)");
   const std::vector<std::string>& precisions = precision_names();
   PIXGRAD_CHECK(c.precision.empty() || std::find(precisions.begin(), precisions.end(), c.precision) != precisions.end(),
                 "--precision must be ", precision_name_list(), ", not '", io::printable(c.precision), "'");

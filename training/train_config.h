@@ -63,6 +63,9 @@ struct TrainConfig {
   std::string conv_impl;             // handwritten | cudnn | cublas
   bool tf32 = false;                 // the same as precision "tf32"
   std::string precision;             // one of precision_names()
+  // Each step after the first two replayed as one CUDA graph (models/graphed_step.h); on the CPU the
+  // stand-in that checks the graph path, which gives the same numbers and no speed.
+  bool cuda_graph = false;
   double dist_timeout = 600;         // data parallel: seconds a rank waits for the others before the run stops
   std::string output = "out";
   int64_t log_interval = 100;        // iterations per log.jsonl record and console report

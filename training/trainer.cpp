@@ -22,6 +22,7 @@
 #include <pixgrad/distributed/mpi_communicator.h>
 #include <pixgrad/distributed/nccl_communicator.h>
 #include <pixgrad/layers/sync_batch_norm.h>
+#include <pixgrad/models/graphed_step.h>
 #include <pixgrad/optim/schedule.h>
 #include <pixgrad/data/loader.h>
 #include <pixgrad/training/html_report.h>
@@ -173,6 +174,7 @@ struct Trainer::Impl {
   Device device;
   std::shared_ptr<data::Dataset> train_set, test_set;
   std::unique_ptr<models::Pix2Pix> model;
+  std::unique_ptr<models::GraphedTrainStep> graphed;  // --cuda-graph
   TrainState state;
   std::unique_ptr<optim::Schedule> schedule;
   std::unique_ptr<RunFolder> folder;
@@ -788,6 +790,10 @@ struct Trainer::Impl {
         config.preset.c_str(), io::printable(config.dataset).c_str(), device.str().c_str(),
         convolutions().c_str(), train_set->size(),
         config.batch_size * world->size(), static_cast<long long>(total), config.epochs);
+    if (config.cuda_graph)
+      say("%s\n", device.is_cuda() ? "cuda graph: step 1 eager, step 2 captured, every later step one graph launch"
+                                    : "cuda graph on the CPU: the stand-in that reruns each captured step (the same "
+                                      "numbers, no speed-up; for checking the graph path)");
     if (world->size() > 1)
       say("data parallel: %d ranks (%s) x batch %d, %s batch norm\n", world->size(), world->backend().c_str(),
           config.batch_size, config.norm != "batch" ? "no" : config.sync_bn ? "synchronised" : "per-rank");
@@ -845,8 +851,11 @@ struct Trainer::Impl {
           const double share = static_cast<double>(images) / static_cast<double>(batch->global_samples);
           model->set_loss_scale(share * world->size());
           in_step = true;
+          if (config.cuda_graph && !graphed) graphed = std::make_unique<models::GraphedTrainStep>(*model);
           const models::StepLosses latest =
-              combine_ranks(model->train_step(batch->input.to(device), batch->target.to(device)), share, stop);
+              combine_ranks(graphed ? graphed->run(batch->input, batch->target)
+                                    : model->train_step(batch->input.to(device), batch->target.to(device)),
+                            share, stop);
           in_step = false;
           ++state.iteration;
           ++state.batches_done;

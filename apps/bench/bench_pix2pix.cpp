@@ -57,6 +57,7 @@
 #include <pixgrad/core/file_io.h>
 #include <pixgrad/core/generator.h>
 #include <pixgrad/data/loader.h>
+#include <pixgrad/models/graphed_step.h>
 #include <pixgrad/models/pix2pix.h>
 #include <pixgrad/training/model_factory.h>
 
@@ -252,6 +253,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--workers", data_config.workers, "With --dataset: loader threads")->capture_default_str();
   app.add_option("--json", json_path, "Also write the results as JSON (one record per configuration)");
+  bool cuda_graph = false;
+  app.add_flag("--cuda-graph", cuda_graph,
+               "Also time the step captured as one CUDA graph and replayed (on the CPU: the stand-in that reruns "
+               "it, for checking only)");
   app.footer(
       "Columns beyond the times: conv TF/s, the step's convolution FLOPs over its time; FMA %, the same as a "
       "percentage of the CPU's FMA ceiling, measured at the start (CPU only); peak MiB, the GPU allocator's "
@@ -346,6 +351,30 @@ int main(int argc, char** argv) {
           synchronize(device);
           launches = cuda_kernel_launches() - before;
         }
+        // The same steps captured once and replayed (models/graphed_step.h):
+        // the whole run's time over its steps, since a replay's losses come
+        // back one step late and steps overlap on the host.
+        std::optional<double> graph_seconds;
+        size_t graph_nodes = 0;
+        if (cuda_graph) {
+          model.set_timing(false);  // a captured step does not synchronise between phases
+          models::GraphedTrainStep graphed(model);
+          for (int i = 0; i < std::max(warmup, 2); ++i) {  // the eager warm-up step and the capture
+            source.next();
+            graphed.step(source.input(), source.target());
+          }
+          graphed.finish();
+          synchronize(device);
+          const Clock::time_point start = Clock::now();
+          for (int i = 0; i < iterations; ++i) {
+            source.next();
+            graphed.step(source.input(), source.target());
+          }
+          graphed.finish();
+          synchronize(device);
+          graph_seconds = seconds_since(start) / iterations;
+          graph_nodes = graphed.graph_nodes();
+        }
         if (device.is_cuda()) {
           model.set_timing(true);
           for (int i = 0; i < iterations; ++i) {
@@ -387,6 +416,12 @@ int main(int argc, char** argv) {
         if (launches)
           std::printf("    kernel launches per step: %lld (pixgrad's own; cuDNN and cuBLAS calls not counted)\n",
                       static_cast<long long>(*launches));
+        if (graph_seconds && device.is_cuda())
+          std::printf("    cuda graph: %.4f s/iter, %.2fx the eager step's %.4f s; one launch of %zu nodes per step\n",
+                      *graph_seconds, seconds / *graph_seconds, seconds, graph_nodes);
+        else if (graph_seconds)
+          std::printf("    captured step: %.4f s/iter (the CPU stand-in reruns the step: for checking, not speed)\n",
+                      *graph_seconds);
         nlohmann::json goal_json = nullptr;
         if (const std::optional<Goal> goal = goal_for(preset, batch, device, device_description)) {
           const double ratio = seconds / goal->seconds;
@@ -422,6 +457,9 @@ int main(int argc, char** argv) {
                                        {"g_backward", median(phases.g_backward)},
                                        {"optimizer", median(phases.optimizer)}}},
                            {"kernel_launches_per_step", launches ? nlohmann::json(*launches) : nlohmann::json(nullptr)},
+                           {"graph_seconds_per_iteration", optional_json(graph_seconds)},
+                           {"graph_nodes", graph_seconds && device.is_cuda() ? nlohmann::json(graph_nodes)
+                                                                             : nlohmann::json(nullptr)},
                            {"peak_device_bytes", peak_bytes},
                            {"peak_is_upper_bound", peak_is_upper_bound},
                            {"device_bytes_in_use_after", in_use_bytes},

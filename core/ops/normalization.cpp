@@ -6,6 +6,7 @@
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/dispatch.h>
 #include <pixgrad/core/ops.h>
+#include <pixgrad/core/replay_values.h>
 #include <pixgrad/kernels/philox.h>
 #include <pixgrad/kernels/cpu/batch_norm.h>
 #include <pixgrad/kernels/cpu/dropout.h>
@@ -92,8 +93,11 @@ Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
     using T = decltype(zero);
     // dropout()'s draw: the same blocks of the same generator, in the same
     // order, taken once the dtype is known to be supported.
-    if (epilogue.dropout)
-      epilogue.offset = generator.reserve(philox::uniform_blocks(static_cast<uint64_t>(input.numel())));
+    if (epilogue.dropout) {
+      const PhiloxStart start = reserve_philox(generator, philox::uniform_blocks(static_cast<uint64_t>(input.numel())));
+      epilogue.offset = start.offset;
+      epilogue.offset_shift = start.offset_shift;
+    }
     if (batch_statistics) {
       const Tensor unbiased_var = Tensor::empty_like(mean);
       batch_norm_forward_training(on, shape, input.data<T>(), data_or_null<T>(weight), data_or_null<T>(bias),
@@ -141,11 +145,10 @@ Tensor dropout(const Tensor& input, double p, bool training, Generator& generato
   if (!training || p == 0) return input;
   Tensor mask = Tensor::empty_like(input);
   const int64_t n = input.numel();
-  const uint64_t offset = generator.reserve(philox::uniform_blocks(static_cast<uint64_t>(n)));
-  const uint64_t seed = generator.seed();
+  const PhiloxStart start = reserve_philox(generator, philox::uniform_blocks(static_cast<uint64_t>(n)));
   run_kernel("dropout", input, [&](auto on, auto zero) {
     using T = decltype(zero);
-    dropout_mask(on, mask.data<T>(), n, p, seed, offset);
+    dropout_mask(on, mask.data<T>(), n, p, start.seed, start.offset, start.offset_shift);
   });
   Tensor output;
   {

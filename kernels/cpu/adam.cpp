@@ -59,9 +59,8 @@ bool cpu_has_avx2() {
 }  // namespace
 
 template <typename T>
-void adam_update_portable(Host, const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
-                          T* nonfinite_flag) {
-  const AdamScalars<T> c = adam_scalars<T>(s);
+void adam_update_portable(Host, const AdamScalars<T>& c, T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
+                          int64_t n, T* nonfinite_flag) {
   const T step_size = c.step_size, v_scale = c.v_scale, beta1 = c.beta1, beta2 = c.beta2;
   const T one_minus_beta1 = c.one_minus_beta1, one_minus_beta2 = c.one_minus_beta2, eps = c.eps, decay = c.decay;
   // g - g is 0 for a finite g and NaN for NaN or an infinity: a test that
@@ -81,11 +80,10 @@ void adam_update_portable(Host, const AdamStep& s, T* param, const T* grad, T* e
 }
 
 template <typename T>
-void adam_update(Host host, const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
+void adam_update(Host host, const AdamScalars<T>& c, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
                  T* nonfinite_flag) {
   if constexpr (std::is_same_v<T, float>) {
     if (cpu_has_avx2()) {
-      const AdamScalars<float> c = adam_scalars<float>(s);
       bool nonfinite = false;
       // Each thread one contiguous range, cut at whole cache lines.
 #pragma omp parallel reduction(|| : nonfinite) if (n > kParallelThreshold)
@@ -98,15 +96,28 @@ void adam_update(Host host, const AdamStep& s, T* param, const T* grad, T* exp_a
       return;
     }
   }
-  adam_update_portable(host, s, param, grad, exp_avg, exp_avg_sq, n, nonfinite_flag);
+  adam_update_portable(host, c, param, grad, exp_avg, exp_avg_sq, n, nonfinite_flag);
 }
 
-template void adam_update_portable<float>(Host, const AdamStep&, float*, const float*, float*, float*, int64_t,
-                                          float*);
-template void adam_update_portable<double>(Host, const AdamStep&, double*, const double*, double*, double*, int64_t,
-                                           double*);
-template void adam_update<float>(Host, const AdamStep&, float*, const float*, float*, float*, int64_t, float*);
-template void adam_update<double>(Host, const AdamStep&, double*, const double*, double*, double*, int64_t,
-                                  double*);
+template <typename T>
+void adam_update_portable(Host host, const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
+                          T* nonfinite) {
+  adam_update_portable(host, adam_scalars<T>(s), param, grad, exp_avg, exp_avg_sq, n, nonfinite);
+}
+
+template <typename T>
+void adam_update(Host host, const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
+                 T* nonfinite) {
+  adam_update(host, adam_scalars<T>(s), param, grad, exp_avg, exp_avg_sq, n, nonfinite);
+}
+
+#define PIXGRAD_ADAM_INSTANTIATE(T, Scalars)                                                                 \
+  template void adam_update_portable<T>(Host, const Scalars&, T*, const T*, T*, T*, int64_t, T*);                   \
+  template void adam_update<T>(Host, const Scalars&, T*, const T*, T*, T*, int64_t, T*);
+PIXGRAD_ADAM_INSTANTIATE(float, AdamStep)
+PIXGRAD_ADAM_INSTANTIATE(double, AdamStep)
+PIXGRAD_ADAM_INSTANTIATE(float, AdamScalars<float>)
+PIXGRAD_ADAM_INSTANTIATE(double, AdamScalars<double>)
+#undef PIXGRAD_ADAM_INSTANTIATE
 
 }  // namespace pixgrad::kernels::cpu

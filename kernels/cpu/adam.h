@@ -24,6 +24,11 @@ namespace pixgrad::kernels::cpu {
 template <typename T>
 void adam_update(Host, const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
                  T* nonfinite);
+// The same with the step's scalars formed already (adam_scalars), as a
+// captured step reads them at each replay (core/replay_values.h).
+template <typename T>
+void adam_update(Host, const AdamScalars<T>& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
+                 T* nonfinite);
 
 // The plain loop, compiled for the baseline instruction set. adam_update
 // runs AVX2 code instead for float on CPUs that have it, with the same
@@ -31,5 +36,8 @@ void adam_update(Host, const AdamStep& s, T* param, const T* grad, T* exp_avg, T
 template <typename T>
 void adam_update_portable(Host, const AdamStep& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
                           T* nonfinite);
+template <typename T>
+void adam_update_portable(Host, const AdamScalars<T>& s, T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
+                          int64_t n, T* nonfinite);
 
 }  // namespace pixgrad::kernels::cpu

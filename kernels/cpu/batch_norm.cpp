@@ -39,7 +39,7 @@ void apply_masks(const NormEpilogue& e, T* values, int64_t n, int64_t first) {
   for (int64_t b = 0; b < blocks; ++b) {
     const philox::Block bits = philox::block(seed, block + static_cast<uint64_t>(b));
     for (int k = 0; k < 4; ++k)
-      whole[4 * b + k] = whole[4 * b + k] * (philox::to_unit_float(bits.word[k]) >= threshold ? keep : T(0));
+      whole[4 * b + k] = whole[4 * b + k] * philox::dropout_factor(bits.word[k], threshold, keep);
   }
   for (i += 4 * blocks; i < n; ++i) values[i] = values[i] * epilogue_mask<T>(e, first + i);
 }
@@ -93,7 +93,8 @@ void normalize_plane(const BatchNormShape& s, const T* in, T scale, T shift, con
 
 template <typename T>
 void batch_norm_forward_training(Host, const BatchNormShape& s, const T* x, const T* weight, const T* bias, double eps,
-                                 T* y, T* mean, T* invstd, T* unbiased_var, const NormEpilogue& epilogue) {
+                                 T* y, T* mean, T* invstd, T* unbiased_var, const NormEpilogue& given) {
+  const NormEpilogue epilogue = given.resolved();
   const double count = static_cast<double>(s.batch * s.spatial);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < s.channels; ++c) {
@@ -122,7 +123,8 @@ void batch_norm_forward_training(Host, const BatchNormShape& s, const T* x, cons
 
 template <typename T>
 void batch_norm_forward_inference(Host, const BatchNormShape& s, const T* x, const T* weight, const T* bias,
-                                  const T* mean, const T* invstd, T* y, const NormEpilogue& epilogue) {
+                                  const T* mean, const T* invstd, T* y, const NormEpilogue& given) {
+  const NormEpilogue epilogue = given.resolved();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < s.batch; ++n) {
     for (int64_t c = 0; c < s.channels; ++c) {
@@ -137,7 +139,8 @@ void batch_norm_forward_inference(Host, const BatchNormShape& s, const T* x, con
 template <typename T>
 void batch_norm_backward(Host, const BatchNormShape& s, const T* x, const T* grad_y, const T* weight, const T* mean,
                          const T* invstd, bool batch_statistics, T* grad_x, T* grad_weight, T* grad_bias, const T* y,
-                         const NormEpilogue& epilogue) {
+                         const NormEpilogue& given) {
+  const NormEpilogue epilogue = given.resolved();
   const double count = static_cast<double>(s.batch * s.spatial);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < s.channels; ++c) {

@@ -9,8 +9,10 @@
 
 namespace pixgrad::kernels::cpu {
 
-// mask[i] = kept ? 1 / (1 - p) : 0
+// mask[i] = kept ? 1 / (1 - p) : 0. offset_shift (may be null) is added to
+// offset when the kernel runs (a captured step's replays, core/replay_values.h).
 template <typename T>
-void dropout_mask(Host, T* mask, int64_t n, double p, uint64_t seed, uint64_t offset);
+void dropout_mask(Host, T* mask, int64_t n, double p, uint64_t seed, uint64_t offset,
+                  const uint64_t* offset_shift = nullptr);
 
 }  // namespace pixgrad::kernels::cpu

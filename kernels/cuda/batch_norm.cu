@@ -184,8 +184,9 @@ __global__ void centred_squares_kernel(const float* x, ChannelPacks layout, doub
 template <int W, bool kFused>
 __global__ void normalize_training_kernel(const float* x, ChannelPacks layout, double count, double eps,
                                           const double* partial_sums, const double* partial_squares,
-                                          const float* weight, const float* bias, NormEpilogue epilogue,
+                                          const float* weight, const float* bias, NormEpilogue given,
                                           float* y, float* mean, float* invstd, float* unbiased_var) {
+  const NormEpilogue epilogue = given.resolved();
   const int64_t c = blockIdx.x, splits = gridDim.y;
   __shared__ float scale_shared, shift_shared;
   if (threadIdx.x < 32) {
@@ -216,7 +217,8 @@ __global__ void normalize_training_kernel(const float* x, ChannelPacks layout, d
 template <int W, bool kFused>
 __global__ void normalize_inference_kernel(const float* x, ChannelPacks layout, const float* weight,
                                            const float* bias, const float* mean, const float* invstd,
-                                           NormEpilogue epilogue, float* y) {
+                                           NormEpilogue given, float* y) {
+  const NormEpilogue epilogue = given.resolved();
   const int64_t c = blockIdx.x;
   const float scale = invstd[c] * (weight ? weight[c] : 1.0f);
   const float shift = __fsub_rn(bias ? bias[c] : 0.0f, __fmul_rn(mean[c], scale));
@@ -227,9 +229,10 @@ __global__ void normalize_inference_kernel(const float* x, ChannelPacks layout, 
 
 // partial_dy / partial_dy_xhat [C][gridDim.y] = sum(dy), sum(dy * (x - mu) * invstd) over the chunk.
 template <int W, bool kFused>
-__global__ void backward_sums_kernel(const float* x, const float* grad_y, const float* y, NormEpilogue epilogue,
+__global__ void backward_sums_kernel(const float* x, const float* grad_y, const float* y, NormEpilogue given,
                                      ChannelPacks layout, const float* mean, const float* invstd, double* partial_dy,
                                      double* partial_dy_xhat) {
+  const NormEpilogue epilogue = given.resolved();
   const int64_t c = blockIdx.x;
   const double mu = mean[c], inv = invstd[c];
   double sums[2] = {0, 0};
@@ -252,12 +255,13 @@ __global__ void backward_sums_kernel(const float* x, const float* grad_y, const 
 // Finishes the sums (null partials: none were needed, they count as 0), writes
 // grad_weight / grad_bias from chunk 0, then grad_x if it is wanted.
 template <int W, bool kFused>
-__global__ void backward_apply_kernel(const float* x, const float* grad_y, const float* y, NormEpilogue epilogue,
+__global__ void backward_apply_kernel(const float* x, const float* grad_y, const float* y, NormEpilogue given,
                                       ChannelPacks layout, double count,
                                       const double* partial_dy, const double* partial_dy_xhat,
                                       int64_t partial_splits, bool batch_statistics, const float* weight,
                                       const float* mean, const float* invstd, float* grad_x, float* grad_weight,
                                       float* grad_bias) {
+  const NormEpilogue epilogue = given.resolved();
   const int64_t c = blockIdx.x;
   __shared__ double mean_dy_shared, mean_dy_xhat_shared;
   if (threadIdx.x < 32) {

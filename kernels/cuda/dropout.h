@@ -9,6 +9,9 @@
 namespace pixgrad::kernels::cuda {
 
 // mask[i] = philox::uniform(seed, offset, i) >= float(p) ? float(1 / (1 - p)) : 0
-void dropout_mask(Gpu, float* mask, int64_t n, double p, uint64_t seed, uint64_t offset);
+// offset_shift (device memory, may be null): added to offset when the kernel
+// runs (a captured step's replays, core/replay_values.h).
+void dropout_mask(Gpu, float* mask, int64_t n, double p, uint64_t seed, uint64_t offset,
+                  const uint64_t* offset_shift = nullptr);
 
 }  // namespace pixgrad::kernels::cuda

@@ -20,7 +20,6 @@
 
 #include <pixgrad/kernels/cuda/device_helpers.cuh>
 #include <pixgrad/kernels/cuda/runtime.cuh>
-#include <pixgrad/kernels/cuda/workspace.h>
 #include <pixgrad/kernels/multi_tensor_adam.h>
 
 namespace pixgrad::kernels::cuda {
@@ -35,8 +34,9 @@ __device__ __forceinline__ void note_finite(float grad, float* nonfinite) {
 }
 
 template <int W>
-__global__ void adam_kernel(AdamScalars<float> s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
-                            int64_t n, float* nonfinite) {
+__global__ void adam_kernel(AdamScalars<float> given, const AdamScalars<float>* scalars_at, float* param,
+                            const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n, float* nonfinite) {
+  const AdamScalars<float> s = scalars_at != nullptr ? *scalars_at : given;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t packs = n / W;
@@ -66,8 +66,16 @@ __global__ void adam_kernel(AdamScalars<float> s, float* param, const float* gra
 // its slot (kernels/multi_tensor_adam.h, whose host model tests this walk).
 // The slot is copied once into registers: read through a reference, its
 // fields could be loaded again after every store through its pointers.
-__global__ void adam_many_kernel(AdamScalars<float> s, const AdamSlot* slots, int count, float* nonfinite) {
-  const AdamSlot slot = slots[adam_slot_of_block(slots, count, blockIdx.x)];
+// Every device takes 4 KiB of kernel arguments.
+static_assert(sizeof(AdamScalars<float>) + sizeof(void*) + sizeof(AdamTable) + sizeof(float*) <= 4096,
+              "adam_many_kernel's arguments exceed 4 KiB");
+
+// scalars_at (may be null): the step's scalars in device memory, read instead
+// of `given` (a captured step's replays, core/replay_values.h).
+__global__ void adam_many_kernel(AdamScalars<float> given, const AdamScalars<float>* scalars_at,
+                                 const __grid_constant__ AdamTable table, float* nonfinite) {
+  const AdamScalars<float> s = scalars_at != nullptr ? *scalars_at : given;
+  const AdamSlot slot = table.slots[adam_slot_of_block(table.slots, table.count, blockIdx.x)];
   adam_walk_chunk(slot, blockIdx.x - slot.first_block, threadIdx.x, blockDim.x, [&](int64_t i, int elements) {
     if (elements == 4) {
       Pack<4> p = load<4>(slot.param + i), m = load<4>(slot.exp_avg + i), v = load<4>(slot.exp_avg_sq + i);
@@ -148,32 +156,32 @@ void launch_sgd(const SgdScalars& s, float* param, const float* grad, float* buf
 }  // namespace
 
 void adam_update(Gpu, const AdamStep& s, float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
-                 int64_t n, float* nonfinite) {
+                 int64_t n, float* nonfinite, const AdamScalars<float>* scalars_at) {
   if (n <= 0) return;
   const AdamScalars<float> scalars = adam_scalars<float>(s);  // the CPU's, formed the same way
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
   if (adam_pack_width({param, grad, exp_avg, exp_avg_sq, n}) == 4)
     adam_kernel<4><<<::pixgrad::cuda::blocks_for((n + 3) / 4, kThreads), kThreads, 0, stream>>>(
-        scalars, param, grad, exp_avg, exp_avg_sq, n, nonfinite);
+        scalars, scalars_at, param, grad, exp_avg, exp_avg_sq, n, nonfinite);
   else
     adam_kernel<1><<<::pixgrad::cuda::blocks_for(n, kThreads), kThreads, 0, stream>>>(
-        scalars, param, grad, exp_avg, exp_avg_sq, n, nonfinite);
+        scalars, scalars_at, param, grad, exp_avg, exp_avg_sq, n, nonfinite);
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 
-void adam_update_many(Gpu, const AdamStep& s, const std::vector<AdamTensor>& tensors, float* nonfinite) {
+void adam_update_many(Gpu, const AdamStep& s, const std::vector<AdamTensor>& tensors, float* nonfinite,
+                      const AdamScalars<float>* scalars_at) {
   const std::vector<AdamSlot> slots = adam_slots(tensors);
   if (slots.empty()) return;
-  const int64_t blocks = slots.back().first_block + adam_chunks(slots.back().n);
-  PIXGRAD_CHECK(blocks < (int64_t(1) << 31), "adam_update_many: ", blocks, " blocks is more than a grid holds");
+  std::vector<int64_t> blocks;
+  const std::vector<AdamTable> tables = adam_tables(slots, &blocks);
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
-  // The table goes up with the launch (a few kilobytes; the gradients' addresses change between steps).
-  const Workspace table = Workspace::of<AdamSlot>(static_cast<int64_t>(slots.size()));
-  PIXGRAD_CUDA_CHECK(cudaMemcpyAsync(table.data(), slots.data(), slots.size() * sizeof(AdamSlot),
-                                     cudaMemcpyHostToDevice, stream));
-  adam_many_kernel<<<static_cast<unsigned int>(blocks), kThreads, 0, stream>>>(
-      adam_scalars<float>(s), table.as<AdamSlot>(), static_cast<int>(slots.size()), nonfinite);
-  PIXGRAD_CUDA_CHECK_LAUNCH();
+  for (size_t i = 0; i < tables.size(); ++i) {
+    PIXGRAD_CHECK(blocks[i] < (int64_t(1) << 31), "adam_update_many: ", blocks[i], " blocks is more than a grid holds");
+    adam_many_kernel<<<static_cast<unsigned int>(blocks[i]), kThreads, 0, stream>>>(adam_scalars<float>(s),
+                                                                                    scalars_at, tables[i], nonfinite);
+    PIXGRAD_CUDA_CHECK_LAUNCH();
+  }
 }
 
 void sgd_update(Gpu, const SgdStep& s, float* param, const float* grad, float* momentum_buffer, int64_t n,

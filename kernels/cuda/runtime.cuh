@@ -34,6 +34,13 @@ cudaStream_t current_stream();
 void count_kernel_launch();
 int current_device();
 
+// The caching allocator's graph pools (core/cuda_backend.cu): from
+// begin_graph_pool to end_graph_pool_capture, the device's allocations and
+// frees go to a new pool, whose blocks nobody else gets until it is released.
+int begin_graph_pool(int device);
+void end_graph_pool_capture(int device);
+void release_graph_pool(int device, int pool);
+
 // Blocks of `threads` covering n elements, capped for grid-stride loops.
 inline unsigned int blocks_for(int64_t n, int threads = 256, int64_t cap = 65535 * 8) {
   const int64_t blocks = (n + threads - 1) / threads;

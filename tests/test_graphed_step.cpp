@@ -1,0 +1,138 @@
+// The captured training step on the CPU: the stand-in for a CUDA graph
+// (models/graphed_step.h) replays the step with the host state its capture
+// began from, so these tests fail if anything that must change between
+// replays (dropout offsets, Adam's scalars, the batch) is baked in; and what
+// a capture cannot hold is refused with a clear error.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include <pixgrad/core/ops.h>
+#include <pixgrad/core/replay_values.h>
+#include <pixgrad/optim/optimizer.h>
+#include <pixgrad/training/checkpoint.h>
+#include <pixgrad/training/trainer.h>
+#include "graph_replay_case.h"
+#include "test_paths.h"
+#include "tiny_run.h"
+
+using namespace pixgrad;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const Shape kBatch{1, 3, 64, 64};
+
+}  // namespace
+
+TEST_CASE("replayed training steps equal eager ones bit for bit, both presets", "[graph][slow]") {
+  for (const models::Preset preset : {models::Preset::Paper, models::Preset::Chainer}) {
+    SECTION(models::to_string(preset)) {
+      // Five steps: an eager warm-up, the capture, three replays; the
+      // learning rate changes before the last two, as a schedule's would.
+      const auto batches = testing::replay_batches({kBatch, kBatch, kBatch, kBatch, kBatch});
+      const std::vector<double> lr{2e-4, 2e-4, 2e-4, 1e-4, 5e-5};
+      const testing::ReplayRun eager = testing::run_replay_case(preset, Device::cpu(), false, batches, lr);
+      const testing::ReplayRun graphed = testing::run_replay_case(preset, Device::cpu(), true, batches, lr);
+      testing::require_same_runs(eager, graphed);
+      // The dropout draws moved the generator: the offsets were not all the same.
+      CHECK(eager.generator_offset > 0);
+    }
+  }
+}
+
+TEST_CASE("a batch of another shape between replays runs eagerly and changes nothing else", "[graph][slow]") {
+  const Shape wide{1, 3, 64, 128};
+  const auto batches = testing::replay_batches({kBatch, kBatch, wide, kBatch, kBatch});
+  const std::vector<double> lr(5, 2e-4);
+  const testing::ReplayRun eager = testing::run_replay_case(models::Preset::Paper, Device::cpu(), false, batches, lr);
+  const testing::ReplayRun graphed = testing::run_replay_case(models::Preset::Paper, Device::cpu(), true, batches, lr);
+  testing::require_same_runs(eager, graphed);
+}
+
+TEST_CASE("train_pix2pix --cuda-graph trains what a run without it trains, bit for bit", "[graph][training]") {
+  if (!testing::have_shared_data(testing::facades_root())) return;
+  for (const std::string preset : {"paper", "chainer"}) {
+    SECTION(preset) {
+      std::map<std::string, training::Checkpoint> runs;
+      for (const bool graph : {false, true}) {
+        const auto folder = testing::fresh_folder("cuda_graph_" + preset + (graph ? "_on" : "_off"));
+        training::TrainConfig config = testing::tiny_config(preset, folder);
+        config.cuda_graph = graph;
+        config.max_iterations = 5;
+        CHECK(training::Trainer(config).run().iterations == 5);
+        runs[graph ? "on" : "off"] = training::load_checkpoint((folder / "checkpoint.safetensors").string());
+        std::filesystem::remove_all(folder);
+      }
+      const training::Checkpoint &off = runs.at("off"), &on = runs.at("on");
+      CHECK(on.config.cuda_graph);
+      CHECK(off.state.rng_offset == on.state.rng_offset);
+      REQUIRE(off.tensors.size() == on.tensors.size());
+      for (const auto& [name, tensor] : off.tensors) {
+        INFO(name);
+        REQUIRE(on.tensors.count(name) == 1);
+        CHECK(tensor.to_vector() == on.tensors.at(name).to_vector());
+      }
+    }
+  }
+}
+
+TEST_CASE("train_pix2pix refuses --cuda-graph for data-parallel runs", "[graph]") {
+  training::TrainConfig config = testing::tiny_config("paper", testing::fresh_folder("cuda_graph_dp"));
+  config.cuda_graph = true;
+  config.world_size = 2;
+  CHECK_THROWS_WITH(training::validate(config), Contains("--cuda-graph") && Contains("data-parallel"));
+}
+
+TEST_CASE("a captured step refuses what a graph cannot hold", "[graph]") {
+  CaptureSession session(Device::cpu());
+  const CaptureSession::Scope scope(session);
+  const Tensor x = Tensor::full({1}, 1.5);
+  SECTION("reading values on the host") {
+    CHECK_THROWS_WITH((void)x.item(), Contains("captured step") && Contains("replayed"));
+    CHECK_THROWS_WITH((void)x.to_double_vector(), Contains("captured step"));
+  }
+  SECTION("random fills, whose numbers would repeat") {
+    Generator generator(1);
+    CHECK_THROWS_WITH((void)Tensor::uniform({4}, 0, 1, generator), Contains("Tensor::uniform") && Contains("every replay"));
+    CHECK_THROWS_WITH((void)Tensor::normal({4}, 0, 1, generator), Contains("Tensor::normal"));
+  }
+  SECTION("an optimiser other than Adam, or Adam stepping twice") {
+    Tensor p = Tensor::full({3}, 1.0);
+    p.set_requires_grad(true);
+    sum(mul(p, p)).backward();
+    optim::SGD sgd({p}, optim::SGDOptions(0.1));
+    CHECK_THROWS_WITH(sgd.step(), Contains("only Adam"));
+    optim::Adam adam({p});
+    adam.step();
+    CHECK_THROWS_WITH(adam.step(), Contains("stepped twice"));
+  }
+}
+
+TEST_CASE("replay values: a generator's shift and Adam's step counts advance as eager steps would", "[graph]") {
+  Generator generator(7, 100);
+  CaptureSession session(Device::cpu());
+  {
+    const CaptureSession::Scope scope(session);
+    const PhiloxStart first = reserve_philox(generator, 10);
+    const PhiloxStart second = reserve_philox(generator, 6);
+    CHECK(first.offset == 100);
+    CHECK(second.offset == 110);
+    REQUIRE(first.offset_shift != nullptr);
+    CHECK(first.offset_shift == second.offset_shift);  // one value per generator
+    CHECK(*first.offset_shift == 0);                     // the capture's own step
+  }
+  session.end_capture();
+  CHECK(generator.offset() == 100);  // the capture leaves no trace
+  const auto* shift = static_cast<const uint64_t*>(session.device_values());
+  session.advance();                  // replay 1: the captured offsets as they are
+  CHECK(*shift == 0);
+  CHECK(generator.offset() == 116);
+  session.advance();                  // replay 2: 16 blocks on
+  CHECK(*shift == 16);
+  CHECK(generator.offset() == 132);
+  generator.set_state(8, generator.offset());
+  CHECK_THROWS_WITH(session.advance(), Contains("seeded again"));
+  // Outside a capture, nothing is read from memory.
+  CHECK(reserve_philox(generator, 1).offset_shift == nullptr);
+}
