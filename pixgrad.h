@@ -42,6 +42,7 @@
 #include <pixgrad/models/chainer_discriminator.h>
 #include <pixgrad/models/chainer_unet.h>
 #include <pixgrad/models/gan.h>
+#include <pixgrad/models/graphed_step.h>
 #include <pixgrad/models/networks.h>
 #include <pixgrad/models/nlayer_discriminator.h>
 #include <pixgrad/models/penalties.h>

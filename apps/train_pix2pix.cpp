@@ -114,9 +114,10 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
   app.add_option("--keep-checkpoints", c.keep_checkpoints, "History checkpoints kept, the newest (0: all)")
       ->capture_default_str();
   app.add_flag("--cuda-graph", c.cuda_graph,
-               "Replay each training step (after the first two) as one CUDA graph: one launch per step, the same "
-               "numbers as without it; not with data parallelism. On the CPU it runs a stand-in that reruns the "
-               "step, for checking only");
+               "Replay every training step after the first as one CUDA graph: one launch per step, the same "
+               "numbers as without it; not with data parallelism. On the CPU a stand-in runs each step again from "
+               "the captured state, at eager cost, for checking only. --resume keeps it; --cuda-graph=false turns "
+               "it off");
   app.add_flag("--sync-bn", c.sync_bn, "Data parallel (under mpirun or srun): batch-norm statistics over every "
                                        "rank's images, as one process with the whole batch would (default: each "
                                        "rank its own, as the reference)");

@@ -25,7 +25,8 @@ class GeneratorCounter : public ReplayCounter {
   void advance(const std::vector<uint64_t>& start, void* value) override {
     // The seed is baked into the captured kernels.
     PIXGRAD_CHECK(generator_.seed() == start[0], "replaying a captured step: its generator was seeded again (seed ",
-                  generator_.seed(), ", captured with ", start[0], "); capture the step again");
+                  generator_.seed(), ", captured with ", start[0],
+                  "); seed before the capture, or capture again (a new GraphedTrainStep)");
     const uint64_t shift = generator_.offset() - start[1];  // modulo 2^64, as the kernels add it
     std::memcpy(value, &shift, sizeof shift);
     generator_.reserve(blocks_);

@@ -38,11 +38,21 @@ std::optional<StepLosses> GraphedTrainStep::step(const Tensor& input, const Tens
   // This step is queued before the previous one's losses are waited for, so
   // the device goes from one step to the next without waiting for the host.
   const Pending previous = take_pending();
+  try {
+    queue(input, target);
+  } catch (...) {
+    pending_ = previous;  // a failed step does not lose the one before
+    throw;
+  }
+  return collect(previous);
+}
+
+void GraphedTrainStep::queue(const Tensor& input, const Tensor& target) {
   if (eager_steps_ == 0 || capture_failed_ || (captured_ && !fits_static(input, target)) || !model_.can_capture()) {
     // Warm-up, or a step the capture cannot stand for: an ordinary step.
     pending_.losses = model_.train_step(input.to(device_), target.to(device_));
     ++eager_steps_;
-    return collect(previous);
+    return;
   }
   if (!captured_) {
     input_ = Tensor::empty(input.shape(), device_, input.dtype());
@@ -57,7 +67,6 @@ std::optional<StepLosses> GraphedTrainStep::step(const Tensor& input, const Tens
   upload(target_, target);
   if (!captured_) capture();
   else replay();
-  return collect(previous);
 }
 
 std::optional<StepLosses> GraphedTrainStep::finish() { return collect(take_pending()); }

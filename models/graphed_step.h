@@ -64,6 +64,8 @@ class GraphedTrainStep {
     int download = -1;
   };
   Pending take_pending();
+  // Queues one step (sets pending_).
+  void queue(const Tensor& input, const Tensor& target);
   std::optional<StepLosses> collect(const Pending& pending);
   bool fits_static(const Tensor& input, const Tensor& target) const;
   void upload(Tensor& destination, const Tensor& source);

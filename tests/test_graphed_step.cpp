@@ -50,6 +50,20 @@ TEST_CASE("a batch of another shape between replays runs eagerly and changes not
   testing::require_same_runs(eager, graphed);
 }
 
+TEST_CASE("a replay refused after a re-seed keeps the previous step's losses", "[graph]") {
+  manual_seed(5);
+  models::Pix2Pix model(testing::small_replay_options(models::Preset::Paper));
+  models::GraphedTrainStep graphed(model);
+  const auto batches = testing::replay_batches({kBatch, kBatch, kBatch, kBatch});
+  for (size_t i = 0; i < 3; ++i) (void)graphed.step(batches[i].first, batches[i].second);
+  manual_seed(6);
+  CHECK_THROWS_WITH(graphed.step(batches[3].first, batches[3].second),
+                    Contains("seeded again") && Contains("new GraphedTrainStep"));
+  const std::optional<models::StepLosses> third = graphed.finish();
+  REQUIRE(third.has_value());
+  CHECK(third->finite());
+}
+
 TEST_CASE("train_pix2pix --cuda-graph trains what a run without it trains, bit for bit", "[graph][training]") {
   if (!testing::have_shared_data(testing::facades_root())) return;
   for (const std::string preset : {"paper", "chainer"}) {

@@ -63,8 +63,8 @@ struct TrainConfig {
   std::string conv_impl;             // handwritten | cudnn | cublas
   bool tf32 = false;                 // the same as precision "tf32"
   std::string precision;             // one of precision_names()
-  // Each step after the first two replayed as one CUDA graph (models/graphed_step.h); on the CPU the
-  // stand-in that checks the graph path, which gives the same numbers and no speed.
+  // Every step after the first replayed as one CUDA graph (models/graphed_step.h); on the CPU the
+  // stand-in that checks the graph path, which gives the same numbers at eager cost.
   bool cuda_graph = false;
   double dist_timeout = 600;         // data parallel: seconds a rank waits for the others before the run stops
   std::string output = "out";

@@ -786,14 +786,15 @@ struct Trainer::Impl {
 
     RunSummary summary;
     summary.output = config.output;
-    say("pix2pix: preset %s, %s on %s (%s), %zu training pairs, batch %d, %lld iterations (%d epochs)\n",
+    say("pix2pix: preset %s, %s on %s (%s), %zu training pairs, batch %d, %lld iterations (%d epoch%s)\n",
         config.preset.c_str(), io::printable(config.dataset).c_str(), device.str().c_str(),
         convolutions().c_str(), train_set->size(),
-        config.batch_size * world->size(), static_cast<long long>(total), config.epochs);
+        config.batch_size * world->size(), static_cast<long long>(total), config.epochs, config.epochs == 1 ? "" : "s");
     if (config.cuda_graph)
-      say("%s\n", device.is_cuda() ? "cuda graph: step 1 eager, step 2 captured, every later step one graph launch"
-                                    : "cuda graph on the CPU: the stand-in that reruns each captured step (the same "
-                                      "numbers, no speed-up; for checking the graph path)");
+      say("%s\n", device.is_cuda() ? "cuda graph: step 1 eager, then each step one launch of the step captured at "
+                                      "step 2"
+                                    : "cuda graph on the CPU: a stand-in that runs each step again from the captured "
+                                      "state (the same numbers at eager cost; for checking the graph path)");
     if (world->size() > 1)
       say("data parallel: %d ranks (%s) x batch %d, %s batch norm\n", world->size(), world->backend().c_str(),
           config.batch_size, config.norm != "batch" ? "no" : config.sync_bn ? "synchronised" : "per-rank");

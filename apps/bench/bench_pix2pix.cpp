@@ -255,8 +255,8 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_path, "Also write the results as JSON (one record per configuration)");
   bool cuda_graph = false;
   app.add_flag("--cuda-graph", cuda_graph,
-               "Also time the step captured as one CUDA graph and replayed (on the CPU: the stand-in that reruns "
-               "it, for checking only)");
+               "Also time the step captured as one CUDA graph and replayed (on the CPU: the stand-in that runs it "
+               "again at each replay, for checking only)");
   app.footer(
       "Columns beyond the times: conv TF/s, the step's convolution FLOPs over its time; FMA %, the same as a "
       "percentage of the CPU's FMA ceiling, measured at the start (CPU only); peak MiB, the GPU allocator's "
@@ -420,7 +420,8 @@ int main(int argc, char** argv) {
           std::printf("    cuda graph: %.4f s/iter, %.2fx the eager step's %.4f s; one launch of %zu nodes per step\n",
                       *graph_seconds, seconds / *graph_seconds, seconds, graph_nodes);
         else if (graph_seconds)
-          std::printf("    captured step: %.4f s/iter (the CPU stand-in reruns the step: for checking, not speed)\n",
+          std::printf("    captured step: %.4f s/iter (the CPU stand-in runs each step again, at eager cost: for "
+                      "checking, not speed)\n",
                       *graph_seconds);
         nlohmann::json goal_json = nullptr;
         if (const std::optional<Goal> goal = goal_for(preset, batch, device, device_description)) {
