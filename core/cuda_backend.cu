@@ -130,7 +130,8 @@ void* device_allocate(size_t bytes, int index) {
     s.stats.bytes_cached -= static_cast<int64_t>(s.block_sizes[block]);
   } else {
     cudaError_t status = malloc_outside_capture(&block, size);
-    if (status == cudaErrorMemoryAllocation && !s.free_blocks.empty()) {
+    // (Not during a capture: cudaFree would end it.)
+    if (status == cudaErrorMemoryAllocation && !s.free_blocks.empty() && !pool) {
       // Out of memory: give the cache back and try once more.
       cudaGetLastError();
       for (auto& [cached_size, cached] : s.free_blocks) {
@@ -166,8 +167,9 @@ void device_deallocate(void* pointer, int index) {
   if (known == s.block_sizes.end()) return;
   s.stats.bytes_in_use -= static_cast<int64_t>(known->second);
   s.stats.bytes_cached += static_cast<int64_t>(known->second);
-  // A block freed during a capture may still be read by the graph: it joins the pool.
-  if (s.capturing_pool) s.block_pools[pointer] = s.capturing_pool;
+  // A block freed during a capture may still be read by the graph: it joins
+  // the pool (a block of another live graph's pool stays in that one).
+  if (s.capturing_pool && !s.block_pools.count(pointer)) s.block_pools[pointer] = s.capturing_pool;
   const auto pool = s.block_pools.find(pointer);
   (pool == s.block_pools.end() ? s.free_blocks : s.pool_free[pool->second]).emplace(known->second, pointer);
 }

@@ -1,9 +1,12 @@
 // CUDA graphs and queued pinned copies (core/cuda_graph.h).
 //
-// Capture mode: thread-local, so another thread's unrelated CUDA calls do not
-// invalidate the capture, while this thread's calls that cannot be captured
-// (cudaMalloc aside, which the allocator allows explicitly) end it with an
-// error instead of silently leaving the graph incomplete.
+// Capture mode: thread-local, so this thread's calls that cannot be captured
+// (cudaMalloc aside, which the allocator allows explicitly) end the capture
+// with an error instead of silently leaving the graph incomplete. The device
+// has one stream, and the allocator's capture state is the device's: while
+// one thread captures, other threads must leave that device alone (their
+// work would be recorded into the graph, their memory would join its pool,
+// and their copies to the host are refused).
 #include <cuda_runtime.h>
 
 #include <cstring>

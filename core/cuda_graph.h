@@ -35,7 +35,8 @@ class CudaGraph {
 
   // Captures the work `body` queues on the device's stream, which is
   // recorded, not run. Once only. If body throws, the capture is dropped and
-  // the exception propagates.
+  // the exception propagates. Other threads must not use the device
+  // meanwhile: it has one stream, and their work would join the graph.
   void capture(const std::function<void()>& body);
   // Queues the captured work once more on the device's stream.
   void launch();

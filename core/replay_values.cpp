@@ -98,6 +98,12 @@ void CaptureSession::advance() {
   for (Entry& entry : entries_) entry.counter->advance(entry.start, host_values_.data() + entry.offset);
 }
 
+bool CaptureSession::still_fits() const {
+  for (const Entry& entry : entries_)
+    if (!entry.counter->still_fits()) return false;
+  return true;
+}
+
 std::vector<std::vector<uint64_t>> CaptureSession::positions() const {
   std::vector<std::vector<uint64_t>> all;
   for (const Entry& entry : entries_) all.push_back(entry.counter->position());

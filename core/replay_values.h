@@ -45,6 +45,9 @@ class ReplayCounter {
   // value that step's kernels read (value_bytes() bytes at `value`).
   // `start`: the position when the counter was made, the capture's own.
   virtual void advance(const std::vector<uint64_t>& start, void* value) = 0;
+  // Whether one value still stands for the host state (an optimiser whose
+  // parameters' step counts have drifted apart no longer fits one scalar set).
+  virtual bool still_fits() const { return true; }
 };
 
 class CaptureSession {
@@ -93,6 +96,8 @@ class CaptureSession {
   // Before each replay: advances every counter by one step and writes the
   // values into host_values() (bytes_used() bytes, to be copied to the device).
   void advance();
+  // Whether every counter can still advance (ReplayCounter::still_fits).
+  bool still_fits() const;
   const void* host_values() const { return host_values_.data(); }
   void* device_values() const;
   size_t bytes_used() const { return used_; }

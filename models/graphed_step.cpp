@@ -4,6 +4,7 @@
 #include <vector>
 
 #include <pixgrad/core/error.h>
+#include <pixgrad/layers/forward_hook.h>
 
 namespace pixgrad::models {
 
@@ -35,6 +36,8 @@ std::optional<StepLosses> GraphedTrainStep::step(const Tensor& input, const Tens
   PIXGRAD_CHECK(input.defined() && target.defined() && (input.device() == device_ || input.is_cpu()) &&
                     (target.device() == device_ || target.is_cpu()),
                 "graphed step: the batch must be on the host or on the model's device (", device_.str(), ")");
+  PIXGRAD_CHECK(model_.device() == device_, "graphed step: the model moved from ", device_.str(), " to ",
+                model_.device().str(), "; make a new GraphedTrainStep for it there");
   // This step is queued before the previous one's losses are waited for, so
   // the device goes from one step to the next without waiting for the host.
   const Pending previous = take_pending();
@@ -47,11 +50,31 @@ std::optional<StepLosses> GraphedTrainStep::step(const Tensor& input, const Tens
   return collect(previous);
 }
 
+std::vector<std::pair<const void*, bool>> GraphedTrainStep::model_signature() const {
+  std::vector<std::pair<const void*, bool>> signature;
+  for (const nn::Module* network : {static_cast<const nn::Module*>(&model_.generator()),
+                                    static_cast<const nn::Module*>(&model_.discriminator())})
+    for (const Tensor& parameter : network->parameters())
+      signature.emplace_back(parameter.raw_data(), parameter.requires_grad());
+  signature.emplace_back(nullptr, nn::forward_hook_installed());  // a hook turns the fused norms off
+  return signature;
+}
+
+bool GraphedTrainStep::replayable(const Tensor& input, const Tensor& target) const {
+  if (capture_failed_ || !model_.can_capture() || nn::forward_hook_installed()) return false;
+  // A capture happens at the shapes the last eager step warmed up, a replay
+  // at the captured shapes, with the parameters the capture saw.
+  if (!captured_) return input.shape() == warm_input_ && target.shape() == warm_target_;
+  return fits_static(input, target) && model_signature() == captured_signature_ && session_.still_fits();
+}
+
 void GraphedTrainStep::queue(const Tensor& input, const Tensor& target) {
-  if (eager_steps_ == 0 || capture_failed_ || (captured_ && !fits_static(input, target)) || !model_.can_capture()) {
+  if (eager_steps_ == 0 || !replayable(input, target)) {
     // Warm-up, or a step the capture cannot stand for: an ordinary step.
     pending_.losses = model_.train_step(input.to(device_), target.to(device_));
     ++eager_steps_;
+    warm_input_ = input.shape();
+    warm_target_ = target.shape();
     return;
   }
   if (!captured_) {
@@ -111,12 +134,20 @@ void GraphedTrainStep::capture() {
     }
     session_.end_capture();  // the host state back to where the capture began
     captured_ = true;
+    captured_signature_ = model_signature();
     replay();
     return;
   }
   // The stand-in's capture runs the step: with the counters then set back,
-  // advancing them once makes this step 2, as a replay would.
-  run_captured_step();
+  // advancing them once makes this step 2, as a replay would. If it throws,
+  // the step ran in part, as an eager step that throws does.
+  try {
+    run_captured_step();
+  } catch (...) {
+    capture_failed_ = true;
+    throw;
+  }
+  captured_signature_ = model_signature();
   session_.end_capture();
   session_.advance();
   captured_ = true;

@@ -16,15 +16,21 @@
 // graph path without a GPU.
 //
 // Step 1 runs eagerly: it picks the convolution algorithms and sizes their
-// workspaces, which a capture must not do. Step 2 is captured, and it and
-// every later step are replays. A step the capture cannot stand for runs
-// eagerly, between replays: a batch of another shape (a short last batch),
-// or a model that cannot be captured just then (Pix2Pix::can_capture). If
-// the capture fails, step() throws and every later step runs eagerly.
+// workspaces, which a capture must not do. Step 2 is captured (if its batch
+// has step 1's shapes; else it runs eagerly too, and the next step is
+// tried), and it and every later step are replays. A step the capture cannot
+// stand for runs eagerly, between replays: a batch of another shape (a short
+// last batch), a model that cannot be captured just then
+// (Pix2Pix::can_capture), a forward hook, or parameters that changed (moved,
+// or frozen or unfrozen; once an optimiser's step counts differ between its
+// parameters, every later step). If the capture fails, step() throws and every
+// later step runs eagerly.
 #pragma once
 
 #include <memory>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include <pixgrad/core/cuda_graph.h>
 #include <pixgrad/core/replay_values.h>
@@ -68,6 +74,11 @@ class GraphedTrainStep {
   void queue(const Tensor& input, const Tensor& target);
   std::optional<StepLosses> collect(const Pending& pending);
   bool fits_static(const Tensor& input, const Tensor& target) const;
+  // Whether this step can be captured now, or replayed.
+  bool replayable(const Tensor& input, const Tensor& target) const;
+  // What the capture assumed of the model: each parameter's memory and
+  // whether it trains, and whether a forward hook is installed.
+  std::vector<std::pair<const void*, bool>> model_signature() const;
   void upload(Tensor& destination, const Tensor& source);
   void capture();
   void replay();
@@ -83,6 +94,8 @@ class GraphedTrainStep {
   int eager_steps_ = 0;
   bool captured_ = false;
   bool capture_failed_ = false;                     // then every step runs eagerly
+  Shape warm_input_, warm_target_;                  // the last eager step's batch shapes
+  std::vector<std::pair<const void*, bool>> captured_signature_;
   Pending pending_;                                 // the last step's losses
 };
 

@@ -167,6 +167,11 @@ class AdamCounter : public ReplayCounter {
   void set_position(const std::vector<uint64_t>& p) override {
     for (size_t i = 0; i < steps_.size(); ++i) *steps_[i] = static_cast<int64_t>(p[i]);
   }
+  bool still_fits() const override {
+    for (const int64_t* step : steps_)
+      if (*step != *steps_.front()) return false;
+    return true;
+  }
   void advance(const std::vector<uint64_t>&, void* value) override {
     for (int64_t* step : steps_) ++*step;
     write_(*steps_.front(), value);  // the lr as it is now: a schedule's changes reach the replays

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -47,10 +48,12 @@ inline std::vector<std::pair<Tensor, Tensor>> replay_batches(const std::vector<S
 }
 
 // Trains a fresh model (seed 5) on `batches`; graphed or eager. `lr_at`
-// gives each step's learning rate (set before the step), as a schedule would.
+// gives each step's learning rate (set before the step), as a schedule would;
+// `before_step(i, model)`, if given, runs before step i.
 inline ReplayRun run_replay_case(models::Preset preset, Device device, bool graphed,
                                  const std::vector<std::pair<Tensor, Tensor>>& batches,
-                                 const std::vector<double>& lr_at) {
+                                 const std::vector<double>& lr_at,
+                                 const std::function<void(size_t, models::Pix2Pix&)>& before_step = {}) {
   manual_seed(5);
   models::Pix2Pix model(small_replay_options(preset));
   model.to(device);
@@ -59,6 +62,7 @@ inline ReplayRun run_replay_case(models::Preset preset, Device device, bool grap
   if (graphed) replayed.emplace(model);
   for (size_t i = 0; i < batches.size(); ++i) {
     model.set_learning_rate(lr_at[i]);
+    if (before_step) before_step(i, model);
     if (!graphed) {
       run.losses.push_back(model.train_step(batches[i].first.to(device), batches[i].second.to(device)));
       continue;

@@ -50,6 +50,24 @@ TEST_CASE("a batch of another shape between replays runs eagerly and changes not
   testing::require_same_runs(eager, graphed);
 }
 
+TEST_CASE("a parameter frozen after the capture, or a second step of another shape, runs eagerly", "[graph]") {
+  const std::vector<double> lr(6, 2e-4);
+  SECTION("frozen, then trained again") {
+    const auto batches = testing::replay_batches({kBatch, kBatch, kBatch, kBatch, kBatch, kBatch});
+    const auto freeze = [](size_t i, models::Pix2Pix& model) {
+      if (i == 3 || i == 5) model.generator().parameters().front().set_requires_grad(i == 5);
+    };
+    testing::require_same_runs(
+        testing::run_replay_case(models::Preset::Paper, Device::cpu(), false, batches, lr, freeze),
+        testing::run_replay_case(models::Preset::Paper, Device::cpu(), true, batches, lr, freeze));
+  }
+  SECTION("the capture waits for a step warmed up at its shapes") {
+    const auto batches = testing::replay_batches({kBatch, {1, 3, 64, 128}, {1, 3, 64, 128}, kBatch, kBatch, kBatch});
+    testing::require_same_runs(testing::run_replay_case(models::Preset::Paper, Device::cpu(), false, batches, lr),
+                               testing::run_replay_case(models::Preset::Paper, Device::cpu(), true, batches, lr));
+  }
+}
+
 TEST_CASE("a replay refused after a re-seed keeps the previous step's losses", "[graph]") {
   manual_seed(5);
   models::Pix2Pix model(testing::small_replay_options(models::Preset::Paper));
