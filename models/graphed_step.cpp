@@ -69,10 +69,10 @@ bool GraphedTrainStep::replayable(const Tensor& input, const Tensor& target) con
 }
 
 void GraphedTrainStep::queue(const Tensor& input, const Tensor& target) {
-  if (eager_steps_ == 0 || !replayable(input, target)) {
+  if (!warmed_up_ || !replayable(input, target)) {
     // Warm-up, or a step the capture cannot stand for: an ordinary step.
     pending_.losses = model_.train_step(input.to(device_), target.to(device_));
-    ++eager_steps_;
+    warmed_up_ = true;
     warm_input_ = input.shape();
     warm_target_ = target.shape();
     return;

@@ -91,7 +91,7 @@ class GraphedTrainStep {
   std::unique_ptr<PinnedTransfers> uploads_, downloads_;
   Tensor input_, target_;                           // the fixed buffers the captured step reads
   Tensor packed_;                                   // its losses (StepContext::pack)
-  int eager_steps_ = 0;
+  bool warmed_up_ = false;                          // an eager step ran (the capture needs one)
   bool captured_ = false;
   bool capture_failed_ = false;                     // then every step runs eagerly
   Shape warm_input_, warm_target_;                  // the last eager step's batch shapes

@@ -42,10 +42,12 @@
 // Split-K. Deep, narrow layers (the U-Net bottleneck: M = 512, N = batch*1..64,
 // K = 8192; weight gradients: K = batch*OH*OW up to 2^20) give few output
 // tiles. The K range is then split over blockIdx.z until the blocks fill one
-// wave (2 per SM); each split writes its partial tile to a scratch buffer and a
-// second kernel sums the splits in a fixed order, so results are identical
-// run to run (no atomics anywhere). The bias gradient is a two-pass
-// fixed-order sum in double.
+// wave (2 per SM); each split writes its partial tile to a scratch buffer and
+// counts itself in at its tile's counter, and the block that arrives last
+// sums the splits in split order, so results are identical run to run
+// whichever block that is (the counter is the only atomic, and it adds no
+// floats), in one launch. The bias gradient is a two-pass fixed-order sum in
+// double.
 //
 // Index math is 32-bit: the launchers check that every (padded) tensor has
 // at most 2^30 elements, which bounds every intermediate offset below 2^31.
@@ -57,6 +59,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <type_traits>
 
 #include <pixgrad/core/error.h>
@@ -112,8 +115,10 @@ struct FastDivmod {
 // __host__ __device__ functions below and would warn about the pragma.
 #ifdef __CUDA_ARCH__
 #define PIXGRAD_UNROLL _Pragma("unroll")
+#define PIXGRAD_NO_UNROLL _Pragma("unroll 1")
 #else
 #define PIXGRAD_UNROLL
+#define PIXGRAD_NO_UNROLL
 #endif
 
 // Read-only data path (the operands never alias an output); a plain load on the host.
@@ -269,6 +274,39 @@ struct AsyncCopy {
   }
 };
 
+// Split-K's hand-over between the blocks of one output tile (see
+// splitk_program): `publish` orders this thread's partial-tile stores before
+// its block's ticket for every block of the grid, `take_ticket` counts an
+// arrival (returning the count before it, then fencing so that the stores of
+// the blocks counted before are visible here), `load` reads another block's
+// partial sums from L2 (never from a possibly stale L1 line) and `reset`
+// leaves the tile's counter at zero for the next launch.
+struct DeviceArrivals {
+  __host__ __device__ __forceinline__ void publish() const {
+#ifdef __CUDA_ARCH__
+    __threadfence();
+#endif
+  }
+  __host__ __device__ __forceinline__ unsigned int take_ticket(unsigned int* counter) const {
+#ifdef __CUDA_ARCH__
+    const unsigned int ticket = atomicAdd(counter, 1u);
+    __threadfence();
+    return ticket;
+#else
+    (void)counter;
+    std::abort();  // only device code counts this way
+#endif
+  }
+  __host__ __device__ __forceinline__ float load(const float* source) const {
+#ifdef __CUDA_ARCH__
+    return __ldcg(source);
+#else
+    return *source;
+#endif
+  }
+  __host__ __device__ __forceinline__ void reset(unsigned int* counter) const { *counter = 0; }
+};
+
 // ---- tiles -----------------------------------------------------------------------
 
 template <int BM_, int BN_, int TM_, int TN_, int BK_ = 8>
@@ -301,6 +339,7 @@ struct GemmCommon {
   const float* a;
   const float* b;
   float* partial;  // split-K scratch: [phase][split][M][n_capacity]
+  unsigned int* tile_arrivals;  // split-K: splits arrived per output tile, 0 between launches
   int M;
   int m_stride;
   int b_height, b_width;
@@ -481,6 +520,7 @@ constexpr int kStages = Math::kPasses == 0 ? 2 : 3;
 template <class Cfg, class Math, class Tiles = OperandTiles<Cfg, Math::kPad, kStages<Math>>>
 struct GemmShared : Tiles, LowTiles<OperandTiles<Cfg, Math::kPad, 2>, Math::kPasses == 3> {
   int4 k_table[2][Cfg::BK];  // decoded k of the next tiles to fetch
+  unsigned int ticket;       // split-K: how many splits of this tile arrived before this block
 };
 
 // Static shared memory stops at 48 KiB; larger blocks (the deep tensor-core
@@ -520,6 +560,30 @@ struct WarpTiles {
                 "warp tiles are whole m16n8k8 tiles");
   static_assert(MI * NI * 4 == Cfg::TM * Cfg::TN, "one accumulator per micro-tile element");
 };
+
+// Split-K, in the block that arrived last: thread `tid`'s share of the
+// output tile at (m_block, n_block), element e = tid + j * threads with n
+// fastest (a warp's loads and stores run along a row), each the sum of the
+// splits' partials in split order, whichever block this is. Kept out of
+// line and its loop rolled: it runs once per tile, and inlined into the
+// kernel it cost the 128x128 tiles register spills.
+template <class Op, int BM, int BN, int kThreads, class Arrivals>
+__host__ __device__ __noinline__ void reduce_split_tile(const typename Op::Params& p, int tid, int phase, int m_block,
+                                                        int n_block, int N, const Arrivals& arrivals) {
+  static_assert(BM * BN % kThreads == 0, "the tile's elements divide evenly over the threads");
+  const GemmCommon& c = p.common;
+  const int64_t split_stride = static_cast<int64_t>(c.M) * c.n_capacity;
+PIXGRAD_NO_UNROLL
+  for (int j = 0; j < BM * BN / kThreads; ++j) {
+    const unsigned int e = static_cast<unsigned int>(tid) + static_cast<unsigned int>(j * kThreads);
+    const int m = m_block + static_cast<int>(e / BN), n = n_block + static_cast<int>(e % BN);
+    if (m >= c.M || n >= N) continue;
+    const float* source = c.partial + (static_cast<int64_t>(phase) * c.splits * c.M + m) * c.n_capacity + n;
+    float sum = 0.0f;
+    for (int s = 0; s < c.splits; ++s) sum += arrivals.load(source + s * split_stride);
+    Op::store(p, phase, m, n, sum);
+  }
+}
 
 template <class Op, class Cfg, class Math = SimtFp32>
 struct GemmThread {
@@ -818,6 +882,20 @@ PIXGRAD_UNROLL
         c.partial[((static_cast<int64_t>(phase) * c.splits + split_index) * c.M + m) * c.n_capacity + n] = acc[e];
     }
   }
+
+  // Split-K: this block's output tile's arrival counter; the tiles of a
+  // launch are numbered (phase, row of tiles, column of tiles).
+  __host__ __device__ unsigned int* arrival_counter(const Params& p) const {
+    const GemmCommon& c = p.common;
+    const int tiles_m = (c.M + BM - 1) / BM, tiles_n = (c.n_capacity + BN - 1) / BN;
+    return c.tile_arrivals + (phase * tiles_m + m_block / BM) * tiles_n + n_block / BN;
+  }
+
+  // Split-K, in the block that arrived last (see reduce_split_tile).
+  template <class Arrivals>
+  __host__ __device__ void reduce_tile(const Params& p, const Arrivals& arrivals) const {
+    reduce_split_tile<Op, BM, BN, kThreads>(p, tid, phase, m_block, n_block, N, arrivals);
+  }
 };
 
 // The SIMT program. Tile t uses buffer t % 2 and decode-table slot t % 2.
@@ -896,23 +974,48 @@ __host__ __device__ __forceinline__ void gemm_pipeline_program(const typename Op
   each([&](Thread& t) { t.finish(p); });
 }
 
+// Split-K, after every thread stored its partial tile: the tile's blocks
+// (one per split) take tickets in whatever order they finish, and the one
+// that draws the last sums every split's partials in split order and stores
+// the result, so the sum is the same whichever block that is, and no second
+// launch is needed. Its thread 0 sets the tile's counter back to zero.
+template <class Op, class Cfg, class Math, class Each, class Sync, class Arrivals>
+__host__ __device__ __forceinline__ void splitk_program(const typename Op::Params& p, GemmShared<Cfg, Math>& shared,
+                                                        Each&& each, Sync&& sync, const Arrivals& arrivals) {
+  using Thread = GemmThread<Op, Cfg, Math>;
+  each([&](Thread&) { arrivals.publish(); });
+  sync();
+  each([&](Thread& t) {
+    if (t.tid == 0) shared.ticket = arrivals.take_ticket(t.arrival_counter(p));
+  });
+  sync();
+  if (shared.ticket + 1 != static_cast<unsigned int>(p.common.splits)) return;  // alike for the whole block
+  each([&](Thread& t) {
+    t.reduce_tile(p, arrivals);
+    if (t.tid == 0) arrivals.reset(t.arrival_counter(p));
+  });
+}
+
 // The block's program for its math. `each(step)` runs step(thread) for the
 // block's threads (on the device: for this thread), `sync()` is the barrier,
-// `mma` the warp's tensor-core instruction and `copy` the asynchronous copy,
-// so that the host model (tests/cuda_host) runs this very program for all
-// 256 threads in turn, with stand-ins for the instructions no single thread
-// can run alone. Its `each` plays the instructions a step's threads issued,
-// warp by warp, once all of them have run the step.
-template <class Op, class Cfg, class Math, class Each, class Sync, class Mma, class Copy>
+// `mma` the warp's tensor-core instruction, `copy` the asynchronous copy and
+// `arrivals` split-K's hand-over between blocks, so that the host model
+// (tests/cuda_host) runs this very program for all 256 threads in turn, with
+// stand-ins for the instructions no single thread can run alone. Its `each`
+// plays the instructions a step's threads issued, warp by warp, once all of
+// them have run the step.
+template <class Op, class Cfg, class Math, class Each, class Sync, class Mma, class Copy, class Arrivals>
 __host__ __device__ __forceinline__ void gemm_block_program(const typename Op::Params& p, GemmShared<Cfg, Math>& shared,
                                                             int k_begin, int k_end, Each&& each, Sync&& sync,
-                                                            const Mma& mma, const Copy& copy) {
+                                                            const Mma& mma, const Copy& copy,
+                                                            const Arrivals& arrivals) {
   if constexpr (Math::kPasses == 0) {
     (void)mma, (void)copy;
     gemm_simt_program<Op, Cfg, Math>(p, shared, k_begin, k_end, each, sync);
   } else {
     gemm_pipeline_program<Op, Cfg, Math>(p, shared, k_begin, k_end, each, sync, mma, copy);
   }
+  if (p.common.splits > 1) splitk_program<Op, Cfg, Math>(p, shared, each, sync, arrivals);
 }
 
 template <class Shared>
@@ -934,28 +1037,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) implicit_gemm_kernel(const _
   if (!t.setup(p, static_cast<int>(threadIdx.x), blockIdx)) return;
   gemm_block_program<Op, Cfg, Math>(
       p, shared, t.k_begin, t.k_end, [&](auto&& step) { step(t); }, [] { __syncthreads(); }, WarpMma<Math>{},
-      AsyncCopy{});
-}
-
-// The sum of the K splits of output element (phase, m, n), in split order.
-template <class Op>
-__host__ __device__ void reduce_splits(const typename Op::Params& p, int phase, int m, int n) {
-  const GemmCommon& c = p.common;
-  const int64_t split_stride = static_cast<int64_t>(c.M) * c.n_capacity;
-  const float* source = c.partial + (static_cast<int64_t>(phase) * c.splits * c.M + m) * c.n_capacity + n;
-  float sum = 0.0f;
-  for (int s = 0; s < c.splits; ++s) sum += source[s * split_stride];
-  Op::store(p, phase, m, n, sum);
-}
-
-// Grid: x over columns, y over rows (grid-stride), z over phases.
-template <class Op>
-__global__ void splitk_reduce_kernel(const __grid_constant__ typename Op::Params p) {
-  const int phase = static_cast<int>(blockIdx.z);
-  const int n = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (n >= Op::n_size(p, phase)) return;
-  for (int m = static_cast<int>(blockIdx.y); m < p.common.M; m += static_cast<int>(gridDim.y))
-    reduce_splits<Op>(p, phase, m, n);
+      AsyncCopy{}, DeviceArrivals{});
 }
 
 // ---- bias gradient ------------------------------------------------------------
@@ -1089,6 +1171,7 @@ dim3 prepare_launch(typename Op::Params& p, int phases, int max_n, int max_k, in
   c.k_per_split = plan.k_per_split;
   c.n_capacity = max_n;
   c.partial = nullptr;
+  c.tile_arrivals = nullptr;
   return dim3(static_cast<unsigned int>(grid_n), static_cast<unsigned int>(grid_m),
               static_cast<unsigned int>(phases * plan.splits));
 }
@@ -1115,7 +1198,41 @@ int64_t resident_blocks() {
   return static_cast<int64_t>(blocks) * multiprocessor_count();
 }
 
-// The GEMM and, when split, the scratch buffer and the reduction.
+// Split-K's arrival counters, one per output tile of a launch: an array per
+// device, zeroed when it is made and left at zero by every launch (each
+// tile's last block resets its counter), so launches need no memset. The
+// launches of a device run in order on its one stream and never use the
+// counters at the same time. A split launch has at most half a wave of tiles
+// (tiles * splits fit one wave, splits >= 2): 4 per SM at 8 blocks per SM.
+constexpr int64_t kMaxTileArrivals = int64_t{1} << 16;
+
+unsigned int* tile_arrivals(int64_t tiles) {
+  PIXGRAD_CHECK(tiles <= kMaxTileArrivals, "conv2d (cuda, handwritten): ", tiles,
+                " split output tiles in one launch, more than the ", kMaxTileArrivals, " counters");
+  static std::atomic<unsigned int*> arrays[kMaxDevices];
+  static std::mutex mutex;
+  const int device = ::pixgrad::cuda::current_device();
+  PIXGRAD_CHECK(device >= 0 && device < kMaxDevices, "conv2d (cuda, handwritten): device ", device,
+                " is past the ", kMaxDevices, " devices split-K keeps counters for");
+  unsigned int* counters = arrays[device].load(std::memory_order_acquire);
+  if (counters) return counters;
+  const std::lock_guard<std::mutex> lock(mutex);
+  counters = arrays[device].load(std::memory_order_acquire);
+  if (counters) return counters;
+  const cudaStream_t stream = ::pixgrad::cuda::current_stream();
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  PIXGRAD_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  PIXGRAD_CHECK(capture == cudaStreamCaptureStatusNone,
+                "conv2d (cuda, handwritten): the first split convolution on a device sets up its counters, which "
+                "a CUDA graph capture cannot do; run the step once without capturing first");
+  const size_t bytes = static_cast<size_t>(kMaxTileArrivals) * sizeof(unsigned int);
+  PIXGRAD_CUDA_CHECK(cudaMalloc(&counters, bytes));  // kept for the life of the process
+  PIXGRAD_CUDA_CHECK(cudaMemsetAsync(counters, 0, bytes, stream));  // before any launch that reads them
+  arrays[device].store(counters, std::memory_order_release);
+  return counters;
+}
+
+// The GEMM and, when split, its scratch buffer and arrival counters.
 template <class Op, class Cfg, class Math>
 void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
   const dim3 grid = prepare_launch<Op, Cfg>(p, phases, max_n, max_k, resident_blocks<Op, Cfg, Math>());
@@ -1124,18 +1241,12 @@ void launch(typename Op::Params& p, int phases, int max_n, int max_k) {
   if (c.splits > 1) {
     partial = Workspace::of<float>(static_cast<int64_t>(phases) * c.splits * c.M * max_n);
     p.common.partial = partial.as<float>();
+    p.common.tile_arrivals = tile_arrivals(static_cast<int64_t>(grid.x) * grid.y * phases);
   }
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
   implicit_gemm_kernel<Op, Cfg, Math>
       <<<grid, Cfg::kThreads, dynamic_shared_bytes<GemmShared<Cfg, Math>>, stream>>>(p);
   PIXGRAD_CUDA_CHECK_LAUNCH();
-  if (c.splits > 1) {
-    constexpr int kThreads = 256;
-    const dim3 reduce_grid(static_cast<unsigned int>(ceil_div(max_n, kThreads)),
-                           static_cast<unsigned int>(std::min(c.M, 65535)), static_cast<unsigned int>(phases));
-    splitk_reduce_kernel<Op><<<reduce_grid, kThreads, 0, stream>>>(p);
-    PIXGRAD_CUDA_CHECK_LAUNCH();
-  }
 }
 
 // The tile shape follows M (output channels, or input channels for backward

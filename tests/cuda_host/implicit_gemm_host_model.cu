@@ -4,7 +4,10 @@
 // (gemm_block_program) of per-thread steps (GemmThread) between barriers,
 // all __host__ __device__. Included here with the device launches left out,
 // that very program runs for every block of the grid the launcher would
-// use; the split-K reduction runs likewise. Each of a block's 8 warps runs
+// use, split-K's hand-over included: a tile's last block to arrive sums the
+// splits. The blocks run in grid order or shuffled, and results with the
+// same split must agree bit for bit whichever block summed them; every
+// tile's counter must be back at zero after the launch. Each of a block's 8 warps runs
 // the program on a host thread of its own, and the warps take turns, one
 // segment between two of the kernel's barriers (sync()) at a time, in
 // ascending or in descending order, each warp's lanes in that order too. So
@@ -50,10 +53,13 @@
 #define PIXGRAD_CONV_HOST_MODEL 1
 #include "../../kernels/cuda/conv2d_implicit_gemm.cu"
 
+#include <algorithm>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -245,6 +251,18 @@ struct RecordingCopy {
   }
 };
 
+// Split-K's hand-over on the host: blocks run one after another, so a ticket
+// is a plain count. Counters left non-zero after a launch (should stay 0)
+// would make the next launch's blocks miscount.
+int64_t counters_left_set = 0;
+
+struct HostArrivals {
+  __host__ __device__ void publish() const {}
+  __host__ __device__ unsigned int take_ticket(unsigned int* counter) const { return (*counter)++; }
+  __host__ __device__ float load(const float* source) const { return *source; }
+  __host__ __device__ void reset(unsigned int* counter) const { *counter = 0; }
+};
+
 template <class Math>
 constexpr bool bf16_operands() {
   if constexpr (Math::kPasses == 0)
@@ -258,9 +276,22 @@ template <class Op, class Cfg, class Math>
 void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_t sm_count, bool reverse) {
   const dim3 grid = prepare_launch<Op, Cfg>(p, phases, max_n, max_k, 2 * sm_count);  // two blocks per SM, as on an H100
   std::vector<float> partial;
+  std::vector<unsigned int> arrivals(static_cast<size_t>(grid.x) * grid.y * static_cast<size_t>(phases), 0u);
   if (p.common.splits > 1) {
     partial.assign(static_cast<size_t>(phases) * p.common.splits * p.common.M * max_n, kNaN);
     p.common.partial = partial.data();
+    p.common.tile_arrivals = arrivals.data();
+  }
+  // The blocks in grid order, or (with `reverse`) shuffled, so that the last
+  // split of a tile to arrive, the one that sums them, is not always the
+  // last in split order.
+  std::vector<uint3> blocks;
+  for (unsigned int z = 0; z < grid.z; ++z)
+    for (unsigned int y = 0; y < grid.y; ++y)
+      for (unsigned int x = 0; x < grid.x; ++x) blocks.push_back(uint3{x, y, z});
+  if (reverse) {
+    std::mt19937 order(static_cast<unsigned int>(blocks.size()));
+    std::shuffle(blocks.begin(), blocks.end(), order);
   }
   using Thread = GemmThread<Op, Cfg, Math>;
   auto shared = std::make_unique<GemmShared<Cfg, Math>>();
@@ -276,51 +307,47 @@ void run_on_host(typename Op::Params p, int phases, int max_n, int max_k, int64_
   std::condition_variable changed;
   int turn = 0;  // position in the warp order whose turn it is
   const auto warp_at = [&](int position) { return reverse ? kWarps - 1 - position : position; };
-  for (unsigned int z = 0; z < grid.z; ++z)
-    for (unsigned int y = 0; y < grid.y; ++y)
-      for (unsigned int x = 0; x < grid.x; ++x) {
-        fill_with_nan(*shared);
-        if constexpr (Math::kPasses == 3) fill_with_nan(shared->low);
-        for (auto& slot : shared->k_table)
-          for (int4& entry : slot) entry = make_int4(1 << 29, 1 << 29, 1 << 29, 1 << 29);
-        int active = 0, i = 0;
-        for (Thread& t : threads) active += t.setup(p, i++, uint3{x, y, z}) ? 1 : 0;
-        // A block whose threads disagree would leave some waiting at a barrier for ever.
-        if (active != 0 && active != Cfg::kThreads) ++split_blocks;
-        if (active != Cfg::kThreads) continue;  // the kernel's threads return before the first barrier
-        turn = 0;
-        std::vector<std::thread> warps;
-        for (int position = 0; position < kWarps; ++position)
-          warps.emplace_back([&, position] {
-            const int warp = warp_at(position);
-            const auto pass_turn = [&] {  // end of this warp's segment: the next warp's turn
-              turn = (turn + 1) % kWarps;
-              changed.notify_all();
-            };
-            std::unique_lock<std::mutex> lock(mutex);
-            changed.wait(lock, [&] { return turn == position; });
-            const auto each = [&](auto&& step) {
-              for (int k = 0; k < 32; ++k) {
-                player.current = warp * 32 + (reverse ? 31 - k : k);
-                step(threads[static_cast<size_t>(player.current)]);
-              }
-              player.play();  // this warp's instructions
-            };
-            const auto sync = [&] {
-              pass_turn();
-              changed.wait(lock, [&] { return turn == position; });
-            };
-            gemm_block_program<Op, Cfg, Math>(p, *shared, threads[0].k_begin, threads[0].k_end, each, sync,
-                                              RecordingMma{&player}, RecordingCopy{&copies});
-            pass_turn();
-          });
-        for (std::thread& warp : warps) warp.join();
-        copies.block_ended();
-      }
-  if (p.common.splits > 1)
-    for (int phase = 0; phase < phases; ++phase)
-      for (int m = 0; m < p.common.M; ++m)
-        for (int n = 0; n < Op::n_size(p, phase); ++n) reduce_splits<Op>(p, phase, m, n);
+  for (const uint3 block : blocks) {
+    fill_with_nan(*shared);
+    if constexpr (Math::kPasses == 3) fill_with_nan(shared->low);
+    for (auto& slot : shared->k_table)
+      for (int4& entry : slot) entry = make_int4(1 << 29, 1 << 29, 1 << 29, 1 << 29);
+    shared->ticket = 0xdeadbeefu;
+    int active = 0, i = 0;
+    for (Thread& t : threads) active += t.setup(p, i++, block) ? 1 : 0;
+    // A block whose threads disagree would leave some waiting at a barrier for ever.
+    if (active != 0 && active != Cfg::kThreads) ++split_blocks;
+    if (active != Cfg::kThreads) continue;  // the kernel's threads return before the first barrier
+    turn = 0;
+    std::vector<std::thread> warps;
+    for (int position = 0; position < kWarps; ++position)
+      warps.emplace_back([&, position] {
+        const int warp = warp_at(position);
+        const auto pass_turn = [&] {  // end of this warp's segment: the next warp's turn
+          turn = (turn + 1) % kWarps;
+          changed.notify_all();
+        };
+        std::unique_lock<std::mutex> lock(mutex);
+        changed.wait(lock, [&] { return turn == position; });
+        const auto each = [&](auto&& step) {
+          for (int k = 0; k < 32; ++k) {
+            player.current = warp * 32 + (reverse ? 31 - k : k);
+            step(threads[static_cast<size_t>(player.current)]);
+          }
+          player.play();  // this warp's instructions
+        };
+        const auto sync = [&] {
+          pass_turn();
+          changed.wait(lock, [&] { return turn == position; });
+        };
+        gemm_block_program<Op, Cfg, Math>(p, *shared, threads[0].k_begin, threads[0].k_end, each, sync,
+                                          RecordingMma{&player}, RecordingCopy{&copies}, HostArrivals{});
+        pass_turn();
+      });
+    for (std::thread& warp : warps) warp.join();
+    copies.block_ended();
+  }
+  for (const unsigned int count : arrivals) counters_left_set += count != 0 ? 1 : 0;
 }
 
 // Direct convolution in double: each output's value and the sum of its terms' magnitudes.
@@ -419,6 +446,12 @@ struct Tally {
     ++failed;
     std::printf("FAILED %s: %lld element(s) outside the bound (worst %.3g x the bound)\n", what.c_str(),
                 static_cast<long long>(v.failures), v.worst);
+  }
+  void record_differences(const std::string& what, int64_t differing) {
+    ++runs;
+    if (differing == 0) return;
+    ++failed;
+    std::printf("FAILED %s: %lld element(s) differ\n", what.c_str(), static_cast<long long>(differing));
   }
 };
 
@@ -543,16 +576,32 @@ int check_bf16_rounding(std::mt19937& random) {
   return wrong;
 }
 
+// A pass's results, compared bit for bit with its first run at the same SM
+// count (the same split), if there was one: the blocks and threads taking
+// turns in another order must not change them.
+void record_order(const std::string& what, std::map<int64_t, std::vector<float>>& first, int64_t sm_count,
+                  const Guarded& result, Tally& tally) {
+  const auto [at, inserted] =
+      first.emplace(sm_count, std::vector<float>(result.storage.begin() + kGuard, result.storage.end() - kGuard));
+  if (inserted) return;
+  int64_t differing = 0;
+  for (size_t i = 0; i < at->second.size(); ++i)
+    differing += std::memcmp(&result.storage[kGuard + i], &at->second[i], sizeof(float)) != 0 ? 1 : 0;
+  tally.record_differences(what + ", against the run in grid order", differing);
+}
+
 template <class Cfg, class Math>
 void check_configuration(const char* name, Case& c, const std::vector<Plan>& plans, Tally& tally) {
   const Conv2dGeometry& g = c.g;
+  std::map<int64_t, std::vector<float>> first_y, first_dx, first_dw;
   for (const Plan run : plans) {
     const std::string what = c.shape + ", tile " + name + ", " + Accuracy<Math>::name + ", " +
-                             std::to_string(run.sm_count) + " SMs" + (run.reverse ? ", threads in reverse" : "");
+                             std::to_string(run.sm_count) + " SMs" + (run.reverse ? ", threads in reverse, blocks shuffled" : "");
     Guarded y(c.y.value.size());
     ForwardOp::Params forward = forward_params(g, c.x.data(), c.w.data(), c.bias.data(), y.data());
     run_on_host<ForwardOp, Cfg, Math>(forward, 1, forward.N, forward.K, run.sm_count, run.reverse);
     record<Math>("forward, " + what, c, y, c.y, tally);
+    record_order("forward, " + what, first_y, run.sm_count, y, tally);
 
     Guarded dx(c.dx.value.size());
     backward_data_launches(g, c.dy.data(), c.w.data(), dx.data(),
@@ -561,11 +610,13 @@ void check_configuration(const char* name, Case& c, const std::vector<Plan>& pla
                                                                     run.reverse);
                            });
     record<Math>("backward data, " + what, c, dx, c.dx, tally);
+    record_order("backward data, " + what, first_dx, run.sm_count, dx, tally);
 
     Guarded dw(c.dw.value.size());
     BackwardWeightOp::Params weight = backward_weight_params(g, c.x.data(), c.dy.data(), dw.data());
     run_on_host<BackwardWeightOp, Cfg, Math>(weight, 1, weight.N, weight.K, run.sm_count, run.reverse);
     record<Math>("backward weight, " + what, c, dw, c.dw, tally);
+    record_order("backward weight, " + what, first_dw, run.sm_count, dw, tally);
   }
 }
 
@@ -593,7 +644,7 @@ int main() {
       {1, 129, 2, 2, 130, 4, 4, 2, 1}, {3, 2, 4, 6, 31, 2, 3, 1, 0}, {1, 1, 1, 1, 1, 1, 1, 1, 0},
       {1, 40, 3, 5, 64, 4, 4, 2, 1},
   };
-  // No split, some, many; and the threads of each step in reverse order.
+  // No split, some, many; and the threads of each step in reverse order, the blocks shuffled.
   const std::vector<Plan> all_plans = {{1, false}, {132, false}, {132, true}, {100000, false}};
   const std::vector<Plan> two_plans = {{1, false}, {132, true}};
   const std::vector<Plan> split_plan = {{132, false}};
@@ -649,6 +700,11 @@ int main() {
   if (mma_faults > 0) {
     std::printf("FAILED: %lld tensor-core instruction(s) with lanes out of step or operands not rounded to TF32\n",
                 static_cast<long long>(mma_faults));
+    ok = false;
+  }
+  if (counters_left_set > 0) {
+    std::printf("FAILED: %lld split-K arrival counter(s) not back at zero after their launch\n",
+                static_cast<long long>(counters_left_set));
     ok = false;
   }
   if (unwaited_copies > 0) {
