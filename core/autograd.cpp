@@ -2,6 +2,7 @@
 
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/ops.h>
@@ -11,6 +12,7 @@ namespace pixgrad {
 namespace {
 
 thread_local bool grad_mode = true;
+thread_local GradientReady gradient_ready;
 
 // Reverse-postorder DFS over nodes: every node comes before the nodes that
 // produced its inputs. Iterative, because a deep network would overflow the
@@ -83,6 +85,38 @@ void accumulate_into_leaf(const Tensor& leaf, Tensor gradient, bool create_graph
   }
 }
 
+// For GradientReady: how many nodes of the pass, in topological order, may
+// still add to each leaf that requires a gradient. Once a node is done, its
+// leaf inputs are counted down and each leaf that reaches zero is told of:
+// all its consumers are done, whether they ran or no gradient reached them.
+class LeafCountdown {
+ public:
+  LeafCountdown(const std::vector<std::shared_ptr<Node>>& order, GradientReady ready) : ready_(std::move(ready)) {
+    if (!ready_) return;
+    leaves_of_.resize(order.size());
+    for (size_t i = 0; i < order.size(); ++i)
+      for (const Tensor& input : order[i]->inputs)
+        if (input.defined() && input.requires_grad() && !input.grad_fn()) {
+          leaves_of_[i].push_back(input);  // a handle: the node may free its inputs first
+          ++remaining_[input.impl()];
+        }
+  }
+
+  // The next node of `order` is done.
+  void node_done() {
+    const size_t node = next_++;
+    if (!ready_) return;
+    for (const Tensor& leaf : leaves_of_[node])
+      if (--remaining_[leaf.impl()] == 0) ready_(leaf);
+  }
+
+ private:
+  GradientReady ready_;
+  std::vector<std::vector<Tensor>> leaves_of_;  // per node of `order`
+  std::unordered_map<const TensorImpl*, int> remaining_;
+  size_t next_ = 0;
+};
+
 // The walk shared by backward() (targets == nullptr: every leaf that requires
 // a gradient gets it in .grad) and grad() (only the targets, collected).
 void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool create_graph, Targets* targets) {
@@ -126,10 +160,11 @@ void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool c
       if (node.input_required_grad[i] && input_needed(node.inputs[i])) must_run.insert(&node);
   }
 
+  LeafCountdown countdown(order, targets == nullptr && gradient_ready ? gradient_ready : GradientReady());
   std::unordered_map<Node*, Tensor> pending{{root_node.get(), seed}};
-  for (const std::shared_ptr<Node>& node : order) {
+  const auto visit = [&](const std::shared_ptr<Node>& node) {
     auto found = pending.find(node.get());
-    if (found == pending.end()) continue;  // no gradient reached this node
+    if (found == pending.end()) return;  // no gradient reached this node
     const Tensor grad_output = std::move(found->second);
     pending.erase(found);
     if (targets) {
@@ -137,7 +172,7 @@ void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool c
       if (target != targets->producers.end())
         targets->gradients[target->second] = sum_of(targets->gradients[target->second], grad_output);
     }
-    if (!must_run.count(node.get())) continue;
+    if (!must_run.count(node.get())) return;
     PIXGRAD_CHECK(!node->released, "backward: the graph through '", node->op,
                   "' was already freed by an earlier backward(); pass retain_graph to keep it");
     PIXGRAD_CHECK(!create_graph || node->double_backward == DoubleBackward::Supported, "backward: '", node->op,
@@ -170,11 +205,15 @@ void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool c
       }
     }
     // Free the inputs and saved tensors now: the graph is single-use, as in PyTorch.
-    if (retain_graph) continue;
+    if (retain_graph) return;
     node->backward = nullptr;
     node->inputs.clear();
     node->saved.clear();
     node->released = true;
+  };
+  for (const std::shared_ptr<Node>& node : order) {
+    visit(node);
+    countdown.node_done();
   }
 }
 
@@ -199,6 +238,11 @@ BackwardContext::BackwardContext(const std::vector<Tensor>& inputs, const std::v
     : inputs_(inputs), saved_(saved), needs_input_grad_(std::move(needs_input_grad)), create_graph_(create_graph) {}
 
 bool grad_mode_enabled() { return grad_mode; }
+
+GradientReadyScope::GradientReadyScope(GradientReady ready) : previous_(std::move(gradient_ready)) {
+  gradient_ready = std::move(ready);
+}
+GradientReadyScope::~GradientReadyScope() { gradient_ready = std::move(previous_); }
 
 AutoGradMode::AutoGradMode(bool enabled) : previous_(grad_mode) { grad_mode = enabled; }
 AutoGradMode::~AutoGradMode() { grad_mode = previous_; }

@@ -124,6 +124,26 @@ Tensor record_differentiable(const char* op, Tensor output, std::vector<Tensor> 
 // forward); create_graph implies it.
 void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph = false, bool create_graph = false);
 
+// Told, during backward() on this thread (not grad()), of each leaf whose
+// .grad has received its last contribution of the pass: every node that
+// could still add to it has run or been skipped. A leaf no node of the pass
+// takes as an input is not told of. What a data-parallel reduction starts
+// on while the rest of the backward pass runs.
+using GradientReady = std::function<void(const Tensor& leaf)>;
+
+// Installs `ready` for its lifetime on this thread (the one before comes
+// back when it ends). An exception from `ready` ends the backward pass.
+class GradientReadyScope {
+ public:
+  explicit GradientReadyScope(GradientReady ready);
+  ~GradientReadyScope();
+  GradientReadyScope(const GradientReadyScope&) = delete;
+  GradientReadyScope& operator=(const GradientReadyScope&) = delete;
+
+ private:
+  GradientReady previous_;
+};
+
 // Options of grad(), in the libtorch builder style.
 class GradOptions {
  public:

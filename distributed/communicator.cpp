@@ -13,6 +13,12 @@ void Communicator::abort(int exit_code) {
 
 namespace {
 
+// What a backend that reduces before returning hands back.
+class Completed final : public PendingAllReduce {
+ public:
+  void wait() override {}
+};
+
 class SingleProcess final : public Communicator {
  public:
   int rank() const override { return 0; }
@@ -25,6 +31,11 @@ class SingleProcess final : public Communicator {
 };
 
 }  // namespace
+
+std::unique_ptr<PendingAllReduce> Communicator::start_all_reduce(Tensor& tensor, ReduceOp op, const std::string& what) {
+  all_reduce(tensor, op, what);
+  return std::make_unique<Completed>();
+}
 
 std::shared_ptr<Communicator> single_process() { return std::make_shared<SingleProcess>(); }
 

@@ -23,6 +23,15 @@ namespace pixgrad::distributed {
 
 enum class ReduceOp { Sum, Max };
 
+// An all-reduce under way (Communicator::start_all_reduce).
+class PendingAllReduce {
+ public:
+  virtual ~PendingAllReduce() = default;
+  // Returns once the tensor holds the result; waits at most the
+  // communicator's timeout, as all_reduce does.
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -36,6 +45,14 @@ class Communicator {
   // result on every rank. Float32 or float64; a backend names the devices it
   // takes. `what` names the collective in a timeout message ("G's gradients").
   virtual void all_reduce(Tensor& tensor, ReduceOp op, const std::string& what) = 0;
+  // Starts all_reduce(tensor, op, what) and returns at once where the
+  // backend can reduce in the background: NCCL runs it on a stream of its
+  // own after the kernels queued so far, so that the caller queues more work
+  // (the rest of a backward pass) meanwhile. Other backends (MPI, whose
+  // collectives progress only inside its calls, and a world of one) reduce
+  // before returning. Until wait() returns, `tensor` must not be used and
+  // the communicator must live; ranks start reductions in the same order.
+  virtual std::unique_ptr<PendingAllReduce> start_all_reduce(Tensor& tensor, ReduceOp op, const std::string& what);
   // The same for a few host numbers (losses, flags); every backend takes them.
   virtual void all_reduce(std::vector<double>& values, ReduceOp op, const std::string& what) = 0;
   // Waits until every rank has called it.

@@ -102,10 +102,18 @@ struct NcclCommunicator::State {
   Device device = Device::cuda(0);
   ncclComm_t comm = nullptr;
   cudaEvent_t done = nullptr;  // recorded after each collective, polled for its end
+  cudaStream_t side = nullptr;  // where started reductions run (start_all_reduce)
+  // Recorded on `side` after each started reduction. NCCL needs one order
+  // of a communicator's collectives on every rank, and kernels of two
+  // streams could run in either: a collective on pixgrad's stream waits
+  // for the started ones first.
+  cudaEvent_t side_tail = nullptr;
 
   ~State() {
     if (done != nullptr && cudaEventDestroy(done) != cudaSuccess) warn("cudaEventDestroy failed");
     if (comm != nullptr) release();
+    if (side_tail != nullptr && cudaEventDestroy(side_tail) != cudaSuccess) warn("cudaEventDestroy failed");
+    if (side != nullptr && cudaStreamDestroy(side) != cudaSuccess) warn("cudaStreamDestroy failed");
   }
 
   // Destructors cannot throw: what goes wrong there is only reported.
@@ -183,6 +191,7 @@ struct NcclCommunicator::State {
     // tensor, before any that read it.
     cuda_activate(device.index());
     cudaStream_t stream = pixgrad::cuda::current_stream();
+    if (side_tail != nullptr) PIXGRAD_CUDA_CHECK(cudaStreamWaitEvent(stream, side_tail, 0));
     check_nccl(ncclAllReduce(data, data, count, type, nccl_op(op), comm, stream), "ncclAllReduce", comm);
     bool queued = false;
     wait(
@@ -195,6 +204,45 @@ struct NcclCommunicator::State {
             queued = true;
           }
           return collective_running();
+        },
+        what, "NCCL all-reduce");
+  }
+
+  // Queues an all-reduce on the side stream, after everything queued so far
+  // on pixgrad's stream, and returns an event recorded after it once NCCL
+  // has queued it (the caller owns the event).
+  cudaEvent_t start(void* data, size_t count, ncclDataType_t type, ReduceOp op, const std::string& what) {
+    cuda_activate(device.index());
+    if (side == nullptr) {
+      PIXGRAD_CUDA_CHECK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+      PIXGRAD_CUDA_CHECK(cudaEventCreateWithFlags(&side_tail, cudaEventDisableTiming));
+    }
+    cudaEvent_t produced = nullptr, reduced = nullptr;
+    PIXGRAD_CUDA_CHECK(cudaEventCreateWithFlags(&produced, cudaEventDisableTiming));
+    PIXGRAD_CUDA_CHECK(cudaEventRecord(produced, pixgrad::cuda::current_stream()));
+    PIXGRAD_CUDA_CHECK(cudaStreamWaitEvent(side, produced, 0));
+    PIXGRAD_CUDA_CHECK(cudaEventDestroy(produced));  // released once the side stream has passed it
+    check_nccl(ncclAllReduce(data, data, count, type, nccl_op(op), comm, side), "ncclAllReduce", comm);
+    wait([&] { return communicator_busy(what, "NCCL all-reduce"); }, what, "NCCL all-reduce");
+    PIXGRAD_CUDA_CHECK(cudaEventCreateWithFlags(&reduced, cudaEventDisableTiming));
+    PIXGRAD_CUDA_CHECK(cudaEventRecord(reduced, side));
+    PIXGRAD_CUDA_CHECK(cudaEventRecord(side_tail, side));
+    return reduced;
+  }
+
+  // Waits for a reduction start() queued, within the timeout; afterwards
+  // pixgrad's stream is ordered after it too.
+  void finish(cudaEvent_t reduced, const std::string& what) {
+    wait(
+        [&] {
+          if (communicator_busy(what, "NCCL all-reduce")) return true;
+          const cudaError_t status = cudaEventQuery(reduced);
+          if (status == cudaErrorNotReady) {
+            cudaGetLastError();  // not an error (see collective_running)
+            return true;
+          }
+          PIXGRAD_CUDA_CHECK(status);
+          return false;
         },
         what, "NCCL all-reduce");
   }
@@ -270,6 +318,47 @@ void NcclCommunicator::all_reduce(Tensor& tensor, ReduceOp op, const std::string
   state_->all_reduce(tensor.raw_data(), static_cast<size_t>(tensor.numel()), type, op, what);
 }
 
+namespace {
+
+// A reduction on the side stream. Dropped without wait() (an exception
+// unwinding), it still orders pixgrad's stream after the reduction, so that
+// the tensor's memory is not handed to another kernel while NCCL writes it.
+class PendingNccl final : public PendingAllReduce {
+ public:
+  PendingNccl(NcclCommunicator::State& state, cudaEvent_t reduced, std::string what)
+      : state_(state), reduced_(reduced), what_(std::move(what)) {}
+  ~PendingNccl() override {
+    if (reduced_ == nullptr) return;
+    if (!waited_) (void)cudaStreamWaitEvent(pixgrad::cuda::current_stream(), reduced_, 0);
+    (void)cudaEventDestroy(reduced_);
+  }
+  PendingNccl(const PendingNccl&) = delete;
+  PendingNccl& operator=(const PendingNccl&) = delete;
+
+  void wait() override {
+    if (waited_) return;
+    state_.finish(reduced_, what_);
+    waited_ = true;
+  }
+
+ private:
+  NcclCommunicator::State& state_;
+  cudaEvent_t reduced_;
+  std::string what_;
+  bool waited_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<PendingAllReduce> NcclCommunicator::start_all_reduce(Tensor& tensor, ReduceOp op,
+                                                                     const std::string& what) {
+  check_nccl_tensor(tensor, state_->device, what);
+  if (tensor.numel() == 0) return Communicator::start_all_reduce(tensor, op, what);
+  const ncclDataType_t type = tensor.dtype() == DType::Float32 ? ncclFloat32 : ncclFloat64;
+  cudaEvent_t reduced = state_->start(tensor.raw_data(), static_cast<size_t>(tensor.numel()), type, op, what);
+  return std::make_unique<PendingNccl>(*state_, reduced, what);
+}
+
 void NcclCommunicator::all_reduce(std::vector<double>& values, ReduceOp op, const std::string& what) {
   state_->mpi->all_reduce(values, op, what);
 }
@@ -307,6 +396,9 @@ int NcclCommunicator::size() const { return 1; }
 int NcclCommunicator::local_rank() const { return 0; }
 Device NcclCommunicator::device() const { return Device::cpu(); }
 void NcclCommunicator::all_reduce(Tensor&, ReduceOp, const std::string&) { not_built_in(); }
+std::unique_ptr<PendingAllReduce> NcclCommunicator::start_all_reduce(Tensor&, ReduceOp, const std::string&) {
+  not_built_in();
+}
 void NcclCommunicator::all_reduce(std::vector<double>&, ReduceOp, const std::string&) { not_built_in(); }
 void NcclCommunicator::barrier(const std::string&) { not_built_in(); }
 void NcclCommunicator::abort(int exit_code) { Communicator::abort(exit_code); }

@@ -56,6 +56,9 @@ class NcclCommunicator final : public Communicator {
   std::string backend() const override { return "nccl"; }
   // CUDA tensors on device(), in place; a CPU tensor is an error.
   void all_reduce(Tensor& tensor, ReduceOp op, const std::string& what) override;
+  // The same on a stream of its own, after the work queued so far on
+  // pixgrad's stream; wait() polls for its end within the timeout.
+  std::unique_ptr<PendingAllReduce> start_all_reduce(Tensor& tensor, ReduceOp op, const std::string& what) override;
   // Host numbers and barriers go through the MPI communicator.
   void all_reduce(std::vector<double>& values, ReduceOp op, const std::string& what) override;
   void barrier(const std::string& what) override;
@@ -64,8 +67,9 @@ class NcclCommunicator final : public Communicator {
   // The GPU this rank's collectives run on.
   Device device() const;
 
+  struct State;  // public for the pending reductions' sake; defined in the .cpp only
+
  private:
-  struct State;
   std::unique_ptr<State> state_;
 };
 

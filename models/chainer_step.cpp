@@ -21,7 +21,7 @@ LossTensors ChainerStep::enqueue(const StepContext& c, const Tensor& input, cons
 
   // G: backpropagate through D into G, keeping D's graph for D's own update.
   c.optimizer_g.zero_grad();
-  c.scaled(loss_g).backward(Tensor(), /*retain_graph=*/true);
+  c.backward(Network::Generator, loss_g, /*retain_graph=*/true);
   clock.lap(&PhaseTimes::g_backward);
   c.update(Network::Generator);
   clock.lap(&PhaseTimes::optimizer);
@@ -30,7 +30,7 @@ LossTensors ChainerStep::enqueue(const StepContext& c, const Tensor& input, cons
   // cuts the graph at G(x) (unchain_backward), then backpropagates D's loss.
   c.optimizer_d.zero_grad();
   fake.unchain_backward();
-  c.scaled(loss_d_total).backward();
+  c.backward(Network::Discriminator, loss_d_total, false);
   clock.lap(&PhaseTimes::d_forward_backward);
   c.update(Network::Discriminator);
   clock.lap(&PhaseTimes::optimizer);

@@ -18,7 +18,7 @@ LossTensors PaperStep::enqueue(const StepContext& c, const Tensor& input, const 
   const Tensor logits_real = c.discriminator.forward(input, target);
   const DiscriminatorLoss loss_d = discriminator_loss(c.options.objective, logits_real, logits_fake);
   const Tensor loss_d_total = mul(add(loss_d.fake, loss_d.real), 0.5);
-  c.scaled(loss_d_total).backward();
+  c.backward(Network::Discriminator, loss_d_total, false);
   clock.lap(&PhaseTimes::d_forward_backward);
   c.update(Network::Discriminator);
   clock.lap(&PhaseTimes::optimizer);
@@ -30,7 +30,7 @@ LossTensors PaperStep::enqueue(const StepContext& c, const Tensor& input, const 
   const Tensor loss_g_l1 = l1_loss(fake, target);
   const Tensor loss_g = c.weighted_generator_loss(loss_g_adv, loss_g_l1);
   clock.lap(&PhaseTimes::d_forward_backward);
-  c.scaled(loss_g).backward();
+  c.backward(Network::Generator, loss_g, false);
   clock.lap(&PhaseTimes::g_backward);
   c.update(Network::Generator);
   clock.lap(&PhaseTimes::optimizer);

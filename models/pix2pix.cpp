@@ -66,16 +66,43 @@ StepContext Pix2Pix::context() {
                      *optimizer_g_,
                      *optimizer_d_,
                      options_,
+                     [this](Network network, const Tensor& loss, bool retain_graph) {
+                       backward(network, loss, retain_graph);
+                     },
                      [this](Network network) { update(network); },
                      timing_ ? &phase_times_ : nullptr,
-                     device_,
-                     loss_scale_};
+                     device_};
+}
+
+nn::Module& Pix2Pix::network(Network which) {
+  if (which == Network::Generator) return *generator_;
+  return *discriminator_;
+}
+
+namespace {
+
+const char* gradients_name(Network network) {
+  return network == Network::Generator ? "G's gradients" : "D's gradients";
+}
+
+}  // namespace
+
+void Pix2Pix::backward(Network network, const Tensor& loss, bool retain_graph) {
+  const Tensor scaled = loss_scale_ == 1 ? loss : mul(loss, loss_scale_);
+  if (!average_gradients_) return scaled.backward(Tensor(), retain_graph);
+  const auto overlap = average_gradients_->during_backward(this->network(network).parameters(),
+                                                           gradients_name(network));
+  scaled.backward(Tensor(), retain_graph);
+  overlap->finish();
+  averaged_[static_cast<int>(network)] = true;
 }
 
 void Pix2Pix::update(Network network) {
+  bool& averaged = averaged_[static_cast<int>(network)];
+  if (average_gradients_ && !averaged) (*average_gradients_)(this->network(network).parameters(), gradients_name(network));
+  averaged = false;
+  nn::Module& module = this->network(network);
   const bool generator = network == Network::Generator;
-  nn::Module& module = generator ? static_cast<nn::Module&>(*generator_) : *discriminator_;
-  if (average_gradients_) (*average_gradients_)(module.parameters(), generator ? "G's gradients" : "D's gradients");
   // A copy: the hook may replace or remove itself while it runs.
   if (const BeforeUpdate hook = before_update_)
     hook(network, module);

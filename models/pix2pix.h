@@ -74,8 +74,10 @@ class Pix2Pix {
   Discriminator& discriminator() { return *discriminator_; }
 
  private:
-  // Runs the before-update hook, if any, then the network's optimiser.
+  // StepContext::backward and update.
+  void backward(Network network, const Tensor& loss, bool retain_graph);
   void update(Network network);
+  nn::Module& network(Network which);
   void check_batch(const Tensor& input, const Tensor& target) const;
   // What a step works on; puts both networks in training mode.
   StepContext context();
@@ -91,6 +93,7 @@ class Pix2Pix {
   PhaseTimes phase_times_;
   BeforeUpdate before_update_;
   std::unique_ptr<distributed::GradientAverage> average_gradients_;
+  bool averaged_[2] = {false, false};  // per Network: by its last backward, for its next update
   double loss_scale_ = 1;
 };
 

@@ -28,8 +28,6 @@ std::string StepLosses::describe_nonfinite() const {
   return text;
 }
 
-Tensor StepContext::scaled(const Tensor& loss) const { return loss_scale == 1 ? loss : mul(loss, loss_scale); }
-
 Tensor StepContext::weighted_generator_loss(const Tensor& adversarial, const Tensor& l1) const {
   return add(mul(adversarial, options.lambda_adv), mul(l1, options.lambda_l1));
 }

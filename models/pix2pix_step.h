@@ -58,16 +58,19 @@ struct StepContext {
   optim::Optimizer& optimizer_g;
   optim::Optimizer& optimizer_d;
   const Pix2PixOptions& options;
-  // Runs the model's before-update hook for `network`, then that network's optimiser.
+  // Backpropagates the loss into `network`'s gradients (those of the other
+  // network it reaches accumulate too), multiplied by the model's loss scale
+  // (a data-parallel rank's share of the global batch; the losses reported
+  // are not scaled). In data-parallel training the reduction of `network`'s
+  // gradients across ranks overlaps the pass.
+  std::function<void(Network network, const Tensor& loss, bool retain_graph)> backward;
+  // Runs the model's before-update hook for `network`, then that network's
+  // optimiser (averaging its gradients across ranks first if the last
+  // backward for it did not).
   std::function<void(Network network)> update;
   PhaseTimes* phase_times = nullptr;  // where the phases go; nullptr when timing is off
   Device device;
-  // What each loss is multiplied by before its backward pass (the losses
-  // reported are not): a data-parallel rank's share of the global batch.
-  double loss_scale = 1;
 
-  // The loss whose backward pass the step runs: loss * loss_scale.
-  Tensor scaled(const Tensor& loss) const;
   // lambda_adv * adversarial + lambda_L1 * l1
   Tensor weighted_generator_loss(const Tensor& adversarial, const Tensor& l1) const;
   // The losses and both optimisers' non-finite-gradient flags, read back to

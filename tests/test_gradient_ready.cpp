@@ -1,0 +1,222 @@
+// Gradients that are final before the backward pass ends: the engine's
+// GradientReadyScope, and GradientAverage's reduction overlapping the pass
+// on two ranks (threads of this process, tests/thread_communicator.h).
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <pixgrad/core/autograd.h>
+#include <pixgrad/core/ops.h>
+#include <pixgrad/distributed/gradient_average.h>
+#include "thread_communicator.h"
+
+using namespace pixgrad;
+using Catch::Matchers::Contains;
+
+namespace {
+
+Tensor scalar_leaf(double value, bool requires_grad = true) {
+  Tensor t = Tensor::full({}, value, Device::cpu(), DType::Float64);
+  if (requires_grad) t.set_requires_grad();
+  return t;
+}
+
+// What a GradientReadyScope saw: each leaf told of, by name, in order, with
+// its gradient at that moment.
+struct Told {
+  std::vector<std::string> order;
+  std::map<std::string, double> gradient_then;
+};
+
+GradientReady recorder(Told& told, const std::map<const TensorImpl*, std::string>& names) {
+  return [&told, names](const Tensor& leaf) {
+    const std::string& name = names.at(leaf.impl());
+    told.order.push_back(name);
+    told.gradient_then[name] = leaf.grad().item();
+  };
+}
+
+}  // namespace
+
+TEST_CASE("backward tells of each leaf once, when no node of the pass can add to its gradient",
+          "[autograd][gradient_ready]") {
+  // w1 feeds the first op and, through a skip, one near the loss; w2 the
+  // middle; w3 the last op. x requires no gradient.
+  Tensor w1 = scalar_leaf(2), w2 = scalar_leaf(3), w3 = scalar_leaf(5), x = scalar_leaf(7, false);
+  const std::map<const TensorImpl*, std::string> names{{w1.impl(), "w1"}, {w2.impl(), "w2"}, {w3.impl(), "w3"}};
+  Told told;
+  {
+    const GradientReadyScope scope(recorder(told, names));
+    const Tensor a = mul(w1, x);
+    const Tensor b = mul(a, w2);
+    const Tensor c = add(b, mul(w1, 11.0));
+    mul(c, w3).backward();
+  }
+  // loss = (w1 x w2 + 11 w1) w3
+  CHECK(w1.grad().item() == Approx((7 * 3 + 11) * 5));
+  CHECK(w2.grad().item() == Approx(2 * 7 * 5));
+  CHECK(w3.grad().item() == Approx(2 * 7 * 3 + 11 * 2));
+  REQUIRE(told.order.size() == 3);
+  CHECK(told.order.front() == "w3");  // the last op's weight is final first
+  CHECK(told.order.back() == "w1");   // the first op's, used twice, last
+  // Told after the last contribution: the gradient then is the final one
+  // (w1's first contribution alone would be 11 * 5).
+  for (const auto& [name, leaf] : std::map<std::string, Tensor>{{"w1", w1}, {"w2", w2}, {"w3", w3}})
+    CHECK(told.gradient_then.at(name) == leaf.grad().item());
+}
+
+TEST_CASE("grad() tells of nothing, scopes nest, and an unreached leaf is not told of",
+          "[autograd][gradient_ready]") {
+  Tensor w = scalar_leaf(2), unused = scalar_leaf(4);
+  const std::map<const TensorImpl*, std::string> names{{w.impl(), "w"}, {unused.impl(), "unused"}};
+  Told outer, inner;
+  const GradientReadyScope outer_scope(recorder(outer, names));
+  (void)grad(mul(w, w), {w});
+  CHECK(outer.order.empty());
+  {
+    const GradientReadyScope inner_scope(recorder(inner, names));
+    mul(w, 3.0).backward();
+  }
+  mul(w, 3.0).backward();
+  CHECK(inner.order == std::vector<std::string>{"w"});
+  CHECK(outer.order == std::vector<std::string>{"w"});
+  CHECK(outer.gradient_then.at("w") == 6);  // accumulated over both passes
+}
+
+TEST_CASE("an exception from the listener ends the backward pass", "[autograd][gradient_ready][errors]") {
+  Tensor w = scalar_leaf(2);
+  const GradientReadyScope scope([](const Tensor&) { throw std::runtime_error("listener failed"); });
+  CHECK_THROWS_WITH(mul(w, w).backward(), Contains("listener failed"));
+}
+
+namespace {
+
+// Passes collectives through and notes, per rank, whether each reduction
+// started while the rank's backward pass was running.
+thread_local bool backward_running = false;
+
+class StartRecorder final : public distributed::Communicator {
+ public:
+  explicit StartRecorder(std::shared_ptr<distributed::Communicator> inner) : inner_(std::move(inner)) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  int local_rank() const override { return inner_->local_rank(); }
+  std::string backend() const override { return inner_->backend(); }
+  void all_reduce(Tensor& tensor, distributed::ReduceOp op, const std::string& what) override {
+    started_during_backward.push_back(backward_running);
+    inner_->all_reduce(tensor, op, what);
+  }
+  void all_reduce(std::vector<double>& values, distributed::ReduceOp op, const std::string& what) override {
+    inner_->all_reduce(values, op, what);
+  }
+  void barrier(const std::string& what) override { inner_->barrier(what); }
+
+  std::vector<bool> started_during_backward;
+
+ private:
+  std::shared_ptr<distributed::Communicator> inner_;
+};
+
+// A chain of layers y = tanh(w_i * y + b_i), element-wise on 36 numbers
+// (w and b of 288 bytes each), on a rank's own input; the sum of the
+// output is the loss.
+struct Chain {
+  std::vector<Tensor> parameters;  // w_0, b_0, w_1, b_1, ...
+
+  explicit Chain(int layers) {
+    for (int i = 0; i < layers; ++i) {
+      std::vector<double> w(36), b(36);
+      for (int k = 0; k < 36; ++k) {
+        w[static_cast<size_t>(k)] = 0.2 * ((k * 7 + i * 3) % 11 - 5);
+        b[static_cast<size_t>(k)] = 0.01 * (k - 3 * i);
+      }
+      parameters.push_back(Tensor::from_vector(w, {36}));
+      parameters.push_back(Tensor::from_vector(b, {36}));
+    }
+    for (Tensor& p : parameters) p.set_requires_grad();
+  }
+
+  Tensor loss(int rank) const {
+    std::vector<double> input(36);
+    for (int k = 0; k < 36; ++k) input[static_cast<size_t>(k)] = 0.1 * (k % 9 + 1) * (rank == 0 ? 1 : -0.7);
+    Tensor y = Tensor::from_vector(input, {36});
+    for (size_t i = 0; i < parameters.size(); i += 2) y = tanh(add(mul(parameters[i], y), parameters[i + 1]));
+    return sum(y);
+  }
+};
+
+std::vector<std::vector<double>> gradients_of(const Chain& chain) {
+  std::vector<std::vector<double>> all;
+  for (const Tensor& p : chain.parameters) all.push_back(p.grad().to_double_vector());
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("averaging that overlaps the backward pass starts buckets during it and gives the same means",
+          "[distributed][gradient_ready]") {
+  // Buckets of 1200 bytes: two layers' w and b each (none is a quarter
+  // bucket, so all are packed), three buckets for six layers, the last
+  // layers' first.
+  constexpr size_t kBucketBytes = 1200;
+  constexpr int kLayers = 6;
+  testing::ThreadWorld world(2);
+  std::vector<std::vector<std::vector<double>>> after(2), overlapped(2);
+  std::vector<std::vector<bool>> during(2);
+  world.run([&](std::shared_ptr<distributed::Communicator> communicator) {
+    const int rank = communicator->rank();
+    auto recorder = std::make_shared<StartRecorder>(communicator);
+    const distributed::GradientAverage average(recorder, kBucketBytes);
+    Chain plain(kLayers), overlapping(kLayers);
+
+    plain.loss(rank).backward();
+    average(plain.parameters, "gradients after the pass");
+    after[static_cast<size_t>(rank)] = gradients_of(plain);
+
+    recorder->started_during_backward.clear();
+    const auto overlap = average.during_backward(overlapping.parameters, "gradients during the pass");
+    backward_running = true;
+    overlapping.loss(rank).backward();
+    backward_running = false;
+    overlap->finish();
+    overlapped[static_cast<size_t>(rank)] = gradients_of(overlapping);
+    during[static_cast<size_t>(rank)] = recorder->started_during_backward;
+  });
+  for (int rank = 0; rank < 2; ++rank) {
+    INFO("rank " << rank);
+    CHECK(overlapped[static_cast<size_t>(rank)] == after[static_cast<size_t>(rank)]);  // bit for bit
+    CHECK(overlapped[static_cast<size_t>(rank)] == overlapped[0]);                    // the same on every rank
+  }
+  // Every bucket started inside the pass (the first layer's as its last
+  // node finished), in the same order on both ranks.
+  CHECK(during[0] == std::vector<bool>{true, true, true});
+  CHECK(during[1] == during[0]);
+}
+
+TEST_CASE("averaging during backward ignores the other network's gradients and reduces unreached ones at the end",
+          "[distributed][gradient_ready]") {
+  testing::ThreadWorld world(2);
+  std::vector<std::vector<double>> ours(2), theirs(2), unreached(2);
+  world.run([&](std::shared_ptr<distributed::Communicator> communicator) {
+    const int rank = communicator->rank();
+    const distributed::GradientAverage average(communicator, 64);
+    Tensor mine = scalar_leaf(rank == 0 ? 1.0 : 3.0), other = scalar_leaf(2), idle = scalar_leaf(5);
+    idle.set_grad(Tensor::full({}, rank == 0 ? 10.0 : 20.0, Device::cpu(), DType::Float64));
+    const auto overlap = average.during_backward({mine, idle}, "ours");
+    mul(mul(mine, other), mine).backward();  // d/dmine = 2 mine other, d/dother = mine^2
+    overlap->finish();
+    ours[static_cast<size_t>(rank)] = mine.grad().to_double_vector();
+    theirs[static_cast<size_t>(rank)] = other.grad().to_double_vector();
+    unreached[static_cast<size_t>(rank)] = idle.grad().to_double_vector();
+  });
+  for (int rank = 0; rank < 2; ++rank) {
+    CHECK(ours[static_cast<size_t>(rank)] == std::vector<double>{(2 * 1 * 2 + 2 * 3 * 2) / 2.0});
+    CHECK(unreached[static_cast<size_t>(rank)] == std::vector<double>{15});
+  }
+  CHECK(theirs[0] == std::vector<double>{1});  // left as the rank computed it
+  CHECK(theirs[1] == std::vector<double>{9});
+}
