@@ -1,6 +1,7 @@
 // Gradients that are final before the backward pass ends: the engine's
 // GradientReadyScope, and GradientAverage's reduction overlapping the pass
-// on two ranks (threads of this process, tests/thread_communicator.h).
+// on two ranks (threads of this process, tests/thread_communicator.h), on
+// its own and in a data-parallel pix2pix step.
 #include <catch2/catch.hpp>
 
 #include <map>
@@ -12,6 +13,8 @@
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/ops.h>
 #include <pixgrad/distributed/gradient_average.h>
+#include <pixgrad/models/pix2pix.h>
+#include "graph_replay_case.h"
 #include "thread_communicator.h"
 
 using namespace pixgrad;
@@ -219,4 +222,71 @@ TEST_CASE("averaging during backward ignores the other network's gradients and r
   }
   CHECK(theirs[0] == std::vector<double>{1});  // left as the rank computed it
   CHECK(theirs[1] == std::vector<double>{9});
+}
+
+namespace {
+
+using NamedGradients = std::map<std::string, std::vector<float>>;
+
+// Each update's gradients as the optimiser receives them, "G." or "D."
+// before the parameter's name.
+void record_gradients(models::Pix2Pix& model, NamedGradients& into) {
+  model.set_before_update([&into](models::Network network, nn::Module& module) {
+    const std::string prefix = network == models::Network::Generator ? "G." : "D.";
+    for (const auto& [name, parameter] : module.named_parameters())
+      if (parameter.grad().defined()) into[prefix + name] = parameter.grad().to_vector();
+  });
+}
+
+}  // namespace
+
+TEST_CASE("a data-parallel pix2pix step averages both networks' gradients, both presets",
+          "[distributed][gradient_ready][pix2pix]") {
+  for (const models::Preset preset : {models::Preset::Paper, models::Preset::Chainer}) {
+    INFO(models::to_string(preset));
+    // Dropout off: the ranks are threads of this process, which would draw
+    // from one generator. The models are made here, on one thread, alike.
+    models::Pix2PixOptions options = testing::small_replay_options(preset);
+    options.generator.use_dropout = false;
+    std::vector<std::unique_ptr<models::Pix2Pix>> ranks, alone;
+    for (int r = 0; r < 2; ++r) {
+      manual_seed(5);
+      ranks.push_back(std::make_unique<models::Pix2Pix>(options));
+      manual_seed(5);
+      alone.push_back(std::make_unique<models::Pix2Pix>(options));
+    }
+    const auto batches = testing::replay_batches({{1, 3, 64, 64}, {1, 3, 64, 64}});
+    std::vector<NamedGradients> averaged(2), own(2);
+    testing::ThreadWorld world(2);
+    world.run([&](std::shared_ptr<distributed::Communicator> communicator) {
+      const size_t r = static_cast<size_t>(communicator->rank());
+      ranks[r]->set_data_parallel(communicator);
+      record_gradients(*ranks[r], averaged[r]);
+      record_gradients(*alone[r], own[r]);
+      (void)ranks[r]->train_step(batches[r].first, batches[r].second);
+      (void)alone[r]->train_step(batches[r].first, batches[r].second);
+    });
+    // The mean of what each rank computed alone; the thread world sums in
+    // double, so the mean is the exact one rounded once. The paper preset
+    // updates D first and then backpropagates G's loss through the updated
+    // D, which differs between a replica and a model trained alone: there
+    // only D's gradients compare. The chainer preset computes both before
+    // either update (and G's backward reaches D's parameters, which the
+    // averaging of G's gradients must leave alone).
+    REQUIRE(own[0].size() == own[1].size());
+    const bool same_on_every_rank = averaged[0] == averaged[1];  // the same bits
+    CHECK(same_on_every_rank);
+    REQUIRE(averaged[0].size() == own[0].size());
+    int64_t compared = 0, differing = 0;
+    for (const auto& [name, first] : own[0]) {
+      if (preset == models::Preset::Paper && name.rfind("D.", 0) != 0) continue;
+      compared += static_cast<int64_t>(first.size());
+      const std::vector<float>& second = own[1].at(name);
+      const std::vector<float>& got = averaged[0].at(name);
+      for (size_t i = 0; i < first.size(); ++i)
+        differing += got[i] == static_cast<float>((static_cast<double>(first[i]) + second[i]) / 2) ? 0 : 1;
+    }
+    CHECK(compared > 0);
+    CHECK(differing == 0);
+  }
 }

@@ -2,7 +2,8 @@
 // device a rank takes, the tensors it refuses, the error of a build without
 // NCCL), and, where NCCL is built in, a world of one rank (this process,
 // MPI started without mpirun) that all-reduces CUDA tensors: the sum and
-// the maximum over one rank give the input back, bit for bit.
+// the maximum over one rank give the input back, bit for bit, blocking or
+// started on NCCL's own stream.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 
 #include <pixgrad/core/cuda_info.h>
 #include <pixgrad/core/error.h>
+#include <pixgrad/core/ops.h>
 #include <pixgrad/distributed/mpi_communicator.h>
 #include <pixgrad/distributed/nccl_communicator.h>
 
@@ -21,6 +23,7 @@ using Catch::Matchers::Contains;
 using pixgrad::Device;
 using pixgrad::Error;
 using pixgrad::Tensor;
+using pixgrad::mul;
 using namespace pixgrad::distributed;
 
 TEST_CASE("each rank takes the GPU of its local rank", "[nccl]") {
@@ -105,6 +108,27 @@ TEST_CASE("a NCCL world of one gives every tensor back unchanged", "[nccl][nccl_
       CHECK(gpu.is_cuda());
       CHECK(count_unequal(gpu, host) == 0);
     }
+  }
+  {
+    INFO("reductions started on NCCL's own stream, kernels queued meanwhile, a blocking one between");
+    std::vector<Tensor> hosts, gpus;
+    std::vector<std::unique_ptr<PendingAllReduce>> started;
+    for (const int64_t length : {int64_t(3), int64_t(4099), int64_t(1 << 20)}) {
+      hosts.push_back(random_tensor({length}, 29 + static_cast<uint64_t>(length)));
+      gpus.push_back(hosts.back().to(kGpu));
+      started.push_back(nccl->start_all_reduce(gpus.back(), ReduceOp::Sum, "a started tensor"));
+    }
+    const Tensor other_host = random_tensor({4096}, 31);
+    Tensor other = other_host.to(kGpu);
+    const Tensor doubled = mul(other, 2.0);  // pixgrad's stream, while the reductions may still run
+    nccl->all_reduce(other, ReduceOp::Sum, "a blocking tensor");
+    for (auto& pending : started) pending->wait();
+    for (size_t i = 0; i < gpus.size(); ++i) CHECK(count_unequal(gpus[i], hosts[i]) == 0);
+    CHECK(count_unequal(other, other_host) == 0);
+    CHECK(count_unequal(doubled, mul(other_host, 2.0)) == 0);
+    Tensor dropped = hosts[0].to(kGpu);
+    { const auto never_waited = nccl->start_all_reduce(dropped, ReduceOp::Max, "a dropped tensor"); }
+    CHECK(count_unequal(dropped, hosts[0]) == 0);  // the copy back waits for it on pixgrad's stream
   }
   {
     Tensor cpu = Tensor::ones({5});

@@ -41,7 +41,9 @@
 //   - to_bf16 against a rounding worked out another way, on a million
 //     random floats and the edge cases.
 //
-// What this cannot show: timing, alignment faults of the float4 loads,
+// What this cannot show: timing, split-K's memory ordering between blocks
+// running at once (the fence, the atomic ticket and the L2 reads; here the
+// blocks run one after another), alignment faults of the float4 loads,
 // the __grid_constant__ parameter block, launch limits and the dynamic
 // shared memory request, the device's own rounding of fmaf (the same IEEE
 // operation on both sides here), the order and rounding of the tensor cores'
