@@ -61,6 +61,7 @@ void Pix2Pix::check_batch(const Tensor& input, const Tensor& target) const {
 StepContext Pix2Pix::context() {
   generator_->train();
   discriminator_->train();
+  averaged_[0] = averaged_[1] = false;  // a step that failed before its update leaves none for this one
   return StepContext{*generator_,
                      *discriminator_,
                      *optimizer_g_,
