@@ -12,7 +12,10 @@ namespace pixgrad {
 namespace {
 
 thread_local bool grad_mode = true;
-thread_local GradientReady gradient_ready;
+// The listeners of the GradientReadyScopes alive on this thread, by id, oldest first.
+using Listeners = std::vector<std::pair<uint64_t, GradientListener>>;
+thread_local Listeners gradient_listeners;
+thread_local uint64_t next_listener_id = 0;
 
 // Reverse-postorder DFS over nodes: every node comes before the nodes that
 // produced its inputs. Iterative, because a deep network would overflow the
@@ -85,14 +88,17 @@ void accumulate_into_leaf(const Tensor& leaf, Tensor gradient, bool create_graph
   }
 }
 
-// For GradientReady: how many nodes of the pass, in topological order, may
-// still add to each leaf that requires a gradient. Once a node is done, its
-// leaf inputs are counted down and each leaf that reaches zero is told of:
-// all its consumers are done, whether they ran or no gradient reached them.
+// For GradientReadyScope: how many nodes of the pass, in topological order,
+// may still add to each leaf that requires a gradient. Once a node is done,
+// its leaf inputs are counted down and each leaf that reaches zero is told
+// of: all its consumers are done, whether they ran or no gradient reached
+// them. The same count, played ahead over the whole order, is the order
+// the listeners are given as the pass begins.
 class LeafCountdown {
  public:
-  LeafCountdown(const std::vector<std::shared_ptr<Node>>& order, GradientReady ready) : ready_(std::move(ready)) {
-    if (!ready_) return;
+  LeafCountdown(const std::vector<std::shared_ptr<Node>>& order, std::vector<GradientListener> listeners)
+      : listeners_(std::move(listeners)) {
+    if (listeners_.empty()) return;
     leaves_of_.resize(order.size());
     for (size_t i = 0; i < order.size(); ++i)
       for (const Tensor& input : order[i]->inputs)
@@ -100,22 +106,38 @@ class LeafCountdown {
           leaves_of_[i].push_back(input);  // a handle: the node may free its inputs first
           ++remaining_[input.impl()];
         }
+    std::unordered_map<const TensorImpl*, int> ahead = remaining_;
+    std::vector<Tensor> final_order;
+    for (const std::vector<Tensor>& leaves : leaves_of_)
+      for (const Tensor& leaf : leaves)
+        if (--ahead[leaf.impl()] == 0) final_order.push_back(leaf);
+    for (const GradientListener& listener : listeners_)
+      if (listener.pass_begins) listener.pass_begins(final_order);
   }
 
   // The next node of `order` is done.
   void node_done() {
     const size_t node = next_++;
-    if (!ready_) return;
+    if (listeners_.empty()) return;
     for (const Tensor& leaf : leaves_of_[node])
-      if (--remaining_[leaf.impl()] == 0) ready_(leaf);
+      if (--remaining_[leaf.impl()] == 0)
+        for (const GradientListener& listener : listeners_)
+          if (listener.ready) listener.ready(leaf);
   }
 
  private:
-  GradientReady ready_;
+  std::vector<GradientListener> listeners_;
   std::vector<std::vector<Tensor>> leaves_of_;  // per node of `order`
   std::unordered_map<const TensorImpl*, int> remaining_;
   size_t next_ = 0;
 };
+
+// The listeners a backward pass tells: those alive as it begins.
+std::vector<GradientListener> listeners_now() {
+  std::vector<GradientListener> listeners;
+  for (const auto& [id, listener] : gradient_listeners) listeners.push_back(listener);
+  return listeners;
+}
 
 // The walk shared by backward() (targets == nullptr: every leaf that requires
 // a gradient gets it in .grad) and grad() (only the targets, collected).
@@ -160,7 +182,7 @@ void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool c
       if (node.input_required_grad[i] && input_needed(node.inputs[i])) must_run.insert(&node);
   }
 
-  LeafCountdown countdown(order, targets == nullptr && gradient_ready ? gradient_ready : GradientReady());
+  LeafCountdown countdown(order, targets == nullptr ? listeners_now() : std::vector<GradientListener>());
   std::unordered_map<Node*, Tensor> pending{{root_node.get(), seed}};
   const auto visit = [&](const std::shared_ptr<Node>& node) {
     auto found = pending.find(node.get());
@@ -239,10 +261,21 @@ BackwardContext::BackwardContext(const std::vector<Tensor>& inputs, const std::v
 
 bool grad_mode_enabled() { return grad_mode; }
 
-GradientReadyScope::GradientReadyScope(GradientReady ready) : previous_(std::move(gradient_ready)) {
-  gradient_ready = std::move(ready);
+GradientReadyScope::GradientReadyScope(GradientReady ready) : GradientReadyScope(GradientListener{{}, std::move(ready)}) {}
+
+GradientReadyScope::GradientReadyScope(GradientListener listener)
+    : id_(next_listener_id++), listeners_(&gradient_listeners) {
+  gradient_listeners.emplace_back(id_, std::move(listener));
 }
-GradientReadyScope::~GradientReadyScope() { gradient_ready = std::move(previous_); }
+
+GradientReadyScope::~GradientReadyScope() {
+  Listeners& listeners = *static_cast<Listeners*>(listeners_);
+  for (auto it = listeners.begin(); it != listeners.end(); ++it)
+    if (it->first == id_) {
+      listeners.erase(it);
+      return;
+    }
+}
 
 AutoGradMode::AutoGradMode(bool enabled) : previous_(grad_mode) { grad_mode = enabled; }
 AutoGradMode::~AutoGradMode() { grad_mode = previous_; }

@@ -17,6 +17,7 @@
 // create_graph is a one-line error naming the op.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -131,17 +132,31 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph 
 // on while the rest of the backward pass runs.
 using GradientReady = std::function<void(const Tensor& leaf)>;
 
-// Installs `ready` for its lifetime on this thread (the one before comes
-// back when it ends). An exception from `ready` ends the backward pass.
+// What a GradientReadyScope is told of.
+struct GradientListener {
+  // As a backward pass begins, before any gradient is computed: the leaves
+  // that require a gradient in the order the pass will make them final (a
+  // function of the graph alone). May be empty.
+  std::function<void(const std::vector<Tensor>& final_order)> pass_begins;
+  // Each of those leaves as it becomes final, in that order.
+  GradientReady ready;
+};
+
+// Registers a listener on this thread for its lifetime. Every scope alive
+// when a backward pass begins is told, in the order the scopes were made
+// (one per network's gradients, say); they may end in any order, but on
+// the thread that made them. An exception from a listener ends the pass.
 class GradientReadyScope {
  public:
   explicit GradientReadyScope(GradientReady ready);
+  explicit GradientReadyScope(GradientListener listener);
   ~GradientReadyScope();
   GradientReadyScope(const GradientReadyScope&) = delete;
   GradientReadyScope& operator=(const GradientReadyScope&) = delete;
 
  private:
-  GradientReady previous_;
+  uint64_t id_;
+  void* listeners_;  // the making thread's list
 };
 
 // Options of grad(), in the libtorch builder style.

@@ -31,40 +31,86 @@ std::unique_ptr<GradientAverage::Overlap> GradientAverage::during_backward(const
   return std::make_unique<Overlap>(communicator_, trained, bucket_bytes_, what);
 }
 
-// Buckets in the reverse of the parameters' order: a large gradient alone,
-// the others packed while they fit, one dtype and device to a bucket.
 GradientAverage::Overlap::Overlap(std::shared_ptr<Communicator> communicator, const std::vector<Tensor>& parameters,
                                   size_t bucket_bytes, std::string what)
     : communicator_(std::move(communicator)),
       what_(std::move(what)),
-      watching_([this](const Tensor& leaf) { gradient_ready(leaf); }) {
-  size_t bytes = 0;
-  bool open = false;  // whether the last bucket takes more small gradients
-  for (auto it = parameters.rbegin(); it != parameters.rend(); ++it) {
-    const Tensor& parameter = *it;
-    const bool large = parameter.nbytes() >= bucket_bytes / 4;  // packing would only copy it twice more
-    const bool fits = open && parameter.dtype() == buckets_.back().parameters.front().dtype() &&
-                      parameter.device() == buckets_.back().parameters.front().device() &&
-                      bytes + parameter.nbytes() <= bucket_bytes;
-    if (large || !fits) {
-      buckets_.emplace_back();
-      bytes = 0;
-    }
-    open = !large;
-    buckets_.back().parameters.push_back(parameter);
-    bytes += parameter.nbytes();
-    bucket_of_[parameter.impl()] = buckets_.size() - 1;
-  }
-  for (Bucket& bucket : buckets_) bucket.waiting = bucket.parameters.size();
-}
+      parameters_(parameters),
+      bucket_bytes_(bucket_bytes),
+      watching_(GradientListener{[this](const std::vector<Tensor>& order) { pass_begins(order); },
+                                 [this](const Tensor& leaf) { gradient_ready(leaf); }}) {}
 
 // Dropped without finish() (an exception in the backward pass), each
 // reduction started is dropped: the communicator keeps its memory safe.
 GradientAverage::Overlap::~Overlap() = default;
 
+// Buckets in the order the gradients become final: a large gradient alone,
+// the others packed while they fit, one dtype and device to a bucket. The
+// buckets are numbered in the order they fill (a large gradient's may come
+// before that of the small ones final before it), which is the order they
+// start in.
+void GradientAverage::Overlap::plan(const std::vector<Tensor>& order) {
+  Bucket open;  // the bucket taking small gradients
+  size_t open_bytes = 0;
+  const auto add = [this](Bucket bucket) {
+    for (const Tensor& parameter : bucket.parameters) bucket_of_[parameter.impl()] = buckets_.size();
+    bucket.waiting = bucket.parameters.size();
+    buckets_.push_back(std::move(bucket));
+  };
+  for (const Tensor& parameter : order) {
+    if (parameter.nbytes() >= bucket_bytes_ / 4) {  // packing would only copy it twice more
+      Bucket alone;
+      alone.parameters.push_back(parameter);
+      add(std::move(alone));
+      continue;
+    }
+    const bool fits = open.parameters.empty() || (parameter.dtype() == open.parameters.front().dtype() &&
+                                                  parameter.device() == open.parameters.front().device() &&
+                                                  open_bytes + parameter.nbytes() <= bucket_bytes_);
+    if (!fits) {
+      add(std::move(open));
+      open = Bucket();
+      open_bytes = 0;
+    }
+    open.parameters.push_back(parameter);
+    open_bytes += parameter.nbytes();
+  }
+  if (!open.parameters.empty()) add(std::move(open));
+  planned_ = true;
+}
+
+// The parameters in reverse order, the order a backward pass would
+// roughly finish them in: the plan without a pass to go by.
+std::vector<Tensor> GradientAverage::Overlap::reversed_parameters() const {
+  return std::vector<Tensor>(parameters_.rbegin(), parameters_.rend());
+}
+
+// The pass's order for the parameters it reaches, then the others.
+void GradientAverage::Overlap::pass_begins(const std::vector<Tensor>& final_order) {
+  if (finished_) return;
+  std::unordered_map<const TensorImpl*, bool> reached;
+  for (const Tensor& parameter : parameters_) reached[parameter.impl()] = false;
+  std::vector<Tensor> order;
+  for (const Tensor& leaf : final_order) {
+    const auto found = reached.find(leaf.impl());
+    if (found == reached.end() || found->second) continue;  // not ours
+    found->second = true;
+    order.push_back(leaf);
+  }
+  if (order.empty()) return;  // a pass that leaves our gradients alone
+  // A second pass would add to gradients whose reduction may have started.
+  PIXGRAD_CHECK(!planned_, "GradientAverage: ", what_,
+                ": a second backward pass reaches the gradients being averaged; one during_backward() covers one "
+                "pass (to accumulate over several, make it just before the last)");
+  for (const Tensor& parameter : reversed_parameters())
+    if (!reached.at(parameter.impl())) order.push_back(parameter);
+  plan(order);
+}
+
 void GradientAverage::Overlap::gradient_ready(const Tensor& leaf) {
+  if (!planned_ || finished_) return;
   const auto found = bucket_of_.find(leaf.impl());
-  if (found == bucket_of_.end() || finished_) return;  // not one of ours (the other network's)
+  if (found == bucket_of_.end()) return;  // not one of ours (the other network's)
   Bucket& bucket = buckets_[found->second];
   PIXGRAD_CHECK(bucket.waiting > 0, "GradientAverage: ", what_, ": a gradient was final twice in one pass");
   --bucket.waiting;
@@ -106,6 +152,7 @@ void GradientAverage::Overlap::write_means(Bucket& bucket) {
 
 void GradientAverage::Overlap::finish() {
   PIXGRAD_CHECK(!finished_, "GradientAverage: ", what_, ": finish() called twice");
+  if (!planned_) plan(reversed_parameters());
   while (next_ < buckets_.size()) start(buckets_[next_++]);
   for (Bucket& bucket : buckets_) write_means(bucket);
   finished_ = true;

@@ -2,19 +2,21 @@
 // gradient is replaced by the mean over the ranks, so that every replica
 // takes the same optimiser step and the parameters stay equal everywhere.
 //
-// Small gradients are packed into buckets of consecutive parameters (a few
-// large collectives cost far less than one per tensor); a gradient of a
-// quarter bucket or more is reduced in place. Buckets go in the reverse of
-// the parameters' order (the order a backward pass finishes them in, last
-// layer first), which is the same on every rank, and the reduction itself
-// is deterministic (see the communicators), so runs reproduce.
-//
-// The reduction can overlap the backward pass (during_backward): each bucket
-// starts as soon as the backward pass has made its gradients final and the
-// buckets before it have started, and the communicator runs it in the
-// background where it can (NCCL, on a stream of its own) while the rest of
-// the backward pass is queued. Either way the same buckets are reduced, so
-// the results are the same.
+// Small gradients are packed into buckets (a few large collectives cost far
+// less than one per tensor); a gradient of a quarter bucket or more, or one
+// alone in its bucket, is reduced in place. The buckets follow the order
+// the gradients become final, and each starts once its gradients are final
+// and the buckets before it have started:
+//   - during_backward: the order the backward pass will finish them in,
+//     which the engine gives as the pass begins (a function of the graph,
+//     the same on every rank and in every step of the same shapes); the
+//     communicator runs a started bucket in the background where it can
+//     (NCCL, on a stream of its own) while the rest of the pass is queued;
+//   - operator(), after the pass: the reverse of the parameters' order.
+// Each rank starts the same buckets in the same order, and each reduction
+// gives every rank the same bits, so runs reproduce. (The two ways may pack
+// differently, and some backends' sums depend on an element's place in its
+// bucket: compare runs made the same way.)
 //
 // A rank whose share of the global batch differs from the others' (the
 // epoch's last batch may not split evenly) weights its loss by its share
@@ -44,10 +46,17 @@ class GradientAverage {
   void operator()(const std::vector<Tensor>& parameters, const std::string& what) const;
 
   class Overlap;
-  // The same, overlapping the backward pass that runs on this thread while
-  // the returned object lives: buckets of `parameters` (those that require
-  // a gradient) start as the pass makes their gradients final; finish()
-  // starts the rest, waits for all and writes the means.
+  // The same, overlapping the next backward pass on this thread: made just
+  // before it, the returned object starts a bucket of `parameters` (those
+  // that require a gradient; one the pass gives none is left alone) as soon
+  // as the pass makes its gradients final, and finish(), after the pass,
+  // starts the rest, waits for all and writes the means. One pass per
+  // Overlap: to accumulate gradients over several, make it before the last
+  // (a second pass reaching its gradients is an error). Every rank must
+  // call finish(): dropped without it, the reductions started are left to
+  // the communicator, and the other ranks wait for the rest until the
+  // timeout. Several may be alive at once (one per network). `what` names
+  // the gradients in a timeout message ("G's gradients").
   std::unique_ptr<Overlap> during_backward(const std::vector<Tensor>& parameters, const std::string& what) const;
 
   const Communicator& communicator() const { return *communicator_; }
@@ -78,6 +87,9 @@ class GradientAverage::Overlap {
     std::unique_ptr<PendingAllReduce> pending;
   };
 
+  void plan(const std::vector<Tensor>& order);
+  std::vector<Tensor> reversed_parameters() const;
+  void pass_begins(const std::vector<Tensor>& final_order);
   void gradient_ready(const Tensor& leaf);
   void start_ready_buckets();
   void start(Bucket& bucket);
@@ -85,9 +97,12 @@ class GradientAverage::Overlap {
 
   std::shared_ptr<Communicator> communicator_;
   std::string what_;
-  std::vector<Bucket> buckets_;
+  std::vector<Tensor> parameters_;
+  size_t bucket_bytes_;
+  std::vector<Bucket> buckets_;  // in the order they start
   std::unordered_map<const TensorImpl*, size_t> bucket_of_;
   size_t next_ = 0;  // the first bucket not started
+  bool planned_ = false;
   bool finished_ = false;
   GradientReadyScope watching_;
 };

@@ -222,9 +222,11 @@ struct NcclCommunicator::State {
     PIXGRAD_CUDA_CHECK(cudaEventRecord(produced, pixgrad::cuda::current_stream()));
     PIXGRAD_CUDA_CHECK(cudaStreamWaitEvent(side, produced, 0));
     PIXGRAD_CUDA_CHECK(cudaEventDestroy(produced));  // released once the side stream has passed it
+    // Made before the reduction is queued: nothing after it may fail but
+    // the recording, which a broken device alone refuses.
+    PIXGRAD_CUDA_CHECK(cudaEventCreateWithFlags(&reduced, cudaEventDisableTiming));
     check_nccl(ncclAllReduce(data, data, count, type, nccl_op(op), comm, side), "ncclAllReduce", comm);
     wait([&] { return communicator_busy(what, "NCCL all-reduce"); }, what, "NCCL all-reduce");
-    PIXGRAD_CUDA_CHECK(cudaEventCreateWithFlags(&reduced, cudaEventDisableTiming));
     PIXGRAD_CUDA_CHECK(cudaEventRecord(reduced, side));
     PIXGRAD_CUDA_CHECK(cudaEventRecord(side_tail, side));
     return reduced;

@@ -65,8 +65,9 @@ struct StepContext {
   // gradients across ranks overlaps the pass.
   std::function<void(Network network, const Tensor& loss, bool retain_graph)> backward;
   // Runs the model's before-update hook for `network`, then that network's
-  // optimiser (averaging its gradients across ranks first if the last
-  // backward for it did not).
+  // optimiser. Its gradients are averaged across ranks first, unless this
+  // step's backward() for `network` already did: then they must come from
+  // that pass alone (a plain backward after it would not be averaged).
   std::function<void(Network network)> update;
   PhaseTimes* phase_times = nullptr;  // where the phases go; nullptr when timing is off
   Device device;

@@ -52,8 +52,13 @@ TEST_CASE("backward tells of each leaf once, when no node of the pass can add to
   Tensor w1 = scalar_leaf(2), w2 = scalar_leaf(3), w3 = scalar_leaf(5), x = scalar_leaf(7, false);
   const std::map<const TensorImpl*, std::string> names{{w1.impl(), "w1"}, {w2.impl(), "w2"}, {w3.impl(), "w3"}};
   Told told;
+  std::vector<std::string> foretold;
   {
-    const GradientReadyScope scope(recorder(told, names));
+    const GradientReadyScope scope(GradientListener{[&](const std::vector<Tensor>& order) {
+                                                      for (const Tensor& leaf : order)
+                                                        foretold.push_back(names.at(leaf.impl()));
+                                                    },
+                                                    recorder(told, names)});
     const Tensor a = mul(w1, x);
     const Tensor b = mul(a, w2);
     const Tensor c = add(b, mul(w1, 11.0));
@@ -66,13 +71,14 @@ TEST_CASE("backward tells of each leaf once, when no node of the pass can add to
   REQUIRE(told.order.size() == 3);
   CHECK(told.order.front() == "w3");  // the last op's weight is final first
   CHECK(told.order.back() == "w1");   // the first op's, used twice, last
+  CHECK(foretold == told.order);      // the order given as the pass began
   // Told after the last contribution: the gradient then is the final one
   // (w1's first contribution alone would be 11 * 5).
   for (const auto& [name, leaf] : std::map<std::string, Tensor>{{"w1", w1}, {"w2", w2}, {"w3", w3}})
     CHECK(told.gradient_then.at(name) == leaf.grad().item());
 }
 
-TEST_CASE("grad() tells of nothing, scopes nest, and an unreached leaf is not told of",
+TEST_CASE("grad() tells of nothing, every live scope is told, and an unreached leaf is not told of",
           "[autograd][gradient_ready]") {
   Tensor w = scalar_leaf(2), unused = scalar_leaf(4);
   const std::map<const TensorImpl*, std::string> names{{w.impl(), "w"}, {unused.impl(), "unused"}};
@@ -86,8 +92,24 @@ TEST_CASE("grad() tells of nothing, scopes nest, and an unreached leaf is not to
   }
   mul(w, 3.0).backward();
   CHECK(inner.order == std::vector<std::string>{"w"});
-  CHECK(outer.order == std::vector<std::string>{"w"});
+  CHECK(outer.order == std::vector<std::string>{"w", "w"});
   CHECK(outer.gradient_then.at("w") == 6);  // accumulated over both passes
+}
+
+TEST_CASE("scopes may end in any order", "[autograd][gradient_ready]") {
+  Tensor w = scalar_leaf(2);
+  const std::map<const TensorImpl*, std::string> names{{w.impl(), "w"}};
+  Told first, second, last;
+  auto a = std::make_unique<GradientReadyScope>(recorder(first, names));
+  auto b = std::make_unique<GradientReadyScope>(recorder(second, names));
+  a.reset();  // the first made ends first
+  mul(w, 3.0).backward();
+  b.reset();
+  const GradientReadyScope c(recorder(last, names));
+  mul(w, 3.0).backward();
+  CHECK(first.order.empty());
+  CHECK(second.order == std::vector<std::string>{"w"});
+  CHECK(last.order == std::vector<std::string>{"w"});
 }
 
 TEST_CASE("an exception from the listener ends the backward pass", "[autograd][gradient_ready][errors]") {
@@ -98,9 +120,27 @@ TEST_CASE("an exception from the listener ends the backward pass", "[autograd][g
 
 namespace {
 
-// Passes collectives through and notes, per rank, whether each reduction
-// started while the rank's backward pass was running.
-thread_local bool backward_running = false;
+// Passes collectives through and notes, per rank, what each reduction was
+// and how many gradients the rank's backward pass had finished when it
+// started (-1: outside a pass). `leaves_told` counts them, through a
+// GradientReadyScope made before the averaging's own, so told first.
+thread_local int leaves_told = -1;
+
+struct Start {
+  std::string what;
+  int leaves_told;
+  bool operator==(const Start& other) const { return what == other.what && leaves_told == other.leaves_told; }
+};
+
+// Counts the gradients of the backward passes while it lives.
+class CountTells {
+ public:
+  CountTells() : scope_([](const Tensor&) { ++leaves_told; }) { leaves_told = 0; }
+  ~CountTells() { leaves_told = -1; }
+
+ private:
+  GradientReadyScope scope_;
+};
 
 class StartRecorder final : public distributed::Communicator {
  public:
@@ -110,7 +150,7 @@ class StartRecorder final : public distributed::Communicator {
   int local_rank() const override { return inner_->local_rank(); }
   std::string backend() const override { return inner_->backend(); }
   void all_reduce(Tensor& tensor, distributed::ReduceOp op, const std::string& what) override {
-    started_during_backward.push_back(backward_running);
+    starts.push_back({what, leaves_told});
     inner_->all_reduce(tensor, op, what);
   }
   void all_reduce(std::vector<double>& values, distributed::ReduceOp op, const std::string& what) override {
@@ -118,7 +158,7 @@ class StartRecorder final : public distributed::Communicator {
   }
   void barrier(const std::string& what) override { inner_->barrier(what); }
 
-  std::vector<bool> started_during_backward;
+  std::vector<Start> starts;
 
  private:
   std::shared_ptr<distributed::Communicator> inner_;
@@ -169,7 +209,7 @@ TEST_CASE("averaging that overlaps the backward pass starts buckets during it an
   constexpr int kLayers = 6;
   testing::ThreadWorld world(2);
   std::vector<std::vector<std::vector<double>>> after(2), overlapped(2);
-  std::vector<std::vector<bool>> during(2);
+  std::vector<std::vector<Start>> starts(2);
   world.run([&](std::shared_ptr<distributed::Communicator> communicator) {
     const int rank = communicator->rank();
     auto recorder = std::make_shared<StartRecorder>(communicator);
@@ -180,24 +220,24 @@ TEST_CASE("averaging that overlaps the backward pass starts buckets during it an
     average(plain.parameters, "gradients after the pass");
     after[static_cast<size_t>(rank)] = gradients_of(plain);
 
-    recorder->started_during_backward.clear();
+    recorder->starts.clear();
+    const CountTells count;
     const auto overlap = average.during_backward(overlapping.parameters, "gradients during the pass");
-    backward_running = true;
     overlapping.loss(rank).backward();
-    backward_running = false;
     overlap->finish();
     overlapped[static_cast<size_t>(rank)] = gradients_of(overlapping);
-    during[static_cast<size_t>(rank)] = recorder->started_during_backward;
+    starts[static_cast<size_t>(rank)] = recorder->starts;
   });
   for (int rank = 0; rank < 2; ++rank) {
     INFO("rank " << rank);
     CHECK(overlapped[static_cast<size_t>(rank)] == after[static_cast<size_t>(rank)]);  // bit for bit
     CHECK(overlapped[static_cast<size_t>(rank)] == overlapped[0]);                    // the same on every rank
   }
-  // Every bucket started inside the pass (the first layer's as its last
-  // node finished), in the same order on both ranks.
-  CHECK(during[0] == std::vector<bool>{true, true, true});
-  CHECK(during[1] == during[0]);
+  // Each bucket started the moment its last gradient was final: after 4,
+  // 8 and 12 of the 12, in the same order on both ranks.
+  const std::string what = "gradients during the pass";
+  CHECK(starts[0] == std::vector<Start>{{what, 4}, {what, 8}, {what, 12}});
+  CHECK(starts[1] == starts[0]);
 }
 
 TEST_CASE("averaging during backward ignores the other network's gradients and reduces unreached ones at the end",
@@ -222,6 +262,32 @@ TEST_CASE("averaging during backward ignores the other network's gradients and r
   }
   CHECK(theirs[0] == std::vector<double>{1});  // left as the rank computed it
   CHECK(theirs[1] == std::vector<double>{9});
+}
+
+TEST_CASE("a second backward pass reaching gradients being averaged is refused before it adds to them",
+          "[distributed][gradient_ready][errors]") {
+  testing::ThreadWorld world(2);
+  std::vector<std::string> errors(2);
+  std::vector<double> means(2);
+  world.run([&](std::shared_ptr<distributed::Communicator> communicator) {
+    const int rank = communicator->rank();
+    const distributed::GradientAverage average(communicator);
+    Tensor w = scalar_leaf(rank == 0 ? 1.0 : 3.0), other = scalar_leaf(1);
+    const auto overlap = average.during_backward({w}, "w's gradient");
+    mul(w, w).backward();        // 2w
+    mul(other, 5.0).backward();  // another pass, not reaching w: allowed
+    try {
+      mul(w, 7.0).backward();
+    } catch (const std::exception& e) {
+      errors[static_cast<size_t>(rank)] = e.what();
+    }
+    overlap->finish();
+    means[static_cast<size_t>(rank)] = w.grad().item();
+  });
+  for (int rank = 0; rank < 2; ++rank) {
+    CHECK_THAT(errors[static_cast<size_t>(rank)], Contains("second backward pass") && Contains("w's gradient"));
+    CHECK(means[static_cast<size_t>(rank)] == (2 * 1 + 2 * 3) / 2.0);  // the first pass's, untouched by the second
+  }
 }
 
 namespace {
@@ -289,4 +355,47 @@ TEST_CASE("a data-parallel pix2pix step averages both networks' gradients, both 
     CHECK(compared > 0);
     CHECK(differing == 0);
   }
+}
+
+TEST_CASE("the paper U-Net's gradient buckets start as its backward pass finishes them",
+          "[distributed][gradient_ready][pix2pix]") {
+  // Buckets of a sixth of G's gradients, so that there are several. The
+  // decoder's outer layers are finished first, though G lists its encoder's
+  // parameters first.
+  const models::Pix2PixOptions options = testing::small_replay_options(models::Preset::Paper);
+  manual_seed(5);
+  const std::vector<std::unique_ptr<models::Pix2Pix>> models = [&] {
+    std::vector<std::unique_ptr<models::Pix2Pix>> made;
+    for (int r = 0; r < 2; ++r) {
+      manual_seed(5);
+      made.push_back(std::make_unique<models::Pix2Pix>(options));
+    }
+    return made;
+  }();
+  size_t bytes = 0, count = 0;
+  for (const Tensor& p : models[0]->generator().parameters()) bytes += p.nbytes(), ++count;
+  const auto batches = testing::replay_batches({{1, 3, 64, 64}, {1, 3, 64, 64}});
+  std::vector<std::vector<Start>> starts(2);
+  testing::ThreadWorld world(2);
+  world.run([&](std::shared_ptr<distributed::Communicator> communicator) {
+    const size_t r = static_cast<size_t>(communicator->rank());
+    auto recorder = std::make_shared<StartRecorder>(communicator);
+    const distributed::GradientAverage average(recorder, bytes / 6);
+    models::Pix2Pix& model = *models[r];
+    model.generator().train();
+    const Tensor loss = l1_loss(model.generator().forward(batches[r].first), batches[r].second);
+    const CountTells count_tells;
+    const auto overlap = average.during_backward(model.generator().parameters(), "G's gradients");
+    loss.backward();
+    overlap->finish();
+    starts[r] = recorder->starts;
+  });
+  CHECK(starts[1] == starts[0]);
+  REQUIRE(starts[0].size() >= 6);
+  WARN("the first of " << starts[0].size() << " buckets started after " << starts[0].front().leaves_told << " of "
+                       << count << " gradients were final");
+  // In the order the pass finishes them: 11 of 31 (the outer layers are
+  // small, so the first bucket fills late); in the reverse of the
+  // parameters' order (encoder, then decoder) it would be 17.
+  CHECK(starts[0].front().leaves_told <= static_cast<int>(count) / 2);
 }

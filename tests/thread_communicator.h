@@ -14,6 +14,8 @@
 //
 // Catch2's assertions are not thread-safe: store results out of the body,
 // indexed by rank, and check them after run() on the test's own thread.
+// The ranks share the process's random generator (manual_seed): make models
+// and draw random numbers before run(), not inside it.
 //
 // Each collective waits for every rank, combines their values in double in
 // rank order (so the result is deterministic, and the same bits on every
