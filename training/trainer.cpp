@@ -872,7 +872,7 @@ struct Trainer::Impl {
           std::snprintf(status, sizeof status, "epoch %lld/%d  G %.3f (L1 %.4f)  D %.4f",
                         static_cast<long long>(state.epoch + 1), config.epochs, latest.g_total, latest.g_l1,
                         latest.d_total);
-          if (world->size() > 1)  // the whole run's throughput, every rank's images
+          if (world->size() > 1)  // this step's throughput over every rank's images
             std::snprintf(status + std::strlen(status), sizeof status - std::strlen(status), "  %.1f img/s",
                           static_cast<double>(batch->global_samples) / std::max(seconds, 1e-9));
           progress.update(state.iteration, status);
