@@ -88,55 +88,79 @@ void accumulate_into_leaf(const Tensor& leaf, Tensor gradient, bool create_graph
   }
 }
 
+// Calls `member` of the listener with `id` if its scope is still alive: a
+// listener may end another scope during the pass. The function is copied
+// first, since the call may end its own scope too.
+template <typename Member, typename... Args>
+void call_listener(uint64_t id, Member member, const Args&... args) {
+  for (const auto& [listener_id, listener] : gradient_listeners)
+    if (listener_id == id) {
+      const auto function = listener.*member;
+      if (function) function(args...);
+      return;
+    }
+}
+
 // For GradientReadyScope: how many nodes of the pass, in topological order,
 // may still add to each leaf that requires a gradient. Once a node is done,
 // its leaf inputs are counted down and each leaf that reaches zero is told
 // of: all its consumers are done, whether they ran or no gradient reached
 // them. The same count, played ahead over the whole order, is the order
-// the listeners are given as the pass begins.
+// the listeners are given as the pass begins (after every listener's check,
+// so that a pass one of them refuses leaves the others as they were).
 class LeafCountdown {
  public:
-  LeafCountdown(const std::vector<std::shared_ptr<Node>>& order, std::vector<GradientListener> listeners)
-      : listeners_(std::move(listeners)) {
+  // `leaves_of[i]`: the leaves node i of the pass can give a gradient to.
+  LeafCountdown(std::vector<std::vector<Tensor>> leaves_of, std::vector<uint64_t> listeners)
+      : listeners_(std::move(listeners)), leaves_of_(std::move(leaves_of)) {
     if (listeners_.empty()) return;
-    leaves_of_.resize(order.size());
-    for (size_t i = 0; i < order.size(); ++i)
-      for (const Tensor& input : order[i]->inputs)
-        if (input.defined() && input.requires_grad() && !input.grad_fn()) {
-          leaves_of_[i].push_back(input);  // a handle: the node may free its inputs first
-          ++remaining_[input.impl()];
-        }
+    for (const std::vector<Tensor>& leaves : leaves_of_)
+      for (const Tensor& leaf : leaves) ++remaining_[leaf.impl()];
     std::unordered_map<const TensorImpl*, int> ahead = remaining_;
     std::vector<Tensor> final_order;
     for (const std::vector<Tensor>& leaves : leaves_of_)
       for (const Tensor& leaf : leaves)
         if (--ahead[leaf.impl()] == 0) final_order.push_back(leaf);
-    for (const GradientListener& listener : listeners_)
-      if (listener.pass_begins) listener.pass_begins(final_order);
+    for (const uint64_t id : listeners_) call_listener(id, &GradientListener::check, final_order);
+    for (const uint64_t id : listeners_) call_listener(id, &GradientListener::pass_begins, final_order);
   }
 
-  // The next node of `order` is done.
+  // The leaves each node of `order` can give a gradient to: inputs that
+  // required one when the op ran and still do (what the pass gives one to).
+  static std::vector<std::vector<Tensor>> leaves_of(const std::vector<std::shared_ptr<Node>>& order) {
+    std::vector<std::vector<Tensor>> leaves(order.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+      const Node& node = *order[i];
+      for (size_t k = 0; k < node.inputs.size(); ++k) {
+        const Tensor& input = node.inputs[k];
+        if (node.input_required_grad[k] && input.defined() && input.requires_grad() && !input.grad_fn())
+          leaves[i].push_back(input);  // a handle: the node may free its inputs first
+      }
+    }
+    return leaves;
+  }
+
+  // The next node is done.
   void node_done() {
     const size_t node = next_++;
     if (listeners_.empty()) return;
     for (const Tensor& leaf : leaves_of_[node])
       if (--remaining_[leaf.impl()] == 0)
-        for (const GradientListener& listener : listeners_)
-          if (listener.ready) listener.ready(leaf);
+        for (const uint64_t id : listeners_) call_listener(id, &GradientListener::ready, leaf);
   }
 
  private:
-  std::vector<GradientListener> listeners_;
-  std::vector<std::vector<Tensor>> leaves_of_;  // per node of `order`
+  std::vector<uint64_t> listeners_;
+  std::vector<std::vector<Tensor>> leaves_of_;  // per node
   std::unordered_map<const TensorImpl*, int> remaining_;
   size_t next_ = 0;
 };
 
 // The listeners a backward pass tells: those alive as it begins.
-std::vector<GradientListener> listeners_now() {
-  std::vector<GradientListener> listeners;
-  for (const auto& [id, listener] : gradient_listeners) listeners.push_back(listener);
-  return listeners;
+std::vector<uint64_t> listeners_now() {
+  std::vector<uint64_t> ids;
+  for (const auto& [id, listener] : gradient_listeners) ids.push_back(id);
+  return ids;
 }
 
 // The walk shared by backward() (targets == nullptr: every leaf that requires
@@ -146,7 +170,11 @@ void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool c
   const AutoGradMode mode(create_graph);
   const std::shared_ptr<Node> root_node = root.grad_fn();
   if (!root_node) {
-    if (!targets) accumulate_into_leaf(root, seed, create_graph);
+    if (targets) return;
+    // A pass of one leaf: listeners are told of it like any other.
+    LeafCountdown countdown({{root}}, listeners_now());
+    accumulate_into_leaf(root, seed, create_graph);
+    countdown.node_done();
     return;
   }
   const std::vector<std::shared_ptr<Node>> order = topological_order(root_node);
@@ -182,7 +210,9 @@ void run_graph(const Tensor& root, const Tensor& seed, bool retain_graph, bool c
       if (node.input_required_grad[i] && input_needed(node.inputs[i])) must_run.insert(&node);
   }
 
-  LeafCountdown countdown(order, targets == nullptr ? listeners_now() : std::vector<GradientListener>());
+  const std::vector<uint64_t> listeners = targets == nullptr ? listeners_now() : std::vector<uint64_t>();
+  LeafCountdown countdown(listeners.empty() ? std::vector<std::vector<Tensor>>() : LeafCountdown::leaves_of(order),
+                          listeners);
   std::unordered_map<Node*, Tensor> pending{{root_node.get(), seed}};
   const auto visit = [&](const std::shared_ptr<Node>& node) {
     auto found = pending.find(node.get());
@@ -261,7 +291,8 @@ BackwardContext::BackwardContext(const std::vector<Tensor>& inputs, const std::v
 
 bool grad_mode_enabled() { return grad_mode; }
 
-GradientReadyScope::GradientReadyScope(GradientReady ready) : GradientReadyScope(GradientListener{{}, std::move(ready)}) {}
+GradientReadyScope::GradientReadyScope(GradientReady ready)
+    : GradientReadyScope(GradientListener{{}, {}, std::move(ready)}) {}
 
 GradientReadyScope::GradientReadyScope(GradientListener listener)
     : id_(next_listener_id++), listeners_(&gradient_listeners) {

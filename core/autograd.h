@@ -135,8 +135,10 @@ using GradientReady = std::function<void(const Tensor& leaf)>;
 // What a GradientReadyScope is told of.
 struct GradientListener {
   // As a backward pass begins, before any gradient is computed: the leaves
-  // that require a gradient in the order the pass will make them final (a
-  // function of the graph alone). May be empty.
+  // it will give a gradient to, in the order it will make them final (a
+  // function of the graph alone; may be empty). `check` may throw to
+  // refuse the pass; every listener's check runs before any pass_begins.
+  std::function<void(const std::vector<Tensor>& final_order)> check;
   std::function<void(const std::vector<Tensor>& final_order)> pass_begins;
   // Each of those leaves as it becomes final, in that order.
   GradientReady ready;

@@ -1,5 +1,6 @@
 #include <pixgrad/distributed/gradient_average.h>
 
+#include <unordered_set>
 #include <utility>
 
 #include <pixgrad/core/autograd.h>
@@ -37,7 +38,8 @@ GradientAverage::Overlap::Overlap(std::shared_ptr<Communicator> communicator, co
       what_(std::move(what)),
       parameters_(parameters),
       bucket_bytes_(bucket_bytes),
-      watching_(GradientListener{[this](const std::vector<Tensor>& order) { pass_begins(order); },
+      watching_(GradientListener{[this](const std::vector<Tensor>& order) { check_pass(order); },
+                                 [this](const std::vector<Tensor>& order) { pass_begins(order); },
                                  [this](const Tensor& leaf) { gradient_ready(leaf); }}) {}
 
 // Dropped without finish() (an exception in the backward pass), each
@@ -82,28 +84,40 @@ void GradientAverage::Overlap::plan(const std::vector<Tensor>& order) {
 // The parameters in reverse order, the order a backward pass would
 // roughly finish them in: the plan without a pass to go by.
 std::vector<Tensor> GradientAverage::Overlap::reversed_parameters() const {
-  return std::vector<Tensor>(parameters_.rbegin(), parameters_.rend());
+  std::unordered_set<const TensorImpl*> seen;
+  std::vector<Tensor> reversed;
+  for (auto it = parameters_.rbegin(); it != parameters_.rend(); ++it)
+    if (seen.insert(it->impl()).second) reversed.push_back(*it);  // each once, however often listed
+  return reversed;
+}
+
+// Ours among the leaves a pass will finish, in its order.
+std::vector<Tensor> GradientAverage::Overlap::reached_by(const std::vector<Tensor>& final_order) const {
+  std::unordered_set<const TensorImpl*> ours, seen;
+  for (const Tensor& parameter : parameters_) ours.insert(parameter.impl());
+  std::vector<Tensor> reached;
+  for (const Tensor& leaf : final_order)
+    if (ours.count(leaf.impl()) && seen.insert(leaf.impl()).second) reached.push_back(leaf);
+  return reached;
+}
+
+// A second pass would add to gradients whose reduction may have started.
+void GradientAverage::Overlap::check_pass(const std::vector<Tensor>& final_order) const {
+  if (finished_ || !planned_) return;
+  PIXGRAD_CHECK(reached_by(final_order).empty(), "GradientAverage: ", what_,
+                ": a second backward pass reaches the gradients being averaged; one during_backward() covers one "
+                "pass (to accumulate over several, make it just before the last)");
 }
 
 // The pass's order for the parameters it reaches, then the others.
 void GradientAverage::Overlap::pass_begins(const std::vector<Tensor>& final_order) {
-  if (finished_) return;
-  std::unordered_map<const TensorImpl*, bool> reached;
-  for (const Tensor& parameter : parameters_) reached[parameter.impl()] = false;
-  std::vector<Tensor> order;
-  for (const Tensor& leaf : final_order) {
-    const auto found = reached.find(leaf.impl());
-    if (found == reached.end() || found->second) continue;  // not ours
-    found->second = true;
-    order.push_back(leaf);
-  }
+  if (finished_ || planned_) return;
+  std::vector<Tensor> order = reached_by(final_order);
   if (order.empty()) return;  // a pass that leaves our gradients alone
-  // A second pass would add to gradients whose reduction may have started.
-  PIXGRAD_CHECK(!planned_, "GradientAverage: ", what_,
-                ": a second backward pass reaches the gradients being averaged; one during_backward() covers one "
-                "pass (to accumulate over several, make it just before the last)");
+  std::unordered_set<const TensorImpl*> placed;
+  for (const Tensor& parameter : order) placed.insert(parameter.impl());
   for (const Tensor& parameter : reversed_parameters())
-    if (!reached.at(parameter.impl())) order.push_back(parameter);
+    if (placed.insert(parameter.impl()).second) order.push_back(parameter);
   plan(order);
 }
 

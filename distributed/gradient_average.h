@@ -89,6 +89,8 @@ class GradientAverage::Overlap {
 
   void plan(const std::vector<Tensor>& order);
   std::vector<Tensor> reversed_parameters() const;
+  std::vector<Tensor> reached_by(const std::vector<Tensor>& final_order) const;
+  void check_pass(const std::vector<Tensor>& final_order) const;
   void pass_begins(const std::vector<Tensor>& final_order);
   void gradient_ready(const Tensor& leaf);
   void start_ready_buckets();

@@ -225,7 +225,9 @@ struct NcclCommunicator::State {
     // Made before the reduction is queued: nothing after it may fail but
     // the recording, which a broken device alone refuses.
     PIXGRAD_CUDA_CHECK(cudaEventCreateWithFlags(&reduced, cudaEventDisableTiming));
-    check_nccl(ncclAllReduce(data, data, count, type, nccl_op(op), comm, side), "ncclAllReduce", comm);
+    const ncclResult_t queued = ncclAllReduce(data, data, count, type, nccl_op(op), comm, side);
+    if (queued != ncclSuccess && queued != ncclInProgress) (void)cudaEventDestroy(reduced);
+    check_nccl(queued, "ncclAllReduce", comm);
     wait([&] { return communicator_busy(what, "NCCL all-reduce"); }, what, "NCCL all-reduce");
     PIXGRAD_CUDA_CHECK(cudaEventRecord(reduced, side));
     PIXGRAD_CUDA_CHECK(cudaEventRecord(side_tail, side));

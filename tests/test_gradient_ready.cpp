@@ -43,6 +43,16 @@ GradientReady recorder(Told& told, const std::map<const TensorImpl*, std::string
   };
 }
 
+// recorder(), also noting the order foretold as each pass begins.
+GradientListener foretelling_recorder(Told& told, std::vector<std::string>& foretold,
+                                      const std::map<const TensorImpl*, std::string>& names) {
+  return GradientListener{{},
+                          [&foretold, names](const std::vector<Tensor>& order) {
+                            for (const Tensor& leaf : order) foretold.push_back(names.at(leaf.impl()));
+                          },
+                          recorder(told, names)};
+}
+
 }  // namespace
 
 TEST_CASE("backward tells of each leaf once, when no node of the pass can add to its gradient",
@@ -54,11 +64,7 @@ TEST_CASE("backward tells of each leaf once, when no node of the pass can add to
   Told told;
   std::vector<std::string> foretold;
   {
-    const GradientReadyScope scope(GradientListener{[&](const std::vector<Tensor>& order) {
-                                                      for (const Tensor& leaf : order)
-                                                        foretold.push_back(names.at(leaf.impl()));
-                                                    },
-                                                    recorder(told, names)});
+    const GradientReadyScope scope(foretelling_recorder(told, foretold, names));
     const Tensor a = mul(w1, x);
     const Tensor b = mul(a, w2);
     const Tensor c = add(b, mul(w1, 11.0));
@@ -276,16 +282,21 @@ TEST_CASE("a second backward pass reaching gradients being averaged is refused b
     const auto overlap = average.during_backward({w}, "w's gradient");
     mul(w, w).backward();        // 2w
     mul(other, 5.0).backward();  // another pass, not reaching w: allowed
-    try {
-      mul(w, 7.0).backward();
-    } catch (const std::exception& e) {
-      errors[static_cast<size_t>(rank)] = e.what();
+    for (const Tensor& root : {mul(w, 7.0), w}) {  // a pass through an op, and a pass of w alone
+      try {
+        root.backward();
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(rank)] += e.what();
+      }
     }
     overlap->finish();
     means[static_cast<size_t>(rank)] = w.grad().item();
   });
   for (int rank = 0; rank < 2; ++rank) {
-    CHECK_THAT(errors[static_cast<size_t>(rank)], Contains("second backward pass") && Contains("w's gradient"));
+    const std::string& error = errors[static_cast<size_t>(rank)];
+    CHECK_THAT(error, Contains("w's gradient"));
+    const size_t first = error.find("second backward pass");
+    CHECK((first != std::string::npos && error.find("second backward pass", first + 1) != std::string::npos));
     CHECK(means[static_cast<size_t>(rank)] == (2 * 1 + 2 * 3) / 2.0);  // the first pass's, untouched by the second
   }
 }
@@ -398,4 +409,70 @@ TEST_CASE("the paper U-Net's gradient buckets start as its backward pass finishe
   // small, so the first bucket fills late); in the reverse of the
   // parameters' order (encoder, then decoder) it would be 17.
   CHECK(starts[0].front().leaves_told <= static_cast<int>(count) / 2);
+}
+
+TEST_CASE("listeners: a leaf unfrozen after its op ran, a scope ended mid-pass, a pass of one leaf",
+          "[autograd][gradient_ready]") {
+  SECTION("a leaf that required no gradient when its op ran gets none, and is not told of") {
+    Tensor w = scalar_leaf(2), v = scalar_leaf(3);
+    v.set_requires_grad(false);
+    const Tensor product = mul(w, v);
+    v.set_requires_grad(true);
+    const std::map<const TensorImpl*, std::string> names{{w.impl(), "w"}, {v.impl(), "v"}};
+    Told told;
+    std::vector<std::string> foretold;
+    const GradientReadyScope scope(foretelling_recorder(told, foretold, names));
+    product.backward();
+    CHECK(foretold == std::vector<std::string>{"w"});
+    CHECK(told.order == std::vector<std::string>{"w"});
+    CHECK_FALSE(v.grad().defined());
+  }
+  SECTION("a scope another listener ends during the pass is not called again") {
+    Tensor w = scalar_leaf(2);
+    int ended_calls = 0;
+    auto doomed = std::make_unique<GradientReadyScope>([&ended_calls](const Tensor&) { ++ended_calls; });
+    std::unique_ptr<GradientReadyScope> ender;  // made after, so told after: ends `doomed` as the pass begins
+    ender = std::make_unique<GradientReadyScope>(
+        GradientListener{{}, [&doomed](const std::vector<Tensor>&) { doomed.reset(); }, {}});
+    mul(w, w).backward();
+    CHECK(ended_calls == 0);
+  }
+  SECTION("a pass whose root is a leaf is told of like any other") {
+    Tensor w = scalar_leaf(2);
+    const std::map<const TensorImpl*, std::string> names{{w.impl(), "w"}};
+    Told told;
+    const GradientReadyScope scope(recorder(told, names));
+    w.backward();
+    CHECK(told.order == std::vector<std::string>{"w"});
+    CHECK(told.gradient_then.at("w") == 1);
+  }
+}
+
+TEST_CASE("a pass one averaging refuses leaves the others as they were", "[distributed][gradient_ready][errors]") {
+  testing::ThreadWorld world(2);
+  std::vector<std::string> errors(2);
+  std::vector<double> a_means(2), b_means(2);
+  world.run([&](std::shared_ptr<distributed::Communicator> communicator) {
+    const int rank = communicator->rank();
+    const distributed::GradientAverage average(communicator);
+    Tensor a = scalar_leaf(rank == 0 ? 1.0 : 3.0), b = scalar_leaf(rank == 0 ? 2.0 : 4.0);
+    const auto overlap_a = average.during_backward({a}, "a's gradient");
+    const auto overlap_b = average.during_backward({b}, "b's gradient");
+    mul(b, b).backward();  // b's pass: b's averaging plans on it
+    try {
+      mul(a, b).backward();  // reaches b again: refused by b's, before a's plans on it
+    } catch (const std::exception& e) {
+      errors[static_cast<size_t>(rank)] = e.what();
+    }
+    mul(a, a).backward();  // a's own pass
+    overlap_a->finish();
+    overlap_b->finish();
+    a_means[static_cast<size_t>(rank)] = a.grad().item();
+    b_means[static_cast<size_t>(rank)] = b.grad().item();
+  });
+  for (int rank = 0; rank < 2; ++rank) {
+    CHECK_THAT(errors[static_cast<size_t>(rank)], Contains("b's gradient"));
+    CHECK(a_means[static_cast<size_t>(rank)] == (2 * 1 + 2 * 3) / 2.0);
+    CHECK(b_means[static_cast<size_t>(rank)] == (2 * 2 + 2 * 4) / 2.0);
+  }
 }
