@@ -37,6 +37,11 @@ GradientAverage::Overlap::Overlap(std::shared_ptr<Communicator> communicator, co
     : communicator_(std::move(communicator)),
       what_(std::move(what)),
       parameters_(parameters),
+      ours_([&] {
+        std::unordered_set<const TensorImpl*> ours;
+        for (const Tensor& parameter : parameters) ours.insert(parameter.impl());
+        return ours;
+      }()),
       bucket_bytes_(bucket_bytes),
       watching_(GradientListener{[this](const std::vector<Tensor>& order) { check_pass(order); },
                                  [this](const std::vector<Tensor>& order) { pass_begins(order); },
@@ -93,11 +98,10 @@ std::vector<Tensor> GradientAverage::Overlap::reversed_parameters() const {
 
 // Ours among the leaves a pass will finish, in its order.
 std::vector<Tensor> GradientAverage::Overlap::reached_by(const std::vector<Tensor>& final_order) const {
-  std::unordered_set<const TensorImpl*> ours, seen;
-  for (const Tensor& parameter : parameters_) ours.insert(parameter.impl());
+  std::unordered_set<const TensorImpl*> seen;
   std::vector<Tensor> reached;
   for (const Tensor& leaf : final_order)
-    if (ours.count(leaf.impl()) && seen.insert(leaf.impl()).second) reached.push_back(leaf);
+    if (ours_.count(leaf.impl()) && seen.insert(leaf.impl()).second) reached.push_back(leaf);
   return reached;
 }
 

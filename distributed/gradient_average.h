@@ -28,6 +28,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <pixgrad/core/autograd.h>
@@ -100,6 +101,7 @@ class GradientAverage::Overlap {
   std::shared_ptr<Communicator> communicator_;
   std::string what_;
   std::vector<Tensor> parameters_;
+  std::unordered_set<const TensorImpl*> ours_;  // parameters_, for lookups
   size_t bucket_bytes_;
   std::vector<Bucket> buckets_;  // in the order they start
   std::unordered_map<const TensorImpl*, size_t> bucket_of_;

@@ -140,9 +140,9 @@ struct NcclCommunicator::State {
     return false;
   }
 
-  // Whether the device is still running the work queued before `done`.
-  bool collective_running() const {
-    const cudaError_t status = cudaEventQuery(done);
+  // Whether the device is still running the work queued before `event`.
+  static bool collective_running(cudaEvent_t event) {
+    const cudaError_t status = cudaEventQuery(event);
     if (status == cudaErrorNotReady) {
       // Not an error, but the runtime may keep it as the last error, which
       // the next kernel launch's check would then report as its own.
@@ -203,7 +203,7 @@ struct NcclCommunicator::State {
             PIXGRAD_CUDA_CHECK(cudaEventRecord(done, stream));
             queued = true;
           }
-          return collective_running();
+          return collective_running(done);
         },
         what, "NCCL all-reduce");
   }
@@ -238,16 +238,7 @@ struct NcclCommunicator::State {
   // pixgrad's stream is ordered after it too.
   void finish(cudaEvent_t reduced, const std::string& what) {
     wait(
-        [&] {
-          if (communicator_busy(what, "NCCL all-reduce")) return true;
-          const cudaError_t status = cudaEventQuery(reduced);
-          if (status == cudaErrorNotReady) {
-            cudaGetLastError();  // not an error (see collective_running)
-            return true;
-          }
-          PIXGRAD_CUDA_CHECK(status);
-          return false;
-        },
+        [&] { return communicator_busy(what, "NCCL all-reduce") || collective_running(reduced); },
         what, "NCCL all-reduce");
   }
 

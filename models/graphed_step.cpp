@@ -56,7 +56,6 @@ std::vector<std::pair<const void*, bool>> GraphedTrainStep::model_signature() co
                                     static_cast<const nn::Module*>(&model_.discriminator())})
     for (const Tensor& parameter : network->parameters())
       signature.emplace_back(parameter.raw_data(), parameter.requires_grad());
-  signature.emplace_back(nullptr, nn::forward_hook_installed());  // a hook turns the fused norms off
   return signature;
 }
 

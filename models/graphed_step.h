@@ -77,7 +77,8 @@ class GraphedTrainStep {
   // Whether this step can be captured now, or replayed.
   bool replayable(const Tensor& input, const Tensor& target) const;
   // What the capture assumed of the model: each parameter's memory and
-  // whether it trains, and whether a forward hook is installed.
+  // whether it trains (a forward hook, which turns the fused norms off,
+  // makes every step eager: see replayable).
   std::vector<std::pair<const void*, bool>> model_signature() const;
   void upload(Tensor& destination, const Tensor& source);
   void capture();
