@@ -52,35 +52,43 @@ GradientAverage::Overlap::Overlap(std::shared_ptr<Communicator> communicator, co
 GradientAverage::Overlap::~Overlap() = default;
 
 // Buckets in the order the gradients become final: a large gradient alone,
-// the others packed while they fit, one dtype and device to a bucket. The
-// buckets are numbered in the order they fill (a large gradient's may come
-// before that of the small ones final before it), which is the order they
-// start in.
+// the others packed while they fit, one dtype and device to a bucket. A
+// bucket of small gradients also closes once a bucket's worth of gradients,
+// large ones included, has become final since its first one: the small
+// gradients between large ones (a network's biases and norm scales) would
+// otherwise wait for the end of the pass. The buckets are numbered in the
+// order they close (a large gradient's may come before that of the small
+// ones final before it), which is the order they start in.
 void GradientAverage::Overlap::plan(const std::vector<Tensor>& order) {
   Bucket open;  // the bucket taking small gradients
   size_t open_bytes = 0;
+  size_t open_span = 0;  // bytes of the gradients final since its first, its own included
   const auto add = [this](Bucket bucket) {
     for (const Tensor& parameter : bucket.parameters) bucket_of_[parameter.impl()] = buckets_.size();
     bucket.waiting = bucket.parameters.size();
     buckets_.push_back(std::move(bucket));
+  };
+  const auto close_open = [&] {
+    add(std::move(open));
+    open = Bucket();
+    open_bytes = open_span = 0;
   };
   for (const Tensor& parameter : order) {
     if (parameter.nbytes() >= bucket_bytes_ / 4) {  // packing would only copy it twice more
       Bucket alone;
       alone.parameters.push_back(parameter);
       add(std::move(alone));
-      continue;
+    } else {
+      const bool fits = open.parameters.empty() || (parameter.dtype() == open.parameters.front().dtype() &&
+                                                    parameter.device() == open.parameters.front().device() &&
+                                                    open_bytes + parameter.nbytes() <= bucket_bytes_);
+      if (!fits) close_open();
+      open.parameters.push_back(parameter);
+      open_bytes += parameter.nbytes();
     }
-    const bool fits = open.parameters.empty() || (parameter.dtype() == open.parameters.front().dtype() &&
-                                                  parameter.device() == open.parameters.front().device() &&
-                                                  open_bytes + parameter.nbytes() <= bucket_bytes_);
-    if (!fits) {
-      add(std::move(open));
-      open = Bucket();
-      open_bytes = 0;
-    }
-    open.parameters.push_back(parameter);
-    open_bytes += parameter.nbytes();
+    if (open.parameters.empty()) continue;
+    open_span += parameter.nbytes();
+    if (open_span >= bucket_bytes_) close_open();
   }
   if (!open.parameters.empty()) add(std::move(open));
   planned_ = true;

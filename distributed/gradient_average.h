@@ -4,9 +4,11 @@
 //
 // Small gradients are packed into buckets (a few large collectives cost far
 // less than one per tensor); a gradient of a quarter bucket or more, or one
-// alone in its bucket, is reduced in place. The buckets follow the order
-// the gradients become final, and each starts once its gradients are final
-// and the buckets before it have started:
+// alone in its bucket, is reduced in place; a bucket of small gradients
+// also closes once a bucket's worth of gradients has become final since its
+// first. The buckets follow the order the gradients become final, and each
+// starts once its gradients are final and the buckets before it have
+// started:
 //   - during_backward: the order the backward pass will finish them in,
 //     which the engine gives as the pass begins (a function of the graph,
 //     the same on every rank and in every step of the same shapes); the

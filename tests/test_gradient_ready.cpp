@@ -246,6 +246,66 @@ TEST_CASE("averaging that overlaps the backward pass starts buckets during it an
   CHECK(starts[1] == starts[0]);
 }
 
+TEST_CASE("small gradients between large ones start once a bucket's worth of gradients has become final",
+          "[distributed][gradient_ready]") {
+  // A chain of scalars y = tanh(y + mean(p_i * p_i) * x_i), so each p_i may
+  // have a size of its own; the pass finishes the last p_i first. In that
+  // order: small (64 bytes), large (2048), small, large, ... With buckets of
+  // 4096 bytes the large are reduced alone and the small packed, a pair of
+  // small ones closing with the second large gradient after them (64 + 2048
+  // + 64 + 2048 bytes final since the first), not at the end of the pass.
+  constexpr size_t kBucketBytes = 4096;
+  constexpr int kPairs = 6;
+  const auto make_parameters = [] {
+    std::vector<Tensor> made;
+    for (int i = 0; i < 2 * kPairs; ++i) {
+      const bool large = i % 2 == 0;  // the pass finishes p_11 (small) first
+      std::vector<float> values(large ? 512 : 16);
+      for (size_t k = 0; k < values.size(); ++k) values[k] = 0.01f * static_cast<float>((k * 5 + i) % 13) - 0.05f;
+      made.push_back(Tensor::from_vector(values, {static_cast<int64_t>(values.size())}));
+      made.back().set_requires_grad();
+    }
+    return made;
+  };
+  const auto loss_of = [](const std::vector<Tensor>& parameters, int rank) {
+    Tensor y = Tensor::full({}, rank == 0 ? 0.3 : -0.2, Device::cpu(), DType::Float32);
+    for (size_t i = 0; i < parameters.size(); ++i)
+      y = tanh(add(y, mul(mean(mul(parameters[i], parameters[i])), 1.0 + 0.5 * rank + 0.1 * static_cast<double>(i))));
+    return y;
+  };
+  testing::ThreadWorld world(2);
+  std::vector<std::vector<std::vector<double>>> after(2), overlapped(2);
+  std::vector<std::vector<Start>> starts(2);
+  world.run([&](std::shared_ptr<distributed::Communicator> communicator) {
+    const int rank = communicator->rank();
+    auto recorder = std::make_shared<StartRecorder>(communicator);
+    const distributed::GradientAverage average(recorder, kBucketBytes);
+    const std::vector<Tensor> plain = make_parameters(), overlapping = make_parameters();
+    loss_of(plain, rank).backward();
+    average(plain, "after");
+    recorder->starts.clear();
+    const CountTells count;
+    const auto overlap = average.during_backward(overlapping, "during");
+    loss_of(overlapping, rank).backward();
+    overlap->finish();
+    for (size_t i = 0; i < plain.size(); ++i) {
+      // Packed differently from after the pass, but every sum here is of two terms: the same bits.
+      after[static_cast<size_t>(rank)].push_back(plain[i].grad().to_double_vector());
+      overlapped[static_cast<size_t>(rank)].push_back(overlapping[i].grad().to_double_vector());
+    }
+    starts[static_cast<size_t>(rank)] = recorder->starts;
+  });
+  CHECK(overlapped[0] == after[0]);
+  CHECK(overlapped[1] == overlapped[0]);
+  // Large ones at 2, 4, 6, ...; each pair of small ones with the large one
+  // that closes it (at 4 and 8 of 12), the last pair at the end.
+  const std::vector<int> expected{2, 4, 4, 6, 8, 8, 10, 12, 12};
+  std::vector<int> told;
+  for (const Start& start : starts[0]) told.push_back(start.leaves_told);
+  CHECK(told == expected);
+  CHECK(starts[1] == starts[0]);
+}
+
 TEST_CASE("averaging during backward ignores the other network's gradients and reduces unreached ones at the end",
           "[distributed][gradient_ready]") {
   testing::ThreadWorld world(2);
