@@ -25,11 +25,10 @@ void GradientAverage::operator()(const std::vector<Tensor>& parameters, const st
 
 std::unique_ptr<GradientAverage::Overlap> GradientAverage::during_backward(const std::vector<Tensor>& parameters,
                                                                           const std::string& what) const {
-  std::vector<Tensor> trained;
-  if (communicator_->size() > 1)  // a world of one has nothing to reduce
-    for (const Tensor& parameter : parameters)
-      if (parameter.requires_grad()) trained.push_back(parameter);
-  return std::make_unique<Overlap>(communicator_, trained, bucket_bytes_, what);
+  // Which of them are trained is read as the pass begins: one may be
+  // frozen or unfrozen in between.
+  const std::vector<Tensor> watched = communicator_->size() > 1 ? parameters : std::vector<Tensor>();
+  return std::make_unique<Overlap>(communicator_, watched, bucket_bytes_, what);
 }
 
 GradientAverage::Overlap::Overlap(std::shared_ptr<Communicator> communicator, const std::vector<Tensor>& parameters,
@@ -94,13 +93,14 @@ void GradientAverage::Overlap::plan(const std::vector<Tensor>& order) {
   planned_ = true;
 }
 
-// The parameters in reverse order, the order a backward pass would
-// roughly finish them in: the plan without a pass to go by.
+// The trained parameters in reverse order, the order a backward pass would
+// roughly finish them in: the plan without a pass to go by. A frozen one's
+// gradient (from before it was frozen) is left as it is.
 std::vector<Tensor> GradientAverage::Overlap::reversed_parameters() const {
   std::unordered_set<const TensorImpl*> seen;
   std::vector<Tensor> reversed;
   for (auto it = parameters_.rbegin(); it != parameters_.rend(); ++it)
-    if (seen.insert(it->impl()).second) reversed.push_back(*it);  // each once, however often listed
+    if (it->requires_grad() && seen.insert(it->impl()).second) reversed.push_back(*it);  // each once
   return reversed;
 }
 

@@ -330,6 +330,32 @@ TEST_CASE("averaging during backward ignores the other network's gradients and r
   CHECK(theirs[1] == std::vector<double>{9});
 }
 
+TEST_CASE("averaging during backward takes the parameters trained as the pass begins",
+          "[distributed][gradient_ready]") {
+  // `unfrozen` is frozen when the averaging is made and trained by the pass;
+  // `frozen` is trained then and frozen before the pass, with a gradient
+  // each rank kept from earlier, which stays as it was.
+  testing::ThreadWorld world(2);
+  std::vector<std::vector<double>> unfrozen_grads(2), frozen_grads(2);
+  world.run([&](std::shared_ptr<distributed::Communicator> communicator) {
+    const int rank = communicator->rank();
+    const distributed::GradientAverage average(communicator, 64);
+    Tensor unfrozen = scalar_leaf(rank == 0 ? 1.0 : 3.0, false), frozen = scalar_leaf(2);
+    frozen.set_grad(Tensor::full({}, rank == 0 ? 10.0 : 20.0, Device::cpu(), DType::Float64));
+    const auto overlap = average.during_backward({unfrozen, frozen}, "ours");
+    unfrozen.set_requires_grad(true);
+    frozen.set_requires_grad(false);
+    mul(mul(unfrozen, frozen), unfrozen).backward();  // d/dunfrozen = 2 unfrozen frozen
+    overlap->finish();
+    unfrozen_grads[static_cast<size_t>(rank)] = unfrozen.grad().to_double_vector();
+    frozen_grads[static_cast<size_t>(rank)] = frozen.grad().to_double_vector();
+  });
+  for (size_t rank = 0; rank < 2; ++rank)
+    CHECK(unfrozen_grads[rank] == std::vector<double>{(2 * 1 * 2 + 2 * 3 * 2) / 2.0});
+  CHECK(frozen_grads[0] == std::vector<double>{10});
+  CHECK(frozen_grads[1] == std::vector<double>{20});
+}
+
 TEST_CASE("a second backward pass reaching gradients being averaged is refused before it adds to them",
           "[distributed][gradient_ready][errors]") {
   testing::ThreadWorld world(2);
