@@ -143,7 +143,17 @@ TEST_CASE("a failed start leaves the output folder as it was", "[safety]") {
   SECTION("options that do not fit the networks fail before the run, naming them") {
     training::TrainConfig config = run_of(fresh, 1);
     config.n_layers = 8;  // eight stride-2 layers cannot fit a 32-pixel crop
-    CHECK_THROWS_WITH(training::Trainer(config), Contains("do not fit") && Contains("--crop-size 32"));
+    CHECK_THROWS_WITH(training::Trainer(config), Contains("the discriminator does not fit") &&
+                                                     Contains("--crop-size 32") && Contains("fewer --n-layers"));
+    CHECK_FALSE(fs::exists(fresh));
+    // Chainer's U-Net normalises its innermost layer too: at 32x32, five
+    // halvings leave one value per channel for batch norm at a batch of 1.
+    // Its discriminator has no depth to choose, so --n-layers is not named.
+    config = run_of(fresh, 1);
+    config.preset = "chainer";
+    config.num_downs = 5;
+    CHECK_THROWS_WITH(training::Trainer(config), Contains("the generator does not fit") &&
+                                                     Contains("--num-downs 5") && !Contains("n-layers"));
     CHECK_FALSE(fs::exists(fresh));
   }
   SECTION("an existing run's folder") {

@@ -447,16 +447,27 @@ struct Trainer::Impl {
   }
 
   void fits(int64_t batch, const Shape& example, bool with_discriminator) {
+    const std::string sizes = "a batch of " + std::to_string(batch) + " images of " + std::to_string(example[2]) +
+                              "x" + std::to_string(example[1]) + " (preset " + config.preset + ", --preprocess " +
+                              config.preprocess + ", --crop-size " + std::to_string(config.crop_size) +
+                              ", --batch-size " + std::to_string(config.batch_size);
+    const Tensor input = Tensor::zeros({batch, example[0], example[1], example[2]}, device);
+    Tensor fake;
     try {
-      const Tensor input = Tensor::zeros({batch, example[0], example[1], example[2]}, device);
-      const Tensor fake = model->generator().forward(input);
-      if (with_discriminator) model->discriminator().forward(input, fake);
+      fake = model->generator().forward(input);
     } catch (const Error& error) {
-      fail("these options do not fit the networks at a batch of ", batch, " images of ", example[2], "x",
-           example[1], " (preset ", config.preset, ", --preprocess ", config.preprocess, ", --crop-size ",
-           config.crop_size, ", --batch-size ", config.batch_size, ", --num-downs ",
-           model->options().generator.num_downs, ", --n-layers ", config.n_layers, "): ", error.what(),
-           "; use a larger --crop-size or another --batch-size, or fewer --num-downs or --n-layers");
+      fail("the generator does not fit ", sizes, ", --num-downs ", model->options().generator.num_downs,
+           "): ", error.what(), "; use a larger --crop-size or --batch-size, or fewer --num-downs");
+    }
+    if (!with_discriminator) return;
+    // Only the paper preset's PatchGAN has a depth to choose.
+    const bool has_depth = config.preset == "paper" && config.discriminator == "patch";
+    try {
+      model->discriminator().forward(input, fake);
+    } catch (const Error& error) {
+      fail("the discriminator does not fit ", sizes,
+           has_depth ? ", --n-layers " + std::to_string(config.n_layers) : std::string(), "): ", error.what(),
+           "; use a larger --crop-size or --batch-size", has_depth ? ", or fewer --n-layers" : "");
     }
   }
 
