@@ -140,8 +140,8 @@ int main(int argc, char** argv) {
     PIXGRAD_CHECK(options.direction.empty() || options.aligned, "--direction needs --aligned (A|B pairs)");
     const training::Checkpoint checkpoint = training::load_checkpoint(checkpoint_path);
     const Device device = Device::parse(device_name);
-    training::select_conv_impl(conv_impl);
-    training::select_precision(precision, tf32);
+    const std::string convolutions = training::describe_convolutions(
+        device, training::select_precision(precision, tf32), training::select_conv_impl(conv_impl));
     const training::Translator translator(checkpoint, checkpoint_path, options, device);
     default_generator().set_state(seed, 0);
 
@@ -157,10 +157,10 @@ int main(int argc, char** argv) {
     fs::create_directories(fs::path(output) / "images", error);
     PIXGRAD_CHECK(!error, "output folder '", io::printable(output), "': cannot create it: ", error.message());
 
-    std::printf("translating %zu %s with the %s generator (%s mode, --preprocess %s) on %s\n", files.size(),
+    std::printf("translating %zu %s with the %s generator (%s mode, --preprocess %s) on %s (%s)\n", files.size(),
                 options.aligned ? "A|B pair(s)" : "image(s)", translator.config().preset.c_str(),
                 options.eval_mode ? "eval" : "test-time", data::preprocess_name(translator.mode()),
-                device.str().c_str());
+                device.str().c_str(), convolutions.c_str());
     training::ProgressBar progress(static_cast<int64_t>(files.size()), 0, 10);
     training::TestPage page;
     // "data/test/" names itself "test", as "data/test" does.
@@ -213,6 +213,8 @@ int main(int argc, char** argv) {
                  {{"checkpoint", io::printable(checkpoint_path)},
                   {"images", totals.count},
                   {"direction", translator.direction() == data::Direction::AtoB ? "AtoB" : "BtoA"},
+                  {"device", device.str()},
+                  {"convolutions", convolutions},
                   {"mean", {{"l1", *page.mean_l1}, {"psnr", json_number(*page.mean_psnr)}, {"ssim", *page.mean_ssim}}},
                   {"per_image", per_image},
                   {"skipped", page.skipped}});

@@ -54,6 +54,10 @@ for pair in 1 2 3; do
 done
 grep -q "mean over 3 image(s): L1 [0-9.]*  PSNR [0-9.]* dB  SSIM" translate.log || { echo "no metrics line" >&2; exit 1; }
 grep -q '"mean"' "$results/metrics.json"
+grep -q '"convolutions": *"fp32 convolutions"' "$results/metrics.json" || {
+  echo "metrics.json does not say how the convolutions computed" >&2
+  exit 1
+}
 grep -q '1.png' "$results/index.html"
 
 # Single images (the label halves alone): one result each, no metrics.

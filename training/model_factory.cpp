@@ -95,4 +95,9 @@ std::string select_precision(const std::string& precision, bool tf32) {
   return kernels::to_string(kernels::conv_precision());
 }
 
+std::string describe_convolutions(const Device& device, const std::string& precision, const std::string& conv_impl) {
+  if (!device.is_cuda()) return "fp32 convolutions";
+  return precision + " convolutions, " + conv_impl;
+}
+
 }  // namespace pixgrad::training

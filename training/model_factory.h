@@ -35,5 +35,9 @@ std::string select_conv_impl(const std::string& name);
 // effect, for the run's records; the same in every build. CPU convolutions
 // always compute in FP32.
 std::string select_precision(const std::string& precision, bool tf32);
+// How convolutions on `device` compute with those settings, for start lines
+// and records: "fp32 convolutions" on the CPU, "tf32 convolutions,
+// handwritten" on CUDA.
+std::string describe_convolutions(const Device& device, const std::string& precision, const std::string& conv_impl);
 
 }  // namespace pixgrad::training

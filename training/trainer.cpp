@@ -328,12 +328,6 @@ struct Trainer::Impl {
                   io::printable(config.output).c_str());
   }
 
-  // How the convolutions compute, for the start line (CPU ones always in FP32).
-  std::string convolutions() const {
-    if (!device.is_cuda()) return "fp32 convolutions";
-    return config.precision + " convolutions, " + config.conv_impl;
-  }
-
   // What must be alike on every rank for the replicas to stay alike: the
   // options that shape the networks, the data and the steps (not where
   // files are, how many loader threads a rank runs, or its timeout), the
@@ -799,7 +793,7 @@ struct Trainer::Impl {
     summary.output = config.output;
     say("pix2pix: preset %s, %s on %s (%s), %zu training pairs, batch %d, %lld iterations (%d epoch%s)\n",
         config.preset.c_str(), io::printable(config.dataset).c_str(), device.str().c_str(),
-        convolutions().c_str(), train_set->size(),
+        describe_convolutions(device, config.precision, config.conv_impl).c_str(), train_set->size(),
         config.batch_size * world->size(), static_cast<long long>(total), config.epochs, config.epochs == 1 ? "" : "s");
     if (config.cuda_graph)
       say("%s\n", device.is_cuda() ? "cuda graph: step 1 eager, then each step one launch of the step captured at "
