@@ -413,9 +413,14 @@ struct Trainer::Impl {
       NoGradGuard no_grad;
       model->generator().train();
       model->discriminator().train();
-      for (const int64_t batch : rank_batch_sizes()) fits(batch, train_shape, true);
+      const std::set<int64_t> batches = rank_batch_sizes();
+      for (const int64_t batch : batches)
+        fits(batch, train_shape, true,
+             batch == *batches.rbegin() ? "a larger --batch-size"
+                                        : "a --batch-size that leaves the epoch's last batch more images");
       if ((config.preview_count > 0 || config.eval_interval > 0) && test_set->size() > 0)
-        fits(1, test_set->get(0, config.seed).input.shape(), false);  // test images keep their shape
+        fits(1, test_set->get(0, config.seed).input.shape(), false,  // test images keep their shape
+             "--preview-count 0 and --eval-interval 0 (they run G on one test image at a time)");
     });
   }
 
@@ -440,7 +445,8 @@ struct Trainer::Impl {
     return dataset.get(0, config.seed).input.shape();
   }
 
-  void fits(int64_t batch, const Shape& example, bool with_discriminator) {
+  // `other_batch` is the advice on the batch size for this batch.
+  void fits(int64_t batch, const Shape& example, bool with_discriminator, const std::string& other_batch) {
     const std::string sizes = "a batch of " + std::to_string(batch) + " images of " + std::to_string(example[2]) +
                               "x" + std::to_string(example[1]) + " (preset " + config.preset + ", --preprocess " +
                               config.preprocess + ", --crop-size " + std::to_string(config.crop_size) +
@@ -451,7 +457,7 @@ struct Trainer::Impl {
       fake = model->generator().forward(input);
     } catch (const Error& error) {
       fail("the generator does not fit ", sizes, ", --num-downs ", model->options().generator.num_downs,
-           "): ", error.what(), "; use a larger --crop-size or --batch-size, or fewer --num-downs");
+           "): ", error.what(), "; use a larger --crop-size, fewer --num-downs, or ", other_batch);
     }
     if (!with_discriminator) return;
     // Only the paper preset's PatchGAN has a depth to choose.
@@ -461,7 +467,7 @@ struct Trainer::Impl {
     } catch (const Error& error) {
       fail("the discriminator does not fit ", sizes,
            has_depth ? ", --n-layers " + std::to_string(config.n_layers) : std::string(), "): ", error.what(),
-           "; use a larger --crop-size or --batch-size", has_depth ? ", or fewer --n-layers" : "");
+           "; use a larger --crop-size, ", has_depth ? "fewer --n-layers, " : "", "or ", other_batch);
     }
   }
 
