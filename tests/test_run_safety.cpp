@@ -24,6 +24,7 @@
 #include <pixgrad/training/run_folder.h>
 #include <pixgrad/training/run_log.h>
 #include <pixgrad/training/trainer.h>
+#include <pixgrad/training/translation.h>
 #include "test_paths.h"
 #include "tiny_run.h"
 
@@ -80,10 +81,15 @@ TEST_CASE("a resumed run writes only into the folder its command line names", "[
   CHECK(bytes_of(original / "checkpoint.safetensors") == checkpoint_bytes);
   CHECK(bytes_of(original / "log.jsonl") == log_bytes);
 
-  // Another checkpoint resumed into a folder that holds a run would replace that run: refused.
+  // A checkpoint under another name may sit among a user's files: its
+  // folder is not taken without --output. Another checkpoint resumed into
+  // a folder that holds a run would replace that run: refused.
   fs::copy_file(original / "checkpoint.safetensors", copy / "renamed.safetensors");
   CHECK_THROWS_WITH(training::Trainer(run_of(original, 5), (copy / "renamed.safetensors").string(), {"max_iterations"}),
-                    Contains("holds another run"));
+                    Contains("not a run folder's own checkpoint.safetensors") && Contains("give --output"));
+  CHECK_THROWS_WITH(
+      training::Trainer(run_of(copy, 5), (copy / "renamed.safetensors").string(), {"max_iterations", "output"}),
+      Contains("holds another run"));
   CHECK(training::load_checkpoint((copy / "checkpoint.safetensors").string()).state.iteration == 4);
 
   // A checkpoint whose options name another output folder cannot steer the run there.
@@ -91,9 +97,10 @@ TEST_CASE("a resumed run writes only into the folder its command line names", "[
   fs::create_directories(forged_folder);
   training::Checkpoint forged = training::load_checkpoint((copy / "checkpoint.safetensors").string());
   forged.config.output = forged_target.string();
-  training::save_checkpoint((forged_folder / "forged.safetensors").string(), forged.tensors, forged.config,
+  training::save_checkpoint((forged_folder / "checkpoint.safetensors").string(), forged.tensors, forged.config,
                             forged.state);
-  training::Trainer(run_of(original, 5), (forged_folder / "forged.safetensors").string(), {"max_iterations"}).run();
+  training::Trainer(run_of(original, 5), (forged_folder / "checkpoint.safetensors").string(), {"max_iterations"})
+      .run();
   CHECK_FALSE(fs::exists(forged_target));
   CHECK(training::load_checkpoint((forged_folder / "checkpoint.safetensors").string()).state.iteration == 5);
   fs::remove_all(forged_folder);
@@ -104,6 +111,19 @@ TEST_CASE("a resumed run writes only into the folder its command line names", "[
   training::Trainer(requested, (copy / "checkpoint.safetensors").string(), {"max_iterations", "output"}).run();
   CHECK(training::load_checkpoint((elsewhere / "checkpoint.safetensors").string()).state.iteration == 6);
   for (const fs::path& folder : {original, copy, elsewhere}) fs::remove_all(folder);
+}
+
+TEST_CASE("a new run refuses a folder holding any file a run writes, a user's preview.png or loss.png too",
+          "[safety]") {
+  for (const char* name : {"preview.png", "loss.png"}) {
+    const fs::path folder = testing::fresh_folder("user_files");
+    fs::create_directories(folder);
+    { std::ofstream(folder / name) << "a user's own image"; }
+    CHECK_THROWS_WITH(training::RunFolder(folder.string(), false, false),
+                      Contains("holds another run (" + std::string(name) + ")"));
+    CHECK(bytes_of(folder / name) == "a user's own image");
+    fs::remove_all(folder);
+  }
 }
 
 TEST_CASE("a new run refuses a folder holding another run, and --overwrite replaces it and appends to its log",
@@ -404,6 +424,14 @@ TEST_CASE("a checkpoint that cannot continue is refused at resume", "[safety][na
     const std::string path =
         forge([](training::Checkpoint& c) { fill_(c.tensors.at("optimizer_G.0.exp_avg_sq"), -1.0); });
     CHECK_THROWS_WITH(training::Trainer(run_of(forged, 4), path, {"max_iterations"}), Contains("exp_avg_sq"));
+  }
+  SECTION("a negative running variance, refused by translation too") {
+    const std::string path =
+        forge([](training::Checkpoint& c) { fill_(c.tensors.at("G.down1_norm.running_var"), -1.0); });
+    CHECK_THROWS_WITH(training::Trainer(run_of(forged, 4), path, {"max_iterations"}),
+                      Contains("G.down1_norm.running_var holds -1"));
+    CHECK_THROWS_WITH(training::Translator(training::load_checkpoint(path), path, {}, Device::cpu()),
+                      Contains("G.down1_norm.running_var holds -1") && Contains("translate with an earlier"));
   }
   SECTION("a position that does not add up") {
     const std::string path = forge([](training::Checkpoint& c) {

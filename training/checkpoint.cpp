@@ -1,5 +1,7 @@
 #include <pixgrad/training/checkpoint.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include <pixgrad/core/error.h>
@@ -85,6 +87,19 @@ bool holds_training_state(const Checkpoint& checkpoint) {
   for (const char* prefix : {"G.", "D.", "optimizer_G.", "optimizer_D."})
     if (tensors_with_prefix(checkpoint, prefix).empty()) return false;
   return true;
+}
+
+void check_state_values(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                        const std::string& prefix, const std::string& advice) {
+  const auto ends_with = [](const std::string& name, const std::string& tail) {
+    return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  for (const auto& [name, tensor] : tensors) {
+    const bool variance = ends_with(name, "exp_avg_sq") || ends_with(name, "running_var");
+    for (const double v : tensor.to_double_vector())
+      PIXGRAD_CHECK(std::isfinite(v) && (!variance || v >= 0), "checkpoint '", io::printable(path), "': ",
+                    io::printable(prefix + name), " holds ", v, " (a diverged state?); ", advice);
+  }
 }
 
 Checkpoint read_checkpoint(const std::string& path, safetensors::File file) {

@@ -41,6 +41,12 @@ std::map<std::string, Tensor> tensors_with_prefix(const Checkpoint& checkpoint, 
 // optimisers' state besides the generator (history checkpoints hold the
 // generator alone).
 bool holds_training_state(const Checkpoint& checkpoint);
+// Fails unless every value of `tensors` is finite and every variance (Adam's
+// exp_avg_sq, batch norm's running_var) is not negative: what a state must
+// hold to be run. The message names the checkpoint at `path`, the tensor
+// (`prefix` + its name) and the value, then gives `advice`.
+void check_state_values(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                        const std::string& prefix, const std::string& advice);
 
 // The same for a safetensors file already read (tests, fuzzing); `path` names it in errors.
 Checkpoint read_checkpoint(const std::string& path, safetensors::File file);

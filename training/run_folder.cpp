@@ -20,8 +20,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // What a run (or a results page of pix2pix_translate) leaves: any of them marks the folder as taken.
-constexpr const char* kRunFiles[] = {"checkpoint.safetensors", "log.jsonl", "options.json", "index.html", "previews",
-                                     "checkpoints"};
+constexpr const char* kRunFiles[] = {"checkpoint.safetensors", "log.jsonl", "options.json", "index.html",
+                                     "preview.png", "loss.png", "previews", "checkpoints"};
 
 std::string shown(const std::string& folder) { return io::printable(folder); }
 

@@ -125,18 +125,6 @@ void check_output_outside_dataset(const TrainConfig& config) {
   }
 }
 
-// A checkpoint to resume must hold a state that can continue: finite
-// numbers, and second moments that are not negative.
-void check_resumable(const std::string& path, const std::map<std::string, Tensor>& tensors,
-                     const char* advice = "resume from an earlier checkpoint") {
-  for (const auto& [name, tensor] : tensors) {
-    const bool second_moment = name.size() > 10 && name.compare(name.size() - 10, 10, "exp_avg_sq") == 0;
-    for (const double v : tensor.to_double_vector())
-      PIXGRAD_CHECK(std::isfinite(v) && (!second_moment || v >= 0), "checkpoint '", io::printable(path), "': ",
-                    io::printable(name), " holds ", v, " (a diverged state?); ", advice);
-  }
-}
-
 // Each rank's dropout stream: rank 0's is the single-process one, so that a
 // world of one trains exactly as before; the others are far from it.
 uint64_t rank_stream(uint64_t rank0_seed, int rank) {
@@ -227,8 +215,18 @@ struct Trainer::Impl {
                   "continues one: give one of them");
     if (!resume.empty()) {
       checkpoint = load_checkpoint(resume);
+      PIXGRAD_CHECK(holds_training_state(*checkpoint), "checkpoint '", io::printable(resume),
+                    "': it holds the generator alone (a history checkpoint), not a state to resume; resume from "
+                    "checkpoint.safetensors, or start a new run from these weights with --init-from");
       config = merge_for_resume(checkpoint->config, requested, explicit_fields, resume);
-      // Where this run writes comes from this command line, never from the checkpoint.
+      // Where this run writes comes from this command line, never from the
+      // checkpoint; without --output, the folder of a run's own checkpoint
+      // (any other file may sit among a user's files).
+      const bool own_checkpoint = fs::path(resume).filename() == fs::path(OutputFiles(".").checkpoint).filename() &&
+                                  !fs::is_symlink(resume);
+      PIXGRAD_CHECK(explicit_fields.count("output") || own_checkpoint, "checkpoint '", io::printable(resume),
+                    "' is not a run folder's own checkpoint.safetensors, so its folder is not taken for this run's "
+                    "files: give --output (a new folder, or the folder of the run it came from)");
       config.output = explicit_fields.count("output") ? requested.output : folder_of(resume);
       resumed = true;
       PIXGRAD_CHECK(config.world_size == world->size(), "checkpoint '", io::printable(resume), "': it was trained "
@@ -278,10 +276,7 @@ struct Trainer::Impl {
     // Dropout draws from the default generator, on a stream of its own (one per rank).
     default_generator().set_state(rank_stream(config.seed ^ 0x5DEECE66Dull, world->rank()), 0);
     if (checkpoint) {
-      PIXGRAD_CHECK(holds_training_state(*checkpoint), "checkpoint '", io::printable(resume),
-                    "': it holds the generator alone (a history checkpoint), not a state to resume; resume from "
-                    "checkpoint.safetensors, or start a new run from these weights with --init-from");
-      check_resumable(resume, checkpoint->tensors);
+      check_state_values(resume, checkpoint->tensors, "", "resume from an earlier checkpoint");
       model->load_state_dict(checkpoint->tensors);
       state = checkpoint->state;
       start_iteration = state.iteration;
@@ -482,7 +477,7 @@ struct Trainer::Impl {
                   "--init-from '", io::printable(path), "': it was trained with ", trained.input_channels(),
                   " input and ", trained.output_channels(), " output channels, this run has ", config.input_channels(),
                   " and ", config.output_channels(), " (--format, --input-nc, --output-nc)");
-    check_resumable(path, source.tensors, "start from an earlier checkpoint");
+    check_state_values(path, source.tensors, "", "start from an earlier checkpoint");
     const std::map<std::string, Tensor> generator = tensors_with_prefix(source, "G.");
     const std::map<std::string, Tensor> discriminator = tensors_with_prefix(source, "D.");
     PIXGRAD_CHECK(!generator.empty(), "--init-from '", io::printable(path), "': it holds no generator weights");

@@ -66,10 +66,7 @@ Translator::Translator(const Checkpoint& checkpoint, const std::string& checkpoi
   multiple_ = model.generator.size_multiple();
   const std::map<std::string, Tensor> weights = tensors_with_prefix(checkpoint, "G.");
   PIXGRAD_CHECK(!weights.empty(), named, ": it holds no generator weights");
-  for (const auto& [name, tensor] : weights)
-    for (const double v : tensor.to_double_vector())
-      PIXGRAD_CHECK(std::isfinite(v), named, ": G.", io::printable(name), " holds ", v,
-                    " (a diverged state?); translate with an earlier checkpoint");
+  check_state_values(checkpoint_path, weights, "G.", "translate with an earlier checkpoint");
   try {
     generator_->load_state_dict(weights);
   } catch (const Error& error) {
