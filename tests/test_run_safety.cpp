@@ -425,6 +425,15 @@ TEST_CASE("a checkpoint that cannot continue is refused at resume", "[safety][na
         forge([](training::Checkpoint& c) { fill_(c.tensors.at("optimizer_G.0.exp_avg_sq"), -1.0); });
     CHECK_THROWS_WITH(training::Trainer(run_of(forged, 4), path, {"max_iterations"}), Contains("exp_avg_sq"));
   }
+  SECTION("a tensor of another shape, or options out of range: the checkpoint is named") {
+    std::string path = forge([](training::Checkpoint& c) { c.tensors.at("G.down0.weight") = Tensor::zeros({1, 2, 3, 4}); });
+    CHECK_THROWS_WITH(training::Trainer(run_of(forged, 4), path, {"max_iterations"}),
+                      Contains("checkpoint '" + path + "'") && Contains("down0.weight") &&
+                          Contains("do not match the networks"));
+    path = forge([](training::Checkpoint& c) { c.config.crop_size = 0; });
+    CHECK_THROWS_WITH(training::Translator(training::load_checkpoint(path), path, {}, Device::cpu()),
+                      Contains("checkpoint '" + path + "': the options stored in it: --crop-size"));
+  }
   SECTION("a negative running variance, refused by translation too") {
     const std::string path =
         forge([](training::Checkpoint& c) { fill_(c.tensors.at("G.down1_norm.running_var"), -1.0); });

@@ -277,7 +277,12 @@ struct Trainer::Impl {
     default_generator().set_state(rank_stream(config.seed ^ 0x5DEECE66Dull, world->rank()), 0);
     if (checkpoint) {
       check_state_values(resume, checkpoint->tensors, "", "resume from an earlier checkpoint");
-      model->load_state_dict(checkpoint->tensors);
+      try {
+        model->load_state_dict(checkpoint->tensors);
+      } catch (const Error& error) {
+        fail("checkpoint '", io::printable(resume), "': ", error.what(), " (its tensors do not match the networks "
+             "its options describe: a damaged or hand-edited checkpoint)");
+      }
       state = checkpoint->state;
       start_iteration = state.iteration;
       const int64_t begun = state.epoch + (state.batches_done > 0 ? 1 : 0);  // epochs the run has begun
@@ -300,7 +305,8 @@ struct Trainer::Impl {
     PIXGRAD_CHECK(per_epoch > 0, "dataset '", io::printable(config.dataset), "': split '",
                   io::printable(config.train_split), "' has no images");
     PIXGRAD_CHECK(state.batches_done <= per_epoch && state.iteration == state.epoch * per_epoch + state.batches_done,
-                  "the checkpoint's position (iteration ", state.iteration, ", ", state.batches_done,
+                  resumed ? "checkpoint '" + io::printable(resume) + "': its" : std::string("the checkpoint's"),
+                  " position (iteration ", state.iteration, ", ", state.batches_done,
                   " batches into epoch ", state.epoch, ") does not fit this dataset's ", per_epoch,
                   " batches per epoch (has the dataset or --batch-size changed?)");
     check_model_fits();

@@ -42,8 +42,12 @@ data::PreprocessMode test_mode(data::PreprocessMode mode) {
 Translator::Translator(const Checkpoint& checkpoint, const std::string& checkpoint_path,
                        const TranslationOptions& options, Device device)
     : config_(checkpoint.config), options_(options), device_(device) {
-  validate(config_);
   const std::string named = "checkpoint '" + io::printable(checkpoint_path) + "'";
+  try {
+    validate(config_);
+  } catch (const Error& error) {
+    fail(named, ": the options stored in it: ", error.what());
+  }
   mode_ = test_mode(data::parse_preprocess(options.preprocess.empty() ? config_.preprocess : options.preprocess));
   PIXGRAD_CHECK(config_.format == "aligned" || mode_ == data::PreprocessMode::ResizeAndCrop,
                 "--preprocess: ", named, " reads CMP label maps, which are resized to a square");
