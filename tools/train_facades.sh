@@ -4,8 +4,8 @@
 # Usage: bash tools/train_facades.sh [FACADES_DIR] [train_pix2pix options...]
 #   FACADES_DIR defaults to data/facades, downloaded there when missing;
 #   give e.g. ../shared/data/facades to use an existing copy. The run writes
-#   out/facades/ and uses --direction BtoA unless the options say otherwise
-#   (with --resume, beside the checkpoint).
+#   out/facades/ and uses --direction BtoA unless the options say otherwise;
+#   with --resume the checkpoint's own options stand (and it writes beside it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,9 +18,12 @@ cmake --build build -j"$(nproc)" --target train_pix2pix pix2pix_translate
 if [ ! -d "$data/train" ]; then
   bash tools/download_dataset.sh facades "$(dirname "$data")"
 fi
-# The defaults below stand unless the extra arguments give their own.
+# The defaults below stand unless the extra arguments give their own; a
+# resumed run keeps those it was started with.
 defaults=()
 given() { local option=$1; shift; for argument in "$@"; do [[ "$argument" == "$option" || "$argument" == "$option="* ]] && return 0; done; return 1; }
-given --direction "$@" || defaults+=(--direction BtoA)
-given --output "$@" || given --resume "$@" || defaults+=(--output out/facades)
+if ! given --resume "$@"; then
+  given --direction "$@" || defaults+=(--direction BtoA)
+  given --output "$@" || defaults+=(--output out/facades)
+fi
 exec ./build/apps/train_pix2pix --dataset "$data" "${defaults[@]}" "$@"
