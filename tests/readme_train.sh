@@ -6,7 +6,7 @@
 # this build's programs do the work. A tiny run (options appended to the
 # command) must leave its checkpoint in out/facades/, trained BtoA; a run
 # started AtoB must then continue under the script with --resume, keeping
-# its own direction and folder.
+# its own direction and folder, and say which steering options it kept.
 # Usage: readme_train.sh BUILD_DIR      (from the repository root)
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -42,4 +42,6 @@ bash tools/train_facades.sh "$facades" --resume out/ab/checkpoint.safetensors --
 grep -q "done after 3 iterations; checkpoint 'out/ab/checkpoint.safetensors'" resume.log ||
   { cat resume.log >&2; echo "the resumed run did not continue in out/ab to iteration 3" >&2; exit 1; }
 grep -q '"direction": *"AtoB"' out/ab/options.json || { echo "the resumed run lost its direction" >&2; exit 1; }
+grep -q "^kept from the run: --preview-count 1 (give them again" resume.log ||
+  { echo "the resume did not say which of the run's own steering options it kept" >&2; exit 1; }
 echo "README train command: checkpoint in out/facades (BtoA); an AtoB run resumed to iteration 3 in its folder"

@@ -5,7 +5,8 @@
 # the command is taken from the README's code block and run. Each pair must
 # give a 256x256 result that differs from its input half, the truth and
 # input images for the page, index.html, and a line of mean metrics. The
-# README's other translate form (a folder of single images) runs too, a
+# README's other translate form (a folder of single images) runs too, and a
+# non-square photo with --preprocess none keeps its size; a
 # second run into the same folder is refused in one line; both results
 # pages render in headless Chromium with every image loaded.
 # Usage: readme_translate.sh BUILD_DIR      (from the repository root)
@@ -66,6 +67,16 @@ cp "$results/images/1_input.png" "$results/images/2_input.png" labels/
 ./build/apps/pix2pix_translate --checkpoint out/facades/checkpoint.safetensors --input labels/ --output translated/ \
   --device cpu > single.log
 [ "$(png_size translated/1_input.png)" = 256x256 ] && [ -f translated/index.html ] && [ ! -f translated/metrics.json ]
+
+# A photo that is not square, with --preprocess none as the README says: it comes out at its own size.
+mkdir photos
+ln -s "$(dirname "$facades")/cmp_facade_base/cmp_b0001.jpg" photos/
+./build/apps/pix2pix_translate --checkpoint out/facades/checkpoint.safetensors --input photos/ --output own_size/ \
+  --preprocess none --device cpu > own_size.log
+own=$(png_size own_size/cmp_b0001.png)
+[ "$own" = "$(png_size own_size/images/cmp_b0001_input.png)" ] && [ "${own%x*}" != "${own#*x}" ] ||
+  { echo "--preprocess none gave $own for a photo of $(png_size own_size/images/cmp_b0001_input.png)" >&2; exit 1; }
+echo "a photo translated at its own size, $own"
 
 # Running the README command again must not replace the results.
 if eval "$command --device cpu" > again.log 2>&1; then

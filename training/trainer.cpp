@@ -125,6 +125,28 @@ void check_output_outside_dataset(const TrainConfig& config) {
   }
 }
 
+// The options that steer a run, not what it trains, which a resume keeps
+// from the checkpoint when its command line does not give them and which
+// differ from the defaults: "--max-iterations 3, --snapshot-interval 2".
+std::string steering_kept(const TrainConfig& config, const std::set<std::string>& explicit_fields) {
+  const TrainConfig defaults;
+  const std::pair<const char*, std::pair<int64_t, int64_t>> steering[] = {
+      {"max_iterations", {config.max_iterations, defaults.max_iterations}},
+      {"log_interval", {config.log_interval, defaults.log_interval}},
+      {"snapshot_interval", {config.snapshot_interval, defaults.snapshot_interval}},
+      {"eval_interval", {config.eval_interval, defaults.eval_interval}},
+      {"preview_count", {config.preview_count, defaults.preview_count}},
+      {"save_epoch_freq", {config.save_epoch_freq, defaults.save_epoch_freq}}};
+  std::string kept;
+  for (const auto& [field, values] : steering) {
+    if (explicit_fields.count(field) || values.first == values.second) continue;
+    std::string option = "--" + std::string(field);
+    std::replace(option.begin(), option.end(), '_', '-');
+    kept += (kept.empty() ? "" : ", ") + option + " " + std::to_string(values.first);
+  }
+  return kept;
+}
+
 // Each rank's dropout stream: rank 0's is the single-process one, so that a
 // world of one trains exactly as before; the others are far from it.
 uint64_t rank_stream(uint64_t rank0_seed, int rank) {
@@ -159,6 +181,7 @@ struct Trainer::Impl {
   bool root = true;  // rank 0, the one that writes
   OutputFiles files;
   bool resumed = false;
+  std::string kept_steering;  // a resume: the run's own steering options this command line left as they were
   Device device;
   std::shared_ptr<data::Dataset> train_set, test_set;
   std::unique_ptr<models::Pix2Pix> model;
@@ -219,6 +242,7 @@ struct Trainer::Impl {
                     "': it holds the generator alone (a history checkpoint), not a state to resume; resume from "
                     "checkpoint.safetensors, or start a new run from these weights with --init-from");
       config = merge_for_resume(checkpoint->config, requested, explicit_fields, resume);
+      kept_steering = steering_kept(config, explicit_fields);
       // Where this run writes comes from this command line, never from the
       // checkpoint; without --output, the folder of a run's own checkpoint
       // (any other file may sit among a user's files).
@@ -813,6 +837,8 @@ struct Trainer::Impl {
     if (state.iteration > 0)
       say("resuming at iteration %lld (epoch %lld of %d, batch %lld)\n", static_cast<long long>(state.iteration),
           static_cast<long long>(state.epoch + 1), config.epochs, static_cast<long long>(state.batches_done));
+    if (!kept_steering.empty())
+      say("kept from the run: %s (give them again to change them)\n", kept_steering.c_str());
     if (state.iteration >= total) {
       say("nothing to do: the run is at iteration %lld of %lld%s\n", static_cast<long long>(state.iteration),
           static_cast<long long>(total),
