@@ -94,8 +94,9 @@ int main(int argc, char** argv) {
       "      --aligned --output results/facades\n"
       "  pix2pix_translate --checkpoint out/facades/checkpoint.safetensors --input labels/ --output translated/\n"
       "Writes <name>.png per input, images/ (inputs and truths for the page), index.html and, with --aligned,\n"
-      "metrics.json. Exit status: 0 done, 1 an error or an input that could not be translated; 100 and above:\n"
-      "the command line was not understood.");
+      "metrics.json. Exit status: 0 done, 1 an error (an option's value out of range included) or an input that\n"
+      "could not be translated; 100 and above: the command line could not be parsed (an unknown option, a value\n"
+      "of the wrong type).");
   std::string checkpoint_path, input, output = "translated", device_name = "auto";
   training::TranslationOptions options;
   apps::last_value_wins(app);

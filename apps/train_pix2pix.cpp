@@ -224,8 +224,9 @@ int main(int argc, char** argv) {
       "Ctrl-C, SIGTERM, SIGUSR1 or SIGUSR2 save a checkpoint before stopping (under mpirun, send SIGUSR1 to\n"
       "mpirun: it passes that one on to every rank). A non-finite loss or gradient stops the run with the last good\n"
       "checkpoint kept and the diverged state in checkpoint.diverged.safetensors.\n"
-      "Exit status: 0 done, 1 error, 3 diverged, 4 a data-parallel rank waited past --dist-timeout, 130 interrupted;\n"
-      " 100 and above: the command line was not understood.");
+      "Exit status: 0 done, 1 error (an option's value out of range included), 3 diverged, 4 a data-parallel rank\n"
+      "waited past --dist-timeout, 130 interrupted; 100 and above: the command line could not be parsed (an unknown\n"
+      "option, a value of the wrong type).");
   // Under mpirun or srun every rank joins the others first, before it reads
   // its command line: a rank that stopped earlier (after --help, or a
   // mistake) would leave the others waiting in MPI's start-up for ever.

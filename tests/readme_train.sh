@@ -34,6 +34,8 @@ command=$(grep -m1 '^bash tools/train_facades.sh' "$readme")
 echo "README command: $command"
 eval "$command ${tiny[*]}" > train.log
 grep -q '"direction": *"BtoA"' out/facades/options.json || { echo "the README's run is not BtoA" >&2; exit 1; }
+grep -q "stopped at --max-iterations: iteration 2 of 2" out/facades/index.html ||
+  { echo "index.html does not say the run was cut short by --max-iterations" >&2; exit 1; }
 
 # Started AtoB into another folder, then resumed through the script.
 bash tools/train_facades.sh "$facades" --direction AtoB --output out/ab "${tiny[@]}" > ab.log

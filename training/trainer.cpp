@@ -926,7 +926,10 @@ struct Trainer::Impl {
       }
       if (means.count > 0) log_training(means);
       progress.finish();
-      if (!snapshot("finished: " + progress_status())) return diverge("the parameters are no longer finite", summary);
+      // A run cut short by --max-iterations has not finished its epochs.
+      const bool cut_short = total < static_cast<int64_t>(config.epochs) * per_epoch;
+      if (!snapshot((cut_short ? "stopped at --max-iterations: " : "finished: ") + progress_status()))
+        return diverge("the parameters are no longer finite", summary);
     } catch (const std::exception& error) {
       progress.finish();
       save_after_error(error, in_step, first_iteration);
