@@ -5,7 +5,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -47,6 +50,20 @@ inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** arg
   const ParseOutcome outcome = try_parse_command_line(app, argc, argv);
   if (!outcome.status) return std::nullopt;
   return report_parse_outcome(app, outcome, program);
+}
+
+// For an unsigned option (a seed): digits only, within 64 bits. CLI11 would
+// take "-1" as 2^64 - 1 and clamp a larger number to that.
+inline CLI::Validator unsigned_64_bits() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+        errno = 0;
+        if (digits) std::strtoull(text.c_str(), nullptr, 10);
+        if (!digits || errno == ERANGE) return "'" + text + "' is not a whole number in 0.." + std::to_string(UINT64_MAX);
+        return {};
+      },
+      "");
 }
 
 // --precision and --tf32, the same in every program; `more` ends the help

@@ -124,7 +124,9 @@ int main(int argc, char** argv) {
   app.add_option("--num-test", num_test, "Translate only the first N inputs (0: all)")->capture_default_str();
   app.add_flag("--eval", options.eval_mode,
                "Use running statistics and no dropout (default: batch statistics, dropout on)");
-  app.add_option("--seed", seed, "Seed of the dropout masks")->capture_default_str();
+  app.add_option("--seed", seed, "Seed of the dropout masks")
+      ->check(pixgrad::apps::unsigned_64_bits())
+      ->capture_default_str();
   app.add_option("--device", device_name, "auto | cpu | cuda | cuda:N")->capture_default_str();
   std::string conv_impl;
   app.add_option("--conv-impl", conv_impl, "CUDA convolutions: handwritten (default) | cudnn | cublas");

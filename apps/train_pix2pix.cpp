@@ -81,6 +81,7 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
   app.add_option("--beta1", c.beta1, "Adam beta1")->capture_default_str();
   app.add_option("--lambda-l1", c.lambda_l1, "Weight of the L1 term")->capture_default_str();
   app.add_option("--seed", c.seed, "Seed of initialisation, data order, augmentation and dropout")
+      ->check(pixgrad::apps::unsigned_64_bits())
       ->capture_default_str();
   app.add_option("--max-iterations", c.max_iterations, "Stop after this many iterations in all (0: all epochs)")
       ->capture_default_str();

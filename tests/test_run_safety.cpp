@@ -126,6 +126,20 @@ TEST_CASE("a new run refuses a folder holding any file a run writes, a user's pr
   }
 }
 
+TEST_CASE("a run file that is a link is refused before the first step, even with --overwrite", "[safety]") {
+  if (!have_data()) return;
+  const fs::path folder = testing::fresh_folder("linked_log"), victim = testing::fresh_folder("linked_log_victim");
+  fs::create_directories(folder);
+  { std::ofstream(victim) << "not the run's"; }
+  fs::create_symlink(victim, folder / "log.jsonl");
+  CHECK_THROWS_WITH(training::Trainer(run_of(folder, 1), "", {}, /*overwrite=*/true),
+                    Contains("log.jsonl' is a link") && Contains("remove the link"));
+  CHECK(bytes_of(victim) == "not the run's");
+  CHECK_FALSE(fs::exists(folder / "checkpoint.safetensors"));
+  fs::remove_all(folder);
+  fs::remove(victim);
+}
+
 TEST_CASE("a new run refuses a folder holding another run, and --overwrite replaces it and appends to its log",
           "[safety]") {
   if (!have_data()) return;

@@ -342,10 +342,18 @@ struct Trainer::Impl {
         checkpoint && same_folder(resume, (fs::path(config.output) / "checkpoint.safetensors").string());
     folder = std::make_unique<RunFolder>(config.output, continuing, overwrite);
     files = OutputFiles(config.output);
+    // Refused now, before any step: writing through a link would put the
+    // run's files somewhere else (and the writes would refuse it later).
     for (const std::string& own : {files.previews, files.checkpoints}) {
       std::error_code error;
       PIXGRAD_CHECK(!fs::is_symlink(own, error), "folder '", io::printable(own),
                     "' is a link: a run writes only into its own folders; remove the link");
+    }
+    for (const std::string& own : {files.checkpoint, files.diverged, files.log, files.preview, files.loss_plot,
+                                   files.options, files.page}) {
+      std::error_code error;
+      PIXGRAD_CHECK(!fs::is_symlink(own, error), "'", io::printable(own),
+                    "' is a link: a run writes only its own files; remove the link");
     }
     log = std::make_unique<RunLog>(files.log);
     if (folder->replaces_a_run())
