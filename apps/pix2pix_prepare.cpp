@@ -68,7 +68,10 @@ int run_edges(const EdgesArgs& args) {
     try {
       data::save_png(tasks[i].output, data::line_art_pair(data::load_image(tasks[i].a), options));
     } catch (const Error& error) {
-      failures.push_back(error.what());
+      // A file the decoder refused names itself; anything later is named here.
+      const std::string what = error.what();
+      const std::string name = io::printable(tasks[i].a);
+      failures.push_back(what.find(name) != std::string::npos ? what : "'" + name + "': " + what);
     }
     progress.update(static_cast<int64_t>(i + 1), io::printable(std::filesystem::path(tasks[i].a).filename().string()));
   }
@@ -78,7 +81,8 @@ int run_edges(const EdgesArgs& args) {
   for (const std::string& failure : failures)
     std::fprintf(stderr, "pix2pix_prepare: skipped: %s\n", io::printable(failure).c_str());
   if (failures.empty()) return 0;
-  std::fprintf(stderr, "pix2pix_prepare: %zu of %zu photo(s) could not be read\n", failures.size(), tasks.size());
+  std::fprintf(stderr, "pix2pix_prepare: %zu of %zu photo(s) could not be made into pairs\n", failures.size(),
+               tasks.size());
   return 1;
 }
 

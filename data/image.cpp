@@ -185,7 +185,9 @@ Image decode_jpeg(const std::string& path, const Bytes& bytes) {
                           &subsampling, &colorspace) != 0) {
     fail_image(path, "corrupt or unsupported JPEG header (" + reason() + ")");
   }
-  if (width <= 0 || height <= 0 || width > kMaxImageSide || height > kMaxImageSide) {
+  // The header reader may stop at the end of a cut-off file without an error, sizes still 0.
+  if (width <= 0 || height <= 0) fail_image(path, "truncated or corrupt JPEG header (no image size in it)");
+  if (width > kMaxImageSide || height > kMaxImageSide) {
     fail_image(path, "JPEG of " + std::to_string(width) + "x" + std::to_string(height) + " pixels (at most " +
                          std::to_string(kMaxImageSide) + " a side)");
   }

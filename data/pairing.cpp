@@ -152,8 +152,8 @@ Image side_by_side(const Image& left, const Image& right) {
                 size_text(left), "x", left.channels, " and ", size_text(right), "x", right.channels);
   // The aligned loader reads at most kMaxImageSide wide: a wider pair could not be trained on.
   PIXGRAD_CHECK(left.width + right.width <= kMaxImageSide, "side_by_side: the pair would be ",
-                left.width + right.width, " pixels wide, more than ", kMaxImageSide,
-                " (resize the images, e.g. edges --size 256)");
+                left.width + right.width, " pixels wide, more than ", kMaxImageSide, " (each half at most ",
+                kMaxImageSide / 2, ")");
   Image out(left.width + right.width, left.height, left.channels);
   const size_t left_row = static_cast<size_t>(left.width) * left.channels;
   const size_t right_row = static_cast<size_t>(right.width) * right.channels;
@@ -226,6 +226,9 @@ Image combine_pair(const std::string& a, const std::string& b) {
   // The aligned dataset cuts each file at the middle, so the halves must match exactly.
   PIXGRAD_CHECK(left.width == right.width && left.height == right.height, in_quotes(a), " is ", size_text(left),
                 " but its partner ", in_quotes(b), " is ", size_text(right), ": A and B must have the same size");
+  PIXGRAD_CHECK(2 * left.width <= kMaxImageSide, in_quotes(a), " and ", in_quotes(b), " are ", size_text(left),
+                ": the pair would be ", 2 * left.width, " pixels wide, more than ", kMaxImageSide,
+                "; resize them to at most ", kMaxImageSide / 2, " wide first");
   const int channels = std::max(left.channels, right.channels);
   return side_by_side(widen_channels(left, channels), widen_channels(right, channels));
 }
@@ -258,6 +261,8 @@ Image line_art_pair(const Image& photo, const LineArtPairOptions& options) {
                 kMaxImageSide, "], got ", options.size);
   Image rgb = to_rgb(photo);
   if (options.size > 0) rgb = resize_bilinear(rgb, options.size, options.size);
+  PIXGRAD_CHECK(2 * rgb.width <= kMaxImageSide, "the photo is ", size_text(rgb), ": its pair would be ",
+                2 * rgb.width, " pixels wide, more than ", kMaxImageSide, "; give --size (e.g. --size 256)");
   const Image lines = options.method == LineArtMethod::Xdog ? xdog_edges(rgb, options.xdog)
                                                             : canny_edges(rgb, options.canny);
   return side_by_side(widen_channels(lines, 3), rgb);

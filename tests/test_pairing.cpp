@@ -157,6 +157,21 @@ TEST_CASE("combine_folders refuses A and B of different sizes and writes nothing
   CHECK(!fs::exists(scratch.at("out")));
 }
 
+TEST_CASE("a pair too wide to train on is refused naming its files, and line art says to give --size",
+          "[pairing]") {
+  Scratch scratch;
+  save(scratch.at("A/wide.png"), pattern(4097, 1, 1, 1));
+  save(scratch.at("B/wide.png"), pattern(4097, 1, 1, 2));
+  require_error([&] { combine_folders(scratch.at("A"), scratch.at("B"), scratch.at("out"), false); },
+                {scratch.at("A/wide.png"), scratch.at("B/wide.png"), "4097x1", "8194 pixels wide",
+                 "at most 4096 wide"});
+  CHECK(!fs::exists(scratch.at("out")));
+  LineArtPairOptions own_size;
+  own_size.size = 0;  // the photo's own size
+  require_error([&] { line_art_pair(pattern(4097, 2, 3, 1), own_size); }, {"4097x2", "give --size"});
+  CHECK_NOTHROW(line_art_pair(pattern(4096, 2, 3, 1), own_size));
+}
+
 TEST_CASE("combine_folders refuses an output folder inside an input folder", "[pairing]") {
   Scratch scratch;
   save(scratch.at("A/1.png"), pattern(2, 2, 3, 1));

@@ -197,6 +197,9 @@ TEST_CASE("damaged and crafted images give a one-line error", "[untrusted][image
   };
   CHECK(decode(jpeg).empty());
 
+  SECTION("a JPEG cut off after its start marker") {
+    CHECK_THAT(decode(jpeg.substr(0, 3)), Contains("truncated or corrupt JPEG header"));
+  }
   SECTION("a JPEG cut in the middle but still ending in its end marker") {
     const std::string cut = jpeg.substr(0, jpeg.size() / 2) + "\xFF\xD9";
     CHECK_THAT(decode(cut), Contains("JPEG data"));
