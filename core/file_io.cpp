@@ -1,9 +1,12 @@
 #include <pixgrad/core/file_io.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -87,6 +90,30 @@ void write_file_atomically(const std::string& path, const char* label,
     fail(label, " '", printable(path), "': cannot write: ", std::strerror(error ? error : EIO));
   }
   sync_directory_of(path);
+}
+
+std::vector<std::string> remove_unfinished_writes(const std::string& folder,
+                                                  const std::function<bool(const std::string& name)>& ours) {
+  constexpr char kMarker[] = ".tmp.";
+  constexpr size_t kMarkerSize = sizeof kMarker - 1, kSuffixSize = 6;  // mkstemp's XXXXXX
+  std::vector<std::string> removed;
+  DIR* directory = ::opendir(folder.c_str());
+  if (!directory) return removed;  // no folder, nothing left in it
+  while (const dirent* entry = ::readdir(directory)) {
+    const std::string name = entry->d_name;
+    if (name.size() <= kMarkerSize + kSuffixSize) continue;
+    const size_t marker = name.size() - kSuffixSize - kMarkerSize;
+    const bool suffix_ok = std::all_of(name.end() - kSuffixSize, name.end(),
+                                       [](unsigned char c) { return std::isalnum(c) != 0; });
+    if (name.compare(marker, kMarkerSize, kMarker) != 0 || !suffix_ok || !ours(name.substr(0, marker))) continue;
+    const std::string path = folder + "/" + name;
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && ::unlink(path.c_str()) == 0)
+      removed.push_back(path);
+  }
+  ::closedir(directory);
+  std::sort(removed.begin(), removed.end());
+  return removed;
 }
 
 File open_for_appending(const std::string& path, const char* label) {

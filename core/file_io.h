@@ -40,6 +40,13 @@ std::vector<uint8_t> read_regular_file(const std::string& path, const char* labe
 // "<label> '<path>': cannot write: <reason>" is thrown.
 void write_file_atomically(const std::string& path, const char* label,
                            const std::function<bool(std::FILE*)>& write_contents);
+
+// The temporaries write_file_atomically leaves when its process is killed
+// mid-write: in `folder`, the regular files named "<name>.tmp.XXXXXX" (six
+// letters or digits) for which ours(name) holds are removed, and their paths
+// returned. Anything else, links and folders included, is left alone.
+std::vector<std::string> remove_unfinished_writes(const std::string& folder,
+                                                  const std::function<bool(const std::string& name)>& ours);
 // Opens `path` for appending, creating it if missing; refuses a symbolic
 // link or anything but a regular file. If the file does not end with a
 // newline (a write cut short), one is added, so the next line stands alone.

@@ -126,6 +126,32 @@ TEST_CASE("a new run refuses a folder holding any file a run writes, a user's pr
   }
 }
 
+TEST_CASE("the temporaries a killed run left are removed when the folder is taken again, and nothing else",
+          "[safety]") {
+  if (!have_data()) return;
+  const fs::path folder = testing::fresh_folder("leftovers"), victim = testing::fresh_folder("leftovers_victim");
+  training::Trainer(run_of(folder, 1)).run();
+  { std::ofstream(victim) << "not the run's"; }
+  const std::vector<fs::path> ours = {folder / "index.html.tmp.g8Avxv", folder / "checkpoint.safetensors.tmp.A1b2C3",
+                                      folder / "previews" / "iter_00000001.png.tmp.zzzzzz",
+                                      folder / "checkpoints" / "epoch_0001.safetensors.tmp.QQQQQQ"};
+  const std::vector<fs::path> others = {folder / "notes.txt.tmp.abcdef", folder / "index.html.tmp.ab",
+                                        folder / "previews" / "mine.png.tmp.abcdef"};
+  for (const fs::path& path : ours) {
+    fs::create_directories(path.parent_path());
+    std::ofstream(path) << "half written";
+  }
+  for (const fs::path& path : others) std::ofstream(path) << "a user's";
+  fs::create_symlink(victim, folder / "loss.png.tmp.linked");
+  training::Trainer(run_of(folder, 2), (folder / "checkpoint.safetensors").string(), {"max_iterations"}).run();
+  for (const fs::path& path : ours) CHECK_FALSE(fs::exists(fs::symlink_status(path)));
+  for (const fs::path& path : others) CHECK(bytes_of(path) == "a user's");
+  CHECK(fs::is_symlink(folder / "loss.png.tmp.linked"));
+  CHECK(bytes_of(victim) == "not the run's");
+  fs::remove_all(folder);
+  fs::remove(victim);
+}
+
 TEST_CASE("a run file that is a link is refused before the first step, even with --overwrite", "[safety]") {
   if (!have_data()) return;
   const fs::path folder = testing::fresh_folder("linked_log"), victim = testing::fresh_folder("linked_log_victim");

@@ -48,6 +48,8 @@ std::vector<HistoryFile> list_numbered(const std::string& folder, const std::str
 
 std::string history_checkpoint_name(int64_t epoch) { return numbered("epoch_", 4, epoch, ".safetensors"); }
 std::string preview_name(int64_t iteration) { return numbered("iter_", 8, iteration, ".png"); }
+bool is_history_checkpoint_name(const std::string& name) { return number_in(name, "epoch_", 4, ".safetensors") >= 0; }
+bool is_preview_name(const std::string& name) { return number_in(name, "iter_", 8, ".png") >= 0; }
 
 std::vector<HistoryFile> list_history_checkpoints(const std::string& folder) {
   return list_numbered(folder, "epoch_", 4, ".safetensors");

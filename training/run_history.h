@@ -14,6 +14,9 @@ namespace pixgrad::training {
 // "epoch_0005.safetensors", "iter_00001000.png".
 std::string history_checkpoint_name(int64_t epoch);
 std::string preview_name(int64_t iteration);
+// Whether `name` is one of those names.
+bool is_history_checkpoint_name(const std::string& name);
+bool is_preview_name(const std::string& name);
 
 struct HistoryFile {
   int64_t number = 0;  // the epoch or iteration in the name

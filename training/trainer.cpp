@@ -355,9 +355,26 @@ struct Trainer::Impl {
       PIXGRAD_CHECK(!fs::is_symlink(own, error), "'", io::printable(own),
                     "' is a link: a run writes only its own files; remove the link");
     }
+    remove_unfinished_writes();
     log = std::make_unique<RunLog>(files.log);
     if (folder->replaces_a_run())
       std::printf("--overwrite: this run replaces the run in '%s' (its log is kept, above this run's)\n",
+                  io::printable(config.output).c_str());
+  }
+
+  // A run killed while writing leaves the temporaries of its atomic writes
+  // behind; this run holds the folder's lock, so none of them is being
+  // written. Only names the run itself writes are touched.
+  void remove_unfinished_writes() const {
+    const auto name_of = [](const std::string& path) { return fs::path(path).filename().string(); };
+    const std::set<std::string> own = {name_of(files.checkpoint), name_of(files.diverged), name_of(files.preview),
+                                       name_of(files.loss_plot),  name_of(files.options),  name_of(files.page)};
+    const size_t removed =
+        io::remove_unfinished_writes(config.output, [&](const std::string& name) { return own.count(name) > 0; }).size() +
+        io::remove_unfinished_writes(files.previews, is_preview_name).size() +
+        io::remove_unfinished_writes(files.checkpoints, is_history_checkpoint_name).size();
+    if (removed > 0)
+      std::printf("removed %zu unfinished temporary file(s) that a stopped run left in '%s'\n", removed,
                   io::printable(config.output).c_str());
   }
 
