@@ -49,10 +49,12 @@ std::vector<std::string> input_files(const std::string& input, int64_t limit) {
   return files;
 }
 
-// A number for JSON and the page; JSON has no infinity (identical images have infinite PSNR).
+// A number for JSON; JSON has no infinity (identical images have infinite
+// PSNR) nor NaN (a generator that outputs NaN), so those become strings,
+// alike in every field.
 nlohmann::json json_number(double value) {
   if (std::isfinite(value)) return value;
-  return value > 0 ? "inf" : "nan";
+  return std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf";
 }
 
 struct Totals {
@@ -190,8 +192,8 @@ int main(int argc, char** argv) {
           row.psnr = result.scores->psnr;
           row.ssim = result.scores->ssim;
           totals.add(*result.scores);
-          per_image.push_back({{"name", io::printable(row.name)}, {"l1", result.scores->l1},
-                               {"psnr", json_number(result.scores->psnr)}, {"ssim", result.scores->ssim}});
+          per_image.push_back({{"name", io::printable(row.name)}, {"l1", json_number(result.scores->l1)},
+                               {"psnr", json_number(result.scores->psnr)}, {"ssim", json_number(result.scores->ssim)}});
         }
         page.rows.push_back(row);
       } catch (const std::bad_alloc&) {
@@ -218,7 +220,10 @@ int main(int argc, char** argv) {
                   {"direction", translator.direction() == data::Direction::AtoB ? "AtoB" : "BtoA"},
                   {"device", device.str()},
                   {"convolutions", convolutions},
-                  {"mean", {{"l1", *page.mean_l1}, {"psnr", json_number(*page.mean_psnr)}, {"ssim", *page.mean_ssim}}},
+                  {"mean",
+                   {{"l1", json_number(*page.mean_l1)},
+                    {"psnr", json_number(*page.mean_psnr)},
+                    {"ssim", json_number(*page.mean_ssim)}}},
                   {"per_image", per_image},
                   {"skipped", page.skipped}});
     }
