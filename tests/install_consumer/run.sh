@@ -24,7 +24,16 @@ step() { echo "+ $*"; "$@"; }
 
 # A folder of its own, so that runs in parallel never meet; removed at the end.
 work=$(mktemp -d "${TMPDIR:-/tmp}/pixgrad-install-consumer.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# cmake --install writes the build's install_manifest.txt: the record of the
+# user's own install of this build (what to remove to uninstall it) is put
+# back afterwards, and one this test made is removed again.
+manifest=$build/install_manifest.txt
+if [ -f "$manifest" ]; then
+  cp -p "$manifest" "$work/user_manifest.txt"
+  trap 'cp -p "$work/user_manifest.txt" "$manifest"; rm -rf "$work"' EXIT
+else
+  trap 'rm -f "$manifest"; rm -rf "$work"' EXIT
+fi
 case "$work/" in
   "$source"/* | "$build"/*) fail "the temporary folder $work is inside the source or build tree; set TMPDIR elsewhere" ;;
 esac
