@@ -3,10 +3,7 @@
 // temporaries a killed writer left are removed by name, nothing else.
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -15,25 +12,13 @@
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/file_io.h>
+#include "scratch_folder.h"
 
 using namespace pixgrad;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Scratch {
-  fs::path path;
-  Scratch() {
-    std::string pattern = (fs::temp_directory_path() / "pixgrad-file-io-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~Scratch() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
 
 std::string bytes_of(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -45,7 +30,7 @@ void write(const fs::path& path, const std::string& text) { std::ofstream(path, 
 }  // namespace
 
 TEST_CASE("an atomic write replaces a link at its path, and an append refuses one", "[file_io]") {
-  Scratch scratch;
+  const testing::ScratchFolder scratch("file-io");
   const fs::path victim = scratch.path / "victim", link = scratch.path / "out";
   write(victim, "precious");
   fs::create_symlink(victim, link);
@@ -61,7 +46,7 @@ TEST_CASE("an atomic write replaces a link at its path, and an append refuses on
 }
 
 TEST_CASE("remove_unfinished_writes takes only regular files named <ours>.tmp.XXXXXX", "[file_io]") {
-  Scratch scratch;
+  const testing::ScratchFolder scratch("file-io");
   const fs::path& d = scratch.path;
   const std::vector<std::string> ours = {"index.html.tmp.g8Avxv", "index.html.tmp.000000"};
   const std::vector<std::string> kept = {"index.html",          "index.html.tmp.abc",   "index.html.tmp.abcdefg",

@@ -3,13 +3,12 @@
 // must name the files and leave nothing written; the line art plan's splits.
 #include <catch2/catch.hpp>
 
-#include <stdlib.h>
-
 #include <filesystem>
 #include <string>
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/data/pairing.h>
+#include "scratch_folder.h"
 
 using namespace pixgrad;
 using namespace pixgrad::data;
@@ -17,21 +16,6 @@ using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh folder under the system temporary folder, removed afterwards.
-struct Scratch {
-  fs::path path;
-  Scratch() {
-    std::string pattern = (fs::temp_directory_path() / "pixgrad-pairing-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~Scratch() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string at(const std::string& relative) const { return (path / relative).string(); }
-};
 
 // A width x height image whose every byte differs from its neighbours',
 // offset by `seed` so that A and B differ too.
@@ -94,7 +78,7 @@ TEST_CASE("widen_channels replicates grey and adds an opaque alpha", "[pairing]"
 }
 
 TEST_CASE("combine_folders writes A | B per stem, widening grey to RGB", "[pairing]") {
-  Scratch scratch;
+  const testing::ScratchFolder scratch("pairing");
   const Image a = pattern(4, 3, 3, 1), b = pattern(4, 3, 1, 50);
   save(scratch.at("A/x.png"), a);
   save(scratch.at("B/x.png"), b);
@@ -121,7 +105,7 @@ TEST_CASE("combine_folders writes A | B per stem, widening grey to RGB", "[pairi
 }
 
 TEST_CASE("combine_folders pairs split sub-folders", "[pairing]") {
-  Scratch scratch;
+  const testing::ScratchFolder scratch("pairing");
   for (const char* split : {"train", "test"}) {
     save(scratch.at(std::string("A/") + split + "/1.png"), pattern(2, 2, 3, 1));
     save(scratch.at(std::string("B/") + split + "/1.png"), pattern(2, 2, 3, 2));
@@ -136,7 +120,7 @@ TEST_CASE("combine_folders pairs split sub-folders", "[pairing]") {
 }
 
 TEST_CASE("combine_folders refuses missing partners and writes nothing", "[pairing]") {
-  Scratch scratch;
+  const testing::ScratchFolder scratch("pairing");
   for (const char* name : {"a", "b", "c", "d", "e"}) save(scratch.at(std::string("A/") + name + ".png"), pattern(2, 2, 3, 1));
   save(scratch.at("B/c.jpeg.png"), pattern(2, 2, 3, 1));  // stem "c.jpeg": not c's partner
   save(scratch.at("B/c.png"), pattern(2, 2, 3, 1));
@@ -147,7 +131,7 @@ TEST_CASE("combine_folders refuses missing partners and writes nothing", "[pairi
 }
 
 TEST_CASE("combine_folders refuses A and B of different sizes and writes nothing", "[pairing]") {
-  Scratch scratch;
+  const testing::ScratchFolder scratch("pairing");
   save(scratch.at("A/1.png"), pattern(4, 4, 3, 1));
   save(scratch.at("B/1.png"), pattern(4, 4, 3, 1));
   save(scratch.at("A/2.png"), pattern(4, 3, 3, 1));
@@ -159,7 +143,7 @@ TEST_CASE("combine_folders refuses A and B of different sizes and writes nothing
 
 TEST_CASE("a pair too wide to train on is refused naming its files, and line art says to give --size",
           "[pairing]") {
-  Scratch scratch;
+  const testing::ScratchFolder scratch("pairing");
   save(scratch.at("A/wide.png"), pattern(4097, 1, 1, 1));
   save(scratch.at("B/wide.png"), pattern(4097, 1, 1, 2));
   require_error([&] { combine_folders(scratch.at("A"), scratch.at("B"), scratch.at("out"), false); },
@@ -173,7 +157,7 @@ TEST_CASE("a pair too wide to train on is refused naming its files, and line art
 }
 
 TEST_CASE("combine_folders refuses an output folder inside an input folder", "[pairing]") {
-  Scratch scratch;
+  const testing::ScratchFolder scratch("pairing");
   save(scratch.at("A/1.png"), pattern(2, 2, 3, 1));
   save(scratch.at("B/1.png"), pattern(2, 2, 3, 1));
   require_error([&] { plan_combine(scratch.at("A"), scratch.at("B"), scratch.at("B/out"), false); },
@@ -185,7 +169,7 @@ TEST_CASE("combine_folders refuses an output folder inside an input folder", "[p
 }
 
 TEST_CASE("plan_line_art filters by extension and puts the last photos in test/", "[pairing]") {
-  Scratch scratch;
+  const testing::ScratchFolder scratch("pairing");
   for (int i = 1; i <= 6; ++i) {
     const std::string stem = scratch.at("photos/p" + std::to_string(i));
     save(stem + ".jpg", pattern(2, 2, 3, i));  // a PNG named .jpg: the plan reads names only

@@ -16,6 +16,7 @@
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/safetensors.h>
 #include "gradcheck.h"
+#include "scratch_folder.h"
 
 using namespace pixgrad;
 using Catch::Matchers::Contains;
@@ -23,22 +24,6 @@ using Catch::Matchers::StartsWith;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh directory under the system temporary directory, removed afterwards.
-struct TemporaryDirectory {
-  TemporaryDirectory() {
-    std::string pattern = (fs::temp_directory_path() / "pixgrad-safetensors-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    fs::permissions(path, fs::perms::owner_all, ignored);
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  fs::path path;
-};
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -63,8 +48,8 @@ const char* const kGoodEntry = R"("a": {"dtype": "F32", "shape": [2], "data_offs
 }  // namespace
 
 TEST_CASE("safetensors round-trips float32 and float64 tensors and metadata", "[safetensors]") {
-  TemporaryDirectory directory;
-  const std::string path = directory.file("model.safetensors");
+  const testing::ScratchFolder directory("safetensors");
+  const std::string path = directory.at("model.safetensors");
   const std::map<std::string, Tensor> tensors{
       {"down.0.weight", testing::random_tensor({4, 3, 2, 2}, 31, DType::Float32)},
       {"double", testing::random_tensor({5}, 32, DType::Float64)},
@@ -100,8 +85,8 @@ TEST_CASE("safetensors round-trips float32 and float64 tensors and metadata", "[
 }
 
 TEST_CASE("safetensors::save rejects what the format cannot hold before touching the file", "[safetensors]") {
-  TemporaryDirectory directory;
-  const std::string path = directory.file("x.safetensors");
+  const testing::ScratchFolder directory("safetensors");
+  const std::string path = directory.at("x.safetensors");
   CHECK_THROWS_WITH(safetensors::save(path, {{"__metadata__", Tensor::ones({1})}}),
                     StartsWith("safetensors: cannot write '" + path + "': '__metadata__' cannot name a tensor"));
   // (these are refused before any file is created)
@@ -113,14 +98,14 @@ TEST_CASE("safetensors::save rejects what the format cannot hold before touching
 }
 
 TEST_CASE("safetensors::save is atomic: a failed write leaves the old file intact", "[safetensors]") {
-  TemporaryDirectory directory;
-  const std::string path = directory.file("checkpoint.safetensors");
+  const testing::ScratchFolder directory("safetensors");
+  const std::string path = directory.at("checkpoint.safetensors");
   safetensors::save(path, {{"w", Tensor::full({3}, 1.5)}});
   const std::string old_bytes = read_bytes(path);
   const std::map<std::string, Tensor> big{{"w", Tensor::zeros({1 << 18})}};
 
   SECTION("links where the files go are replaced, never written through") {
-    const std::string victim = directory.file("victim");
+    const std::string victim = directory.at("victim");
     write_bytes(victim, "precious");
     fs::create_symlink(victim, path + ".tmp");
     safetensors::save(path, {{"w", Tensor::full({3}, 1.5)}});
@@ -160,8 +145,8 @@ TEST_CASE("safetensors::save is atomic: a failed write leaves the old file intac
 }
 
 TEST_CASE("safetensors::load rejects malformed files with one-line messages", "[safetensors]") {
-  TemporaryDirectory directory;
-  const std::string path = directory.file("bad.safetensors");
+  const testing::ScratchFolder directory("safetensors");
+  const std::string path = directory.at("bad.safetensors");
   auto expect_rejected = [&](const std::string& bytes, const std::string& problem) {
     write_bytes(path, bytes);
     INFO("expecting: " << problem);
@@ -177,7 +162,7 @@ TEST_CASE("safetensors::load rejects malformed files with one-line messages", "[
   auto header = [](const std::string& body) { return "{" + body + "}"; };
 
   SECTION("missing or truncated") {
-    CHECK_THROWS_WITH(safetensors::load(directory.file("absent")), Contains("no such file"));
+    CHECK_THROWS_WITH(safetensors::load(directory.at("absent")), Contains("no such file"));
     expect_rejected("", "file is 0 bytes, too short");
     expect_rejected(std::string("\x08\0\0", 3), "file is 3 bytes, too short");
     expect_rejected(file_with(header(kGoodEntry), 8).substr(0, 30),
@@ -255,8 +240,8 @@ TEST_CASE("safetensors::load rejects malformed files with one-line messages", "[
 }
 
 TEST_CASE("safetensors::load accepts tensors stored in any order", "[safetensors]") {
-  TemporaryDirectory directory;
-  const std::string path = directory.file("ordered.safetensors");
+  const testing::ScratchFolder directory("safetensors");
+  const std::string path = directory.at("ordered.safetensors");
   const std::string header = R"({"z": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, )"
                              R"("e": {"dtype": "F64", "shape": [0], "data_offsets": [4, 4]}, )"
                              R"("a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})";
