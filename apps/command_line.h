@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -52,12 +53,15 @@ inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** arg
   return report_parse_outcome(app, outcome, program);
 }
 
-// For an unsigned option (a seed): digits only, within 64 bits. CLI11 would
-// take "-1" as 2^64 - 1 and clamp a larger number to that.
+// For an unsigned option (a seed), given to transform() so that it may
+// rewrite the text: decimal digits only, within 64 bits.
+// CLI11 would take "-1" as 2^64 - 1, clamp a larger number to that, and read
+// a leading 0 as octal ("010" as 8), so leading zeros are dropped here.
 inline CLI::Validator unsigned_64_bits() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
         const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+        if (digits) text.erase(0, std::min(text.find_first_not_of('0'), text.size() - 1));
         errno = 0;
         if (digits) std::strtoull(text.c_str(), nullptr, 10);
         if (!digits || errno == ERANGE) return "'" + text + "' is not a whole number in 0.." + std::to_string(UINT64_MAX);

@@ -49,8 +49,9 @@ int run_edges(const EdgesArgs& args) {
   data::LineArtPairOptions options;
   options.size = args.size;
   options.method = args.method == "canny" ? data::LineArtMethod::Canny : data::LineArtMethod::Xdog;
-  PIXGRAD_CHECK(args.size >= 0 && args.size <= data::kMaxImageSide, "--size must be in [0, ", data::kMaxImageSide,
-                "], got ", args.size);
+  PIXGRAD_CHECK(args.size >= 0 && args.size <= data::kMaxImageSide / 2, "--size must be in [0, ",
+                data::kMaxImageSide / 2, "] (a pair is twice as wide, at most ", data::kMaxImageSide,
+                "), got ", args.size);
   const std::vector<data::PairTask> tasks =
       data::plan_line_art(args.input, args.extensions, args.output, args.test_count, args.overwrite);
   // Only the splits that receive photos: an empty test/ would stop train_pix2pix.

@@ -97,8 +97,8 @@ int main(int argc, char** argv) {
       "  pix2pix_translate --checkpoint out/facades/checkpoint.safetensors --input labels/ --output translated/\n"
       "Writes <name>.png per input, images/ (inputs and truths for the page), index.html and, with --aligned,\n"
       "metrics.json. Exit status: 0 done, 1 an error (an option's value out of range included) or an input that\n"
-      "could not be translated; 100 and above: the command line could not be parsed (an unknown option, a value\n"
-      "of the wrong type).");
+      "could not be translated; 100 and above: the command line was refused as it was read (an unknown option, a\n"
+      "value not of the option's type, such as a --seed that is not a whole number).");
   std::string checkpoint_path, input, output = "translated", device_name = "auto";
   training::TranslationOptions options;
   apps::last_value_wins(app);
@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
   app.add_flag("--eval", options.eval_mode,
                "Use running statistics and no dropout (default: batch statistics, dropout on)");
   app.add_option("--seed", seed, "Seed of the dropout masks")
-      ->check(pixgrad::apps::unsigned_64_bits())
+      ->transform(pixgrad::apps::unsigned_64_bits())
       ->capture_default_str();
   app.add_option("--device", device_name, "auto | cpu | cuda | cuda:N")->capture_default_str();
   std::string conv_impl;

@@ -81,7 +81,7 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
   app.add_option("--beta1", c.beta1, "Adam beta1")->capture_default_str();
   app.add_option("--lambda-l1", c.lambda_l1, "Weight of the L1 term")->capture_default_str();
   app.add_option("--seed", c.seed, "Seed of initialisation, data order, augmentation and dropout")
-      ->check(pixgrad::apps::unsigned_64_bits())
+      ->transform(pixgrad::apps::unsigned_64_bits())
       ->capture_default_str();
   app.add_option("--max-iterations", c.max_iterations, "Stop after this many iterations in all (0: all epochs)")
       ->capture_default_str();
@@ -226,8 +226,8 @@ int main(int argc, char** argv) {
       "mpirun: it passes that one on to every rank). A non-finite loss or gradient stops the run with the last good\n"
       "checkpoint kept and the diverged state in checkpoint.diverged.safetensors.\n"
       "Exit status: 0 done, 1 error (an option's value out of range included), 3 diverged, 4 a data-parallel rank\n"
-      "waited past --dist-timeout, 130 interrupted; 100 and above: the command line could not be parsed (an unknown\n"
-      "option, a value of the wrong type).");
+      "waited past --dist-timeout, 130 interrupted; 100 and above: the command line was refused as it was read (an\n"
+      "unknown option, a value not of the option's type, such as a --seed that is not a whole number).");
   // Under mpirun or srun every rank joins the others first, before it reads
   // its command line: a rank that stopped earlier (after --help, or a
   // mistake) would leave the others waiting in MPI's start-up for ever.

@@ -257,8 +257,9 @@ std::vector<PairTask> combine_folders(const std::string& folder_a, const std::st
 }
 
 Image line_art_pair(const Image& photo, const LineArtPairOptions& options) {
-  PIXGRAD_CHECK(options.size >= 0 && options.size <= kMaxImageSide, "line_art_pair: size must be in [0, ",
-                kMaxImageSide, "], got ", options.size);
+  // The pair is twice as wide as its photo, and no wider than kMaxImageSide.
+  PIXGRAD_CHECK(options.size >= 0 && options.size <= kMaxImageSide / 2, "line_art_pair: size must be in [0, ",
+                kMaxImageSide / 2, "], got ", options.size);
   Image rgb = to_rgb(photo);
   if (options.size > 0) rgb = resize_bilinear(rgb, options.size, options.size);
   PIXGRAD_CHECK(2 * rgb.width <= kMaxImageSide, "the photo is ", size_text(rgb), ": its pair would be ",

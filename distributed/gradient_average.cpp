@@ -25,8 +25,8 @@ void GradientAverage::operator()(const std::vector<Tensor>& parameters, const st
 
 std::unique_ptr<GradientAverage::Overlap> GradientAverage::during_backward(const std::vector<Tensor>& parameters,
                                                                           const std::string& what) const {
-  // Which of them are trained is read as the pass begins: one may be
-  // frozen or unfrozen in between.
+  // All of them: one frozen now may be unfrozen before the pass, and one
+  // that holds a gradient is averaged whether it is frozen or not.
   const std::vector<Tensor> watched = communicator_->size() > 1 ? parameters : std::vector<Tensor>();
   return std::make_unique<Overlap>(communicator_, watched, bucket_bytes_, what);
 }
@@ -93,14 +93,15 @@ void GradientAverage::Overlap::plan(const std::vector<Tensor>& order) {
   planned_ = true;
 }
 
-// The trained parameters in reverse order, the order a backward pass would
-// roughly finish them in: the plan without a pass to go by. A frozen one's
-// gradient (from before it was frozen) is left as it is.
+// The parameters in reverse order, the order a backward pass would roughly
+// finish them in: the plan without a pass to go by. A frozen one is in it
+// too: an optimiser steps every parameter that holds a gradient, so one
+// frozen after its gradient was made must be averaged like the others.
 std::vector<Tensor> GradientAverage::Overlap::reversed_parameters() const {
   std::unordered_set<const TensorImpl*> seen;
   std::vector<Tensor> reversed;
   for (auto it = parameters_.rbegin(); it != parameters_.rend(); ++it)
-    if (it->requires_grad() && seen.insert(it->impl()).second) reversed.push_back(*it);  // each once
+    if (seen.insert(it->impl()).second) reversed.push_back(*it);  // each once, however often listed
   return reversed;
 }
 

@@ -43,17 +43,17 @@ class GradientAverage {
  public:
   explicit GradientAverage(std::shared_ptr<Communicator> communicator, size_t bucket_bytes = size_t(32) << 20);
 
-  // Replaces each trained parameter's .grad by its mean over the ranks.
-  // Parameters without a gradient, or frozen (not requiring one), are left
-  // alone: every rank runs the same graph, so they are the same on every
-  // rank.
+  // Replaces each parameter's .grad by its mean over the ranks, frozen ones
+  // included (an optimiser steps every parameter that holds a gradient).
+  // Parameters without a gradient are left alone: every rank runs the same
+  // graph, so they are the same on every rank.
   void operator()(const std::vector<Tensor>& parameters, const std::string& what) const;
 
   class Overlap;
   // The same, overlapping the next backward pass on this thread: made just
-  // before it, the returned object starts a bucket of `parameters` (those
-  // that require a gradient as the pass begins; one the pass gives none is
-  // left alone) as soon
+  // before it, the returned object starts a bucket of `parameters` (one the
+  // pass gives no gradient is reduced at finish() if it holds one, else left
+  // alone) as soon
   // as the pass makes its gradients final, and finish(), after the pass,
   // starts the rest, waits for all and writes the means. One pass per
   // Overlap: to accumulate gradients over several, make it before the last

@@ -44,6 +44,6 @@ bash tools/train_facades.sh "$facades" --resume out/ab/checkpoint.safetensors --
 grep -q "done after 3 iterations; checkpoint 'out/ab/checkpoint.safetensors'" resume.log ||
   { cat resume.log >&2; echo "the resumed run did not continue in out/ab to iteration 3" >&2; exit 1; }
 grep -q '"direction": *"AtoB"' out/ab/options.json || { echo "the resumed run lost its direction" >&2; exit 1; }
-grep -q "^kept from the run: --preview-count 1 (give them again" resume.log ||
+grep -q "^kept from the run: .*--preview-count 1 (give them again" resume.log ||
   { echo "the resume did not say which of the run's own steering options it kept" >&2; exit 1; }
 echo "README train command: checkpoint in out/facades (BtoA); an AtoB run resumed to iteration 3 in its folder"

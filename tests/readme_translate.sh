@@ -70,7 +70,9 @@ cp "$results/images/1_input.png" "$results/images/2_input.png" labels/
 
 # A photo that is not square, with --preprocess none as the README says: it comes out at its own size.
 mkdir photos
-ln -s "$(dirname "$facades")/cmp_facade_base/cmp_b0001.jpg" photos/
+photo="$(dirname "$facades")/cmp_facade_base/cmp_b0001.jpg"
+[ -f "$photo" ] || { echo "no CMP photo at $photo (the data holds cmp_facade_base beside facades)" >&2; exit 1; }
+ln -s "$photo" photos/
 ./build/apps/pix2pix_translate --checkpoint out/facades/checkpoint.safetensors --input photos/ --output own_size/ \
   --preprocess none --device cpu > own_size.log
 own=$(png_size own_size/cmp_b0001.png)

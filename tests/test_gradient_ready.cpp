@@ -330,11 +330,12 @@ TEST_CASE("averaging during backward ignores the other network's gradients and r
   CHECK(theirs[1] == std::vector<double>{9});
 }
 
-TEST_CASE("averaging during backward takes the parameters trained as the pass begins",
+TEST_CASE("averaging during backward takes a parameter unfrozen before the pass, and one frozen since",
           "[distributed][gradient_ready]") {
   // `unfrozen` is frozen when the averaging is made and trained by the pass;
   // `frozen` is trained then and frozen before the pass, with a gradient
-  // each rank kept from earlier, which stays as it was.
+  // each rank kept from earlier: an optimiser would step it, so it is
+  // averaged too.
   testing::ThreadWorld world(2);
   std::vector<std::vector<double>> unfrozen_grads(2), frozen_grads(2);
   world.run([&](std::shared_ptr<distributed::Communicator> communicator) {
@@ -352,8 +353,8 @@ TEST_CASE("averaging during backward takes the parameters trained as the pass be
   });
   for (size_t rank = 0; rank < 2; ++rank)
     CHECK(unfrozen_grads[rank] == std::vector<double>{(2 * 1 * 2 + 2 * 3 * 2) / 2.0});
-  CHECK(frozen_grads[0] == std::vector<double>{10});
-  CHECK(frozen_grads[1] == std::vector<double>{20});
+  CHECK(frozen_grads[0] == std::vector<double>{15});
+  CHECK(frozen_grads[1] == std::vector<double>{15});
 }
 
 TEST_CASE("a second backward pass reaching gradients being averaged is refused before it adds to them",

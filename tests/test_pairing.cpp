@@ -154,6 +154,9 @@ TEST_CASE("a pair too wide to train on is refused naming its files, and line art
   own_size.size = 0;  // the photo's own size
   require_error([&] { line_art_pair(pattern(4097, 2, 3, 1), own_size); }, {"4097x2", "give --size"});
   CHECK_NOTHROW(line_art_pair(pattern(4096, 2, 3, 1), own_size));
+  LineArtPairOptions too_large;
+  too_large.size = 4097;  // its pair could never be trained on: refused before any work
+  require_error([&] { line_art_pair(pattern(2, 2, 3, 1), too_large); }, {"size must be in [0, 4096]", "4097"});
 }
 
 TEST_CASE("combine_folders refuses an output folder inside an input folder", "[pairing]") {

@@ -115,12 +115,12 @@ TEST_CASE("a resumed run writes only into the folder its command line names", "[
 
 TEST_CASE("a new run refuses a folder holding any file a run writes, a user's preview.png or loss.png too",
           "[safety]") {
-  for (const char* name : {"preview.png", "loss.png"}) {
+  for (const char* name : {"preview.png", "loss.png", "checkpoint.diverged.safetensors"}) {
     const fs::path folder = testing::fresh_folder("user_files");
     fs::create_directories(folder);
     { std::ofstream(folder / name) << "a user's own image"; }
     CHECK_THROWS_WITH(training::RunFolder(folder.string(), false, false),
-                      Contains("holds another run (" + std::string(name) + ")"));
+                      Contains("files named as a run's (" + std::string(name) + ")"));
     CHECK(bytes_of(folder / name) == "a user's own image");
     fs::remove_all(folder);
   }
@@ -144,10 +144,66 @@ TEST_CASE("the temporaries a killed run left are removed when the folder is take
   for (const fs::path& path : others) std::ofstream(path) << "a user's";
   fs::create_symlink(victim, folder / "loss.png.tmp.linked");
   training::Trainer(run_of(folder, 2), (folder / "checkpoint.safetensors").string(), {"max_iterations"}).run();
+  // Only a folder that held a run is cleaned: a new one is a user's.
+  const fs::path fresh = testing::fresh_folder("leftovers_fresh");
+  fs::create_directories(fresh);
+  { std::ofstream(fresh / "index.html.tmp.backup") << "a user's"; }
+  training::Trainer(run_of(fresh, 1)).run();
+  CHECK(bytes_of(fresh / "index.html.tmp.backup") == "a user's");
+  fs::remove_all(fresh);
   for (const fs::path& path : ours) CHECK_FALSE(fs::exists(fs::symlink_status(path)));
   for (const fs::path& path : others) CHECK(bytes_of(path) == "a user's");
   CHECK(fs::is_symlink(folder / "loss.png.tmp.linked"));
   CHECK(bytes_of(victim) == "not the run's");
+  fs::remove_all(folder);
+  fs::remove(victim);
+}
+
+TEST_CASE("a resume without --output keeps out of a user's folder where a checkpoint was put", "[safety][resume]") {
+  if (!have_data()) return;
+  const fs::path run = testing::fresh_folder("put_run"), downloads = testing::fresh_folder("put_downloads");
+  training::Trainer(run_of(run, 1)).run();
+  fs::create_directories(downloads / "checkpoints");
+  fs::copy_file(run / "checkpoint.safetensors", downloads / "checkpoint.safetensors");
+  { std::ofstream(downloads / "index.html") << "a user's page"; }
+  { std::ofstream(downloads / "checkpoints" / "epoch_0001.safetensors") << "a user's"; }
+  CHECK_THROWS_WITH(
+      training::Trainer(run_of(downloads, 2), (downloads / "checkpoint.safetensors").string(), {"max_iterations"}),
+      Contains("holds index.html and checkpoints beside the checkpoint but no run's log.jsonl") &&
+          Contains("give --output"));
+  CHECK(bytes_of(downloads / "index.html") == "a user's page");
+  CHECK(bytes_of(downloads / "checkpoints" / "epoch_0001.safetensors") == "a user's");
+  fs::remove_all(run);
+  fs::remove_all(downloads);
+}
+
+TEST_CASE("a run's file that is a link or not a regular file, or a history folder that is a file, is refused "
+          "before any step",
+          "[safety]") {
+  if (!have_data()) return;
+  const fs::path folder = testing::fresh_folder("odd_entries"), victim = testing::fresh_folder("odd_entries_victim");
+  training::Trainer(run_of(folder, 1)).run();
+  const std::string checkpoint = (folder / "checkpoint.safetensors").string();
+  const std::string bytes = bytes_of(checkpoint);
+  { std::ofstream(victim) << "not the run's"; }
+  const auto refused = [&](const fs::path& entry, const std::string& why) {
+    CAPTURE(entry);
+    CHECK_THROWS_WITH(training::Trainer(run_of(folder, 2), checkpoint, {"max_iterations"}),
+                      Contains(entry.filename().string() + "' " + why));
+    CHECK(bytes_of(checkpoint) == bytes);
+    CHECK(bytes_of(victim) == "not the run's");
+    fs::remove_all(entry);
+  };
+  for (const char* name : {"checkpoint.diverged.safetensors", "options.json", "index.html", "preview.png", "loss.png"}) {
+    fs::remove_all(folder / name);
+    fs::create_symlink(victim, folder / name);
+    refused(folder / name, "is a link");
+  }
+  fs::create_directory(folder / "index.html");
+  refused(folder / "index.html", "is not a regular file");
+  fs::remove_all(folder / "previews");
+  { std::ofstream(folder / "previews") << "a file"; }
+  refused(folder / "previews", "is not a folder");
   fs::remove_all(folder);
   fs::remove(victim);
 }

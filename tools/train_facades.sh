@@ -26,4 +26,5 @@ if ! given --resume "$@"; then
   given --direction "$@" || defaults+=(--direction BtoA)
   given --output "$@" || defaults+=(--output out/facades)
 fi
-exec ./build/apps/train_pix2pix --dataset "$data" "${defaults[@]}" "$@"
+# (An empty array spelt so that bash before 4.4 accepts it under set -u.)
+exec ./build/apps/train_pix2pix --dataset "$data" ${defaults[@]+"${defaults[@]}"} "$@"

@@ -3,7 +3,8 @@
 //   - locked (flock on the folder itself): a second run on the same folder
 //     is refused, and the lock goes with the process however it ends;
 //   - refused if it holds another run's files (run_files_in), unless this run
-//     continues that run (a resume from the folder's own checkpoint.safetensors)
+//     continues that run (a resume from the folder's own checkpoint.safetensors,
+//     in a folder that holds the run's log.jsonl or nothing else of a run)
 //     or the user said --overwrite.
 // Every check happens before anything is written.
 #pragma once
@@ -23,7 +24,8 @@ class RunFolder {
   // Releases the lock now (and removes the folder if this claim created it
   // and it is still empty); the destructor does the same.
   void release();
-  // True when the folder held another run's files and --overwrite allowed it.
+  // True when the folder held another run's files (or files named as a
+  // run's) and --overwrite allowed it.
   bool replaces_a_run() const { return replaces_; }
 
  private:
@@ -34,8 +36,9 @@ class RunFolder {
 };
 
 // Files of a run that mark a folder as taken (checkpoint.safetensors,
-// log.jsonl, options.json, index.html, previews/, checkpoints/): those
-// found, joined by " and " ("" if none).
+// checkpoint.diverged.safetensors, log.jsonl, options.json, index.html,
+// preview.png, loss.png, previews/, checkpoints/): those found, joined by
+// " and " ("" if none).
 std::string run_files_in(const std::string& folder);
 bool holds_a_run(const std::string& folder);
 

@@ -141,6 +141,21 @@ TrainConfig merge_for_resume(const TrainConfig& saved, const TrainConfig& reques
   return merged;
 }
 
+std::string steering_kept(const TrainConfig& resumed, const std::set<std::string>& explicit_fields) {
+  // Where the data and results are, and how the machine computes, the start
+  // line says; the rest would go unnoticed.
+  static const std::set<std::string> shown_elsewhere = {"dataset", "output", "device", "conv_impl", "tf32",
+                                                        "precision"};
+  const nlohmann::json values = to_json(resumed), defaults = to_json(TrainConfig());
+  std::string kept;
+#define PIXGRAD_KEPT(field)                                                                          \
+  if (!shown_elsewhere.count(#field) && !explicit_fields.count(#field) && values[#field] != defaults[#field]) \
+    kept += (kept.empty() ? "--" : ", --") + option_name(#field) + " " + values[#field].dump();
+  PIXGRAD_RUN_FIELDS(PIXGRAD_KEPT)
+#undef PIXGRAD_KEPT
+  return kept;
+}
+
 const std::vector<std::string>& precision_names() { return kernels::conv_precision_names(); }
 
 std::string precision_name_list() { return kernels::listed_names(precision_names()); }

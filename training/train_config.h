@@ -98,6 +98,12 @@ void check_text(const char* field, const std::string& text);
 // that changes what is trained (preset, sizes, seed...) is an error naming it.
 TrainConfig merge_for_resume(const TrainConfig& saved, const TrainConfig& requested,
                              const std::set<std::string>& explicit_fields, const std::string& checkpoint_path);
+// The run-steering options a resumed run keeps from `resumed` (the merged
+// configuration) because this command line did not give them, where they
+// differ from the defaults, as options: "--max-iterations 3,
+// --snapshot-interval 2" ("" if none). Location, device and arithmetic are
+// left out: the start line shows them.
+std::string steering_kept(const TrainConfig& resumed, const std::set<std::string>& explicit_fields);
 // "crop_size" -> "crop-size": the command-line spelling of a field.
 std::string option_name(const std::string& field);
 // Checks ranges and combinations; throws a one-line pixgrad::Error.

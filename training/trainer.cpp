@@ -125,28 +125,6 @@ void check_output_outside_dataset(const TrainConfig& config) {
   }
 }
 
-// The options that steer a run, not what it trains, which a resume keeps
-// from the checkpoint when its command line does not give them and which
-// differ from the defaults: "--max-iterations 3, --snapshot-interval 2".
-std::string steering_kept(const TrainConfig& config, const std::set<std::string>& explicit_fields) {
-  const TrainConfig defaults;
-  const std::pair<const char*, std::pair<int64_t, int64_t>> steering[] = {
-      {"max_iterations", {config.max_iterations, defaults.max_iterations}},
-      {"log_interval", {config.log_interval, defaults.log_interval}},
-      {"snapshot_interval", {config.snapshot_interval, defaults.snapshot_interval}},
-      {"eval_interval", {config.eval_interval, defaults.eval_interval}},
-      {"preview_count", {config.preview_count, defaults.preview_count}},
-      {"save_epoch_freq", {config.save_epoch_freq, defaults.save_epoch_freq}}};
-  std::string kept;
-  for (const auto& [field, values] : steering) {
-    if (explicit_fields.count(field) || values.first == values.second) continue;
-    std::string option = "--" + std::string(field);
-    std::replace(option.begin(), option.end(), '_', '-');
-    kept += (kept.empty() ? "" : ", ") + option + " " + std::to_string(values.first);
-  }
-  return kept;
-}
-
 // Each rank's dropout stream: rank 0's is the single-process one, so that a
 // world of one trains exactly as before; the others are far from it.
 uint64_t rank_stream(uint64_t rank0_seed, int rank) {
@@ -246,11 +224,15 @@ struct Trainer::Impl {
       // Where this run writes comes from this command line, never from the
       // checkpoint; without --output, the folder of a run's own checkpoint
       // (any other file may sit among a user's files).
-      const bool own_checkpoint = fs::path(resume).filename() == fs::path(OutputFiles(".").checkpoint).filename() &&
-                                  !fs::is_symlink(resume);
-      PIXGRAD_CHECK(explicit_fields.count("output") || own_checkpoint, "checkpoint '", io::printable(resume),
-                    "' is not a run folder's own checkpoint.safetensors, so its folder is not taken for this run's "
-                    "files: give --output (a new folder, or the folder of the run it came from)");
+      if (!explicit_fields.count("output")) {
+        PIXGRAD_CHECK(!fs::is_symlink(resume), "checkpoint '", io::printable(resume), "' is a link, and the "
+                      "folder of a link is not taken for a run's files: give --output (a new folder, or the folder "
+                      "of the run it came from)");
+        PIXGRAD_CHECK(fs::path(resume).filename() == fs::path(OutputFiles(".").checkpoint).filename(),
+                      "checkpoint '", io::printable(resume), "' is not a run folder's own checkpoint.safetensors, "
+                      "so its folder is not taken for this run's files: give --output (a new folder, or the folder "
+                      "of the run it came from)");
+      }
       config.output = explicit_fields.count("output") ? requested.output : folder_of(resume);
       resumed = true;
       PIXGRAD_CHECK(config.world_size == world->size(), "checkpoint '", io::printable(resume), "': it was trained "
@@ -342,20 +324,28 @@ struct Trainer::Impl {
         checkpoint && same_folder(resume, (fs::path(config.output) / "checkpoint.safetensors").string());
     folder = std::make_unique<RunFolder>(config.output, continuing, overwrite);
     files = OutputFiles(config.output);
-    // Refused now, before any step: writing through a link would put the
-    // run's files somewhere else (and the writes would refuse it later).
+    // What would stop a write is refused now, before any step: a link
+    // (writing through it would put the run's files somewhere else), or a
+    // folder, FIFO... where the run writes a file, or a file where it makes
+    // a folder.
     for (const std::string& own : {files.previews, files.checkpoints}) {
       std::error_code error;
-      PIXGRAD_CHECK(!fs::is_symlink(own, error), "folder '", io::printable(own),
+      const fs::file_status status = fs::symlink_status(own, error);
+      PIXGRAD_CHECK(!fs::is_symlink(status), "folder '", io::printable(own),
                     "' is a link: a run writes only into its own folders; remove the link");
+      PIXGRAD_CHECK(!fs::exists(status) || fs::is_directory(status), "'", io::printable(own),
+                    "' is not a folder, and the run keeps its history there; move it away");
     }
     for (const std::string& own : {files.checkpoint, files.diverged, files.log, files.preview, files.loss_plot,
                                    files.options, files.page}) {
       std::error_code error;
-      PIXGRAD_CHECK(!fs::is_symlink(own, error), "'", io::printable(own),
+      const fs::file_status status = fs::symlink_status(own, error);
+      PIXGRAD_CHECK(!fs::is_symlink(status), "'", io::printable(own),
                     "' is a link: a run writes only its own files; remove the link");
+      PIXGRAD_CHECK(!fs::exists(status) || fs::is_regular_file(status), "'", io::printable(own),
+                    "' is not a regular file, and the run writes one there; move it away");
     }
-    remove_unfinished_writes();
+    if (continuing || folder->replaces_a_run()) remove_unfinished_writes();
     log = std::make_unique<RunLog>(files.log);
     if (folder->replaces_a_run())
       std::printf("--overwrite: this run replaces the run in '%s' (its log is kept, above this run's)\n",
@@ -363,8 +353,10 @@ struct Trainer::Impl {
   }
 
   // A run killed while writing leaves the temporaries of its atomic writes
-  // behind; this run holds the folder's lock, so none of them is being
-  // written. Only names the run itself writes are touched.
+  // behind. Called only for a folder that held a run, whose lock this run
+  // now holds, so no other run is writing them (pix2pix_translate takes no
+  // lock: an output folder holding a run is no place for its results).
+  // Only names the run itself writes are touched.
   void remove_unfinished_writes() const {
     const auto name_of = [](const std::string& path) { return fs::path(path).filename().string(); };
     const std::set<std::string> own = {name_of(files.checkpoint), name_of(files.diverged), name_of(files.preview),

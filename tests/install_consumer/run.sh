@@ -28,11 +28,12 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/pixgrad-install-consumer.XXXXXX")
 # user's own install of this build (what to remove to uninstall it) is put
 # back afterwards, and one this test made is removed again.
 manifest=$build/install_manifest.txt
+trap 'rm -rf "$work"' EXIT
 if [ -f "$manifest" ]; then
   cp -p "$manifest" "$work/user_manifest.txt"
-  trap 'cp -p "$work/user_manifest.txt" "$manifest"; rm -rf "$work"' EXIT
+  trap 'cp -p "$work/user_manifest.txt" "$manifest" || true; rm -rf "$work"' EXIT
 else
-  trap 'rm -f "$manifest"; rm -rf "$work"' EXIT
+  trap 'rm -f "$manifest" || true; rm -rf "$work"' EXIT
 fi
 case "$work/" in
   "$source"/* | "$build"/*) fail "the temporary folder $work is inside the source or build tree; set TMPDIR elsewhere" ;;
