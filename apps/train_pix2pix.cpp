@@ -256,6 +256,7 @@ int main(int argc, char** argv) {
 
   try {
     std::set<std::string> given = explicit_fields(app);
+    PIXGRAD_CHECK(!given.count("resume") || !resume.empty(), "--resume needs a checkpoint's path");
     given.erase("resume");
     given.erase("overwrite");
     pixgrad::training::Trainer trainer(config, resume, given, overwrite, world);

@@ -35,6 +35,11 @@ grep -q -- "--seed: '-1' is not a whole number" <("$apps/train_pix2pix" --seed -
   fail "the refusal of --seed -1 does not say why"
 [ ! -e "$work/run" ] && [ ! -e "$work/results" ] || fail "a refused command line wrote its output folder"
 
+status=0
+"$apps/train_pix2pix" --resume "" 2> "$work/err.txt" || status=$?
+[ "$status" = 1 ] && grep -q "^train_pix2pix: --resume needs a checkpoint's path$" "$work/err.txt" ||
+  fail "--resume \"\": status $status, $(cat "$work/err.txt")"
+
 # A leading zero is not octal: --seed 010 is seed 10.
 source "$(dirname "$0")/facades.sh"
 "$apps/train_pix2pix" --dataset "$facades" --output "$work/seeded" --device cpu --ngf 4 --ndf 4 --load-size 32 \
