@@ -125,6 +125,20 @@ void check_output_outside_dataset(const TrainConfig& config) {
   }
 }
 
+// Where a run writes a file (or keeps a folder of its history), refused
+// before any step if a write there would fail or go astray: a link (the
+// run's files would land somewhere else), or an entry of the other kind.
+void check_entry(const std::string& path, bool folder) {
+  std::error_code error;
+  const fs::file_status status = fs::symlink_status(path, error);
+  PIXGRAD_CHECK(!fs::is_symlink(status), folder ? "folder '" : "'", io::printable(path), "' is a link: a run writes ",
+                folder ? "only into its own folders" : "only its own files", "; remove the link");
+  PIXGRAD_CHECK(!fs::exists(status) || (folder ? fs::is_directory(status) : fs::is_regular_file(status)), "'",
+                io::printable(path), folder ? "' is not a folder, and the run keeps its history there"
+                                            : "' is not a regular file, and the run writes one there",
+                "; move it away");
+}
+
 // Each rank's dropout stream: rank 0's is the single-process one, so that a
 // world of one trains exactly as before; the others are far from it.
 uint64_t rank_stream(uint64_t rank0_seed, int rank) {
@@ -225,13 +239,12 @@ struct Trainer::Impl {
       // checkpoint; without --output, the folder of a run's own checkpoint
       // (any other file may sit among a user's files).
       if (!explicit_fields.count("output")) {
+        const char* give_output = ": give --output (a new folder, or the folder of the run it came from)";
         PIXGRAD_CHECK(!fs::is_symlink(resume), "checkpoint '", io::printable(resume), "' is a link, and the "
-                      "folder of a link is not taken for a run's files: give --output (a new folder, or the folder "
-                      "of the run it came from)");
+                      "folder of a link is not taken for a run's files", give_output);
         PIXGRAD_CHECK(fs::path(resume).filename() == fs::path(OutputFiles(".").checkpoint).filename(),
                       "checkpoint '", io::printable(resume), "' is not a run folder's own checkpoint.safetensors, "
-                      "so its folder is not taken for this run's files: give --output (a new folder, or the folder "
-                      "of the run it came from)");
+                      "so its folder is not taken for this run's files", give_output);
       }
       config.output = explicit_fields.count("output") ? requested.output : folder_of(resume);
       resumed = true;
@@ -324,27 +337,10 @@ struct Trainer::Impl {
         checkpoint && same_folder(resume, (fs::path(config.output) / "checkpoint.safetensors").string());
     folder = std::make_unique<RunFolder>(config.output, continuing, overwrite);
     files = OutputFiles(config.output);
-    // What would stop a write is refused now, before any step: a link
-    // (writing through it would put the run's files somewhere else), or a
-    // folder, FIFO... where the run writes a file, or a file where it makes
-    // a folder.
-    for (const std::string& own : {files.previews, files.checkpoints}) {
-      std::error_code error;
-      const fs::file_status status = fs::symlink_status(own, error);
-      PIXGRAD_CHECK(!fs::is_symlink(status), "folder '", io::printable(own),
-                    "' is a link: a run writes only into its own folders; remove the link");
-      PIXGRAD_CHECK(!fs::exists(status) || fs::is_directory(status), "'", io::printable(own),
-                    "' is not a folder, and the run keeps its history there; move it away");
-    }
+    for (const std::string& own : {files.previews, files.checkpoints}) check_entry(own, true);
     for (const std::string& own : {files.checkpoint, files.diverged, files.log, files.preview, files.loss_plot,
-                                   files.options, files.page}) {
-      std::error_code error;
-      const fs::file_status status = fs::symlink_status(own, error);
-      PIXGRAD_CHECK(!fs::is_symlink(status), "'", io::printable(own),
-                    "' is a link: a run writes only its own files; remove the link");
-      PIXGRAD_CHECK(!fs::exists(status) || fs::is_regular_file(status), "'", io::printable(own),
-                    "' is not a regular file, and the run writes one there; move it away");
-    }
+                                   files.options, files.page})
+      check_entry(own, false);
     if (continuing || folder->replaces_a_run()) remove_unfinished_writes();
     log = std::make_unique<RunLog>(files.log);
     if (folder->replaces_a_run())
