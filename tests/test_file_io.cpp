@@ -13,6 +13,7 @@
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/file_io.h>
 #include "scratch_folder.h"
+#include "test_paths.h"
 
 using namespace pixgrad;
 using Catch::Matchers::Contains;
@@ -20,10 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string bytes_of(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using testing::bytes_of;
 
 void write(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 

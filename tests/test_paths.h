@@ -17,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace pixgrad::testing {
@@ -52,6 +54,12 @@ inline bool have_shared_data(const std::string& path) {
   FAIL("no data at " << path << ": set PIXGRAD_DATA to the folder holding facades/ and cmp_facade_base/ "
                                 "(tools/download_dataset.sh fetches them), or PIXGRAD_ALLOW_MISSING_DATA=1");
   return false;
+}
+
+// Everything in the file at `path` ("" if it cannot be read).
+inline std::string bytes_of(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 }  // namespace pixgrad::testing

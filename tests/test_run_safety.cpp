@@ -36,10 +36,7 @@ namespace {
 
 bool have_data() { return testing::have_shared_data(testing::facades_root()); }
 
-std::string bytes_of(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using testing::bytes_of;
 
 std::vector<std::string> lines_of(const fs::path& path) {
   std::ifstream in(path);

@@ -31,10 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string bytes_of(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using testing::bytes_of;
 
 std::string length_prefix(uint64_t n) {
   std::string out(8, '\0');
