@@ -19,12 +19,18 @@ struct ConvParams {
   int64_t stride = 1;
   int64_t padding = 0;
 };
+// `output_moments`, when given, receives the output's channel moments for a
+// batch_norm that reads the output next (its `input_moments`): records
+// written by the convolution's kernels as they write the output
+// (kernels/channel_moments.h), or an undefined tensor where they write none
+// (cuDNN, cuBLAS; conv_transpose2d with a bias). Not differentiable.
 // weight [C_out, C_in, kH, kW]; bias [C_out] or undefined.
-Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(), ConvParams params = {});
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(), ConvParams params = {},
+              Tensor* output_moments = nullptr);
 // weight [C_in, C_out, kH, kW]; bias [C_out] or undefined.
 // Output extent: (in - 1) * stride - 2 * padding + k.
 Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
-                        ConvParams params = {});
+                        ConvParams params = {}, Tensor* output_moments = nullptr);
 
 // ---- normalisation and regularisation ----
 struct BatchNormParams {
@@ -61,9 +67,13 @@ struct BatchNormEpilogue {
 // has produced yet, such as a slot from concat_slots), receives the result
 // and is returned as it. Use the returned tensor: an epilogue that cannot be
 // fused (a negative slope) leaves `out` unwritten.
+// `input_moments`, when defined, are input's channel moments as the
+// convolution that produced it gave them (conv2d's `output_moments`): with
+// batch statistics they replace two passes over input. They must be that
+// very output's, unchanged since.
 Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, BatchNormParams params = {}, const BatchNormEpilogue& epilogue = {},
-                  const Tensor& out = Tensor());
+                  const Tensor& out = Tensor(), const Tensor& input_moments = Tensor());
 // The epilogue as separate ops: dropout(), then relu() or leaky_relu().
 Tensor apply_epilogue(const Tensor& input, const BatchNormEpilogue& epilogue, bool training);
 // Zeroes each element with probability p and scales the rest by 1 / (1 - p);

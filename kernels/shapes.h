@@ -17,6 +17,9 @@ struct Conv2dGeometry {
   int64_t out_width() const { return (in_width + 2 * padding - kernel_w) / stride + 1; }
 };
 
+// The three passes of a convolution.
+enum class ConvPass { Forward, BackwardData, BackwardWeight };
+
 // Batch normalisation over [N, C, S] (S = H*W), per channel.
 struct BatchNormShape {
   int64_t batch, channels, spatial;

@@ -26,16 +26,29 @@ ConvBase::ConvBase(std::string name, const ConvOptions& conv_options, const Shap
 Conv2d::Conv2d(const Conv2dOptions& o)
     : ConvBase("Conv2d", o, {o.out_channels(), o.in_channels(), o.kernel_size(), o.kernel_size()}) {}
 
-Tensor Conv2d::forward(const Tensor& input) {
-  return apply_forward_hook(*this, input, conv2d(input, weight, bias, {options.stride(), options.padding()}));
+// Where the caller asks for the output's moments and no forward hook may
+// change the output after they were taken.
+Tensor* ConvBase::moments_wanted(Tensor* output_moments) const {
+  if (output_moments == nullptr) return nullptr;
+  *output_moments = Tensor();
+  return forward_hook_installed() ? nullptr : output_moments;
+}
+
+Tensor Conv2d::forward(const Tensor& input) { return forward(input, nullptr); }
+
+Tensor Conv2d::forward(const Tensor& input, Tensor* output_moments) {
+  return apply_forward_hook(*this, input, conv2d(input, weight, bias, {options.stride(), options.padding()},
+                                                 moments_wanted(output_moments)));
 }
 
 ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o)
     : ConvBase("ConvTranspose2d", o, {o.in_channels(), o.out_channels(), o.kernel_size(), o.kernel_size()}) {}
 
-Tensor ConvTranspose2d::forward(const Tensor& input) {
-  return apply_forward_hook(*this, input,
-                            conv_transpose2d(input, weight, bias, {options.stride(), options.padding()}));
+Tensor ConvTranspose2d::forward(const Tensor& input) { return forward(input, nullptr); }
+
+Tensor ConvTranspose2d::forward(const Tensor& input, Tensor* output_moments) {
+  return apply_forward_hook(*this, input, conv_transpose2d(input, weight, bias, {options.stride(), options.padding()},
+                                                           moments_wanted(output_moments)));
 }
 
 }  // namespace pixgrad::nn

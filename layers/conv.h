@@ -33,6 +33,7 @@ class ConvBase : public Module {
 
  protected:
   ConvBase(std::string name, const ConvOptions& options, const Shape& weight_shape);
+  Tensor* moments_wanted(Tensor* output_moments) const;
 };
 
 // weight [out, in, k, k].
@@ -40,6 +41,10 @@ class Conv2d : public ConvBase {
  public:
   explicit Conv2d(const Conv2dOptions& options);
   Tensor forward(const Tensor& input) override;
+  // forward, also giving the output's channel moments for a BatchNorm2d
+  // that reads it next (conv2d's output_moments, core/ops.h); none (an
+  // undefined tensor) while a forward hook is installed.
+  Tensor forward(const Tensor& input, Tensor* output_moments);
 };
 
 // weight [in, out, k, k]; output extent (in - 1) * stride - 2 * padding + k.
@@ -47,6 +52,8 @@ class ConvTranspose2d : public ConvBase {
  public:
   explicit ConvTranspose2d(const ConvTranspose2dOptions& options);
   Tensor forward(const Tensor& input) override;
+  // As Conv2d's; none with a bias either (it is added after the moments).
+  Tensor forward(const Tensor& input, Tensor* output_moments);
 };
 
 }  // namespace pixgrad::nn

@@ -56,14 +56,20 @@ BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& o)
 
 Tensor BatchNorm2d::forward(const Tensor& input) { return forward(input, BatchNormEpilogue{}); }
 
-Tensor BatchNorm2d::forward(const Tensor& input, const BatchNormEpilogue& after, const Tensor& out) {
+Tensor BatchNorm2d::forward(const Tensor& input, const BatchNormEpilogue& after, const Tensor& out,
+                            const Tensor& input_moments) {
   check_input("BatchNorm2d", input, options.num_features());
   const BatchNormParams params{is_training(), options.momentum(), options.eps()};
-  if (fuses()) return batch_norm(input, weight, bias, running_mean, running_var, params, after, out);
+  if (fuses()) return batch_norm(input, weight, bias, running_mean, running_var, params, after, out, input_moments);
   const Tensor output = synchronizes() ? sync_batch_norm(input, weight, bias, running_mean, running_var,
                                                          options.momentum(), options.eps(), *synchronize_with)
-                                       : batch_norm(input, weight, bias, running_mean, running_var, params);
+                                       : batch_norm(input, weight, bias, running_mean, running_var, params, {},
+                                                    Tensor(), input_moments);
   return apply_epilogue(apply_forward_hook(*this, input, output), after, is_training());
+}
+
+bool BatchNorm2d::uses_moments() const {
+  return (is_training() || !options.track_running_stats()) && !synchronizes();
 }
 
 bool BatchNorm2d::fuses() const { return !synchronizes() && !forward_hook_installed(); }

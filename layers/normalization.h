@@ -65,7 +65,12 @@ class BatchNorm2d : public NormBase {
   // unless the statistics are synchronised or a forward hook is installed,
   // when it runs as separate ops after the hook has seen the norm's output.
   // `out` as for batch_norm: written when fused, and the result is returned.
-  Tensor forward(const Tensor& input, const BatchNormEpilogue& after, const Tensor& out = Tensor());
+  // `input_moments` as for batch_norm (a convolution's output_moments):
+  // used with batch statistics, unless they are synchronised.
+  Tensor forward(const Tensor& input, const BatchNormEpilogue& after, const Tensor& out = Tensor(),
+                 const Tensor& input_moments = Tensor());
+  // Whether forward would use input moments now (batch statistics, not synchronised).
+  bool uses_moments() const;
 
   // Whether forward now computes global statistics (the rule above).
   bool synchronizes() const;

@@ -39,21 +39,24 @@ Tensor ChainerUnet::forward(const Tensor& input) {
   std::vector<Tensor> features{leaky_relu(stem_->forward(input), 0.2)};
   std::vector<Tensor> decoder_slots(static_cast<size_t>(n));  // where up step j's norm may write
   for (int f = 1; f <= n; ++f) {
-    const Tensor convolved = down_convs_[f - 1]->forward(features.back());
+    Tensor moments;
+    const Tensor convolved =
+        down_convs_[f - 1]->forward(features.back(), moments_for(down_norms_[f - 1], is_training(), moments));
     // The innermost features (f = n) join nothing.
     std::vector<Tensor> slots(2);
     if (f < n) {
       slots = skip_slots(convolved, up_norms_[n - f - 1], down_norms_[f - 1], is_training());
       decoder_slots[static_cast<size_t>(n - f - 1)] = slots[0];
     }
-    features.push_back(apply_norm(down_norms_[f - 1], convolved, leaky, is_training(), slots[1]));
+    features.push_back(apply_norm(down_norms_[f - 1], convolved, leaky, is_training(), slots[1], moments));
   }
   Tensor h = features.back();
   for (int j = 0; j < n; ++j) {
     if (j > 0) h = concat({h, features[n - j]}, 1);
     const BatchNormEpilogue after = BatchNormEpilogue::relu(up_dropout_[j] ? options().dropout : 0.0);
-    h = apply_norm(up_norms_[j], up_convs_[j]->forward(h), after, is_training(),
-                   decoder_slots[static_cast<size_t>(j)]);
+    Tensor moments;
+    const Tensor upsampled = up_convs_[j]->forward(h, moments_for(up_norms_[j], is_training(), moments));
+    h = apply_norm(up_norms_[j], upsampled, after, is_training(), decoder_slots[static_cast<size_t>(j)], moments);
   }
   return head_->forward(concat({h, features[0]}, 1));
 }

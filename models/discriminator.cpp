@@ -18,7 +18,10 @@ PatchGanOptions PatchGanOptions::for_preset(Preset preset, int64_t condition_cha
 Tensor ConvBlock::forward(const Tensor& input) const {
   const BatchNormEpilogue after = leaky_relu ? BatchNormEpilogue::leaky_relu(0.2) : BatchNormEpilogue{};
   // No dropout here: the mode given is the norm's own, so that it fuses.
-  return apply_norm(norm, conv->forward(input), after, norm && norm->is_training());
+  const bool training = norm && norm->is_training();
+  Tensor moments;  // the conv's output moments, for a batch norm's statistics
+  const Tensor convolved = conv->forward(input, moments_for(norm, training, moments));
+  return apply_norm(norm, convolved, after, training, Tensor(), moments);
 }
 
 Discriminator::Discriminator(std::string name, const PatchGanOptions& options)

@@ -23,13 +23,19 @@ Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input) 
 }
 
 Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input, const BatchNormEpilogue& after,
-                  bool training, const Tensor& out) {
+                  bool training, const Tensor& out, const Tensor& input_moments) {
   if (norm && norm->is_training() == training) {
-    if (const auto batch = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm)) return batch->forward(input, after, out);
+    if (const auto batch = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm))
+      return batch->forward(input, after, out, input_moments);
     if (const auto instance = std::dynamic_pointer_cast<nn::InstanceNorm2d>(norm))
       return instance->forward(input, after);
   }
   return apply_epilogue(apply_norm(norm, input), after, training);
+}
+
+Tensor* moments_for(const std::shared_ptr<nn::Module>& norm, bool training, Tensor& moments) {
+  const auto batch = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm);
+  return batch && batch->is_training() == training && batch->uses_moments() ? &moments : nullptr;
 }
 
 bool writes_into_out(const std::shared_ptr<nn::Module>& norm, bool training) {

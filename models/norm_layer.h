@@ -25,8 +25,14 @@ Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input);
 // when given (batch_norm in core/ops.h); use the returned tensor.
 // `training` decides the dropout; a norm in another mode than the caller's
 // runs it as separate ops.
+// `input_moments`: the moments of `input` that the convolution producing it
+// gave (through moments_for), which a batch norm uses for its statistics.
 Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input, const BatchNormEpilogue& after,
-                  bool training, const Tensor& out = Tensor());
+                  bool training, const Tensor& out = Tensor(), const Tensor& input_moments = Tensor());
+// Where a convolution should put its output's channel moments for
+// apply_norm(norm, ..., training, ...) to read next: &moments when that
+// norm would use them (a batch norm with batch statistics), else nullptr.
+Tensor* moments_for(const std::shared_ptr<nn::Module>& norm, bool training, Tensor& moments);
 // Whether apply_norm(norm, ..., training, out) now writes its result into
 // `out` (for an epilogue batch_norm fuses: not a leaky ReLU whose slope is
 // negative).

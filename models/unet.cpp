@@ -37,23 +37,28 @@ Tensor UnetGenerator::forward(const Tensor& input) {
   // slot of the concat that feeds the up conv one level deeper, and that
   // level's decoder norm writes the second: with a batch of one the slots are
   // side by side and the concat copies nothing (concat_slots, core/ops.h).
+  // A batch norm takes its statistics from the moments its convolution
+  // wrote with its output (moments_for, models/norm_layer.h).
   const BatchNormEpilogue leaky = BatchNormEpilogue::leaky_relu(0.2);
   std::vector<Tensor> skips;  // skips[i - 1]: the activated input of level i
   std::vector<Tensor> decoder_slots(static_cast<size_t>(n));  // where up level i's norm may write
   Tensor activated = leaky_relu(down_convs_[0]->forward(input), 0.2);
   for (int i = 1; i < n - 1; ++i) {
     skips.push_back(activated);
-    const Tensor features = down_convs_[i]->forward(activated);
+    Tensor moments;
+    const Tensor features =
+        down_convs_[i]->forward(activated, moments_for(down_norms_[i], is_training(), moments));
     const std::vector<Tensor> slots = skip_slots(features, down_norms_[i], up_norms_[i + 1], is_training());
     decoder_slots[static_cast<size_t>(i + 1)] = slots[1];
-    activated = apply_norm(down_norms_[i], features, leaky, is_training(), slots[0]);
+    activated = apply_norm(down_norms_[i], features, leaky, is_training(), slots[0], moments);
   }
   skips.push_back(activated);
   Tensor h = down_convs_[n - 1]->forward(activated);  // the innermost level: no norm
   for (int i = n - 1; i >= 0; --i) {
     const BatchNormEpilogue after = BatchNormEpilogue::dropout_only(up_dropout_[i] ? options().dropout : 0.0);
-    h = apply_norm(up_norms_[i], up_convs_[i]->forward(relu(h)), after, is_training(),
-                   decoder_slots[static_cast<size_t>(i)]);
+    Tensor moments;
+    const Tensor upsampled = up_convs_[i]->forward(relu(h), moments_for(up_norms_[i], is_training(), moments));
+    h = apply_norm(up_norms_[i], upsampled, after, is_training(), decoder_slots[static_cast<size_t>(i)], moments);
     h = i == 0 ? tanh(h) : concat({skips[i - 1], h}, 1);
   }
   return h;

@@ -20,6 +20,7 @@
 #include <pixgrad/core/dispatch.h>
 #include <pixgrad/core/ops.h>
 #include <pixgrad/core/ops/internal.h>
+#include <pixgrad/kernels/cpu/channel_moments.h>
 #include <pixgrad/kernels/cpu/conv2d.h>
 #include <pixgrad/kernels/cpu/elementwise.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
@@ -31,8 +32,11 @@ namespace {
 
 using kernels::Conv2dGeometry;
 
-Tensor convolve(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias);
-Tensor convolve_data(const Conv2dGeometry& g, const Tensor& dy, const Tensor& w);
+using kernels::ConvPass;
+
+Tensor convolve(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias,
+                Tensor* moments = nullptr);
+Tensor convolve_data(const Conv2dGeometry& g, const Tensor& dy, const Tensor& w, Tensor* moments = nullptr);
 Tensor convolve_weight(const Conv2dGeometry& g, const Tensor& x, const Tensor& dy);
 
 // The bias gradient of an [N, C, H, W] output gradient.
@@ -40,12 +44,38 @@ Tensor bias_gradient(const Tensor& dy) {
   return detail::channel_sum(dy, {1, dy.size(0), dy.size(1), dy.size(2) * dy.size(3)}, {dy.size(1)});
 }
 
-Tensor convolve(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias) {
+// Room for the channel moments of the output of `pass` on `like`'s device
+// (kernels/channel_moments.h), or an undefined tensor when none are asked for.
+Tensor moment_records(const Tensor* asked, ConvPass pass, const Conv2dGeometry& g, const Tensor& like) {
+  if (asked == nullptr) return Tensor();
+  const int64_t channels = pass == ConvPass::Forward ? g.out_channels : g.in_channels;
+  int64_t per_channel = 0;
+  run_kernel("conv2d moments", like, [&](auto on, auto) { per_channel = conv_moment_records(on, pass, g); });
+  return Tensor::empty({channels, per_channel, 3}, like.device(), DType::Float64);
+}
+
+kernels::MomentRecord* records_or_null(const Tensor& records) {
+  return records.defined() ? reinterpret_cast<kernels::MomentRecord*>(records.data<double>()) : nullptr;
+}
+
+// Hands the records over where the kernels wrote them.
+void give_moments(Tensor* asked, Tensor records, bool written) {
+  if (asked != nullptr) *asked = written ? std::move(records) : Tensor();
+}
+
+Tensor convolve(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor* moments) {
   Tensor y = Tensor::empty({g.batch, g.out_channels, g.out_height(), g.out_width()}, x.device(), x.dtype());
+  const Tensor records = moment_records(moments, ConvPass::Forward, g, x);
+  bool written = false;
   run_kernel("conv2d", x, [&](auto on, auto zero) {
     using T = decltype(zero);
-    conv2d_forward(on, g, x.data<T>(), w.data<T>(), data_or_null<T>(bias), y.data<T>());
+    if (records.defined())
+      written = conv2d_forward_with_moments(on, g, x.data<T>(), w.data<T>(), data_or_null<T>(bias), y.data<T>(),
+                                            records_or_null(records));
+    else
+      conv2d_forward(on, g, x.data<T>(), w.data<T>(), data_or_null<T>(bias), y.data<T>());
   });
+  give_moments(moments, records, written);
   return record_differentiable("conv2d", y, {x, w, bias}, [g](const Tensor& dy, const BackwardContext& context) {
     return std::vector<Tensor>{
         context.needs_input_grad(0) ? convolve_data(g, dy, context.input(1)) : Tensor(),
@@ -54,12 +84,19 @@ Tensor convolve(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const
   });
 }
 
-Tensor convolve_data(const Conv2dGeometry& g, const Tensor& dy, const Tensor& w) {
+Tensor convolve_data(const Conv2dGeometry& g, const Tensor& dy, const Tensor& w, Tensor* moments) {
   Tensor dx = Tensor::empty({g.batch, g.in_channels, g.in_height, g.in_width}, dy.device(), dy.dtype());
+  const Tensor records = moment_records(moments, ConvPass::BackwardData, g, dy);
+  bool written = false;
   run_kernel("conv2d backward-data", dy, [&](auto on, auto zero) {
     using T = decltype(zero);
-    conv2d_backward_data(on, g, dy.data<T>(), w.data<T>(), dx.data<T>());
+    if (records.defined())
+      written = conv2d_backward_data_with_moments(on, g, dy.data<T>(), w.data<T>(), dx.data<T>(),
+                                                  records_or_null(records));
+    else
+      conv2d_backward_data(on, g, dy.data<T>(), w.data<T>(), dx.data<T>());
   });
+  give_moments(moments, records, written);
   return record_differentiable("conv2d_backward_data", dx, {dy, w}, [g](const Tensor& grad, const BackwardContext& context) {
     return std::vector<Tensor>{
         context.needs_input_grad(0) ? convolve(g, grad, context.input(1), Tensor()) : Tensor(),
@@ -106,7 +143,8 @@ void check_conv_arguments(const char* op, const Tensor& input, const Tensor& wei
 
 }  // namespace
 
-Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, ConvParams params) {
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, ConvParams params,
+              Tensor* output_moments) {
   check_conv_arguments("conv2d", input, weight, bias, params, 1);
   const Conv2dGeometry g{input.size(0), input.size(1),  input.size(2), input.size(3), weight.size(0),
                          weight.size(2), weight.size(3), params.stride, params.padding};
@@ -114,10 +152,11 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Con
                     input.size(3) + 2 * params.padding >= weight.size(3),
                 "conv2d: kernel ", shape_str(weight.shape()), " is larger than the padded input ",
                 shape_str(input.shape()), " (padding ", params.padding, ")");
-  return convolve(g, input, weight, bias);
+  return convolve(g, input, weight, bias, output_moments);
 }
 
-Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias, ConvParams params) {
+Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias, ConvParams params,
+                        Tensor* output_moments) {
   check_conv_arguments("conv_transpose2d", input, weight, bias, params, 0);
   const int64_t out_h = (input.size(2) - 1) * params.stride - 2 * params.padding + weight.size(2);
   const int64_t out_w = (input.size(3) - 1) * params.stride - 2 * params.padding + weight.size(3);
@@ -131,9 +170,11 @@ Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor&
   Tensor output;
   {
     NoGradGuard no_grad;  // recorded below as one node, with the bias
-    output = convolve_data(mirror, input, weight);
+    // The records would miss the bias, added after: none then.
+    output = convolve_data(mirror, input, weight, bias.defined() ? nullptr : output_moments);
   }
   if (bias.defined()) {
+    if (output_moments != nullptr) *output_moments = Tensor();
     run_kernel("conv_transpose2d bias", output, [&](auto on, auto zero) {
       using T = decltype(zero);
       add_per_channel(on, output.data<T>(), bias.data<T>(), mirror.batch, mirror.in_channels, out_h * out_w);

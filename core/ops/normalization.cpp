@@ -26,6 +26,15 @@ void check_channel_vector(const Tensor& vector, const Tensor& input, const char*
                 " on ", input.device().str());
 }
 
+// Records [C, R, 3] in float64 beside the input (kernels/channel_moments.h).
+void check_moments(const Tensor& moments, const Tensor& input) {
+  PIXGRAD_CHECK(moments.dim() == 3 && moments.size(0) == input.size(1) && moments.size(2) == 3 &&
+                    moments.dtype() == DType::Float64 && moments.device() == input.device(),
+                "batch_norm: input_moments ", shape_str(moments.shape()), " ", to_string(moments.dtype()), " on ",
+                moments.device().str(), " are not the channel moments of input ", shape_str(input.shape()), " on ",
+                input.device().str(), " (a convolution's output_moments: [", input.size(1), ", R, 3] float64)");
+}
+
 }  // namespace
 
 Tensor apply_epilogue(const Tensor& input, const BatchNormEpilogue& epilogue, bool training) {
@@ -42,7 +51,7 @@ Tensor apply_epilogue(const Tensor& input, const BatchNormEpilogue& epilogue, bo
 
 Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, BatchNormParams params, const BatchNormEpilogue& after,
-                  const Tensor& out) {
+                  const Tensor& out, const Tensor& input_moments) {
   PIXGRAD_CHECK(after.dropout >= 0 && after.dropout <= 1, "batch_norm: dropout probability must be in [0, 1], got ",
                 after.dropout);
   // The backward reads the activation's slope from the sign of the output,
@@ -50,7 +59,9 @@ Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
   // epilogue runs as separate ops.
   const float slope = static_cast<float>(after.negative_slope);
   if (after.activation == NormActivation::LeakyRelu && !(std::isfinite(slope) && slope >= 0))
-    return apply_epilogue(batch_norm(input, weight, bias, running_mean, running_var, params), after, params.training);
+    return apply_epilogue(batch_norm(input, weight, bias, running_mean, running_var, params, {}, Tensor(),
+                                     input_moments),
+                          after, params.training);
   check_nonempty("batch_norm", input);
   PIXGRAD_CHECK(input.dim() >= 2, "batch_norm: input ", shape_str(input.shape()), " needs at least [N, C]");
   check_channel_vector(weight, input, "weight");
@@ -65,6 +76,12 @@ Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
   const bool batch_statistics = params.training || !running_mean.defined();
   PIXGRAD_CHECK(!batch_statistics || shape.batch * shape.spatial > 1, "batch_norm: input ", shape_str(input.shape()),
                 " has one value per channel; batch statistics need more");
+
+  kernels::GivenMoments moments;
+  if (input_moments.defined() && batch_statistics) {
+    check_moments(input_moments, input);
+    moments = {reinterpret_cast<const kernels::MomentRecord*>(input_moments.data<double>()), input_moments.size(1)};
+  }
 
   kernels::NormEpilogue epilogue;
   epilogue.activation = after.activation;
@@ -102,7 +119,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
       const Tensor unbiased_var = Tensor::empty_like(mean);
       batch_norm_forward_training(on, shape, input.data<T>(), data_or_null<T>(weight), data_or_null<T>(bias),
                                   params.eps, output.data<T>(), mean.data<T>(), invstd.data<T>(),
-                                  unbiased_var.data<T>(), epilogue);
+                                  unbiased_var.data<T>(), epilogue, moments);
       if (update_running)
         batch_norm_update_running(on, shape.channels, mean.data<T>(), unbiased_var.data<T>(), params.momentum,
                                   running_mean.data<T>(), running_var.data<T>());

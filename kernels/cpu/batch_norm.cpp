@@ -1,7 +1,8 @@
 // Batch norm on the CPU: channels are independent, so each thread takes whole
 // channels and makes two passes over that channel's N*S elements (mean, then
 // centred sum of squares — the stable two-pass variance), accumulating in
-// double. The backward pass needs sum(dy) and sum(dy * xhat) per channel,
+// double, unless the convolution that wrote x gave its channel moments
+// (kernels/channel_moments.h), which replace both passes. The backward pass needs sum(dy) and sum(dy * xhat) per channel,
 // then one more elementwise pass. An epilogue (kernels/norm_epilogue.h) is
 // applied to each plane as it is written, while it is in cache; the backward
 // undoes it on a channel's dy into a buffer of its thread before the sums.
@@ -93,20 +94,27 @@ void normalize_plane(const BatchNormShape& s, const T* in, T scale, T shift, con
 
 template <typename T>
 void batch_norm_forward_training(Host, const BatchNormShape& s, const T* x, const T* weight, const T* bias, double eps,
-                                 T* y, T* mean, T* invstd, T* unbiased_var, const NormEpilogue& given) {
+                                 T* y, T* mean, T* invstd, T* unbiased_var, const NormEpilogue& given,
+                                 const GivenMoments& moments) {
   const NormEpilogue epilogue = given.resolved();
   const double count = static_cast<double>(s.batch * s.spatial);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < s.channels; ++c) {
-    double total = 0;
-    for_each_plane(s, x, c, [&](const T* plane) {
-      for (int64_t i = 0; i < s.spatial; ++i) total += plane[i];
-    });
-    const double mu = total / count;
-    double squares = 0;
-    for_each_plane(s, x, c, [&](const T* plane) {
-      for (int64_t i = 0; i < s.spatial; ++i) squares += (plane[i] - mu) * (plane[i] - mu);
-    });
+    double mu = 0, squares = 0;
+    if (moments.records != nullptr) {
+      const ChannelMoments m = combine_records(moments.records + c * moments.per_channel, moments.per_channel);
+      mu = m.mean;
+      squares = m.m2;
+    } else {
+      double total = 0;
+      for_each_plane(s, x, c, [&](const T* plane) {
+        for (int64_t i = 0; i < s.spatial; ++i) total += plane[i];
+      });
+      mu = total / count;
+      for_each_plane(s, x, c, [&](const T* plane) {
+        for (int64_t i = 0; i < s.spatial; ++i) squares += (plane[i] - mu) * (plane[i] - mu);
+      });
+    }
     const double variance = squares / count;
     const double inv = 1.0 / std::sqrt(variance + eps);
     mean[c] = static_cast<T>(mu);
@@ -207,7 +215,7 @@ void batch_norm_statistics_from_running(Host, int64_t channels, const T* running
 
 #define PIXGRAD_INSTANTIATE(T)                                                                                  \
   template void batch_norm_forward_training<T>(Host, const BatchNormShape&, const T*, const T*, const T*,       \
-                                               double, T*, T*, T*, T*, const NormEpilogue&);                    \
+                                               double, T*, T*, T*, T*, const NormEpilogue&, const GivenMoments&); \
   template void batch_norm_forward_inference<T>(Host, const BatchNormShape&, const T*, const T*, const T*,      \
                                                 const T*, const T*, T*, const NormEpilogue&);                   \
   template void batch_norm_backward<T>(Host, const BatchNormShape&, const T*, const T*, const T*, const T*,     \

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include <pixgrad/kernels/channel_moments.h>
 #include <pixgrad/kernels/device_tags.h>
 #include <pixgrad/kernels/norm_epilogue.h>
 #include <pixgrad/kernels/shapes.h>
@@ -12,10 +13,13 @@ namespace pixgrad::kernels::cpu {
 // Training: normalises with the batch's mean and biased variance; writes them
 // as mean[c] and invstd[c] = 1/sqrt(var + eps) for the backward pass, and
 // unbiased_var[c] for the running-statistics update. weight/bias may be null.
-// `epilogue` is applied to every y (kernels/norm_epilogue.h).
+// `epilogue` is applied to every y (kernels/norm_epilogue.h). With
+// `moments` (x's records, kernels/channel_moments.h) the mean and variance
+// come from them instead of two passes over x.
 template <typename T>
 void batch_norm_forward_training(Host, const BatchNormShape& s, const T* x, const T* weight, const T* bias, double eps,
-                                 T* y, T* mean, T* invstd, T* unbiased_var, const NormEpilogue& epilogue = {});
+                                 T* y, T* mean, T* invstd, T* unbiased_var, const NormEpilogue& epilogue = {},
+                                 const GivenMoments& moments = {});
 
 // Eval: normalises with given per-channel mean and invstd.
 template <typename T>

@@ -180,6 +180,27 @@ __global__ void centred_squares_kernel(const float* x, ChannelPacks layout, doub
   if (threadIdx.x == 0) partial_squares[c * splits + blockIdx.y] = squares[0];
 }
 
+// Channel c's statistics from its mean and sum of squared deviations:
+// writes them when `write`, returns the scale and shift that normalise it.
+struct ScaleShift {
+  float scale, shift;
+};
+__device__ __forceinline__ ScaleShift finish_statistics(int64_t c, double count, double mu, double squares, double eps,
+                                                        const float* weight, const float* bias, bool write,
+                                                        float* mean, float* invstd, float* unbiased_var) {
+  const double variance = squares / count;
+  const double inv = 1.0 / sqrt(variance + eps);
+  const double gamma = weight ? static_cast<double>(weight[c]) : 1.0;
+  const double beta = bias ? static_cast<double>(bias[c]) : 0.0;
+  if (write) {
+    mean[c] = static_cast<float>(mu);
+    invstd[c] = static_cast<float>(inv);
+    unbiased_var[c] = static_cast<float>(count > 1 ? squares / (count - 1) : variance);
+  }
+  return {static_cast<float>(__dmul_rn(inv, gamma)),
+          static_cast<float>(__dsub_rn(beta, __dmul_rn(__dmul_rn(mu, inv), gamma)))};
+}
+
 // Finishes the statistics (chunk 0 of each channel writes them) and writes y.
 template <int W, bool kFused>
 __global__ void normalize_training_kernel(const float* x, ChannelPacks layout, double count, double eps,
@@ -188,28 +209,44 @@ __global__ void normalize_training_kernel(const float* x, ChannelPacks layout, d
                                           float* y, float* mean, float* invstd, float* unbiased_var) {
   const NormEpilogue epilogue = given.resolved();
   const int64_t c = blockIdx.x, splits = gridDim.y;
-  __shared__ float scale_shared, shift_shared;
+  __shared__ ScaleShift normalising;
   if (threadIdx.x < 32) {
     const double total = warp_total(partial_sums + c * splits, splits);
     const double squares = warp_total(partial_squares + c * splits, splits);
-    if (threadIdx.x == 0) {
-      const double mu = total / count;
-      const double variance = squares / count;
-      const double inv = 1.0 / sqrt(variance + eps);
-      const double gamma = weight ? static_cast<double>(weight[c]) : 1.0;
-      const double beta = bias ? static_cast<double>(bias[c]) : 0.0;
-      scale_shared = static_cast<float>(__dmul_rn(inv, gamma));
-      shift_shared = static_cast<float>(__dsub_rn(beta, __dmul_rn(__dmul_rn(mu, inv), gamma)));
-      if (blockIdx.y == 0) {
-        mean[c] = static_cast<float>(mu);
-        invstd[c] = static_cast<float>(inv);
-        unbiased_var[c] = static_cast<float>(count > 1 ? squares / (count - 1) : variance);
-      }
-    }
+    if (threadIdx.x == 0)
+      normalising = finish_statistics(c, count, total / count, squares, eps, weight, bias, blockIdx.y == 0, mean,
+                                      invstd, unbiased_var);
   }
   __syncthreads();
-  const float scale = scale_shared, shift = shift_shared;
-  apply_scale_shift<W, kFused>(x, layout, scale, shift, epilogue, y);
+  const ScaleShift s = normalising;
+  apply_scale_shift<W, kFused>(x, layout, s.scale, s.shift, epilogue, y);
+}
+
+// ---- forward, training, from the moments x's producer wrote -----------------------
+
+// One warp per channel: the statistics from the channel's records, in
+// kernels/channel_moments.h's two passes (each a fixed-order warp sum);
+// scale_shift[c] for the kernel below.
+__global__ void statistics_from_moments_kernel(const MomentRecord* records, int64_t per_channel, double count,
+                                               double eps, const float* weight, const float* bias, float* mean,
+                                               float* invstd, float* unbiased_var, ScaleShift* scale_shift) {
+  const int64_t c = blockIdx.x;
+  const MomentRecord* own = records + c * per_channel;
+  double sum = 0;
+  for (int64_t r = threadIdx.x; r < per_channel; r += 32) sum += own[r].sum;
+  const double mu = __shfl_sync(0xffffffffu, warp_sum(sum) / count, 0);  // lane 0's, in every lane
+  double squares = 0;
+  for (int64_t r = threadIdx.x; r < per_channel; r += 32) squares += centred_share(own[r], mu);
+  squares = warp_sum(squares);
+  if (threadIdx.x == 0)
+    scale_shift[c] = finish_statistics(c, count, mu, squares, eps, weight, bias, true, mean, invstd, unbiased_var);
+}
+
+template <int W, bool kFused>
+__global__ void normalize_with_kernel(const float* x, ChannelPacks layout, const ScaleShift* scale_shift,
+                                      NormEpilogue given, float* y) {
+  const ScaleShift s = scale_shift[blockIdx.x];
+  apply_scale_shift<W, kFused>(x, layout, s.scale, s.shift, given.resolved(), y);
 }
 
 // ---- forward, inference -----------------------------------------------------------
@@ -387,6 +424,28 @@ void forward_training_handwritten(const BatchNormShape& s, const float* x, const
       normalize_training_kernel<W, decltype(fused)::value><<<grid, kThreads, 0, stream>>>(
           x, layout, count, eps, partial_sums, partial_squares, weight, bias, epilogue, y, mean, invstd,
           unbiased_var);
+      PIXGRAD_CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+void forward_training_from_moments(const BatchNormShape& s, const float* x, const float* weight, const float* bias,
+                                   double eps, const NormEpilogue& epilogue, const GivenMoments& moments, float* y,
+                                   float* mean, float* invstd, float* unbiased_var) {
+  const cudaStream_t stream = ::pixgrad::cuda::current_stream();
+  const Workspace workspace = Workspace::of<ScaleShift>(s.channels);
+  ScaleShift* scale_shift = workspace.as<ScaleShift>();
+  const dim3 grid = channel_grid(s, splits_for(s));
+  statistics_from_moments_kernel<<<grid.x, 32, 0, stream>>>(moments.records, moments.per_channel,
+                                                            static_cast<double>(s.batch * s.spatial), eps, weight,
+                                                            bias, mean, invstd, unbiased_var, scale_shift);
+  PIXGRAD_CUDA_CHECK_LAUNCH();
+  with_pack_width(packs_of_four(s, {x, y}), [&](auto width) {
+    constexpr int W = decltype(width)::value;
+    const ChannelPacks layout{s.batch, s.channels, s.spatial / W};
+    with_epilogue(epilogue, [&](auto fused) {
+      normalize_with_kernel<W, decltype(fused)::value><<<grid, kThreads, 0, stream>>>(x, layout, scale_shift,
+                                                                                      epilogue, y);
       PIXGRAD_CUDA_CHECK_LAUNCH();
     });
   });
@@ -584,10 +643,12 @@ void set_batch_norm_impl(BatchNormImpl impl) { chosen_impl.store(static_cast<int
 
 void batch_norm_forward_training(Gpu, const BatchNormShape& s, const float* x, const float* weight, const float* bias,
                                  double eps, float* y, float* mean, float* invstd, float* unbiased_var,
-                                 const NormEpilogue& epilogue) {
+                                 const NormEpilogue& epilogue, const GivenMoments& moments) {
   if (s.channels <= 0) return;
   if (epilogue.identity() && cudnn_chosen_for(s) && s.batch * s.spatial >= 2 && eps >= CUDNN_BN_MIN_EPSILON)
     forward_training_cudnn(s, x, weight, bias, eps, y, mean, invstd, unbiased_var);
+  else if (moments.records != nullptr)
+    forward_training_from_moments(s, x, weight, bias, eps, epilogue, moments, y, mean, invstd, unbiased_var);
   else
     forward_training_handwritten(s, x, weight, bias, eps, epilogue, y, mean, invstd, unbiased_var);
 }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include <pixgrad/kernels/channel_moments.h>
 #include <pixgrad/kernels/device_tags.h>
 #include <pixgrad/kernels/norm_epilogue.h>
 #include <pixgrad/kernels/shapes.h>
@@ -21,10 +22,13 @@ void set_batch_norm_impl(BatchNormImpl impl);
 // weight/bias may be null (no affine). Writes y and, per channel, the batch
 // mean, invstd = 1/sqrt(biased var + eps) and the unbiased variance. An
 // epilogue (kernels/norm_epilogue.h) other than the identity always takes
-// the handwritten kernels: cuDNN's cannot apply it.
+// the handwritten kernels: cuDNN's cannot apply it. With `moments` (x's, as
+// the kernel that wrote x left them: kernels/channel_moments.h) the
+// handwritten kernels take the statistics from them, in one short launch,
+// instead of two passes over x.
 void batch_norm_forward_training(Gpu, const BatchNormShape& s, const float* x, const float* weight, const float* bias,
                                  double eps, float* y, float* mean, float* invstd, float* unbiased_var,
-                                 const NormEpilogue& epilogue = {});
+                                 const NormEpilogue& epilogue = {}, const GivenMoments& moments = {});
 void batch_norm_forward_inference(Gpu, const BatchNormShape& s, const float* x, const float* weight,
                                   const float* bias, const float* mean, const float* invstd, float* y,
                                   const NormEpilogue& epilogue = {});

@@ -38,6 +38,44 @@ void check_pointer(const char* op, const char* role, const void* pointer) {
   PIXGRAD_CHECK(pointer != nullptr, op, " (cuda): ", role, " is null");
 }
 
+// The passes with an output that a batch norm may read next: whether they
+// wrote its moments (only the handwritten kernels do, given somewhere to).
+bool run_forward(ConvImpl impl, const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
+                 float* output, MomentRecord* moments) {
+  constexpr const char* op = "conv2d_forward";
+  check_geometry(op, impl, g);
+  if (g.batch == 0) return false;
+  check_pointer(op, "input", input);
+  check_pointer(op, "weight", weight);
+  check_pointer(op, "output", output);
+  switch (impl) {
+    case ConvImpl::Handwritten:
+      detail::implicit_gemm_forward(g, input, weight, bias, output, moments);
+      return moments != nullptr;
+    case ConvImpl::Cudnn: detail::cudnn_forward(g, input, weight, bias, output); return false;
+    case ConvImpl::Cublas: detail::cublas_forward(g, input, weight, bias, output); return false;
+  }
+  fail(op, ": unknown implementation ", static_cast<int>(impl));
+}
+
+bool run_backward_data(ConvImpl impl, const Conv2dGeometry& g, const float* grad_output, const float* weight,
+                       float* grad_input, MomentRecord* moments) {
+  constexpr const char* op = "conv2d_backward_data";
+  check_geometry(op, impl, g);
+  if (g.batch == 0) return false;
+  check_pointer(op, "grad_output", grad_output);
+  check_pointer(op, "weight", weight);
+  check_pointer(op, "grad_input", grad_input);
+  switch (impl) {
+    case ConvImpl::Handwritten:
+      detail::implicit_gemm_backward_data(g, grad_output, weight, grad_input, moments);
+      return moments != nullptr;
+    case ConvImpl::Cudnn: detail::cudnn_backward_data(g, grad_output, weight, grad_input); return false;
+    case ConvImpl::Cublas: detail::cublas_backward_data(g, grad_output, weight, grad_input); return false;
+  }
+  fail(op, ": unknown implementation ", static_cast<int>(impl));
+}
+
 }  // namespace
 
 const char* to_string(ConvPass pass) {
@@ -64,34 +102,12 @@ ConvChoice conv_choice(ConvImpl impl, ConvPass pass, const Conv2dGeometry& g) {
 
 void conv2d_forward(Gpu, ConvImpl impl, const Conv2dGeometry& g, const float* input, const float* weight,
                     const float* bias, float* output) {
-  constexpr const char* op = "conv2d_forward";
-  check_geometry(op, impl, g);
-  if (g.batch == 0) return;
-  check_pointer(op, "input", input);
-  check_pointer(op, "weight", weight);
-  check_pointer(op, "output", output);
-  switch (impl) {
-    case ConvImpl::Handwritten: return detail::implicit_gemm_forward(g, input, weight, bias, output);
-    case ConvImpl::Cudnn: return detail::cudnn_forward(g, input, weight, bias, output);
-    case ConvImpl::Cublas: return detail::cublas_forward(g, input, weight, bias, output);
-  }
-  fail(op, ": unknown implementation ", static_cast<int>(impl));
+  run_forward(impl, g, input, weight, bias, output, nullptr);
 }
 
 void conv2d_backward_data(Gpu, ConvImpl impl, const Conv2dGeometry& g, const float* grad_output,
                           const float* weight, float* grad_input) {
-  constexpr const char* op = "conv2d_backward_data";
-  check_geometry(op, impl, g);
-  if (g.batch == 0) return;
-  check_pointer(op, "grad_output", grad_output);
-  check_pointer(op, "weight", weight);
-  check_pointer(op, "grad_input", grad_input);
-  switch (impl) {
-    case ConvImpl::Handwritten: return detail::implicit_gemm_backward_data(g, grad_output, weight, grad_input);
-    case ConvImpl::Cudnn: return detail::cudnn_backward_data(g, grad_output, weight, grad_input);
-    case ConvImpl::Cublas: return detail::cublas_backward_data(g, grad_output, weight, grad_input);
-  }
-  fail(op, ": unknown implementation ", static_cast<int>(impl));
+  run_backward_data(impl, g, grad_output, weight, grad_input, nullptr);
 }
 
 void conv2d_backward_weight(Gpu, ConvImpl impl, const Conv2dGeometry& g, const float* input,
@@ -123,6 +139,21 @@ void conv2d_backward_weight(Gpu, ConvImpl impl, const Conv2dGeometry& g, const f
 void conv2d_forward(Gpu, const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
                     float* output) {
   conv2d_forward(gpu, conv_impl(), g, input, weight, bias, output);
+}
+
+int64_t conv_moment_records(Gpu, ConvPass pass, const Conv2dGeometry& g) {
+  check_geometry("conv_moment_records", ConvImpl::Handwritten, g);
+  return detail::moment_records(pass, g);
+}
+
+bool conv2d_forward_with_moments(Gpu, const Conv2dGeometry& g, const float* input, const float* weight,
+                                 const float* bias, float* output, MomentRecord* moments) {
+  return run_forward(conv_impl(), g, input, weight, bias, output, moments);
+}
+
+bool conv2d_backward_data_with_moments(Gpu, const Conv2dGeometry& g, const float* grad_output, const float* weight,
+                                       float* grad_input, MomentRecord* moments) {
+  return run_backward_data(conv_impl(), g, grad_output, weight, grad_input, moments);
 }
 
 void conv2d_backward_data(Gpu, const Conv2dGeometry& g, const float* grad_output, const float* weight,

@@ -21,6 +21,7 @@
 
 #include <string>
 
+#include <pixgrad/kernels/channel_moments.h>
 #include <pixgrad/kernels/conv_settings.h>
 #include <pixgrad/kernels/device_tags.h>
 #include <pixgrad/kernels/shapes.h>
@@ -54,8 +55,7 @@ void conv2d_backward_data(Gpu, const Conv2dGeometry& g, const float* grad_output
 void conv2d_backward_weight(Gpu, const Conv2dGeometry& g, const float* input, const float* grad_output,
                             float* grad_weight, float* grad_bias);
 
-// The three passes of a convolution.
-enum class ConvPass { Forward, BackwardData, BackwardWeight };
+using ::pixgrad::kernels::ConvPass;
 const char* to_string(ConvPass pass);
 
 // What an implementation runs for a pass of geometry g under the current
@@ -78,6 +78,18 @@ void conv2d_backward_data(Gpu, ConvImpl impl, const Conv2dGeometry& g, const flo
 void conv2d_backward_weight(Gpu, ConvImpl impl, const Conv2dGeometry& g, const float* input,
                             const float* grad_output, float* grad_weight, float* grad_bias);
 
+// The same, also writing the output's channel moments for a batch norm that
+// reads it next (kernels/channel_moments.h): records [channels][R], R =
+// conv_moment_records(gpu, pass, g), channels the output's. The handwritten
+// kernels write them from each output tile once it is in memory, in the
+// same launch; the other implementations write none, and then these return
+// false (the output is written all the same).
+int64_t conv_moment_records(Gpu, ConvPass pass, const Conv2dGeometry& g);
+bool conv2d_forward_with_moments(Gpu, const Conv2dGeometry& g, const float* input, const float* weight,
+                                 const float* bias, float* output, MomentRecord* moments);
+bool conv2d_backward_data_with_moments(Gpu, const Conv2dGeometry& g, const float* grad_output, const float* weight,
+                                       float* grad_input, MomentRecord* moments);
+
 // The implementations behind the dispatcher. They expect a geometry that the
 // dispatcher has validated, batch >= 1, and non-null input/output pointers.
 namespace detail {
@@ -87,10 +99,12 @@ namespace detail {
 // precision: an m16 tensor-core instruction would be half padding.
 constexpr int64_t kFp32OnlyRows = 8;
 
+// `moments`, when not null: records [channels][moment_records(pass, g)].
 void implicit_gemm_forward(const Conv2dGeometry& g, const float* input, const float* weight,
-                           const float* bias, float* output);
+                           const float* bias, float* output, MomentRecord* moments = nullptr);
 void implicit_gemm_backward_data(const Conv2dGeometry& g, const float* grad_output, const float* weight,
-                                 float* grad_input);
+                                 float* grad_input, MomentRecord* moments = nullptr);
+int64_t moment_records(ConvPass pass, const Conv2dGeometry& g);
 void implicit_gemm_backward_weight(const Conv2dGeometry& g, const float* input, const float* grad_output,
                                    float* grad_weight, float* grad_bias);
 // grad_bias[c] = sum over batch and pixels of grad_output[b][c], in a fixed

@@ -49,6 +49,14 @@
 // floats), in one launch. The bias gradient is a two-pass fixed-order sum in
 // double.
 //
+// Moments. Given somewhere to put them, the forward and backward-data
+// passes also write their output's channel moments (kernels/channel_moments.h)
+// for the batch norm that reads the output next: once a block's tile is in
+// memory (after split-K's sum, by the block that did it), a barrier, and
+// each thread reads back one row's run of 32 columns of it (from L2, where
+// the stores just went) and writes its record. The batch norm then needs
+// neither of its two passes over the output that find the statistics.
+//
 // Index math is 32-bit: the launchers check that every (padded) tensor has
 // at most 2^30 elements, which bounds every intermediate offset below 2^31.
 // Divisions by runtime extents use multiply-high (FastDivmod).
@@ -63,6 +71,7 @@
 #include <type_traits>
 
 #include <pixgrad/core/error.h>
+#include <pixgrad/kernels/channel_moments.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
 #include <pixgrad/kernels/cuda/workspace.h>
@@ -346,6 +355,11 @@ struct GemmCommon {
   int splits;       // K splits per phase (blockIdx.z = phase * splits + split)
   int k_per_split;  // a multiple of BK
   int n_capacity;   // the largest N over the phases of the launch
+  // The output's channel moments (kernels/channel_moments.h), or nullptr:
+  // row m's record of columns [32j, 32j + 32) of phase f at
+  // moments[m * moment_stride + (moment_phase_base + f) * moment_chunks + j].
+  MomentRecord* moments;
+  int moment_stride, moment_phase_base, moment_chunks;
 };
 
 // Row of an invalid column (n >= N): far enough below zero that adding any
@@ -385,11 +399,15 @@ struct ForwardOp {
     const int row = oh * p.stride - p.padding, col = ow * p.stride - p.padding;
     return make_int3(b * p.in_image + row * p.in_w + col, row, col);
   }
-  __host__ __device__ static void store(const Params& p, int, int m, int n, float value) {
+  static constexpr bool kWritesMoments = true;
+  __host__ __device__ static float* output_at(const Params& p, int, int m, int n) {
     int b, pixel;
     p.pixels.divmod(n, b, pixel);
+    return p.output + (b * p.common.M + m) * p.pixels.divisor + pixel;
+  }
+  __host__ __device__ static void store(const Params& p, int phase, int m, int n, float value) {
     if (p.bias) value += load_readonly(p.bias + m);
-    p.output[(b * p.common.M + m) * p.pixels.divisor + pixel] = value;
+    *output_at(p, phase, m, n) = value;
   }
 };
 
@@ -438,18 +456,23 @@ struct BackwardDataOp {
     const int row = y + f.row_offset, col = x + f.col_offset;
     return make_int3(b * p.out_image + row * p.out_w + col, row, col);
   }
-  __host__ __device__ static void store(const Params& p, int phase, int m, int n, float value) {
+  static constexpr bool kWritesMoments = true;
+  __host__ __device__ static float* output_at(const Params& p, int phase, int m, int n) {
     const DataPhase& f = p.phases[phase];
     int b, pixel, y, x;
     f.pixels.divmod(n, b, pixel);
     f.cols.divmod(pixel, y, x);
     const int ih = f.in_row + p.stride * y, iw = f.in_col + p.stride * x;
-    p.grad_input[((b * p.common.M + m) * p.in_h + ih) * p.in_w + iw] = value;
+    return p.grad_input + ((b * p.common.M + m) * p.in_h + ih) * p.in_w + iw;
+  }
+  __host__ __device__ static void store(const Params& p, int phase, int m, int n, float value) {
+    *output_at(p, phase, m, n) = value;
   }
 };
 
 struct BackwardWeightOp {
   static constexpr bool kBKFastest = true;  // both operands are contiguous along the pixels (K)
+  static constexpr bool kWritesMoments = false;  // a weight gradient feeds no normalisation
   struct Params {
     GemmCommon common;  // a = grad_output, b = input, M = Cout, m_stride = OH*OW
     float* grad_weight;
@@ -582,6 +605,32 @@ PIXGRAD_NO_UNROLL
     float sum = 0.0f;
     for (int s = 0; s < c.splits; ++s) sum += arrivals.load(source + s * split_stride);
     Op::store(p, phase, m, n, sum);
+  }
+}
+
+// The moment records of the output tile at (m_block, n_block), once the
+// whole tile is in memory (after a barrier): record r is row r / kChunks,
+// columns [32 * (r % kChunks), + 32) of the tile, read back from the output
+// (L2, where the block's stores just went). One thread per record, each in
+// a fixed order, so the records do not depend on which block wrote the
+// tile. Out of line, like reduce_split_tile: inlined, it cost the 3xTF32
+// 128x128 tiles register spills.
+template <class Op, int BM, int BN, int kThreads, class Arrivals>
+__host__ __device__ __noinline__ void write_tile_moments(const typename Op::Params& p, int tid, int phase, int m_block,
+                                                         int n_block, int N, const Arrivals& arrivals) {
+  static_assert(BN % kMomentValues == 0, "a tile holds whole records");
+  constexpr int kChunks = BN / kMomentValues, kRecords = BM * kChunks;
+  const GemmCommon& c = p.common;
+PIXGRAD_NO_UNROLL
+  for (int r = tid; r < kRecords; r += kThreads) {
+    const int m = m_block + r / kChunks, first = n_block + (r % kChunks) * kMomentValues;
+    if (m >= c.M || first >= N) continue;
+    const int count = N - first < kMomentValues ? N - first : kMomentValues;
+    const MomentRecord record = moment_record(count, [&](int j) {
+      return static_cast<double>(arrivals.load(Op::output_at(p, phase, m, first + j)));
+    });
+    c.moments[static_cast<int64_t>(m) * c.moment_stride +
+              static_cast<int64_t>(c.moment_phase_base + phase) * c.moment_chunks + first / kMomentValues] = record;
   }
 }
 
@@ -896,6 +945,11 @@ PIXGRAD_UNROLL
   __host__ __device__ void reduce_tile(const Params& p, const Arrivals& arrivals) const {
     reduce_split_tile<Op, BM, BN, kThreads>(p, tid, phase, m_block, n_block, N, arrivals);
   }
+
+  template <class Arrivals>
+  __host__ __device__ void write_moments(const Params& p, const Arrivals& arrivals) const {
+    write_tile_moments<Op, BM, BN, kThreads>(p, tid, phase, m_block, n_block, N, arrivals);
+  }
 };
 
 // The SIMT program. Tile t uses buffer t % 2 and decode-table slot t % 2.
@@ -979,8 +1033,9 @@ __host__ __device__ __forceinline__ void gemm_pipeline_program(const typename Op
 // that draws the last sums every split's partials in split order and stores
 // the result, so the sum is the same whichever block that is, and no second
 // launch is needed. Its thread 0 sets the tile's counter back to zero.
+// Returns whether this block wrote the tile (alike for the whole block).
 template <class Op, class Cfg, class Math, class Each, class Sync, class Arrivals>
-__host__ __device__ __forceinline__ void splitk_program(const typename Op::Params& p, GemmShared<Cfg, Math>& shared,
+__host__ __device__ __forceinline__ bool splitk_program(const typename Op::Params& p, GemmShared<Cfg, Math>& shared,
                                                         Each&& each, Sync&& sync, const Arrivals& arrivals) {
   using Thread = GemmThread<Op, Cfg, Math>;
   each([&](Thread&) { arrivals.publish(); });
@@ -989,11 +1044,12 @@ __host__ __device__ __forceinline__ void splitk_program(const typename Op::Param
     if (t.tid == 0) shared.ticket = arrivals.take_ticket(t.arrival_counter(p));
   });
   sync();
-  if (shared.ticket + 1 != static_cast<unsigned int>(p.common.splits)) return;  // alike for the whole block
+  if (shared.ticket + 1 != static_cast<unsigned int>(p.common.splits)) return false;  // alike for the whole block
   each([&](Thread& t) {
     t.reduce_tile(p, arrivals);
     if (t.tid == 0) arrivals.reset(t.arrival_counter(p));
   });
+  return true;
 }
 
 // The block's program for its math. `each(step)` runs step(thread) for the
@@ -1015,7 +1071,13 @@ __host__ __device__ __forceinline__ void gemm_block_program(const typename Op::P
   } else {
     gemm_pipeline_program<Op, Cfg, Math>(p, shared, k_begin, k_end, each, sync, mma, copy);
   }
-  if (p.common.splits > 1) splitk_program<Op, Cfg, Math>(p, shared, each, sync, arrivals);
+  const bool wrote_tile = p.common.splits == 1 || splitk_program<Op, Cfg, Math>(p, shared, each, sync, arrivals);
+  if constexpr (Op::kWritesMoments) {
+    if (wrote_tile && p.common.moments != nullptr) {
+      sync();  // the whole tile stored, and visible to the block
+      each([&](GemmThread<Op, Cfg, Math>& t) { t.write_moments(p, arrivals); });
+    }
+  }
 }
 
 template <class Shared>
@@ -1307,8 +1369,22 @@ ConvPrecision checked_precision(const char* op) {
 
 #endif  // PIXGRAD_CONV_HOST_MODEL
 
+// Records per row and stride phase: enough for the phase with most columns.
+int64_t moment_chunks(ConvPass pass, const Conv2dGeometry& g) {
+  if (pass == ConvPass::Forward) return ceil_div(g.batch * g.out_height() * g.out_width(), kMomentValues);
+  PIXGRAD_CHECK(pass == ConvPass::BackwardData, "conv2d (cuda, handwritten): a weight gradient has no moments");
+  return ceil_div(g.batch * ceil_div(g.in_height, g.stride) * ceil_div(g.in_width, g.stride), kMomentValues);
+}
+
+void set_moments(GemmCommon& c, ConvPass pass, const Conv2dGeometry& g, MomentRecord* moments) {
+  c.moments = moments;
+  c.moment_chunks = to_int(moment_chunks(pass, g));
+  c.moment_stride = to_int(moment_records(pass, g));
+  c.moment_phase_base = 0;
+}
+
 ForwardOp::Params forward_params(const Conv2dGeometry& g, const float* input, const float* weight,
-                                 const float* bias, float* output) {
+                                 const float* bias, float* output, MomentRecord* moments = nullptr) {
   const int out_h = to_int(g.out_height()), out_w = to_int(g.out_width());
   ForwardOp::Params p{};
   p.common.a = weight;
@@ -1330,6 +1406,7 @@ ForwardOp::Params forward_params(const Conv2dGeometry& g, const float* input, co
   p.in_image = to_int(g.in_channels * g.in_height * g.in_width);
   p.in_plane = to_int(g.in_height * g.in_width);
   p.in_w = to_int(g.in_width);
+  set_moments(p.common, ConvPass::Forward, g, moments);
   return p;
 }
 
@@ -1337,7 +1414,7 @@ ForwardOp::Params forward_params(const Conv2dGeometry& g, const float* input, co
 // kMaxPhases stride phases (one group unless stride > 4).
 template <class LaunchPhases>
 void backward_data_launches(const Conv2dGeometry& g, const float* grad_output, const float* weight,
-                            float* grad_input, LaunchPhases&& launch_phases) {
+                            float* grad_input, MomentRecord* moments, LaunchPhases&& launch_phases) {
   const int batch = to_int(g.batch), in_h = to_int(g.in_height), in_w = to_int(g.in_width);
   const int out_h = to_int(g.out_height()), out_w = to_int(g.out_width());
   const int kernel_h = to_int(g.kernel_h), kernel_w = to_int(g.kernel_w);
@@ -1358,10 +1435,12 @@ void backward_data_launches(const Conv2dGeometry& g, const float* grad_output, c
   p.out_w = out_w;
   p.in_h = in_h;
   p.in_w = in_w;
+  set_moments(p.common, ConvPass::BackwardData, g, moments);
   // Phase index i = ph * stride + pw.
   const int64_t phase_count = static_cast<int64_t>(stride) * stride;
   for (int64_t first = 0; first < phase_count; first += kMaxPhases) {
     const int count = static_cast<int>(std::min<int64_t>(kMaxPhases, phase_count - first));
+    p.common.moment_phase_base = static_cast<int>(first);
     int max_n = 0, max_k = 0;
     for (int i = 0; i < count; ++i) {
       const int ph = static_cast<int>((first + i) / stride), pw = static_cast<int>((first + i) % stride);
@@ -1431,20 +1510,32 @@ BiasPlan plan_bias(int64_t channels, int64_t pixels, int64_t sm_count) {
 
 }  // namespace
 
+// Records are per stride phase: stride^2 runs of moment_chunks per row.
+int64_t moment_records(ConvPass pass, const Conv2dGeometry& g) {
+  return (pass == ConvPass::BackwardData ? g.stride * g.stride : 1) * moment_chunks(pass, g);
+}
+
 #ifndef PIXGRAD_CONV_HOST_MODEL
 void implicit_gemm_forward(const Conv2dGeometry& g, const float* input, const float* weight, const float* bias,
-                           float* output) {
+                           float* output, MomentRecord* moments) {
   check_index_range("conv2d_forward", g);
   const ConvPrecision precision = checked_precision("conv2d_forward");
-  ForwardOp::Params p = forward_params(g, input, weight, bias, output);
+  ForwardOp::Params p = forward_params(g, input, weight, bias, output, moments);
   run<ForwardOp>(p, 1, p.N, p.K, precision);
 }
 
 void implicit_gemm_backward_data(const Conv2dGeometry& g, const float* grad_output, const float* weight,
-                                 float* grad_input) {
+                                 float* grad_input, MomentRecord* moments) {
   check_index_range("conv2d_backward_data", g);
   const ConvPrecision precision = checked_precision("conv2d_backward_data");
-  backward_data_launches(g, grad_output, weight, grad_input,
+  // A phase with fewer columns than the most leaves records unwritten: they
+  // must read as empty.
+  if (moments)
+    PIXGRAD_CUDA_CHECK(cudaMemsetAsync(moments, 0,
+                                       sizeof(MomentRecord) * static_cast<size_t>(g.in_channels) *
+                                           static_cast<size_t>(moment_records(ConvPass::BackwardData, g)),
+                                       ::pixgrad::cuda::current_stream()));
+  backward_data_launches(g, grad_output, weight, grad_input, moments,
                          [precision](BackwardDataOp::Params& p, int phases, int max_n, int max_k) {
                            run<BackwardDataOp>(p, phases, max_n, max_k, precision);
                          });

@@ -592,27 +592,85 @@ void record_order(const std::string& what, std::map<int64_t, std::vector<float>>
   tally.record_differences(what + ", against the run in grid order", differing);
 }
 
+// The channel moments the kernel wrote (kernels/channel_moments.h) against
+// the output it wrote, [batch, channels, plane], in double: each channel's
+// count exactly, its mean and sum of squared deviations to within 1e-12 of
+// their scale. Records the kernel should have written but did not read as
+// NaN (forward: the buffer starts as NaN) or as empty (backward data: it
+// starts zeroed, as the launcher leaves it, and the count then falls short).
+int64_t wrong_moment_channels(const std::vector<MomentRecord>& records, int64_t per_channel, const Guarded& output,
+                              int64_t batch, int64_t channels, int64_t plane) {
+  int64_t wrong = 0;
+  for (int64_t c = 0; c < channels; ++c) {
+    const ChannelMoments got = combine_records(records.data() + c * per_channel, per_channel);
+    double sum = 0, largest = 0;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t i = 0; i < plane; ++i) {
+        const double v = output.storage[kGuard + static_cast<size_t>((b * channels + c) * plane + i)];
+        sum += v;
+        largest = std::max(largest, std::abs(v));
+      }
+    if (!std::isfinite(sum)) {  // an infinite operand: the moments must not look finite either
+      wrong += std::isfinite(got.mean) && std::isfinite(got.m2) ? 1 : 0;
+      continue;
+    }
+    const double count = static_cast<double>(batch * plane), mean = sum / count;
+    double m2 = 0;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t i = 0; i < plane; ++i) {
+        const double d = output.storage[kGuard + static_cast<size_t>((b * channels + c) * plane + i)] - mean;
+        m2 += d * d;
+      }
+    const bool right = got.count == count && std::abs(got.mean - mean) <= 1e-12 * largest + 1e-300 &&
+                       std::abs(got.m2 - m2) <= 1e-12 * (count * largest * largest) + 1e-300;
+    wrong += right ? 0 : 1;
+  }
+  return wrong;
+}
+
+// The records of a pass, compared bit for bit with their first run at the
+// same SM count, as record_order does for the output.
+void record_moments_order(const std::string& what, std::map<int64_t, std::vector<MomentRecord>>& first,
+                          int64_t sm_count, const std::vector<MomentRecord>& records, Tally& tally) {
+  const auto [at, inserted] = first.emplace(sm_count, records);
+  if (inserted) return;
+  tally.record_differences(what + " moments, against the run in grid order",
+                           std::memcmp(records.data(), at->second.data(), records.size() * sizeof(MomentRecord)) != 0);
+}
+
 template <class Cfg, class Math>
 void check_configuration(const char* name, Case& c, const std::vector<Plan>& plans, Tally& tally) {
   const Conv2dGeometry& g = c.g;
   std::map<int64_t, std::vector<float>> first_y, first_dx, first_dw;
+  std::map<int64_t, std::vector<MomentRecord>> first_y_moments, first_dx_moments;
+  const int64_t y_records = moment_records(ConvPass::Forward, g), dx_records = moment_records(ConvPass::BackwardData, g);
   for (const Plan run : plans) {
     const std::string what = c.shape + ", tile " + name + ", " + Accuracy<Math>::name + ", " +
                              std::to_string(run.sm_count) + " SMs" + (run.reverse ? ", threads in reverse, blocks shuffled" : "");
     Guarded y(c.y.value.size());
-    ForwardOp::Params forward = forward_params(g, c.x.data(), c.w.data(), c.bias.data(), y.data());
+    std::vector<MomentRecord> y_moments(static_cast<size_t>(g.out_channels * y_records), {kNaN, kNaN, kNaN});
+    ForwardOp::Params forward = forward_params(g, c.x.data(), c.w.data(), c.bias.data(), y.data(), y_moments.data());
     run_on_host<ForwardOp, Cfg, Math>(forward, 1, forward.N, forward.K, run.sm_count, run.reverse);
     record<Math>("forward, " + what, c, y, c.y, tally);
     record_order("forward, " + what, first_y, run.sm_count, y, tally);
+    tally.record_differences("forward moments, " + what + ": channels",
+                             wrong_moment_channels(y_moments, y_records, y, g.batch, g.out_channels,
+                                                   g.out_height() * g.out_width()));
+    record_moments_order("forward, " + what, first_y_moments, run.sm_count, y_moments, tally);
 
     Guarded dx(c.dx.value.size());
-    backward_data_launches(g, c.dy.data(), c.w.data(), dx.data(),
+    std::vector<MomentRecord> dx_moments(static_cast<size_t>(g.in_channels * dx_records), {0, 0, 0});
+    backward_data_launches(g, c.dy.data(), c.w.data(), dx.data(), dx_moments.data(),
                            [&](BackwardDataOp::Params& p, int phases, int max_n, int max_k) {
                              run_on_host<BackwardDataOp, Cfg, Math>(p, phases, max_n, max_k, run.sm_count,
                                                                     run.reverse);
                            });
     record<Math>("backward data, " + what, c, dx, c.dx, tally);
     record_order("backward data, " + what, first_dx, run.sm_count, dx, tally);
+    tally.record_differences("backward data moments, " + what + ": channels",
+                             wrong_moment_channels(dx_moments, dx_records, dx, g.batch, g.in_channels,
+                                                   g.in_height * g.in_width));
+    record_moments_order("backward data, " + what, first_dx_moments, run.sm_count, dx_moments, tally);
 
     Guarded dw(c.dw.value.size());
     BackwardWeightOp::Params weight = backward_weight_params(g, c.x.data(), c.dy.data(), dw.data());
