@@ -58,7 +58,8 @@ Tensor convolve(const MomentCase& c, const Tensor& x, const Tensor& w, Tensor* m
 
 }  // namespace
 
-TEST_CASE("cuda: the handwritten convolution writes its output's channel moments", "[cuda][channel_moments]") {
+TEST_CASE("cuda: the handwritten convolution writes its output's channel moments",
+          "[cuda][channel_moments][small]") {
   const ImplScope scope(ConvImpl::Handwritten);
   uint64_t seed = 500;
   for (const MomentCase& c : kCases) {
