@@ -21,9 +21,11 @@ struct ConvParams {
 };
 // `output_moments`, when given, receives the output's channel moments for a
 // batch_norm that reads the output next (its `input_moments`): records
-// written by the convolution's kernels as they write the output
-// (kernels/channel_moments.h), or an undefined tensor where they write none
-// (cuDNN, cuBLAS; conv_transpose2d with a bias). Not differentiable.
+// [C_out, R, 3] in float64 written by the convolution's kernels with the
+// output (kernels/channel_moments.h), or an undefined tensor where they
+// write none (cuDNN, cuBLAS; conv_transpose2d with a bias; with
+// kernels::set_conv_moments(false) or PIXGRAD_CONV_MOMENTS=off, never). Not
+// differentiable.
 // weight [C_out, C_in, kH, kW]; bias [C_out] or undefined.
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(), ConvParams params = {},
               Tensor* output_moments = nullptr);
@@ -70,7 +72,9 @@ struct BatchNormEpilogue {
 // `input_moments`, when defined, are input's channel moments as the
 // convolution that produced it gave them (conv2d's `output_moments`): with
 // batch statistics they replace two passes over input. They must be that
-// very output's, unchanged since.
+// very output's, unchanged since: their shape and counts are checked (a
+// miscount is refused on the CPU and gives NaN statistics on a GPU), not
+// their values, so stale ones give wrong results.
 Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, BatchNormParams params = {}, const BatchNormEpilogue& epilogue = {},
                   const Tensor& out = Tensor(), const Tensor& input_moments = Tensor());

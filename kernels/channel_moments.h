@@ -31,6 +31,9 @@ static_assert(sizeof(MomentRecord) == 3 * sizeof(double), "records are read as [
 // convolution, so that a block's tile holds whole records.
 constexpr int kMomentValues = 32;
 
+// The records that hold `values` values, kMomentValues to a record.
+PIXGRAD_HOST_DEVICE int64_t records_for(int64_t values) { return (values + kMomentValues - 1) / kMomentValues; }
+
 // The record of value(0) .. value(count - 1), 0 < count <= kMomentValues.
 template <class Value>
 PIXGRAD_HOST_DEVICE MomentRecord moment_record(int count, const Value& value) {

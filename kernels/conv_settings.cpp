@@ -13,10 +13,12 @@ namespace {
 constexpr int kUnset = -1;
 std::atomic<int> g_conv_impl{kUnset};
 std::atomic<int> g_precision{kUnset};
+std::atomic<int> g_moments{kUnset};
 
 // Each setting's names, in its enum's order.
 const std::vector<std::string> kImplNames = {"handwritten", "cudnn", "cublas"};
 const std::vector<std::string> kPrecisionNames = {"fp32", "tf32", "3xtf32", "bf16"};
+const std::vector<std::string> kMomentNames = {"off", "on"};
 
 // A value for a message: an environment variable may hold anything.
 std::string shown(const std::string& text) {
@@ -118,6 +120,22 @@ ConvPrecision conv_precision() { return setting_or_environment(g_precision, conv
 void set_conv_precision(ConvPrecision precision) {
   g_precision.store(static_cast<int>(precision), std::memory_order_release);
 }
+
+bool parse_conv_moments(const std::string& text) { return index_of(kMomentNames, text) == 1; }
+
+bool conv_moments_from_environment() {
+  const char* text = variable("PIXGRAD_CONV_MOMENTS");
+  if (text == nullptr) return true;
+  try {
+    return parse_conv_moments(text);
+  } catch (const Error& error) {
+    fail("PIXGRAD_CONV_MOMENTS: ", error.what());
+  }
+}
+
+bool conv_moments() { return setting_or_environment(g_moments, conv_moments_from_environment); }
+
+void set_conv_moments(bool on) { g_moments.store(on ? 1 : 0, std::memory_order_release); }
 
 bool allow_tf32() { return conv_precision() == ConvPrecision::Tf32; }
 

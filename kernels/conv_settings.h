@@ -61,6 +61,21 @@ const std::vector<std::string>& conv_precision_names();
 // "a, b, c or d": a setting's names for a message.
 std::string listed_names(const std::vector<std::string>& names);
 
+// Whether a convolution asked for its output's channel moments
+// (kernels/channel_moments.h) gives them, so that the batch norm after it
+// takes its statistics from them instead of two passes over its input: on
+// by default; off makes every batch norm find its own (to measure what they
+// save, or to rule them out). From PIXGRAD_CONV_MOMENTS (on | off; unset
+// or empty means on).
+bool conv_moments();
+void set_conv_moments(bool on);
+// What the environment asks for, read afresh on every call (conv_moments
+// reads it once).
+bool conv_moments_from_environment();
+// "on" | "off"; anything else throws pixgrad::Error "unknown 'x' (expected
+// off or on)".
+bool parse_conv_moments(const std::string& text);
+
 // conv_precision() == Tf32: whether cuDNN and cuBLAS may use TF32.
 bool allow_tf32();
 // Tf32 when true, Fp32 when false.

@@ -43,7 +43,8 @@ class Conv2d : public ConvBase {
   Tensor forward(const Tensor& input) override;
   // forward, also giving the output's channel moments for a BatchNorm2d
   // that reads it next (conv2d's output_moments, core/ops.h); none (an
-  // undefined tensor) while a forward hook is installed.
+  // undefined tensor) where conv2d gives none (cuDNN, cuBLAS) and while a
+  // forward hook is installed.
   Tensor forward(const Tensor& input, Tensor* output_moments);
 };
 

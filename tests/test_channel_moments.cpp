@@ -8,9 +8,11 @@
 
 #include <pixgrad/core/ops.h>
 #include <pixgrad/kernels/channel_moments.h>
+#include <pixgrad/kernels/conv_settings.h>
 #include <pixgrad/layers/conv.h>
 #include <pixgrad/layers/forward_hook.h>
 #include "gradcheck.h"
+#include "environment_scope.h"
 #include "moments_check.h"
 
 using namespace pixgrad;
@@ -86,17 +88,28 @@ TEST_CASE("batch_norm with its input's moments gives what it computes from the i
   }
 }
 
-TEST_CASE("batch_norm refuses moments that are not its input's channels", "[channel_moments]") {
+TEST_CASE("batch_norm refuses moments that are not its input's", "[channel_moments]") {
   const Tensor x = testing::random_tensor({1, 3, 4, 4}, 91, DType::Float32);
-  const Tensor wrong_channels = Tensor::zeros({4, 1, 3}).to(DType::Float64);
-  CHECK_THROWS_WITH(batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), {}, {}, Tensor(), wrong_channels),
-                    Contains("input_moments [4, 1, 3]") && Contains("[3, R, 3] float64"));
-  const Tensor wrong_type = Tensor::zeros({3, 1, 3});
-  CHECK_THROWS_WITH(batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), {}, {}, Tensor(), wrong_type),
+  const auto normalise = [&](const Tensor& moments, bool training = true) {
+    const Tensor running_mean = Tensor::zeros({3}), running_var = Tensor::ones({3});
+    return batch_norm(x, Tensor(), Tensor(), running_mean, running_var, {training}, {}, Tensor(), moments);
+  };
+  CHECK_THROWS_WITH(normalise(Tensor::zeros({4, 1, 3}, Device::cpu(), DType::Float64)),
+                    Contains("input_moments [4, 1, 3]") && Contains("[3, R, 3] float64, R >= 1"));
+  // Checked in evaluation too, where running statistics leave them unused.
+  CHECK_THROWS_WITH(normalise(Tensor::zeros({3, 1, 3}), false),
                     Contains("are not the channel moments of input [1, 3, 4, 4]"));
-  // With running statistics in eval the moments are not needed, and not read.
-  const Tensor running_mean = Tensor::zeros({3}), running_var = Tensor::ones({3});
-  CHECK_NOTHROW(batch_norm(x, Tensor(), Tensor(), running_mean, running_var, {false}, {}, Tensor(), wrong_type));
+  // Too few records for 16 values per channel at 32 values a record: none.
+  CHECK_THROWS_WITH(normalise(Tensor::zeros({3, 0, 3}, Device::cpu(), DType::Float64)), Contains("R >= 1"));
+  // Moments of a larger tensor with as many channels: their counts give them away.
+  Tensor larger;
+  conv2d(testing::random_tensor({2, 2, 9, 9}, 92, DType::Float32),
+         testing::random_tensor({3, 2, 3, 3}, 93, DType::Float32), Tensor(), {1, 1}, &larger);
+  CHECK_THROWS_WITH(normalise(larger), Contains("the input moments of 3 of 3 channels count other than the 16 values"));
+  Tensor own;
+  const Tensor y = conv2d(testing::random_tensor({1, 2, 4, 4}, 94, DType::Float32),
+                          testing::random_tensor({3, 2, 3, 3}, 95, DType::Float32), Tensor(), {1, 1}, &own);
+  CHECK_NOTHROW(batch_norm(y, Tensor(), Tensor(), Tensor(), Tensor(), {}, {}, Tensor(), own));
 }
 
 TEST_CASE("Conv2d gives no moments while a forward hook may change its output", "[channel_moments]") {
@@ -108,4 +121,29 @@ TEST_CASE("Conv2d gives no moments while a forward hook may change its output", 
   nn::ForwardHookGuard hook([](const nn::Module&, const Tensor&, const Tensor& output) { return output; });
   conv.forward(x, &moments);
   CHECK_FALSE(moments.defined());
+}
+
+TEST_CASE("PIXGRAD_CONV_MOMENTS and set_conv_moments switch the moments off and on", "[channel_moments]") {
+  const auto asked = [](const std::string& value) {
+    const testing::EnvironmentScope environment({"PIXGRAD_CONV_MOMENTS"}, {{"PIXGRAD_CONV_MOMENTS", value}});
+    return kernels::conv_moments_from_environment();
+  };
+  CHECK(asked("on"));
+  CHECK_FALSE(asked("off"));
+  CHECK(asked(""));  // empty: as unset
+  CHECK_THROWS_WITH(asked("false"), "PIXGRAD_CONV_MOMENTS: unknown 'false' (expected off or on)");
+
+  const Tensor x = testing::random_tensor({1, 2, 6, 6}, 97, DType::Float32);
+  const Tensor w = testing::random_tensor({3, 2, 3, 3}, 98, DType::Float32);
+  const bool before = kernels::conv_moments();
+  Tensor moments;
+  kernels::set_conv_moments(false);
+  conv2d(x, w, Tensor(), {1, 1}, &moments);
+  const bool given_when_off = moments.defined();
+  kernels::set_conv_moments(true);
+  conv2d(x, w, Tensor(), {1, 1}, &moments);
+  const bool given_when_on = moments.defined();
+  kernels::set_conv_moments(before);
+  CHECK_FALSE(given_when_off);
+  CHECK(given_when_on);
 }

@@ -34,7 +34,8 @@
 #   extra_*      if time is left: the chainer preset's step, batch-16
 #                convolutions against cuDNN, the step on cuDNN, the step
 #                in 3xTF32, the convolutions in TF32 against cuDNN's, the
-#                step in bf16
+#                step in bf16, the step with batch norms making their own
+#                statistics passes (--moments off) at batch 1 and 16
 #
 # $OUT receives gpu_check.log and results.tar.gz (every JSON, the training
 # log and preview; each benchmark rewrites its JSON as it goes, so a step cut
@@ -121,6 +122,7 @@ plan=(
   "extra_3xtf32 15 0"
   "extra_tf32_convs 30 0"
   "extra_bf16 15 0"
+  "extra_no_moments 15 0"
 )
 limit_of() {  # the limit of step $1
   local entry name limit required
@@ -407,6 +409,8 @@ tf32_convs_command=("$bin/bench_kernels" --device cuda --precision tf32 --impls 
                     --quick --skip-gemm --json "$OUT/results/bench_kernels_tf32.json")
 cudnn_step_command=("$bin/bench_pix2pix" --device cuda --conv-impl cudnn --presets paper --iterations 20
                     --warmup 5 --batch-sizes 1,16 --json "$OUT/results/bench_pix2pix_cudnn.json")
+no_moments_command=("$bin/bench_pix2pix" --device cuda --moments off --presets paper --iterations 20 --warmup 5
+                    --cuda-graph --batch-sizes 1,16 --json "$OUT/results/bench_pix2pix_no_moments.json")
 
 if [ "$rehearse" = 1 ]; then
   section "CUDA tests"
@@ -424,7 +428,8 @@ if [ "$rehearse" = 1 ]; then
   # Each GPU program parses its arguments first and then stops at the missing
   # GPU with a one-line error; a rejected argument would fail differently.
   for command_name in kernels_command step_fp32_command step_tf32_command train_command chainer_command \
-                      convs_command cudnn_step_command step_3xtf32_command tf32_convs_command step_bf16_command; do
+                      convs_command cudnn_step_command step_3xtf32_command tf32_convs_command step_bf16_command \
+                      no_moments_command; do
     declare -n command_line=$command_name
     output=$("${command_line[@]}" 2>&1)
     if echo "$output" | grep -q -i "no usable GPU\|CUDA driver version is insufficient\|cannot use cuda"; then
@@ -560,6 +565,7 @@ run_step extra_step "${cudnn_step_command[@]}"; echo "(status $?)"
 run_step extra_3xtf32 "${step_3xtf32_command[@]}"; echo "(status $?)"
 run_step extra_tf32_convs "${tf32_convs_command[@]}"; echo "(status $?)"
 run_step extra_bf16 "${step_bf16_command[@]}"; echo "(status $?)"
+run_step extra_no_moments "${no_moments_command[@]}"; echo "(status $?)"
 
 section "results"
 if tar -czf "$OUT/results.tar.gz" -C "$OUT" results; then

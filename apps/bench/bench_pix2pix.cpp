@@ -57,6 +57,7 @@
 #include <pixgrad/core/file_io.h>
 #include <pixgrad/core/generator.h>
 #include <pixgrad/data/loader.h>
+#include <pixgrad/kernels/conv_settings.h>
 #include <pixgrad/models/graphed_step.h>
 #include <pixgrad/models/pix2pix.h>
 #include <pixgrad/training/model_factory.h>
@@ -239,6 +240,11 @@ int main(int argc, char** argv) {
   std::string precision;
   bool tf32 = false;
   apps::add_precision_options(app, precision, tf32, ". tf32 is PyTorch's default for cuDNN");
+  std::string moments;
+  app.add_option("--moments", moments,
+                 "on | off: batch norms take their statistics from the moments their convolutions write (default: "
+                 "PIXGRAD_CONV_MOMENTS, else on); off times the step with the norms' own passes")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--input-channels", input_channels,
                  "Input channels of random inputs: 3 or 12 (default: the preset's reference, paper 3, chainer "
                  "12; with --dataset, --format decides)")
@@ -272,12 +278,15 @@ int main(int argc, char** argv) {
                   no_gpu, ")");
     training::select_conv_impl(conv_impl);
     training::select_precision(precision, tf32);
+    if (!moments.empty()) kernels::set_conv_moments(moments == "on");
+    const char* const moments_in_effect = kernels::conv_moments() ? "on" : "off";
     const std::string device_description = describe_device(device);
     std::vector<int> batch_sizes = parse_list(batches);
     std::sort(batch_sizes.begin(), batch_sizes.end());
-    std::printf("device: %s (%s), convolutions: %s in %s, %s inputs, %d warm-up + %d timed steps (median)\n",
+    std::printf("device: %s (%s), convolutions: %s in %s, moments %s, %s inputs, %d warm-up + %d timed steps "
+                "(median)\n",
                 device.str().c_str(), device_description.c_str(), conv_impl_name(device).c_str(),
-                precision_in_effect(device).c_str(),
+                precision_in_effect(device).c_str(), moments_in_effect,
                 data_config.dataset.empty() ? "random" : ("dataset " + data_config.dataset).c_str(), warmup,
                 iterations);
     // The FMA ceiling only: the copy ceiling's 512 MiB of buffers would be
@@ -445,6 +454,7 @@ int main(int argc, char** argv) {
                            {"conv_impl", conv_impl_name(device)},
                            {"precision", precision_in_effect(device)},
                            {"tf32", precision_in_effect(device) == "tf32"},
+                           {"conv_moments", moments_in_effect},
                            {"iterations", iterations},
                            {"warmup", warmup},
                            {"seconds_per_iteration", seconds},

@@ -20,6 +20,7 @@
 #include <pixgrad/core/dispatch.h>
 #include <pixgrad/core/ops.h>
 #include <pixgrad/core/ops/internal.h>
+#include <pixgrad/kernels/conv_settings.h>
 #include <pixgrad/kernels/cpu/channel_moments.h>
 #include <pixgrad/kernels/cpu/conv2d.h>
 #include <pixgrad/kernels/cpu/elementwise.h>
@@ -47,10 +48,11 @@ Tensor bias_gradient(const Tensor& dy) {
 // Room for the channel moments of the output of `pass` on `like`'s device
 // (kernels/channel_moments.h), or an undefined tensor when none are asked for.
 Tensor moment_records(const Tensor* asked, ConvPass pass, const Conv2dGeometry& g, const Tensor& like) {
-  if (asked == nullptr) return Tensor();
+  if (asked == nullptr || !kernels::conv_moments()) return Tensor();
   const int64_t channels = pass == ConvPass::Forward ? g.out_channels : g.in_channels;
   int64_t per_channel = 0;
   run_kernel("conv2d moments", like, [&](auto on, auto) { per_channel = conv_moment_records(on, pass, g); });
+  if (per_channel == 0) return Tensor();  // the device's convolutions write none now
   return Tensor::empty({channels, per_channel, 3}, like.device(), DType::Float64);
 }
 

@@ -7,6 +7,7 @@
 #include <pixgrad/core/dispatch.h>
 #include <pixgrad/core/ops.h>
 #include <pixgrad/core/replay_values.h>
+#include <pixgrad/kernels/channel_moments.h>
 #include <pixgrad/kernels/philox.h>
 #include <pixgrad/kernels/cpu/batch_norm.h>
 #include <pixgrad/kernels/cpu/dropout.h>
@@ -26,13 +27,20 @@ void check_channel_vector(const Tensor& vector, const Tensor& input, const char*
                 " on ", input.device().str());
 }
 
-// Records [C, R, 3] in float64 beside the input (kernels/channel_moments.h).
+// Records [C, R, 3] in float64 beside the input (kernels/channel_moments.h),
+// at least as many per channel as its values need (at most 32 values each).
+// Whether they describe this very input is the caller's promise: checking
+// would take the passes they save (the kernels check the counts: the CPU's
+// refuses a miscount, the CUDA one makes the statistics NaN).
 void check_moments(const Tensor& moments, const Tensor& input) {
+  const int64_t needed = kernels::records_for(input.numel() / input.size(1));
   PIXGRAD_CHECK(moments.dim() == 3 && moments.size(0) == input.size(1) && moments.size(2) == 3 &&
-                    moments.dtype() == DType::Float64 && moments.device() == input.device(),
+                    moments.size(1) >= needed && moments.dtype() == DType::Float64 &&
+                    moments.device() == input.device(),
                 "batch_norm: input_moments ", shape_str(moments.shape()), " ", to_string(moments.dtype()), " on ",
                 moments.device().str(), " are not the channel moments of input ", shape_str(input.shape()), " on ",
-                input.device().str(), " (a convolution's output_moments: [", input.size(1), ", R, 3] float64)");
+                input.device().str(), " (a convolution's output_moments: [", input.size(1), ", R, 3] float64, R >= ", needed,
+                ")");
 }
 
 }  // namespace
@@ -77,11 +85,12 @@ Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
   PIXGRAD_CHECK(!batch_statistics || shape.batch * shape.spatial > 1, "batch_norm: input ", shape_str(input.shape()),
                 " has one value per channel; batch statistics need more");
 
+  // Checked even where running statistics leave them unused, so that a
+  // mistake shows in evaluation as it would in training.
+  if (input_moments.defined()) check_moments(input_moments, input);
   kernels::GivenMoments moments;
-  if (input_moments.defined() && batch_statistics) {
-    check_moments(input_moments, input);
+  if (input_moments.defined() && batch_statistics)
     moments = {reinterpret_cast<const kernels::MomentRecord*>(input_moments.data<double>()), input_moments.size(1)};
-  }
 
   kernels::NormEpilogue epilogue;
   epilogue.activation = after.activation;

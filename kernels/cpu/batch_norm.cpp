@@ -2,8 +2,9 @@
 // channels and makes two passes over that channel's N*S elements (mean, then
 // centred sum of squares — the stable two-pass variance), accumulating in
 // double, unless the convolution that wrote x gave its channel moments
-// (kernels/channel_moments.h), which replace both passes. The backward pass needs sum(dy) and sum(dy * xhat) per channel,
-// then one more elementwise pass. An epilogue (kernels/norm_epilogue.h) is
+// (kernels/channel_moments.h), which replace both passes. The backward pass
+// needs sum(dy) and sum(dy * xhat) per channel, then one more elementwise
+// pass. An epilogue (kernels/norm_epilogue.h) is
 // applied to each plane as it is written, while it is in cache; the backward
 // undoes it on a channel's dy into a buffer of its thread before the sums.
 // (On the CPU the fusion saves memory passes, not launches: each step stays
@@ -13,6 +14,8 @@
 #include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include <pixgrad/core/error.h>
 
 namespace pixgrad::kernels::cpu {
 
@@ -98,11 +101,18 @@ void batch_norm_forward_training(Host, const BatchNormShape& s, const T* x, cons
                                  const GivenMoments& moments) {
   const NormEpilogue epilogue = given.resolved();
   const double count = static_cast<double>(s.batch * s.spatial);
-#pragma omp parallel for schedule(static)
+  // Records that count other than the channel's values describe another
+  // tensor: refused (after the loop: no exception may leave it).
+  int64_t miscounted = 0;
+#pragma omp parallel for schedule(static) reduction(+ : miscounted)
   for (int64_t c = 0; c < s.channels; ++c) {
     double mu = 0, squares = 0;
     if (moments.records != nullptr) {
       const ChannelMoments m = combine_records(moments.records + c * moments.per_channel, moments.per_channel);
+      if (m.count != count) {
+        ++miscounted;
+        continue;
+      }
       mu = m.mean;
       squares = m.m2;
     } else {
@@ -127,6 +137,9 @@ void batch_norm_forward_training(Host, const BatchNormShape& s, const T* x, cons
       normalize_plane(s, x + first, scale, shift, epilogue, first, y + first);
     }
   }
+  PIXGRAD_CHECK(miscounted == 0, "batch_norm: the input moments of ", miscounted, " of ", s.channels,
+                " channels count other than the ", s.batch * s.spatial,
+                " values of each: they are not this input's (a convolution's output_moments, unchanged since)");
 }
 
 template <typename T>

@@ -4,30 +4,33 @@
 
 namespace pixgrad::kernels::cpu {
 
-namespace {
-
-int64_t records_per_plane(int64_t spatial) { return (spatial + kMomentValues - 1) / kMomentValues; }
-
-}  // namespace
-
 int64_t conv_moment_records(Host, ConvPass pass, const Conv2dGeometry& g) {
   const int64_t plane = pass == ConvPass::Forward ? g.out_height() * g.out_width() : g.in_height * g.in_width;
-  return g.batch * records_per_plane(plane);
+  return records_for(g.batch * plane);
 }
 
+// Channel c's values in order, image after image; record r holds values
+// [32r, 32r + 32), as the CUDA forward kernel's records hold its columns.
 template <typename T>
 void channel_moment_records(Host, const BatchNormShape& s, const T* x, MomentRecord* records) {
-  const int64_t per_plane = records_per_plane(s.spatial), per_channel = s.batch * per_plane;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < s.batch; ++n) {
-    for (int64_t c = 0; c < s.channels; ++c) {
+  const int64_t values = s.batch * s.spatial, per_channel = records_for(values);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < s.channels; ++c) {
+    for (int64_t r = 0; r < per_channel; ++r) {
+      const int64_t first = r * kMomentValues;
+      const int count = static_cast<int>(values - first < kMomentValues ? values - first : kMomentValues);
+      const int64_t n = first / s.spatial;  // the record's first value: image n, pixel i
+      int64_t i = first % s.spatial;
       const T* plane = x + (n * s.channels + c) * s.spatial;
-      MomentRecord* own = records + c * per_channel + n * per_plane;
-      for (int64_t r = 0; r < per_plane; ++r) {
-        const int64_t first = r * kMomentValues;
-        const int count = static_cast<int>(s.spatial - first < kMomentValues ? s.spatial - first : kMomentValues);
-        own[r] = moment_record(count, [&](int j) { return static_cast<double>(plane[first + j]); });
+      double gathered[kMomentValues];
+      for (int j = 0; j < count; ++j) {
+        gathered[j] = static_cast<double>(plane[i]);
+        if (++i == s.spatial) {
+          i = 0;
+          plane += s.channels * s.spatial;
+        }
       }
+      records[c * per_channel + r] = moment_record(count, [&](int j) { return gathered[j]; });
     }
   }
 }

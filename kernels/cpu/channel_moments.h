@@ -1,9 +1,9 @@
 // Channel moments on the CPU (kernels/channel_moments.h): the convolution
 // passes that a batch norm may read next, also writing their output's
 // records, so that the batch norm (kernels/cpu/batch_norm.h) needs one pass
-// over the tensor instead of three. The CPU convolution writes its output
-// first and then the records, a pass over each plane while it is in cache;
-// the CUDA kernels (kernels/cuda/conv2d.h) write them from each output tile.
+// over the tensor instead of three. The CPU convolution writes its whole
+// output first and then the records, in one more pass over it; the CUDA
+// kernels (kernels/cuda/conv2d.h) write them from each output tile.
 #pragma once
 
 #include <cstdint>
@@ -15,10 +15,10 @@
 namespace pixgrad::kernels::cpu {
 
 // Records per channel of the output of `pass` (Forward or BackwardData):
-// one per image and run of kMomentValues pixels of a plane.
+// one per run of kMomentValues of the channel's values, image after image.
 int64_t conv_moment_records(Host, ConvPass pass, const Conv2dGeometry& g);
 
-// The records of x [N, C, S], records [C][N * ceil(S / kMomentValues)].
+// The records of x [N, C, S], records [C][ceil(N * S / kMomentValues)].
 template <typename T>
 void channel_moment_records(Host, const BatchNormShape& s, const T* x, MomentRecord* records);
 

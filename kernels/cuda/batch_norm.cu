@@ -52,6 +52,7 @@
 #include <pixgrad/kernels/cuda/batch_norm.h>
 
 #include <cudnn.h>
+#include <math_constants.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -226,15 +227,24 @@ __global__ void normalize_training_kernel(const float* x, ChannelPacks layout, d
 
 // One warp per channel: the statistics from the channel's records, in
 // kernels/channel_moments.h's two passes (each a fixed-order warp sum);
-// scale_shift[c] for the kernel below.
+// scale_shift[c] for the kernel below. Records that count other than the
+// channel's values are not this input's: the statistics are then NaN, which
+// the output and the running statistics carry (refusing them on the host
+// would cost a synchronisation).
 __global__ void statistics_from_moments_kernel(const MomentRecord* records, int64_t per_channel, double count,
                                                double eps, const float* weight, const float* bias, float* mean,
                                                float* invstd, float* unbiased_var, ScaleShift* scale_shift) {
   const int64_t c = blockIdx.x;
   const MomentRecord* own = records + c * per_channel;
-  double sum = 0;
-  for (int64_t r = threadIdx.x; r < per_channel; r += 32) sum += own[r].sum;
-  const double mu = __shfl_sync(0xffffffffu, warp_sum(sum) / count, 0);  // lane 0's, in every lane
+  double sum = 0, counted = 0;
+  for (int64_t r = threadIdx.x; r < per_channel; r += 32) {
+    sum += own[r].sum;
+    counted += own[r].count;
+  }
+  sum = warp_sum(sum);
+  counted = warp_sum(counted);
+  const double lane0_mean = counted == count ? sum / count : CUDART_NAN;
+  const double mu = __shfl_sync(0xffffffffu, lane0_mean, 0);  // lane 0's, in every lane
   double squares = 0;
   for (int64_t r = threadIdx.x; r < per_channel; r += 32) squares += centred_share(own[r], mu);
   squares = warp_sum(squares);

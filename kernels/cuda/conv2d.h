@@ -82,8 +82,9 @@ void conv2d_backward_weight(Gpu, ConvImpl impl, const Conv2dGeometry& g, const f
 // reads it next (kernels/channel_moments.h): records [channels][R], R =
 // conv_moment_records(gpu, pass, g), channels the output's. The handwritten
 // kernels write them from each output tile once it is in memory, in the
-// same launch; the other implementations write none, and then these return
-// false (the output is written all the same).
+// same launch; the other implementations write none (conv_moment_records
+// is 0 while one of them is chosen), and then these return false (the
+// output is written all the same).
 int64_t conv_moment_records(Gpu, ConvPass pass, const Conv2dGeometry& g);
 bool conv2d_forward_with_moments(Gpu, const Conv2dGeometry& g, const float* input, const float* weight,
                                  const float* bias, float* output, MomentRecord* moments);

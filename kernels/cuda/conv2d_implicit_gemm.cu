@@ -357,9 +357,10 @@ struct GemmCommon {
   int n_capacity;   // the largest N over the phases of the launch
   // The output's channel moments (kernels/channel_moments.h), or nullptr:
   // row m's record of columns [32j, 32j + 32) of phase f at
-  // moments[m * moment_stride + (moment_phase_base + f) * moment_chunks + j].
+  // moments[m * moment_stride + Op::first_record(p, f) + j], the phases'
+  // records one after another, each phase's as many as its columns need.
   MomentRecord* moments;
-  int moment_stride, moment_phase_base, moment_chunks;
+  int moment_stride;
 };
 
 // Row of an invalid column (n >= N): far enough below zero that adding any
@@ -400,6 +401,7 @@ struct ForwardOp {
     return make_int3(b * p.in_image + row * p.in_w + col, row, col);
   }
   static constexpr bool kWritesMoments = true;
+  __host__ __device__ static int first_record(const Params&, int) { return 0; }
   __host__ __device__ static float* output_at(const Params& p, int, int m, int n) {
     int b, pixel;
     p.pixels.divmod(n, b, pixel);
@@ -422,6 +424,7 @@ struct DataPhase {
   int row_offset, col_offset;  // (ph+p-r0)/st, (pw+p-s0)/st
   int first_r, first_s;        // r0, s0
   int in_row, in_col;          // ph, pw
+  int first_record;            // its first moment record among a row's
 };
 
 struct BackwardDataOp {
@@ -457,6 +460,7 @@ struct BackwardDataOp {
     return make_int3(b * p.out_image + row * p.out_w + col, row, col);
   }
   static constexpr bool kWritesMoments = true;
+  __host__ __device__ static int first_record(const Params& p, int phase) { return p.phases[phase].first_record; }
   __host__ __device__ static float* output_at(const Params& p, int phase, int m, int n) {
     const DataPhase& f = p.phases[phase];
     int b, pixel, y, x;
@@ -629,8 +633,7 @@ PIXGRAD_NO_UNROLL
     const MomentRecord record = moment_record(count, [&](int j) {
       return static_cast<double>(arrivals.load(Op::output_at(p, phase, m, first + j)));
     });
-    c.moments[static_cast<int64_t>(m) * c.moment_stride +
-              static_cast<int64_t>(c.moment_phase_base + phase) * c.moment_chunks + first / kMomentValues] = record;
+    c.moments[static_cast<int64_t>(m) * c.moment_stride + Op::first_record(p, phase) + first / kMomentValues] = record;
   }
 }
 
@@ -1369,18 +1372,13 @@ ConvPrecision checked_precision(const char* op) {
 
 #endif  // PIXGRAD_CONV_HOST_MODEL
 
-// Records per row and stride phase: enough for the phase with most columns.
-int64_t moment_chunks(ConvPass pass, const Conv2dGeometry& g) {
-  if (pass == ConvPass::Forward) return ceil_div(g.batch * g.out_height() * g.out_width(), kMomentValues);
-  PIXGRAD_CHECK(pass == ConvPass::BackwardData, "conv2d (cuda, handwritten): a weight gradient has no moments");
-  return ceil_div(g.batch * ceil_div(g.in_height, g.stride) * ceil_div(g.in_width, g.stride), kMomentValues);
-}
-
-void set_moments(GemmCommon& c, ConvPass pass, const Conv2dGeometry& g, MomentRecord* moments) {
-  c.moments = moments;
-  c.moment_chunks = to_int(moment_chunks(pass, g));
-  c.moment_stride = to_int(moment_records(pass, g));
-  c.moment_phase_base = 0;
+// The rows and columns of input pixels in stride phase (ph, pw) of backward data.
+struct PhaseExtent {
+  int rows, cols;
+};
+PhaseExtent phase_extent(const Conv2dGeometry& g, int64_t ph, int64_t pw) {
+  return {to_int(ph < g.in_height ? ceil_div(g.in_height - ph, g.stride) : 0),
+          to_int(pw < g.in_width ? ceil_div(g.in_width - pw, g.stride) : 0)};
 }
 
 ForwardOp::Params forward_params(const Conv2dGeometry& g, const float* input, const float* weight,
@@ -1406,7 +1404,8 @@ ForwardOp::Params forward_params(const Conv2dGeometry& g, const float* input, co
   p.in_image = to_int(g.in_channels * g.in_height * g.in_width);
   p.in_plane = to_int(g.in_height * g.in_width);
   p.in_w = to_int(g.in_width);
-  set_moments(p.common, ConvPass::Forward, g, moments);
+  p.common.moments = moments;
+  p.common.moment_stride = to_int(moment_records(ConvPass::Forward, g));
   return p;
 }
 
@@ -1435,20 +1434,20 @@ void backward_data_launches(const Conv2dGeometry& g, const float* grad_output, c
   p.out_w = out_w;
   p.in_h = in_h;
   p.in_w = in_w;
-  set_moments(p.common, ConvPass::BackwardData, g, moments);
+  p.common.moments = moments;
+  p.common.moment_stride = to_int(moment_records(ConvPass::BackwardData, g));
+  int records_before = 0;  // a row's records of the phases before this one
   // Phase index i = ph * stride + pw.
   const int64_t phase_count = static_cast<int64_t>(stride) * stride;
   for (int64_t first = 0; first < phase_count; first += kMaxPhases) {
     const int count = static_cast<int>(std::min<int64_t>(kMaxPhases, phase_count - first));
-    p.common.moment_phase_base = static_cast<int>(first);
     int max_n = 0, max_k = 0;
     for (int i = 0; i < count; ++i) {
       const int ph = static_cast<int>((first + i) / stride), pw = static_cast<int>((first + i) % stride);
       const int r0 = (ph + padding) % stride, s0 = (pw + padding) % stride;
       const int taps_h = r0 < kernel_h ? (kernel_h - r0 + stride - 1) / stride : 0;
       const int taps_w = s0 < kernel_w ? (kernel_w - s0 + stride - 1) / stride : 0;
-      const int rows = ph < in_h ? (in_h - ph + stride - 1) / stride : 0;
-      const int cols = pw < in_w ? (in_w - pw + stride - 1) / stride : 0;
+      const auto [rows, cols] = phase_extent(g, ph, pw);
       DataPhase& f = p.phases[i];
       f.K = out_channels * taps_h * taps_w;
       f.N = batch * rows * cols;
@@ -1462,6 +1461,8 @@ void backward_data_launches(const Conv2dGeometry& g, const float* grad_output, c
       f.first_s = s0;
       f.in_row = ph;
       f.in_col = pw;
+      f.first_record = records_before;
+      records_before += static_cast<int>(records_for(f.N));
       max_n = std::max(max_n, f.N);
       max_k = std::max(max_k, f.K);
     }
@@ -1510,9 +1511,17 @@ BiasPlan plan_bias(int64_t channels, int64_t pixels, int64_t sm_count) {
 
 }  // namespace
 
-// Records are per stride phase: stride^2 runs of moment_chunks per row.
+// A row's records: its runs of 32 columns, phase after phase for backward data.
 int64_t moment_records(ConvPass pass, const Conv2dGeometry& g) {
-  return (pass == ConvPass::BackwardData ? g.stride * g.stride : 1) * moment_chunks(pass, g);
+  if (pass == ConvPass::Forward) return records_for(g.batch * g.out_height() * g.out_width());
+  PIXGRAD_CHECK(pass == ConvPass::BackwardData, "conv2d (cuda, handwritten): a weight gradient has no moments");
+  int64_t records = 0;
+  for (int64_t ph = 0; ph < g.stride; ++ph)
+    for (int64_t pw = 0; pw < g.stride; ++pw) {
+      const PhaseExtent e = phase_extent(g, ph, pw);
+      records += records_for(g.batch * e.rows * e.cols);
+    }
+  return records;
 }
 
 #ifndef PIXGRAD_CONV_HOST_MODEL
@@ -1528,13 +1537,6 @@ void implicit_gemm_backward_data(const Conv2dGeometry& g, const float* grad_outp
                                  float* grad_input, MomentRecord* moments) {
   check_index_range("conv2d_backward_data", g);
   const ConvPrecision precision = checked_precision("conv2d_backward_data");
-  // A phase with fewer columns than the most leaves records unwritten: they
-  // must read as empty.
-  if (moments)
-    PIXGRAD_CUDA_CHECK(cudaMemsetAsync(moments, 0,
-                                       sizeof(MomentRecord) * static_cast<size_t>(g.in_channels) *
-                                           static_cast<size_t>(moment_records(ConvPass::BackwardData, g)),
-                                       ::pixgrad::cuda::current_stream()));
   backward_data_launches(g, grad_output, weight, grad_input, moments,
                          [precision](BackwardDataOp::Params& p, int phases, int max_n, int max_k) {
                            run<BackwardDataOp>(p, phases, max_n, max_k, precision);

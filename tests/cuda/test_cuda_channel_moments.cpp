@@ -4,6 +4,8 @@
 // against batch_norm finding them itself, and against the CPU.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include <pixgrad/core/ops.h>
 #include <pixgrad/kernels/cuda/batch_norm.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
@@ -38,22 +40,25 @@ struct MomentCase {
   const char* what;
   Shape input, weight;
   int64_t stride, padding;
-  bool transposed;
+  bool transposed, bias;
 };
 
-// pix2pix's layers at odd sizes; a deep narrow one (split-K); a transposed
-// convolution whose 25 stride phases take two launches.
+// pix2pix's layers at odd sizes; a deep narrow one (split-K); a bias (added
+// in the kernel, so in the records); transposed convolutions whose 25 stride
+// phases take two launches, and whose 1x1 kernel leaves phases without taps.
 const MomentCase kCases[] = {
-    {"encoder conv, odd planes, batch 3", {3, 5, 13, 11}, {7, 5, 4, 4}, 2, 1, false},
-    {"bottleneck conv (split K)", {1, 256, 4, 4}, {512, 256, 4, 4}, 2, 1, false},
-    {"wide conv, 64 channels", {2, 3, 40, 36}, {64, 3, 4, 4}, 2, 1, false},
-    {"decoder transposed conv, odd planes", {2, 64, 9, 7}, {64, 33, 4, 4}, 2, 1, true},
-    {"transposed conv, stride 5", {1, 6, 5, 4}, {6, 9, 5, 5}, 5, 0, true},
+    {"encoder conv, odd planes, batch 3", {3, 5, 13, 11}, {7, 5, 4, 4}, 2, 1, false, false},
+    {"bottleneck conv (split K)", {1, 256, 4, 4}, {512, 256, 4, 4}, 2, 1, false, false},
+    {"wide conv, 64 channels, with a bias", {2, 3, 40, 36}, {64, 3, 4, 4}, 2, 1, false, true},
+    {"decoder transposed conv, odd planes", {2, 64, 9, 7}, {64, 33, 4, 4}, 2, 1, true, false},
+    {"transposed conv, stride 5", {1, 6, 5, 4}, {6, 9, 5, 5}, 5, 0, true, false},
+    {"transposed conv, 1x1 kernel at stride 2", {2, 8, 5, 6}, {8, 40, 1, 1}, 2, 0, true, false},
 };
 
 Tensor convolve(const MomentCase& c, const Tensor& x, const Tensor& w, Tensor* moments) {
-  return c.transposed ? conv_transpose2d(x, w, Tensor(), {c.stride, c.padding}, moments)
-                      : conv2d(x, w, Tensor(), {c.stride, c.padding}, moments);
+  const Tensor bias = c.bias ? random_tensor({w.size(c.transposed ? 1 : 0)}, 499).to(kGpu) : Tensor();
+  return c.transposed ? conv_transpose2d(x, w, bias, {c.stride, c.padding}, moments)
+                      : conv2d(x, w, bias, {c.stride, c.padding}, moments);
 }
 
 }  // namespace
@@ -83,7 +88,20 @@ TEST_CASE("cuda: cuDNN and cuBLAS convolutions give no moments", "[cuda][channel
     Tensor moments = Tensor::zeros({1});
     conv2d(x, random_tensor({6, 4, 4, 4}, 602).to(kGpu), Tensor(), {2, 1}, &moments);
     CHECK_FALSE(moments.defined());
+    moments = Tensor::zeros({1});
+    conv_transpose2d(x, random_tensor({4, 6, 4, 4}, 603).to(kGpu), Tensor(), {2, 1}, &moments);
+    CHECK_FALSE(moments.defined());
   }
+}
+
+TEST_CASE("cuda: moments that count other than the input's values give NaN statistics", "[cuda][channel_moments]") {
+  const ImplScope scope(ConvImpl::Handwritten);
+  const Tensor w = random_tensor({3, 2, 3, 3}, 611).to(kGpu);
+  Tensor larger_moments;
+  conv2d(random_tensor({2, 2, 9, 9}, 612).to(kGpu), w, Tensor(), {1, 1}, &larger_moments);
+  const Tensor y = conv2d(random_tensor({1, 2, 8, 8}, 613).to(kGpu), w, Tensor(), {1, 1});
+  const Tensor out = batch_norm(y, Tensor(), Tensor(), Tensor(), Tensor(), {}, {}, Tensor(), larger_moments);
+  for (double v : out.to_double_vector()) REQUIRE(std::isnan(v));
 }
 
 TEST_CASE("cuda: batch_norm from its input's moments matches batch_norm from the input and the CPU",

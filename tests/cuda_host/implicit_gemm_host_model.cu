@@ -595,9 +595,9 @@ void record_order(const std::string& what, std::map<int64_t, std::vector<float>>
 // The channel moments the kernel wrote (kernels/channel_moments.h) against
 // the output it wrote, [batch, channels, plane], in double: each channel's
 // count exactly, its mean and sum of squared deviations to within 1e-12 of
-// their scale. Records the kernel should have written but did not read as
-// NaN (forward: the buffer starts as NaN) or as empty (backward data: it
-// starts zeroed, as the launcher leaves it, and the count then falls short).
+// their scale. The buffer starts as NaN, so a record the kernel should have
+// written but did not shows (the launcher clears nothing: every record is
+// written by the block that holds its columns).
 int64_t wrong_moment_channels(const std::vector<MomentRecord>& records, int64_t per_channel, const Guarded& output,
                               int64_t batch, int64_t channels, int64_t plane) {
   int64_t wrong = 0;
@@ -659,7 +659,7 @@ void check_configuration(const char* name, Case& c, const std::vector<Plan>& pla
     record_moments_order("forward, " + what, first_y_moments, run.sm_count, y_moments, tally);
 
     Guarded dx(c.dx.value.size());
-    std::vector<MomentRecord> dx_moments(static_cast<size_t>(g.in_channels * dx_records), {0, 0, 0});
+    std::vector<MomentRecord> dx_moments(static_cast<size_t>(g.in_channels * dx_records), {kNaN, kNaN, kNaN});
     backward_data_launches(g, c.dy.data(), c.w.data(), dx.data(), dx_moments.data(),
                            [&](BackwardDataOp::Params& p, int phases, int max_n, int max_k) {
                              run_on_host<BackwardDataOp, Cfg, Math>(p, phases, max_n, max_k, run.sm_count,
