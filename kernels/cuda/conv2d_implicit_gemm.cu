@@ -53,8 +53,8 @@
 // passes also write their output's channel moments (kernels/channel_moments.h)
 // for the batch norm that reads the output next: once a block's tile is in
 // memory (after split-K's sum, by the block that did it), a barrier, and
-// each thread reads back one row's run of 32 columns of it (from L2, where
-// the stores just went) and writes its record. The batch norm then needs
+// each thread reads back one row's run of 32 columns of it, twice (from
+// L2, where the stores just went), and writes its record. The batch norm then needs
 // neither of its two passes over the output that find the statistics.
 //
 // Index math is 32-bit: the launchers check that every (padded) tensor has
