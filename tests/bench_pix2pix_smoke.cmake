@@ -1,10 +1,11 @@
 # Smoke test of apps/bench_pix2pix on the CPU: one timed step of the paper
 # preset at batch 1 (256x256, the smallest side its 8 downsamplings take),
-# no warm-up, then the captured step (--cuda-graph: the CPU stand-in),
+# no warm-up, then the captured step (--cuda-graph: the CPU stand-in), with
+# the batch norms making their own statistics passes (--moments off),
 # written with --json; fails unless the run succeeds, prints the CPU's FMA
-# ceiling, the RSS column and the captured step's line, and its record
-# carries the efficiency, host-memory and captured-step fields as numbers in
-# a sane range.
+# ceiling, the RSS column, the moments setting and the captured step's line,
+# and its record carries the efficiency, host-memory and captured-step
+# fields as numbers in a sane range and the moments setting.
 #
 # This file has two roles:
 #   include(bench_pix2pix_smoke.cmake) in tests/CMakeLists.txt registers the test;
@@ -34,14 +35,14 @@ if(NOT CHECK_ONLY)
   file(REMOVE ${OUTPUT})
   execute_process(
     COMMAND ${BENCH_PIX2PIX} --device cpu --presets paper --batch-sizes 1 --size 256 --iterations 1 --warmup 0
-            --cuda-graph --json ${OUTPUT}
+            --cuda-graph --moments off --json ${OUTPUT}
     RESULT_VARIABLE status
     OUTPUT_VARIABLE output
     ERROR_VARIABLE output)
   if(NOT status EQUAL 0)
     message(FATAL_ERROR "bench_pix2pix exited with ${status}:\n${output}")
   endif()
-  foreach(expected "cpu ceilings: FMA " "FMA %" "RSS MiB" "captured step: ")
+  foreach(expected "cpu ceilings: FMA " "FMA %" "RSS MiB" "captured step: " ", moments off, ")
     string(FIND "${output}" "${expected}" at)
     if(at EQUAL -1)
       message(FATAL_ERROR "bench_pix2pix printed no '${expected}':\n${output}")
@@ -94,6 +95,10 @@ foreach(i RANGE 0 ${last} 3)
   endif()
 endforeach()
 
+string(JSON moments ERROR_VARIABLE error GET "${json}" 0 conv_moments)
+if(error OR NOT moments STREQUAL "off")
+  message(FATAL_ERROR "${OUTPUT}: conv_moments is '${moments}' (expected off, as asked)")
+endif()
 string(JSON scope ERROR_VARIABLE error GET "${json}" 0 peak_rss_scope)
 if(error OR NOT scope MATCHES "^(configuration|process_so_far)$")
   message(FATAL_ERROR "${OUTPUT}: peak_rss_scope is '${scope}' (expected configuration or process_so_far)")
