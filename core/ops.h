@@ -73,7 +73,8 @@ struct BatchNormEpilogue {
 // convolution that produced it gave them (conv2d's `output_moments`): with
 // batch statistics they replace two passes over input. They must be that
 // very output's, unchanged since: their shape and counts are checked (a
-// miscount is refused on the CPU and gives NaN statistics on a GPU), not
+// miscount is refused on the CPU and gives NaN statistics from the
+// handwritten CUDA kernels; cuDNN's batch norm ignores the moments), not
 // their values, so stale ones give wrong results.
 Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, BatchNormParams params = {}, const BatchNormEpilogue& epilogue = {},

@@ -66,8 +66,8 @@ class BatchNorm2d : public NormBase {
   // when it runs as separate ops after the hook has seen the norm's output.
   // `out` as for batch_norm: written when fused, and the result is returned.
   // `input_moments` as for batch_norm (a convolution's output_moments):
-  // used with batch statistics unless they are synchronised; their shape
-  // is checked whenever they are given.
+  // used with batch statistics unless they are synchronised (then they are
+  // ignored); otherwise checked whenever they are given.
   Tensor forward(const Tensor& input, const BatchNormEpilogue& after, const Tensor& out = Tensor(),
                  const Tensor& input_moments = Tensor());
   // Whether forward would use input moments now (batch statistics, not synchronised).

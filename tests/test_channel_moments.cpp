@@ -106,6 +106,12 @@ TEST_CASE("batch_norm refuses moments that are not its input's", "[channel_momen
   conv2d(testing::random_tensor({2, 2, 9, 9}, 92, DType::Float32),
          testing::random_tensor({3, 2, 3, 3}, 93, DType::Float32), Tensor(), {1, 1}, &larger);
   CHECK_THROWS_WITH(normalise(larger), Contains("the input moments of 3 of 3 channels count other than the 16 values"));
+  // Refused before anything is drawn: a fused dropout leaves the generator as it was.
+  Generator generator(5);
+  BatchNormEpilogue dropout = BatchNormEpilogue::dropout_only(0.5);
+  dropout.generator = &generator;
+  CHECK_THROWS(batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), {}, dropout, Tensor(), larger));
+  CHECK(generator.offset() == 0);
   Tensor own;
   const Tensor y = conv2d(testing::random_tensor({1, 2, 4, 4}, 94, DType::Float32),
                           testing::random_tensor({3, 2, 3, 3}, 95, DType::Float32), Tensor(), {1, 1}, &own);

@@ -279,7 +279,9 @@ int main(int argc, char** argv) {
     training::select_conv_impl(conv_impl);
     training::select_precision(precision, tf32);
     if (!moments.empty()) kernels::set_conv_moments(moments == "on");
-    const char* const moments_in_effect = kernels::conv_moments() ? "on" : "off";
+    // Only our convolutions write moments: with cuDNN or cuBLAS they are off whatever the setting.
+    const char* const moments_in_effect =
+        kernels::conv_moments() && (device.is_cpu() || conv_impl_name(device) == "handwritten") ? "on" : "off";
     const std::string device_description = describe_device(device);
     std::vector<int> batch_sizes = parse_list(batches);
     std::sort(batch_sizes.begin(), batch_sizes.end());

@@ -30,8 +30,10 @@ void check_channel_vector(const Tensor& vector, const Tensor& input, const char*
 // Records [C, R, 3] in float64 beside the input (kernels/channel_moments.h),
 // at least as many per channel as its values need (at most 32 values each).
 // Whether they describe this very input is the caller's promise: checking
-// would take the passes they save (the kernels check the counts: the CPU's
-// refuses a miscount, the CUDA one makes the statistics NaN).
+// would take the passes they save. Their counts are checked: here on the
+// CPU, before anything is written or drawn; on a GPU (where reading them
+// would cost a synchronisation) the handwritten kernels make the statistics
+// of a miscounted channel NaN.
 void check_moments(const Tensor& moments, const Tensor& input) {
   const int64_t needed = kernels::records_for(input.numel() / input.size(1));
   PIXGRAD_CHECK(moments.dim() == 3 && moments.size(0) == input.size(1) && moments.size(2) == 3 &&
@@ -41,6 +43,18 @@ void check_moments(const Tensor& moments, const Tensor& input) {
                 moments.device().str(), " are not the channel moments of input ", shape_str(input.shape()), " on ",
                 input.device().str(), " (a convolution's output_moments: [", input.size(1), ", R, 3] float64, R >= ", needed,
                 ")");
+  if (!moments.is_cpu()) return;
+  const int64_t channels = moments.size(0), per_channel = moments.size(1), values = input.numel() / channels;
+  const auto* records = reinterpret_cast<const kernels::MomentRecord*>(moments.data<double>());
+  int64_t miscounted = 0;
+  for (int64_t c = 0; c < channels; ++c) {
+    double counted = 0;
+    for (int64_t r = 0; r < per_channel; ++r) counted += records[c * per_channel + r].count;
+    miscounted += counted == static_cast<double>(values) ? 0 : 1;
+  }
+  PIXGRAD_CHECK(miscounted == 0, "batch_norm: the input moments of ", miscounted, " of ", channels,
+                " channels count other than the ", values,
+                " values of each: they are not this input's (a convolution's output_moments, unchanged since)");
 }
 
 }  // namespace

@@ -14,8 +14,9 @@ namespace pixgrad::kernels::cpu {
 // as mean[c] and invstd[c] = 1/sqrt(var + eps) for the backward pass, and
 // unbiased_var[c] for the running-statistics update. weight/bias may be null.
 // `epilogue` is applied to every y (kernels/norm_epilogue.h). With
-// `moments` (x's records, kernels/channel_moments.h) the mean and variance
-// come from them instead of two passes over x.
+// `moments` (x's records, kernels/channel_moments.h, counting each
+// channel's values: batch_norm in core/ops.h checks that) the mean and
+// variance come from them instead of two passes over x.
 template <typename T>
 void batch_norm_forward_training(Host, const BatchNormShape& s, const T* x, const T* weight, const T* bias, double eps,
                                  T* y, T* mean, T* invstd, T* unbiased_var, const NormEpilogue& epilogue = {},

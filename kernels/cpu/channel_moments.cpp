@@ -22,10 +22,15 @@ void channel_moment_records(Host, const BatchNormShape& s, const T* x, MomentRec
       const int64_t n = first / s.spatial;  // the record's first value: image n, pixel i
       int64_t i = first % s.spatial;
       const T* plane = x + (n * s.channels + c) * s.spatial;
+      if (i + count <= s.spatial) {  // within one plane: read in place
+        const T* run = plane + i;
+        records[c * per_channel + r] = moment_record(count, [&](int j) { return static_cast<double>(run[j]); });
+        continue;
+      }
       double gathered[kMomentValues];
       for (int j = 0; j < count; ++j) {
         gathered[j] = static_cast<double>(plane[i]);
-        if (++i == s.spatial) {
+        if (++i == s.spatial && j + 1 < count) {  // on to the next image's plane
           i = 0;
           plane += s.channels * s.spatial;
         }
