@@ -53,8 +53,9 @@
 // passes also write their output's channel moments (kernels/channel_moments.h)
 // for the batch norm that reads the output next: once a block's tile is in
 // memory (after split-K's sum, by the block that did it), a barrier, and
-// each thread reads back one row's run of 32 columns of it, twice (from
-// L2, where the stores just went), and writes its record. The batch norm then needs
+// each thread reads back one row's run of 32 columns of it, twice (through
+// L1: the first read of a line fetches it from L2, where the stores just
+// went), and writes its record. The batch norm then needs
 // neither of its two passes over the output that find the statistics.
 //
 // Index math is 32-bit: the launchers check that every (padded) tensor has
@@ -134,6 +135,18 @@ struct FastDivmod {
 __host__ __device__ __forceinline__ float load_readonly(const float* address) {
 #ifdef __CUDA_ARCH__
   return __ldg(address);
+#else
+  return *address;
+#endif
+}
+
+// A value this block stored before a barrier, cached in L1 (ld.global.ca):
+// not the read-only path, which the compiler would otherwise pick for a
+// function that only reads floats, and which is for data that no thread
+// writes while the kernel runs.
+__host__ __device__ __forceinline__ float load_block_written(const float* address) {
+#ifdef __CUDA_ARCH__
+  return __ldca(address);
 #else
   return *address;
 #endif
@@ -614,14 +627,16 @@ PIXGRAD_NO_UNROLL
 
 // The moment records of the output tile at (m_block, n_block), once the
 // whole tile is in memory (after a barrier): record r is row r / kChunks,
-// columns [32 * (r % kChunks), + 32) of the tile, read back from the output
-// (L2, where the block's stores just went). One thread per record, each in
-// a fixed order, so the records do not depend on which block wrote the
-// tile. Out of line, like reduce_split_tile: inlined, it cost the 3xTF32
-// 128x128 tiles register spills.
-template <class Op, int BM, int BN, int kThreads, class Arrivals>
+// columns [32 * (r % kChunks), + 32) of the tile, read back from the output.
+// The block's own stores are visible to it after the barrier; loaded through
+// L1 (load_block_written), a thread's 32 reads of one line, twice, fetch it
+// from L2 once (cache-global loads would fetch a sector per read). One
+// thread per record, each in a fixed order, so the records do not depend on
+// which block wrote the tile. Out of line, like reduce_split_tile: inlined,
+// it cost the 3xTF32 128x128 tiles register spills.
+template <class Op, int BM, int BN, int kThreads>
 __host__ __device__ __noinline__ void write_tile_moments(const typename Op::Params& p, int tid, int phase, int m_block,
-                                                         int n_block, int N, const Arrivals& arrivals) {
+                                                         int n_block, int N) {
   static_assert(BN % kMomentValues == 0, "a tile holds whole records");
   constexpr int kChunks = BN / kMomentValues, kRecords = BM * kChunks;
   const GemmCommon& c = p.common;
@@ -631,7 +646,7 @@ PIXGRAD_NO_UNROLL
     if (m >= c.M || first >= N) continue;
     const int count = N - first < kMomentValues ? N - first : kMomentValues;
     const MomentRecord record = moment_record(count, [&](int j) {
-      return static_cast<double>(arrivals.load(Op::output_at(p, phase, m, first + j)));
+      return static_cast<double>(load_block_written(Op::output_at(p, phase, m, first + j)));
     });
     c.moments[static_cast<int64_t>(m) * c.moment_stride + Op::first_record(p, phase) + first / kMomentValues] = record;
   }
@@ -949,9 +964,8 @@ PIXGRAD_UNROLL
     reduce_split_tile<Op, BM, BN, kThreads>(p, tid, phase, m_block, n_block, N, arrivals);
   }
 
-  template <class Arrivals>
-  __host__ __device__ void write_moments(const Params& p, const Arrivals& arrivals) const {
-    write_tile_moments<Op, BM, BN, kThreads>(p, tid, phase, m_block, n_block, N, arrivals);
+  __host__ __device__ void write_moments(const Params& p) const {
+    write_tile_moments<Op, BM, BN, kThreads>(p, tid, phase, m_block, n_block, N);
   }
 };
 
@@ -1078,7 +1092,7 @@ __host__ __device__ __forceinline__ void gemm_block_program(const typename Op::P
   if constexpr (Op::kWritesMoments) {
     if (wrote_tile && p.common.moments != nullptr) {
       sync();  // the whole tile stored, and visible to the block
-      each([&](GemmThread<Op, Cfg, Math>& t) { t.write_moments(p, arrivals); });
+      each([&](GemmThread<Op, Cfg, Math>& t) { t.write_moments(p); });
     }
   }
 }
