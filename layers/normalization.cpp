@@ -69,7 +69,8 @@ Tensor BatchNorm2d::forward(const Tensor& input, const BatchNormEpilogue& after,
 }
 
 bool BatchNorm2d::uses_moments() const {
-  return (is_training() || !options.track_running_stats()) && !synchronizes();
+  // batch_norm's rule for batch statistics: training, or no running ones.
+  return (is_training() || !running_mean.defined()) && !synchronizes();
 }
 
 bool BatchNorm2d::fuses() const { return !synchronizes() && !forward_hook_installed(); }

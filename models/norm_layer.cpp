@@ -33,14 +33,25 @@ Tensor apply_norm(const std::shared_ptr<nn::Module>& norm, const Tensor& input, 
   return apply_epilogue(apply_norm(norm, input), after, training);
 }
 
+namespace {
+
+// `norm` as the batch norm that apply_norm(norm, ..., training) calls with
+// its extra arguments, or nullptr (another kind of norm, or another mode).
+std::shared_ptr<nn::BatchNorm2d> batch_norm_in_mode(const std::shared_ptr<nn::Module>& norm, bool training) {
+  auto batch = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm);
+  return batch && batch->is_training() == training ? batch : nullptr;
+}
+
+}  // namespace
+
 Tensor* moments_for(const std::shared_ptr<nn::Module>& norm, bool training, Tensor& moments) {
-  const auto batch = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm);
-  return batch && batch->is_training() == training && batch->uses_moments() ? &moments : nullptr;
+  const auto batch = batch_norm_in_mode(norm, training);
+  return batch && batch->uses_moments() ? &moments : nullptr;
 }
 
 bool writes_into_out(const std::shared_ptr<nn::Module>& norm, bool training) {
-  const auto batch = std::dynamic_pointer_cast<nn::BatchNorm2d>(norm);
-  return batch && batch->is_training() == training && batch->fuses();
+  const auto batch = batch_norm_in_mode(norm, training);
+  return batch && batch->fuses();
 }
 
 std::vector<Tensor> skip_slots(const Tensor& like, const std::shared_ptr<nn::Module>& first_norm,

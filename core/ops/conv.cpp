@@ -56,10 +56,6 @@ Tensor moment_records(const Tensor* asked, ConvPass pass, const Conv2dGeometry& 
   return Tensor::empty({channels, per_channel, 3}, like.device(), DType::Float64);
 }
 
-kernels::MomentRecord* records_or_null(const Tensor& records) {
-  return records.defined() ? reinterpret_cast<kernels::MomentRecord*>(records.data<double>()) : nullptr;
-}
-
 // Hands the records over where the kernels wrote them.
 void give_moments(Tensor* asked, Tensor records, bool written) {
   if (asked != nullptr) *asked = written ? std::move(records) : Tensor();
@@ -71,11 +67,8 @@ Tensor convolve(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const
   bool written = false;
   run_kernel("conv2d", x, [&](auto on, auto zero) {
     using T = decltype(zero);
-    if (records.defined())
-      written = conv2d_forward_with_moments(on, g, x.data<T>(), w.data<T>(), data_or_null<T>(bias), y.data<T>(),
-                                            records_or_null(records));
-    else
-      conv2d_forward(on, g, x.data<T>(), w.data<T>(), data_or_null<T>(bias), y.data<T>());
+    written = conv2d_forward_with_moments(on, g, x.data<T>(), w.data<T>(), data_or_null<T>(bias), y.data<T>(),
+                                          detail::moment_records_of(records));
   });
   give_moments(moments, records, written);
   return record_differentiable("conv2d", y, {x, w, bias}, [g](const Tensor& dy, const BackwardContext& context) {
@@ -92,11 +85,8 @@ Tensor convolve_data(const Conv2dGeometry& g, const Tensor& dy, const Tensor& w,
   bool written = false;
   run_kernel("conv2d backward-data", dy, [&](auto on, auto zero) {
     using T = decltype(zero);
-    if (records.defined())
-      written = conv2d_backward_data_with_moments(on, g, dy.data<T>(), w.data<T>(), dx.data<T>(),
-                                                  records_or_null(records));
-    else
-      conv2d_backward_data(on, g, dy.data<T>(), w.data<T>(), dx.data<T>());
+    written = conv2d_backward_data_with_moments(on, g, dy.data<T>(), w.data<T>(), dx.data<T>(),
+                                                detail::moment_records_of(records));
   });
   give_moments(moments, records, written);
   return record_differentiable("conv2d_backward_data", dx, {dy, w}, [g](const Tensor& grad, const BackwardContext& context) {

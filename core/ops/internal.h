@@ -1,10 +1,12 @@
-// Differentiable building blocks the ops' backward functions share; not part
-// of the public op set (core/ops.h).
+// Differentiable building blocks the ops' backward functions share, and
+// what the ops share about channel moments; not part of the public op set
+// (core/ops.h).
 #pragma once
 
 #include <cstdint>
 
 #include <pixgrad/core/tensor.h>
+#include <pixgrad/kernels/channel_moments.h>
 
 namespace pixgrad::detail {
 
@@ -18,5 +20,11 @@ struct ChannelGroups {
 Tensor channel_sum(const Tensor& x, const ChannelGroups& layout, const Shape& out_shape);
 // The adjoint of channel_sum: out[g, b, c, s] = v[g, c], shaped `out_shape`.
 Tensor channel_broadcast(const Tensor& v, const ChannelGroups& layout, const Shape& out_shape);
+
+// A channel-moments tensor ([C, R, 3] float64, kernels/channel_moments.h)
+// as its records; nullptr for an undefined tensor.
+inline kernels::MomentRecord* moment_records_of(const Tensor& moments) {
+  return moments.defined() ? reinterpret_cast<kernels::MomentRecord*>(moments.data<double>()) : nullptr;
+}
 
 }  // namespace pixgrad::detail

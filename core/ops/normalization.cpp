@@ -6,8 +6,8 @@
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/dispatch.h>
 #include <pixgrad/core/ops.h>
+#include <pixgrad/core/ops/internal.h>
 #include <pixgrad/core/replay_values.h>
-#include <pixgrad/kernels/channel_moments.h>
 #include <pixgrad/kernels/philox.h>
 #include <pixgrad/kernels/cpu/batch_norm.h>
 #include <pixgrad/kernels/cpu/dropout.h>
@@ -41,11 +41,11 @@ void check_moments(const Tensor& moments, const Tensor& input) {
                     moments.device() == input.device(),
                 "batch_norm: input_moments ", shape_str(moments.shape()), " ", to_string(moments.dtype()), " on ",
                 moments.device().str(), " are not the channel moments of input ", shape_str(input.shape()), " on ",
-                input.device().str(), " (a convolution's output_moments: [", input.size(1), ", R, 3] float64, R >= ", needed,
-                ")");
+                input.device().str(), " (a convolution's output_moments: [", input.size(1),
+                ", R, 3] float64, R >= ", needed, ")");
   if (!moments.is_cpu()) return;
   const int64_t channels = moments.size(0), per_channel = moments.size(1), values = input.numel() / channels;
-  const auto* records = reinterpret_cast<const kernels::MomentRecord*>(moments.data<double>());
+  const kernels::MomentRecord* records = detail::moment_records_of(moments);
   int64_t miscounted = 0;
   for (int64_t c = 0; c < channels; ++c) {
     double counted = 0;
@@ -104,7 +104,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
   if (input_moments.defined()) check_moments(input_moments, input);
   kernels::GivenMoments moments;
   if (input_moments.defined() && batch_statistics)
-    moments = {reinterpret_cast<const kernels::MomentRecord*>(input_moments.data<double>()), input_moments.size(1)};
+    moments = {detail::moment_records_of(input_moments), input_moments.size(1)};
 
   kernels::NormEpilogue epilogue;
   epilogue.activation = after.activation;

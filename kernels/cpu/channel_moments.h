@@ -23,7 +23,8 @@ template <typename T>
 void channel_moment_records(Host, const BatchNormShape& s, const T* x, MomentRecord* records);
 
 // conv2d_forward / conv2d_backward_data (kernels/cpu/conv2d.h), then the
-// output's records. Return true: the CPU always writes them.
+// output's records when `moments` is not null. Return whether they wrote
+// records (the CPU always does, given somewhere to put them).
 template <typename T>
 bool conv2d_forward_with_moments(Host, const Conv2dGeometry& g, const T* input, const T* weight, const T* bias,
                                  T* output, MomentRecord* moments);

@@ -84,7 +84,7 @@ void conv2d_backward_weight(Gpu, ConvImpl impl, const Conv2dGeometry& g, const f
 // kernels write them from each output tile once it is in memory, in the
 // same launch; the other implementations write none (conv_moment_records
 // is 0 while one of them is chosen), and then these return false (the
-// output is written all the same).
+// output is written all the same), as they do for null `moments`.
 int64_t conv_moment_records(Gpu, ConvPass pass, const Conv2dGeometry& g);
 bool conv2d_forward_with_moments(Gpu, const Conv2dGeometry& g, const float* input, const float* weight,
                                  const float* bias, float* output, MomentRecord* moments);
