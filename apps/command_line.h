@@ -78,7 +78,8 @@ inline void add_precision_options(CLI::App& app, std::string& precision, bool& t
                  "CUDA convolutions: fp32 (default) | tf32 (tensor cores; cuDNN and cuBLAS too) | 3xtf32 (tensor "
                  "cores, near-FP32 error) | bf16 (bf16 tensor cores, operands rounded to 8 significant bits, 8x "
                  "TF32's rounding error). 3xtf32 and bf16 are the handwritten kernels' own: cuDNN and cuBLAS compute "
-                 "fp32 there. CPU convolutions always compute in FP32" +
+                 "fp32 there. On the CPU, bf16 rounds the convolutions' operands to bf16 and sums in FP32 where the CPU has "
+                 "AVX-512 BF16 (avx512_bf16), and computes FP32 elsewhere; the other precisions are FP32 on the CPU" +
                      more)
       ->check(CLI::IsMember(training::precision_names()));
   app.add_flag("--tf32", tf32, "The same as --precision tf32" + tf32_more);

@@ -2,6 +2,7 @@
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/kernels/conv_settings.h>
+#include <pixgrad/kernels/cpu/conv2d.h>
 
 namespace pixgrad::training {
 
@@ -96,8 +97,11 @@ std::string select_precision(const std::string& precision, bool tf32) {
 }
 
 std::string describe_convolutions(const Device& device, const std::string& precision, const std::string& conv_impl) {
-  if (!device.is_cuda()) return "fp32 convolutions";
-  return precision + " convolutions, " + conv_impl;
+  if (device.is_cuda()) return precision + " convolutions, " + conv_impl;
+  const std::string in_effect = kernels::to_string(kernels::cpu::conv_precision_in_effect());
+  if (precision == "bf16" && in_effect != precision)
+    return in_effect + " convolutions: --precision bf16 needs a CPU with AVX-512 BF16 (avx512_bf16), which this one lacks";
+  return in_effect + " convolutions";
 }
 
 }  // namespace pixgrad::training

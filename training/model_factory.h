@@ -32,12 +32,14 @@ std::string select_conv_impl(const std::string& name);
 // Sets the CUDA convolutions' arithmetic (--precision, precision_names();
 // --tf32 is the same as --precision tf32); "" and false keep the default
 // (PIXGRAD_PRECISION or PIXGRAD_TF32, else fp32). Returns the setting in
-// effect, for the run's records; the same in every build. CPU convolutions
-// always compute in FP32.
+// effect, for the run's records; the same in every build. On the CPU only
+// bf16 changes the arithmetic, and only on a CPU with AVX-512 BF16
+// (kernels::cpu::conv_precision_in_effect()).
 std::string select_precision(const std::string& precision, bool tf32);
 // How convolutions on `device` compute with those settings, for start lines
-// and records: "fp32 convolutions" on the CPU, "tf32 convolutions,
-// handwritten" on CUDA.
+// and records: "fp32 convolutions" or "bf16 convolutions" on the CPU (with
+// the reason when bf16 was asked for and is not in effect), "tf32
+// convolutions, handwritten" on CUDA.
 std::string describe_convolutions(const Device& device, const std::string& precision, const std::string& conv_impl);
 
 }  // namespace pixgrad::training

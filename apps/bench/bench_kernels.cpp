@@ -466,8 +466,16 @@ Call conv_call(Impl impl, const ConvLayer& l, Pass pass) {
 // runs its mirror convolution's passes: forward as backward-data and back).
 DescribeChoice conv_choice(Impl impl, const ConvLayer& l, Pass pass) {
   if (impl == Impl::Cpu) {
-    const bool direct = kernels::cpu::direct_conv_applies(l.geometry());
-    return [direct] { return Choice{direct ? "direct" : "im2col+gemm", "fp32"}; };
+    // The CPU runs a transposed layer's passes as its mirror convolution's.
+    kernels::ConvPass mirror = kernels::ConvPass::BackwardWeight;
+    if (pass != Pass::BackwardWeight)
+      mirror = (pass == Pass::Forward) != l.transposed ? kernels::ConvPass::Forward
+                                                      : kernels::ConvPass::BackwardData;
+    const kernels::Conv2dGeometry g = l.geometry();
+    return [g, mirror] {
+      const kernels::cpu::ConvChoice c = kernels::cpu::conv_choice(g, mirror);
+      return Choice{c.algorithm, c.math};
+    };
   }
 #ifdef PIXGRAD_WITH_CUDA
   namespace cuda = kernels::cuda;

@@ -58,6 +58,7 @@
 #include <pixgrad/core/generator.h>
 #include <pixgrad/data/loader.h>
 #include <pixgrad/kernels/conv_settings.h>
+#include <pixgrad/kernels/cpu/conv2d.h>
 #include <pixgrad/models/graphed_step.h>
 #include <pixgrad/models/pix2pix.h>
 #include <pixgrad/training/model_factory.h>
@@ -144,15 +145,14 @@ std::string describe_device(const Device& device) {
   return device.is_cpu() ? "cpu" : device.str();
 }
 
-// The convolutions' arithmetic on `device` (--precision, or the environment,
-// on a GPU; always fp32 on the CPU).
+// The convolutions' arithmetic on `device`: --precision, or the environment,
+// on a GPU; on the CPU bf16 where it has AVX-512 BF16, else fp32.
 std::string precision_in_effect(const Device& device) {
 #ifdef PIXGRAD_WITH_CUDA
-  return device.is_cuda() ? kernels::cuda::to_string(kernels::cuda::conv_precision()) : "fp32";
-#else
-  (void)device;
-  return "fp32";
+  if (device.is_cuda()) return kernels::cuda::to_string(kernels::cuda::conv_precision());
 #endif
+  (void)device;
+  return kernels::to_string(kernels::cpu::conv_precision_in_effect());
 }
 
 std::string conv_impl_name(const Device& device) {

@@ -9,7 +9,9 @@
 // unpadded convolution has col == x, so it skips im2col/col2im entirely.
 // Stride-1 layers with at most 4 output channels run without col at all
 // (kernels/cpu/conv2d_direct.h); wide stride-1 4x4 layers run forward and
-// backward-data as Winograd F(2x2, 4x4) (kernels/cpu/conv2d_winograd.h).
+// backward-data as Winograd F(2x2, 4x4) (kernels/cpu/conv2d_winograd.h),
+// except in bf16, whose products (gemm_bf16) are the faster way there and
+// whose rounding Winograd's transforms would magnify.
 //
 // col is the only scratch memory; it lives in a per-thread growable buffer
 // (one image's worth, or one band of output rows for narrow layers, see
@@ -83,6 +85,20 @@ int64_t rows_per_band(const Conv2dGeometry& g, const Im2colGeometry& u) {
   return std::clamp<int64_t>(kBandFloats / (u.col_rows() * u.out_width()), 1, out_h);
 }
 
+// The matrix product of this precision: sgemm, or gemm_bf16 in bf16.
+using Product = void (*)(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                         const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                         float* C, int64_t ldc);
+
+Product product_in_effect() {
+  if (conv_precision_in_effect() == ConvPrecision::Bf16) return gemm_bf16;
+  return static_cast<Product>(sgemm);
+}
+
+bool winograd_applies(const Conv2dGeometry& g) {
+  return winograd_conv_applies(g) && conv_precision_in_effect() != ConvPrecision::Bf16;
+}
+
 // Minimum elements before a channel loop is worth threading.
 constexpr int64_t kParallelElements = int64_t{1} << 15;
 
@@ -98,6 +114,24 @@ void add_bias(const float* bias, int64_t batch, int64_t channels, int64_t plane,
 
 }  // namespace
 
+ConvPrecision conv_precision_in_effect() {
+  return conv_precision() == ConvPrecision::Bf16 && gemm_bf16_supported() ? ConvPrecision::Bf16
+                                                                          : ConvPrecision::Fp32;
+}
+
+ConvChoice conv_choice(const Conv2dGeometry& g, ConvPass pass) {
+  if (direct_conv_applies(g)) return {"direct", "fp32"};
+  if (pass != ConvPass::BackwardWeight && winograd_applies(g)) return {"winograd", "fp32"};
+  // The product's C: forward Cout x columns, backward-data depth x columns,
+  // backward-weight Cout x depth (the file comment's table).
+  const Im2colGeometry u = unfold_geometry(g);
+  const int64_t rows = pass == ConvPass::BackwardData ? u.col_rows() : g.out_channels;
+  const int64_t columns =
+      pass == ConvPass::BackwardWeight ? u.col_rows() : rows_per_band(g, u) * u.out_width();
+  const bool bf16 = product_in_effect() == gemm_bf16 && gemm_bf16_rounds(pass == ConvPass::BackwardData, rows, columns);
+  return {"im2col+gemm", bf16 ? "bf16" : "fp32"};
+}
+
 void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const float* weight,
                     const float* bias, float* output) {
   check_geometry("conv2d_forward", g);
@@ -108,7 +142,7 @@ void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const flo
     if (bias) add_bias(bias, g.batch, g.out_channels, plane, output);
     return;
   }
-  if (winograd_conv_applies(g)) {
+  if (winograd_applies(g)) {
     winograd_conv_forward(g, input, weight, output);
     if (bias) add_bias(bias, g.batch, g.out_channels, plane, output);
     return;
@@ -117,6 +151,7 @@ void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const flo
   const int64_t out_size = g.out_channels * plane;
   const bool pointwise = is_pointwise(g);
   const int64_t band_rows = rows_per_band(g, u);
+  const Product product = product_in_effect();
   float* col = pointwise ? nullptr : col_buffer(depth * band_rows * out_w);
   for (int64_t b = 0; b < g.batch; ++b) {
     const float* x = input + b * in_size;
@@ -124,7 +159,7 @@ void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const flo
       const int64_t oy_end = std::min(u.out_height(), oy + band_rows);
       const int64_t n = (oy_end - oy) * out_w;
       if (!pointwise) im2col(u, x, oy, oy_end, col);
-      sgemm(false, false, g.out_channels, n, depth, 1.0f, weight, depth,
+      product(false, false, g.out_channels, n, depth, 1.0f, weight, depth,
             pointwise ? x + oy * out_w : col, pointwise ? plane : n, 0.0f,
             output + b * out_size + oy * out_w, plane);
     }
@@ -136,14 +171,15 @@ void conv2d_backward_data(Host, const Conv2dGeometry& g, const float* grad_outpu
                           float* grad_input) {
   check_geometry("conv2d_backward_data", g);
   if (direct_conv_applies(g)) return direct_conv_backward_data(g, grad_output, weight, grad_input);
-  if (winograd_conv_applies(g)) return winograd_conv_backward_data(g, grad_output, weight, grad_input);
+  if (winograd_applies(g)) return winograd_conv_backward_data(g, grad_output, weight, grad_input);
   const Im2colGeometry u = unfold_geometry(g);
   const int64_t plane = u.col_cols(), depth = u.col_rows(), out_w = u.out_width();
   const int64_t in_size = g.in_channels * g.in_height * g.in_width;
   const int64_t out_size = g.out_channels * plane;
+  const Product product = product_in_effect();
   if (is_pointwise(g)) {
     for (int64_t b = 0; b < g.batch; ++b)
-      sgemm(true, false, depth, plane, g.out_channels, 1.0f, weight, depth,
+      product(true, false, depth, plane, g.out_channels, 1.0f, weight, depth,
             grad_output + b * out_size, plane, 0.0f, grad_input + b * in_size, plane);
     return;
   }
@@ -154,7 +190,7 @@ void conv2d_backward_data(Host, const Conv2dGeometry& g, const float* grad_outpu
     for (int64_t oy = 0; oy < u.out_height(); oy += band_rows) {
       const int64_t oy_end = std::min(u.out_height(), oy + band_rows);
       const int64_t n = (oy_end - oy) * out_w;
-      sgemm(true, false, depth, n, g.out_channels, 1.0f, weight, depth,
+      product(true, false, depth, n, g.out_channels, 1.0f, weight, depth,
             grad_output + b * out_size + oy * out_w, plane, 0.0f, col, n);
       col2im(u, col, oy, oy_end, grad_input + b * in_size);
     }
@@ -176,6 +212,7 @@ void conv2d_backward_weight(Host host, const Conv2dGeometry& g, const float* inp
   }
   const bool pointwise = is_pointwise(g);
   const int64_t band_rows = rows_per_band(g, u);
+  const Product product = product_in_effect();
   float* col = pointwise ? nullptr : col_buffer(depth * band_rows * out_w);
   for (int64_t b = 0; b < g.batch; ++b) {
     const float* x = input + b * in_size;
@@ -184,7 +221,7 @@ void conv2d_backward_weight(Host host, const Conv2dGeometry& g, const float* inp
       const int64_t n = (oy_end - oy) * out_w;
       if (!pointwise) im2col(u, x, oy, oy_end, col);
       const bool first = b == 0 && oy == 0;
-      sgemm(false, true, g.out_channels, depth, n, 1.0f, grad_output + b * out_size + oy * out_w,
+      product(false, true, g.out_channels, depth, n, 1.0f, grad_output + b * out_size + oy * out_w,
             plane, pointwise ? x + oy * out_w : col, pointwise ? plane : n,
             first ? 0.0f : 1.0f, grad_weight, depth);
     }

@@ -11,10 +11,29 @@
 // backward-data pass of its mirror convolution (core/ops/conv.cpp).
 #pragma once
 
+#include <pixgrad/kernels/conv_settings.h>
 #include <pixgrad/kernels/device_tags.h>
 #include <pixgrad/kernels/shapes.h>
 
 namespace pixgrad::kernels::cpu {
+
+// The float convolutions' arithmetic, from the process-wide setting
+// (kernels/conv_settings.h): Bf16 when it asks for bf16 and this CPU has
+// AVX-512 BF16 (gemm_bf16_supported()), Fp32 otherwise (every other setting,
+// or bf16 on a CPU without the instructions). With Bf16 the matrix products
+// round their operands to bf16 and sum in FP32 (kernels/cpu/gemm.h), and the
+// 4x4 stride-1 layers take them instead of Winograd; layers of at most 4
+// output channels (the direct kernels) and products with a side of at most 8
+// stay FP32.
+ConvPrecision conv_precision_in_effect();
+
+// What a pass of geometry g runs now: algorithm "direct", "winograd" or
+// "im2col+gemm", in math "fp32" or "bf16" (for benchmarks' records).
+struct ConvChoice {
+  const char* algorithm;
+  const char* math;
+};
+ConvChoice conv_choice(const Conv2dGeometry& g, ConvPass pass);
 
 // input [batch, in_channels, in_height, in_width]
 // weight [out_channels, in_channels, kernel_h, kernel_w]; bias [out_channels] or nullptr

@@ -47,6 +47,7 @@
 // run time, so the library itself stays baseline x86-64.
 
 #include <pixgrad/kernels/cpu/gemm.h>
+#include <pixgrad/kernels/cpu/gemm_driver.h>
 
 #include <omp.h>
 
@@ -57,15 +58,24 @@
 #include <stdexcept>
 #include <string>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define PIXGRAD_X86 1
-#define PIXGRAD_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+#include <pixgrad/kernels/cpu/gemm_avx512_common.h>
+
+#ifdef PIXGRAD_X86
 #define PIXGRAD_AVX2 __attribute__((target("avx2,fma")))
 #endif
 
 namespace pixgrad::kernels::cpu {
 namespace {
+
+using detail::GemmKernel;
+using detail::kSkinnyMax;
+#ifdef PIXGRAD_X86
+using detail::kAll;
+using detail::shuffle_lanes;
+using detail::store_tile;
+using detail::tail_mask;
+using detail::transpose16;
+#endif
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -97,44 +107,8 @@ class AlignedBuffer {
 
 thread_local AlignedBuffer tls_workspace;
 
-// Packs rows [0, mc) x columns [0, kc) of op(A) (a points at its top-left
-// element) into ceil(mc/MR) panels of kc x MR, rows past mc zero.
-using PackAFn = void (*)(const float* a, int64_t lda, bool trans, int64_t mc, int64_t kc,
-                         float* dst);
-// Packs rows [0, kc) x columns [0, nc) of op(B) into ceil(nc/NR) panels of
-// kc x NR, columns past nc zero.
-using PackBFn = void (*)(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc,
-                         float* dst);
-// C[m x n] = alpha * Apanel * Bpanel + beta * C for one tile (m <= MR, n <= NR).
-using MicroFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                         int64_t m, int64_t n, float alpha, float beta);
-// A full MR x NR tile reading op(A) in place (a points at the tile's first
-// row of op(A) at the current k offset); used when A would be packed for only
-// one or two NR panels, where packing costs as much as the product.
-using MicroDirectFn = void (*)(int64_t kc, const float* a, int64_t lda, bool trans,
-                               const float* b, float* c, int64_t ldc, int64_t n, float alpha,
-                               float beta);
-// Skinny path: C[i][j] for rows [i0, i1) of a product whose op(B) has at most
-// kSkinnyMax columns, given op(B) packed transposed as bt[n x K].
-using SkinnyFn = void (*)(bool trans_a, int64_t i0, int64_t i1, int64_t n, int64_t K,
-                          float alpha, const float* A, int64_t lda, const float* bt, float beta,
-                          float* C, int64_t rs_c, int64_t cs_c);
-
-struct GemmKernel {
-  int64_t mr, nr;
-  int64_t mc, kc, nc;
-  PackAFn pack_a;
-  PackBFn pack_b;
-  MicroFn micro;
-  MicroDirectFn micro_direct;  // nullptr: always pack A
-  MicroFn micro_stream;        // nullptr: no streaming stores
-  SkinnyFn skinny;
-};
-
 // At most this many NR panels per A block: read A in place instead of packing.
 constexpr int64_t kDirectPanels = 2;
-
-constexpr int64_t kSkinnyMax = 8;
 
 // ---------------------------------------------------------------------------
 // Portable code: generic packing, micro-kernel and skinny kernel. The
@@ -335,65 +309,8 @@ const GemmKernel kAvx2Kernel{kAvx2MR, kAvx2NR, 144, 256, 2048,
 // ---------------------------------------------------------------------------
 // AVX-512: 14 x 32 tile in 28 zmm accumulators.
 
-constexpr int kAvx512MR = 14;
-constexpr int kAvx512NR = 32;
-
-// Shuffles in their merge-masked form with a full mask: the plain intrinsics
-// pass an "undefined" operand that GCC 12 flags with -Wmaybe-uninitialized
-// once inlined (GCC bug 105593); these compile to the same instructions.
-constexpr __mmask16 kAll = 0xFFFF;
-PIXGRAD_AVX512 inline __m512 unpack_lo(__m512 a, __m512 b) {
-  return _mm512_mask_unpacklo_ps(a, kAll, a, b);
-}
-PIXGRAD_AVX512 inline __m512 unpack_hi(__m512 a, __m512 b) {
-  return _mm512_mask_unpackhi_ps(a, kAll, a, b);
-}
-template <int IMM>
-PIXGRAD_AVX512 inline __m512 shuffle_ps(__m512 a, __m512 b) {
-  return _mm512_mask_shuffle_ps(a, kAll, a, b, IMM);
-}
-template <int IMM>
-PIXGRAD_AVX512 inline __m512 shuffle_lanes(__m512 a, __m512 b) {
-  return _mm512_mask_shuffle_f32x4(a, kAll, a, b, IMM);
-}
-
-// In-register transpose of a 16 x 16 block: r[i] holds row i on entry and
-// column i on exit.
-PIXGRAD_AVX512 inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = unpack_lo(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = unpack_hi(r[2 * i], r[2 * i + 1]);
-  }
-  // Per 128-bit lane L, r[4g + c] now gathers rows 4g..4g+3 at column 4L + c.
-#pragma GCC unroll 4
-  for (int g = 0; g < 4; ++g) {
-    r[4 * g + 0] = shuffle_ps<0x44>(t[4 * g + 0], t[4 * g + 2]);
-    r[4 * g + 1] = shuffle_ps<0xEE>(t[4 * g + 0], t[4 * g + 2]);
-    r[4 * g + 2] = shuffle_ps<0x44>(t[4 * g + 1], t[4 * g + 3]);
-    r[4 * g + 3] = shuffle_ps<0xEE>(t[4 * g + 1], t[4 * g + 3]);
-  }
-  // Transpose the 4 x 4 grid of 128-bit lanes for each c.
-#pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {
-    const __m512 u0 = shuffle_lanes<0x44>(r[c], r[4 + c]);
-    const __m512 u1 = shuffle_lanes<0xEE>(r[c], r[4 + c]);
-    const __m512 u2 = shuffle_lanes<0x44>(r[8 + c], r[12 + c]);
-    const __m512 u3 = shuffle_lanes<0xEE>(r[8 + c], r[12 + c]);
-    t[c] = shuffle_lanes<0x88>(u0, u2);
-    t[4 + c] = shuffle_lanes<0xDD>(u0, u2);
-    t[8 + c] = shuffle_lanes<0x88>(u1, u3);
-    t[12 + c] = shuffle_lanes<0xDD>(u1, u3);
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
-}
-
-PIXGRAD_AVX512 inline __mmask16 tail_mask(int64_t count) {
-  return count >= 16 ? static_cast<__mmask16>(0xFFFF)
-                     : static_cast<__mmask16>((1u << std::max<int64_t>(count, 0)) - 1u);
-}
+constexpr int kAvx512MR = detail::kAvx512MR;
+constexpr int kAvx512NR = detail::kAvx512NR;
 
 PIXGRAD_AVX512 inline float horizontal_sum(__m512 v) {
   v = _mm512_add_ps(v, shuffle_lanes<0x4E>(v, v));
@@ -512,29 +429,7 @@ PIXGRAD_AVX512 inline __attribute__((always_inline)) void micro_avx512_tile(
       acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
     }
   }
-  const __mmask16 m0 = tail_mask(n);
-  const __mmask16 m1 = tail_mask(n - 16);
-  const __m512 va = _mm512_set1_ps(alpha);
-  const __m512 vb = _mm512_set1_ps(beta);
-  const bool read_c = beta != 0.0f;
-#pragma GCC unroll 14
-  for (int i = 0; i < kAvx512MR; ++i) {
-    if (i >= m) break;
-    float* row = c + i * ldc;
-    __m512 r0 = _mm512_mul_ps(va, acc0[i]);
-    __m512 r1 = _mm512_mul_ps(va, acc1[i]);
-    if (STREAM) {
-      _mm512_stream_ps(row, r0);
-      _mm512_stream_ps(row + 16, r1);
-      continue;
-    }
-    if (read_c) {
-      r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), r0);
-      r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), r1);
-    }
-    _mm512_mask_storeu_ps(row, m0, r0);
-    _mm512_mask_storeu_ps(row + 16, m1, r1);
-  }
+  store_tile<kAvx512MR, STREAM>(acc0, acc1, c, ldc, m, n, alpha, beta);
 }
 
 PIXGRAD_AVX512 void micro_avx512(int64_t kc, const float* a, const float* b, float* c,
@@ -674,19 +569,6 @@ const GemmKernel kAvx512Kernel{kAvx512MR, kAvx512NR, 168, 256, 4096,
                                pack_a_avx512, pack_b_avx512, micro_avx512, micro_direct_avx512,
                                micro_stream_avx512, skinny_avx512};
 #endif  // PIXGRAD_X86
-
-const GemmKernel& kernel_for(SgemmIsa isa) {
-  switch (isa) {
-#ifdef PIXGRAD_X86
-    case SgemmIsa::Avx512:
-      return kAvx512Kernel;
-    case SgemmIsa::Avx2:
-      return kAvx2Kernel;
-#endif
-    default:
-      return kScalarKernel;
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Drivers.
@@ -904,9 +786,26 @@ void gemm_skinny(const GemmKernel& kern, bool trans_a, bool trans_b, int64_t M, 
                               ", ldc=" + std::to_string(ldc) + ")");
 }
 
-void sgemm_with(const GemmKernel& kern, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-                float beta, float* C, int64_t ldc) {
+}  // namespace
+
+namespace detail {
+
+const GemmKernel& sgemm_kernel(SgemmIsa isa) {
+  switch (isa) {
+#ifdef PIXGRAD_X86
+    case SgemmIsa::Avx512:
+      return kAvx512Kernel;
+    case SgemmIsa::Avx2:
+      return kAvx2Kernel;
+#endif
+    default:
+      return kScalarKernel;
+  }
+}
+
+void gemm_with(const GemmKernel& kern, bool trans_a, bool trans_b, int64_t M, int64_t N,
+               int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+               float beta, float* C, int64_t ldc) {
   if (M < 0 || N < 0 || K < 0)
     bad_argument("negative dimension", trans_a, trans_b, M, N, K, lda, ldb, ldc);
   if (lda < std::max<int64_t>(1, trans_a ? M : K) || ldb < std::max<int64_t>(1, trans_b ? K : N) ||
@@ -938,7 +837,7 @@ void sgemm_with(const GemmKernel& kern, bool trans_a, bool trans_b, int64_t M, i
                threads);
 }
 
-}  // namespace
+}  // namespace detail
 
 bool sgemm_isa_supported(SgemmIsa isa) {
   switch (isa) {
@@ -980,8 +879,8 @@ const char* sgemm_isa_name(SgemmIsa isa) {
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc) {
-  sgemm_with(kernel_for(sgemm_best_isa()), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
-             beta, C, ldc);
+  detail::gemm_with(detail::sgemm_kernel(sgemm_best_isa()), trans_a, trans_b, M, N, K, alpha, A,
+                    lda, B, ldb, beta, C, ldc);
 }
 
 void sgemm(SgemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
@@ -990,7 +889,8 @@ void sgemm(SgemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64
   if (!sgemm_isa_supported(isa))
     throw std::invalid_argument(std::string("sgemm: instruction set ") + sgemm_isa_name(isa) +
                                 " is not supported by this CPU");
-  sgemm_with(kernel_for(isa), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  detail::gemm_with(detail::sgemm_kernel(isa), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                    beta, C, ldc);
 }
 
 }  // namespace pixgrad::kernels::cpu

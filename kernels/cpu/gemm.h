@@ -29,4 +29,23 @@ void sgemm(SgemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64
            float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
            float* C, int64_t ldc);
 
+// bf16 GEMM: sgemm's contract, but op(A) and op(B) are rounded to bf16 (8
+// significant bits, round to nearest even, denormals to zero) and their
+// products summed in FP32, with AVX-512 BF16 dot products. Each product is
+// then within about 2^-7 of its exact value, relative. Products that
+// gemm_bf16_rounds() declines are computed as sgemm computes them, operands
+// unrounded. gemm_bf16_supported() says whether this CPU has the
+// instructions (avx512_bf16 with AVX-512 F/VL/DQ/BW); without them gemm_bf16
+// throws std::invalid_argument.
+bool gemm_bf16_supported();
+// Whether gemm_bf16 rounds a product whose C is M x N: not when M <= 8 or
+// N <= 8, where the product is bound by streaming its large operand, nor
+// when op(A) is A^T and N <= 64: each value of A then serves at most two
+// 32-column panels, sgemm reads A^T in place, and packing it in bf16 pairs
+// (a gather across K rows) costs more than the faster dot products save.
+bool gemm_bf16_rounds(bool trans_a, int64_t M, int64_t N);
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+               int64_t ldc);
+
 }  // namespace pixgrad::kernels::cpu
