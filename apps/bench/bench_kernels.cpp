@@ -665,6 +665,16 @@ void bench_gemm(Bench& bench, cpu::SgemmIsa isa) {
                      cpu::sgemm(isa, s.ta, s.tb, s.M, s.N, s.K, 1.0f, p[0], s.ta ? s.M : s.K, p[1], s.tb ? s.K : s.N,
                                 0.0f, p[2], s.N);
                    }}});
+    // --precision bf16 where the CPU has AVX-512 BF16: the same product with
+    // bf16 operands (FP32 for the shapes gemm_bf16_rounds declines).
+    if (cpu::conv_precision_in_effect() != kernels::ConvPrecision::Bf16) continue;
+    w.op = "gemm_bf16";
+    w.layer = "gemm_bf16 " + shape;
+    w.pass = cpu::gemm_bf16_rounds(s.ta, s.M, s.N) ? "avx512_bf16" : "fp32 (declined)";
+    bench.run(w, {{Impl::Cpu, [s](const std::vector<float*>& p) {
+                     cpu::gemm_bf16(s.ta, s.tb, s.M, s.N, s.K, 1.0f, p[0], s.ta ? s.M : s.K, p[1],
+                                    s.tb ? s.K : s.N, 0.0f, p[2], s.N);
+                   }}});
   }
 }
 

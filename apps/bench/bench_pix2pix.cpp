@@ -265,7 +265,8 @@ int main(int argc, char** argv) {
                "again at each replay, for checking only)");
   app.footer(
       "Columns beyond the times: conv TF/s, the step's convolution FLOPs over its time; FMA %, the same as a "
-      "percentage of the CPU's FMA ceiling, measured at the start (CPU only); peak MiB, the GPU allocator's "
+      "percentage of the CPU's FP32 FMA ceiling, measured at the start (CPU only; bf16 dot products can pass "
+      "100 %); peak MiB, the GPU allocator's "
       "high-water mark (CUDA only); RSS MiB, the process's peak resident memory (VmHWM) while the configuration "
       "ran, or, where the kernel cannot reset that mark, the peak so far in the process (configurations run "
       "smallest batch first).");
@@ -277,7 +278,7 @@ int main(int argc, char** argv) {
     PIXGRAD_CHECK(device.is_cpu() || cuda_device_count(&no_gpu) > 0, "--device ", device_name, ": no usable GPU (",
                   no_gpu, ")");
     training::select_conv_impl(conv_impl);
-    training::select_precision(precision, tf32);
+    const std::string selected_precision = training::select_precision(precision, tf32);
     if (!moments.empty()) kernels::set_conv_moments(moments == "on");
     // Only our convolutions write moments: with cuDNN or cuBLAS they are off whatever the setting.
     const char* const moments_in_effect =
@@ -300,6 +301,10 @@ int main(int argc, char** argv) {
       std::printf("cpu ceilings: FMA %.0f GFLOP/s (%d threads); FMA %%: the step's convolution FLOPs over its "
                   "time, as a percentage of it\n",
                   *fma_ceiling_gflops, omp_get_max_threads());
+      if (precision_in_effect(device) == "bf16")
+        std::printf("bf16: each dot-product instruction does two multiply-adds per lane, so FMA %% may pass 100\n");
+      else if (selected_precision == "bf16")
+        std::printf("note: %s\n", training::describe_convolutions(device, selected_precision, "").c_str());
     }
     if (device.is_cuda())
       std::printf("peak MiB: the allocator's high-water mark of tensor memory; '<=' where an earlier, larger "

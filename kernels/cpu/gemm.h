@@ -35,8 +35,9 @@ void sgemm(SgemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64
 // then within about 2^-7 of its exact value, relative. Products that
 // gemm_bf16_rounds() declines are computed as sgemm computes them, operands
 // unrounded. gemm_bf16_supported() says whether this CPU has the
-// instructions (avx512_bf16 with AVX-512 F/VL/DQ/BW); without them gemm_bf16
-// throws std::invalid_argument.
+// instructions (avx512_bf16 with AVX-512 F/VL/DQ/BW), and is false when the
+// environment has PIXGRAD_CPU_BF16=0; without them gemm_bf16 throws
+// std::invalid_argument.
 bool gemm_bf16_supported();
 // Whether gemm_bf16 rounds a product whose C is M x N: not when M <= 8 or
 // N <= 8, where the product is bound by streaming its large operand, nor

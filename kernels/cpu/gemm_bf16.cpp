@@ -26,6 +26,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 
 namespace pixgrad::kernels::cpu {
@@ -177,8 +179,12 @@ const detail::GemmKernel& bf16_kernel() {
 
 bool gemm_bf16_supported() {
 #ifdef PIXGRAD_X86
-  static const bool supported = sgemm_isa_supported(SgemmIsa::Avx512) &&
-                                __builtin_cpu_supports("avx512bf16");
+  // PIXGRAD_CPU_BF16=0 hides the instructions: what a CPU without them does.
+  static const bool supported = [] {
+    const char* setting = std::getenv("PIXGRAD_CPU_BF16");
+    return !(setting && std::strcmp(setting, "0") == 0) && sgemm_isa_supported(SgemmIsa::Avx512) &&
+           __builtin_cpu_supports("avx512bf16");
+  }();
   return supported;
 #else
   return false;
