@@ -1,8 +1,9 @@
 // The process-wide convolution settings: which implementation the CUDA
 // convolutions run and in what arithmetic. Plain C++, in every build: a build
-// without CUDA reads, checks and records them the same way (CPU convolutions
-// always compute in FP32 with our kernels, whatever they say), so that a
-// command line or an environment means the same everywhere.
+// without CUDA reads, checks and records them the same way (the CPU
+// convolutions are always our kernels, and compute in FP32 except under Bf16
+// on a CPU with AVX-512 BF16: kernels/cpu/conv2d.h), so that a command line
+// or an environment means the same everywhere.
 //
 // Each is an atomic (reading it costs nothing on the hot path), taken from the
 // environment on first use unless a setter ran first (the apps' --conv-impl
@@ -40,7 +41,9 @@ const std::vector<std::string>& conv_impl_names();
 //           cuDNN and cuBLAS, which have no such mode, compute in FP32.
 //   Bf16    the handwritten kernels round operands to bf16 (8 significant
 //           bits) for bf16 tensor cores, FP32 accumulation, tensors FP32 in
-//           memory; cuDNN and cuBLAS compute in FP32.
+//           memory; cuDNN and cuBLAS compute in FP32. The CPU convolutions
+//           do the same with AVX-512 BF16 dot products where the CPU has
+//           them (kernels/cpu/conv2d.h), FP32 where it does not.
 // The handwritten kernels' layers of at most 8 channels stay FP32 (no
 // tensor-core tile fits them: cuda::detail::kFp32OnlyRows). From
 // PIXGRAD_PRECISION (fp32 | tf32 | 3xtf32 | bf16), or else PIXGRAD_TF32 ("1"

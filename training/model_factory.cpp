@@ -100,7 +100,9 @@ std::string describe_convolutions(const Device& device, const std::string& preci
   if (device.is_cuda()) return precision + " convolutions, " + conv_impl;
   const std::string in_effect = kernels::to_string(kernels::cpu::conv_precision_in_effect());
   if (precision == "bf16" && in_effect != precision)
-    return in_effect + " convolutions: --precision bf16 needs a CPU with AVX-512 BF16 (avx512_bf16), which this one lacks";
+    return in_effect +
+           " convolutions: --precision bf16 needs AVX-512 BF16 (avx512_bf16): this CPU lacks it, or "
+           "PIXGRAD_CPU_BF16=0 hides it";
   return in_effect + " convolutions";
 }
 

@@ -124,12 +124,18 @@ ConvChoice conv_choice(const Conv2dGeometry& g, ConvPass pass) {
   if (pass != ConvPass::BackwardWeight && winograd_applies(g)) return {"winograd", "fp32"};
   // The product's C: forward Cout x columns, backward-data depth x columns,
   // backward-weight Cout x depth (the file comment's table).
+  if (product_in_effect() != gemm_bf16) return {"im2col+gemm", "fp32"};
   const Im2colGeometry u = unfold_geometry(g);
-  const int64_t rows = pass == ConvPass::BackwardData ? u.col_rows() : g.out_channels;
-  const int64_t columns =
-      pass == ConvPass::BackwardWeight ? u.col_rows() : rows_per_band(g, u) * u.out_width();
-  const bool bf16 = product_in_effect() == gemm_bf16 && gemm_bf16_rounds(pass == ConvPass::BackwardData, rows, columns);
-  return {"im2col+gemm", bf16 ? "bf16" : "fp32"};
+  const bool transposed_a = pass == ConvPass::BackwardData;
+  const int64_t rows = transposed_a ? u.col_rows() : g.out_channels;
+  if (pass == ConvPass::BackwardWeight)
+    return {"im2col+gemm", gemm_bf16_rounds(false, rows, u.col_rows()) ? "bf16" : "fp32"};
+  // A banded layer's last band may be narrower than the others.
+  const int64_t band_rows = rows_per_band(g, u);
+  const int64_t last_band_rows = u.out_height() - (u.out_height() - 1) / band_rows * band_rows;
+  const bool full_bands = gemm_bf16_rounds(transposed_a, rows, band_rows * u.out_width());
+  const bool last_band = gemm_bf16_rounds(transposed_a, rows, last_band_rows * u.out_width());
+  return {"im2col+gemm", full_bands && last_band ? "bf16" : full_bands || last_band ? "bf16+fp32" : "fp32"};
 }
 
 void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const float* weight,

@@ -22,13 +22,16 @@ namespace pixgrad::kernels::cpu {
 // AVX-512 BF16 (gemm_bf16_supported()), Fp32 otherwise (every other setting,
 // or bf16 on a CPU without the instructions). With Bf16 the matrix products
 // round their operands to bf16 and sum in FP32 (kernels/cpu/gemm.h), and the
-// 4x4 stride-1 layers take them instead of Winograd; layers of at most 4
-// output channels (the direct kernels) and products with a side of at most 8
-// stay FP32.
+// 4x4 stride-1 layers take them instead of Winograd. Layers of at most 4
+// output channels (the direct kernels) stay FP32, and so do the products
+// gemm_bf16_rounds() declines: a side of at most 8, or a backward-data
+// product (of W^T) over at most 64 output pixels.
 ConvPrecision conv_precision_in_effect();
 
 // What a pass of geometry g runs now: algorithm "direct", "winograd" or
-// "im2col+gemm", in math "fp32" or "bf16" (for benchmarks' records).
+// "im2col+gemm", in math "fp32", "bf16", or "bf16+fp32" when a layer run in
+// bands of output rows has a last band that gemm_bf16 declines (for
+// benchmarks' records).
 struct ConvChoice {
   const char* algorithm;
   const char* math;

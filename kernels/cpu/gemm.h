@@ -31,7 +31,8 @@ void sgemm(SgemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64
 
 // bf16 GEMM: sgemm's contract, but op(A) and op(B) are rounded to bf16 (8
 // significant bits, round to nearest even, denormals to zero) and their
-// products summed in FP32, with AVX-512 BF16 dot products. Each product is
+// products summed in FP32, with AVX-512 BF16 dot products (which also flush
+// sums below FP32's normal range, about 1.2e-38, to zero). Each product is
 // then within about 2^-7 of its exact value, relative. Products that
 // gemm_bf16_rounds() declines are computed as sgemm computes them, operands
 // unrounded. gemm_bf16_supported() says whether this CPU has the

@@ -199,7 +199,9 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                int64_t ldc) {
   if (!gemm_bf16_supported())
-    throw std::invalid_argument("gemm_bf16: this CPU has no AVX-512 BF16 (avx512_bf16)");
+    throw std::invalid_argument(
+        "gemm_bf16: AVX-512 BF16 (avx512_bf16) is not available: this CPU lacks it, or "
+        "PIXGRAD_CPU_BF16=0 hides it");
   if (!gemm_bf16_rounds(trans_a, M, N))
     return sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #ifdef PIXGRAD_X86
