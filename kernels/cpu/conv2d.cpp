@@ -166,8 +166,8 @@ void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const flo
       const int64_t n = (oy_end - oy) * out_w;
       if (!pointwise) im2col(u, x, oy, oy_end, col);
       product(false, false, g.out_channels, n, depth, 1.0f, weight, depth,
-            pointwise ? x + oy * out_w : col, pointwise ? plane : n, 0.0f,
-            output + b * out_size + oy * out_w, plane);
+              pointwise ? x + oy * out_w : col, pointwise ? plane : n, 0.0f,
+              output + b * out_size + oy * out_w, plane);
     }
   }
   if (bias) add_bias(bias, g.batch, g.out_channels, plane, output);
@@ -186,7 +186,7 @@ void conv2d_backward_data(Host, const Conv2dGeometry& g, const float* grad_outpu
   if (is_pointwise(g)) {
     for (int64_t b = 0; b < g.batch; ++b)
       product(true, false, depth, plane, g.out_channels, 1.0f, weight, depth,
-            grad_output + b * out_size, plane, 0.0f, grad_input + b * in_size, plane);
+              grad_output + b * out_size, plane, 0.0f, grad_input + b * in_size, plane);
     return;
   }
   const int64_t band_rows = rows_per_band(g, u);
@@ -197,7 +197,7 @@ void conv2d_backward_data(Host, const Conv2dGeometry& g, const float* grad_outpu
       const int64_t oy_end = std::min(u.out_height(), oy + band_rows);
       const int64_t n = (oy_end - oy) * out_w;
       product(true, false, depth, n, g.out_channels, 1.0f, weight, depth,
-            grad_output + b * out_size + oy * out_w, plane, 0.0f, col, n);
+              grad_output + b * out_size + oy * out_w, plane, 0.0f, col, n);
       col2im(u, col, oy, oy_end, grad_input + b * in_size);
     }
   }
@@ -228,8 +228,8 @@ void conv2d_backward_weight(Host host, const Conv2dGeometry& g, const float* inp
       if (!pointwise) im2col(u, x, oy, oy_end, col);
       const bool first = b == 0 && oy == 0;
       product(false, true, g.out_channels, depth, n, 1.0f, grad_output + b * out_size + oy * out_w,
-            plane, pointwise ? x + oy * out_w : col, pointwise ? plane : n,
-            first ? 0.0f : 1.0f, grad_weight, depth);
+              plane, pointwise ? x + oy * out_w : col, pointwise ? plane : n,
+              first ? 0.0f : 1.0f, grad_weight, depth);
     }
   }
   if (grad_bias) sum_per_channel(host, grad_output, g.batch, g.out_channels, plane, grad_bias);
