@@ -75,11 +75,12 @@ inline CLI::Validator unsigned_64_bits() {
 inline void add_precision_options(CLI::App& app, std::string& precision, bool& tf32, const std::string& more = "",
                                   const std::string& tf32_more = "") {
   app.add_option("--precision", precision,
-                 "CUDA convolutions: fp32 (default) | tf32 (tensor cores; cuDNN and cuBLAS too) | 3xtf32 (tensor "
-                 "cores, near-FP32 error) | bf16 (bf16 tensor cores, operands rounded to 8 significant bits, 8x "
-                 "TF32's rounding error). 3xtf32 and bf16 are the handwritten kernels' own: cuDNN and cuBLAS compute "
-                 "fp32 there. On the CPU, bf16 rounds the convolutions' operands to bf16 and sums in FP32 where the CPU has "
-                 "AVX-512 BF16 (avx512_bf16), and computes FP32 elsewhere; the other precisions are FP32 on the CPU" +
+                 "The convolutions' arithmetic: fp32 (default) | tf32 | 3xtf32 | bf16. On a GPU: tf32 runs TF32 tensor "
+                 "cores (cuDNN and cuBLAS too), 3xtf32 tensor cores at near-FP32 error, bf16 bf16 tensor cores "
+                 "(operands rounded to 8 significant bits, 8x TF32's rounding error); 3xtf32 and bf16 are the "
+                 "handwritten kernels' own, cuDNN and cuBLAS compute fp32 there. On the CPU: bf16 rounds the "
+                 "operands of most convolution passes to bf16 and sums in FP32 where the CPU has AVX-512 BF16 "
+                 "(avx512_bf16), and computes FP32 where it has not; the other precisions are FP32" +
                      more)
       ->check(CLI::IsMember(training::precision_names()));
   app.add_flag("--tf32", tf32, "The same as --precision tf32" + tf32_more);

@@ -3,6 +3,7 @@
 #include <pixgrad/core/error.h>
 #include <pixgrad/kernels/conv_settings.h>
 #include <pixgrad/kernels/cpu/conv2d.h>
+#include <pixgrad/kernels/cpu/gemm.h>
 
 namespace pixgrad::training {
 
@@ -100,9 +101,9 @@ std::string describe_convolutions(const Device& device, const std::string& preci
   if (device.is_cuda()) return precision + " convolutions, " + conv_impl;
   const std::string in_effect = kernels::to_string(kernels::cpu::conv_precision_in_effect());
   if (precision == "bf16" && in_effect != precision)
-    return in_effect +
-           " convolutions: --precision bf16 needs AVX-512 BF16 (avx512_bf16): this CPU lacks it, or "
-           "PIXGRAD_CPU_BF16=0 hides it";
+    return in_effect + (kernels::cpu::gemm_bf16_availability() == kernels::cpu::Bf16Availability::Hidden
+                            ? " convolutions: bf16 is off, PIXGRAD_CPU_BF16=0 hides AVX-512 BF16"
+                            : " convolutions: bf16 needs AVX-512 BF16 (avx512_bf16), which this CPU lacks");
   return in_effect + " convolutions";
 }
 

@@ -938,7 +938,7 @@ int main(int argc, char** argv) {
 
     // --precision (or --tf32) sets the arithmetic; without them the environment decides, read now so that
     // a bad value fails at once (with --count-only too).
-    training::select_precision(options.precision, options.tf32);
+    const std::string selected_precision = training::select_precision(options.precision, options.tf32);
     if (options.count_only) return count_only(presets, batches);
 
     cpu::SgemmIsa gemm_isa = cpu::sgemm_best_isa();
@@ -968,6 +968,12 @@ int main(int argc, char** argv) {
 
     std::printf("cpu: %s, %d threads, convolutions on %s, sgemm sweep on %s\n", cpu_model().c_str(),
                 omp_get_max_threads(), cpu::sgemm_isa_name(cpu::sgemm_best_isa()), cpu::sgemm_isa_name(gemm_isa));
+    if (run_cpu && cpu::conv_precision_in_effect() == kernels::ConvPrecision::Bf16)
+      std::printf("cpu bf16: %%roof holds the bf16 products to the FP32 FMA ceiling; their dot products do two "
+                  "multiply-adds per lane, so it may pass 100\n");
+    else if (run_cpu && selected_precision == "bf16")
+      std::printf("note: cpu %s\n",
+                  training::describe_convolutions(Device::cpu(), selected_precision, "").c_str());
     if (!gpu && options.device != "cpu")
       std::printf("no usable GPU (%s): benchmarking the CPU kernels only\n", no_gpu_reason.c_str());
     PIXGRAD_CHECK(!impls.empty(), "--impls ", options.impls, ": none of these can run here");

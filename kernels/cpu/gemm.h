@@ -36,9 +36,12 @@ void sgemm(SgemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64
 // then within about 2^-7 of its exact value, relative. Products that
 // gemm_bf16_rounds() declines are computed as sgemm computes them, operands
 // unrounded. gemm_bf16_supported() says whether this CPU has the
-// instructions (avx512_bf16 with AVX-512 F/VL/DQ/BW), and is false when the
-// environment has PIXGRAD_CPU_BF16=0; without them gemm_bf16 throws
-// std::invalid_argument.
+// instructions (avx512_bf16 with AVX-512 F/VL/DQ/BW) and the environment
+// lets gemm_bf16 use them; otherwise gemm_bf16 throws std::invalid_argument.
+// PIXGRAD_CPU_BF16=0 hides them (what a CPU without them does), 1 or unset
+// lets them be used; another value throws std::invalid_argument.
+enum class Bf16Availability { Available, Hidden, Missing };
+Bf16Availability gemm_bf16_availability();
 bool gemm_bf16_supported();
 // Whether gemm_bf16 rounds a product whose C is M x N: not when M <= 8 or
 // N <= 8, where the product is bound by streaming its large operand, nor

@@ -27,8 +27,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <stdexcept>
+#include <string>
 
 namespace pixgrad::kernels::cpu {
 namespace {
@@ -177,19 +177,25 @@ const detail::GemmKernel& bf16_kernel() {
 
 }  // namespace
 
-bool gemm_bf16_supported() {
-#ifdef PIXGRAD_X86
-  // PIXGRAD_CPU_BF16=0 hides the instructions: what a CPU without them does.
-  static const bool supported = [] {
+Bf16Availability gemm_bf16_availability() {
+  // Read once; a bad value throws on every call (a throwing initialiser
+  // leaves the static to be tried again).
+  static const Bf16Availability availability = [] {
     const char* setting = std::getenv("PIXGRAD_CPU_BF16");
-    return !(setting && std::strcmp(setting, "0") == 0) && sgemm_isa_supported(SgemmIsa::Avx512) &&
-           __builtin_cpu_supports("avx512bf16");
-  }();
-  return supported;
-#else
-  return false;
+    const std::string value = setting ? setting : "";
+    if (value != "" && value != "0" && value != "1")
+      throw std::invalid_argument("PIXGRAD_CPU_BF16: unknown '" + value + "' (expected 0 or 1)");
+    bool present = false;
+#ifdef PIXGRAD_X86
+    present = sgemm_isa_supported(SgemmIsa::Avx512) && __builtin_cpu_supports("avx512bf16");
 #endif
+    if (!present) return Bf16Availability::Missing;
+    return value == "0" ? Bf16Availability::Hidden : Bf16Availability::Available;
+  }();
+  return availability;
 }
+
+bool gemm_bf16_supported() { return gemm_bf16_availability() == Bf16Availability::Available; }
 
 bool gemm_bf16_rounds(bool trans_a, int64_t M, int64_t N) {
   return M > detail::kSkinnyMax && N > detail::kSkinnyMax && !(trans_a && N <= kFp32MaxColumns);
@@ -199,9 +205,9 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                int64_t ldc) {
   if (!gemm_bf16_supported())
-    throw std::invalid_argument(
-        "gemm_bf16: AVX-512 BF16 (avx512_bf16) is not available: this CPU lacks it, or "
-        "PIXGRAD_CPU_BF16=0 hides it");
+    throw std::invalid_argument(gemm_bf16_availability() == Bf16Availability::Hidden
+                                    ? "gemm_bf16: PIXGRAD_CPU_BF16=0 hides AVX-512 BF16"
+                                    : "gemm_bf16: this CPU has no AVX-512 BF16 (avx512_bf16)");
   if (!gemm_bf16_rounds(trans_a, M, N))
     return sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #ifdef PIXGRAD_X86
