@@ -20,6 +20,7 @@
 
 #include "tests/bf16_reference.h"
 #include "tests/conv_reference.h"
+#include "tests/precision_scope.h"
 
 using namespace pixgrad::kernels::cpu;
 using namespace pixgrad::testing;
@@ -27,20 +28,6 @@ using pixgrad::kernels::ConvPass;
 using pixgrad::kernels::ConvPrecision;
 
 namespace {
-
-// Sets the process-wide precision for a scope.
-class PrecisionScope {
- public:
-  explicit PrecisionScope(ConvPrecision precision) : saved_(pixgrad::kernels::conv_precision()) {
-    pixgrad::kernels::set_conv_precision(precision);
-  }
-  ~PrecisionScope() { pixgrad::kernels::set_conv_precision(saved_); }
-  PrecisionScope(const PrecisionScope&) = delete;
-  PrecisionScope& operator=(const PrecisionScope&) = delete;
-
- private:
-  ConvPrecision saved_;
-};
 
 template <typename F>
 ConvData map_operands(const ConvData& d, F f) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cuda_testing.h"
+#include "tests/precision_scope.h"
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/ops.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
@@ -257,19 +258,7 @@ TEST_CASE("every convolution of the U-Net and PatchGAN presets on CUDA matches t
 
 namespace {
 
-// Sets the convolutions' precision for the scope; puts back the one in use before.
-class PrecisionScope {
- public:
-  explicit PrecisionScope(kernels::cuda::ConvPrecision precision) : saved_(kernels::cuda::conv_precision()) {
-    kernels::cuda::set_conv_precision(precision);
-  }
-  ~PrecisionScope() { kernels::cuda::set_conv_precision(saved_); }
-  PrecisionScope(const PrecisionScope&) = delete;
-  PrecisionScope& operator=(const PrecisionScope&) = delete;
-
- private:
-  kernels::cuda::ConvPrecision saved_;
-};
+using pixgrad::testing::PrecisionScope;
 
 // Sets the TF32 switch for the scope.
 class Tf32Scope : public PrecisionScope {
