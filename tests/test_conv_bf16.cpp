@@ -85,7 +85,7 @@ TEST_CASE("CPU convolutions in bf16 round each pass's operands and meet the bf16
   CHECK(std::string(conv_choice(geometries[0], ConvPass::BackwardData).math) == "bf16");
   CHECK(std::string(conv_choice(geometries[2], ConvPass::Forward).math) == "bf16");
   CHECK(std::string(conv_choice(geometries[2], ConvPass::BackwardData).math) == "fp32");
-  CHECK(std::string(conv_choice(geometries[3], ConvPass::Forward).algorithm) == "im2col+gemm");
+  CHECK(std::string(conv_choice(geometries[3], ConvPass::Forward).algorithm) == "im2col-in-pack+gemm");
   CHECK(std::string(conv_choice(geometries[5], ConvPass::Forward).algorithm) == "direct");
   // 16 output channels run in bands of 7 output rows; backward-data's last
   // band has a single row, 64 pixels, which gemm_bf16 declines.

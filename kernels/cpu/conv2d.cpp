@@ -6,14 +6,17 @@
 //   backward data    dx = col2im(W^T x dy)                (M=Cin*kh*kw,  N=OH*OW,       K=Cout)
 //   backward weight  dW = sum_b dy_b x col_b^T            (M=Cout,       N=Cin*kh*kw,   K=OH*OW)
 // The transposes are free: sgemm reads them during packing. A 1x1, stride-1,
-// unpadded convolution has col == x, so it skips im2col/col2im entirely.
+// unpadded convolution has col == x, so it skips im2col/col2im entirely. The
+// forward and backward-weight products of layers with more than 16 output
+// channels read col through a MatrixSource: the product's packing makes each
+// block of col from the image as it needs it (makes_col_in_packing).
 // Stride-1 layers with at most 4 output channels run without col at all
 // (kernels/cpu/conv2d_direct.h); wide stride-1 4x4 layers run forward and
 // backward-data as Winograd F(2x2, 4x4) (kernels/cpu/conv2d_winograd.h),
 // except in bf16, whose products (gemm_bf16) are the faster way there and
 // whose rounding Winograd's transforms would magnify.
 //
-// col is the only scratch memory; it lives in a per-thread growable buffer
+// A stored col is the only scratch memory; it lives in a per-thread growable buffer
 // (one image's worth, or one band of output rows for narrow layers, see
 // rows_per_band; reused across images and calls). Each product is
 // threaded inside sgemm and each im2col/col2im over rows/channels, so batch 1
@@ -85,14 +88,40 @@ int64_t rows_per_band(const Conv2dGeometry& g, const Im2colGeometry& u) {
   return std::clamp<int64_t>(kBandFloats / (u.col_rows() * u.out_width()), 1, out_h);
 }
 
-// The matrix product of this precision: sgemm, or gemm_bf16 in bf16.
+// The matrix product of this precision: sgemm, or gemm_bf16 in bf16; with B
+// in memory, or made on demand (a col that is never stored whole).
 using Product = void (*)(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                          const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                          float* C, int64_t ldc);
+using ProductOfMadeB = void (*)(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                                float alpha, const float* A, int64_t lda, const MatrixSource& B,
+                                float beta, float* C, int64_t ldc);
+
+bool bf16_in_effect() { return conv_precision_in_effect() == ConvPrecision::Bf16; }
 
 Product product_in_effect() {
-  if (conv_precision_in_effect() == ConvPrecision::Bf16) return gemm_bf16;
-  return static_cast<Product>(sgemm);
+  return bf16_in_effect() ? static_cast<Product>(gemm_bf16) : static_cast<Product>(sgemm);
+}
+
+ProductOfMadeB product_of_made_b_in_effect() {
+  return bf16_in_effect() ? static_cast<ProductOfMadeB>(gemm_bf16)
+                          : static_cast<ProductOfMadeB>(sgemm);
+}
+
+// Forward and backward-weight of a wide layer make col inside the product's
+// packing, a cache-sized block at a time (Im2colBlocks): the col of a large
+// plane (64 MiB for a 64-channel 4x4 layer at 256x256) is then neither written
+// to memory nor read back, and the packing reads the image itself. Narrow
+// layers keep their bands of a stored col, whose products are too small to
+// pack from (and stay in cache already). Backward-data still stores its col
+// product, for col2im.
+bool makes_col_in_packing(const Conv2dGeometry& g) {
+  return !is_pointwise(g) && g.out_channels > kBandMaxChannels;
+}
+
+void fill_col_block(const void* blocks, int64_t row0, int64_t rows, int64_t pixel0,
+                    int64_t pixels, float* dst) {
+  static_cast<const Im2colBlocks*>(blocks)->fill(row0, rows, pixel0, pixels, dst);
 }
 
 bool winograd_applies(const Conv2dGeometry& g) {
@@ -124,18 +153,20 @@ ConvChoice conv_choice(const Conv2dGeometry& g, ConvPass pass) {
   if (pass != ConvPass::BackwardWeight && winograd_applies(g)) return {"winograd", "fp32"};
   // The product's C: forward Cout x columns, backward-data depth x columns,
   // backward-weight Cout x depth (the file comment's table).
-  if (product_in_effect() != gemm_bf16) return {"im2col+gemm", "fp32"};
+  const char* algorithm =
+      pass != ConvPass::BackwardData && makes_col_in_packing(g) ? "im2col-in-pack+gemm" : "im2col+gemm";
+  if (!bf16_in_effect()) return {algorithm, "fp32"};
   const Im2colGeometry u = unfold_geometry(g);
   const bool transposed_a = pass == ConvPass::BackwardData;
   const int64_t rows = transposed_a ? u.col_rows() : g.out_channels;
   if (pass == ConvPass::BackwardWeight)
-    return {"im2col+gemm", gemm_bf16_rounds(false, rows, u.col_rows()) ? "bf16" : "fp32"};
+    return {algorithm, gemm_bf16_rounds(false, rows, u.col_rows()) ? "bf16" : "fp32"};
   // A banded layer's last band may be narrower than the others.
   const int64_t band_rows = rows_per_band(g, u);
   const int64_t last_band_rows = u.out_height() - (u.out_height() - 1) / band_rows * band_rows;
   const bool full_bands = gemm_bf16_rounds(transposed_a, rows, band_rows * u.out_width());
   const bool last_band = gemm_bf16_rounds(transposed_a, rows, last_band_rows * u.out_width());
-  return {"im2col+gemm", full_bands && last_band ? "bf16" : full_bands || last_band ? "bf16+fp32" : "fp32"};
+  return {algorithm, full_bands && last_band ? "bf16" : full_bands || last_band ? "bf16+fp32" : "fp32"};
 }
 
 void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const float* weight,
@@ -155,6 +186,16 @@ void conv2d_forward(Host, const Conv2dGeometry& g, const float* input, const flo
   }
   const int64_t in_size = g.in_channels * g.in_height * g.in_width;
   const int64_t out_size = g.out_channels * plane;
+  if (makes_col_in_packing(g)) {
+    for (int64_t b = 0; b < g.batch; ++b) {
+      const Im2colBlocks blocks(u, input + b * in_size);
+      product_of_made_b_in_effect()(false, false, g.out_channels, plane, depth, 1.0f, weight,
+                                    depth, MatrixSource{fill_col_block, &blocks}, 0.0f,
+                                    output + b * out_size, plane);
+    }
+    if (bias) add_bias(bias, g.batch, g.out_channels, plane, output);
+    return;
+  }
   const bool pointwise = is_pointwise(g);
   const int64_t band_rows = rows_per_band(g, u);
   const Product product = product_in_effect();
@@ -213,6 +254,17 @@ void conv2d_backward_weight(Host host, const Conv2dGeometry& g, const float* inp
   if (g.batch == 0) std::fill(grad_weight, grad_weight + g.out_channels * depth, 0.0f);
   if (direct_conv_applies(g)) {
     direct_conv_backward_weight(g, input, grad_output, grad_weight);
+    if (grad_bias) sum_per_channel(host, grad_output, g.batch, g.out_channels, plane, grad_bias);
+    return;
+  }
+  if (makes_col_in_packing(g)) {
+    for (int64_t b = 0; b < g.batch; ++b) {
+      const Im2colBlocks blocks(u, input + b * in_size);
+      product_of_made_b_in_effect()(false, true, g.out_channels, depth, plane, 1.0f,
+                                    grad_output + b * out_size, plane,
+                                    MatrixSource{fill_col_block, &blocks}, b == 0 ? 0.0f : 1.0f,
+                                    grad_weight, depth);
+    }
     if (grad_bias) sum_per_channel(host, grad_output, g.batch, g.out_channels, plane, grad_bias);
     return;
   }

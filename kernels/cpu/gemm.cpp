@@ -57,6 +57,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <pixgrad/kernels/cpu/gemm_avx512_common.h>
 
@@ -617,6 +618,7 @@ struct GemmProblem {
   float beta;
   float* C;
   int64_t ldc;
+  const MatrixSource* b_source = nullptr;  // B made on demand instead of B, ldb
 
   const float* a_at(int64_t row, int64_t col) const {
     return trans_a ? A + col * lda + row : A + row * lda + col;
@@ -653,6 +655,27 @@ BlockPlan plan_blocks(const GemmKernel& kern, const GemmProblem& p) {
   plan.b_floats = plan.slices_per_group * slice;
   plan.a_floats = round_up(kern.mc + kern.mr, kern.mr) * plan.kc_max;
   return plan;
+}
+
+// A block of a made B, one NR panel at a time: small enough (at most 64 KiB)
+// to be packed from L2 right after it is made.
+thread_local AlignedBuffer tls_source_block;
+
+// Packs op(B)[pc, pc + kc) x [n0, n0 + n) of a made B into panels at dst.
+void pack_b_from_source(const GemmKernel& kern, const GemmProblem& p, int64_t pc, int64_t kc,
+                        int64_t n0, int64_t n, float* dst) {
+  float* block = tls_source_block.get(kc * kern.nr);
+  const MatrixSource& source = *p.b_source;
+  for (int64_t j = 0; j < n; j += kern.nr, dst += kern.nr * kc) {
+    const int64_t width = std::min(kern.nr, n - j);
+    if (p.trans_b) {  // stored N x K: rows are columns of op(B)
+      source.fill(source.context, n0 + j, width, pc, kc, block);
+      kern.pack_b(block, kc, true, kc, width, dst);
+    } else {
+      source.fill(source.context, pc, kc, n0 + j, width, block);
+      kern.pack_b(block, width, false, kc, width, dst);
+    }
+  }
 }
 
 // One thread's share of the blocked product. Every thread of the team runs
@@ -694,9 +717,12 @@ void blocked_thread(const GemmKernel& kern, const GemmProblem& p, const BlockPla
         const int64_t last = std::min(we - (s - s0) * panels, panels);
         if (first >= last) continue;
         const int64_t pc = s * kc_max, kc = std::min(kc_max, p.K - pc);
-        kern.pack_b(p.b_at(pc, jc + first * nr), p.ldb, p.trans_b, kc,
-                    std::min(nc, last * nr) - first * nr,
-                    b_pack + (s - s0) * slice_floats + first * nr * kc);
+        const int64_t cols = std::min(nc, last * nr) - first * nr;
+        float* dst = b_pack + (s - s0) * slice_floats + first * nr * kc;
+        if (p.b_source)
+          pack_b_from_source(kern, p, pc, kc, jc + first * nr, cols, dst);
+        else
+          kern.pack_b(p.b_at(pc, jc + first * nr), p.ldb, p.trans_b, kc, cols, dst);
       }
       if (threads > 1) {
 #pragma omp barrier
@@ -803,25 +829,37 @@ const GemmKernel& sgemm_kernel(SgemmIsa isa) {
   }
 }
 
-void gemm_with(const GemmKernel& kern, bool trans_a, bool trans_b, int64_t M, int64_t N,
-               int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-               float beta, float* C, int64_t ldc) {
+namespace {
+
+// The checks and trivial cases every product shares. Returns the team size for
+// a product still to run, 0 when there is none (C already done).
+int start_product(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  int64_t lda, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M < 0 || N < 0 || K < 0)
     bad_argument("negative dimension", trans_a, trans_b, M, N, K, lda, ldb, ldc);
   if (lda < std::max<int64_t>(1, trans_a ? M : K) || ldb < std::max<int64_t>(1, trans_b ? K : N) ||
       ldc < std::max<int64_t>(1, N))
     bad_argument("leading dimension too small", trans_a, trans_b, M, N, K, lda, ldb, ldc);
-  if (M == 0 || N == 0) return;
+  if (M == 0 || N == 0) return 0;
   if (K == 0 || alpha == 0.0f) {
     scale_c(M, N, beta, C, ldc);
-    return;
+    return 0;
   }
-
   // About a megaflop per thread pays for waking it.
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * K;
-  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  threads = static_cast<int>(std::clamp(flops / 1.0e6, 1.0, static_cast<double>(threads)));
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  return static_cast<int>(std::clamp(flops / 1.0e6, 1.0, static_cast<double>(threads)));
+}
 
+bool is_skinny(int64_t M, int64_t N) { return (N <= kSkinnyMax && M >= N) || M <= kSkinnyMax; }
+
+}  // namespace
+
+void gemm_with(const GemmKernel& kern, bool trans_a, bool trans_b, int64_t M, int64_t N,
+               int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+               float beta, float* C, int64_t ldc) {
+  const int threads = start_product(trans_a, trans_b, M, N, K, alpha, lda, ldb, beta, C, ldc);
+  if (threads == 0) return;
   if (N <= kSkinnyMax && M >= N) {
     gemm_skinny(kern, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1, threads);
     return;
@@ -835,6 +873,26 @@ void gemm_with(const GemmKernel& kern, bool trans_a, bool trans_b, int64_t M, in
   gemm_blocked(kern,
                GemmProblem{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc},
                threads);
+}
+
+void gemm_with(const GemmKernel& kern, bool trans_a, bool trans_b, int64_t M, int64_t N,
+               int64_t K, float alpha, const float* A, int64_t lda, const MatrixSource& B,
+               float beta, float* C, int64_t ldc) {
+  // B as it would be stored, rows x cols.
+  const int64_t rows = trans_b ? N : K, cols = trans_b ? K : N;
+  const int64_t ldb = std::max<int64_t>(1, cols);
+  const int threads = start_product(trans_a, trans_b, M, N, K, alpha, lda, ldb, beta, C, ldc);
+  if (threads == 0) return;
+  if (is_skinny(M, N)) {
+    // The skinny paths read B in place; it is the small operand or read once.
+    std::vector<float> whole(static_cast<size_t>(rows * cols));
+    B.fill(B.context, 0, rows, 0, cols, whole.data());
+    gemm_with(kern, trans_a, trans_b, M, N, K, alpha, A, lda, whole.data(), ldb, beta, C, ldc);
+    return;
+  }
+  GemmProblem problem{trans_a, trans_b, M, N, K, alpha, A, lda, nullptr, ldb, beta, C, ldc};
+  problem.b_source = &B;
+  gemm_blocked(kern, problem, threads);
 }
 
 }  // namespace detail
@@ -881,6 +939,12 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
            int64_t ldc) {
   detail::gemm_with(detail::sgemm_kernel(sgemm_best_isa()), trans_a, trans_b, M, N, K, alpha, A,
                     lda, B, ldb, beta, C, ldc);
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const MatrixSource& B, float beta, float* C, int64_t ldc) {
+  detail::gemm_with(detail::sgemm_kernel(sgemm_best_isa()), trans_a, trans_b, M, N, K, alpha, A,
+                    lda, B, beta, C, ldc);
 }
 
 void sgemm(SgemmIsa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,

@@ -14,6 +14,24 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc);
 
+// An operand made a block at a time instead of read from memory: a
+// convolution's im2col matrix, which then never exists whole. fill writes the
+// block [row0, row0 + rows) x [col0, col0 + cols) of the matrix as it would be
+// stored (K x N for B, N x K for B^T), row after row with leading dimension
+// `cols`, into dst. It is called from the product's threads, at most once per
+// element for the blocked product and once for the whole matrix where the
+// product is skinny (M or N at most 8).
+struct MatrixSource {
+  void (*fill)(const void* context, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
+               float* dst);
+  const void* context;
+};
+
+// sgemm with B made by `B`: the same result, bit for bit, as filling the
+// whole of B into memory and calling sgemm.
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const MatrixSource& B, float beta, float* C, int64_t ldc);
+
 // The instruction-set paths of sgemm. sgemm() above uses sgemm_best_isa(),
 // picked at run time from the CPU; the overload below forces one (tests and
 // benchmarks use it to exercise every path on one machine).
@@ -51,6 +69,10 @@ bool gemm_bf16_supported();
 bool gemm_bf16_rounds(bool trans_a, int64_t M, int64_t N);
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+               int64_t ldc);
+// gemm_bf16 with B made by `B` (see sgemm's overload).
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const MatrixSource& B, float beta, float* C,
                int64_t ldc);
 
 }  // namespace pixgrad::kernels::cpu

@@ -201,18 +201,37 @@ bool gemm_bf16_rounds(bool trans_a, int64_t M, int64_t N) {
   return M > detail::kSkinnyMax && N > detail::kSkinnyMax && !(trans_a && N <= kFp32MaxColumns);
 }
 
-void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-               int64_t ldc) {
+namespace {
+
+void require_bf16() {
   if (!gemm_bf16_supported())
     throw std::invalid_argument(gemm_bf16_availability() == Bf16Availability::Hidden
                                     ? "gemm_bf16: PIXGRAD_CPU_BF16=0 hides AVX-512 BF16"
                                     : "gemm_bf16: this CPU has no AVX-512 BF16 (avx512_bf16)");
+}
+
+}  // namespace
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+               int64_t ldc) {
+  require_bf16();
   if (!gemm_bf16_rounds(trans_a, M, N))
     return sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #ifdef PIXGRAD_X86
   detail::gemm_with(bf16_kernel(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
                     ldc);
+#endif
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const MatrixSource& B, float beta, float* C,
+               int64_t ldc) {
+  require_bf16();
+  if (!gemm_bf16_rounds(trans_a, M, N))
+    return sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, beta, C, ldc);
+#ifdef PIXGRAD_X86
+  detail::gemm_with(bf16_kernel(), trans_a, trans_b, M, N, K, alpha, A, lda, B, beta, C, ldc);
 #endif
 }
 

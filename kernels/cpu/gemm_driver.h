@@ -55,6 +55,11 @@ void gemm_with(const GemmKernel& kern, bool trans_a, bool trans_b, int64_t M, in
                int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                float beta, float* C, int64_t ldc);
 
+// The same with B made by a source (gemm.h's MatrixSource).
+void gemm_with(const GemmKernel& kern, bool trans_a, bool trans_b, int64_t M, int64_t N,
+               int64_t K, float alpha, const float* A, int64_t lda, const MatrixSource& B,
+               float beta, float* C, int64_t ldc);
+
 // The FP32 kernel of an instruction set (Scalar when this build has no x86).
 const GemmKernel& sgemm_kernel(SgemmIsa isa);
 

@@ -44,41 +44,61 @@ void im2col(const Im2colGeometry& g, const float* image, int64_t oy_begin, int64
   if (out_w <= 0 || oy_begin >= oy_end) return;
   const int64_t band = (oy_end - oy_begin) * out_w;
   const int64_t rows = g.col_rows();
-  const int64_t window = g.kernel_h * g.kernel_w;
+  const Im2colBlocks blocks(g, image);
 #pragma omp parallel for schedule(static) if (worth_threads(rows * band))
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t c = r / window;
-    const int64_t i = r / g.kernel_w % g.kernel_h;
-    const int64_t j = r % g.kernel_w;
-    const float* src = image + c * g.height * g.width;
-    float* dst = col + r * band;  // row oy of the band at (oy - oy_begin) * out_w
-    int64_t y_lo, y_hi, x_lo, x_hi;
-    valid_range(i - g.padding, g.stride, g.height, out_h, y_lo, y_hi);
-    valid_range(j - g.padding, g.stride, g.width, out_w, x_lo, x_hi);
-    y_lo = std::clamp(y_lo, oy_begin, oy_end);
-    y_hi = std::clamp(y_hi, y_lo, oy_end);
-    std::fill(dst, dst + (y_lo - oy_begin) * out_w, 0.0f);
-    for (int64_t oy = y_lo; oy < y_hi; ++oy) {
-      const float* src_row = src + (oy * g.stride - g.padding + i) * g.width +
-                             (x_lo * g.stride - g.padding + j);
-      float* dst_row = dst + (oy - oy_begin) * out_w;
-      std::fill(dst_row, dst_row + x_lo, 0.0f);
-      if (g.stride == 1) {
-        std::memcpy(dst_row + x_lo, src_row, sizeof(float) * (x_hi - x_lo));
-      } else if (g.stride == 2) {
-        // A constant stride lets the compiler vectorise the gather with shuffles.
-        for (int64_t ox = x_lo; ox < x_hi; ++ox) dst_row[ox] = src_row[(ox - x_lo) * 2];
-      } else {
-        for (int64_t ox = x_lo; ox < x_hi; ++ox) dst_row[ox] = src_row[(ox - x_lo) * g.stride];
-      }
-      std::fill(dst_row + x_hi, dst_row + out_w, 0.0f);
-    }
-    std::fill(dst + (y_hi - oy_begin) * out_w, dst + band, 0.0f);
-  }
+  for (int64_t r = 0; r < rows; ++r) blocks.fill(r, 1, oy_begin * out_w, band, col + r * band);
 }
 
 void im2col(const Im2colGeometry& g, const float* image, float* col) {
   im2col(g, image, 0, g.out_height(), col);
+}
+
+Im2colBlocks::Im2colBlocks(const Im2colGeometry& g, const float* image) : g_(g), image_(image) {
+  const int64_t out_h = g.out_height(), out_w = g.out_width();
+  rows_.resize(static_cast<size_t>(g.col_rows()));
+  for (int64_t r = 0; r < g.col_rows(); ++r) {
+    const int64_t c = r / (g.kernel_h * g.kernel_w);
+    const int64_t i = r / g.kernel_w % g.kernel_h;
+    const int64_t j = r % g.kernel_w;
+    Row& row = rows_[static_cast<size_t>(r)];
+    row.source = c * g.height * g.width + (i - g.padding) * g.width + (j - g.padding);
+    valid_range(i - g.padding, g.stride, g.height, out_h, row.y_lo, row.y_hi);
+    valid_range(j - g.padding, g.stride, g.width, out_w, row.x_lo, row.x_hi);
+  }
+}
+
+void Im2colBlocks::fill(int64_t row0, int64_t rows, int64_t pixel0, int64_t pixels,
+                        float* dst) const {
+  const int64_t out_w = g_.out_width(), stride = g_.stride;
+  const int64_t first_oy = pixel0 / out_w, first_ox = pixel0 % out_w;
+  for (int64_t r = 0; r < rows; ++r, dst += pixels) {
+    const Row& row = rows_[static_cast<size_t>(row0 + r)];
+    // The pixel range crosses output rows: one segment [ox0, ox1) per row.
+    int64_t oy = first_oy, ox0 = first_ox;
+    for (int64_t done = 0; done < pixels; ++oy, ox0 = 0) {
+      const int64_t ox1 = std::min(out_w, ox0 + (pixels - done));
+      float* out = dst + done;  // out[ox - ox0] is pixel (oy, ox)
+      done += ox1 - ox0;
+      if (oy < row.y_lo || oy >= row.y_hi) {
+        std::fill(out, out + (ox1 - ox0), 0.0f);
+        continue;
+      }
+      const int64_t lo = std::clamp(row.x_lo, ox0, ox1), hi = std::clamp(row.x_hi, lo, ox1);
+      std::fill(out, out + (lo - ox0), 0.0f);
+      // Pixel (oy, lo)'s tap, inside the image.
+      const float* src = image_ + (row.source + (oy * g_.width + lo) * stride);
+      float* inside = out + (lo - ox0);
+      const int64_t count = hi - lo;
+      if (stride == 1) {
+        std::memcpy(inside, src, sizeof(float) * count);
+      } else if (stride == 2) {
+        for (int64_t x = 0; x < count; ++x) inside[x] = src[x * 2];
+      } else {
+        for (int64_t x = 0; x < count; ++x) inside[x] = src[x * stride];
+      }
+      std::fill(inside + count, out + (ox1 - ox0), 0.0f);
+    }
+  }
 }
 
 void col2im(const Im2colGeometry& g, const float* col, int64_t oy_begin, int64_t oy_end,
