@@ -24,6 +24,7 @@
 #include "tiny_run.h"
 
 #include <pixgrad/kernels/conv_settings.h>
+#include <pixgrad/kernels/cpu/gemm.h>
 #ifdef PIXGRAD_WITH_CUDA
 #include <pixgrad/kernels/cuda/conv2d.h>
 #endif
@@ -164,6 +165,35 @@ TEST_CASE("A run records the precision and convolutions in effect, never an empt
   const training::Checkpoint checkpoint = training::load_checkpoint((out / "checkpoint.safetensors").string());
   CHECK(checkpoint.config.precision == precision);  // what a resumed run continues with
   CHECK(checkpoint.config.conv_impl == impl);
+  std::filesystem::remove_all(out);
+}
+
+TEST_CASE("A CPU run asked for bf16 logs how its convolutions computed, and keeps bf16 in its options",
+          "[precision][training]") {
+  const testing::EnvironmentScope clean(kSettingVariables, {});
+  if (!testing::have_shared_data(testing::facades_root())) return;
+  const SettingsScope settings;
+  const std::filesystem::path out = testing::fresh_folder("precision_logged");
+  training::TrainConfig config = testing::tiny_config("paper", out);
+  config.device = "cpu";
+  config.precision = "bf16";
+  config.max_iterations = 1;
+  REQUIRE(training::Trainer(config).run().trained == 1);
+
+  std::ifstream log(out / "log.jsonl");
+  std::string first;
+  REQUIRE(std::getline(log, first));
+  const nlohmann::json start = nlohmann::json::parse(first);
+  REQUIRE(start["event"] == "start");
+  const std::string convolutions = start.value("convolutions", "");
+  if (kernels::cpu::gemm_bf16_supported()) {
+    CHECK(convolutions == "bf16 convolutions");
+  } else {
+    // The fallback is logged with its cause; the run still asked for bf16.
+    CHECK_THAT(convolutions, Catch::Matchers::StartsWith("fp32 convolutions: bf16 ") && Contains("AVX-512 BF16"));
+  }
+  const nlohmann::json options = nlohmann::json::parse(std::ifstream(out / "options.json"));
+  CHECK(options["precision"] == "bf16");
   std::filesystem::remove_all(out);
 }
 

@@ -543,7 +543,10 @@ struct Trainer::Impl {
     started = true;
     // A run that replaces another (--overwrite) starts the log afresh, resumed or not.
     const bool starts = !resumed || folder->replaces_a_run();
-    nlohmann::json event = {{"event", starts ? "start" : "resume"}, {"iteration", start_iteration}};
+    // options.json keeps the precision asked for; this is what computes.
+    nlohmann::json event = {{"event", starts ? "start" : "resume"},
+                            {"iteration", start_iteration},
+                            {"convolutions", describe_convolutions(device, config.precision, config.conv_impl)}};
     if (starts) event["options"] = to_json(config);
     log->write(event);
     if (starts) move_history_aside();
@@ -835,10 +838,18 @@ struct Trainer::Impl {
 
     RunSummary summary;
     summary.output = config.output;
-    say("pix2pix: preset %s, %s on %s (%s), %zu training pairs, batch %d, %lld iterations (%d epoch%s)\n",
+    // With --max-iterations short of the epochs, both are named: the
+    // schedule still spans the epochs.
+    const std::string epochs = std::to_string(config.epochs) + (config.epochs == 1 ? " epoch" : " epochs");
+    const std::string extent = total < per_epoch * config.epochs
+                                   ? "--max-iterations; the schedule's " + epochs + " are " +
+                                         std::to_string(per_epoch * config.epochs)
+                                   : epochs;
+    say("pix2pix: preset %s, %s on %s (%s), %zu training pairs, batch %d, %lld iteration%s (%s)\n",
         config.preset.c_str(), io::printable(config.dataset).c_str(), device.str().c_str(),
         describe_convolutions(device, config.precision, config.conv_impl).c_str(), train_set->size(),
-        config.batch_size * world->size(), static_cast<long long>(total), config.epochs, config.epochs == 1 ? "" : "s");
+        config.batch_size * world->size(), static_cast<long long>(total), total == 1 ? "" : "s",
+        extent.c_str());
     if (config.cuda_graph)
       say("%s\n", device.is_cuda() ? "cuda graph: step 1 eager, then each step one launch of the step captured at "
                                       "step 2"

@@ -1010,9 +1010,12 @@ int main(int argc, char** argv) {
       ceilings_json["cuda"] = {{"gflops", gpu_ceilings->gflops}, {"gbps", gpu_ceilings->gbps}};
     }
 #endif
-    std::printf("reps: cpu %d, gpu %d (median); goal: handwritten convolutions within %.1fx of cuDNN's speed, "
-                "i.e. time <= %.2f x cuDNN's\n\n",
-                options.reps, options.gpu_reps, kCudnnSpeedGoal, kMaxRatioToCudnn);
+    if (gpu_ceilings)
+      std::printf("reps: cpu %d, gpu %d (median); goal: handwritten convolutions within %.1fx of cuDNN's speed, "
+                  "i.e. time <= %.2f x cuDNN's\n\n",
+                  options.reps, options.gpu_reps, kCudnnSpeedGoal, kMaxRatioToCudnn);
+    else
+      std::printf("reps: cpu %d (median)\n\n", options.reps);
 
     Bench bench(options, cpu_ceilings, gpu_ceilings, gpu_rotation_bytes);
     // The JSON document, rewritten after every layer (`complete` false) so
