@@ -842,8 +842,8 @@ struct Trainer::Impl {
     // schedule still spans the epochs.
     const std::string epochs = std::to_string(config.epochs) + (config.epochs == 1 ? " epoch" : " epochs");
     const std::string extent = total < per_epoch * config.epochs
-                                   ? "--max-iterations; the schedule's " + epochs + " are " +
-                                         std::to_string(per_epoch * config.epochs)
+                                   ? "--max-iterations; the schedule spans " + epochs + ", " +
+                                         std::to_string(per_epoch * config.epochs) + " iterations"
                                    : epochs;
     say("pix2pix: preset %s, %s on %s (%s), %zu training pairs, batch %d, %lld iteration%s (%s)\n",
         config.preset.c_str(), io::printable(config.dataset).c_str(), device.str().c_str(),

@@ -643,6 +643,7 @@ struct BlockPlan {
   int64_t slices_per_group;
   int64_t b_floats;        // shared packed-B buffer
   int64_t a_floats;        // per-thread packed-A buffer
+  int64_t source_floats;   // per-thread block of a made B (0 for B in memory)
 };
 
 BlockPlan plan_blocks(const GemmKernel& kern, const GemmProblem& p) {
@@ -654,17 +655,15 @@ BlockPlan plan_blocks(const GemmKernel& kern, const GemmProblem& p) {
       std::clamp<int64_t>(kPackedBFloats / slice, 1, ceil_div(p.K, plan.kc_max));
   plan.b_floats = plan.slices_per_group * slice;
   plan.a_floats = round_up(kern.mc + kern.mr, kern.mr) * plan.kc_max;
+  plan.source_floats = p.b_source ? plan.kc_max * kern.nr : 0;
   return plan;
 }
 
-// A block of a made B, one NR panel at a time: small enough (at most 64 KiB)
-// to be packed from L2 right after it is made.
-thread_local AlignedBuffer tls_source_block;
-
-// Packs op(B)[pc, pc + kc) x [n0, n0 + n) of a made B into panels at dst.
+// Packs op(B)[pc, pc + kc) x [n0, n0 + n) of a made B into panels at dst,
+// one NR panel at a time through `block` (kc x NR floats, at most 64 KiB): the
+// panel is packed from L2 right after it is made.
 void pack_b_from_source(const GemmKernel& kern, const GemmProblem& p, int64_t pc, int64_t kc,
-                        int64_t n0, int64_t n, float* dst) {
-  float* block = tls_source_block.get(kc * kern.nr);
+                        int64_t n0, int64_t n, float* block, float* dst) {
   const MatrixSource& source = *p.b_source;
   for (int64_t j = 0; j < n; j += kern.nr, dst += kern.nr * kc) {
     const int64_t width = std::min(kern.nr, n - j);
@@ -681,7 +680,7 @@ void pack_b_from_source(const GemmKernel& kern, const GemmProblem& p, int64_t pc
 // One thread's share of the blocked product. Every thread of the team runs
 // the same jc / slice-group loops and packs its share of the group's B panels.
 void blocked_thread(const GemmKernel& kern, const GemmProblem& p, const BlockPlan& plan, int tid,
-                    int threads, float* b_pack, float* a_pack) {
+                    int threads, float* b_pack, float* a_pack, float* source_block) {
   const int64_t mr = kern.mr, nr = kern.nr;
   const int64_t kc_max = plan.kc_max, nc_max = plan.nc_max;
   int tm, tn;
@@ -720,7 +719,7 @@ void blocked_thread(const GemmKernel& kern, const GemmProblem& p, const BlockPla
         const int64_t cols = std::min(nc, last * nr) - first * nr;
         float* dst = b_pack + (s - s0) * slice_floats + first * nr * kc;
         if (p.b_source)
-          pack_b_from_source(kern, p, pc, kc, jc + first * nr, cols, dst);
+          pack_b_from_source(kern, p, pc, kc, jc + first * nr, cols, source_block, dst);
         else
           kern.pack_b(p.b_at(pc, jc + first * nr), p.ldb, p.trans_b, kc, cols, dst);
       }
@@ -769,17 +768,19 @@ void blocked_thread(const GemmKernel& kern, const GemmProblem& p, const BlockPla
 
 void gemm_blocked(const GemmKernel& kern, const GemmProblem& p, int threads) {
   const BlockPlan plan = plan_blocks(kern, p);
-  float* workspace = tls_workspace.get(plan.b_floats + threads * plan.a_floats);
+  // Everything the team needs is allocated here, outside the parallel region.
+  const int64_t per_thread = plan.a_floats + plan.source_floats;
+  float* workspace = tls_workspace.get(plan.b_floats + threads * per_thread);
+  const auto run = [&](int tid, int team) {
+    float* own = workspace + plan.b_floats + tid * per_thread;
+    blocked_thread(kern, p, plan, tid, team, workspace, own, own + plan.a_floats);
+  };
   if (threads == 1) {
-    blocked_thread(kern, p, plan, 0, 1, workspace, workspace + plan.b_floats);
+    run(0, 1);
     return;
   }
 #pragma omp parallel num_threads(threads)
-  {
-    const int tid = omp_get_thread_num();
-    blocked_thread(kern, p, plan, tid, omp_get_num_threads(), workspace,
-                   workspace + plan.b_floats + tid * plan.a_floats);
-  }
+  run(omp_get_thread_num(), omp_get_num_threads());
 }
 
 // op(B) has n <= kSkinnyMax columns: copy it transposed (n x K, tiny) and let

@@ -20,7 +20,9 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 // stored (K x N for B, N x K for B^T), row after row with leading dimension
 // `cols`, into dst. It is called from the product's threads, at most once per
 // element for the blocked product and once for the whole matrix where the
-// product is skinny (M or N at most 8).
+// product is skinny (M or N at most 8). It must not throw (it runs inside
+// OpenMP regions) nor run a product itself (it would share the caller's
+// per-thread packing buffers).
 struct MatrixSource {
   void (*fill)(const void* context, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
                float* dst);
