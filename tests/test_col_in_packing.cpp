@@ -118,7 +118,8 @@ TEST_CASE("Im2colBlocks fills any block of col exactly as col is defined", "[cpu
   std::mt19937 rng(11);
   for (const Im2colGeometry u :
        {Im2colGeometry{3, 9, 7, 3, 3, 1, 1}, Im2colGeometry{2, 11, 13, 4, 4, 2, 2},
-        Im2colGeometry{4, 10, 6, 2, 3, 3, 0}, Im2colGeometry{1, 5, 5, 5, 5, 1, 4}}) {
+        Im2colGeometry{4, 10, 6, 2, 3, 3, 0}, Im2colGeometry{1, 5, 5, 5, 5, 1, 4},
+        Im2colGeometry{2, 9, 75, 4, 4, 2, 1}}) {  // stride 2, rows of 37 pixels
     INFO("channels " << u.channels << ", " << u.height << "x" << u.width << ", kernel "
                      << u.kernel_h << "x" << u.kernel_w << ", stride " << u.stride
                      << ", padding " << u.padding);
