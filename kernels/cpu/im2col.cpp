@@ -92,6 +92,7 @@ void Im2colBlocks::fill(int64_t row0, int64_t rows, int64_t pixel0, int64_t pixe
       if (stride == 1) {
         std::memcpy(inside, src, sizeof(float) * count);
       } else if (stride == 2) {
+        // A constant stride lets the compiler vectorise the gather with shuffles.
         for (int64_t x = 0; x < count; ++x) inside[x] = src[x * 2];
       } else {
         for (int64_t x = 0; x < count; ++x) inside[x] = src[x * stride];
