@@ -28,11 +28,11 @@ namespace pixgrad::kernels::cpu {
 // product (of W^T) over at most 64 output pixels.
 ConvPrecision conv_precision_in_effect();
 
-// What a pass of geometry g runs now: algorithm "direct", "winograd",
-// "im2col+gemm" (col stored, in bands for narrow layers) or
-// "im2col-in-pack+gemm" (col made block by block in the product's packing), in math "fp32", "bf16", or "bf16+fp32" when a layer run in
-// bands of output rows has a last band that gemm_bf16 declines (for
-// benchmarks' records).
+// What a pass of geometry g runs now (for benchmarks' records): algorithm
+// "direct", "winograd", "im2col+gemm" (col stored, in bands for narrow
+// layers) or "im2col-in-pack+gemm" (col made block by block in the product's
+// packing), in math "fp32", "bf16", or "bf16+fp32" when a layer run in bands
+// of output rows has a last band that gemm_bf16 declines.
 struct ConvChoice {
   const char* algorithm;
   const char* math;
