@@ -194,6 +194,15 @@ struct MpiCommunicator::State {
     check_mpi(MPI_Isend(&sent_report, 1, MPI_LONG_LONG, 0, kArrivalTag, MPI_COMM_WORLD, &sending), "MPI_Isend");
   }
 
+  // While this rank waits in a collective: rank 0 takes in the others'
+  // reports, the others answer rank 0's ping.
+  void tend() {
+    if (rank == 0)
+      note_arrivals();
+    else
+      answer_ping();
+  }
+
   // Tests `request` until it completes; past the timeout, stops the run.
   // Spins briefly, then sleeps between tests, so that a rank waiting for a
   // slow one leaves the CPU to it.
@@ -205,10 +214,7 @@ struct MpiCommunicator::State {
       int done = 0;
       check_mpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
       if (done) return;
-      if (rank == 0)
-        note_arrivals();
-      else
-        answer_ping();
+      tend();
       const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (waited > limit) timed_out(what, waited);
       if (tests > 2000) std::this_thread::sleep_for(std::chrono::microseconds(tests > 20000 ? 1000 : 50));
@@ -369,6 +375,16 @@ void MpiCommunicator::broadcast(void* data, size_t bytes, int root, const std::s
   state_->wait(request, what);
 }
 
+void MpiCommunicator::reached(const std::string& what) {
+  if (size() > 1) state_->begin(what);
+}
+
+void MpiCommunicator::waiting() {
+  if (size() > 1) state_->tend();
+}
+
+void MpiCommunicator::timed_out(const std::string& what, double waited) { state_->timed_out(what, waited); }
+
 void MpiCommunicator::abort(int exit_code) {
   std::fflush(nullptr);
   MPI_Abort(MPI_COMM_WORLD, exit_code);
@@ -392,6 +408,9 @@ void MpiCommunicator::all_reduce(Tensor&, ReduceOp, const std::string&) {}
 void MpiCommunicator::all_reduce(std::vector<double>&, ReduceOp, const std::string&) {}
 void MpiCommunicator::barrier(const std::string&) {}
 void MpiCommunicator::broadcast(void*, size_t, int, const std::string&) {}
+void MpiCommunicator::reached(const std::string&) {}
+void MpiCommunicator::waiting() {}
+void MpiCommunicator::timed_out(const std::string&, double) { Communicator::abort(1); }
 void MpiCommunicator::abort(int exit_code) { Communicator::abort(exit_code); }
 
 #endif

@@ -77,6 +77,16 @@ class MpiCommunicator final : public Communicator {
   // steps there); an empty function removes it.
   void on_timeout(std::function<void()> before_stopping);
 
+  // For the collectives another transport carries (NCCL), so that their
+  // timeouts name the late ranks as this one's own do. reached(): this rank
+  // has reached the next collective (rank 0 is told). waiting(): called
+  // while this rank waits in one (rank 0 takes in the others' reports, the
+  // others answer rank 0's ping). timed_out(): the message naming the late
+  // ranks, the on_timeout function, and every rank stopped.
+  void reached(const std::string& what);
+  void waiting();
+  [[noreturn]] void timed_out(const std::string& what, double waited);
+
  private:
   struct State;
   std::unique_ptr<State> state_;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <map>
 #include <string>
 #include <thread>
 #include <utility>
@@ -11,10 +12,12 @@
 #include <pixgrad/core/cuda_info.h>
 #include <pixgrad/core/error.h>
 #include <pixgrad/core/tensor.h>
+#include <pixgrad/distributed/agreement.h>
 
 #if PIXGRAD_WITH_NCCL
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <unistd.h>  // gethostname
 
 #include <pixgrad/kernels/cuda/runtime.cuh>
 #endif
@@ -28,17 +31,30 @@ Device nccl_rank_device(const Device& requested, int local_rank, int device_coun
                 " (the MPI communicator takes CPU ranks)");
   PIXGRAD_CHECK(local_rank >= 0, "distributed: local rank ", local_rank, " is negative");
   PIXGRAD_CHECK(device_count > 0, "distributed: NCCL needs a GPU, but this machine has no usable CUDA device");
-  // One GPU per rank: two ranks on one GPU would share its memory and make
-  // NCCL hang or fail, so a machine takes at most as many ranks as GPUs.
-  PIXGRAD_CHECK(local_rank < device_count, "distributed: local rank ", local_rank, " needs cuda:", local_rank,
-                " (one GPU per rank), but this machine has ", device_count, " usable GPU(s): start at most ",
-                device_count, " rank(s) per machine");
+  // Local ranks take the GPUs they see in turn. Where a launcher gives each
+  // rank GPUs of its own (srun --gpus-per-task, CUDA_VISIBLE_DEVICES per
+  // rank), a rank sees fewer GPUs than there are local ranks, and its own
+  // come first. Two ranks that end up on one GPU are found when NCCL is set
+  // up (describe_shared_gpus).
+  const int index = local_rank % device_count;
   // "cuda" parses as cuda:0 and means "this rank's GPU"; a rank cannot be
   // moved to another index, which would collide with another rank's GPU.
-  PIXGRAD_CHECK(requested.index() == 0 || requested.index() == local_rank, "distributed: local rank ", local_rank,
-                " runs on cuda:", local_rank, " (one GPU per rank), not ", requested.str(),
+  PIXGRAD_CHECK(requested.index() == 0 || requested.index() == index, "distributed: local rank ", local_rank,
+                " runs on cuda:", index, " (one GPU per rank), not ", requested.str(),
                 ": ask for \"cuda\" and choose the machine's GPUs with CUDA_VISIBLE_DEVICES");
-  return Device::cuda(local_rank);
+  return Device::cuda(index);
+}
+
+std::string describe_shared_gpus(const std::vector<uint64_t>& gpus) {
+  std::map<uint64_t, size_t> first_rank;
+  for (size_t rank = 0; rank < gpus.size(); ++rank) {
+    const auto [found, fresh] = first_rank.emplace(gpus[rank], rank);
+    if (!fresh)
+      return "distributed: ranks " + std::to_string(found->second) + " and " + std::to_string(rank) +
+             " are on the same GPU, and NCCL needs one GPU per rank: start at most as many ranks on a machine as "
+             "it has GPUs, or give each rank its own (CUDA_VISIBLE_DEVICES, srun --gpus-per-task=1)";
+  }
+  return "";
 }
 
 void check_nccl_tensor(const Tensor& tensor, const Device& device, const std::string& what) {
@@ -153,23 +169,54 @@ struct NcclCommunicator::State {
     return false;
   }
 
-  // Waits until `busy` returns false; past the timeout, stops the run.
+  // Waits until `busy` returns false, answering the MPI communicator's
+  // questions meanwhile; past the timeout, NCCL's work is abandoned and the
+  // MPI communicator names the late ranks (they report each collective they
+  // reach, see begin) and stops every rank.
   template <typename Busy>
   void wait(Busy busy, const std::string& what, const char* step) {
-    if (!poll(busy, limit()))
-      stop(what, step,
-           "waited " + std::to_string(static_cast<long long>(limit())) +
-               " s for the other ranks: a rank never reached it (died or hung) or NCCL stalled");
+    const auto tended = [&] {
+      mpi->waiting();
+      return busy();
+    };
+    if (poll(tended, limit())) return;
+    abort_communicator();
+    mpi->timed_out(what + " (" + step + " on " + device.str() + ")", limit());
+  }
+
+  // This rank has reached a collective: every rank counts NCCL's
+  // collectives with MPI's own, so that a timeout names the late ranks.
+  void begin(const std::string& what) { mpi->reached(what); }
+
+  // Every rank learns every rank's GPU (a number for its machine and PCI
+  // address), and all refuse alike, before NCCL, when two share one: NCCL
+  // would fail on it. Rank 0 alone prints the refusal.
+  void refuse_shared_gpus() {
+    char bus[32] = {};
+    PIXGRAD_CUDA_CHECK(cudaDeviceGetPCIBusId(bus, sizeof bus - 1, device.index()));
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    // FNV-1a, cut to 52 bits: exact in the doubles the ranks sum, where each
+    // rank fills only its own slot.
+    uint64_t key = 14695981039346656037ull;
+    for (const char c : std::string(host) + "/" + bus) key = (key ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    std::vector<double> slots(static_cast<size_t>(mpi->size()), 0.0);
+    slots[static_cast<size_t>(mpi->rank())] = static_cast<double>(key >> 12);
+    mpi->all_reduce(slots, ReduceOp::Sum, "the ranks' GPUs");
+    const std::string shared = describe_shared_gpus(std::vector<uint64_t>(slots.begin(), slots.end()));
+    if (!shared.empty()) throw AgreedError(shared, mpi->rank() == 0);
   }
 
   // Rank 0 draws NCCL's id, MPI hands it to every rank, and every rank joins
   // on its own GPU. The communicator never blocks, so that a rank that never
   // joins is caught by the timeout instead of hanging the others.
   void connect() {
+    refuse_shared_gpus();
     ncclUniqueId id{};
     if (mpi->rank() == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
     mpi->broadcast(&id, sizeof id, 0, "NCCL set-up");
     cuda_activate(device.index());  // NCCL binds the communicator to the current device
+    begin("NCCL set-up");
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
     check_nccl(ncclCommInitRankConfig(&comm, mpi->size(), id, mpi->rank(), &config), "ncclCommInitRankConfig",
@@ -190,6 +237,7 @@ struct NcclCommunicator::State {
     // On pixgrad's stream of this device: after the kernels that wrote the
     // tensor, before any that read it.
     cuda_activate(device.index());
+    begin(what);
     cudaStream_t stream = pixgrad::cuda::current_stream();
     if (side_tail != nullptr) PIXGRAD_CUDA_CHECK(cudaStreamWaitEvent(stream, side_tail, 0));
     check_nccl(ncclAllReduce(data, data, count, type, nccl_op(op), comm, stream), "ncclAllReduce", comm);
@@ -225,6 +273,7 @@ struct NcclCommunicator::State {
     // Made before the reduction is queued: nothing after it may fail but
     // the recording, which a broken device alone refuses.
     PIXGRAD_CUDA_CHECK(cudaEventCreateWithFlags(&reduced, cudaEventDisableTiming));
+    begin(what);
     const ncclResult_t queued = ncclAllReduce(data, data, count, type, nccl_op(op), comm, side);
     if (queued != ncclSuccess && queued != ncclInProgress) (void)cudaEventDestroy(reduced);
     check_nccl(queued, "ncclAllReduce", comm);

@@ -3,8 +3,10 @@
 // the NCCL communicator up (rank 0 draws NCCL's id and broadcasts it) and
 // carries what is not a CUDA tensor (host numbers, barriers).
 //
-// Each rank uses cuda:local_rank, so a machine takes as many ranks as it has
-// GPUs (CUDA_VISIBLE_DEVICES chooses which). An all-reduce is queued on
+// Each rank uses a GPU of its own: cuda:local_rank where every rank sees
+// the machine's GPUs (CUDA_VISIBLE_DEVICES chooses which), its first where
+// the launcher gave it its own (see nccl_rank_device); ranks sharing one are
+// refused when NCCL is set up. An all-reduce is queued on
 // pixgrad's stream of that device, after the kernels that produced the
 // tensor and before those that read it, and returns once it has completed:
 // like the MPI communicator's, it waits at most the timeout for the other
@@ -16,6 +18,7 @@
 // error saying so.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,12 +32,18 @@ namespace pixgrad::distributed {
 // True when pixgrad was built with NCCL (a CUDA build that found MPI and NCCL).
 bool built_with_nccl();
 
-// The device of the rank with `local_rank` on a machine with `device_count`
-// usable GPUs, when `requested` was asked for: cuda:local_rank. `requested`
-// must be a CUDA device, cuda:0 (what "cuda" means: this rank's GPU) or
-// cuda:local_rank itself; anything else, or too few GPUs, is an error that
-// says what to change.
+// The device of the rank with `local_rank` on a machine where it sees
+// `device_count` usable GPUs, when `requested` was asked for:
+// cuda:(local_rank % device_count), so that ranks given GPUs of their own
+// by the launcher take their first. `requested` must be a CUDA device,
+// cuda:0 (what "cuda" means: this rank's GPU) or that device itself;
+// anything else, or no GPU, is an error that says what to change.
 Device nccl_rank_device(const Device& requested, int local_rank, int device_count);
+
+// The error to give when two ranks are on one GPU ("" when none are):
+// `gpus` holds each rank's GPU, by rank, as a number that stands for its
+// machine and PCI address, equal for the same GPU.
+std::string describe_shared_gpus(const std::vector<uint64_t>& gpus);
 
 // The checks an all-reduce makes before NCCL sees `tensor`: defined,
 // float32 or float64, and on `device` (the communicator's). Errors name the

@@ -5,7 +5,14 @@
 // a capture cannot hold is refused with a clear error.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include <pixgrad/core/ops.h>
 #include <pixgrad/core/replay_values.h>
@@ -22,6 +29,19 @@ using Catch::Matchers::Contains;
 namespace {
 
 const Shape kBatch{1, 3, 64, 64};
+
+// The loss records of a run's log.jsonl, without their timings.
+std::vector<nlohmann::json> logged_losses(const std::filesystem::path& log) {
+  std::vector<nlohmann::json> records;
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json record = nlohmann::json::parse(line);
+    if (!record.contains("loss_G")) continue;
+    record.erase("seconds_per_iteration");
+    records.push_back(record);
+  }
+  return records;
+}
 
 }  // namespace
 
@@ -87,15 +107,25 @@ TEST_CASE("train_pix2pix --cuda-graph trains what a run without it trains, bit f
   for (const std::string preset : {"paper", "chainer"}) {
     SECTION(preset) {
       std::map<std::string, training::Checkpoint> runs;
+      std::map<std::string, std::vector<nlohmann::json>> logs;
       for (const bool graph : {false, true}) {
         const auto folder = testing::fresh_folder("cuda_graph_" + preset + (graph ? "_on" : "_off"));
         training::TrainConfig config = testing::tiny_config(preset, folder);
         config.cuda_graph = graph;
-        config.max_iterations = 5;
-        CHECK(training::Trainer(config).run().iterations == 5);
+        config.max_iterations = 7;
+        // Losses logged every 3 steps, a snapshot at 4: under --cuda-graph
+        // steps 1, 2 and 5 have their losses read one step late, the others
+        // at once; the means logged must be the same.
+        config.log_interval = 3;
+        config.snapshot_interval = 4;
+        CHECK(training::Trainer(config).run().iterations == 7);
         runs[graph ? "on" : "off"] = training::load_checkpoint((folder / "checkpoint.safetensors").string());
+        logs[graph ? "on" : "off"] = logged_losses(folder / "log.jsonl");
         std::filesystem::remove_all(folder);
       }
+      // At 3, 6 and the end (7).
+      REQUIRE(logs.at("off").size() == 3);
+      CHECK(logs.at("on") == logs.at("off"));
       const training::Checkpoint &off = runs.at("off"), &on = runs.at("on");
       CHECK(on.config.cuda_graph);
       CHECK(off.state.rng_offset == on.state.rng_offset);
@@ -107,6 +137,42 @@ TEST_CASE("train_pix2pix --cuda-graph trains what a run without it trains, bit f
       }
     }
   }
+}
+
+// A step whose losses come one step late still stops the run: the next
+// step has run by then, so the state written aside is after it, and the
+// message says which step went bad.
+TEST_CASE("train_pix2pix --cuda-graph stops at a diverged step read one step late", "[graph][nan]") {
+  if (!testing::have_shared_data(testing::facades_root())) return;
+  const auto folder = testing::fresh_folder("cuda_graph_diverged");
+  training::TrainConfig config = testing::tiny_config("paper", folder);
+  config.cuda_graph = true;
+  config.max_iterations = 8;
+  config.log_interval = 100;
+  config.snapshot_interval = 2;  // steps 2, 4, ... are read at once, 1, 3, ... one step late
+  {
+    training::Trainer trainer(config);
+    // The hook keeps the steps eager (a capture cannot call one), but the
+    // graphed step still hands their losses back one step late.
+    testing::spoil_generator_step(trainer, 3);
+    const training::RunSummary summary = trainer.run();
+    CHECK(summary.diverged);
+    CHECK(summary.iterations == 4);
+  }
+  CHECK(training::load_checkpoint((folder / "checkpoint.safetensors").string()).state.iteration == 2);
+  CHECK(training::load_checkpoint((folder / "checkpoint.diverged.safetensors").string()).state.iteration == 4);
+  bool diverged_event = false;
+  std::ifstream log(folder / "log.jsonl");
+  for (std::string line; std::getline(log, line);) {
+    const nlohmann::json record = nlohmann::json::parse(line);
+    if (record.value("event", "") != "diverged") continue;
+    diverged_event = true;
+    CHECK_THAT(record["detail"].get<std::string>(),
+               Contains("G's gradients") && Contains("at iteration 3, whose losses came one step late") &&
+                   Contains("after iteration 4"));
+  }
+  CHECK(diverged_event);
+  std::filesystem::remove_all(folder);
 }
 
 TEST_CASE("train_pix2pix refuses --cuda-graph for data-parallel runs", "[graph]") {

@@ -294,12 +294,7 @@ TEST_CASE("a diverged step stops the run, keeps the last good checkpoint and wri
   config.snapshot_interval = 1;
   {
     training::Trainer trainer(config);
-    int generator_updates = 0;
-    trainer.model().set_before_update([&](models::Network network, nn::Module& module) {
-      if (network != models::Network::Generator || ++generator_updates != 3) return;
-      Tensor grad = module.named_parameters().front().second.grad();
-      fill_(grad, std::nan(""));  // the third step's G gradient goes bad
-    });
+    testing::spoil_generator_step(trainer, 3);
     const training::RunSummary summary = trainer.run();
     CHECK(summary.diverged);
     CHECK(summary.iterations == 3);

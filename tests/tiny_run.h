@@ -1,10 +1,14 @@
 // Small, fast training runs on the real facades for the training tests.
 #pragma once
 
+#include <cmath>
 #include <filesystem>
+#include <memory>
 #include <string>
 
+#include <pixgrad/core/ops.h>
 #include <pixgrad/training/train_config.h>
+#include <pixgrad/training/trainer.h>
 #include "test_paths.h"
 
 namespace pixgrad::testing {
@@ -38,6 +42,17 @@ inline training::TrainConfig tiny_config(const std::string& preset, const std::f
   config.preview_count = 2;
   config.seed = 7;
   return config;
+}
+
+// Makes step `step`'s generator gradient NaN (its first parameter's, as the
+// optimiser receives it): a step that diverges.
+inline void spoil_generator_step(training::Trainer& trainer, int step) {
+  auto updates = std::make_shared<int>(0);
+  trainer.model().set_before_update([updates, step](models::Network network, nn::Module& module) {
+    if (network != models::Network::Generator || ++*updates != step) return;
+    Tensor grad = module.named_parameters().front().second.grad();
+    fill_(grad, std::nan(""));
+  });
 }
 
 }  // namespace pixgrad::testing

@@ -77,6 +77,15 @@ class StopHandlers {
 };
 
 // Running means of the step losses between two log records.
+// A training step, for what is shown and logged of it once its losses are known.
+struct StepRecord {
+  int64_t iteration = 0;       // counted from 1
+  int64_t epoch = 0;           // counted from 0
+  int64_t global_samples = 0;  // images over every rank
+  double share = 0;            // this rank's share of them
+  double seconds = 0;          // the step's wall time, as the host saw it
+};
+
 struct LossMeans {
   models::StepLosses sum;
   int64_t count = 0;
@@ -756,7 +765,8 @@ struct Trainer::Impl {
     log->write({{"event", "diverged"}, {"iteration", state.iteration}, {"epoch", state.epoch}, {"detail", what}});
     std::printf("\ndiverged at iteration %lld (epoch %lld): %s\n", static_cast<long long>(state.iteration),
                 static_cast<long long>(state.epoch), what.c_str());
-    std::printf("the state after that step is in '%s'; %s\n", io::printable(files.diverged).c_str(),
+    std::printf("the state after iteration %lld is in '%s'; %s\n", static_cast<long long>(state.iteration),
+                io::printable(files.diverged).c_str(),
                 saved_iteration >= 0 || resumed ? "the last good checkpoint is kept" : "no checkpoint was written");
     return summary;
   }
@@ -888,12 +898,54 @@ struct Trainer::Impl {
     in_step = false;
     bool stop = false;  // agreed by every rank after each step
     const int64_t first_iteration = state.iteration;
+    // A step's losses, once known: combined over the ranks, checked, added
+    // to the means and shown. Returns what was not finite, if anything.
+    const auto account = [&](const models::StepLosses& local,
+                             const StepRecord& step) -> std::optional<std::string> {
+      const models::StepLosses latest = combine_ranks(local, step.share, stop);
+      if (!latest.finite()) {
+        std::string what = latest.describe_nonfinite();
+        if (step.iteration != state.iteration)
+          what += " at iteration " + std::to_string(step.iteration) + ", whose losses came one step late "
+                  "(--cuda-graph): the state written is after iteration " + std::to_string(state.iteration);
+        return what;
+      }
+      ensure_started();
+      means.add(latest, step.seconds);
+      char status[160];
+      std::snprintf(status, sizeof status, "epoch %lld/%d  G %.3f (L1 %.4f)  D %.4f",
+                    static_cast<long long>(step.epoch + 1), config.epochs, latest.g_total, latest.g_l1,
+                    latest.d_total);
+      if (world->size() > 1)  // this step's throughput over every rank's images
+        std::snprintf(status + std::strlen(status), sizeof status - std::strlen(status), "  %.1f img/s",
+                      static_cast<double>(step.global_samples) / std::max(step.seconds, 1e-9));
+      progress.update(step.iteration, status);
+      return std::nullopt;
+    };
+    // Under --cuda-graph a step's losses come one step late, so that the
+    // host queues the next step while the device runs this one: `deferred`
+    // is the step whose losses are still to come. settle() waits for them.
+    std::optional<StepRecord> deferred;
+    const auto settle = [&]() -> std::optional<std::string> {
+      if (!deferred) return std::nullopt;
+      const StepRecord step = *deferred;
+      deferred.reset();
+      in_step = true;
+      const std::optional<models::StepLosses> losses = graphed->finish();
+      in_step = false;
+      PIXGRAD_CHECK(losses.has_value(), "graphed step: a step gave no losses");
+      return account(*losses, step);
+    };
     try {
       for (; state.epoch < config.epochs; ++state.epoch, state.batches_done = 0) {
         model->set_learning_rate(learning_rate(state.epoch));
         loader.start_epoch(static_cast<uint64_t>(state.epoch), static_cast<size_t>(state.batches_done));
         while (state.iteration < total) {
           if (world->size() == 1 ? stop_requested.load() : stop) {
+            if (const std::optional<std::string> bad = settle()) {
+              progress.finish();
+              return diverge(*bad, summary);
+            }
             progress.finish();
             say("interrupted: saving a checkpoint at iteration %lld\n", static_cast<long long>(state.iteration));
             if (state.iteration > first_iteration) {
@@ -911,33 +963,46 @@ struct Trainer::Impl {
           std::optional<data::Batch> batch = next_batch(loader);
           if (!batch) break;
           const int64_t images = batch->input.size(0);
-          const double share = static_cast<double>(images) / static_cast<double>(batch->global_samples);
-          model->set_loss_scale(share * world->size());
+          StepRecord step{state.iteration + 1, state.epoch, batch->global_samples,
+                          static_cast<double>(images) / static_cast<double>(batch->global_samples), 0.0};
+          // Whether the step's losses or the model are read before the next
+          // step: its losses are then waited for at once.
+          const bool due = step.iteration % config.log_interval == 0 ||
+                           (config.eval_interval > 0 && step.iteration % config.eval_interval == 0) ||
+                           step.iteration % config.snapshot_interval == 0 || step.iteration >= total ||
+                           state.batches_done + 1 == per_epoch || stop_requested;
+          model->set_loss_scale(step.share * world->size());
           in_step = true;
           if (config.cuda_graph && !graphed) graphed = std::make_unique<models::GraphedTrainStep>(*model);
-          const models::StepLosses latest =
-              combine_ranks(graphed ? graphed->run(batch->input, batch->target)
-                                    : model->train_step(batch->input.to(device), batch->target.to(device)),
-                            share, stop);
+          std::optional<models::StepLosses> local, earlier;
+          if (graphed)
+            earlier = graphed->step(batch->input, batch->target);  // the losses of the step before, if deferred
+          else
+            local = model->train_step(batch->input.to(device), batch->target.to(device));
           in_step = false;
           ++state.iteration;
           ++state.batches_done;
-          if (!latest.finite()) {
-            progress.finish();
-            return diverge(latest.describe_nonfinite(), summary);
-          }
-          ensure_started();
-          const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count();
-          means.add(latest, seconds);
+          step.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count();
 
-          char status[160];
-          std::snprintf(status, sizeof status, "epoch %lld/%d  G %.3f (L1 %.4f)  D %.4f",
-                        static_cast<long long>(state.epoch + 1), config.epochs, latest.g_total, latest.g_l1,
-                        latest.d_total);
-          if (world->size() > 1)  // this step's throughput over every rank's images
-            std::snprintf(status + std::strlen(status), sizeof status - std::strlen(status), "  %.1f img/s",
-                          static_cast<double>(batch->global_samples) / std::max(seconds, 1e-9));
-          progress.update(state.iteration, status);
+          std::optional<std::string> bad;
+          if (earlier) {
+            PIXGRAD_CHECK(deferred.has_value(), "graphed step: losses of a step that was not deferred");
+            const StepRecord before = *deferred;
+            deferred.reset();
+            bad = account(*earlier, before);
+          }
+          if (!bad) {
+            if (local) {
+              bad = account(*local, step);
+            } else {
+              deferred = step;
+              if (due) bad = settle();
+            }
+          }
+          if (bad) {
+            progress.finish();
+            return diverge(*bad, summary);
+          }
           if (state.iteration % config.log_interval == 0) log_training(means);
           if (config.eval_interval > 0 && state.iteration % config.eval_interval == 0) evaluate();
           if (state.iteration % config.snapshot_interval == 0 && !snapshot()) {
@@ -947,6 +1012,10 @@ struct Trainer::Impl {
         }
         if (state.batches_done == per_epoch) save_history(state.epoch + 1);
         if (state.iteration >= total) break;
+      }
+      if (const std::optional<std::string> bad = settle()) {
+        progress.finish();
+        return diverge(*bad, summary);
       }
       if (means.count > 0) log_training(means);
       progress.finish();

@@ -1,9 +1,8 @@
-// The NCCL communicator: the checks it makes before NCCL is involved (the
-// device a rank takes, the tensors it refuses, the error of a build without
-// NCCL), and, where NCCL is built in, a world of one rank (this process,
-// MPI started without mpirun) that all-reduces CUDA tensors: the sum and
-// the maximum over one rank give the input back, bit for bit, blocking or
-// started on NCCL's own stream.
+// The NCCL communicator where NCCL is built in: a world of one rank (this
+// process, MPI started without mpirun) that all-reduces CUDA tensors: the
+// sum and the maximum over one rank give the input back, bit for bit,
+// blocking or started on NCCL's own stream. The checks it makes before NCCL
+// is involved run in the CPU suite (tests/test_nccl_checks.cpp).
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -25,41 +24,6 @@ using pixgrad::Error;
 using pixgrad::Tensor;
 using pixgrad::mul;
 using namespace pixgrad::distributed;
-
-TEST_CASE("each rank takes the GPU of its local rank", "[nccl]") {
-  CHECK(nccl_rank_device(Device::cuda(), 0, 1) == Device::cuda(0));
-  // "cuda" means this rank's GPU, whichever local rank it is.
-  CHECK(nccl_rank_device(Device::cuda(), 3, 8) == Device::cuda(3));
-  CHECK(nccl_rank_device(Device::cuda(3), 3, 8) == Device::cuda(3));
-}
-
-TEST_CASE("a device no rank can take is refused with what to change", "[nccl]") {
-  CHECK_THROWS_WITH(nccl_rank_device(Device::cpu(), 0, 1), Contains("NCCL runs on CUDA devices, not cpu"));
-  CHECK_THROWS_WITH(nccl_rank_device(Device::cuda(), 2, 2),
-                    Contains("local rank 2 needs cuda:2") && Contains("start at most 2 rank(s) per machine"));
-  CHECK_THROWS_WITH(nccl_rank_device(Device::cuda(), 0, 0), Contains("no usable CUDA device"));
-  // Another rank's GPU: two ranks on one GPU would make NCCL hang.
-  CHECK_THROWS_WITH(nccl_rank_device(Device::cuda(1), 2, 4),
-                    Contains("runs on cuda:2") && Contains("not cuda:1") && Contains("CUDA_VISIBLE_DEVICES"));
-  CHECK_THROWS_AS(nccl_rank_device(Device::cuda(), -1, 4), Error);
-}
-
-TEST_CASE("the NCCL all-reduce refuses a CPU tensor, naming the collective", "[nccl]") {
-  const Tensor cpu = Tensor::zeros({3});
-  CHECK_THROWS_WITH(check_nccl_tensor(cpu, Device::cuda(0), "G's gradients"),
-                    Contains("G's gradients") && Contains("takes CUDA tensors, not a cpu tensor"));
-  CHECK_THROWS_WITH(check_nccl_tensor(Tensor(), Device::cuda(0), "D's gradients"),
-                    Contains("D's gradients") && Contains("undefined"));
-}
-
-TEST_CASE("making a NCCL communicator without NCCL built in, or without MPI, says so", "[nccl]") {
-  if (built_with_nccl()) {
-    // Built in: the MPI communicator that sets NCCL up is required.
-    CHECK_THROWS_WITH(make_nccl_communicator(nullptr, Device::cuda()), Contains("none was given"));
-  } else {
-    CHECK_THROWS_WITH(make_nccl_communicator(nullptr, Device::cuda()), Contains("built without NCCL"));
-  }
-}
 
 #if PIXGRAD_WITH_NCCL
 
