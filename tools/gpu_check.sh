@@ -35,7 +35,8 @@
 #                making their own statistics passes (--moments off), the
 #                chainer preset's step, batch-16 convolutions against cuDNN,
 #                the step on cuDNN, the step in 3xTF32, the convolutions in
-#                TF32 against cuDNN's, the step in bf16
+#                TF32 against cuDNN's, the step in bf16 and PyTorch's
+#                under bf16 autocast, with their speed-up
 #
 # $OUT receives gpu_check.log and results.tar.gz (every JSON, the training
 # log and preview; each benchmark rewrites its JSON as it goes, so a step cut
@@ -123,6 +124,7 @@ plan=(
   "extra_3xtf32 15 0"
   "extra_tf32_convs 30 0"
   "extra_bf16 15 0"
+  "extra_torch_bf16 25 0"
 )
 limit_of() {  # the limit of step $1
   local entry name limit required
@@ -395,6 +397,8 @@ torch_fp32_command=(env PYTHONUNBUFFERED=1 python3 tools/bench_torch_pix2pix.py 
                     --json "$OUT/results/bench_torch.json")
 torch_tf32_command=(env PYTHONUNBUFFERED=1 python3 tools/bench_torch_pix2pix.py --device cuda --batch-sizes 1
                     --modes eager --iterations 20 --warmup 5 --tf32 on --json "$OUT/results/bench_torch_tf32.json")
+torch_bf16_command=(env PYTHONUNBUFFERED=1 python3 tools/bench_torch_pix2pix.py --device cuda --batch-sizes 1
+                    --modes autocast_bf16 --iterations 20 --warmup 5 --json "$OUT/results/bench_torch_bf16.json")
 train_folder=$(mktemp -d /tmp/gpu_check_train.XXXXXX)
 train_command=("$bin/train_pix2pix" --dataset "$carry/data/facades" --direction BtoA --device cuda
                --output "$train_folder/run" --max-iterations 200 --log-interval 50 --snapshot-interval 200
@@ -442,7 +446,7 @@ if [ "$rehearse" = 1 ]; then
     unset -n command_line
   done
   rm -rf "${train_folder:?}/run"
-  for command_name in torch_fp32_command torch_tf32_command; do
+  for command_name in torch_fp32_command torch_tf32_command torch_bf16_command; do
     declare -n command_line=$command_name
     if output=$("${command_line[@]}" --dry-run 2>&1); then
       echo "  $command_name: accepted ($output)"
@@ -454,7 +458,7 @@ if [ "$rehearse" = 1 ]; then
 
   section "rehearsal: the programs the GPU steps run, on the CPU"
   run_step step_fp32 "$bin/bench_pix2pix" --device cpu --presets paper --batch-sizes 1 --iterations 1 --warmup 0 \
-    --json "$OUT/results/bench_pix2pix.json"
+    --cuda-graph --json "$OUT/results/bench_pix2pix.json"
   judge "bench_pix2pix on the CPU" $?
   # A small U-Net at 64x64: the same code path in a second instead of half a minute on two busy cores.
   run_step train "$bin/train_pix2pix" --dataset "$carry/data/facades" --direction BtoA --device cpu \
@@ -468,15 +472,20 @@ if [ "$rehearse" = 1 ]; then
 
   section "rehearsal: the summaries"
   # pixgrad's CPU figures stand in for both sides here: only the code path is checked.
-  cp "$OUT/results/bench_pix2pix.json" "$OUT/results/bench_torch.json" 2>/dev/null &&
-    python3 - "$OUT/results/bench_torch.json" <<'PY'
-import json, sys
+  cp "$OUT/results/bench_pix2pix.json" "$OUT/results/bench_pix2pix_bf16.json" 2>/dev/null &&
+    python3 - "$OUT/results/bench_pix2pix.json" "$OUT/results" <<'PY'
+import json, os, sys
 records = json.load(open(sys.argv[1]))
-for r in records:
-    r.update(mode="eager", status="ok")
-json.dump(records, open(sys.argv[1], "w"))
+for name, mode in (("bench_torch.json", "eager"), ("bench_torch_bf16.json", "autocast_bf16")):
+    for r in records:
+        r.update(mode=mode, status="ok")
+    json.dump(records, open(os.path.join(sys.argv[2], name), "w"))
 PY
-  python3 tools/gpu_check_summary.py speedups "$OUT/results" || failed "the speed-up summary"
+  summary=$(python3 tools/gpu_check_summary.py speedups "$OUT/results" fp32 bf16) || failed "the speed-up summary"
+  echo "$summary"
+  # Each precision's pair, eager and replayed (--cuda-graph): four lines.
+  [ "$(echo "$summary" | grep -c "as fast")" -eq 4 ] || failed "the speed-up summary compared other than 4 pairs"
+  echo "$summary" | grep -q "with --cuda-graph" || failed "the speed-up summary left out the --cuda-graph step"
   python3 tools/gpu_check_summary.py training "$train_folder/run/log.jsonl" || failed "the training summary"
   rm -rf "$train_folder"
   [ -n "$sanitizer" ] || echo "note: compute-sanitizer is not here; on the GPU machine, its steps need it"
@@ -568,6 +577,10 @@ run_step extra_step "${cudnn_step_command[@]}"; echo "(status $?)"
 run_step extra_3xtf32 "${step_3xtf32_command[@]}"; echo "(status $?)"
 run_step extra_tf32_convs "${tf32_convs_command[@]}"; echo "(status $?)"
 run_step extra_bf16 "${step_bf16_command[@]}"; echo "(status $?)"
+if [ "$have_torch" = 1 ]; then
+  run_step extra_torch_bf16 "${torch_bf16_command[@]}"; echo "(status $?)"
+  python3 tools/gpu_check_summary.py speedups "$OUT/results" bf16
+fi
 
 section "results"
 if tar -czf "$OUT/results.tar.gz" -C "$OUT" results; then

@@ -145,9 +145,27 @@ cublasHandle_t handle_for(int device) {
   PIXGRAD_CHECK(device >= 0 && device < kMaxDevices, "cublas: device index ", device, " out of range");
   const std::lock_guard<std::mutex> lock(handle_mutex());
   if (!handles[device]) {
+    // A workspace of its own, set before any call: cuBLAS then never
+    // allocates one, which a CUDA graph capture could not hold and which
+    // would change between captures. So the handle must be made outside a
+    // capture (a captured step runs eagerly once first).
+    const cudaStream_t stream = ::pixgrad::cuda::current_stream();
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    PIXGRAD_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    PIXGRAD_CHECK(capture == cudaStreamCaptureStatusNone,
+                  "cublas: the first cuBLAS convolution on a device sets cuBLAS up, which a CUDA graph capture "
+                  "cannot do; run the step once without capturing first");
+    cudaDeviceProp properties{};
+    PIXGRAD_CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
+    // cuBLAS's guide: 32 MiB on Hopper, 4 MiB before it.
+    const size_t workspace_bytes = properties.major >= 9 ? size_t(32) << 20 : size_t(4) << 20;
+    void* workspace = nullptr;
+    PIXGRAD_CUDA_CHECK(cudaMalloc(&workspace, workspace_bytes));  // kept for the life of the process, as the handle
     cublasHandle_t handle = nullptr;
     PIXGRAD_CUBLAS_CHECK(cublasCreate(&handle));
-    PIXGRAD_CUBLAS_CHECK(cublasSetStream(handle, ::pixgrad::cuda::current_stream()));
+    PIXGRAD_CUBLAS_CHECK(cublasSetStream(handle, stream));
+    // After the stream: setting a stream puts cuBLAS's own workspace back.
+    PIXGRAD_CUBLAS_CHECK(cublasSetWorkspace(handle, workspace, workspace_bytes));
     PIXGRAD_CUBLAS_CHECK(cublasSetAtomicsMode(handle, CUBLAS_ATOMICS_NOT_ALLOWED));
     PIXGRAD_CUBLAS_CHECK(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_HOST));
     handles[device] = handle;

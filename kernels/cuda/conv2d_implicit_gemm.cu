@@ -38,6 +38,13 @@
 // while the compute loop still reads float4 fragments.
 // A thread's micro-tile columns come in groups of 4 spread BN/2 apart, so a
 // warp's float4 reads of a B row are contiguous (conflict-free).
+// That is the FP32 form, the exact reference. The tensor-core forms
+// (--precision tf32, 3xtf32, bf16; see "TF32 tensor-core math" below) keep
+// the tiling and the gather but take K 16 deep per tile, copy the operands
+// global -> shared with cp.async in a 3-stage pipeline, and multiply warp
+// fragments with mma.sync (m16n8k8 TF32, m16n8k16 bf16); 3xTF32 splits each
+// operand into a TF32 high part and a TF32 remainder and adds three
+// products. The 8x256 tile stays FP32.
 //
 // Split-K. Deep, narrow layers (the U-Net bottleneck: M = 512, N = batch*1..64,
 // K = 8192; weight gradients: K = batch*OH*OW up to 2^20) give few output
