@@ -150,11 +150,7 @@ cublasHandle_t handle_for(int device) {
     // would change between captures. So the handle must be made outside a
     // capture (a captured step runs eagerly once first).
     const cudaStream_t stream = ::pixgrad::cuda::current_stream();
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    PIXGRAD_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-    PIXGRAD_CHECK(capture == cudaStreamCaptureStatusNone,
-                  "cublas: the first cuBLAS convolution on a device sets cuBLAS up, which a CUDA graph capture "
-                  "cannot do; run the step once without capturing first");
+    ::pixgrad::cuda::refuse_set_up_in_capture("cublas: the first cuBLAS convolution on a device", "cuBLAS");
     cudaDeviceProp properties{};
     PIXGRAD_CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
     // cuBLAS's guide: 32 MiB on Hopper, 4 MiB before it.

@@ -1306,11 +1306,8 @@ unsigned int* tile_arrivals(int64_t tiles) {
   counters = arrays[device].load(std::memory_order_acquire);
   if (counters) return counters;
   const cudaStream_t stream = ::pixgrad::cuda::current_stream();
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  PIXGRAD_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-  PIXGRAD_CHECK(capture == cudaStreamCaptureStatusNone,
-                "conv2d (cuda, handwritten): the first split convolution on a device sets up its counters, which "
-                "a CUDA graph capture cannot do; run the step once without capturing first");
+  ::pixgrad::cuda::refuse_set_up_in_capture("conv2d (cuda, handwritten): the first split convolution on a device",
+                                            "its counters");
   const size_t bytes = static_cast<size_t>(kMaxTileArrivals) * sizeof(unsigned int);
   PIXGRAD_CUDA_CHECK(cudaMalloc(&counters, bytes));  // kept for the life of the process
   PIXGRAD_CUDA_CHECK(cudaMemsetAsync(counters, 0, bytes, stream));  // before any launch that reads them

@@ -41,6 +41,16 @@ int begin_graph_pool(int device);
 void end_graph_pool_capture(int device);
 void release_graph_pool(int device, int pool);
 
+// Fails with "<what> sets <thing> up, which a CUDA graph capture cannot do"
+// while the current stream is being captured: for the one-time set-up
+// (device memory, library handles) that a capture cannot hold.
+inline void refuse_set_up_in_capture(const char* what, const char* thing) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  PIXGRAD_CUDA_CHECK(cudaStreamIsCapturing(current_stream(), &capture));
+  PIXGRAD_CHECK(capture == cudaStreamCaptureStatusNone, what, " sets ", thing,
+                " up, which a CUDA graph capture cannot do; run the step once without capturing first");
+}
+
 // Blocks of `threads` covering n elements, capped for grid-stride loops.
 inline unsigned int blocks_for(int64_t n, int threads = 256, int64_t cap = 65535 * 8) {
   const int64_t blocks = (n + threads - 1) / threads;
