@@ -6,6 +6,7 @@
 #include "command_line.h"
 
 #include <omp.h>
+#include <unistd.h>  // sysconf
 
 #include <algorithm>
 #include <cstdio>
@@ -134,7 +135,9 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
 void share_cores_among_local_ranks(const pixgrad::distributed::Communicator& world) {
   const auto* mpi = dynamic_cast<const pixgrad::distributed::MpiCommunicator*>(&world);
   if (mpi == nullptr || mpi->local_size() <= 1 || std::getenv("OMP_NUM_THREADS") != nullptr) return;
-  omp_set_num_threads(std::max(1, omp_get_num_procs() / mpi->local_size()));
+  const long machine = sysconf(_SC_NPROCESSORS_ONLN);
+  omp_set_num_threads(pixgrad::distributed::threads_per_local_rank(
+      omp_get_num_procs(), machine > 0 ? static_cast<int>(machine) : omp_get_num_procs(), mpi->local_size()));
 }
 
 // The other ranks' lines would repeat rank 0's.

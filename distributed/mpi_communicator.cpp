@@ -49,6 +49,11 @@ bool started_by_launcher() { return launcher_number(kSizeVariables, 1) > 0; }
 
 int launched_rank() { return std::max(launcher_number(kRankVariables, 0), 0); }
 
+int threads_per_local_rank(int usable_cores, int machine_cores, int local_ranks) {
+  const int share = std::max(1, machine_cores / std::max(1, local_ranks));
+  return std::max(1, std::min(usable_cores, share));
+}
+
 std::shared_ptr<Communicator> join_world(const WorldOptions& options) {
   PIXGRAD_CHECK(options.timeout_seconds > 0, "distributed: the collective timeout must be positive, got ",
                 options.timeout_seconds, " s");

@@ -41,6 +41,13 @@ int launched_rank();
 // Whether mpirun or srun started this process (even as the only one).
 bool started_by_launcher();
 
+// The threads a rank runs when `local_ranks` ranks share a machine of
+// `machine_cores` cores and this rank may run on `usable_cores` of them
+// (its binding): its share of the machine, and no more than it is bound
+// to. A rank bound to cores of its own gets all of them; ranks bound to a
+// socket each, or not bound, split the machine.
+int threads_per_local_rank(int usable_cores, int machine_cores, int local_ranks);
+
 // The ranks this process belongs to: an MpiCommunicator when the launcher
 // started several processes (MPI is initialised here and finalised when the
 // last reference goes), else single_process(). A launch of several

@@ -43,3 +43,19 @@ TEST_CASE("the launcher's size and rank come from the first of its variables tha
     CHECK(started_by_launcher() == c.launched);
   }
 }
+
+TEST_CASE("ranks on one machine share its cores, never more than they are bound to", "[distributed]") {
+  using pixgrad::distributed::threads_per_local_rank;
+  // Two ranks on two cores, Open MPI binding one core each.
+  CHECK(threads_per_local_rank(1, 2, 2) == 1);
+  // Four ranks on 16 cores: bound to 4 cores each, to a socket of 8 each
+  // (two ranks a socket), or not bound: 4 threads each.
+  CHECK(threads_per_local_rank(4, 16, 4) == 4);
+  CHECK(threads_per_local_rank(8, 16, 4) == 4);
+  CHECK(threads_per_local_rank(16, 16, 4) == 4);
+  // Bound to fewer cores than the share: those.
+  CHECK(threads_per_local_rank(2, 16, 4) == 2);
+  // More ranks than cores: one thread each.
+  CHECK(threads_per_local_rank(4, 4, 8) == 1);
+  CHECK(threads_per_local_rank(0, 0, 0) == 1);
+}
