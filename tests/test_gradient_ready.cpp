@@ -170,6 +170,53 @@ class StartRecorder final : public distributed::Communicator {
   std::shared_ptr<distributed::Communicator> inner_;
 };
 
+// A communicator whose started reductions happen only when waited for, as
+// NCCL's on their own stream complete at some later time: a tensor read
+// before its wait still holds this rank's own gradients.
+class DeferringCommunicator final : public distributed::Communicator {
+ public:
+  explicit DeferringCommunicator(std::shared_ptr<distributed::Communicator> inner) : inner_(std::move(inner)) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  int local_rank() const override { return inner_->local_rank(); }
+  std::string backend() const override { return "deferring " + inner_->backend(); }
+  void all_reduce(Tensor& tensor, distributed::ReduceOp op, const std::string& what) override {
+    inner_->all_reduce(tensor, op, what);
+  }
+  std::unique_ptr<distributed::PendingAllReduce> start_all_reduce(Tensor& tensor, distributed::ReduceOp op,
+                                                                  const std::string& what) override {
+    ++started;
+    return std::make_unique<Deferred>(*this, tensor, op, what);
+  }
+  void all_reduce(std::vector<double>& values, distributed::ReduceOp op, const std::string& what) override {
+    inner_->all_reduce(values, op, what);
+  }
+  void barrier(const std::string& what) override { inner_->barrier(what); }
+
+  int started = 0, completed = 0;
+
+ private:
+  class Deferred final : public distributed::PendingAllReduce {
+   public:
+    Deferred(DeferringCommunicator& owner, Tensor& tensor, distributed::ReduceOp op, std::string what)
+        : owner_(owner), tensor_(tensor), op_(op), what_(std::move(what)) {}
+    void wait() override {
+      if (done_) return;
+      owner_.inner_->all_reduce(tensor_, op_, what_);
+      ++owner_.completed;
+      done_ = true;
+    }
+
+   private:
+    DeferringCommunicator& owner_;
+    Tensor tensor_;  // shares the caller's memory
+    distributed::ReduceOp op_;
+    std::string what_;
+    bool done_ = false;
+  };
+  std::shared_ptr<distributed::Communicator> inner_;
+};
+
 // A chain of layers y = tanh(w_i * y + b_i), element-wise on 36 numbers
 // (w and b of 288 bytes each), on a rank's own input; the sum of the
 // output is the loss.
@@ -244,6 +291,39 @@ TEST_CASE("averaging that overlaps the backward pass starts buckets during it an
   const std::string what = "gradients during the pass";
   CHECK(starts[0] == std::vector<Start>{{what, 4}, {what, 8}, {what, 12}});
   CHECK(starts[1] == starts[0]);
+}
+
+TEST_CASE("averaging during backward waits for reductions that complete later, and gives the same means",
+          "[distributed][gradient_ready]") {
+  constexpr size_t kBucketBytes = 1200;  // three buckets for six layers, as above
+  constexpr int kLayers = 6;
+  testing::ThreadWorld world(2);
+  std::vector<std::vector<std::vector<double>>> after(2), overlapped(2);
+  std::vector<int> started(2), completed(2), completed_at_end(2);
+  world.run([&](std::shared_ptr<distributed::Communicator> communicator) {
+    const size_t rank = static_cast<size_t>(communicator->rank());
+    Chain plain(kLayers), overlapping(kLayers);
+    plain.loss(static_cast<int>(rank)).backward();
+    distributed::GradientAverage(communicator, kBucketBytes)(plain.parameters, "gradients after the pass");
+    after[rank] = gradients_of(plain);
+
+    auto deferring = std::make_shared<DeferringCommunicator>(communicator);
+    const distributed::GradientAverage average(deferring, kBucketBytes);
+    const auto overlap = average.during_backward(overlapping.parameters, "gradients during the pass");
+    overlapping.loss(static_cast<int>(rank)).backward();
+    started[rank] = deferring->started;
+    completed[rank] = deferring->completed;  // nothing waited for during the pass
+    overlap->finish();
+    overlapped[rank] = gradients_of(overlapping);
+    completed_at_end[rank] = deferring->completed;
+  });
+  for (size_t rank = 0; rank < 2; ++rank) {
+    INFO("rank " << rank);
+    CHECK(started[rank] == 3);  // every bucket started during the pass
+    CHECK(completed[rank] == 0);
+    CHECK(completed_at_end[rank] == 3);
+    CHECK(overlapped[rank] == after[rank]);  // bit for bit
+  }
 }
 
 TEST_CASE("small gradients between large ones start once a bucket's worth of gradients has become final",
