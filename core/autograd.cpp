@@ -1,5 +1,6 @@
 #include <pixgrad/core/autograd.h>
 
+#include <atomic>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -70,6 +71,8 @@ bool sole_owner_of_elements(const Tensor& gradient) {
          impl->storage->bytes() == gradient.nbytes();
 }
 
+std::atomic<int64_t> first_gradients_adopted{0}, first_gradients_copied{0};
+
 void accumulate_into_leaf(const Tensor& leaf, Tensor gradient, bool create_graph) {
   const Tensor existing = leaf.grad();
   if (create_graph) {
@@ -78,7 +81,9 @@ void accumulate_into_leaf(const Tensor& leaf, Tensor gradient, bool create_graph
     leaf.set_grad(existing.defined() ? add(existing, gradient) : add(gradient, 0.0));
   } else if (!existing.defined()) {
     // A gradient that other inputs or views share is copied, never aliased.
-    leaf.set_grad(sole_owner_of_elements(gradient) ? std::move(gradient) : gradient.clone());
+    const bool adopt = sole_owner_of_elements(gradient);
+    ++(adopt ? first_gradients_adopted : first_gradients_copied);
+    leaf.set_grad(adopt ? std::move(gradient) : gradient.clone());
   } else if (existing.requires_grad()) {
     // From an earlier create_graph backward: a penalty may still use it, so
     // it is replaced, not changed in place.
@@ -346,6 +351,8 @@ Tensor record_differentiable(const char* op, Tensor output, std::vector<Tensor> 
   return record(op, std::move(output), std::move(inputs), std::move(backward), std::move(saved),
                 DoubleBackward::Supported);
 }
+
+FirstGradientCounts first_gradient_counts() { return {first_gradients_adopted.load(), first_gradients_copied.load()}; }
 
 void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph, bool create_graph) {
   const Tensor seed = seed_for("backward", root, gradient);

@@ -125,6 +125,15 @@ Tensor record_differentiable(const char* op, Tensor output, std::vector<Tensor> 
 // forward); create_graph implies it.
 void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph = false, bool create_graph = false);
 
+// How backward passes (on any thread, since the process began) gave leaves
+// their first gradient: adopted, the pass's own tensor becoming .grad, or
+// copied, because something else shared its memory. Adopting saves a copy
+// of every parameter's gradient per step.
+struct FirstGradientCounts {
+  int64_t adopted = 0, copied = 0;
+};
+FirstGradientCounts first_gradient_counts();
+
 // Told, during backward() on this thread (not grad()), of each leaf whose
 // .grad has received its last contribution of the pass: every node that
 // could still add to it has run or been skipped. A leaf no node of the pass

@@ -10,9 +10,12 @@
 #include <random>
 #include <vector>
 
+#include <pixgrad/core/autograd.h>
 #include <pixgrad/core/host_block_cache.h>
 #include <pixgrad/core/ops.h>
 #include <pixgrad/kernels/cpu/adam.h>
+#include <pixgrad/models/pix2pix.h>
+#include "graph_replay_case.h"
 
 using namespace pixgrad;
 
@@ -132,4 +135,24 @@ TEST_CASE("leaf gradients never alias each other or the gradient flowing through
   sum(mul(x, w)).backward();
   CHECK(x.grad().to_double_vector() == std::vector<double>{15, 17, 19});
   CHECK(y.grad().to_double_vector() == std::vector<double>{7, 8, 9});
+}
+
+TEST_CASE("a pix2pix step adopts every parameter's first gradient, copying none", "[autograd][memory]") {
+  for (const models::Preset preset : {models::Preset::Paper, models::Preset::Chainer}) {
+    INFO(models::to_string(preset));
+    manual_seed(3);
+    models::Pix2Pix model(testing::small_replay_options(preset));
+    const Tensor input = Tensor::uniform({1, 3, 64, 64}, -1, 1), target = Tensor::uniform({1, 3, 64, 64}, -1, 1);
+    const FirstGradientCounts before = first_gradient_counts();
+    (void)model.train_step(input, target);
+    const FirstGradientCounts after = first_gradient_counts();
+    size_t parameters = 0;
+    for (const nn::Module* network : {static_cast<const nn::Module*>(&model.generator()),
+                                      static_cast<const nn::Module*>(&model.discriminator())})
+      parameters += network->parameters().size();
+    CHECK(after.copied == before.copied);
+    // Each network's update gives its parameters their first gradient of
+    // the step (chainer's generator pass reaches D's as well).
+    CHECK(after.adopted - before.adopted >= static_cast<int64_t>(parameters));
+  }
 }
