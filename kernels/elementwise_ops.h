@@ -37,6 +37,17 @@
 
 namespace pixgrad::kernels {
 
+// *address, through the read-only data cache on the device (for kernels'
+// inputs that no thread of the launch writes).
+template <typename T>
+PIXGRAD_HOST_DEVICE T read_only(const T* address) {
+#ifdef __CUDA_ARCH__
+  return __ldg(address);
+#else
+  return *address;
+#endif
+}
+
 enum class UnaryOp { Relu, LeakyRelu, Tanh, Sigmoid, Softplus, Abs, Neg, Square, Sqrt };
 enum class BinaryOp { Add, Sub, Mul, Div };
 

@@ -50,12 +50,13 @@ inline std::vector<std::pair<Tensor, Tensor>> replay_batches(const std::vector<S
 // Trains a fresh model (seed 5) on `batches`; graphed or eager. `lr_at`
 // gives each step's learning rate (set before the step), as a schedule would;
 // `before_step(i, model)`, if given, runs before step i.
-inline ReplayRun run_replay_case(models::Preset preset, Device device, bool graphed,
+// A model of `options` rather than the small one of a preset.
+inline ReplayRun run_replay_case(const models::Pix2PixOptions& options, Device device, bool graphed,
                                  const std::vector<std::pair<Tensor, Tensor>>& batches,
                                  const std::vector<double>& lr_at,
                                  const std::function<void(size_t, models::Pix2Pix&)>& before_step = {}) {
   manual_seed(5);
-  models::Pix2Pix model(small_replay_options(preset));
+  models::Pix2Pix model(options);
   model.to(device);
   ReplayRun run;
   std::optional<models::GraphedTrainStep> replayed;
@@ -82,6 +83,13 @@ inline ReplayRun run_replay_case(models::Preset preset, Device device, bool grap
   run.generator_seed = default_generator().seed();
   run.generator_offset = default_generator().offset();
   return run;
+}
+
+inline ReplayRun run_replay_case(models::Preset preset, Device device, bool graphed,
+                                 const std::vector<std::pair<Tensor, Tensor>>& batches,
+                                 const std::vector<double>& lr_at,
+                                 const std::function<void(size_t, models::Pix2Pix&)>& before_step = {}) {
+  return run_replay_case(small_replay_options(preset), device, graphed, batches, lr_at, before_step);
 }
 
 inline bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }

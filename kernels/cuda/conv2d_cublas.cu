@@ -40,6 +40,7 @@
 #include <mutex>
 
 #include <pixgrad/core/error.h>
+#include <pixgrad/kernels/cuda/col_threads.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
 #include <pixgrad/kernels/cuda/workspace.h>
@@ -57,7 +58,6 @@ namespace pixgrad::kernels::cuda::detail {
 namespace {
 
 
-constexpr int kThreads = 256;
 constexpr int kMaxDevices = 64;
 constexpr int64_t kMaxColFloats = int64_t{1} << 26;  // 256 MiB of col per group
 const float kOne = 1.0f;
@@ -65,72 +65,24 @@ const float kZero = 0.0f;
 
 // ---- kernels -------------------------------------------------------------------
 
-// The geometry the kernels index with (all int: shape_of checks the range).
-struct ColShape {
-  int channels, height, width, kernel_h, kernel_w, stride, padding, out_h, out_w;
-};
-
-// col[row][p] of a group of images: row = (image, ci, r, s), p = (oh, ow).
-__host__ __device__ __forceinline__ float im2col_element(const ColShape& s, const float* image, int row, int p) {
-  const int taps = s.kernel_h * s.kernel_w, rows_per_image = s.channels * taps;
-  const int img = row / rows_per_image, k = row - img * rows_per_image;
-  const int c = k / taps, tap = k - c * taps;
-  const int r = tap / s.kernel_w, q = tap - r * s.kernel_w;
-  const int oh = p / s.out_w, ow = p - oh * s.out_w;
-  const int ih = oh * s.stride - s.padding + r, iw = ow * s.stride - s.padding + q;
-  if (ih < 0 || ih >= s.height || iw < 0 || iw >= s.width) return 0.0f;
-  return image[((img * s.channels + c) * s.height + ih) * s.width + iw];
-}
-
-// The sum of the col entries im2col read from input pixel `pixel` of
-// `plane` = (image, c), taps in (r, s) order.
-__host__ __device__ __forceinline__ float col2im_element(const ColShape& s, const float* col, int plane, int pixel) {
-  const int ih = pixel / s.width, iw = pixel - ih * s.width;
-  const int pixels = s.out_h * s.out_w, taps = s.kernel_h * s.kernel_w;
-  const int img = plane / s.channels, c = plane - img * s.channels;
-  const float* rows = col + (img * s.channels * taps + c * taps) * pixels;
-  float sum = 0.0f;
-  for (int r = 0; r < s.kernel_h; ++r) {
-    const int t = ih + s.padding - r;  // = oh * stride when row r of window oh covers ih
-    if (t < 0) break;                  // only decreases with r
-    if (t % s.stride != 0 || t / s.stride >= s.out_h) continue;
-    const int oh = t / s.stride;
-    for (int q = 0; q < s.kernel_w; ++q) {
-      const int u = iw + s.padding - q;
-      if (u < 0) break;
-      if (u % s.stride != 0 || u / s.stride >= s.out_w) continue;
-      sum += rows[(r * s.kernel_w + q) * pixels + oh * s.out_w + u / s.stride];
-    }
-  }
-  return sum;
-}
-
-// Grid: x over output pixels, y over col rows (grid-stride).
+// Each thread's work is in kernels/cuda/col_threads.h, played on the host by
+// a test. Grids: x over the columns (output pixels; input pixels for
+// col2im), y over the rows (col rows; planes), grid-stride.
 __global__ void im2col_kernel(const ColShape s, const float* __restrict__ image, int rows, float* __restrict__ col) {
-  const int pixels = s.out_h * s.out_w;
-  const int p = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (p >= pixels) return;
-  for (int row = static_cast<int>(blockIdx.y); row < rows; row += static_cast<int>(gridDim.y))
-    col[row * pixels + p] = im2col_element(s, image, row, p);
+  im2col_thread(s, image, rows, col, static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x),
+                static_cast<int>(blockIdx.y), static_cast<int>(gridDim.y));
 }
 
-// Grid: x over input pixels, y over planes (image, c) (grid-stride).
 __global__ void col2im_kernel(const ColShape s, const float* __restrict__ col, int planes,
                               float* __restrict__ image) {
-  const int plane_size = s.height * s.width;
-  const int pixel = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (pixel >= plane_size) return;
-  for (int plane = static_cast<int>(blockIdx.y); plane < planes; plane += static_cast<int>(gridDim.y))
-    image[plane * plane_size + pixel] = col2im_element(s, col, plane, pixel);
+  col2im_thread(s, col, planes, image, static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x),
+                static_cast<int>(blockIdx.y), static_cast<int>(gridDim.y));
 }
 
-// output[plane][p] += bias[plane % channels]. Grid: x over pixels, y over planes.
 __global__ void add_bias_kernel(float* __restrict__ output, const float* __restrict__ bias, int channels, int pixels,
                                 int planes) {
-  const int p = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (p >= pixels) return;
-  for (int plane = static_cast<int>(blockIdx.y); plane < planes; plane += static_cast<int>(gridDim.y))
-    output[static_cast<int64_t>(plane) * pixels + p] += __ldg(bias + plane % channels);
+  add_bias_thread(output, bias, channels, pixels, planes, static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x),
+                  static_cast<int>(blockIdx.y), static_cast<int>(gridDim.y));
 }
 
 // ---- host side ---------------------------------------------------------------------
@@ -174,8 +126,11 @@ cublasHandle_t handle_for(int device) {
   return handles[device];
 }
 
-unsigned int grid_y(int64_t rows) { return static_cast<unsigned int>(std::min<int64_t>(rows, 65535)); }
-unsigned int blocks(int64_t n) { return static_cast<unsigned int>((n + kThreads - 1) / kThreads); }
+// The launch shape of one of the kernels above (col_threads.h).
+dim3 grid_of(int64_t columns, int64_t rows) {
+  const ColGrid grid = col_grid(columns, rows);
+  return dim3(grid.x, grid.y);
+}
 
 // The sizes of one call, checked to fit the int arithmetic of the kernels and
 // of cuBLAS's dimensions.
@@ -227,8 +182,7 @@ Workspace col_buffer(const Shape2d& s) {
 // col for images [first, first + count) of `input`.
 void im2col(const Shape2d& s, const float* input, int first, int count, float* col, cudaStream_t stream) {
   const int rows = count * s.depth;
-  const dim3 grid(blocks(s.pixels), grid_y(rows));
-  im2col_kernel<<<grid, kThreads, 0, stream>>>(s.col_shape(), input + first * s.in_image(), rows, col);
+  im2col_kernel<<<grid_of(s.pixels, rows), kColThreads, 0, stream>>>(s.col_shape(), input + first * s.in_image(), rows, col);
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 
@@ -255,8 +209,8 @@ void cublas_forward(const Conv2dGeometry& g, const float* input, const float* we
   }
   if (bias) {
     const int planes = s.batch * s.out_channels;
-    add_bias_kernel<<<dim3(blocks(s.pixels), grid_y(planes)), kThreads, 0, stream>>>(output, bias, s.out_channels,
-                                                                                     s.pixels, planes);
+    add_bias_kernel<<<grid_of(s.pixels, planes), kColThreads, 0, stream>>>(output, bias, s.out_channels, s.pixels,
+                                                                            planes);
     PIXGRAD_CUDA_CHECK_LAUNCH();
   }
 }
@@ -277,8 +231,7 @@ void cublas_backward_data(const Conv2dGeometry& g, const float* grad_output, con
                                                    s.pixels, col_image, count));
     if (!s.pointwise) {
       const int planes = count * s.channels;
-      const dim3 grid(blocks(static_cast<int64_t>(s.height) * s.width), grid_y(planes));
-      col2im_kernel<<<grid, kThreads, 0, stream>>>(s.col_shape(), columns, planes, grad_input + first * s.in_image());
+      col2im_kernel<<<grid_of(static_cast<int64_t>(s.height) * s.width, planes), kColThreads, 0, stream>>>(s.col_shape(), columns, planes, grad_input + first * s.in_image());
       PIXGRAD_CUDA_CHECK_LAUNCH();
     }
   }

@@ -80,6 +80,7 @@
 
 #include <pixgrad/core/error.h>
 #include <pixgrad/kernels/channel_moments.h>
+#include <pixgrad/kernels/cuda/bias_gradient.h>
 #include <pixgrad/kernels/cuda/conv2d.h>
 #include <pixgrad/kernels/cuda/runtime.cuh>
 #include <pixgrad/kernels/cuda/workspace.h>
@@ -1127,41 +1128,21 @@ __global__ void __launch_bounds__(Cfg::kThreads, 2) implicit_gemm_kernel(const _
 }
 
 // ---- bias gradient ------------------------------------------------------------
+// The blocks' and threads' work is in kernels/cuda/bias_gradient.h.
 
-constexpr int kBiasThreads = 256;
-
-// Block (x, c) sums pixels [x*chunk, (x+1)*chunk) of channel c over the batch
-// in double, then a fixed-shape tree; partial[c][x].
 __global__ void __launch_bounds__(kBiasThreads)
     bias_partial_kernel(const float* __restrict__ grad_output, int batch, int channels, int pixels, int chunk,
                         double* __restrict__ partial) {
   __shared__ double lanes[kBiasThreads];
-  const int begin = static_cast<int>(blockIdx.x) * chunk;
-  const int end = min(pixels, begin + chunk);
-  for (int c = static_cast<int>(blockIdx.y); c < channels; c += static_cast<int>(gridDim.y)) {
-    double sum = 0.0;
-    for (int b = 0; b < batch; ++b) {
-      const float* plane = grad_output + (static_cast<int64_t>(b) * channels + c) * pixels;
-      for (int i = begin + static_cast<int>(threadIdx.x); i < end; i += kBiasThreads) sum += __ldg(plane + i);
-    }
-    lanes[threadIdx.x] = sum;
-    __syncthreads();
-    for (int half = kBiasThreads / 2; half > 0; half /= 2) {
-      if (static_cast<int>(threadIdx.x) < half) lanes[threadIdx.x] += lanes[threadIdx.x + half];
-      __syncthreads();
-    }
-    if (threadIdx.x == 0) partial[static_cast<int64_t>(c) * gridDim.x + blockIdx.x] = lanes[0];
-    __syncthreads();  // lanes is reused by the next channel
-  }
+  bias_partial_block(
+      grad_output, batch, channels, pixels, chunk, partial, lanes, static_cast<int>(blockIdx.x),
+      static_cast<int>(gridDim.x), static_cast<int>(blockIdx.y), static_cast<int>(gridDim.y),
+      [](auto&& step) { step(static_cast<int>(threadIdx.x)); }, [] { __syncthreads(); });
 }
 
 __global__ void bias_finish_kernel(const double* __restrict__ partial, int channels, int chunks,
                                    float* __restrict__ grad_bias) {
-  const int c = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (c >= channels) return;
-  double sum = 0.0;
-  for (int i = 0; i < chunks; ++i) sum += partial[static_cast<int64_t>(c) * chunks + i];
-  grad_bias[c] = static_cast<float>(sum);
+  bias_finish_thread(partial, channels, chunks, grad_bias, static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x));
 }
 
 // ---- host side ---------------------------------------------------------------------
@@ -1514,19 +1495,6 @@ BackwardWeightOp::Params backward_weight_params(const Conv2dGeometry& g, const f
   return p;
 }
 
-// Bias gradient: enough blocks for two waves, each summing at least 1024
-// pixels of every image.
-struct BiasPlan {
-  int chunks, chunk;
-};
-
-BiasPlan plan_bias(int64_t channels, int64_t pixels, int64_t sm_count) {
-  const int64_t wanted = ceil_div(2 * sm_count, channels);
-  const int64_t most = std::max<int64_t>(1, ceil_div(pixels, 1024));
-  const int64_t chunk = ceil_div(pixels, std::clamp<int64_t>(wanted, 1, most));
-  return {to_int(ceil_div(pixels, chunk)), to_int(chunk)};
-}
-
 }  // namespace
 
 // A row's records: its runs of 32 columns, phase after phase for backward data.
@@ -1583,8 +1551,8 @@ void conv2d_bias_backward(const Conv2dGeometry& g, const float* grad_output, flo
   bias_partial_kernel<<<grid, kBiasThreads, 0, stream>>>(grad_output, to_int(g.batch), channels, to_int(pixels),
                                                          plan.chunk, partial_sums);
   PIXGRAD_CUDA_CHECK_LAUNCH();
-  bias_finish_kernel<<<static_cast<unsigned int>(ceil_div(channels, 256)), 256, 0, stream>>>(partial_sums, channels,
-                                                                                              plan.chunks, grad_bias);
+  bias_finish_kernel<<<static_cast<unsigned int>(ceil_div(channels, kBiasFinishThreads)), kBiasFinishThreads, 0,
+                       stream>>>(partial_sums, channels, plan.chunks, grad_bias);
   PIXGRAD_CUDA_CHECK_LAUNCH();
 }
 #endif  // PIXGRAD_CONV_HOST_MODEL

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "../graph_replay_case.h"
+#include "../precision_scope.h"
 #include "cuda_testing.h"
 #include <pixgrad/core/cuda_graph.h>
 #include <pixgrad/core/cuda_info.h>
@@ -25,6 +26,27 @@ TEST_CASE("replayed CUDA graph steps equal eager CUDA steps bit for bit, both pr
       const std::vector<double> lr{2e-4, 2e-4, 2e-4, 2e-4, 1e-4, 5e-5};
       const testing::ReplayRun eager = testing::run_replay_case(preset, kGpu, false, batches, lr);
       const testing::ReplayRun graphed = testing::run_replay_case(preset, kGpu, true, batches, lr);
+      testing::require_same_runs(eager, graphed);
+    }
+  }
+}
+
+// The tensor-core convolutions (cp.async pipelines, their own shared-memory
+// sizes) inside a graph, at the paper preset's full size: 256x256, 64
+// filters, 8 levels.
+TEST_CASE("replayed CUDA graph steps equal eager ones at every precision, paper preset at full size",
+          "[cuda][graph][precision]") {
+  const Shape batch{1, 3, 256, 256};
+  for (const kernels::ConvPrecision precision :
+       {kernels::ConvPrecision::Fp32, kernels::ConvPrecision::Tf32, kernels::ConvPrecision::Tf32x3,
+        kernels::ConvPrecision::Bf16}) {
+    SECTION(kernels::to_string(precision)) {
+      const testing::PrecisionScope scope(precision);
+      const auto batches = testing::replay_batches({batch, batch, batch, batch});
+      const std::vector<double> lr(batches.size(), 2e-4);
+      const models::Pix2PixOptions full = models::Pix2PixOptions::for_preset(models::Preset::Paper, 3, 3);
+      const testing::ReplayRun eager = testing::run_replay_case(full, kGpu, false, batches, lr);
+      const testing::ReplayRun graphed = testing::run_replay_case(full, kGpu, true, batches, lr);
       testing::require_same_runs(eager, graphed);
     }
   }
