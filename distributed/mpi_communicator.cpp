@@ -60,7 +60,14 @@ std::shared_ptr<Communicator> join_world(const WorldOptions& options) {
   const int processes = launched_processes();
   if (processes == 1) return single_process();
 #if PIXGRAD_WITH_MPI
-  return std::make_shared<MpiCommunicator>(options);
+  auto world = std::make_shared<MpiCommunicator>(options);
+  // Tasks that srun started without a link to MPI each find a world of
+  // their own: they would train alone, side by side, unaware of each other.
+  if (world->size() != processes)
+    fail("distributed: the launcher started ", processes, " processes, but MPI joined ", world->size(),
+         " of them in this one's world: under Slurm, give srun the MPI plug-in Open MPI was built for "
+         "(srun --mpi=pmix, or --mpi=pmi2; srun --mpi=list shows them), or start the ranks with mpirun");
+  return world;
 #else
   fail("distributed: this process is one of ", processes, " started by mpirun or srun, but pixgrad was built "
        "without MPI: install Open MPI (Debian: libopenmpi-dev) and rebuild, or run one process");

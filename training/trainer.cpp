@@ -12,6 +12,7 @@
 #include <optional>
 
 #include <nlohmann/json.hpp>
+#include <omp.h>
 
 #include <pixgrad/core/autograd.h>
 #include <pixgrad/core/error.h>
@@ -763,8 +764,8 @@ struct Trainer::Impl {
     ensure_started();
     write_checkpoint(files.diverged);
     log->write({{"event", "diverged"}, {"iteration", state.iteration}, {"epoch", state.epoch}, {"detail", what}});
-    std::printf("\ndiverged at iteration %lld (epoch %lld): %s\n", static_cast<long long>(state.iteration),
-                static_cast<long long>(state.epoch), what.c_str());
+    std::printf("\ndiverged at iteration %lld (epoch %lld of %d): %s\n", static_cast<long long>(state.iteration),
+                static_cast<long long>(state.epoch + 1), config.epochs, what.c_str());
     std::printf("the state after iteration %lld is in '%s'; %s\n", static_cast<long long>(state.iteration),
                 io::printable(files.diverged).c_str(),
                 saved_iteration >= 0 || resumed ? "the last good checkpoint is kept" : "no checkpoint was written");
@@ -866,8 +867,9 @@ struct Trainer::Impl {
                                     : "cuda graph on the CPU: a stand-in that runs each step again from the captured "
                                       "state (the same numbers at eager cost; for checking the graph path)");
     if (world->size() > 1)
-      say("data parallel: %d ranks (%s) x batch %d, %s batch norm\n", world->size(), world->backend().c_str(),
-          config.batch_size, config.norm != "batch" ? "no" : config.sync_bn ? "synchronised" : "per-rank");
+      say("data parallel: %d ranks (%s) x batch %d, %s batch norm, %d CPU thread(s) on rank 0\n", world->size(),
+          world->backend().c_str(), config.batch_size,
+          config.norm != "batch" ? "no" : config.sync_bn ? "synchronised" : "per-rank", omp_get_max_threads());
     if (state.iteration > 0)
       say("resuming at iteration %lld (epoch %lld of %d, batch %lld)\n", static_cast<long long>(state.iteration),
           static_cast<long long>(state.epoch + 1), config.epochs, static_cast<long long>(state.batches_done));

@@ -230,7 +230,9 @@ int main(int argc, char** argv) {
   training::TrainConfig data_config;
   app.add_option("--presets", presets, "Comma-separated: paper, chainer")->capture_default_str();
   app.add_option("--batch-sizes", batches, "Comma-separated batch sizes (run smallest first)")->capture_default_str();
-  app.add_option("--size", size, "Image side")->capture_default_str();
+  app.add_option("--size", size,
+                 "Image side: a multiple of 2 to the power of the U-Net's levels (256 for paper, 128 for chainer)")
+      ->capture_default_str();
   app.add_option("--iterations", iterations, "Timed steps per configuration")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

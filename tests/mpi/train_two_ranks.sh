@@ -3,10 +3,10 @@
 # facade crops: one output folder written by rank 0, a resume on two ranks,
 # the refusal of a resume on another number of ranks, the two-rank
 # checkpoint translating in a single process, fine-tuning across world
-# sizes, the refusal of ranks started unlike, a damaged image, SIGUSR1 to
-# mpirun, and the two faults a run must survive with its last checkpoint
-# intact: a rank that hangs (stopped with SIGSTOP) and a rank that dies
-# (SIGKILL).
+# sizes, a task the launcher started but MPI did not join, the refusal of
+# ranks started unlike, a damaged image, SIGUSR1 to mpirun, and the two
+# faults a run must survive with its last checkpoint intact: a rank that
+# hangs (stopped with SIGSTOP) and a rank that dies (SIGKILL).
 # Usage: train_two_ranks.sh BUILD_DIR MPIEXEC [MPIEXEC_FLAGS...]  (from the repository root)
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -30,6 +30,7 @@ echo "== two ranks train; rank 0 writes"
 "${two_ranks[@]}" "$train" "${small[@]}" --norm instance --max-iterations 4 --snapshot-interval 2 \
   --log-interval 2 --output "$work/run" > "$work/train.log" 2>&1 || { cat "$work/train.log"; fail "training"; }
 expect "$work/train.log" "data parallel: 2 ranks (mpi) x batch 1"
+expect "$work/train.log" "1 CPU thread(s) on rank 0"
 expect "$work/train.log" "img/s"
 expect "$work/train.log" "done after 4 iterations"
 [ "$(grep -c "^pix2pix: preset" "$work/train.log")" = 1 ] || fail "the run's opening line is printed more than once"
@@ -66,6 +67,17 @@ expect "$work/tuned-one.log" "done after 2 iterations"
   { cat "$work/tuned-two.log"; fail "--init-from on two ranks"; }
 expect "$work/tuned-two.log" "data parallel: 2 ranks"
 expect "$work/tuned-two.log" "done after 2 iterations"
+
+echo "== tasks a launcher started but MPI does not join are refused (srun without its MPI plug-in)"
+set +e
+SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=0 timeout 120 "$train" "${small[@]}" --max-iterations 2 \
+  --output "$work/unjoined" > "$work/unjoined.log" 2>&1
+status=$?
+set -e
+[ "$status" = 1 ] || { cat "$work/unjoined.log"; fail "a task MPI did not join: status $status, not 1"; }
+expect "$work/unjoined.log" "the launcher started 2 processes, but MPI joined 1"
+expect "$work/unjoined.log" "srun --mpi=pmix"
+[ ! -e "$work/unjoined" ] || fail "a task MPI did not join left an output folder"
 
 echo "== ranks started with different options are refused before anything is written"
 one_rank=("$mpiexec" -np 1 "$@")
