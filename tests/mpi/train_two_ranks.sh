@@ -25,6 +25,16 @@ small=(--dataset "$facades" --direction BtoA --load-size 36 --crop-size 32 --ngf
 
 fail() { echo "FAILED: $*" >&2; exit 1; }
 expect() { grep -q -- "$2" "$1" || { cat "$1" >&2; fail "'$1' does not say '$2'"; }; }
+# exits_with STATUS LOG WHAT COMMAND...: COMMAND, its output in LOG, must end with STATUS.
+exits_with() {
+  local want=$1 log=$2 what=$3 status
+  shift 3
+  set +e
+  "$@" > "$log" 2>&1
+  status=$?
+  set -e
+  [ "$status" = "$want" ] || { cat "$log" >&2; fail "$what: status $status, not $want"; }
+}
 
 echo "== two ranks train; rank 0 writes"
 "${two_ranks[@]}" "$train" "${small[@]}" --norm instance --max-iterations 4 --snapshot-interval 2 \
@@ -69,12 +79,8 @@ expect "$work/tuned-two.log" "data parallel: 2 ranks"
 expect "$work/tuned-two.log" "done after 2 iterations"
 
 echo "== tasks a launcher started but MPI does not join are refused (srun without its MPI plug-in)"
-set +e
-SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=0 timeout 120 "$train" "${small[@]}" --max-iterations 2 \
-  --output "$work/unjoined" > "$work/unjoined.log" 2>&1
-status=$?
-set -e
-[ "$status" = 1 ] || { cat "$work/unjoined.log"; fail "a task MPI did not join: status $status, not 1"; }
+exits_with 1 "$work/unjoined.log" "a task MPI did not join" env SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=0 \
+  timeout 120 "$train" "${small[@]}" --max-iterations 2 --output "$work/unjoined"
 expect "$work/unjoined.log" "the launcher started 2 processes, but MPI joined 1"
 expect "$work/unjoined.log" "srun --mpi=pmix"
 [ ! -e "$work/unjoined" ] || fail "a task MPI did not join left an output folder"
@@ -141,12 +147,8 @@ mkdir -p "$work/damaged/train" "$work/damaged/test"
 for name in 1 10 100; do cp "$facades/train/$name.jpg" "$work/damaged/train/"; done
 echo "not an image" > "$work/damaged/train/101.jpg"
 cp "$facades/test/1.jpg" "$work/damaged/test/"
-set +e
-timeout 120 "${two_ranks[@]}" "$train" "${small[@]}" --dataset "$work/damaged" --norm instance --epochs 3 --seed 7 \
-  --output "$work/damaged-run" > "$work/damaged.log" 2>&1
-status=$?
-set -e
-[ "$status" = 1 ] || { cat "$work/damaged.log"; fail "a damaged image: status $status, not 1"; }
+exits_with 1 "$work/damaged.log" "a damaged image" timeout 120 "${two_ranks[@]}" "$train" "${small[@]}" \
+  --dataset "$work/damaged" --norm instance --epochs 3 --seed 7 --output "$work/damaged-run"
 expect "$work/damaged.log" "rank 1: image '.*101.jpg': not a JPEG or PNG"
 expect "$work/damaged.log" "rank 0: rank 1 could not read its next batch"
 expect "$work/damaged.log" "error at iteration 1: a checkpoint of the completed iterations is in"
