@@ -271,7 +271,7 @@ struct MpiCommunicator::State {
     if (buffer != data) std::copy(buffer, buffer + count, data);
   }
 
-  [[noreturn]] void timed_out(const std::string& what, double waited) {
+  [[noreturn]] void timed_out(const std::string& what, double waited, const std::function<void()>& last = {}) {
     std::string who;
     if (rank == 0) {
       who = describe_late_ranks();
@@ -282,13 +282,16 @@ struct MpiCommunicator::State {
     std::fprintf(stderr, "\n%s: rank %d: %s (collective %lld) waited %.0f s for the other ranks: %s; "
                  "stopping every rank (checkpoints already written are kept)\n",
                  program_name(), rank, what.c_str(), collective, waited, who.c_str());
-    if (before_stopping) {
+    const auto run = [&](const std::function<void()>& step) {
+      if (!step) return;
       try {
-        before_stopping();
+        step();
       } catch (const std::exception& error) {
         std::fprintf(stderr, "%s: rank %d: before stopping: %s\n", program_name(), rank, error.what());
       }
-    }
+    };
+    run(before_stopping);
+    run(last);
     std::fflush(nullptr);
     MPI_Abort(MPI_COMM_WORLD, kTimeoutExitCode);
     std::_Exit(kTimeoutExitCode);
@@ -395,7 +398,9 @@ void MpiCommunicator::waiting() {
   if (size() > 1) state_->tend();
 }
 
-void MpiCommunicator::timed_out(const std::string& what, double waited) { state_->timed_out(what, waited); }
+void MpiCommunicator::timed_out(const std::string& what, double waited, const std::function<void()>& last) {
+  state_->timed_out(what, waited, last);
+}
 
 void MpiCommunicator::abort(int exit_code) {
   std::fflush(nullptr);
@@ -422,7 +427,7 @@ void MpiCommunicator::barrier(const std::string&) {}
 void MpiCommunicator::broadcast(void*, size_t, int, const std::string&) {}
 void MpiCommunicator::reached(const std::string&) {}
 void MpiCommunicator::waiting() {}
-void MpiCommunicator::timed_out(const std::string&, double) { Communicator::abort(1); }
+void MpiCommunicator::timed_out(const std::string&, double, const std::function<void()>&) { Communicator::abort(1); }
 void MpiCommunicator::abort(int exit_code) { Communicator::abort(exit_code); }
 
 #endif

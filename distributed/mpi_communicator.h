@@ -89,10 +89,11 @@ class MpiCommunicator final : public Communicator {
   // has reached the next collective (rank 0 is told). waiting(): called
   // while this rank waits in one (rank 0 takes in the others' reports, the
   // others answer rank 0's ping). timed_out(): the message naming the late
-  // ranks, the on_timeout function, and every rank stopped.
+  // ranks, the on_timeout function, `last` (the other transport's own
+  // release), and every rank stopped.
   void reached(const std::string& what);
   void waiting();
-  [[noreturn]] void timed_out(const std::string& what, double waited);
+  [[noreturn]] void timed_out(const std::string& what, double waited, const std::function<void()>& last = {});
 
  private:
   struct State;

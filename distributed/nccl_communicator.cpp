@@ -170,9 +170,11 @@ struct NcclCommunicator::State {
   }
 
   // Waits until `busy` returns false, answering the MPI communicator's
-  // questions meanwhile; past the timeout, NCCL's work is abandoned and the
-  // MPI communicator names the late ranks (they report each collective they
-  // reach, see begin) and stops every rank.
+  // questions meanwhile; past the timeout, the MPI communicator names the
+  // late ranks (they report each collective they reach, see begin), NCCL's
+  // work is abandoned, and every rank is stopped. The communicator is
+  // aborted last, so that the others, still answering, are not stopped by
+  // its error before the late ranks are named.
   template <typename Busy>
   void wait(Busy busy, const std::string& what, const char* step) {
     const auto tended = [&] {
@@ -180,8 +182,7 @@ struct NcclCommunicator::State {
       return busy();
     };
     if (poll(tended, limit())) return;
-    abort_communicator();
-    mpi->timed_out(what + " (" + step + " on " + device.str() + ")", limit());
+    mpi->timed_out(what + " (" + step + " on " + device.str() + ")", limit(), [this] { abort_communicator(); });
   }
 
   // This rank has reached a collective: every rank counts NCCL's

@@ -4,14 +4,16 @@
 // thread of the launches the launchers make, against references computed
 // from the definitions in double. Odd shapes, strides, padding, and grids
 // tall enough that blocks take several rows (grid-stride past 65535) are
-// covered; the bias gradient's block program runs its threads in ascending
-// and in descending order between barriers, so that a phase that depended
-// on the order would show.
+// covered; the bias gradient's block program runs each thread up to the
+// next barrier before the next thread starts, in ascending and in
+// descending order, so that a missing barrier or a phase that depended on
+// the threads' order would show.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <random>
 #include <vector>
@@ -187,13 +189,26 @@ TEST_CASE("the bias gradient's blocks and threads sum every channel over the bat
         const size_t partials = static_cast<size_t>(k.channels) * plan.chunks;
         std::vector<double> partial(partials + kGuard, std::numeric_limits<double>::quiet_NaN());
         std::vector<double> lanes(kBiasThreads, std::numeric_limits<double>::quiet_NaN());
-        const auto each = [&](auto&& step) {
-          for (int t = 0; t < kBiasThreads; ++t) step(descending ? kBiasThreads - 1 - t : t);
+        // Threads run ahead to the next barrier: the steps between two
+        // barriers are queued, and at the barrier each thread runs all of
+        // them in turn before the next thread starts. A missing barrier then
+        // lets a thread read what others have not written yet.
+        std::vector<std::function<void(int)>> queued;
+        const auto each = [&](auto&& step) { queued.emplace_back(step); };
+        const auto barrier = [&] {
+          for (int t = 0; t < kBiasThreads; ++t)
+            for (const auto& step : queued) step(descending ? kBiasThreads - 1 - t : t);
+          queued.clear();
         };
+        int64_t blocks_ending_between_barriers = 0;
         for (int by = 0; by < grid_y; ++by)
-          for (int bx = 0; bx < grid_x; ++bx)
+          for (int bx = 0; bx < grid_x; ++bx) {
             bias_partial_block(grad_output.data(), k.batch, k.channels, k.pixels, plan.chunk, partial.data(),
-                               lanes.data(), bx, grid_x, by, grid_y, each, [] {});
+                               lanes.data(), bx, grid_x, by, grid_y, each, barrier);
+            blocks_ending_between_barriers += !queued.empty();
+            barrier();
+          }
+        CHECK(blocks_ending_between_barriers == 0);
         std::vector<float> grad_bias(static_cast<size_t>(k.channels) + kGuard, kUnwritten);
         const int finish_blocks = (k.channels + kBiasFinishThreads - 1) / kBiasFinishThreads;
         for (int c = 0; c < finish_blocks * kBiasFinishThreads; ++c)

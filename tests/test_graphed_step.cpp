@@ -175,6 +175,44 @@ TEST_CASE("train_pix2pix --cuda-graph stops at a diverged step read one step lat
   std::filesystem::remove_all(folder);
 }
 
+// An error between two steps (a damaged image) while a step's losses are
+// still to come: the step is checked before anything is saved, so a
+// diverged one is reported and written aside, never saved as good.
+TEST_CASE("train_pix2pix --cuda-graph checks a pending step before saving after a data error", "[graph][nan]") {
+  if (!testing::have_shared_data(testing::facades_root())) return;
+  const auto dataset = testing::fresh_folder("cuda_graph_damaged_data");
+  for (const char* split : {"train", "test"}) std::filesystem::create_directories(dataset / split);
+  std::filesystem::create_symlink(std::filesystem::absolute(testing::facades_root() + "/train/1.jpg"),
+                                  dataset / "train" / "1.jpg");
+  std::ofstream(dataset / "train" / "2.jpg") << "not an image";
+  std::filesystem::create_symlink(std::filesystem::absolute(testing::facades_root() + "/test/1.jpg"),
+                                  dataset / "test" / "1.jpg");
+  const auto folder = testing::fresh_folder("cuda_graph_damaged_run");
+  training::TrainConfig config = testing::tiny_config("paper", folder, dataset.string());
+  config.cuda_graph = true;
+  config.log_interval = config.snapshot_interval = 100;
+  config.seed = 1;  // the good image first: one step runs before the damaged one is read
+  {
+    training::Trainer trainer(config);
+    testing::spoil_generator_step(trainer, 1);
+    CHECK_THROWS_WITH(trainer.run(), Contains("2.jpg"));
+  }
+  CHECK_FALSE(std::filesystem::exists(folder / "checkpoint.safetensors"));
+  REQUIRE(std::filesystem::exists(folder / "checkpoint.diverged.safetensors"));
+  CHECK(training::load_checkpoint((folder / "checkpoint.diverged.safetensors").string()).state.iteration == 1);
+  bool diverged_event = false;
+  std::ifstream log(folder / "log.jsonl");
+  for (std::string line; std::getline(log, line);) {
+    const nlohmann::json record = nlohmann::json::parse(line);
+    if (record.value("event", "") != "diverged") continue;
+    diverged_event = true;
+    CHECK_THAT(record["detail"].get<std::string>(), Contains("G's gradients"));
+  }
+  CHECK(diverged_event);
+  std::filesystem::remove_all(folder);
+  std::filesystem::remove_all(dataset);
+}
+
 TEST_CASE("train_pix2pix refuses --cuda-graph for data-parallel runs", "[graph]") {
   training::TrainConfig config = testing::tiny_config("paper", testing::fresh_folder("cuda_graph_dp"));
   config.cuda_graph = true;

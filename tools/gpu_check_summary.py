@@ -26,35 +26,59 @@ PAIRS = {"fp32": ("bench_pix2pix.json", "bench_torch.json", "FP32"),
 
 
 def load(path):
+    """The records (JSON objects) of a benchmark's list; anything else is said and left out."""
+    name = os.path.basename(path)
     try:
-        with open(path) as file:
-            return json.load(file)
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
     except FileNotFoundError:
-        print(f"  {os.path.basename(path)}: missing (the step did not run or wrote nothing)")
+        print(f"  {name}: missing (the step did not run or wrote nothing)")
+        return []
     except (OSError, ValueError) as error:
-        print(f"  {os.path.basename(path)}: unreadable ({error})")
-    return []
+        print(f"  {name}: unreadable ({error})")
+        return []
+    if not isinstance(data, list):
+        print(f"  {name}: not a list of records")
+        return []
+    records = [r for r in data if isinstance(r, dict)]
+    if len(records) != len(data):
+        print(f"  {name}: {len(data) - len(records)} entries that are not records left out")
+    return records
+
+
+def seconds_of(record, key):
+    """record[key] as a positive, finite number of seconds, or None."""
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
 
 
 def speedups(folder, precisions=("fp32", "tf32")):
     compared = 0
     for precision in precisions:
         ours_file, theirs_file, label = PAIRS[precision]
-        ours = {r["batch"]: r for r in load(os.path.join(folder, ours_file)) if r.get("preset") == "paper"}
+        ours = {r.get("batch"): r for r in load(os.path.join(folder, ours_file))
+                if r.get("preset") == "paper" and isinstance(r.get("batch"), int)}
         theirs = [r for r in load(os.path.join(folder, theirs_file)) if r.get("status") == "ok"]
         for record in theirs:
-            if record["batch"] not in ours:
+            batch, mode = record.get("batch"), record.get("mode")
+            if not isinstance(batch, int) or batch not in ours:
                 continue
-            steps = [("", ours[record["batch"]]["seconds_per_iteration"])]
-            graph = ours[record["batch"]].get("graph_seconds_per_iteration")
-            if isinstance(graph, (int, float)) and graph > 0:
-                steps.append((" with --cuda-graph", graph))
+            torch_seconds = seconds_of(record, "seconds_per_iteration")
+            steps = [("", seconds_of(ours[batch], "seconds_per_iteration")),
+                     (" with --cuda-graph", seconds_of(ours[batch], "graph_seconds_per_iteration"))]
             for how, mine in steps:
-                speedup = record["seconds_per_iteration"] / mine
-                line = (f"{label}: paper batch {record['batch']}: pixgrad{how} {mine * 1e3:.2f} ms/iter, PyTorch "
-                        f"{record['mode']} {record['seconds_per_iteration'] * 1e3:.2f} ms/iter: pixgrad is "
-                        f"{speedup:.2f}x as fast")
-                if record["batch"] == 1 and record["mode"] == "eager":
+                if mine is None and how:
+                    continue  # not measured
+                if mine is None or torch_seconds is None:
+                    print(f"{label}: paper batch {batch}: pixgrad{how} against PyTorch {mode}: no valid time "
+                          "(missing, zero, negative or not a number)")
+                    continue
+                speedup = torch_seconds / mine
+                line = (f"{label}: paper batch {batch}: pixgrad{how} {mine * 1e3:.2f} ms/iter, PyTorch "
+                        f"{mode} {torch_seconds * 1e3:.2f} ms/iter: pixgrad is {speedup:.2f}x as fast")
+                if batch == 1 and mode == "eager":
                     line += f" (goal >= 4x: {'met' if speedup >= 4 else 'not met'})"
                 print(line)
                 compared += 1
@@ -63,26 +87,35 @@ def speedups(folder, precisions=("fp32", "tf32")):
     return 0
 
 
+def number_text(value, digits):
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "?"
+
+
 def training(log_path):
     records = []
-    with open(log_path) as file:
-        for line in file:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("loss_G"), (int, float)):
-                records.append(record)
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as file:
+            for line in file:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("loss_G"), (int, float)):
+                    records.append(record)
+    except OSError as error:
+        print(f"{log_path}: unreadable ({error})")
+        return 1
     if not records:
         print(f"{log_path}: no training record")
         return 1
     last = records[-1]
-    seconds = last.get("seconds_per_iteration")
-    rate = f"{1 / seconds:.1f}" if isinstance(seconds, (int, float)) and seconds > 0 else "?"
-    finite = all(isinstance(last.get(k), (int, float)) and math.isfinite(last[k]) for k in ("loss_G", "loss_D"))
+    seconds = seconds_of(last, "seconds_per_iteration")
+    rate = f"{1 / seconds:.1f}" if seconds else "?"
+    finite = all(isinstance(last.get(k), (int, float)) and not isinstance(last.get(k), bool) and
+                 math.isfinite(last[k]) for k in ("loss_G", "loss_D"))
     print(f"iteration {last.get('iteration')}: {rate} iterations/s over the last records "
-          f"(G {last['loss_G']:.3f}, L1 {last.get('loss_L1', float('nan')):.4f}, D {last.get('loss_D', float('nan')):.4f})"
-          + ("" if finite else "  NON-FINITE LOSSES"))
+          f"(G {number_text(last['loss_G'], 3)}, L1 {number_text(last.get('loss_L1'), 4)}, "
+          f"D {number_text(last.get('loss_D'), 4)})" + ("" if finite else "  NON-FINITE LOSSES"))
     return 0 if finite else 1
 
 

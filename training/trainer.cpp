@@ -84,7 +84,7 @@ struct StepRecord {
   int64_t epoch = 0;           // counted from 0
   int64_t global_samples = 0;  // images over every rank
   double share = 0;            // this rank's share of them
-  double seconds = 0;          // the step's wall time, as the host saw it
+  std::chrono::steady_clock::time_point started;  // when the host began it (reading its batch)
 };
 
 struct LossMeans {
@@ -902,8 +902,15 @@ struct Trainer::Impl {
     const int64_t first_iteration = state.iteration;
     // A step's losses, once known: combined over the ranks, checked, added
     // to the means and shown. Returns what was not finite, if anything.
+    std::chrono::steady_clock::time_point last_seen_end{};
     const auto account = [&](const models::StepLosses& local,
                              const StepRecord& step) -> std::optional<std::string> {
+      // The step's time: from its start, or from when the step before it
+      // was seen to end if that was later (under --cuda-graph the host
+      // queues a step before the one before it has ended), to now.
+      const auto now = std::chrono::steady_clock::now();
+      const double seconds = std::chrono::duration<double>(now - std::max(step.started, last_seen_end)).count();
+      last_seen_end = now;
       const models::StepLosses latest = combine_ranks(local, step.share, stop);
       if (!latest.finite()) {
         std::string what = latest.describe_nonfinite();
@@ -913,14 +920,14 @@ struct Trainer::Impl {
         return what;
       }
       ensure_started();
-      means.add(latest, step.seconds);
+      means.add(latest, seconds);
       char status[160];
       std::snprintf(status, sizeof status, "epoch %lld/%d  G %.3f (L1 %.4f)  D %.4f",
                     static_cast<long long>(step.epoch + 1), config.epochs, latest.g_total, latest.g_l1,
                     latest.d_total);
       if (world->size() > 1)  // this step's throughput over every rank's images
         std::snprintf(status + std::strlen(status), sizeof status - std::strlen(status), "  %.1f img/s",
-                      static_cast<double>(step.global_samples) / std::max(step.seconds, 1e-9));
+                      static_cast<double>(step.global_samples) / std::max(seconds, 1e-9));
       progress.update(step.iteration, status);
       return std::nullopt;
     };
@@ -965,8 +972,9 @@ struct Trainer::Impl {
           std::optional<data::Batch> batch = next_batch(loader);
           if (!batch) break;
           const int64_t images = batch->input.size(0);
-          StepRecord step{state.iteration + 1, state.epoch, batch->global_samples,
-                          static_cast<double>(images) / static_cast<double>(batch->global_samples), 0.0};
+          const StepRecord step{state.iteration + 1, state.epoch, batch->global_samples,
+                                static_cast<double>(images) / static_cast<double>(batch->global_samples),
+                                started_at};
           // Whether the step's losses or the model are read before the next
           // step: its losses are then waited for at once.
           const bool due = step.iteration % config.log_interval == 0 ||
@@ -984,7 +992,6 @@ struct Trainer::Impl {
           in_step = false;
           ++state.iteration;
           ++state.batches_done;
-          step.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at).count();
 
           std::optional<std::string> bad;
           if (earlier) {
@@ -1027,6 +1034,21 @@ struct Trainer::Impl {
         return diverge("the parameters are no longer finite", summary);
     } catch (const std::exception& error) {
       progress.finish();
+      // Between two steps, a step whose losses are still to come is checked
+      // before anything is saved: a diverged one is written aside, as
+      // always, and the last good checkpoint kept. (If waiting for it fails,
+      // settle() leaves in_step set: the model's state is then unknown.)
+      if (!in_step) {
+        std::optional<std::string> bad;
+        try {
+          bad = settle();
+        } catch (const std::exception&) {
+        }
+        if (bad) {
+          (void)diverge(*bad, summary);
+          throw;
+        }
+      }
       save_after_error(error, in_step, first_iteration);
       throw;
     }

@@ -305,9 +305,11 @@ TEST_CASE("two ranks resume exactly, and two runs of two ranks agree", "[mpi][tr
   training::Trainer(halves, "", {}, false, testing::mpi_world_handle()).run();
   world.barrier("the first half written");
   halves.max_iterations = 4;
-  training::Trainer(halves, halves.output + "/checkpoint.safetensors", {"max_iterations"}, false,
-                    testing::mpi_world_handle())
-      .run();
+  const training::RunSummary resumed_run =
+      training::Trainer(halves, halves.output + "/checkpoint.safetensors", {"max_iterations"}, false,
+                        testing::mpi_world_handle())
+          .run();
+  CHECK(resumed_run.trained == 2);  // it went on from step 2, not from the start
   const training::TrainConfig whole = dropout_run("dp_whole", 4), again = dropout_run("dp_again", 4);
   training::Trainer(whole, "", {}, false, testing::mpi_world_handle()).run();
   training::Trainer(again, "", {}, false, testing::mpi_world_handle()).run();
