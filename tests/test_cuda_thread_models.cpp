@@ -16,6 +16,7 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include <pixgrad/kernels/cuda/bias_gradient.h>
@@ -27,6 +28,10 @@ namespace {
 
 constexpr float kUnwritten = std::numeric_limits<float>::quiet_NaN();
 constexpr size_t kGuard = 64;  // values past the end that no thread may touch
+// What the guards hold: a value no kernel writes (a NaN could be, copied
+// from an unwritten or guard value).
+constexpr float kGuardValue = -7.25e33f;
+constexpr double kGuardDouble = -7.25e300;
 
 std::vector<float> random_values(size_t n, uint32_t seed) {
   std::mt19937 engine(seed);
@@ -36,12 +41,20 @@ std::vector<float> random_values(size_t n, uint32_t seed) {
   return values;
 }
 
-// A buffer of `n` values, unwritten, with a guard of its own after them.
-std::vector<float> output_buffer(size_t n) { return std::vector<float>(n + kGuard, kUnwritten); }
+// A buffer of `n` values, unwritten, with a guard after them.
+template <typename T = float>
+std::vector<T> output_buffer(size_t n) {
+  std::vector<T> buffer(n + kGuard, static_cast<T>(kUnwritten));
+  std::fill(buffer.begin() + static_cast<std::ptrdiff_t>(n), buffer.end(),
+            std::is_same_v<T, float> ? static_cast<T>(kGuardValue) : static_cast<T>(kGuardDouble));
+  return buffer;
+}
 
-bool guard_untouched(const std::vector<float>& buffer, size_t n) {
+template <typename T>
+bool guard_untouched(const std::vector<T>& buffer, size_t n) {
+  const T guard = std::is_same_v<T, float> ? static_cast<T>(kGuardValue) : static_cast<T>(kGuardDouble);
   for (size_t i = n; i < buffer.size(); ++i)
-    if (!std::isnan(buffer[i])) return false;
+    if (!(buffer[i] == guard)) return false;
   return true;
 }
 
@@ -156,7 +169,7 @@ TEST_CASE("the bias add's threads add each plane's channel bias once", "[cuda_mo
     const size_t n = static_cast<size_t>(k.planes) * k.pixels;
     const std::vector<float> before = random_values(n, 17), bias = random_values(static_cast<size_t>(k.channels), 19);
     std::vector<float> output = before;
-    output.resize(n + kGuard, kUnwritten);
+    output.resize(n + kGuard, kGuardValue);
     play_col_launch(k.pixels, k.planes, [&](int p, int block_y, int grid_y) {
       add_bias_thread(output.data(), bias.data(), k.channels, k.pixels, k.planes, p, block_y, grid_y);
     });
@@ -187,7 +200,7 @@ TEST_CASE("the bias gradient's blocks and threads sum every channel over the bat
         REQUIRE(static_cast<int64_t>(plan.chunks) * plan.chunk >= k.pixels);
         const int grid_x = plan.chunks, grid_y = k.channels < 65535 ? k.channels : 65535;
         const size_t partials = static_cast<size_t>(k.channels) * plan.chunks;
-        std::vector<double> partial(partials + kGuard, std::numeric_limits<double>::quiet_NaN());
+        std::vector<double> partial = output_buffer<double>(partials);
         std::vector<double> lanes(kBiasThreads, std::numeric_limits<double>::quiet_NaN());
         // Threads run ahead to the next barrier: the steps between two
         // barriers are queued, and at the barrier each thread runs all of
@@ -209,7 +222,7 @@ TEST_CASE("the bias gradient's blocks and threads sum every channel over the bat
             barrier();
           }
         CHECK(blocks_ending_between_barriers == 0);
-        std::vector<float> grad_bias(static_cast<size_t>(k.channels) + kGuard, kUnwritten);
+        std::vector<float> grad_bias = output_buffer(static_cast<size_t>(k.channels));
         const int finish_blocks = (k.channels + kBiasFinishThreads - 1) / kBiasFinishThreads;
         for (int c = 0; c < finish_blocks * kBiasFinishThreads; ++c)
           bias_finish_thread(partial.data(), k.channels, plan.chunks, grad_bias.data(), c);
@@ -237,9 +250,7 @@ TEST_CASE("the bias gradient's blocks and threads sum every channel over the bat
         }
         CHECK(wrong_partials == 0);
         CHECK(wrong_sums == 0);
-        bool guards = true;
-        for (size_t i = partials; i < partial.size(); ++i) guards = guards && std::isnan(partial[i]);
-        CHECK(guards);
+        CHECK(guard_untouched(partial, partials));
         CHECK(guard_untouched(grad_bias, static_cast<size_t>(k.channels)));
       }
     }

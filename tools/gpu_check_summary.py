@@ -34,8 +34,8 @@ def load(path):
     except FileNotFoundError:
         print(f"  {name}: missing (the step did not run or wrote nothing)")
         return []
-    except (OSError, ValueError) as error:
-        print(f"  {name}: unreadable ({error})")
+    except (OSError, ValueError, RecursionError) as error:
+        print(f"  {name}: unreadable ({type(error).__name__}: {str(error)[:200]})")
         return []
     if not isinstance(data, list):
         print(f"  {name}: not a list of records")
@@ -46,12 +46,22 @@ def load(path):
     return records
 
 
-def seconds_of(record, key):
-    """record[key] as a positive, finite number of seconds, or None."""
-    value = record.get(key)
+def finite_number(value):
+    """value as a finite float, or None (booleans, strings, NaN, infinities and
+    integers too large for a float are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) and value > 0 else None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def seconds_of(record, key):
+    """record[key] as a plausible time in seconds (1 ns to 10^6 s), or None."""
+    seconds = finite_number(record.get(key))
+    return seconds if seconds is not None and 1e-9 <= seconds <= 1e6 else None
 
 
 def speedups(folder, precisions=("fp32", "tf32")):
@@ -88,7 +98,8 @@ def speedups(folder, precisions=("fp32", "tf32")):
 
 
 def number_text(value, digits):
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "?"
+    number = finite_number(value)
+    return f"{number:.{digits}f}" if number is not None else str(value)[:40] if isinstance(value, float) else "?"
 
 
 def training(log_path):
@@ -98,7 +109,7 @@ def training(log_path):
             for line in file:
                 try:
                     record = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 if isinstance(record, dict) and isinstance(record.get("loss_G"), (int, float)):
                     records.append(record)
@@ -111,8 +122,7 @@ def training(log_path):
     last = records[-1]
     seconds = seconds_of(last, "seconds_per_iteration")
     rate = f"{1 / seconds:.1f}" if seconds else "?"
-    finite = all(isinstance(last.get(k), (int, float)) and not isinstance(last.get(k), bool) and
-                 math.isfinite(last[k]) for k in ("loss_G", "loss_D"))
+    finite = all(finite_number(last.get(k)) is not None for k in ("loss_G", "loss_D"))
     print(f"iteration {last.get('iteration')}: {rate} iterations/s over the last records "
           f"(G {number_text(last['loss_G'], 3)}, L1 {number_text(last.get('loss_L1'), 4)}, "
           f"D {number_text(last.get('loss_D'), 4)})" + ("" if finite else "  NON-FINITE LOSSES"))

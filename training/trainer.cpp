@@ -1035,19 +1035,18 @@ struct Trainer::Impl {
     } catch (const std::exception& error) {
       progress.finish();
       // Between two steps, a step whose losses are still to come is checked
-      // before anything is saved: a diverged one is written aside, as
-      // always, and the last good checkpoint kept. (If waiting for it fails,
-      // settle() leaves in_step set: the model's state is then unknown.)
+      // before anything is saved. A diverged one ends the run as it would
+      // have without --cuda-graph, where its losses were seen before the
+      // error came: written aside, the last good checkpoint kept. (If
+      // waiting for it fails, settle() leaves in_step set: the model's state
+      // is then unknown.)
       if (!in_step) {
         std::optional<std::string> bad;
         try {
           bad = settle();
         } catch (const std::exception&) {
         }
-        if (bad) {
-          (void)diverge(*bad, summary);
-          throw;
-        }
+        if (bad) return diverge(*bad, summary);
       }
       save_after_error(error, in_step, first_iteration);
       throw;

@@ -47,8 +47,10 @@ PIXGRAD_HOST_DEVICE void bias_partial_block(const float* __restrict__ grad_outpu
                                             Barrier&& barrier) {
   const int begin = block_x * chunk;
   const int end = pixels < begin + chunk ? pixels : begin + chunk;
+  // The steps take the loop's values by value: a host model may run them
+  // later, at the barrier.
   for (int c = block_y; c < channels; c += grid_y) {
-    each([&](int thread) {
+    each([&, c](int thread) {
       double sum = 0.0;
       for (int b = 0; b < batch; ++b) {
         const float* plane = grad_output + (static_cast<int64_t>(b) * channels + c) * pixels;
@@ -58,12 +60,12 @@ PIXGRAD_HOST_DEVICE void bias_partial_block(const float* __restrict__ grad_outpu
     });
     barrier();
     for (int half = kBiasThreads / 2; half > 0; half /= 2) {
-      each([&](int thread) {
+      each([&, half](int thread) {
         if (thread < half) lanes[thread] += lanes[thread + half];
       });
       barrier();
     }
-    each([&](int thread) {
+    each([&, c](int thread) {
       if (thread == 0) partial[static_cast<int64_t>(c) * grid_x + block_x] = lanes[0];
     });
     barrier();  // lanes is reused by the next channel
