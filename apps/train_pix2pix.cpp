@@ -135,9 +135,13 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& resume) {
 void share_cores_among_local_ranks(const pixgrad::distributed::Communicator& world) {
   const auto* mpi = dynamic_cast<const pixgrad::distributed::MpiCommunicator*>(&world);
   if (mpi == nullptr || mpi->local_size() <= 1 || std::getenv("OMP_NUM_THREADS") != nullptr) return;
-  const long machine = sysconf(_SC_NPROCESSORS_ONLN);
-  omp_set_num_threads(pixgrad::distributed::threads_per_local_rank(
-      omp_get_num_procs(), machine > 0 ? static_cast<int>(machine) : omp_get_num_procs(), mpi->local_size()));
+  // The machine as the ranks share it: its CPUs, or the job's cpuset where
+  // there is one (Slurm, containers).
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  int machine = online > 0 ? static_cast<int>(online) : omp_get_num_procs();
+  if (const int cpuset = pixgrad::distributed::cpuset_cpu_count(); cpuset > 0) machine = std::min(machine, cpuset);
+  omp_set_num_threads(
+      pixgrad::distributed::threads_per_local_rank(omp_get_num_procs(), machine, mpi->local_size()));
 }
 
 // The other ranks' lines would repeat rank 0's.

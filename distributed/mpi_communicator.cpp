@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -52,6 +53,53 @@ int launched_rank() { return std::max(launcher_number(kRankVariables, 0), 0); }
 int threads_per_local_rank(int usable_cores, int machine_cores, int local_ranks) {
   const int share = std::max(1, machine_cores / std::max(1, local_ranks));
   return std::max(1, std::min(usable_cores, share));
+}
+
+int cpu_list_size(const std::string& list) {
+  constexpr long kMostCpus = 1 << 20;
+  long count = 0;
+  std::string text = list;
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  if (text.empty()) return 0;
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t end = std::min(text.find(',', at), text.size());
+    const std::string range = text.substr(at, end - at);
+    const size_t dash = range.find('-');
+    const auto number = [](const std::string& digits) -> long {
+      if (digits.empty() || digits.size() > 7 || digits.find_first_not_of("0123456789") != std::string::npos)
+        return -1;
+      return std::stol(digits);
+    };
+    const long first = number(range.substr(0, dash));
+    const long last = dash == std::string::npos ? first : number(range.substr(dash + 1));
+    if (first < 0 || last < first) return 0;
+    count += last - first + 1;
+    if (count > kMostCpus) return 0;
+    at = end + 1;
+  }
+  return static_cast<int>(count);
+}
+
+int cpuset_cpu_count() {
+  std::ifstream cgroups("/proc/self/cgroup");
+  std::string line, unified;
+  // Lines "id:controllers:path"; cgroup v1's cpuset first, else v2's.
+  while (std::getline(cgroups, line)) {
+    const size_t first = line.find(':'), second = line.find(':', first + 1);
+    if (first == std::string::npos || second == std::string::npos) continue;
+    const std::string controllers = "," + line.substr(first + 1, second - first - 1) + ",";
+    const std::string path = line.substr(second + 1);
+    if (controllers.find(",cpuset,") != std::string::npos) {
+      std::ifstream cpus("/sys/fs/cgroup/cpuset" + path + "/cpuset.effective_cpus");
+      std::string list;
+      if (std::getline(cpus, list)) return cpu_list_size(list);
+    }
+    if (line.compare(0, first + 1, "0:") == 0 && controllers == ",,") unified = path;
+  }
+  std::ifstream cpus("/sys/fs/cgroup" + unified + "/cpuset.cpus.effective");
+  std::string list;
+  return std::getline(cpus, list) ? cpu_list_size(list) : 0;
 }
 
 std::shared_ptr<Communicator> join_world(const WorldOptions& options) {

@@ -42,11 +42,19 @@ int launched_rank();
 bool started_by_launcher();
 
 // The threads a rank runs when `local_ranks` ranks share a machine of
-// `machine_cores` cores and this rank may run on `usable_cores` of them
+// `machine_cores` cores (or a job's cpuset of as many) and this rank may
+// run on `usable_cores` of them
 // (its binding): its share of the machine, and no more than it is bound
 // to. A rank bound to cores of its own gets all of them; ranks bound to a
 // socket each, or not bound, split the machine.
 int threads_per_local_rank(int usable_cores, int machine_cores, int local_ranks);
+
+// The CPUs a Linux CPU list names ("0-3,8,10-11": 7), or 0 if it is not one.
+int cpu_list_size(const std::string& list);
+// The CPUs of this process's cgroup cpuset: the job's share of the machine
+// under Slurm or in a container, which every rank of the job on this
+// machine shares. 0 where there is none to read.
+int cpuset_cpu_count();
 
 // The ranks this process belongs to: an MpiCommunicator when the launcher
 // started several processes (MPI is initialised here and finalised when the

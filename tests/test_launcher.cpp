@@ -59,3 +59,16 @@ TEST_CASE("ranks on one machine share its cores, never more than they are bound 
   CHECK(threads_per_local_rank(4, 4, 8) == 1);
   CHECK(threads_per_local_rank(0, 0, 0) == 1);
 }
+
+TEST_CASE("CPU lists are counted, and anything else counts as none", "[distributed]") {
+  using pixgrad::distributed::cpu_list_size;
+  CHECK(cpu_list_size("0-3,8,10-11\n") == 7);
+  CHECK(cpu_list_size("5") == 1);
+  CHECK(cpu_list_size("0-63") == 64);
+  for (const char* bad : {"", "\n", "3-1", "a", "0-3,x", "0-", "-3", "1,,2", "0-3,"}) {
+    INFO("'" << bad << "'");
+    CHECK(cpu_list_size(bad) == 0);
+  }
+  // This machine's, where there is a cpuset to read: at least one CPU.
+  CHECK(pixgrad::distributed::cpuset_cpu_count() >= 0);
+}
