@@ -197,12 +197,10 @@ struct NcclCommunicator::State {
     PIXGRAD_CUDA_CHECK(cudaDeviceGetPCIBusId(bus, sizeof bus - 1, device.index()));
     char host[256] = {};
     if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-    // FNV-1a, cut to 52 bits: exact in the doubles the ranks sum, where each
-    // rank fills only its own slot.
-    uint64_t key = 14695981039346656037ull;
-    for (const char c : std::string(host) + "/" + bus) key = (key ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    // The digest cut to 52 bits: exact in the doubles the ranks sum, where
+    // each rank fills only its own slot.
     std::vector<double> slots(static_cast<size_t>(mpi->size()), 0.0);
-    slots[static_cast<size_t>(mpi->rank())] = static_cast<double>(key >> 12);
+    slots[static_cast<size_t>(mpi->rank())] = static_cast<double>(digest_of(std::string(host) + "/" + bus) >> 12);
     mpi->all_reduce(slots, ReduceOp::Sum, "the ranks' GPUs");
     const std::string shared = describe_shared_gpus(std::vector<uint64_t>(slots.begin(), slots.end()));
     if (!shared.empty()) throw AgreedError(shared, mpi->rank() == 0);
